@@ -1,0 +1,591 @@
+//! Configuration: TOML (through the `config` crate, with `PUMPHOUSE__SECTION__KEY`
+//! environment overrides) → raw serde structs → a validated, typed [`Config`].
+//!
+//! Validation reports every problem at once, each with its path and a sentence a user can
+//! act on. Unknown keys are errors, not surprises at run time. Each array element is
+//! deserialised on its own so one malformed device does not hide the problems of the
+//! others.
+
+pub mod diag;
+pub mod raw;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use serde::de::DeserializeOwned;
+
+use crate::modbus::planner::{self, Limits};
+use crate::modbus::profile::{self, Profile};
+use diag::{ConfigErrors, Diagnostics};
+use raw::{RawBus, RawDevice, RawPolling, RawProfile, RawSite};
+
+/// What the configuration is being loaded for: a missing serial device is a warning when
+/// checking a file on another machine, and an error when about to poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Check,
+    Run,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub site: Site,
+    pub buses: Vec<Bus>,
+    pub devices: Vec<Device>,
+    /// Every profile by name: built-in ones and the configuration's own (which may
+    /// replace a built-in one of the same name).
+    pub profiles: BTreeMap<String, Arc<Profile>>,
+    /// Where the configuration came from, for messages.
+    pub source: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub name: Arc<str>,
+    pub timezone: Tz,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parity {
+    None,
+    Even,
+    Odd,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transport {
+    Tcp { address: String },
+    Rtu { device: PathBuf, baud: u32, parity: Parity, stop_bits: u8, data_bits: u8 },
+    /// RTU frames over a TCP stream (serial device servers in transparent mode). `baud`
+    /// is the serial side's rate, used only to estimate line time.
+    RtuOverTcp { address: String, baud: Option<u32> },
+}
+
+impl Transport {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Transport::Tcp { .. } => "tcp",
+            Transport::Rtu { .. } => "rtu",
+            Transport::RtuOverTcp { .. } => "rtu-over-tcp",
+        }
+    }
+
+    /// A serial line (or one behind a device server) carries one request at a time.
+    pub fn is_half_duplex(&self) -> bool {
+        !matches!(self, Transport::Tcp { .. })
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Transport::Tcp { address } => format!("tcp {address}"),
+            Transport::Rtu { device, baud, parity, stop_bits, data_bits } => {
+                let p = match parity {
+                    Parity::None => 'N',
+                    Parity::Even => 'E',
+                    Parity::Odd => 'O',
+                };
+                format!("rtu {} {baud} {data_bits}{p}{stop_bits}", device.display())
+            }
+            Transport::RtuOverTcp { address, .. } => format!("rtu-over-tcp {address}"),
+        }
+    }
+
+    /// (baud, bits per character) of the serial line, when known.
+    pub fn line(&self) -> Option<(u32, u32)> {
+        match self {
+            Transport::Rtu { baud, parity, stop_bits, data_bits, .. } => {
+                let parity_bits = u32::from(*parity != Parity::None);
+                Some((*baud, 1 + u32::from(*data_bits) + parity_bits + u32::from(*stop_bits)))
+            }
+            Transport::RtuOverTcp { baud: Some(b), .. } => Some((*b, 10)),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Bus {
+    pub name: Arc<str>,
+    pub transport: Transport,
+    /// How long to wait for one answer.
+    pub timeout: Duration,
+    /// Silence between two requests on the line (serial), or none.
+    pub gap: Duration,
+    /// Requests in flight at once (TCP only; serial lines are always 1).
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub name: Arc<str>,
+    pub bus: Arc<str>,
+    pub unit: u8,
+    pub profile: Arc<Profile>,
+    pub zone: Arc<str>,
+    pub interval: Duration,
+    pub limits: Limits,
+    /// Extra attempts after a failed request before the cycle gives up on the device.
+    pub retries: u32,
+    /// Longest wait between attempts at a device that does not answer.
+    pub backoff_max: Duration,
+}
+
+impl Device {
+    pub fn plan(&self) -> Vec<planner::Request> {
+        planner::plan(&self.profile.points, self.limits)
+    }
+}
+
+impl Config {
+    pub fn bus(&self, name: &str) -> Option<&Bus> {
+        self.buses.iter().find(|b| &*b.name == name)
+    }
+
+    pub fn device(&self, name: &str) -> Option<&Device> {
+        self.devices.iter().find(|d| &*d.name == name)
+    }
+}
+
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Parses `10s`, `500ms`, `1m 30s` (humantime) into a duration.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 500ms, 10s, 5m"))
+}
+
+/// Loads a configuration file, applies `PUMPHOUSE__…` environment overrides, validates.
+/// On success, the warnings come with the config.
+pub fn load(path: &Path, mode: Mode) -> Result<(Config, Diagnostics), ConfigErrors> {
+    let built = config::Config::builder()
+        .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        .add_source(env_source())
+        .build();
+    let source = path.display().to_string();
+    match built {
+        Ok(c) => from_config(c, &source, mode),
+        Err(e) => Err(ConfigErrors(vec![diag::Diagnostic {
+            severity: diag::Severity::Error,
+            path: source,
+            message: e.to_string(),
+        }])),
+    }
+}
+
+/// Validates configuration text (TOML), with environment overrides.
+pub fn load_str(text: &str, mode: Mode) -> Result<(Config, Diagnostics), ConfigErrors> {
+    let built = config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .add_source(env_source())
+        .build();
+    match built {
+        Ok(c) => from_config(c, "<text>", mode),
+        Err(e) => Err(ConfigErrors(vec![diag::Diagnostic {
+            severity: diag::Severity::Error,
+            path: "<text>".into(),
+            message: e.to_string(),
+        }])),
+    }
+}
+
+fn env_source() -> config::Environment {
+    config::Environment::with_prefix("PUMPHOUSE").prefix_separator("__").separator("__").try_parsing(true)
+}
+
+fn from_config(c: config::Config, source: &str, mode: Mode) -> Result<(Config, Diagnostics), ConfigErrors> {
+    let mut diags = Diagnostics::default();
+    let top: HashMap<String, config::Value> = match c.try_deserialize() {
+        Ok(t) => t,
+        Err(e) => {
+            diags.error(source, e.to_string());
+            return Err(ConfigErrors(diags.items));
+        }
+    };
+    let config = validate(&top, source, mode, &mut diags);
+    match config {
+        Some(c) if !diags.has_errors() => Ok((c, diags)),
+        _ => Err(ConfigErrors(diags.items)),
+    }
+}
+
+fn section<T: DeserializeOwned + Default>(top: &HashMap<String, config::Value>, key: &str, diags: &mut Diagnostics) -> T {
+    match top.get(key) {
+        None => T::default(),
+        Some(v) => v.clone().try_deserialize().unwrap_or_else(|e| {
+            diags.error(key, e.to_string());
+            T::default()
+        }),
+    }
+}
+
+fn array<T: DeserializeOwned>(top: &HashMap<String, config::Value>, key: &str, diags: &mut Diagnostics) -> Vec<(usize, T)> {
+    let Some(v) = top.get(key) else { return Vec::new() };
+    let items = match v.clone().into_array() {
+        Ok(items) => items,
+        Err(_) => {
+            diags.error(key, format!("`{key}` must be an array of tables: write [[{key}]]"));
+            return Vec::new();
+        }
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, item)| match item.try_deserialize::<T>() {
+            Ok(t) => Some((i, t)),
+            Err(e) => {
+                diags.error(format!("{key}[{i}]"), e.to_string());
+                None
+            }
+        })
+        .collect()
+}
+
+const SECTIONS: &[&str] = &["site", "polling", "buses", "devices", "profiles"];
+/// Sections that later parts of the gateway read; accepted here so one file serves all.
+const LATER_SECTIONS: &[&str] = &["store", "mqtt", "influxdb", "http", "ledger", "topology", "tariffs", "alerts", "log"];
+
+fn duration_field(value: &Option<String>, default: Duration, path: &str, diags: &mut Diagnostics) -> Duration {
+    match value {
+        None => default,
+        Some(s) => match parse_duration(s) {
+            Ok(d) if d.is_zero() => {
+                diags.error(path, "must be longer than zero");
+                default
+            }
+            Ok(d) => d,
+            Err(e) => {
+                diags.error(path, e);
+                default
+            }
+        },
+    }
+}
+
+fn int_field(value: Option<i64>, default: i64, range: std::ops::RangeInclusive<i64>, path: &str, what: &str, diags: &mut Diagnostics) -> i64 {
+    match value {
+        None => default,
+        Some(v) if range.contains(&v) => v,
+        Some(v) => {
+            diags.error(path, format!("{v} is outside {}..={}: {what}", range.start(), range.end()));
+            default
+        }
+    }
+}
+
+fn check_name(name: &Option<String>, path: &str, what: &str, diags: &mut Diagnostics) -> Option<String> {
+    match name.as_deref() {
+        None | Some("") => {
+            diags.error(format!("{path}.name"), format!("every {what} needs a name"));
+            None
+        }
+        Some(n) if n.chars().any(|c| c == '/' || c == '+' || c == '#' || c.is_whitespace() || c.is_control()) => {
+            diags.error(
+                format!("{path}.name"),
+                format!("`{n}` contains a space, '/', '+' or '#'; names become MQTT topic levels and series tags, use letters, digits, '-', '_' or '.'"),
+            );
+            None
+        }
+        Some(n) => Some(n.to_string()),
+    }
+}
+
+fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diags: &mut Diagnostics) -> Option<Config> {
+    let mut keys: Vec<&String> = top.keys().collect();
+    keys.sort();
+    for k in keys {
+        if !SECTIONS.contains(&k.as_str()) && !LATER_SECTIONS.contains(&k.as_str()) {
+            diags.error(k.as_str(), format!("unknown section `{k}`; known sections: {}", SECTIONS.join(", ")));
+        }
+    }
+    let raw_site: RawSite = section(top, "site", diags);
+    let raw_polling: RawPolling = section(top, "polling", diags);
+    let raw_buses: Vec<(usize, RawBus)> = array(top, "buses", diags);
+    let raw_devices: Vec<(usize, RawDevice)> = array(top, "devices", diags);
+    let raw_profiles: Vec<(usize, RawProfile)> = array(top, "profiles", diags);
+
+    // site
+    let site_name = match raw_site.name.as_deref() {
+        Some(n) => check_name(&Some(n.to_string()), "site", "site", diags).unwrap_or_default(),
+        None => {
+            diags.error("site.name", "missing: the site's name (it tags every reading)");
+            String::new()
+        }
+    };
+    let timezone = match raw_site.timezone.as_deref() {
+        None => chrono_tz::UTC,
+        Some(tz) => tz.parse::<Tz>().unwrap_or_else(|_| {
+            diags.error("site.timezone", format!("`{tz}` is not an IANA time zone; write e.g. Asia/Shanghai"));
+            chrono_tz::UTC
+        }),
+    };
+
+    // polling defaults
+    let default_interval = duration_field(&raw_polling.interval, DEFAULT_INTERVAL, "polling.interval", diags);
+    let default_retries = int_field(raw_polling.retries, 1, 0..=10, "polling.retries", "extra attempts per request", diags);
+    let backoff_max = duration_field(&raw_polling.backoff_max, Duration::from_secs(300), "polling.backoff_max", diags);
+    let default_hole = int_field(raw_polling.max_hole, 8, 0..=124, "polling.max_hole", "unused registers a read may span", diags);
+
+    // profiles: built-in, then the config's own
+    let mut profiles: BTreeMap<String, Arc<Profile>> = BTreeMap::new();
+    for p in profile::builtin_profiles(diags) {
+        profiles.insert(p.name.to_string(), Arc::new(p));
+    }
+    let mut own_profiles: HashMap<String, usize> = HashMap::new();
+    for (i, rp) in &raw_profiles {
+        let path = format!("profiles[{i}]");
+        if let Some(name) = rp.name.as_deref() {
+            if let Some(first) = own_profiles.insert(name.to_string(), *i) {
+                diags.error(format!("{path}.name"), format!("profile `{name}` is already defined at profiles[{first}]"));
+                continue;
+            }
+        }
+        if let Some(p) = profile::validate_profile(rp, &path, diags) {
+            profiles.insert(p.name.to_string(), Arc::new(p));
+        }
+    }
+
+    // buses
+    let mut buses: Vec<Bus> = Vec::new();
+    let mut bus_index: HashMap<String, usize> = HashMap::new();
+    for (i, rb) in &raw_buses {
+        let path = format!("buses[{i}]");
+        let name = check_name(&rb.name, &path, "bus", diags);
+        if let Some(n) = &name {
+            if let Some(first) = bus_index.get(n) {
+                diags.error(format!("{path}.name"), format!("bus `{n}` is already defined at buses[{first}]"));
+            }
+        }
+        let transport = validate_transport(rb, &path, mode, diags);
+        let timeout = duration_field(&rb.timeout, Duration::from_secs(1), &format!("{path}.timeout"), diags);
+        let gap_default = if matches!(transport, Some(Transport::Tcp { .. })) { Duration::ZERO } else { Duration::from_millis(5) };
+        let gap = match &rb.gap {
+            None => gap_default,
+            Some(s) => parse_duration(s).unwrap_or_else(|e| {
+                diags.error(format!("{path}.gap"), e);
+                gap_default
+            }),
+        };
+        let concurrency = int_field(rb.concurrency, 4, 1..=64, &format!("{path}.concurrency"), "requests in flight at once", diags) as usize;
+        if rb.concurrency.is_some() && transport.as_ref().is_some_and(Transport::is_half_duplex) {
+            diags.warning(format!("{path}.concurrency"), "a serial line carries one request at a time; concurrency is ignored");
+        }
+        if rb.retries.is_some() {
+            diags.error(format!("{path}.retries"), "retries are set per device or in [polling]");
+        }
+        if let (Some(name), Some(transport)) = (name, transport) {
+            bus_index.insert(name.clone(), *i);
+            let concurrency = if transport.is_half_duplex() { 1 } else { concurrency };
+            buses.push(Bus { name: name.into(), transport, timeout, gap, concurrency });
+        }
+    }
+    if raw_buses.is_empty() && top.contains_key("devices") {
+        diags.error("buses", "devices are configured but no bus: add a [[buses]] entry");
+    }
+
+    // devices
+    let mut devices = Vec::new();
+    let mut device_names: HashMap<String, usize> = HashMap::new();
+    let mut units: HashMap<(String, u8), (usize, String)> = HashMap::new();
+    for (i, rd) in &raw_devices {
+        let path = format!("devices[{i}]");
+        let name = check_name(&rd.name, &path, "device", diags);
+        if let Some(n) = &name {
+            if let Some(first) = device_names.insert(n.clone(), *i) {
+                diags.error(format!("{path}.name"), format!("device `{n}` is already defined at devices[{first}]"));
+            }
+        }
+        let bus = match rd.bus.as_deref() {
+            None => {
+                diags.error(format!("{path}.bus"), "missing: the bus the device is on");
+                None
+            }
+            Some(b) => match buses.iter().find(|x| &*x.name == b) {
+                Some(bus) => Some(bus.clone()),
+                None => {
+                    let known: Vec<&str> = buses.iter().map(|b| &*b.name).collect();
+                    diags.error(format!("{path}.bus"), format!("unknown bus `{b}`; defined buses: {}", or_none(&known)));
+                    None
+                }
+            },
+        };
+        let unit = match rd.unit {
+            None => {
+                diags.error(format!("{path}.unit"), "missing: the device's Modbus unit id (1..=247)");
+                None
+            }
+            Some(u) if (1..=247).contains(&u) => Some(u as u8),
+            Some(u) => {
+                diags.error(format!("{path}.unit"), format!("unit id {u} is outside 1..=247 (0 is broadcast, 248..=255 are reserved)"));
+                None
+            }
+        };
+        if let (Some(b), Some(u), Some(n)) = (rd.bus.as_deref(), unit, &name) {
+            if let Some((first, other)) = units.insert((b.to_string(), u), (*i, n.clone())) {
+                diags.error(format!("{path}.unit"), format!("unit id {u} on bus `{b}` is already used by `{other}` (devices[{first}])"));
+            }
+        }
+        let profile = match rd.profile.as_deref() {
+            None => {
+                diags.error(format!("{path}.profile"), "missing: the device's profile (built-in, or defined under [[profiles]])");
+                None
+            }
+            Some(p) => match profiles.get(p) {
+                Some(p) => Some(p.clone()),
+                None if own_profiles.contains_key(p) => None, // its own errors are reported already
+                None => {
+                    let known: Vec<&str> = profiles.keys().map(String::as_str).collect();
+                    diags.error(format!("{path}.profile"), format!("unknown profile `{p}`; known profiles: {}", known.join(", ")));
+                    None
+                }
+            },
+        };
+        let zone = match rd.zone.as_deref() {
+            Some(z) => check_name(&Some(z.to_string()), &format!("{path}.zone"), "zone", diags).map(|z| z.to_string()),
+            None => Some("unzoned".to_string()),
+        };
+        let interval = duration_field(&rd.interval, default_interval, &format!("{path}.interval"), diags);
+        let max_registers = int_field(rd.max_registers, i64::from(planner::MAX_REGISTERS), 1..=125, &format!("{path}.max_registers"), "registers per read (Modbus allows 125)", diags) as u16;
+        let max_bits = int_field(rd.max_bits, i64::from(planner::MAX_BITS), 1..=2000, &format!("{path}.max_bits"), "bits per read (Modbus allows 2000)", diags) as u16;
+        let max_hole = int_field(rd.max_hole, default_hole, 0..=124, &format!("{path}.max_hole"), "unused registers a read may span", diags) as u16;
+        let retries = int_field(rd.retries, default_retries, 0..=10, &format!("{path}.retries"), "extra attempts per request", diags) as u32;
+        if let (Some(p), Some(b)) = (&profile, &bus) {
+            let widest = p.widest_register_point();
+            if widest > max_registers {
+                diags.error(
+                    format!("{path}.max_registers"),
+                    format!("profile `{}` has a {widest}-register point, which cannot be read with at most {max_registers} register(s) per request", p.name),
+                );
+            }
+            if b.timeout * (retries + 1) >= interval {
+                diags.warning(
+                    format!("{path}.interval"),
+                    format!("{} with {} attempt(s) of {} each can exceed the interval", humantime::format_duration(interval), retries + 1, humantime::format_duration(b.timeout)),
+                );
+            }
+        }
+        if rd.enabled == Some(false) {
+            continue;
+        }
+        if let (Some(name), Some(bus), Some(unit), Some(profile), Some(zone)) = (name, bus, unit, profile, zone) {
+            devices.push(Device {
+                name: name.into(),
+                bus: bus.name.clone(),
+                unit,
+                profile,
+                zone: zone.into(),
+                interval,
+                limits: Limits { max_registers, max_bits, max_hole },
+                retries,
+                backoff_max,
+            });
+        }
+    }
+    let used: HashSet<&str> = devices.iter().map(|d| &*d.bus).collect();
+    for b in &buses {
+        if !used.contains(&*b.name) {
+            diags.warning(format!("buses[{}]", bus_index.get(&*b.name).copied().unwrap_or(0)), format!("bus `{}` has no devices", b.name));
+        }
+    }
+    Some(Config {
+        site: Site { name: site_name.into(), timezone },
+        buses,
+        devices,
+        profiles,
+        source: source.to_string(),
+    })
+}
+
+fn or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn validate_transport(rb: &RawBus, path: &str, mode: Mode, diags: &mut Diagnostics) -> Option<Transport> {
+    let kind = match rb.transport.as_deref() {
+        None => {
+            diags.error(format!("{path}.transport"), "missing: tcp, rtu or rtu-over-tcp");
+            return None;
+        }
+        Some(k) => k,
+    };
+    let address = |diags: &mut Diagnostics| -> Option<String> {
+        match rb.address.as_deref() {
+            None => {
+                diags.error(format!("{path}.address"), format!("missing: `host:port` of the {kind} endpoint"));
+                None
+            }
+            Some(a) => match a.rsplit_once(':') {
+                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => Some(a.to_string()),
+                _ => {
+                    diags.error(format!("{path}.address"), format!("`{a}` is not `host:port` (e.g. 192.168.1.20:502)"));
+                    None
+                }
+            },
+        }
+    };
+    let serial_only = |diags: &mut Diagnostics| {
+        for (field, set) in [("device", rb.device.is_some()), ("parity", rb.parity.is_some()), ("stop_bits", rb.stop_bits.is_some()), ("data_bits", rb.data_bits.is_some())] {
+            if set {
+                diags.error(format!("{path}.{field}"), format!("`{field}` applies to rtu buses, not {kind}"));
+            }
+        }
+    };
+    match kind {
+        "tcp" => {
+            serial_only(diags);
+            if rb.baud.is_some() {
+                diags.error(format!("{path}.baud"), "`baud` applies to rtu and rtu-over-tcp buses, not tcp");
+            }
+            address(diags).map(|address| Transport::Tcp { address })
+        }
+        "rtu-over-tcp" => {
+            serial_only(diags);
+            let baud = rb.baud.map(|b| int_field(Some(b), 9600, 300..=921_600, &format!("{path}.baud"), "the serial side's baud rate", diags) as u32);
+            address(diags).map(|address| Transport::RtuOverTcp { address, baud })
+        }
+        "rtu" => {
+            if rb.address.is_some() {
+                diags.error(format!("{path}.address"), "an rtu bus has a `device` (serial port path), not an address; for a serial device server use transport = \"rtu-over-tcp\"");
+            }
+            let baud = int_field(rb.baud, 9600, 300..=921_600, &format!("{path}.baud"), "the line's baud rate", diags) as u32;
+            let parity = match rb.parity.as_deref().unwrap_or("none") {
+                "none" => Parity::None,
+                "even" => Parity::Even,
+                "odd" => Parity::Odd,
+                other => {
+                    diags.error(format!("{path}.parity"), format!("unknown parity `{other}`; use none, even or odd"));
+                    Parity::None
+                }
+            };
+            let stop_bits = int_field(rb.stop_bits, 1, 1..=2, &format!("{path}.stop_bits"), "stop bits", diags) as u8;
+            let data_bits = int_field(rb.data_bits, 8, 7..=8, &format!("{path}.data_bits"), "data bits (Modbus RTU uses 8)", diags) as u8;
+            let device = match rb.device.as_deref() {
+                None | Some("") => {
+                    diags.error(format!("{path}.device"), "missing: the serial port, e.g. /dev/ttyUSB0");
+                    return None;
+                }
+                Some(d) => PathBuf::from(d),
+            };
+            if !device.exists() {
+                let msg = format!("serial device {} does not exist (is the adapter plugged in, and is this the right path?)", device.display());
+                match mode {
+                    Mode::Check => diags.warning(format!("{path}.device"), msg),
+                    Mode::Run => diags.error(format!("{path}.device"), msg),
+                }
+            }
+            Some(Transport::Rtu { device, baud, parity, stop_bits, data_bits })
+        }
+        other => {
+            diags.error(format!("{path}.transport"), format!("unknown transport `{other}`; use tcp, rtu or rtu-over-tcp"));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

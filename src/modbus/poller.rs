@@ -1,0 +1,410 @@
+//! The bus poller: one task per bus, turning the configuration into a stream of
+//! [`Reading`]s.
+//!
+//! Invariants:
+//! - **One request at a time on a half-duplex line** (RTU, and RTU over TCP, whose far
+//!   end is a serial line), with the configured gap of silence between requests. A TCP
+//!   bus runs up to `concurrency` device polls at once, each on its own connection.
+//! - **A device is never polled twice at once**, and its next poll is scheduled from its
+//!   own interval, staggered across the bus so devices are not hit in bursts. A cycle
+//!   that overruns its interval is counted and logged, and the missed slots are skipped,
+//!   never queued up.
+//! - **One dead device does not stall its neighbours.** A request that times out is
+//!   retried at most `retries` times; after that the device's remaining requests are not
+//!   sent this cycle, and the device backs off exponentially (interval × 2ⁿ, capped at
+//!   `backoff_max`) until it answers again. Its points are still reported, with quality
+//!   `timeout`, so the gap is visible downstream.
+//! - **Transport errors and Modbus exceptions stay apart.** A timeout or a broken
+//!   connection drops the connection (a late answer must not be taken for the next one)
+//!   and reconnects on the next request; an exception is the device refusing a request:
+//!   counted per device and point, reported as that point's quality, and polling goes on.
+//!   A merged read refused with 02 (illegal data address) is split into one read per
+//!   point, for this cycle and the following ones.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_modbus::client::Context;
+use tokio_modbus::prelude::{Reader, SlaveContext};
+use tokio_modbus::{ExceptionCode, Slave};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Bus, Device, Transport};
+use crate::model::{Quality, Reading};
+
+use super::planner::{self, Request};
+use super::profile::{RegisterImage, Table};
+use super::transport;
+
+/// Counters of one device, shared with whoever reports them (check, demo, later metrics).
+#[derive(Debug, Default)]
+pub struct DeviceStats {
+    pub cycles: AtomicU64,
+    pub requests: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub transport_errors: AtomicU64,
+    pub exceptions: AtomicU64,
+    pub slow_cycles: AtomicU64,
+    pub readings: AtomicU64,
+    /// Exception responses per point name.
+    pub point_exceptions: Mutex<HashMap<String, u64>>,
+}
+
+impl DeviceStats {
+    fn count_exception(&self, points: &[Arc<str>]) {
+        self.exceptions.fetch_add(1, Ordering::Relaxed);
+        let mut m = self.point_exceptions.lock().unwrap_or_else(|e| e.into_inner());
+        for p in points {
+            *m.entry(p.to_string()).or_default() += 1;
+        }
+    }
+}
+
+/// Stats of every device, by device name.
+pub type Stats = Arc<HashMap<String, Arc<DeviceStats>>>;
+
+pub fn new_stats(devices: &[Device]) -> Stats {
+    Arc::new(devices.iter().map(|d| (d.name.to_string(), Arc::new(DeviceStats::default()))).collect())
+}
+
+struct Conn {
+    ctx: Context,
+    /// When the line last fell silent (end of the last answer), for the gap.
+    last_end: Instant,
+}
+
+/// Idle connections of one bus.
+struct Pool {
+    transport: Transport,
+    timeout: Duration,
+    gap: Duration,
+    idle: Mutex<Vec<Conn>>,
+}
+
+impl Pool {
+    async fn take(&self) -> io::Result<Conn> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match idle {
+            Some(c) => Ok(c),
+            None => {
+                let ctx = transport::connect(&self.transport, self.timeout).await?;
+                Ok(Conn { ctx, last_end: Instant::now() })
+            }
+        }
+    }
+
+    fn give(&self, c: Conn) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+    }
+}
+
+/// What one poll of one device produced.
+pub struct PollOutcome {
+    pub readings: Vec<Reading>,
+    /// At least one request was answered (with data or an exception).
+    pub answered: bool,
+    /// Requests (by index in the device's plan) that the device refused as merged reads.
+    pub split: Vec<usize>,
+    pub took: Duration,
+}
+
+/// Everything a device poll needs, cheap to clone into a task.
+#[derive(Clone)]
+struct Job {
+    device: Device,
+    site: Arc<str>,
+    plan: Arc<Vec<Request>>,
+    split: Arc<HashSet<usize>>,
+    stats: Arc<DeviceStats>,
+    pool: Arc<Pool>,
+}
+
+enum Attempt {
+    Data(Vec<u16>),
+    Exception(ExceptionCode),
+    Timeout,
+    Transport,
+}
+
+async fn read(ctx: &mut Context, table: Table, start: u16, count: u16) -> tokio_modbus::Result<Vec<u16>> {
+    let bits = |r: tokio_modbus::Result<Vec<bool>>| {
+        r.map(|inner| inner.map(|v| v.into_iter().take(usize::from(count)).map(u16::from).collect()))
+    };
+    match table {
+        Table::Coil => bits(ctx.read_coils(start, count).await),
+        Table::Discrete => bits(ctx.read_discrete_inputs(start, count).await),
+        Table::Input => ctx.read_input_registers(start, count).await,
+        Table::Holding => ctx.read_holding_registers(start, count).await,
+    }
+}
+
+impl Job {
+    async fn attempt(&self, req: &Request) -> Attempt {
+        let mut conn = match self.pool.take().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(device = %self.device.name, error = %e, "connect failed");
+                return Attempt::Transport;
+            }
+        };
+        let quiet_until = conn.last_end + self.pool.gap;
+        tokio::time::sleep_until(quiet_until).await;
+        conn.ctx.set_slave(Slave(self.device.unit));
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let result = tokio::time::timeout(self.pool.timeout, read(&mut conn.ctx, req.table, req.start, req.count)).await;
+        conn.last_end = Instant::now();
+        match result {
+            Ok(Ok(Ok(data))) if data.len() == usize::from(req.count) => {
+                self.pool.give(conn);
+                Attempt::Data(data)
+            }
+            Ok(Ok(Ok(data))) => {
+                // A valid frame with the wrong amount of data: the device is confused.
+                tracing::debug!(device = %self.device.name, got = data.len(), want = req.count, "short answer");
+                self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
+                Attempt::Transport
+            }
+            Ok(Ok(Err(code))) => {
+                self.pool.give(conn);
+                Attempt::Exception(code)
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(device = %self.device.name, error = %e, "transport error");
+                self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
+                Attempt::Transport
+            }
+            Err(_) => {
+                self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                Attempt::Timeout
+            }
+        }
+    }
+
+    async fn poll(&self) -> PollOutcome {
+        let started = Instant::now();
+        let points = &self.device.profile.points;
+        let mut queue: Vec<(Option<usize>, Request)> = Vec::new();
+        for (i, r) in self.plan.iter().enumerate() {
+            if self.split.contains(&i) {
+                queue.extend(planner::plan_unmerged(points, &r.points).into_iter().map(|r| (None, r)));
+            } else {
+                queue.push((Some(i), r.clone()));
+            }
+        }
+        queue.reverse(); // pop from the front of the plan
+        let mut image = RegisterImage::default();
+        let mut answered = false;
+        let mut dead: Option<Quality> = None;
+        let mut split = Vec::new();
+        while let Some((plan_index, req)) = queue.pop() {
+            if let Some(q) = &dead {
+                image.push(req.table, req.start, req.count, Err(q.clone()));
+                continue;
+            }
+            let mut last = Attempt::Timeout;
+            for _ in 0..=self.device.retries {
+                last = self.attempt(&req).await;
+                match last {
+                    Attempt::Data(_) => break,
+                    // A busy device may serve the retry; other exceptions are final.
+                    Attempt::Exception(ExceptionCode::ServerDeviceBusy) => continue,
+                    Attempt::Exception(_) => break,
+                    Attempt::Timeout | Attempt::Transport => continue,
+                }
+            }
+            match last {
+                Attempt::Data(data) => {
+                    answered = true;
+                    image.push(req.table, req.start, req.count, Ok(data));
+                }
+                Attempt::Exception(code) => {
+                    answered = true;
+                    if code == ExceptionCode::IllegalDataAddress && req.points.len() > 1 {
+                        if let Some(i) = plan_index {
+                            // Read the points one by one, now and from now on.
+                            split.push(i);
+                            let mut parts = planner::plan_unmerged(points, &req.points);
+                            parts.reverse();
+                            queue.extend(parts.into_iter().map(|r| (None, r)));
+                            continue;
+                        }
+                    }
+                    let names: Vec<Arc<str>> = req.points.iter().map(|&i| points[i].name.clone()).collect();
+                    self.stats.count_exception(&names);
+                    image.push(req.table, req.start, req.count, Err(Quality::Exception(u8::from(code))));
+                }
+                Attempt::Timeout => {
+                    dead = Some(Quality::Timeout);
+                    image.push(req.table, req.start, req.count, Err(Quality::Timeout));
+                }
+                Attempt::Transport => {
+                    dead = Some(Quality::Transport);
+                    image.push(req.table, req.start, req.count, Err(Quality::Transport));
+                }
+            }
+        }
+        let ts = Utc::now();
+        let decoded = self.device.profile.decode(&image);
+        let readings: Vec<Reading> = points
+            .iter()
+            .zip(decoded)
+            .map(|(p, d)| Reading {
+                ts,
+                site: self.site.clone(),
+                zone: self.device.zone.clone(),
+                device: self.device.name.clone(),
+                point: p.name.clone(),
+                quantity: p.quantity,
+                value: d.value,
+                unit: p.unit.clone(),
+                quality: d.quality,
+            })
+            .collect();
+        self.stats.cycles.fetch_add(1, Ordering::Relaxed);
+        self.stats.readings.fetch_add(readings.len() as u64, Ordering::Relaxed);
+        PollOutcome { readings, answered, split, took: started.elapsed() }
+    }
+}
+
+/// Polls one device once (for `probe`).
+pub async fn poll_once(bus: &Bus, device: &Device, site: Arc<str>) -> PollOutcome {
+    let job = Job {
+        device: device.clone(),
+        site,
+        plan: Arc::new(device.plan()),
+        split: Arc::new(HashSet::new()),
+        stats: Arc::new(DeviceStats::default()),
+        pool: Arc::new(Pool { transport: bus.transport.clone(), timeout: bus.timeout, gap: bus.gap, idle: Mutex::new(Vec::new()) }),
+    };
+    job.poll().await
+}
+
+struct Slot {
+    job: Job,
+    next_due: Instant,
+    busy: bool,
+    failures: u32,
+    answering: bool,
+}
+
+/// The delay before the next attempt at a device that failed `failures` times in a row.
+pub fn backoff(interval: Duration, failures: u32, max: Duration) -> Duration {
+    if failures <= 1 {
+        return interval;
+    }
+    let factor = 1u32 << (failures - 1).min(16);
+    interval.saturating_mul(factor).min(max.max(interval))
+}
+
+/// Polls every device of `bus` until `cancel` fires; readings go to `tx` one device-poll
+/// at a time. When `tx` is full the bus waits (back-pressure): the consumer, not the
+/// poller, decides what to keep.
+pub async fn run_bus(bus: Bus, devices: Vec<Device>, site: Arc<str>, stats: Stats, tx: mpsc::Sender<Vec<Reading>>, cancel: CancellationToken) {
+    let pool = Arc::new(Pool { transport: bus.transport.clone(), timeout: bus.timeout, gap: bus.gap, idle: Mutex::new(Vec::new()) });
+    let start = Instant::now();
+    let n = devices.len().max(1) as u32;
+    let mut slots: Vec<Slot> = devices
+        .into_iter()
+        .enumerate()
+        .map(|(k, device)| {
+            // Stagger: device k of n starts k/n of its interval into the first cycle.
+            let offset = device.interval.mul_f64(f64::from(k as u32) / f64::from(n));
+            let stats = stats.get(&*device.name).cloned().unwrap_or_default();
+            Slot {
+                job: Job { plan: Arc::new(device.plan()), split: Arc::new(HashSet::new()), device, site: site.clone(), stats, pool: pool.clone() },
+                next_due: start + offset,
+                busy: false,
+                failures: 0,
+                answering: true,
+            }
+        })
+        .collect();
+    tracing::info!(bus = %bus.name, transport = %bus.transport.describe(), devices = slots.len(), "polling");
+    let mut running: JoinSet<(usize, PollOutcome)> = JoinSet::new();
+    loop {
+        let now = Instant::now();
+        while running.len() < bus.concurrency {
+            let next = slots.iter().enumerate().filter(|(_, s)| !s.busy).min_by_key(|(_, s)| s.next_due).map(|(i, s)| (i, s.next_due));
+            match next {
+                Some((i, due)) if due <= now => {
+                    slots[i].busy = true;
+                    let job = slots[i].job.clone();
+                    running.spawn(async move { (i, job.poll().await) });
+                }
+                _ => break,
+            }
+        }
+        let next_due = slots.iter().filter(|s| !s.busy).map(|s| s.next_due).min();
+        let can_start = running.len() < bus.concurrency && next_due.is_some();
+        let wake = next_due.unwrap_or(now + Duration::from_secs(3600));
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                let Ok((i, outcome)) = done else { continue };
+                let slot = &mut slots[i];
+                slot.busy = false;
+                if !outcome.split.is_empty() {
+                    let mut split = (*slot.job.split).clone();
+                    split.extend(outcome.split.iter().copied());
+                    tracing::info!(device = %slot.job.device.name, "device refuses reads across unused registers; reading those points one by one");
+                    slot.job.split = Arc::new(split);
+                }
+                let interval = slot.job.device.interval;
+                let now = Instant::now();
+                if outcome.answered {
+                    if !slot.answering {
+                        tracing::info!(device = %slot.job.device.name, "device answers again");
+                    }
+                    slot.failures = 0;
+                    slot.answering = true;
+                    slot.next_due += interval;
+                    if outcome.took > interval || slot.next_due <= now {
+                        slot.job.stats.slow_cycles.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(device = %slot.job.device.name, took = ?outcome.took, interval = ?interval, "poll cycle overran its interval; skipping missed slots");
+                        while slot.next_due <= now {
+                            slot.next_due += interval;
+                        }
+                    }
+                } else {
+                    slot.failures += 1;
+                    if slot.answering {
+                        tracing::warn!(device = %slot.job.device.name, unit = slot.job.device.unit, quality = %outcome.readings.first().map(|r| r.quality.to_string()).unwrap_or_default(), "device does not answer; backing off");
+                    }
+                    slot.answering = false;
+                    slot.next_due = now + backoff(interval, slot.failures, slot.job.device.backoff_max);
+                }
+                if tx.send(outcome.readings).await.is_err() {
+                    break;
+                }
+            }
+            () = tokio::time::sleep_until(wake), if can_start => {}
+        }
+    }
+    running.abort_all();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let i = Duration::from_secs(10);
+        let max = Duration::from_secs(60);
+        assert_eq!(backoff(i, 0, max), i);
+        assert_eq!(backoff(i, 1, max), i);
+        assert_eq!(backoff(i, 2, max), Duration::from_secs(20));
+        assert_eq!(backoff(i, 3, max), Duration::from_secs(40));
+        assert_eq!(backoff(i, 4, max), max);
+        assert_eq!(backoff(i, 40, max), max);
+        // a cap below the interval never polls faster than the interval
+        assert_eq!(backoff(i, 5, Duration::from_secs(1)), i);
+    }
+}

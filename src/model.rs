@@ -1,0 +1,203 @@
+//! The data model every later stage consumes: what a reading is and how good it is.
+//!
+//! A [`Reading`] is one decoded point of one device at one instant. It always carries its
+//! context (site, zone, device, point, quantity, unit) so that a consumer never has to
+//! look the configuration up again, and a [`Quality`] that says whether the value can be
+//! trusted and, if not, why. A bad reading is still a reading: the gap it leaves is data
+//! for the ledger (estimated shares) and for alerts (a meter that stopped answering).
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What a point measures. Later stages (ledger, alerts, InfluxDB measurement names) key
+/// on this, never on point names, which are the profile author's choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quantity {
+    /// Water totalizer (cumulative volume, m³). Consumption is taken from deltas of this.
+    WaterVolume,
+    /// Instantaneous water flow rate (m³/h).
+    WaterFlow,
+    /// Imported active energy totalizer (kWh).
+    EnergyImport,
+    /// Exported active energy totalizer (kWh).
+    EnergyExport,
+    /// Active power (W or kW, per the profile's unit).
+    ActivePower,
+    Voltage,
+    Current,
+    PowerFactor,
+    Frequency,
+    /// Line pressure (MPa, bar or kPa, per the profile's unit).
+    Pressure,
+    /// Valve position feedback, 0–100 %.
+    ValvePosition,
+    /// Commanded valve position, 0–100 %.
+    ValveCommand,
+    /// Open limit switch (1 = at the open end stop).
+    ValveOpen,
+    /// Closed limit switch (1 = at the closed end stop).
+    ValveClosed,
+    /// Analog loop current in mA (diagnostics of 4–20 mA transmitters).
+    LoopCurrent,
+    Temperature,
+    /// Anything device-specific: error words, signal quality, unit codes.
+    Status,
+}
+
+impl Quantity {
+    pub const ALL: [Quantity; 17] = [
+        Quantity::WaterVolume,
+        Quantity::WaterFlow,
+        Quantity::EnergyImport,
+        Quantity::EnergyExport,
+        Quantity::ActivePower,
+        Quantity::Voltage,
+        Quantity::Current,
+        Quantity::PowerFactor,
+        Quantity::Frequency,
+        Quantity::Pressure,
+        Quantity::ValvePosition,
+        Quantity::ValveCommand,
+        Quantity::ValveOpen,
+        Quantity::ValveClosed,
+        Quantity::LoopCurrent,
+        Quantity::Temperature,
+        Quantity::Status,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quantity::WaterVolume => "water_volume",
+            Quantity::WaterFlow => "water_flow",
+            Quantity::EnergyImport => "energy_import",
+            Quantity::EnergyExport => "energy_export",
+            Quantity::ActivePower => "active_power",
+            Quantity::Voltage => "voltage",
+            Quantity::Current => "current",
+            Quantity::PowerFactor => "power_factor",
+            Quantity::Frequency => "frequency",
+            Quantity::Pressure => "pressure",
+            Quantity::ValvePosition => "valve_position",
+            Quantity::ValveCommand => "valve_command",
+            Quantity::ValveOpen => "valve_open",
+            Quantity::ValveClosed => "valve_closed",
+            Quantity::LoopCurrent => "loop_current",
+            Quantity::Temperature => "temperature",
+            Quantity::Status => "status",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Quantity> {
+        Quantity::ALL.into_iter().find(|q| q.as_str() == s)
+    }
+
+    /// True for cumulative counters, whose deltas are consumption.
+    pub fn is_totalizer(self) -> bool {
+        matches!(
+            self,
+            Quantity::WaterVolume | Quantity::EnergyImport | Quantity::EnergyExport
+        )
+    }
+}
+
+impl fmt::Display for Quantity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a reading's value can be trusted, and if not, why.
+///
+/// Transport failures (`Timeout`, `Transport`) and the device's own refusals
+/// (`Exception`) are kept apart: the first is the line or the network, the second is the
+/// device answering that it cannot serve the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Quality {
+    Good,
+    /// No answer within the bus timeout (after the configured retries).
+    Timeout,
+    /// The connection failed, closed, or the answer was not a valid Modbus frame.
+    Transport,
+    /// The device answered with a Modbus exception code.
+    Exception(u8),
+    /// The registers could not be decoded into a value (e.g. a multiplier that is not a
+    /// small integer).
+    DecodeError,
+    /// The decoded value is NaN or infinite.
+    NotFinite,
+    /// The value is outside the point's plausible range (or a 4–20 mA loop outside its
+    /// live zone: a broken wire or a failed transmitter). The value is kept for diagnosis.
+    OutOfRange,
+}
+
+impl Quality {
+    pub fn is_good(&self) -> bool {
+        matches!(self, Quality::Good)
+    }
+
+    /// The stable code used in JSON, MQTT and InfluxDB: `good`, `timeout`, `transport`,
+    /// `exception_02`, `decode_error`, `not_finite`, `out_of_range`.
+    pub fn code(&self) -> String {
+        match self {
+            Quality::Good => "good".into(),
+            Quality::Timeout => "timeout".into(),
+            Quality::Transport => "transport".into(),
+            Quality::Exception(c) => format!("exception_{c:02x}"),
+            Quality::DecodeError => "decode_error".into(),
+            Quality::NotFinite => "not_finite".into(),
+            Quality::OutOfRange => "out_of_range".into(),
+        }
+    }
+}
+
+impl fmt::Display for Quality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Quality::Exception(c) => write!(f, "exception 0x{c:02x} ({})", exception_name(*c)),
+            other => f.write_str(&other.code()),
+        }
+    }
+}
+
+impl Serialize for Quality {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.code())
+    }
+}
+
+/// The name of a Modbus exception code, as the specification calls it.
+pub fn exception_name(code: u8) -> &'static str {
+    match code {
+        0x01 => "illegal function",
+        0x02 => "illegal data address",
+        0x03 => "illegal data value",
+        0x04 => "server device failure",
+        0x05 => "acknowledge",
+        0x06 => "server device busy",
+        0x08 => "memory parity error",
+        0x0A => "gateway path unavailable",
+        0x0B => "gateway target device failed to respond",
+        _ => "unknown exception",
+    }
+}
+
+/// One decoded point of one device at one instant.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reading {
+    /// When the answer carrying this value arrived (UTC).
+    pub ts: DateTime<Utc>,
+    pub site: Arc<str>,
+    pub zone: Arc<str>,
+    pub device: Arc<str>,
+    pub point: Arc<str>,
+    pub quantity: Quantity,
+    /// `None` when there is no value to report (no answer, NaN); present for
+    /// `OutOfRange`, so the odd value can be seen.
+    pub value: Option<f64>,
+    pub unit: Arc<str>,
+    pub quality: Quality,
+}

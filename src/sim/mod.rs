@@ -1,0 +1,1 @@
+//! Simulated pump house (placeholder while the model is written).
