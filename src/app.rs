@@ -1,1 +1,429 @@
-//! Commands.
+//! The commands: what `pumphouse check | probe | profiles | simulate | demo` do, with the
+//! wiring and shutdown of the tasks they start. `main.rs` only parses arguments.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{self, diag::ConfigErrors, Config, Mode};
+use crate::modbus::poller;
+use crate::modbus::profile::{self, Profile};
+use crate::model::{Quantity, Reading};
+use crate::sim::{self, model::PumpHouse, scenario, Clock, World};
+
+/// How long tasks get to finish after a stop is asked for.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Loads a configuration, printing its warnings to stderr.
+pub fn load_config(path: &std::path::Path, mode: Mode) -> Result<Config, ConfigErrors> {
+    let (cfg, diags) = config::load(path, mode)?;
+    for w in diags.warnings() {
+        eprintln!("{w}");
+    }
+    Ok(cfg)
+}
+
+/// `pumphouse profiles`: one line per profile.
+pub fn profiles_list(cfg: Option<&Config>) -> anyhow::Result<String> {
+    let all: Vec<Arc<Profile>> = match cfg {
+        Some(c) => c.profiles.values().cloned().collect(),
+        None => {
+            let mut d = config::diag::Diagnostics::default();
+            profile::builtin_profiles(&mut d).into_iter().map(Arc::new).collect()
+        }
+    };
+    let mut out = String::new();
+    for p in all {
+        let kind = if p.source.is_some() { "built-in" } else { "config" };
+        let _ = writeln!(out, "{:<18} {:<8} {:>3} points  {}", p.name, kind, p.points.len(), p.description);
+    }
+    Ok(out)
+}
+
+/// `pumphouse profiles show NAME`: the profile's TOML for a built-in one, a table of its
+/// points for one defined in the configuration.
+pub fn profiles_show(cfg: Option<&Config>, name: &str) -> anyhow::Result<String> {
+    if cfg.is_none() {
+        if let Some((_, src)) = profile::BUILTIN.iter().find(|(n, _)| *n == name) {
+            return Ok((*src).to_string());
+        }
+    }
+    let found = cfg.and_then(|c| c.profiles.get(name).cloned());
+    let Some(p) = found else {
+        let names: Vec<&str> = profile::BUILTIN.iter().map(|(n, _)| *n).collect();
+        bail!("no profile `{name}`; built-in profiles: {}", names.join(", "));
+    };
+    if let Some(src) = p.source {
+        return Ok(src.to_string());
+    }
+    let mut out = format!("# {} — {}\n", p.name, p.description);
+    for pt in &p.points {
+        let _ = writeln!(
+            out,
+            "{:<24} {:<8} {:>5} {:<8} {:<4} scale {:<8} offset {:<6} {:<6} {}",
+            pt.name,
+            pt.table.as_str(),
+            pt.address,
+            pt.data_type.name(),
+            pt.order.as_str(),
+            pt.scale,
+            pt.offset,
+            pt.unit,
+            pt.quantity
+        );
+    }
+    Ok(out)
+}
+
+/// `pumphouse check`: the resolved plan per bus and device, with line time on serial buses.
+pub fn plan_report(cfg: &Config) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "site {} ({})", cfg.site.name, cfg.site.timezone.name());
+    for bus in &cfg.buses {
+        let devices: Vec<&config::Device> = cfg.devices.iter().filter(|d| d.bus == bus.name).collect();
+        let _ = writeln!(
+            out,
+            "\nbus {}: {}, timeout {}, {} device(s), {}",
+            bus.name,
+            bus.transport.describe(),
+            humantime::format_duration(bus.timeout),
+            devices.len(),
+            if bus.transport.is_half_duplex() {
+                format!("one request at a time, gap {}", humantime::format_duration(bus.gap))
+            } else {
+                format!("up to {} requests in flight", bus.concurrency)
+            }
+        );
+        let mut utilisation = 0.0;
+        for d in devices {
+            let plan = d.plan();
+            let registers: u32 = plan.iter().map(|r| u32::from(r.count)).sum();
+            let _ = writeln!(
+                out,
+                "  device {} (unit {}, profile {}, zone {}, every {}): {} point(s) in {} request(s) per cycle",
+                d.name,
+                d.unit,
+                d.profile.name,
+                d.zone,
+                humantime::format_duration(d.interval),
+                d.profile.points.len(),
+                plan.len()
+            );
+            let mut line_time = Duration::ZERO;
+            for r in &plan {
+                let names: Vec<&str> = r.points.iter().map(|&i| &*d.profile.points[i].name).collect();
+                let mut timing = String::new();
+                if let Some((baud, bits)) = bus.transport.line() {
+                    let t = r.line_time(baud, bits, bus.gap);
+                    line_time += t;
+                    timing = format!(" ~{:.1} ms", t.as_secs_f64() * 1000.0);
+                }
+                let _ = writeln!(
+                    out,
+                    "    fc{:02} {:<8} {:>5}..{:<5} ({:>3} {}){timing}  {}",
+                    r.table.function_code(),
+                    r.table.as_str(),
+                    r.start,
+                    u32::from(r.start) + u32::from(r.count) - 1,
+                    r.count,
+                    if r.table.is_bits() { "bits" } else { "regs" },
+                    names.join(", ")
+                );
+            }
+            if bus.transport.line().is_some() {
+                let share = line_time.as_secs_f64() / d.interval.as_secs_f64();
+                utilisation += share;
+                let _ = writeln!(out, "    line time per cycle ~{:.1} ms ({:.1} % of the interval; device turnaround not included), {registers} registers", line_time.as_secs_f64() * 1000.0, share * 100.0);
+            }
+        }
+        if bus.transport.line().is_some() {
+            let _ = writeln!(
+                out,
+                "  estimated line load: {:.1} %{}",
+                utilisation * 100.0,
+                if utilisation > 0.8 {
+                    " — too busy: lengthen intervals, raise the baud rate or split the line"
+                } else {
+                    ""
+                }
+            );
+        } else if bus.transport.kind() == "rtu-over-tcp" {
+            let _ = writeln!(out, "  (set `baud` on this bus to estimate line time)");
+        }
+    }
+    out
+}
+
+/// One reading as a JSON line: device, point, quantity, value, unit, quality, ts (and
+/// zone, site).
+pub fn reading_json(r: &Reading) -> String {
+    serde_json::json!({
+        "device": &*r.device,
+        "point": &*r.point,
+        "quantity": r.quantity.as_str(),
+        "value": r.value,
+        "unit": &*r.unit,
+        "quality": r.quality.code(),
+        "ts": r.ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "zone": &*r.zone,
+        "site": &*r.site,
+    })
+    .to_string()
+}
+
+fn format_value(v: Option<f64>) -> String {
+    match v {
+        None => "—".into(),
+        Some(v) if v.abs() >= 1e6 || v == v.trunc() => format!("{v}"),
+        Some(v) => format!("{v:.4}").trim_end_matches('0').trim_end_matches('.').to_string(),
+    }
+}
+
+/// `pumphouse probe`: polls one device once.
+pub async fn probe(cfg: &Config, device: &str, json: bool) -> anyhow::Result<bool> {
+    let Some(d) = cfg.device(device) else {
+        let names: Vec<&str> = cfg.devices.iter().map(|d| &*d.name).collect();
+        bail!("no device `{device}` in {}; devices: {}", cfg.source, names.join(", "));
+    };
+    let Some(bus) = cfg.bus(&d.bus) else { bail!("device `{device}` names bus `{}`, which is not configured", d.bus) };
+    let outcome = poller::poll_once(bus, d, cfg.site.name.clone()).await;
+    let mut out = String::new();
+    if json {
+        for r in &outcome.readings {
+            out.push_str(&reading_json(r));
+            out.push('\n');
+        }
+    } else {
+        let _ = writeln!(
+            out,
+            "{} (unit {} on {}, profile {}) in {:.0} ms",
+            d.name,
+            d.unit,
+            bus.transport.describe(),
+            d.profile.name,
+            outcome.took.as_secs_f64() * 1000.0
+        );
+        for r in &outcome.readings {
+            let _ = writeln!(
+                out,
+                "  {:<24} {:>16} {:<6} {:<14} {}",
+                r.point,
+                format_value(r.value),
+                r.unit,
+                r.quantity,
+                r.quality
+            );
+        }
+    }
+    print!("{out}");
+    Ok(outcome.answered)
+}
+
+/// Options shared by `simulate` and `demo`.
+#[derive(Debug, Clone)]
+pub struct SimArgs {
+    pub speed: f64,
+    pub start: Option<DateTime<Utc>>,
+    pub scenarios: Vec<String>,
+    pub scenario_file: Option<PathBuf>,
+    pub timezone: Tz,
+    pub site: String,
+}
+
+fn build_campus(args: &SimArgs, start: DateTime<Utc>) -> anyhow::Result<PumpHouse> {
+    let mut scenarios = Vec::new();
+    for s in &args.scenarios {
+        scenarios.push(scenario::parse(s, start, args.timezone).map_err(anyhow::Error::msg)?);
+    }
+    if let Some(f) = &args.scenario_file {
+        scenarios.extend(scenario::load_file(f, start, args.timezone).map_err(anyhow::Error::msg)?);
+    }
+    for s in &scenarios {
+        tracing::info!(scenario = %s, "scenario armed");
+    }
+    let profiles = sim::profiles().map_err(anyhow::Error::msg)?;
+    PumpHouse::campus(&profiles, args.timezone, scenarios).map_err(anyhow::Error::msg)
+}
+
+/// `pumphouse simulate`: serves the campus (or a fleet) until stopped.
+pub async fn simulate(
+    listen: &str,
+    args: &SimArgs,
+    fleet: Option<(u8, u16)>,
+    print_config: Option<&str>,
+) -> anyhow::Result<()> {
+    let start = args.start.unwrap_or_else(Utc::now);
+    let world = match fleet {
+        Some((n, regs)) => World::fleet(n, regs),
+        None => World::Campus(build_campus(args, start)?),
+    };
+    if let (Some(interval), World::Campus(c)) = (print_config, &world) {
+        print!("{}", sim::gateway_config(c, &args.site, args.timezone, listen, interval));
+        return Ok(());
+    }
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    // Scripts wait for this line on stdout.
+    println!("simulator listening on {addr}");
+    let _ = std::io::stdout().flush();
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop.cancel();
+    });
+    sim::serve(listener, Arc::new(Mutex::new(world)), Clock::new(start, args.speed), cancel).await?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Starts one poller task per bus of `cfg`; readings arrive on the returned channel.
+pub fn start_pollers(
+    cfg: &Config,
+    tracker: &TaskTracker,
+    cancel: &CancellationToken,
+) -> (mpsc::Receiver<Vec<Reading>>, poller::Stats) {
+    let (tx, rx) = mpsc::channel(1024);
+    let stats = poller::new_stats(&cfg.devices);
+    for bus in &cfg.buses {
+        let devices: Vec<config::Device> = cfg.devices.iter().filter(|d| d.bus == bus.name).cloned().collect();
+        if devices.is_empty() {
+            continue;
+        }
+        tracker.spawn(poller::run_bus(
+            bus.clone(),
+            devices,
+            cfg.site.name.clone(),
+            stats.clone(),
+            tx.clone(),
+            cancel.child_token(),
+        ));
+    }
+    (rx, stats)
+}
+
+/// A one-line summary of a device poll for the demo's live view.
+pub fn summary_line(readings: &[Reading], tz: Tz) -> Option<String> {
+    let first = readings.first()?;
+    let shown = |r: &Reading| match r.quantity {
+        Quantity::WaterFlow
+        | Quantity::WaterVolume
+        | Quantity::Pressure
+        | Quantity::ValvePosition
+        | Quantity::EnergyImport => true,
+        Quantity::ActivePower => matches!(&*r.point, "power" | "power_total"),
+        Quantity::ValveOpen | Quantity::ValveClosed => r.value == Some(1.0),
+        _ => false,
+    };
+    let mut parts: Vec<String> = readings
+        .iter()
+        .filter(|r| r.quality.is_good() && shown(r))
+        .map(|r| format!("{} {} {}", r.point, format_value(r.value), r.unit).trim_end().to_string())
+        .collect();
+    let bad: Vec<&Reading> = readings.iter().filter(|r| !r.quality.is_good()).collect();
+    if !bad.is_empty() {
+        parts.push(format!("{} point(s) {}", bad.len(), bad[0].quality));
+    }
+    let local = first.ts.with_timezone(&tz);
+    Some(format!("{}  {:<8} {:<20} {}", local.format("%H:%M:%S"), first.zone, first.device, parts.join(" · ")))
+}
+
+/// `pumphouse demo`: the simulator and the gateway in one process, readings on screen.
+pub async fn demo(args: &SimArgs, interval: &str, duration: Option<Duration>, json: bool) -> anyhow::Result<()> {
+    let start = args.start.unwrap_or_else(Utc::now);
+    let campus = build_campus(args, start)?;
+    let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot open a loopback port for the simulator")?;
+    let addr = listener.local_addr()?;
+    let text = sim::gateway_config(&campus, &args.site, args.timezone, &addr.to_string(), interval);
+    let (cfg, _) = config::load_str(&text, Mode::Run)
+        .map_err(|e| anyhow::anyhow!("internal demo configuration is invalid: {e}"))?;
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let sim_cancel = cancel.child_token();
+    let clock = Clock::new(start, args.speed);
+    tracker.spawn(async move {
+        if let Err(e) = sim::serve(listener, Arc::new(Mutex::new(World::Campus(campus))), clock, sim_cancel).await {
+            tracing::error!(error = %e, "simulator stopped");
+        }
+    });
+    let (mut rx, stats) = start_pollers(&cfg, &tracker, &cancel);
+    tracker.close();
+    if !json {
+        println!(
+            "Pumphouse demo: simulated pump house on {addr} ({} devices, site {}, {}), polled every {interval}{}. Ctrl-C to stop.",
+            cfg.devices.len(),
+            cfg.site.name,
+            cfg.site.timezone.name(),
+            if args.speed != 1.0 { format!(", simulated time ×{}", args.speed) } else { String::new() }
+        );
+    }
+    let deadline = async {
+        match duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    let mut stdout = std::io::stdout();
+    loop {
+        tokio::select! {
+            () = &mut deadline => break,
+            () = &mut signal => break,
+            batch = rx.recv() => {
+                let Some(batch) = batch else { break };
+                let text = if json {
+                    batch.iter().map(|r| reading_json(r) + "\n").collect::<String>()
+                } else {
+                    summary_line(&batch, cfg.site.timezone).map(|l| l + "\n").unwrap_or_default()
+                };
+                if stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+                    break; // stdout closed (e.g. piped into head)
+                }
+            }
+        }
+    }
+    cancel.cancel();
+    drop(rx);
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, tracker.wait()).await.is_err() {
+        tracing::warn!("tasks did not stop within {:?}", SHUTDOWN_DEADLINE);
+    }
+    let total: u64 = stats.values().map(|s| s.readings.load(std::sync::atomic::Ordering::Relaxed)).sum();
+    if !json {
+        eprintln!("stopped after {total} readings");
+    }
+    Ok(())
+}

@@ -1,1 +1,231 @@
-fn main() {}
+//! The `pumphouse` command. Argument parsing only; the work is in `pumphouse::app`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use pumphouse::app;
+use pumphouse::config::Mode;
+
+#[derive(Parser)]
+#[command(
+    name = "pumphouse",
+    version,
+    about = "Campus water-and-power gateway: Modbus meters → readings, ledgers and alerts"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a configuration and print the polling plan.
+    Check {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Poll one device once and print its decoded points.
+    Probe {
+        #[arg(short, long)]
+        config: PathBuf,
+        #[arg(long)]
+        device: String,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List device profiles, or show one.
+    Profiles {
+        /// Include the profiles defined in this configuration.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<ProfilesAction>,
+    },
+    /// Serve a simulated pump house over Modbus TCP.
+    Simulate {
+        #[arg(long, default_value = "127.0.0.1:5020")]
+        listen: String,
+        #[command(flatten)]
+        sim: SimOpts,
+        /// Print a gateway configuration that polls this simulator, and exit.
+        #[arg(long)]
+        print_config: bool,
+        /// Polling interval written by --print-config.
+        #[arg(long, default_value = "10s")]
+        interval: String,
+        /// Serve N identical benchmark devices (unit ids 1..=N) instead of the campus.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=247))]
+        fleet: Option<u8>,
+        /// Holding registers per fleet device.
+        #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u16).range(1..=2000))]
+        fleet_registers: u16,
+    },
+    /// Run the simulated pump house and the gateway together, showing live readings.
+    Demo {
+        #[command(flatten)]
+        sim: SimOpts,
+        /// How often each device is polled.
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        /// Stop after this long (e.g. 30s); default: until Ctrl-C.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// Print every reading as a JSON line instead of the live summary.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProfilesAction {
+    /// Print one profile.
+    Show { name: String },
+}
+
+#[derive(clap::Args)]
+struct SimOpts {
+    /// Simulated seconds per real second (e.g. 60 runs a day in 24 minutes).
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Simulated start time (RFC 3339); default now.
+    #[arg(long)]
+    start: Option<DateTime<Utc>>,
+    /// A fault: leak:ZONE:M3H, stuck:DEVICE, silent:DEVICE, valve-stuck:DEVICE:PCT, each
+    /// with an optional @WHEN (+10m, 23:00, or RFC 3339). Repeatable.
+    #[arg(long = "scenario")]
+    scenarios: Vec<String>,
+    /// A TOML file of [[scenario]] tables.
+    #[arg(long)]
+    scenario_file: Option<PathBuf>,
+    #[arg(long, default_value = "Asia/Shanghai")]
+    timezone: chrono_tz::Tz,
+    #[arg(long, default_value = "demo-campus")]
+    site: String,
+}
+
+impl SimOpts {
+    fn into_args(self) -> Result<app::SimArgs, String> {
+        if !(self.speed.is_finite() && self.speed > 0.0 && self.speed <= 100_000.0) {
+            return Err(format!("--speed {} must be above 0 and at most 100000", self.speed));
+        }
+        Ok(app::SimArgs {
+            speed: self.speed,
+            start: self.start,
+            scenarios: self.scenarios,
+            scenario_file: self.scenario_file,
+            timezone: self.timezone,
+            site: self.site,
+        })
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PUMPHOUSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> ExitCode {
+    match command {
+        Command::Check { config } => match app::load_config(&config, Mode::Check) {
+            Ok(cfg) => {
+                print!("{}", app::plan_report(&cfg));
+                println!("\n{}: valid", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Probe { config, device, json } => {
+            let cfg = match app::load_config(&config, Mode::Check) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match app::probe(&cfg, &device, json).await {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => fail(format!("device `{device}` did not answer")),
+                Err(e) => fail(e),
+            }
+        }
+        Command::Profiles { config, action } => {
+            let cfg = match config.as_deref().map(|c| app::load_config(c, Mode::Check)).transpose() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let out = match action {
+                None => app::profiles_list(cfg.as_ref()),
+                Some(ProfilesAction::Show { name }) => app::profiles_show(cfg.as_ref(), &name),
+            };
+            match out {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Simulate { listen, sim, print_config, interval, fleet, fleet_registers } => {
+            let args = match sim.into_args() {
+                Ok(a) => a,
+                Err(e) => return fail(e),
+            };
+            let print = print_config.then_some(interval.as_str());
+            match app::simulate(&listen, &args, fleet.map(|n| (n, fleet_registers)), print).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(format!("{e:#}")),
+            }
+        }
+        Command::Demo { sim, interval, duration, json } => {
+            let args = match sim.into_args() {
+                Ok(a) => a,
+                Err(e) => return fail(e),
+            };
+            match app::demo(&args, &interval, duration, json).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(format!("{e:#}")),
+            }
+        }
+    }
+}

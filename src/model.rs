@@ -97,10 +97,7 @@ impl Quantity {
 
     /// True for cumulative counters, whose deltas are consumption.
     pub fn is_totalizer(self) -> bool {
-        matches!(
-            self,
-            Quantity::WaterVolume | Quantity::EnergyImport | Quantity::EnergyExport
-        )
+        matches!(self, Quantity::WaterVolume | Quantity::EnergyImport | Quantity::EnergyExport)
     }
 }
 

@@ -57,11 +57,22 @@ pub enum Parity {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transport {
-    Tcp { address: String },
-    Rtu { device: PathBuf, baud: u32, parity: Parity, stop_bits: u8, data_bits: u8 },
+    Tcp {
+        address: String,
+    },
+    Rtu {
+        device: PathBuf,
+        baud: u32,
+        parity: Parity,
+        stop_bits: u8,
+        data_bits: u8,
+    },
     /// RTU frames over a TCP stream (serial device servers in transparent mode). `baud`
     /// is the serial side's rate, used only to estimate line time.
-    RtuOverTcp { address: String, baud: Option<u32> },
+    RtuOverTcp {
+        address: String,
+        baud: Option<u32>,
+    },
 }
 
 impl Transport {
@@ -210,7 +221,11 @@ fn from_config(c: config::Config, source: &str, mode: Mode) -> Result<(Config, D
     }
 }
 
-fn section<T: DeserializeOwned + Default>(top: &HashMap<String, config::Value>, key: &str, diags: &mut Diagnostics) -> T {
+fn section<T: DeserializeOwned + Default>(
+    top: &HashMap<String, config::Value>,
+    key: &str,
+    diags: &mut Diagnostics,
+) -> T {
     match top.get(key) {
         None => T::default(),
         Some(v) => v.clone().try_deserialize().unwrap_or_else(|e| {
@@ -220,7 +235,11 @@ fn section<T: DeserializeOwned + Default>(top: &HashMap<String, config::Value>, 
     }
 }
 
-fn array<T: DeserializeOwned>(top: &HashMap<String, config::Value>, key: &str, diags: &mut Diagnostics) -> Vec<(usize, T)> {
+fn array<T: DeserializeOwned>(
+    top: &HashMap<String, config::Value>,
+    key: &str,
+    diags: &mut Diagnostics,
+) -> Vec<(usize, T)> {
     let Some(v) = top.get(key) else { return Vec::new() };
     let items = match v.clone().into_array() {
         Ok(items) => items,
@@ -244,7 +263,8 @@ fn array<T: DeserializeOwned>(top: &HashMap<String, config::Value>, key: &str, d
 
 const SECTIONS: &[&str] = &["site", "polling", "buses", "devices", "profiles"];
 /// Sections that later parts of the gateway read; accepted here so one file serves all.
-const LATER_SECTIONS: &[&str] = &["store", "mqtt", "influxdb", "http", "ledger", "topology", "tariffs", "alerts", "log"];
+const LATER_SECTIONS: &[&str] =
+    &["store", "mqtt", "influxdb", "http", "ledger", "topology", "tariffs", "alerts", "log"];
 
 fn duration_field(value: &Option<String>, default: Duration, path: &str, diags: &mut Diagnostics) -> Duration {
     match value {
@@ -263,7 +283,14 @@ fn duration_field(value: &Option<String>, default: Duration, path: &str, diags: 
     }
 }
 
-fn int_field(value: Option<i64>, default: i64, range: std::ops::RangeInclusive<i64>, path: &str, what: &str, diags: &mut Diagnostics) -> i64 {
+fn int_field(
+    value: Option<i64>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+    path: &str,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> i64 {
     match value {
         None => default,
         Some(v) if range.contains(&v) => v,
@@ -323,9 +350,11 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
 
     // polling defaults
     let default_interval = duration_field(&raw_polling.interval, DEFAULT_INTERVAL, "polling.interval", diags);
-    let default_retries = int_field(raw_polling.retries, 1, 0..=10, "polling.retries", "extra attempts per request", diags);
+    let default_retries =
+        int_field(raw_polling.retries, 1, 0..=10, "polling.retries", "extra attempts per request", diags);
     let backoff_max = duration_field(&raw_polling.backoff_max, Duration::from_secs(300), "polling.backoff_max", diags);
-    let default_hole = int_field(raw_polling.max_hole, 8, 0..=124, "polling.max_hole", "unused registers a read may span", diags);
+    let default_hole =
+        int_field(raw_polling.max_hole, 8, 0..=124, "polling.max_hole", "unused registers a read may span", diags);
 
     // profiles: built-in, then the config's own
     let mut profiles: BTreeMap<String, Arc<Profile>> = BTreeMap::new();
@@ -337,7 +366,8 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
         let path = format!("profiles[{i}]");
         if let Some(name) = rp.name.as_deref() {
             if let Some(first) = own_profiles.insert(name.to_string(), *i) {
-                diags.error(format!("{path}.name"), format!("profile `{name}` is already defined at profiles[{first}]"));
+                diags
+                    .error(format!("{path}.name"), format!("profile `{name}` is already defined at profiles[{first}]"));
                 continue;
             }
         }
@@ -355,11 +385,14 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
         if let Some(n) = &name {
             if let Some(first) = bus_index.get(n) {
                 diags.error(format!("{path}.name"), format!("bus `{n}` is already defined at buses[{first}]"));
+            } else {
+                bus_index.insert(n.clone(), *i);
             }
         }
         let transport = validate_transport(rb, &path, mode, diags);
         let timeout = duration_field(&rb.timeout, Duration::from_secs(1), &format!("{path}.timeout"), diags);
-        let gap_default = if matches!(transport, Some(Transport::Tcp { .. })) { Duration::ZERO } else { Duration::from_millis(5) };
+        let gap_default =
+            if matches!(transport, Some(Transport::Tcp { .. })) { Duration::ZERO } else { Duration::from_millis(5) };
         let gap = match &rb.gap {
             None => gap_default,
             Some(s) => parse_duration(s).unwrap_or_else(|e| {
@@ -367,15 +400,20 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
                 gap_default
             }),
         };
-        let concurrency = int_field(rb.concurrency, 4, 1..=64, &format!("{path}.concurrency"), "requests in flight at once", diags) as usize;
+        let concurrency =
+            int_field(rb.concurrency, 4, 1..=64, &format!("{path}.concurrency"), "requests in flight at once", diags)
+                as usize;
         if rb.concurrency.is_some() && transport.as_ref().is_some_and(Transport::is_half_duplex) {
-            diags.warning(format!("{path}.concurrency"), "a serial line carries one request at a time; concurrency is ignored");
+            diags.warning(
+                format!("{path}.concurrency"),
+                "a serial line carries one request at a time; concurrency is ignored",
+            );
         }
         if rb.retries.is_some() {
             diags.error(format!("{path}.retries"), "retries are set per device or in [polling]");
         }
-        if let (Some(name), Some(transport)) = (name, transport) {
-            bus_index.insert(name.clone(), *i);
+        let duplicate = name.as_ref().is_some_and(|n| bus_index.get(n) != Some(i));
+        if let (Some(name), Some(transport), false) = (name, transport, duplicate) {
             let concurrency = if transport.is_half_duplex() { 1 } else { concurrency };
             buses.push(Bus { name: name.into(), transport, timeout, gap, concurrency });
         }
@@ -403,9 +441,11 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
             }
             Some(b) => match buses.iter().find(|x| &*x.name == b) {
                 Some(bus) => Some(bus.clone()),
+                None if bus_index.contains_key(b) => None, // declared, with its own errors
                 None => {
                     let known: Vec<&str> = buses.iter().map(|b| &*b.name).collect();
-                    diags.error(format!("{path}.bus"), format!("unknown bus `{b}`; defined buses: {}", or_none(&known)));
+                    diags
+                        .error(format!("{path}.bus"), format!("unknown bus `{b}`; defined buses: {}", or_none(&known)));
                     None
                 }
             },
@@ -417,18 +457,27 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
             }
             Some(u) if (1..=247).contains(&u) => Some(u as u8),
             Some(u) => {
-                diags.error(format!("{path}.unit"), format!("unit id {u} is outside 1..=247 (0 is broadcast, 248..=255 are reserved)"));
+                diags.error(
+                    format!("{path}.unit"),
+                    format!("unit id {u} is outside 1..=247 (0 is broadcast, 248..=255 are reserved)"),
+                );
                 None
             }
         };
         if let (Some(b), Some(u), Some(n)) = (rd.bus.as_deref(), unit, &name) {
             if let Some((first, other)) = units.insert((b.to_string(), u), (*i, n.clone())) {
-                diags.error(format!("{path}.unit"), format!("unit id {u} on bus `{b}` is already used by `{other}` (devices[{first}])"));
+                diags.error(
+                    format!("{path}.unit"),
+                    format!("unit id {u} on bus `{b}` is already used by `{other}` (devices[{first}])"),
+                );
             }
         }
         let profile = match rd.profile.as_deref() {
             None => {
-                diags.error(format!("{path}.profile"), "missing: the device's profile (built-in, or defined under [[profiles]])");
+                diags.error(
+                    format!("{path}.profile"),
+                    "missing: the device's profile (built-in, or defined under [[profiles]])",
+                );
                 None
             }
             Some(p) => match profiles.get(p) {
@@ -436,7 +485,10 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
                 None if own_profiles.contains_key(p) => None, // its own errors are reported already
                 None => {
                     let known: Vec<&str> = profiles.keys().map(String::as_str).collect();
-                    diags.error(format!("{path}.profile"), format!("unknown profile `{p}`; known profiles: {}", known.join(", ")));
+                    diags.error(
+                        format!("{path}.profile"),
+                        format!("unknown profile `{p}`; known profiles: {}", known.join(", ")),
+                    );
                     None
                 }
             },
@@ -446,11 +498,39 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
             None => Some("unzoned".to_string()),
         };
         let interval = duration_field(&rd.interval, default_interval, &format!("{path}.interval"), diags);
-        let max_registers = int_field(rd.max_registers, i64::from(planner::MAX_REGISTERS), 1..=125, &format!("{path}.max_registers"), "registers per read (Modbus allows 125)", diags) as u16;
-        let max_bits = int_field(rd.max_bits, i64::from(planner::MAX_BITS), 1..=2000, &format!("{path}.max_bits"), "bits per read (Modbus allows 2000)", diags) as u16;
-        let max_hole = int_field(rd.max_hole, default_hole, 0..=124, &format!("{path}.max_hole"), "unused registers a read may span", diags) as u16;
-        let retries = int_field(rd.retries, default_retries, 0..=10, &format!("{path}.retries"), "extra attempts per request", diags) as u32;
-        if let (Some(p), Some(b)) = (&profile, &bus) {
+        let max_registers = int_field(
+            rd.max_registers,
+            i64::from(planner::MAX_REGISTERS),
+            1..=125,
+            &format!("{path}.max_registers"),
+            "registers per read (Modbus allows 125)",
+            diags,
+        ) as u16;
+        let max_bits = int_field(
+            rd.max_bits,
+            i64::from(planner::MAX_BITS),
+            1..=2000,
+            &format!("{path}.max_bits"),
+            "bits per read (Modbus allows 2000)",
+            diags,
+        ) as u16;
+        let max_hole = int_field(
+            rd.max_hole,
+            default_hole,
+            0..=124,
+            &format!("{path}.max_hole"),
+            "unused registers a read may span",
+            diags,
+        ) as u16;
+        let retries = int_field(
+            rd.retries,
+            default_retries,
+            0..=10,
+            &format!("{path}.retries"),
+            "extra attempts per request",
+            diags,
+        ) as u32;
+        if let Some(p) = &profile {
             let widest = p.widest_register_point();
             if widest > max_registers {
                 diags.error(
@@ -458,10 +538,17 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
                     format!("profile `{}` has a {widest}-register point, which cannot be read with at most {max_registers} register(s) per request", p.name),
                 );
             }
+        }
+        if let Some(b) = &bus {
             if b.timeout * (retries + 1) >= interval {
                 diags.warning(
                     format!("{path}.interval"),
-                    format!("{} with {} attempt(s) of {} each can exceed the interval", humantime::format_duration(interval), retries + 1, humantime::format_duration(b.timeout)),
+                    format!(
+                        "{} with {} attempt(s) of {} each can exceed the interval",
+                        humantime::format_duration(interval),
+                        retries + 1,
+                        humantime::format_duration(b.timeout)
+                    ),
                 );
             }
         }
@@ -485,7 +572,10 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
     let used: HashSet<&str> = devices.iter().map(|d| &*d.bus).collect();
     for b in &buses {
         if !used.contains(&*b.name) {
-            diags.warning(format!("buses[{}]", bus_index.get(&*b.name).copied().unwrap_or(0)), format!("bus `{}` has no devices", b.name));
+            diags.warning(
+                format!("buses[{}]", bus_index.get(&*b.name).copied().unwrap_or(0)),
+                format!("bus `{}` has no devices", b.name),
+            );
         }
     }
     Some(Config {
@@ -520,7 +610,9 @@ fn validate_transport(rb: &RawBus, path: &str, mode: Mode, diags: &mut Diagnosti
                 None
             }
             Some(a) => match a.rsplit_once(':') {
-                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => Some(a.to_string()),
+                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+                    Some(a.to_string())
+                }
                 _ => {
                     diags.error(format!("{path}.address"), format!("`{a}` is not `host:port` (e.g. 192.168.1.20:502)"));
                     None
@@ -529,7 +621,12 @@ fn validate_transport(rb: &RawBus, path: &str, mode: Mode, diags: &mut Diagnosti
         }
     };
     let serial_only = |diags: &mut Diagnostics| {
-        for (field, set) in [("device", rb.device.is_some()), ("parity", rb.parity.is_some()), ("stop_bits", rb.stop_bits.is_some()), ("data_bits", rb.data_bits.is_some())] {
+        for (field, set) in [
+            ("device", rb.device.is_some()),
+            ("parity", rb.parity.is_some()),
+            ("stop_bits", rb.stop_bits.is_some()),
+            ("data_bits", rb.data_bits.is_some()),
+        ] {
             if set {
                 diags.error(format!("{path}.{field}"), format!("`{field}` applies to rtu buses, not {kind}"));
             }
@@ -545,14 +642,18 @@ fn validate_transport(rb: &RawBus, path: &str, mode: Mode, diags: &mut Diagnosti
         }
         "rtu-over-tcp" => {
             serial_only(diags);
-            let baud = rb.baud.map(|b| int_field(Some(b), 9600, 300..=921_600, &format!("{path}.baud"), "the serial side's baud rate", diags) as u32);
+            let baud = rb.baud.map(|b| {
+                int_field(Some(b), 9600, 300..=921_600, &format!("{path}.baud"), "the serial side's baud rate", diags)
+                    as u32
+            });
             address(diags).map(|address| Transport::RtuOverTcp { address, baud })
         }
         "rtu" => {
             if rb.address.is_some() {
                 diags.error(format!("{path}.address"), "an rtu bus has a `device` (serial port path), not an address; for a serial device server use transport = \"rtu-over-tcp\"");
             }
-            let baud = int_field(rb.baud, 9600, 300..=921_600, &format!("{path}.baud"), "the line's baud rate", diags) as u32;
+            let baud =
+                int_field(rb.baud, 9600, 300..=921_600, &format!("{path}.baud"), "the line's baud rate", diags) as u32;
             let parity = match rb.parity.as_deref().unwrap_or("none") {
                 "none" => Parity::None,
                 "even" => Parity::Even,
@@ -563,7 +664,9 @@ fn validate_transport(rb: &RawBus, path: &str, mode: Mode, diags: &mut Diagnosti
                 }
             };
             let stop_bits = int_field(rb.stop_bits, 1, 1..=2, &format!("{path}.stop_bits"), "stop bits", diags) as u8;
-            let data_bits = int_field(rb.data_bits, 8, 7..=8, &format!("{path}.data_bits"), "data bits (Modbus RTU uses 8)", diags) as u8;
+            let data_bits =
+                int_field(rb.data_bits, 8, 7..=8, &format!("{path}.data_bits"), "data bits (Modbus RTU uses 8)", diags)
+                    as u8;
             let device = match rb.device.as_deref() {
                 None | Some("") => {
                     diags.error(format!("{path}.device"), "missing: the serial port, e.g. /dev/ttyUSB0");
@@ -572,7 +675,10 @@ fn validate_transport(rb: &RawBus, path: &str, mode: Mode, diags: &mut Diagnosti
                 Some(d) => PathBuf::from(d),
             };
             if !device.exists() {
-                let msg = format!("serial device {} does not exist (is the adapter plugged in, and is this the right path?)", device.display());
+                let msg = format!(
+                    "serial device {} does not exist (is the adapter plugged in, and is this the right path?)",
+                    device.display()
+                );
                 match mode {
                     Mode::Check => diags.warning(format!("{path}.device"), msg),
                     Mode::Run => diags.error(format!("{path}.device"), msg),
@@ -581,7 +687,10 @@ fn validate_transport(rb: &RawBus, path: &str, mode: Mode, diags: &mut Diagnosti
             Some(Transport::Rtu { device, baud, parity, stop_bits, data_bits })
         }
         other => {
-            diags.error(format!("{path}.transport"), format!("unknown transport `{other}`; use tcp, rtu or rtu-over-tcp"));
+            diags.error(
+                format!("{path}.transport"),
+                format!("unknown transport `{other}`; use tcp, rtu or rtu-over-tcp"),
+            );
             None
         }
     }

@@ -1,0 +1,326 @@
+use super::*;
+
+const GOOD: &str = r#"
+[site]
+name = "north-campus"
+timezone = "Asia/Shanghai"
+
+[[buses]]
+name = "plant-lan"
+transport = "tcp"
+address = "127.0.0.1:5020"
+timeout = "1s"
+
+[[devices]]
+name = "inlet-main"
+bus = "plant-lan"
+unit = 1
+profile = "tuf-2000m"
+zone = "campus"
+interval = "10s"
+
+[[profiles]]
+name = "line-pressure"
+[[profiles.points]]
+name = "pressure"
+table = "input"
+address = 0
+type = "u16"
+scale = 0.001
+unit = "MPa"
+quantity = "pressure"
+"#;
+
+fn errors(text: &str) -> Vec<(String, String)> {
+    match load_str(text, Mode::Check) {
+        Ok(_) => panic!("expected errors"),
+        Err(ConfigErrors(items)) => {
+            items.into_iter().filter(|d| d.severity == diag::Severity::Error).map(|d| (d.path, d.message)).collect()
+        }
+    }
+}
+
+fn has(errs: &[(String, String)], path: &str, fragment: &str) {
+    assert!(
+        errs.iter().any(|(p, m)| p == path && m.contains(fragment)),
+        "no error at {path} containing {fragment:?}; got:\n{errs:#?}"
+    );
+}
+
+#[test]
+fn a_good_config_is_typed() {
+    let (cfg, diags) = load_str(GOOD, Mode::Check).unwrap();
+    assert!(!diags.has_errors());
+    assert_eq!(&*cfg.site.name, "north-campus");
+    assert_eq!(cfg.site.timezone, chrono_tz::Asia::Shanghai);
+    assert_eq!(cfg.buses[0].transport, Transport::Tcp { address: "127.0.0.1:5020".into() });
+    assert_eq!(cfg.buses[0].concurrency, 4);
+    let d = &cfg.devices[0];
+    assert_eq!((d.unit, &*d.zone, d.interval), (1, "campus", Duration::from_secs(10)));
+    assert_eq!(&*d.profile.name, "tuf-2000m");
+    assert!(cfg.profiles.contains_key("line-pressure"));
+    assert!(cfg.profiles.contains_key("eastron-sdm630"));
+}
+
+#[test]
+fn every_error_is_reported_at_once_with_its_path() {
+    let text = r#"
+[site]
+name = "north campus"
+timezone = "Mars/Olympus"
+
+[polling]
+interval = "soon"
+
+[[buses]]
+name = "lan"
+transport = "tcp"
+address = "127.0.0.1"
+
+[[buses]]
+name = "lan"
+transport = "carrier-pigeon"
+
+[[buses]]
+name = "rs485"
+transport = "rtu"
+device = "/dev/ttyDOESNOTEXIST9"
+parity = "mark"
+timeout = "-3s"
+
+[[devices]]
+name = "a"
+bus = "lan"
+unit = 0
+profile = "tuf-2000m"
+
+[[devices]]
+name = "a"
+bus = "nowhere"
+unit = 300
+profile = "no-such-profile"
+
+[[devices]]
+name = "c"
+bus = "lan"
+unit = 5
+profile = "sdm"
+max_registers = 1
+interval = "0s"
+
+[[devices]]
+name = "d"
+bus = "lan"
+unit = 5
+profile = "tuf-2000m"
+max_registers = 2
+
+[[devices]]
+name = "e"
+bus = "lan"
+unit = 6
+profile = "tuf-2000m"
+adress = 5
+
+[[profiles]]
+name = "sdm"
+[[profiles.points]]
+name = "p"
+table = "input"
+address = 0
+type = "f32"
+quantity = "voltage"
+[[profiles.points]]
+name = "q"
+table = "input"
+address = 1
+type = "u16"
+quantity = "voltage"
+[[profiles.points]]
+name = "r"
+table = "coil"
+address = 0
+type = "u32"
+quantity = "status"
+[[profiles.points]]
+name = "p"
+table = "holding"
+address = 65535
+type = "f32"
+quantity = "pressure"
+[[profiles.points]]
+name = "s"
+table = "register"
+address = 70000
+type = "float"
+order = "ABDC"
+quantity = "wetness"
+"#;
+    let errs = errors(text);
+    has(&errs, "site.name", "contains a space");
+    has(&errs, "site.timezone", "not an IANA time zone");
+    has(&errs, "polling.interval", "not a duration");
+    has(&errs, "buses[0].address", "is not `host:port`");
+    has(&errs, "buses[1].name", "bus `lan` is already defined at buses[0]");
+    has(&errs, "buses[1].transport", "unknown transport `carrier-pigeon`");
+    has(&errs, "buses[2].parity", "unknown parity `mark`");
+    has(&errs, "buses[2].timeout", "not a duration");
+    has(&errs, "devices[0].unit", "unit id 0 is outside 1..=247");
+    has(&errs, "devices[1].name", "device `a` is already defined at devices[0]");
+    has(&errs, "devices[1].bus", "unknown bus `nowhere`");
+    has(&errs, "devices[1].unit", "unit id 300 is outside 1..=247");
+    has(&errs, "devices[1].profile", "unknown profile `no-such-profile`");
+    has(&errs, "devices[2].interval", "must be longer than zero");
+    has(&errs, "devices[3].unit", "unit id 5 on bus `lan` is already used by `c`");
+    has(&errs, "devices[3].max_registers", "4-register point, which cannot be read with at most 2");
+    has(&errs, "devices[4]", "unknown field `adress`");
+    has(&errs, "profiles[0].points[1]", "`q` (input 1..1) overlaps `p` (input 0..1)");
+    has(&errs, "profiles[0].points[2].type", "a coil is a single bit; it cannot hold a u32");
+    has(&errs, "profiles[0].points[3].name", "point `p` is already defined at points[0]");
+    has(
+        &errs,
+        "profiles[0].points[3].address",
+        "a f32 at 65535 needs 2 registers and runs past the last address 65535",
+    );
+    has(&errs, "profiles[0].points[4].table", "unknown table `register`");
+    has(&errs, "profiles[0].points[4].address", "70000 is outside 0..=65535");
+    has(&errs, "profiles[0].points[4].type", "unknown type `float`");
+    has(&errs, "profiles[0].points[4].order", "unknown order `ABDC`");
+    has(&errs, "profiles[0].points[4].quantity", "unknown quantity `wetness`");
+    // the missing serial device is only a warning when checking…
+    assert!(!errs.iter().any(|(p, _)| p == "buses[2].device"));
+}
+
+#[test]
+fn a_missing_serial_device_is_an_error_for_run_and_a_warning_for_check() {
+    let text = r#"
+[site]
+name = "s"
+[[buses]]
+name = "rs485"
+transport = "rtu"
+device = "/dev/ttyDOESNOTEXIST9"
+[[devices]]
+name = "m"
+bus = "rs485"
+unit = 1
+profile = "eastron-sdm120"
+"#;
+    let (_, diags) = load_str(text, Mode::Check).unwrap();
+    let w: Vec<_> = diags.warnings().collect();
+    assert!(w.iter().any(|d| d.path == "buses[0].device" && d.message.contains("does not exist")), "{w:?}");
+    match load_str(text, Mode::Run) {
+        Err(ConfigErrors(items)) => {
+            assert!(items.iter().any(|d| d.path == "buses[0].device" && d.severity == diag::Severity::Error))
+        }
+        Ok(_) => panic!("run must refuse a missing serial device"),
+    }
+}
+
+#[test]
+fn unknown_sections_and_fields_are_refused() {
+    let errs = errors("[site]\nname = \"s\"\ncolour = \"red\"\n[sight]\nname = \"x\"\n");
+    has(&errs, "sight", "unknown section `sight`");
+    has(&errs, "site", "unknown field `colour`");
+}
+
+#[test]
+fn modicon_register_numbers_and_their_conflicts() {
+    let text = r#"
+[site]
+name = "s"
+[[profiles]]
+name = "m"
+[[profiles.points]]
+name = "a"
+register = 30001
+type = "f32"
+quantity = "voltage"
+[[profiles.points]]
+name = "b"
+register = 400010
+quantity = "status"
+[[profiles.points]]
+name = "c"
+register = 20001
+quantity = "status"
+[[profiles.points]]
+name = "d"
+register = 40001
+table = "holding"
+address = 0
+quantity = "status"
+"#;
+    let errs = errors(text);
+    has(&errs, "profiles[0].points[2].register", "20001 is not a register-map number");
+    has(&errs, "profiles[0].points[3].register", "not both");
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+}
+
+#[test]
+fn profile_vectors_in_the_config_are_checked() {
+    let text = r#"
+[site]
+name = "s"
+[[profiles]]
+name = "m"
+[[profiles.points]]
+name = "a"
+table = "holding"
+address = 0
+type = "u16"
+scale = 0.1
+quantity = "pressure"
+[[profiles.vectors]]
+registers = [{ table = "holding", address = 0, values = [123] }]
+expect = { a = 1.23 }
+"#;
+    let errs = errors(text);
+    has(&errs, "profiles[0].vectors", "point a decoded to Some(12.3");
+}
+
+#[test]
+fn exponent_references_are_resolved_and_checked() {
+    let text = r#"
+[site]
+name = "s"
+[[profiles]]
+name = "m"
+[[profiles.points]]
+name = "total"
+table = "holding"
+address = 0
+type = "u32"
+quantity = "water_volume"
+exponent_from = "nothing"
+[[profiles.points]]
+name = "bits"
+table = "holding"
+address = 4
+type = "bit"
+quantity = "status"
+"#;
+    let errs = errors(text);
+    has(&errs, "profiles[0].points[0].exponent_from", "no point `nothing`");
+    has(&errs, "profiles[0].points[1].bit", "needs `bit = N`");
+}
+
+#[test]
+fn environment_overrides_scalar_keys() {
+    // A key no other test looks at: tests run in parallel and share the environment.
+    std::env::set_var("PUMPHOUSE__POLLING__BACKOFF_MAX", "2m");
+    let result = load_str(GOOD, Mode::Check);
+    std::env::remove_var("PUMPHOUSE__POLLING__BACKOFF_MAX");
+    let (cfg, _) = result.unwrap();
+    assert_eq!(cfg.devices[0].backoff_max, Duration::from_secs(120));
+}
+
+#[test]
+fn the_example_configuration_is_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/pumphouse.example.toml");
+    let (cfg, diags) = load(&path, Mode::Check).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!diags.has_errors());
+    assert!(cfg.devices.len() >= 5);
+    let kinds: HashSet<&str> = cfg.buses.iter().map(|b| b.transport.kind()).collect();
+    assert_eq!(kinds, HashSet::from(["tcp", "rtu", "rtu-over-tcp"]));
+}

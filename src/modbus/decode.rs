@@ -68,6 +68,36 @@ pub fn raw_register_value(words: &[u16], data_type: DataType, order: WordOrder) 
     Some(value)
 }
 
+/// The inverse of [`raw_register_value`]: a raw number → the words a device would send.
+/// Integers are rounded and saturated to the type's range. Used by the simulator and by
+/// round-trip tests.
+pub fn encode_register_value(value: f64, data_type: DataType, order: WordOrder) -> Vec<u16> {
+    // The order permutations are their own inverses, so applying them to big-endian
+    // words gives the wire order.
+    let wire = |be: Vec<u16>| to_big_endian(&be, order);
+    let w32 = |x: u32| vec![(x >> 16) as u16, x as u16];
+    let w64 = |x: u64| vec![(x >> 48) as u16, (x >> 32) as u16, (x >> 16) as u16, x as u16];
+    match data_type {
+        DataType::Bool => vec![u16::from(value != 0.0)],
+        DataType::Bit(n) => vec![u16::from(value != 0.0) << n],
+        DataType::U16 => wire(vec![value.round() as u16]),
+        DataType::I16 => wire(vec![value.round() as i16 as u16]),
+        DataType::U32 => wire(w32(value.round() as u32)),
+        DataType::I32 => wire(w32(value.round() as i32 as u32)),
+        DataType::F32 => wire(w32((value as f32).to_bits())),
+        DataType::U64 => wire(w64(value.round() as u64)),
+        DataType::I64 => wire(w64(value.round() as i64 as u64)),
+        DataType::F64 => wire(w64(value.to_bits())),
+        DataType::I32F32 => {
+            let int = value.floor();
+            let frac = (value - int) as f32;
+            let mut words = wire(w32(int as i32 as u32));
+            words.extend(wire(w32(frac.to_bits())));
+            words
+        }
+    }
+}
+
 /// The outcome of decoding one point.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decoded {
@@ -130,12 +160,8 @@ mod tests {
     /// 0x4148_0000 is 12.5f32: A=0x41 B=0x48 C=0x00 D=0x00.
     #[test]
     fn f32_in_every_order() {
-        let cases = [
-            (Abcd, [0x4148, 0x0000]),
-            (Cdab, [0x0000, 0x4148]),
-            (Badc, [0x4841, 0x0000]),
-            (Dcba, [0x0000, 0x4841]),
-        ];
+        let cases =
+            [(Abcd, [0x4148, 0x0000]), (Cdab, [0x0000, 0x4148]), (Badc, [0x4841, 0x0000]), (Dcba, [0x0000, 0x4841])];
         for (order, words) in cases {
             assert_eq!(raw_register_value(&words, F32, order), Some(12.5), "{order:?}");
         }
@@ -144,22 +170,14 @@ mod tests {
     /// 0x1234_5678 = 305419896; as i32 the same; 0xFFFF_FFFE = u32 4294967294, i32 -2.
     #[test]
     fn u32_i32_in_every_order() {
-        let cases = [
-            (Abcd, [0x1234, 0x5678]),
-            (Cdab, [0x5678, 0x1234]),
-            (Badc, [0x3412, 0x7856]),
-            (Dcba, [0x7856, 0x3412]),
-        ];
+        let cases =
+            [(Abcd, [0x1234, 0x5678]), (Cdab, [0x5678, 0x1234]), (Badc, [0x3412, 0x7856]), (Dcba, [0x7856, 0x3412])];
         for (order, words) in cases {
             assert_eq!(raw_register_value(&words, U32, order), Some(305_419_896.0), "{order:?}");
             assert_eq!(raw_register_value(&words, I32, order), Some(305_419_896.0), "{order:?}");
         }
-        let neg = [
-            (Abcd, [0xFFFF, 0xFFFE]),
-            (Cdab, [0xFFFE, 0xFFFF]),
-            (Badc, [0xFFFF, 0xFEFF]),
-            (Dcba, [0xFEFF, 0xFFFF]),
-        ];
+        let neg =
+            [(Abcd, [0xFFFF, 0xFFFE]), (Cdab, [0xFFFE, 0xFFFF]), (Badc, [0xFFFF, 0xFEFF]), (Dcba, [0xFEFF, 0xFFFF])];
         for (order, words) in neg {
             assert_eq!(raw_register_value(&words, U32, order), Some(4_294_967_294.0), "{order:?}");
             assert_eq!(raw_register_value(&words, I32, order), Some(-2.0), "{order:?}");
@@ -224,6 +242,28 @@ mod tests {
         assert_eq!(raw_register_value(&words, I32F32, Cdab), Some(123_456.75));
         let words = [0x0001, 0xE240, 0x3F40, 0x0000];
         assert_eq!(raw_register_value(&words, I32F32, Abcd), Some(123_456.75));
+    }
+
+    #[test]
+    fn encode_round_trips_in_every_order() {
+        let cases = [
+            (U16, 65535.0),
+            (I16, -1234.0),
+            (U32, 4_000_000_000.0),
+            (I32, -123_456.0),
+            (F32, 12.5),
+            (U64, 1e15),
+            (I64, -1e15),
+            (F64, 0.1),
+            (I32F32, 98_765.25),
+        ];
+        for order in [Abcd, Cdab, Badc, Dcba] {
+            for (dt, v) in cases {
+                let words = encode_register_value(v, dt, order);
+                assert_eq!(words.len(), dt.registers() as usize);
+                assert_eq!(raw_register_value(&words, dt, order), Some(v), "{dt:?} {order:?}");
+            }
+        }
     }
 
     #[test]

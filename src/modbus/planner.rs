@@ -54,11 +54,7 @@ pub struct Request {
 impl Request {
     /// Bytes on an RTU line: the request frame and the response frame.
     pub fn rtu_bytes(&self) -> (u32, u32) {
-        let data = if self.table.is_bits() {
-            u32::from(self.count).div_ceil(8)
-        } else {
-            2 * u32::from(self.count)
-        };
+        let data = if self.table.is_bits() { u32::from(self.count).div_ceil(8) } else { 2 * u32::from(self.count) };
         // request: unit, function, address(2), count(2), crc(2)
         // response: unit, function, byte count, data, crc(2)
         (8, 5 + data)
@@ -113,7 +109,12 @@ pub fn plan(points: &[Point], limits: Limits) -> Vec<Request> {
 pub fn plan_unmerged(points: &[Point], indices: &[usize]) -> Vec<Request> {
     indices
         .iter()
-        .map(|&i| Request { table: points[i].table, start: points[i].address, count: points[i].width(), points: vec![i] })
+        .map(|&i| Request {
+            table: points[i].table,
+            start: points[i].address,
+            count: points[i].width(),
+            points: vec![i],
+        })
         .collect()
 }
 
@@ -148,7 +149,10 @@ mod tests {
         assert_eq!(spans(&reqs), vec![(Table::Input, 0, 8), (Table::Input, 30, 2), (Table::Holding, 0, 1)]);
         assert_eq!(reqs[0].points, vec![0, 1, 2]);
         let tight = plan(&points, Limits { max_hole: 0, ..Limits::default() });
-        assert_eq!(spans(&tight), vec![(Table::Input, 0, 4), (Table::Input, 6, 2), (Table::Input, 30, 2), (Table::Holding, 0, 1)]);
+        assert_eq!(
+            spans(&tight),
+            vec![(Table::Input, 0, 4), (Table::Input, 6, 2), (Table::Input, 30, 2), (Table::Holding, 0, 1)]
+        );
     }
 
     #[test]
@@ -215,7 +219,8 @@ mod tests {
                 let mut e = s;
                 let mut ok = true;
                 for &i in run {
-                    let (a, b) = (u32::from(points[i].address), u32::from(points[i].address) + u32::from(points[i].width()));
+                    let (a, b) =
+                        (u32::from(points[i].address), u32::from(points[i].address) + u32::from(points[i].width()));
                     if a > e + hole {
                         ok = false;
                     }
@@ -249,11 +254,8 @@ mod tests {
                 let dt = if table.is_bits() { Bool } else { types[rnd(5) as usize] };
                 points.push(pt(table, rnd(200) as u16, dt));
             }
-            let limits = Limits {
-                max_registers: 4 + rnd(40) as u16,
-                max_bits: 16 + rnd(100) as u16,
-                max_hole: rnd(10) as u16,
-            };
+            let limits =
+                Limits { max_registers: 4 + rnd(40) as u16, max_bits: 16 + rnd(100) as u16, max_hole: rnd(10) as u16 };
             let reqs = plan(&points, limits);
             assert_eq!(reqs.len(), minimum(&points, limits), "{limits:?}");
             // every point is served, wholly inside its read, which is within the cap

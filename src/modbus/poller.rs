@@ -158,7 +158,8 @@ impl Job {
         tokio::time::sleep_until(quiet_until).await;
         conn.ctx.set_slave(Slave(self.device.unit));
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let result = tokio::time::timeout(self.pool.timeout, read(&mut conn.ctx, req.table, req.start, req.count)).await;
+        let result =
+            tokio::time::timeout(self.pool.timeout, read(&mut conn.ctx, req.table, req.start, req.count)).await;
         conn.last_end = Instant::now();
         match result {
             Ok(Ok(Ok(data))) if data.len() == usize::from(req.count) => {
@@ -281,7 +282,12 @@ pub async fn poll_once(bus: &Bus, device: &Device, site: Arc<str>) -> PollOutcom
         plan: Arc::new(device.plan()),
         split: Arc::new(HashSet::new()),
         stats: Arc::new(DeviceStats::default()),
-        pool: Arc::new(Pool { transport: bus.transport.clone(), timeout: bus.timeout, gap: bus.gap, idle: Mutex::new(Vec::new()) }),
+        pool: Arc::new(Pool {
+            transport: bus.transport.clone(),
+            timeout: bus.timeout,
+            gap: bus.gap,
+            idle: Mutex::new(Vec::new()),
+        }),
     };
     job.poll().await
 }
@@ -306,8 +312,20 @@ pub fn backoff(interval: Duration, failures: u32, max: Duration) -> Duration {
 /// Polls every device of `bus` until `cancel` fires; readings go to `tx` one device-poll
 /// at a time. When `tx` is full the bus waits (back-pressure): the consumer, not the
 /// poller, decides what to keep.
-pub async fn run_bus(bus: Bus, devices: Vec<Device>, site: Arc<str>, stats: Stats, tx: mpsc::Sender<Vec<Reading>>, cancel: CancellationToken) {
-    let pool = Arc::new(Pool { transport: bus.transport.clone(), timeout: bus.timeout, gap: bus.gap, idle: Mutex::new(Vec::new()) });
+pub async fn run_bus(
+    bus: Bus,
+    devices: Vec<Device>,
+    site: Arc<str>,
+    stats: Stats,
+    tx: mpsc::Sender<Vec<Reading>>,
+    cancel: CancellationToken,
+) {
+    let pool = Arc::new(Pool {
+        transport: bus.transport.clone(),
+        timeout: bus.timeout,
+        gap: bus.gap,
+        idle: Mutex::new(Vec::new()),
+    });
     let start = Instant::now();
     let n = devices.len().max(1) as u32;
     let mut slots: Vec<Slot> = devices
@@ -318,7 +336,14 @@ pub async fn run_bus(bus: Bus, devices: Vec<Device>, site: Arc<str>, stats: Stat
             let offset = device.interval.mul_f64(f64::from(k as u32) / f64::from(n));
             let stats = stats.get(&*device.name).cloned().unwrap_or_default();
             Slot {
-                job: Job { plan: Arc::new(device.plan()), split: Arc::new(HashSet::new()), device, site: site.clone(), stats, pool: pool.clone() },
+                job: Job {
+                    plan: Arc::new(device.plan()),
+                    split: Arc::new(HashSet::new()),
+                    device,
+                    site: site.clone(),
+                    stats,
+                    pool: pool.clone(),
+                },
                 next_due: start + offset,
                 busy: false,
                 failures: 0,
@@ -331,7 +356,12 @@ pub async fn run_bus(bus: Bus, devices: Vec<Device>, site: Arc<str>, stats: Stat
     loop {
         let now = Instant::now();
         while running.len() < bus.concurrency {
-            let next = slots.iter().enumerate().filter(|(_, s)| !s.busy).min_by_key(|(_, s)| s.next_due).map(|(i, s)| (i, s.next_due));
+            let next = slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !s.busy)
+                .min_by_key(|(_, s)| s.next_due)
+                .map(|(i, s)| (i, s.next_due));
             match next {
                 Some((i, due)) if due <= now => {
                     slots[i].busy = true;

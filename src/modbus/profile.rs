@@ -162,7 +162,12 @@ pub enum Transform {
     /// `raw × scale + offset` is a loop current in mA, mapped linearly from 4–20 mA onto
     /// `low..high`. Currents outside `fault_below..=fault_above` mean a broken loop or a
     /// transmitter signalling failure (NAMUR NE 43: below 3.6 mA or above 21 mA).
-    CurrentLoop { low: f64, high: f64, fault_below: f64, fault_above: f64 },
+    CurrentLoop {
+        low: f64,
+        high: f64,
+        fault_below: f64,
+        fault_above: f64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -345,14 +350,18 @@ impl Profile {
                     if d.quality.code() != want_code {
                         failures.push(format!(
                             "profile {}: {label}: point {} has quality {}, expected {want_code}",
-                            self.name, p.name, d.quality.code()
+                            self.name,
+                            p.name,
+                            d.quality.code()
                         ));
                     }
                 } else if let Some(want_code) = want_q {
                     if d.quality.code() != want_code {
                         failures.push(format!(
                             "profile {}: {label}: point {} has quality {}, expected {want_code}",
-                            self.name, p.name, d.quality.code()
+                            self.name,
+                            p.name,
+                            d.quality.code()
                         ));
                     }
                 }
@@ -443,12 +452,18 @@ fn validate_point(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option
                 Some(t) => match Table::parse(t) {
                     Some(t) => Some(t),
                     None => {
-                        diags.error(format!("{path}.table"), format!("unknown table `{t}`; use coil, discrete, input or holding"));
+                        diags.error(
+                            format!("{path}.table"),
+                            format!("unknown table `{t}`; use coil, discrete, input or holding"),
+                        );
                         None
                     }
                 },
                 None => {
-                    diags.error(format!("{path}.table"), "missing: which table holds the point (coil, discrete, input or holding)?");
+                    diags.error(
+                        format!("{path}.table"),
+                        "missing: which table holds the point (coil, discrete, input or holding)?",
+                    );
                     None
                 }
             };
@@ -456,12 +471,18 @@ fn validate_point(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option
                 Some(a) => match u16::try_from(a) {
                     Ok(a) => Some(a),
                     Err(_) => {
-                        diags.error(format!("{path}.address"), format!("{a} is outside 0..=65535 (addresses are 0-based protocol addresses)"));
+                        diags.error(
+                            format!("{path}.address"),
+                            format!("{a} is outside 0..=65535 (addresses are 0-based protocol addresses)"),
+                        );
                         None
                     }
                 },
                 None => {
-                    diags.error(format!("{path}.address"), "missing: the 0-based protocol address (or use `register = 40001` style)");
+                    diags.error(
+                        format!("{path}.address"),
+                        "missing: the 0-based protocol address (or use `register = 40001` style)",
+                    );
                     None
                 }
             };
@@ -477,7 +498,8 @@ fn validate_point(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option
         None => None,
     };
     let is_bits_table = location.map(|(t, _)| t.is_bits());
-    let type_name = raw.data_type.clone().unwrap_or_else(|| if is_bits_table == Some(true) { "bool".into() } else { "u16".into() });
+    let type_name =
+        raw.data_type.clone().unwrap_or_else(|| if is_bits_table == Some(true) { "bool".into() } else { "u16".into() });
     let data_type = match DataType::parse(&type_name, bit) {
         Some(t) => Some(t),
         None if type_name == "bit" => {
@@ -499,13 +521,21 @@ fn validate_point(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option
         if table.is_bits() && dt != DataType::Bool {
             diags.error(
                 format!("{path}.type"),
-                format!("a {} is a single bit; it cannot hold a {} (use type = \"bool\", or read a register table)", table.as_str(), dt.name()),
+                format!(
+                    "a {} is a single bit; it cannot hold a {} (use type = \"bool\", or read a register table)",
+                    table.as_str(),
+                    dt.name()
+                ),
             );
         }
         if !table.is_bits() && u32::from(address) + u32::from(dt.registers()) > 65_536 {
             diags.error(
                 format!("{path}.address"),
-                format!("a {} at {address} needs {} registers and runs past the last address 65535", dt.name(), dt.registers()),
+                format!(
+                    "a {} at {address} needs {} registers and runs past the last address 65535",
+                    dt.name(),
+                    dt.registers()
+                ),
             );
         }
     }
@@ -523,7 +553,10 @@ fn validate_point(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option
             None
         }),
         None => {
-            diags.error(format!("{path}.quantity"), "missing: what the point measures (e.g. water_volume, pressure, status)");
+            diags.error(
+                format!("{path}.quantity"),
+                "missing: what the point measures (e.g. water_volume, pressure, status)",
+            );
             None
         }
     };
@@ -557,14 +590,22 @@ fn validate_point(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option
             let (low, high) = match l.range.as_deref() {
                 Some([lo, hi]) if lo.is_finite() && hi.is_finite() && lo != hi => (*lo, *hi),
                 _ => {
-                    diags.error(format!("{p}.range"), "needs two different numbers: the engineering value at 4 mA and at 20 mA, e.g. [0.0, 1.6]");
+                    diags.error(
+                        format!("{p}.range"),
+                        "needs two different numbers: the engineering value at 4 mA and at 20 mA, e.g. [0.0, 1.6]",
+                    );
                     (0.0, 1.0)
                 }
             };
             let fault_below = l.fault_below.unwrap_or(3.6);
             let fault_above = l.fault_above.unwrap_or(21.0);
             if !(fault_below < 4.0 && fault_above > 20.0) {
-                diags.error(p, format!("fault_below ({fault_below}) must be under 4 mA and fault_above ({fault_above}) over 20 mA"));
+                diags.error(
+                    p,
+                    format!(
+                        "fault_below ({fault_below}) must be under 4 mA and fault_above ({fault_above}) over 20 mA"
+                    ),
+                );
             }
             Transform::CurrentLoop { low, high, fault_below, fault_above }
         }
@@ -595,7 +636,12 @@ fn validate_point(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option
     ))
 }
 
-fn validate_vector(raw: &RawVector, names: &HashMap<&str, usize>, path: &str, diags: &mut Diagnostics) -> Option<Vector> {
+fn validate_vector(
+    raw: &RawVector,
+    names: &HashMap<&str, usize>,
+    path: &str,
+    diags: &mut Diagnostics,
+) -> Option<Vector> {
     let mut image = RegisterImage::default();
     let mut ok = true;
     for (i, b) in raw.registers.iter().enumerate() {
@@ -608,7 +654,10 @@ fn validate_vector(raw: &RawVector, names: &HashMap<&str, usize>, path: &str, di
                 image.push(t, s, w.len() as u16, Ok(w));
             }
             _ => {
-                diags.error(bp, "needs a table, a 0-based address and values that are 16-bit register contents (0..=65535)");
+                diags.error(
+                    bp,
+                    "needs a table, a 0-based address and values that are 16-bit register contents (0..=65535)",
+                );
                 ok = false;
             }
         }
@@ -653,14 +702,16 @@ pub fn validate_profile(raw: &RawProfile, path: &str, diags: &mut Diagnostics) -
         }
     }
     // Resolve exponent references by name once every point is known.
-    let index_of: HashMap<String, usize> = points.iter().enumerate().map(|(k, (_, p))| (p.name.to_string(), k)).collect();
+    let index_of: HashMap<String, usize> =
+        points.iter().enumerate().map(|(k, (_, p))| (p.name.to_string(), k)).collect();
     for k in 0..points.len() {
         let Some(target) = exps[k].clone() else { continue };
         let pp = format!("{path}.points[{}].exponent_from", points[k].0);
         match index_of.get(&target) {
             None => diags.error(pp, format!("no point `{target}` in this profile")),
             Some(&t) if t == k => diags.error(pp, "a point cannot be its own exponent"),
-            Some(&t) if exps[t].is_some() => diags.error(pp, format!("`{target}` takes its own exponent from another point; chains are not supported")),
+            Some(&t) if exps[t].is_some() => diags
+                .error(pp, format!("`{target}` takes its own exponent from another point; chains are not supported")),
             Some(&t) => points[k].1.exponent_from = Some(t),
         }
     }
@@ -679,7 +730,14 @@ pub fn validate_profile(raw: &RawProfile, path: &str, diags: &mut Diagnostics) -
                 format!("{path}.points[{}]", b.3),
                 format!(
                     "`{}` ({} {}..{}) overlaps `{}` ({} {}..{})",
-                    b.4.name, b.0.as_str(), b.1, b.2 - 1, a.4.name, a.0.as_str(), a.1, a.2 - 1
+                    b.4.name,
+                    b.0.as_str(),
+                    b.1,
+                    b.2 - 1,
+                    a.4.name,
+                    a.0.as_str(),
+                    a.1,
+                    a.2 - 1
                 ),
             );
         }

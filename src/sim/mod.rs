@@ -1,1 +1,263 @@
-//! Simulated pump house (placeholder while the model is written).
+//! The simulated pump house, served over Modbus TCP by tokio-modbus's server.
+//!
+//! [`model`] holds the physics (pure, stepped with a simulated clock); this module runs
+//! the clock, answers Modbus requests from the model's registers, and prints a gateway
+//! configuration that polls it. A `fleet` mode serves many identical devices for
+//! benchmarks instead of the campus.
+//!
+//! Unset registers below a table's highest defined address read as 0, as on real meters
+//! whose maps have reserved words; reads past it get exception 02. A unit id that is not
+//! simulated gets 0x0B (gateway target failed to respond), as from a TCP gateway; a
+//! device silenced by a scenario gets no answer at all.
+
+pub mod model;
+pub mod scenario;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use tokio::net::TcpListener;
+use tokio_modbus::server::tcp::{accept_tcp_connection, Server};
+use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
+use tokio_util::sync::CancellationToken;
+
+use crate::modbus::profile::{Profile, Table};
+use model::{Bank, PumpHouse};
+
+/// What is being simulated.
+pub enum World {
+    Campus(PumpHouse),
+    /// `count` devices (unit ids 1..=count), each with `registers` holding registers that
+    /// change every tick.
+    Fleet {
+        banks: HashMap<u8, Bank>,
+        registers: u16,
+    },
+}
+
+impl World {
+    pub fn fleet(count: u8, registers: u16) -> World {
+        let banks = (1..=count)
+            .map(|u| {
+                let mut b = Bank::default();
+                for a in 0..registers {
+                    b.holding.insert(a, a);
+                }
+                (u, b)
+            })
+            .collect();
+        World::Fleet { banks, registers }
+    }
+
+    fn step(&mut self, now: DateTime<Utc>) {
+        match self {
+            World::Campus(c) => c.step(now),
+            World::Fleet { banks, registers } => {
+                let tick = (now.timestamp_millis() / 100) as u16;
+                for b in banks.values_mut() {
+                    for a in 0..*registers {
+                        b.holding.insert(a, tick.wrapping_add(a));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The bank of a unit id, and whether it is silenced.
+    fn bank_mut(&mut self, unit: u8) -> Option<(&mut Bank, bool)> {
+        match self {
+            World::Campus(c) => {
+                let i = c.devices.iter().position(|d| d.unit == unit)?;
+                let silent = c.silent[i];
+                Some((&mut c.banks[i], silent))
+            }
+            World::Fleet { banks, .. } => banks.get_mut(&unit).map(|b| (b, false)),
+        }
+    }
+}
+
+fn read_words(map: &HashMap<u16, u16>, addr: u16, cnt: u16) -> Result<Vec<u16>, ExceptionCode> {
+    let top = map.keys().max().copied().unwrap_or(0);
+    let end = u32::from(addr) + u32::from(cnt);
+    if cnt == 0 || map.is_empty() || end > u32::from(top) + 1 {
+        return Err(ExceptionCode::IllegalDataAddress);
+    }
+    Ok((addr..addr + cnt).map(|a| map.get(&a).copied().unwrap_or(0)).collect())
+}
+
+fn read_bits(map: &HashMap<u16, bool>, addr: u16, cnt: u16) -> Result<Vec<bool>, ExceptionCode> {
+    let top = map.keys().max().copied().unwrap_or(0);
+    let end = u32::from(addr) + u32::from(cnt);
+    if cnt == 0 || map.is_empty() || end > u32::from(top) + 1 {
+        return Err(ExceptionCode::IllegalDataAddress);
+    }
+    Ok((addr..addr + cnt).map(|a| map.get(&a).copied().unwrap_or(false)).collect())
+}
+
+/// Answers one request from the world's registers.
+pub fn answer(world: &mut World, unit: u8, req: &Request<'_>) -> Result<Option<Response>, ExceptionCode> {
+    let Some((bank, silent)) = world.bank_mut(unit) else {
+        return Err(ExceptionCode::GatewayTargetDevice);
+    };
+    if silent {
+        return Ok(None);
+    }
+    let rsp = match req {
+        Request::ReadCoils(a, n) => Response::ReadCoils(read_bits(&bank.coils, *a, *n)?),
+        Request::ReadDiscreteInputs(a, n) => Response::ReadDiscreteInputs(read_bits(&bank.discrete, *a, *n)?),
+        Request::ReadInputRegisters(a, n) => Response::ReadInputRegisters(read_words(&bank.input, *a, *n)?),
+        Request::ReadHoldingRegisters(a, n) => Response::ReadHoldingRegisters(read_words(&bank.holding, *a, *n)?),
+        Request::WriteSingleRegister(a, w) => {
+            read_words(&bank.holding, *a, 1)?;
+            bank.holding.insert(*a, *w);
+            Response::WriteSingleRegister(*a, *w)
+        }
+        Request::WriteMultipleRegisters(a, words) => {
+            read_words(&bank.holding, *a, words.len() as u16)?;
+            for (k, w) in words.iter().enumerate() {
+                bank.holding.insert(*a + k as u16, *w);
+            }
+            Response::WriteMultipleRegisters(*a, words.len() as u16)
+        }
+        _ => return Err(ExceptionCode::IllegalFunction),
+    };
+    Ok(Some(rsp))
+}
+
+struct Service {
+    world: Arc<Mutex<World>>,
+}
+
+impl tokio_modbus::server::Service for Service {
+    type Request = SlaveRequest<'static>;
+    type Response = Option<Response>;
+    type Exception = ExceptionCode;
+    type Future = future::Ready<Result<Self::Response, Self::Exception>>;
+
+    fn call(&self, req: Self::Request) -> Self::Future {
+        let mut world = self.world.lock().unwrap_or_else(|e| e.into_inner());
+        future::ready(answer(&mut world, req.slave, &req.request))
+    }
+}
+
+/// The simulated clock: `speed` simulated seconds per wall second from `start`.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub start: DateTime<Utc>,
+    pub speed: f64,
+    pub wall_start: std::time::Instant,
+}
+
+impl Clock {
+    pub fn new(start: DateTime<Utc>, speed: f64) -> Clock {
+        Clock { start, speed, wall_start: std::time::Instant::now() }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        let ms = self.wall_start.elapsed().as_secs_f64() * self.speed * 1000.0;
+        self.start + chrono::Duration::milliseconds(ms as i64)
+    }
+}
+
+/// Serves `world` on `listener` until `cancel`; steps the model every 200 ms of wall time.
+pub async fn serve(
+    listener: TcpListener,
+    world: Arc<Mutex<World>>,
+    clock: Clock,
+    cancel: CancellationToken,
+) -> io::Result<()> {
+    {
+        let mut w = world.lock().unwrap_or_else(|e| e.into_inner());
+        w.step(clock.now());
+    }
+    let ticker_world = world.clone();
+    let ticker_cancel = cancel.clone();
+    let ticker = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                () = ticker_cancel.cancelled() => break,
+                _ = tick.tick() => {
+                    let mut w = ticker_world.lock().unwrap_or_else(|e| e.into_inner());
+                    w.step(clock.now());
+                }
+            }
+        }
+    });
+    let server = Server::new(listener);
+    let new_service = move |_addr: SocketAddr| Ok(Some(Service { world: world.clone() }));
+    let on_connected = |stream, addr| {
+        let new_service = new_service.clone();
+        async move { accept_tcp_connection(stream, addr, new_service) }
+    };
+    let on_error = |e: io::Error| tracing::debug!(error = %e, "simulator connection ended");
+    let result = tokio::select! {
+        r = server.serve(&on_connected, on_error) => r,
+        () = cancel.cancelled() => Ok(()),
+    };
+    ticker.abort();
+    result
+}
+
+/// A gateway configuration that polls the campus simulation at `address`.
+pub fn gateway_config(campus: &PumpHouse, site: &str, tz: Tz, address: &str, interval: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Polls the simulated pump house (`pumphouse simulate`).");
+    let _ = writeln!(s, "[site]\nname = \"{site}\"\ntimezone = \"{}\"\n", tz.name());
+    let _ = writeln!(s, "[polling]\ninterval = \"{interval}\"\n");
+    let _ = writeln!(s, "[[buses]]\nname = \"sim\"\ntransport = \"tcp\"\naddress = \"{address}\"\ntimeout = \"1s\"\n");
+    for d in &campus.devices {
+        let _ = writeln!(
+            s,
+            "[[devices]]\nname = \"{}\"\nbus = \"sim\"\nunit = {}\nprofile = \"{}\"\nzone = \"{}\"\n",
+            d.name, d.unit, d.profile.name, d.zone
+        );
+    }
+    s
+}
+
+/// Built-in profiles by name (the simulator's register layouts).
+pub fn profiles() -> Result<HashMap<String, Arc<Profile>>, String> {
+    let mut d = crate::config::diag::Diagnostics::default();
+    let all = crate::modbus::profile::builtin_profiles(&mut d);
+    if d.has_errors() {
+        return Err(d.items.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n"));
+    }
+    Ok(all.into_iter().map(|p| (p.name.to_string(), Arc::new(p))).collect())
+}
+
+/// Tables the fleet mode serves, for the benchmark's profile.
+pub const FLEET_TABLE: Table = Table::Holding;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_reads_writes_and_refusals() {
+        let mut w = World::fleet(2, 10);
+        assert_eq!(
+            answer(&mut w, 1, &Request::ReadHoldingRegisters(0, 3)),
+            Ok(Some(Response::ReadHoldingRegisters(vec![0, 1, 2])))
+        );
+        assert_eq!(answer(&mut w, 1, &Request::ReadHoldingRegisters(8, 3)), Err(ExceptionCode::IllegalDataAddress));
+        assert_eq!(answer(&mut w, 9, &Request::ReadHoldingRegisters(0, 1)), Err(ExceptionCode::GatewayTargetDevice));
+        assert_eq!(answer(&mut w, 2, &Request::ReadInputRegisters(0, 1)), Err(ExceptionCode::IllegalDataAddress));
+        assert_eq!(
+            answer(&mut w, 2, &Request::WriteSingleRegister(4, 77)),
+            Ok(Some(Response::WriteSingleRegister(4, 77)))
+        );
+        assert_eq!(
+            answer(&mut w, 2, &Request::ReadHoldingRegisters(4, 1)),
+            Ok(Some(Response::ReadHoldingRegisters(vec![77])))
+        );
+        assert_eq!(answer(&mut w, 2, &Request::ReportServerId), Err(ExceptionCode::IllegalFunction));
+    }
+}

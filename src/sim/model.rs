@@ -1,0 +1,615 @@
+//! The physics of the simulated pump house: demand, flows, totalizers, pressures, valves
+//! and pumps, stepped in simulated time. Pure: `step(now)` takes the simulated instant and
+//! writes the devices' registers through their profiles, so what the gateway reads is
+//! exactly what the built-in profiles describe.
+//!
+//! Demand follows hourly profiles per building type (night minimum, meal and evening
+//! peaks, weekday/weekend), with reproducible noise. Each zone's inlet carries its
+//! buildings, its unmetered authorised use and a small background leakage; the plant
+//! outlet carries all zones. Totalizers integrate flow, so volumes add up.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc, Weekday};
+use chrono_tz::Tz;
+
+use crate::modbus::decode::encode_register_value;
+use crate::modbus::profile::{DataType, Profile, Table, Transform};
+
+use super::scenario::{Scenario, ScenarioKind};
+
+/// The registers of one unit id.
+#[derive(Debug, Default, Clone)]
+pub struct Bank {
+    pub coils: HashMap<u16, bool>,
+    pub discrete: HashMap<u16, bool>,
+    pub input: HashMap<u16, u16>,
+    pub holding: HashMap<u16, u16>,
+}
+
+impl Bank {
+    pub fn registers(&self, table: Table) -> Option<&HashMap<u16, u16>> {
+        match table {
+            Table::Input => Some(&self.input),
+            Table::Holding => Some(&self.holding),
+            _ => None,
+        }
+    }
+
+    pub fn bits(&self, table: Table) -> Option<&HashMap<u16, bool>> {
+        match table {
+            Table::Coil => Some(&self.coils),
+            Table::Discrete => Some(&self.discrete),
+            _ => None,
+        }
+    }
+
+    /// Writes a point's engineering value, inverting the profile's transforms.
+    pub fn set(&mut self, profile: &Profile, point: &str, value: f64) {
+        let Some(p) = profile.points.iter().find(|p| &*p.name == point) else { return };
+        let mut v = value;
+        if let Transform::CurrentLoop { low, high, .. } = p.transform {
+            v = 4.0 + (v - low) / (high - low) * 16.0;
+        }
+        if let Some(e) = p.exponent_from {
+            let exp = profile.points.get(e).and_then(|ep| self.holding.get(&ep.address).copied()).unwrap_or(3);
+            v /= 10f64.powi(i32::from(exp) + p.exponent_offset);
+        }
+        let raw = (v - p.offset) / p.scale;
+        match p.table {
+            Table::Coil => {
+                self.coils.insert(p.address, raw != 0.0);
+            }
+            Table::Discrete => {
+                self.discrete.insert(p.address, raw != 0.0);
+            }
+            Table::Input | Table::Holding => {
+                let map = if p.table == Table::Input { &mut self.input } else { &mut self.holding };
+                if let DataType::Bit(n) = p.data_type {
+                    let w = map.entry(p.address).or_default();
+                    *w = (*w & !(1 << n)) | (u16::from(raw != 0.0) << n);
+                } else {
+                    for (k, w) in encode_register_value(raw, p.data_type, p.order).into_iter().enumerate() {
+                        map.insert(p.address + k as u16, w);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A point's current engineering value as a device would report it.
+    pub fn get(&self, profile: &Profile, point: &str) -> Option<f64> {
+        let idx = profile.points.iter().position(|p| &*p.name == point)?;
+        let mut image = crate::modbus::profile::RegisterImage::default();
+        for p in &profile.points {
+            let words: Option<Vec<u16>> = match p.table {
+                Table::Coil | Table::Discrete => {
+                    self.bits(p.table).and_then(|m| m.get(&p.address)).map(|b| vec![u16::from(*b)])
+                }
+                _ => self
+                    .registers(p.table)
+                    .and_then(|m| (0..p.width()).map(|k| m.get(&(p.address + k)).copied()).collect()),
+            };
+            if let Some(w) = words {
+                image.push(p.table, p.address, p.width(), Ok(w));
+            }
+        }
+        profile.decode(&image).get(idx).and_then(|d| d.value)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dormitory,
+    Canteen,
+    Teaching,
+    StaffHousing,
+}
+
+/// Hourly demand multipliers (mean ≈ 1) for a building type.
+fn profile(kind: Kind, weekend: bool) -> [f64; 24] {
+    match (kind, weekend) {
+        (Kind::Dormitory, false) => [
+            0.35, 0.2, 0.15, 0.12, 0.12, 0.2, 0.6, 1.8, 1.7, 1.0, 0.8, 0.9, 1.4, 1.2, 0.8, 0.7, 0.8, 1.0, 1.3, 1.6,
+            1.9, 2.0, 1.7, 0.9,
+        ],
+        (Kind::Dormitory, true) => [
+            0.6, 0.35, 0.2, 0.15, 0.12, 0.12, 0.2, 0.4, 0.9, 1.4, 1.6, 1.5, 1.4, 1.2, 1.0, 0.9, 0.9, 1.0, 1.2, 1.5,
+            1.7, 1.8, 1.6, 1.1,
+        ],
+        (Kind::Canteen, false) => [
+            0.05, 0.05, 0.05, 0.05, 0.1, 0.8, 2.2, 2.0, 1.0, 0.8, 1.6, 2.6, 2.4, 1.2, 0.8, 0.9, 1.8, 2.5, 2.0, 1.0,
+            0.6, 0.3, 0.1, 0.05,
+        ],
+        (Kind::Canteen, true) => [
+            0.05, 0.05, 0.05, 0.05, 0.05, 0.4, 1.2, 1.4, 0.8, 0.6, 1.2, 1.8, 1.6, 0.8, 0.5, 0.6, 1.2, 1.6, 1.2, 0.6,
+            0.4, 0.2, 0.1, 0.05,
+        ],
+        (Kind::Teaching, false) => [
+            0.05, 0.05, 0.05, 0.05, 0.05, 0.1, 0.3, 1.2, 2.0, 2.0, 1.9, 1.8, 1.2, 1.5, 1.9, 1.9, 1.7, 1.2, 0.6, 0.5,
+            0.4, 0.3, 0.1, 0.05,
+        ],
+        (Kind::Teaching, true) => [
+            0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.1, 0.2, 0.3, 0.4, 0.4, 0.4, 0.3, 0.3, 0.3, 0.3, 0.3, 0.2, 0.1, 0.1,
+            0.1, 0.05, 0.05, 0.05,
+        ],
+        (Kind::StaffHousing, false) => [
+            0.3, 0.2, 0.15, 0.15, 0.2, 0.5, 1.5, 1.9, 1.2, 0.7, 0.6, 0.9, 1.3, 1.0, 0.6, 0.6, 0.8, 1.3, 1.8, 1.9, 1.6,
+            1.3, 0.9, 0.5,
+        ],
+        (Kind::StaffHousing, true) => [
+            0.4, 0.25, 0.2, 0.15, 0.15, 0.3, 0.7, 1.2, 1.6, 1.6, 1.3, 1.3, 1.4, 1.1, 0.9, 0.9, 1.0, 1.4, 1.7, 1.7, 1.5,
+            1.2, 0.9, 0.6,
+        ],
+    }
+}
+
+/// Demand multiplier at a local time, interpolated between hours.
+pub fn demand_factor(kind: Kind, local: &DateTime<Tz>) -> f64 {
+    let weekend = matches!(local.weekday(), Weekday::Sat | Weekday::Sun);
+    let hours = profile(kind, weekend);
+    let h = local.hour() as usize;
+    let frac = (f64::from(local.minute()) + f64::from(local.second()) / 60.0) / 60.0;
+    let next =
+        if h == 23 { profile(kind, matches!(local.weekday(), Weekday::Fri | Weekday::Sat))[0] } else { hours[h + 1] };
+    hours[h] * (1.0 - frac) + next * frac
+}
+
+/// Reproducible noise in [-1, 1] from a key and a time bucket.
+fn noise(key: u64, bucket: i64) -> f64 {
+    let mut x = key ^ (bucket as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^= x >> 33;
+    (x as f64 / u64::MAX as f64) * 2.0 - 1.0
+}
+
+#[derive(Debug, Clone)]
+pub struct SimDevice {
+    pub name: String,
+    pub unit: u8,
+    pub profile: Arc<Profile>,
+    pub zone: String,
+}
+
+#[derive(Debug, Clone)]
+struct Building {
+    meter: usize,
+    power: Option<usize>,
+    kind: Kind,
+    /// Mean demand, m³/h.
+    mean: f64,
+    /// Mean electrical load, W.
+    load: f64,
+    volume: f64,
+    energy: f64,
+}
+
+#[derive(Debug, Clone)]
+struct Zone {
+    name: String,
+    inlet: usize,
+    pressure: usize,
+    valve: usize,
+    buildings: Vec<usize>,
+    /// Unmetered authorised use (irrigation, public toilets) and background leakage, m³/h.
+    unmetered: f64,
+    background_leak: f64,
+    volume: f64,
+    valve_position: f64,
+}
+
+/// (name, meter unit, mean m³/h, [(power meter name, unit, three-phase, mean W)]).
+type BuildingSpec<'a> = (&'a str, u8, Kind, f64, Option<(&'a str, u8, bool, f64)>);
+/// (zone, inlet unit, unmetered m³/h, background leakage m³/h, buildings).
+type ZoneSpec<'a> = (&'a str, u8, f64, f64, &'a [BuildingSpec<'a>]);
+
+/// The state of the simulated pump house.
+#[derive(Debug, Clone)]
+pub struct PumpHouse {
+    pub tz: Tz,
+    pub devices: Vec<SimDevice>,
+    pub banks: Vec<Bank>,
+    /// Devices that do not answer (by index), from scenarios.
+    pub silent: Vec<bool>,
+    buildings: Vec<Building>,
+    zones: Vec<Zone>,
+    plant: usize,
+    plant_pressure: usize,
+    plant_volume: f64,
+    pumps: Vec<(usize, f64)>,
+    scenarios: Vec<Scenario>,
+    last: Option<DateTime<Utc>>,
+}
+
+impl PumpHouse {
+    /// The standard campus: a plant outlet, three zones (north: dormitories, south:
+    /// canteen and teaching, east: laboratory and staff housing), six buildings, four
+    /// pressure points, three zone valves, two pumps and three building power meters.
+    pub fn campus(
+        profiles: &HashMap<String, Arc<Profile>>,
+        tz: Tz,
+        scenarios: Vec<Scenario>,
+    ) -> Result<PumpHouse, String> {
+        let get = |n: &str| profiles.get(n).cloned().ok_or_else(|| format!("built-in profile {n} is missing"));
+        let (tuf, ai, valve, sdm630, sdm120) = (
+            get("tuf-2000m")?,
+            get("analog-4-20ma")?,
+            get("valve-actuator")?,
+            get("eastron-sdm630")?,
+            get("eastron-sdm120")?,
+        );
+        let mut devices = Vec::new();
+        let mut add = |name: &str, unit: u8, profile: &Arc<Profile>, zone: &str| {
+            devices.push(SimDevice { name: name.into(), unit, profile: profile.clone(), zone: zone.into() });
+            devices.len() - 1
+        };
+        let plant = add("plant-outlet", 1, &tuf, "campus");
+        let plant_pressure = add("pressure-plant", 21, &ai, "campus");
+        let pump1 = add("pump-1", 41, &sdm630, "plant");
+        let pump2 = add("pump-2", 42, &sdm630, "plant");
+        let mut buildings = Vec::new();
+        let mut zones = Vec::new();
+        let spec: [ZoneSpec<'_>; 3] = [
+            (
+                "north",
+                2,
+                0.6,
+                0.35,
+                &[
+                    ("dorm-1", 11, Kind::Dormitory, 6.0, Some(("power-dorm-1", 51, false, 18_000.0))),
+                    ("dorm-2", 12, Kind::Dormitory, 5.0, None),
+                ],
+            ),
+            (
+                "south",
+                3,
+                0.9,
+                0.3,
+                &[
+                    ("canteen", 13, Kind::Canteen, 4.5, Some(("power-canteen", 52, true, 45_000.0))),
+                    ("teaching", 14, Kind::Teaching, 3.0, Some(("power-teaching", 53, true, 60_000.0))),
+                ],
+            ),
+            (
+                "east",
+                4,
+                0.4,
+                0.25,
+                &[("lab", 15, Kind::Teaching, 2.0, None), ("staff-housing", 16, Kind::StaffHousing, 3.5, None)],
+            ),
+        ];
+        for (k, (zone, unit, unmetered, leak, blds)) in spec.iter().enumerate() {
+            let inlet = add(&format!("zone-{zone}-inlet"), *unit, &tuf, zone);
+            let pressure = add(&format!("pressure-{zone}"), 22 + k as u8, &ai, zone);
+            let valve_dev = add(&format!("valve-{zone}"), 31 + k as u8, &valve, zone);
+            let mut ids = Vec::new();
+            for (bname, bunit, kind, mean, power) in blds.iter() {
+                let meter = add(&format!("bldg-{bname}"), *bunit, &tuf, zone);
+                let (power, load) = match power {
+                    Some((pname, punit, three, load)) => {
+                        (Some(add(pname, *punit, if *three { &sdm630 } else { &sdm120 }, zone)), *load)
+                    }
+                    None => (None, 0.0),
+                };
+                buildings.push(Building {
+                    meter,
+                    power,
+                    kind: *kind,
+                    mean: *mean,
+                    load,
+                    volume: 1000.0 * f64::from(*bunit),
+                    energy: 5000.0 * f64::from(*bunit),
+                });
+                ids.push(buildings.len() - 1);
+            }
+            zones.push(Zone {
+                name: zone.to_string(),
+                inlet,
+                pressure,
+                valve: valve_dev,
+                buildings: ids,
+                unmetered: *unmetered,
+                background_leak: *leak,
+                volume: 20_000.0 * (k as f64 + 1.0),
+                valve_position: 100.0,
+            });
+        }
+        let n = devices.len();
+        let mut sim = PumpHouse {
+            tz,
+            banks: vec![Bank::default(); n],
+            silent: vec![false; n],
+            devices,
+            buildings,
+            zones,
+            plant,
+            plant_pressure,
+            plant_volume: 150_000.0,
+            pumps: vec![(pump1, 80_000.0), (pump2, 60_000.0)],
+            scenarios,
+            last: None,
+        };
+        for (i, d) in sim.devices.iter().enumerate() {
+            let p = d.profile.clone();
+            let b = &mut sim.banks[i];
+            match &*p.name {
+                "tuf-2000m" => {
+                    b.set(&p, "totalizer_unit", 0.0);
+                    b.set(&p, "totalizer_multiplier", 3.0);
+                    b.set(&p, "error_code", 0.0);
+                    b.holding.insert(2, 0);
+                    b.holding.insert(3, 0);
+                }
+                "valve-actuator" => {
+                    b.set(&p, "command", 100.0);
+                    b.set(&p, "fault", 0.0);
+                }
+                "analog-4-20ma" => b.set(&p, "status", 0.0),
+                _ => {}
+            }
+        }
+        for s in &sim.scenarios {
+            if let ScenarioKind::Leak { zone, .. } = &s.kind {
+                if !sim.zones.iter().any(|z| &z.name == zone) {
+                    return Err(format!("scenario {s}: no zone `{zone}` (zones: north, south, east)"));
+                }
+            }
+            if let Some(dev) = s.kind.device() {
+                if !sim.devices.iter().any(|d| d.name == dev) {
+                    return Err(format!("scenario {s}: no device `{dev}`"));
+                }
+            }
+        }
+        Ok(sim)
+    }
+
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.devices.iter().position(|d| d.name == name)
+    }
+
+    fn active(&self, now: DateTime<Utc>) -> impl Iterator<Item = &ScenarioKind> {
+        self.scenarios.iter().filter(move |s| s.start <= now).map(|s| &s.kind)
+    }
+
+    /// Advances the model to `now` and rewrites every register.
+    pub fn step(&mut self, now: DateTime<Utc>) {
+        let dt_h = self.last.map(|l| (now - l).num_milliseconds().max(0) as f64 / 3_600_000.0).unwrap_or(0.0);
+        self.last = Some(now);
+        let local = self.tz.from_utc_datetime(&now.naive_utc());
+        let bucket = now.timestamp() / 60;
+        let active: Vec<ScenarioKind> = self.active(now).cloned().collect();
+        let stuck =
+            |name: &str| active.iter().any(|k| matches!(k, ScenarioKind::StuckTotalizer { device } if device == name));
+        for (i, d) in self.devices.iter().enumerate() {
+            self.silent[i] = active.iter().any(|k| matches!(k, ScenarioKind::Silent { device } if device == &d.name));
+        }
+        let mut total_flow = 0.0;
+        for zi in 0..self.zones.len() {
+            // Valve: move towards the command at 2 %/s unless stuck.
+            let valve = self.zones[zi].valve;
+            let vp = self.devices[valve].profile.clone();
+            let command = self.banks[valve].get(&vp, "command").unwrap_or(100.0).clamp(0.0, 100.0);
+            let stuck_at = active.iter().find_map(|k| match k {
+                ScenarioKind::ValveStuck { device, position } if device == &self.devices[valve].name => Some(*position),
+                _ => None,
+            });
+            let z = &mut self.zones[zi];
+            match stuck_at {
+                Some(p) => z.valve_position = p,
+                None => {
+                    let max_move = 2.0 * dt_h * 3600.0;
+                    let delta = (command - z.valve_position).clamp(-max_move, max_move);
+                    z.valve_position += delta;
+                }
+            }
+            let open_factor = (z.valve_position / 100.0 * 3.0).clamp(0.0, 1.0);
+            let mut zone_flow = 0.0;
+            for &bi in &z.buildings.clone() {
+                let b = &mut self.buildings[bi];
+                let f =
+                    b.mean * demand_factor(b.kind, &local) * (1.0 + 0.08 * noise(bi as u64 + 1, bucket)) * open_factor;
+                let f = f.max(0.0);
+                b.volume += f * dt_h;
+                zone_flow += f;
+                let meter = b.meter;
+                let mp = self.devices[meter].profile.clone();
+                let name = self.devices[meter].name.clone();
+                self.banks[meter].set(&mp, "flow_rate", f);
+                self.banks[meter].set(&mp, "velocity", f / 20.0);
+                if !stuck(&name) {
+                    self.banks[meter].set(&mp, "positive_total", b.volume);
+                }
+                if let Some(pw) = b.power {
+                    let load = b.load
+                        * (0.3 + 0.7 * demand_factor(b.kind, &local))
+                        * (1.0 + 0.05 * noise(bi as u64 + 100, bucket));
+                    b.energy += load / 1000.0 * dt_h;
+                    let pp = self.devices[pw].profile.clone();
+                    let energy = b.energy;
+                    write_power(&mut self.banks[pw], &pp, load, energy, bucket, pw as u64);
+                }
+            }
+            let leak: f64 = active
+                .iter()
+                .map(|k| match k {
+                    ScenarioKind::Leak { zone, rate } if zone == &z.name => *rate,
+                    _ => 0.0,
+                })
+                .sum();
+            zone_flow +=
+                (z.unmetered * demand_factor(Kind::StaffHousing, &local) + z.background_leak + leak) * open_factor;
+            z.volume += zone_flow * dt_h;
+            total_flow += zone_flow;
+            let (inlet, volume, zname) = (z.inlet, z.volume, z.name.clone());
+            let ip = self.devices[inlet].profile.clone();
+            let iname = self.devices[inlet].name.clone();
+            self.banks[inlet].set(&ip, "flow_rate", zone_flow);
+            self.banks[inlet].set(&ip, "velocity", zone_flow / 40.0);
+            if !stuck(&iname) {
+                self.banks[inlet].set(&ip, "positive_total", volume);
+            }
+            let vpos = z.valve_position;
+            let vb = &mut self.banks[valve];
+            vb.set(&vp, "position", vpos);
+            vb.set(&vp, "open_limit", f64::from(u8::from(vpos >= 99.5)));
+            vb.set(&vp, "closed_limit", f64::from(u8::from(vpos <= 0.5)));
+            let _ = zname;
+        }
+        self.plant_volume += total_flow * dt_h;
+        let pp = self.devices[self.plant].profile.clone();
+        let plant = self.plant;
+        let plant_name = self.devices[plant].name.clone();
+        self.banks[plant].set(&pp, "flow_rate", total_flow);
+        self.banks[plant].set(&pp, "velocity", total_flow / 60.0);
+        if !stuck(&plant_name) {
+            self.banks[plant].set(&pp, "positive_total", self.plant_volume);
+        }
+        // Pressure: the pumps hold ~0.42 MPa at the plant; friction loss grows with flow².
+        let p_plant = 0.42 - 0.000_03 * total_flow * total_flow + 0.002 * noise(7, bucket);
+        let ap = self.devices[self.plant_pressure].profile.clone();
+        let ppi = self.plant_pressure;
+        self.banks[ppi].set(&ap, "pressure", p_plant.max(0.0));
+        self.banks[ppi].set(&ap, "ch1_current", 4.0 + p_plant.max(0.0) / 1.6 * 16.0);
+        for z in &self.zones {
+            let q = self.banks[z.inlet].get(&pp, "flow_rate").unwrap_or(0.0);
+            let p = (p_plant - 0.000_12 * q * q).max(0.0);
+            self.banks[z.pressure].set(&ap, "pressure", p);
+            self.banks[z.pressure].set(&ap, "ch1_current", 4.0 + p / 1.6 * 16.0);
+        }
+        // Pumps: lead pump always, lag pump above 30 m³/h.
+        for (k, (dev, energy)) in self.pumps.iter_mut().enumerate() {
+            let running = k == 0 || total_flow > 30.0;
+            let power =
+                if running { 3000.0 + 180.0 * total_flow / if total_flow > 30.0 { 2.0 } else { 1.0 } } else { 0.0 };
+            *energy += power / 1000.0 * dt_h;
+            let p = self.devices[*dev].profile.clone();
+            write_power(&mut self.banks[*dev], &p, power, *energy, bucket, *dev as u64);
+        }
+    }
+}
+
+fn write_power(bank: &mut Bank, p: &Profile, watts: f64, energy_kwh: f64, bucket: i64, key: u64) {
+    let v = 230.0 + 2.0 * noise(key + 500, bucket);
+    let pf = 0.93 + 0.03 * noise(key + 600, bucket);
+    bank.set(p, "frequency", 50.0 + 0.02 * noise(key + 700, bucket));
+    bank.set(p, "energy_import", energy_kwh);
+    bank.set(p, "energy_export", 0.0);
+    if p.points.iter().any(|x| &*x.name == "voltage_l1") {
+        for (k, l) in ["l1", "l2", "l3"].iter().enumerate() {
+            let share = watts / 3.0 * (1.0 + 0.03 * noise(key + k as u64, bucket));
+            bank.set(p, &format!("voltage_{l}"), v + noise(key + 10 + k as u64, bucket));
+            bank.set(p, &format!("current_{l}"), share / (v * pf));
+            bank.set(p, &format!("power_{l}"), share);
+            bank.set(p, &format!("power_factor_{l}"), pf);
+        }
+        bank.set(p, "power_total", watts);
+        bank.set(p, "power_factor_total", pf);
+    } else {
+        bank.set(p, "voltage", v);
+        bank.set(p, "current", watts / (v * pf));
+        bank.set(p, "power", watts);
+        bank.set(p, "power_factor", pf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::diag::Diagnostics;
+    use crate::modbus::profile::builtin_profiles;
+
+    fn campus(scenarios: Vec<Scenario>) -> PumpHouse {
+        let mut d = Diagnostics::default();
+        let profiles = builtin_profiles(&mut d).into_iter().map(|p| (p.name.to_string(), Arc::new(p))).collect();
+        PumpHouse::campus(&profiles, chrono_tz::Asia::Shanghai, scenarios).unwrap()
+    }
+
+    fn value(sim: &PumpHouse, device: &str, point: &str) -> f64 {
+        let i = sim.index(device).unwrap();
+        sim.banks[i].get(&sim.devices[i].profile, point).unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn night_is_quieter_than_the_evening_and_volumes_add_up() {
+        let mut sim = campus(vec![]);
+        // Wednesday 2026-11-25, Asia/Shanghai (UTC+8): 03:00 local = 19:00 UTC the day before
+        let t0 = at("2026-11-24T19:00:00Z");
+        sim.step(t0);
+        let night = value(&sim, "plant-outlet", "flow_rate");
+        let v0 = value(&sim, "plant-outlet", "positive_total");
+        let zones0: f64 =
+            ["north", "south", "east"].iter().map(|z| value(&sim, &format!("zone-{z}-inlet"), "positive_total")).sum();
+        // step through to 20:00 local in one-minute steps
+        let mut t = t0;
+        for _ in 0..(17 * 60) {
+            t += chrono::Duration::minutes(1);
+            sim.step(t);
+        }
+        let evening = value(&sim, "plant-outlet", "flow_rate");
+        assert!(evening > 2.5 * night, "evening {evening} vs night {night}");
+        let plant = value(&sim, "plant-outlet", "positive_total") - v0;
+        let zones: f64 = ["north", "south", "east"]
+            .iter()
+            .map(|z| value(&sim, &format!("zone-{z}-inlet"), "positive_total"))
+            .sum::<f64>()
+            - zones0;
+        assert!(plant > 100.0);
+        // the totalizers carry f32 fractions: agree to well under a cubic metre
+        assert!((plant - zones).abs() < 0.05, "plant {plant} zones {zones}");
+        let p = value(&sim, "pressure-north", "pressure");
+        assert!((0.2..0.45).contains(&p), "{p}");
+    }
+
+    #[test]
+    fn a_leak_raises_night_flow_by_its_rate() {
+        let t0 = at("2026-11-24T19:00:00Z");
+        let mut quiet = campus(vec![]);
+        let mut leaky =
+            campus(vec![Scenario { start: t0, kind: ScenarioKind::Leak { zone: "east".into(), rate: 2.5 } }]);
+        quiet.step(t0);
+        leaky.step(t0);
+        let d = value(&leaky, "zone-east-inlet", "flow_rate") - value(&quiet, "zone-east-inlet", "flow_rate");
+        assert!((d - 2.5).abs() < 1e-3, "{d}");
+        assert!(value(&leaky, "pressure-east", "pressure") < value(&quiet, "pressure-east", "pressure"));
+    }
+
+    #[test]
+    fn a_stuck_totalizer_stops_while_flow_goes_on() {
+        let t0 = at("2026-11-25T02:00:00Z");
+        let mut sim =
+            campus(vec![Scenario { start: t0, kind: ScenarioKind::StuckTotalizer { device: "bldg-dorm-1".into() } }]);
+        sim.step(t0 - chrono::Duration::minutes(1));
+        sim.step(t0);
+        let v = value(&sim, "bldg-dorm-1", "positive_total");
+        sim.step(t0 + chrono::Duration::hours(1));
+        assert_eq!(value(&sim, "bldg-dorm-1", "positive_total"), v);
+        assert!(value(&sim, "bldg-dorm-1", "flow_rate") > 0.5);
+    }
+
+    #[test]
+    fn valves_follow_their_command_unless_stuck() {
+        let t0 = at("2026-11-25T02:00:00Z");
+        let mut sim = campus(vec![Scenario {
+            start: t0,
+            kind: ScenarioKind::ValveStuck { device: "valve-south".into(), position: 40.0 },
+        }]);
+        sim.step(t0);
+        for z in ["north", "south"] {
+            let i = sim.index(&format!("valve-{z}")).unwrap();
+            let p = sim.devices[i].profile.clone();
+            sim.banks[i].set(&p, "command", 20.0);
+        }
+        sim.step(t0 + chrono::Duration::seconds(60));
+        assert_eq!(value(&sim, "valve-north", "position"), 20.0);
+        assert_eq!(value(&sim, "valve-north", "open_limit"), 0.0);
+        assert_eq!(value(&sim, "valve-south", "position"), 40.0);
+    }
+}
