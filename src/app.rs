@@ -427,3 +427,160 @@ pub async fn demo(args: &SimArgs, interval: &str, duration: Option<Duration>, js
     }
     Ok(())
 }
+
+/// Commits readings from the pollers to the store in batches and tells the consumers.
+/// Ends when every poller has ended and the channel is drained: nothing read is dropped
+/// on shutdown.
+async fn commit_readings(
+    store: Arc<crate::store::Store>,
+    mut rx: mpsc::Receiver<Vec<Reading>>,
+    notify: tokio::sync::watch::Sender<i64>,
+    last_commit_ms: Arc<std::sync::atomic::AtomicI64>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = first;
+        while batch.len() < 5000 {
+            match rx.try_recv() {
+                Ok(more) => batch.extend(more),
+                Err(_) => break,
+            }
+        }
+        let mut attempt = 0u32;
+        loop {
+            match store.append(&batch) {
+                Ok(last) => {
+                    let _ = notify.send(last);
+                    last_commit_ms.store(Utc::now().timestamp_millis(), std::sync::atomic::Ordering::Relaxed);
+                    break;
+                }
+                Err(e) => {
+                    // Keep the batch and hold the pollers (back-pressure) until the disk
+                    // takes it again: losing readings here is what the store prevents.
+                    if attempt == 0 {
+                        tracing::error!(error = %e, readings = batch.len(), "cannot commit readings; retrying");
+                    }
+                    attempt += 1;
+                    tokio::time::sleep(crate::sinks::retry_delay(attempt)).await;
+                }
+            }
+        }
+    }
+}
+
+/// `pumphouse run`: pollers → store → sinks, with the HTTP endpoint, until SIGTERM or
+/// Ctrl-C. Shutdown goes from the edges in: stop polling, commit what was read, let the
+/// sinks finish in-flight work within the deadline.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    use crate::sinks::{influx, mqtt, SinkHealth};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let store = Arc::new(crate::store::Store::open(&cfg.store.path, cfg.store.limits)?);
+    let last = store.last_seq()?;
+    tracing::info!(store = %cfg.store.path.display(), last_seq = last, "store open");
+    let (notify_tx, notify_rx) = tokio::sync::watch::channel(last);
+    let last_commit = Arc::new(std::sync::atomic::AtomicI64::new(0));
+
+    let poll_cancel = CancellationToken::new();
+    let sink_cancel = CancellationToken::new();
+    let pollers = TaskTracker::new();
+    let (rx, stats) = start_pollers(&cfg, &pollers, &poll_cancel);
+    pollers.close();
+    let writer = tokio::spawn(commit_readings(store.clone(), rx, notify_tx, last_commit.clone()));
+
+    let sinks_tracker = TaskTracker::new();
+    let mut healths: Vec<Arc<SinkHealth>> = Vec::new();
+    if let Some(m) = cfg.mqtt.clone() {
+        let h = Arc::new(SinkHealth::new("mqtt", mqtt::CONSUMER));
+        healths.push(h.clone());
+        sinks_tracker.spawn(mqtt::run(
+            m,
+            cfg.site.name.clone(),
+            store.clone(),
+            notify_rx.clone(),
+            h,
+            sink_cancel.clone(),
+            SHUTDOWN_DEADLINE,
+        ));
+    }
+    for i in &cfg.influxdb {
+        let consumer = influx::consumer_name(i);
+        let h = Arc::new(SinkHealth::new(&consumer, &consumer));
+        healths.push(h.clone());
+        sinks_tracker.spawn(influx::run(
+            i.clone(),
+            store.clone(),
+            notify_rx.clone(),
+            h,
+            sink_cancel.clone(),
+            SHUTDOWN_DEADLINE,
+        ));
+    }
+    sinks_tracker.close();
+    if healths.is_empty() {
+        tracing::warn!("no [mqtt] or [[influxdb]] configured: readings are kept in the local store only");
+    }
+
+    // Pruning: age and size limits, counting what is dropped.
+    let consumers: Vec<String> = healths.iter().map(|h| h.consumer.clone()).collect();
+    let prune_store = store.clone();
+    let prune_cancel = sink_cancel.clone();
+    let pruner = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                () = prune_cancel.cancelled() => break,
+                _ = tick.tick() => {
+                    let names: Vec<&str> = consumers.iter().map(String::as_str).collect();
+                    if let Err(e) = prune_store.prune(Utc::now(), &names) {
+                        tracing::error!(error = %e, "pruning the store failed");
+                    }
+                }
+            }
+        }
+    });
+
+    let http_cancel = CancellationToken::new();
+    let mut http_task = None;
+    if let Some(h) = &cfg.http {
+        let max_interval = cfg.devices.iter().map(|d| d.interval).max().unwrap_or(Duration::from_secs(10));
+        let state = Arc::new(crate::http::AppState {
+            store: store.clone(),
+            sinks: healths.clone(),
+            stats: stats.clone(),
+            devices: cfg.devices.iter().map(|d| (d.name.to_string(), d.bus.to_string(), d.zone.to_string())).collect(),
+            last_commit_ms: last_commit.clone(),
+            polling_stall: (max_interval * 3).max(Duration::from_secs(60)),
+            sink_stall: h.stall_after,
+            started_ms: Utc::now().timestamp_millis(),
+        });
+        let listener = TcpListener::bind(h.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} ([http] listen)", h.listen))?;
+        tracing::info!(listen = %listener.local_addr()?, "http endpoint: /healthz /metrics /api/status");
+        let c = http_cancel.clone();
+        http_task = Some(tokio::spawn(async move {
+            let _ = axum::serve(listener, crate::http::router(state))
+                .with_graceful_shutdown(async move { c.cancelled().await })
+                .await;
+        }));
+    }
+
+    shutdown_signal().await;
+    tracing::info!("stopping: pollers first, then the store writer, then the sinks");
+    poll_cancel.cancel();
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
+    let _ = tokio::time::timeout_at(deadline, pollers.wait()).await;
+    if tokio::time::timeout_at(deadline, writer).await.is_err() {
+        tracing::warn!("the store writer did not finish in time");
+    }
+    sink_cancel.cancel();
+    if tokio::time::timeout(SHUTDOWN_DEADLINE + Duration::from_secs(1), sinks_tracker.wait()).await.is_err() {
+        tracing::warn!("sinks did not finish in time; undelivered readings stay in the store for the next start");
+    }
+    let _ = pruner.await;
+    http_cancel.cancel();
+    if let Some(t) = http_task {
+        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+    }
+    tracing::info!(last_seq = store.last_seq().unwrap_or(0), "stopped");
+    Ok(())
+}

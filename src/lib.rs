@@ -27,6 +27,9 @@
 
 pub mod app;
 pub mod config;
+pub mod http;
 pub mod modbus;
 pub mod model;
 pub mod sim;
+pub mod sinks;
+pub mod store;

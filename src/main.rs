@@ -35,6 +35,11 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Run the gateway: poll, commit to the local store, deliver to MQTT and InfluxDB.
+    Run {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
     /// Poll one device once and print its decoded points.
     Probe {
         #[arg(short, long)]
@@ -172,6 +177,19 @@ async fn run(command: Command) -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Run { config } => {
+            let cfg = match app::load_config(&config, Mode::Run) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match app::run(cfg).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(format!("{e:#}")),
+            }
+        }
         Command::Probe { config, device, json } => {
             let cfg = match app::load_config(&config, Mode::Check) {
                 Ok(c) => c,

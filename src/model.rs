@@ -151,6 +151,21 @@ impl Quality {
     }
 }
 
+impl Quality {
+    /// Parses [`Quality::code`] back (as stored in the local store).
+    pub fn from_code(code: &str) -> Option<Quality> {
+        Some(match code {
+            "good" => Quality::Good,
+            "timeout" => Quality::Timeout,
+            "transport" => Quality::Transport,
+            "decode_error" => Quality::DecodeError,
+            "not_finite" => Quality::NotFinite,
+            "out_of_range" => Quality::OutOfRange,
+            other => Quality::Exception(u8::from_str_radix(other.strip_prefix("exception_")?, 16).ok()?),
+        })
+    }
+}
+
 impl fmt::Display for Quality {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

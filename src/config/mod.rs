@@ -6,6 +6,7 @@
 //! deserialised on its own so one malformed device does not hide the problems of the
 //! others.
 
+pub mod delivery;
 pub mod diag;
 pub mod raw;
 
@@ -19,8 +20,9 @@ use serde::de::DeserializeOwned;
 
 use crate::modbus::planner::{self, Limits};
 use crate::modbus::profile::{self, Profile};
+use delivery::{HttpConfig, InfluxConfig, MqttConfig, StoreConfig};
 use diag::{ConfigErrors, Diagnostics};
-use raw::{RawBus, RawDevice, RawPolling, RawProfile, RawSite};
+use raw::{RawBus, RawDevice, RawHttp, RawInflux, RawMqtt, RawPolling, RawProfile, RawSite, RawStore};
 
 /// What the configuration is being loaded for: a missing serial device is a warning when
 /// checking a file on another machine, and an error when about to poll.
@@ -38,6 +40,12 @@ pub struct Config {
     /// Every profile by name: built-in ones and the configuration's own (which may
     /// replace a built-in one of the same name).
     pub profiles: BTreeMap<String, Arc<Profile>>,
+    pub store: StoreConfig,
+    /// `None` when the file has no `[mqtt]` section.
+    pub mqtt: Option<MqttConfig>,
+    pub influxdb: Vec<InfluxConfig>,
+    /// `None` when `[http] listen = "off"`.
+    pub http: Option<HttpConfig>,
     /// Where the configuration came from, for messages.
     pub source: String,
 }
@@ -331,6 +339,10 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
     let raw_buses: Vec<(usize, RawBus)> = array(top, "buses", diags);
     let raw_devices: Vec<(usize, RawDevice)> = array(top, "devices", diags);
     let raw_profiles: Vec<(usize, RawProfile)> = array(top, "profiles", diags);
+    let raw_store: RawStore = section(top, "store", diags);
+    let raw_mqtt: Option<RawMqtt> = top.contains_key("mqtt").then(|| section(top, "mqtt", diags));
+    let raw_influx: Vec<(usize, RawInflux)> = array(top, "influxdb", diags);
+    let raw_http: RawHttp = section(top, "http", diags);
 
     // site
     let site_name = match raw_site.name.as_deref() {
@@ -578,11 +590,30 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
             );
         }
     }
+    let store = delivery::validate_store(&raw_store, diags);
+    let mqtt = raw_mqtt.as_ref().and_then(|m| delivery::validate_mqtt(m, &site_name, mode, diags));
+    let mut influxdb: Vec<InfluxConfig> = Vec::new();
+    for (i, r) in &raw_influx {
+        if let Some(c) = delivery::validate_influx(r, *i, mode, diags) {
+            if influxdb.iter().any(|o| o.name == c.name) {
+                diags.error(
+                    format!("influxdb[{i}].name"),
+                    format!("another [[influxdb]] is already named `{}`", c.name),
+                );
+            }
+            influxdb.push(c);
+        }
+    }
+    let http = if raw_http.listen.as_deref() == Some("off") { None } else { delivery::validate_http(&raw_http, diags) };
     Some(Config {
         site: Site { name: site_name.into(), timezone },
         buses,
         devices,
         profiles,
+        store,
+        mqtt,
+        influxdb,
+        http,
         source: source.to_string(),
     })
 }

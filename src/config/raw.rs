@@ -128,3 +128,60 @@ pub struct RawVectorBlock {
     #[serde(default)]
     pub values: Vec<i64>,
 }
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub path: Option<String>,
+    pub max_size: Option<String>,
+    pub max_age: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqtt {
+    pub url: Option<String>,
+    pub prefix: Option<String>,
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
+    pub ca_file: Option<String>,
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+    pub retain: Option<bool>,
+    pub qos: Option<i64>,
+    /// Publishes in flight (sent, not yet acknowledged) at once.
+    pub window: Option<i64>,
+    pub keep_alive: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInflux {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub api: Option<String>,
+    pub database: Option<String>,
+    pub retention_policy: Option<String>,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
+    pub org: Option<String>,
+    pub bucket: Option<String>,
+    pub token_env: Option<String>,
+    pub token_file: Option<String>,
+    pub batch_size: Option<i64>,
+    pub flush_interval: Option<String>,
+    pub precision: Option<String>,
+    pub gzip: Option<bool>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    pub listen: Option<String>,
+    /// A sink with a backlog and no success for this long makes /healthz answer 503.
+    pub stall_after: Option<String>,
+}

@@ -1,0 +1,401 @@
+//! The InfluxDB sink: readings from the store as line protocol, in batches, to the 1.x
+//! API (`/write?db=&rp=`) or the 2.x API (`/api/v2/write?org=&bucket=`). The cursor moves
+//! only on a 2xx.
+//!
+//! Failures are told apart by what retrying can change:
+//! - network errors and 5xx (and 429): retried with backoff, same batch, queue held;
+//! - 401/403/404: wrong token, missing database or bucket — the sink reports itself
+//!   unhealthy with a sentence saying so, and retries slowly (someone must fix it);
+//! - other 4xx (malformed data, e.g. a field type conflict): the batch is set aside in the
+//!   store for inspection, counted and logged, and the queue moves on;
+//! - 413 (too large): the batch is halved and retried.
+//!
+//! Line protocol: one measurement per quantity family (`water`, `electricity`,
+//! `pressure`, `valve`, `status`), tags `site`, `zone`, `device`, `point`, `quantity`,
+//! `unit`; fields `value` (always a float, so the field type never conflicts) and
+//! `quality` (string); timestamp in ns or s as configured. A repeat of a reading after a
+//! crash writes the same series and timestamp: InfluxDB keeps one point.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::{retry_delay, SinkHealth};
+use crate::config::delivery::{InfluxApi, InfluxConfig, Precision};
+use crate::model::{Quantity, Reading};
+use crate::store::{Store, Stored};
+
+pub fn measurement(q: Quantity) -> &'static str {
+    match q {
+        Quantity::WaterVolume | Quantity::WaterFlow => "water",
+        Quantity::EnergyImport
+        | Quantity::EnergyExport
+        | Quantity::ActivePower
+        | Quantity::Voltage
+        | Quantity::Current
+        | Quantity::PowerFactor
+        | Quantity::Frequency => "electricity",
+        Quantity::Pressure => "pressure",
+        Quantity::ValvePosition | Quantity::ValveCommand | Quantity::ValveOpen | Quantity::ValveClosed => "valve",
+        Quantity::LoopCurrent | Quantity::Temperature | Quantity::Status => "status",
+    }
+}
+
+fn escape_tag(s: &str, out: &mut String) {
+    for c in s.chars() {
+        if matches!(c, ',' | '=' | ' ' | '\\') {
+            out.push('\\');
+        }
+        if c == '\n' {
+            out.push_str("\\n");
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+/// One reading as a line of line protocol (with the trailing newline).
+pub fn line(r: &Reading, precision: Precision, out: &mut String) {
+    out.push_str(measurement(r.quantity));
+    for (k, v) in [
+        ("site", &*r.site),
+        ("zone", &*r.zone),
+        ("device", &*r.device),
+        ("point", &*r.point),
+        ("quantity", r.quantity.as_str()),
+        ("unit", &*r.unit),
+    ] {
+        if v.is_empty() {
+            continue;
+        }
+        out.push(',');
+        out.push_str(k);
+        out.push('=');
+        escape_tag(v, out);
+    }
+    out.push(' ');
+    if let Some(v) = r.value.filter(|v| v.is_finite()) {
+        // `{:?}` keeps a decimal point or exponent, so InfluxDB always sees a float.
+        let _ = write!(out, "value={v:?},");
+    }
+    let _ = write!(out, "quality=\"{}\"", r.quality.code());
+    let ts = match precision {
+        Precision::Nanoseconds => r.ts.timestamp_millis() as i128 * 1_000_000,
+        Precision::Seconds => i128::from(r.ts.timestamp()),
+    };
+    let _ = writeln!(out, " {ts}");
+}
+
+pub fn body(batch: &[Stored], precision: Precision) -> String {
+    let mut s = String::with_capacity(batch.len() * 160);
+    for st in batch {
+        line(&st.reading, precision, &mut s);
+    }
+    s
+}
+
+pub fn write_url(cfg: &InfluxConfig) -> String {
+    let p = match cfg.precision {
+        Precision::Nanoseconds => "ns",
+        Precision::Seconds => "s",
+    };
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    match &cfg.api {
+        InfluxApi::V1 { database, retention_policy, .. } => {
+            let mut u = format!("{}/write?db={}&precision={p}", cfg.url, enc(database));
+            if let Some(rp) = retention_policy {
+                let _ = write!(u, "&rp={}", enc(rp));
+            }
+            u
+        }
+        InfluxApi::V2 { org, bucket, .. } => {
+            format!("{}/api/v2/write?org={}&bucket={}&precision={p}", cfg.url, enc(org), enc(bucket))
+        }
+    }
+}
+
+/// What to do after a write attempt.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Delivered,
+    Retry(String),
+    /// Configuration or permission problem: unhealthy, retry slowly.
+    Blocked(String),
+    /// The data was refused: set the batch aside.
+    Refused(String),
+    TooLarge,
+}
+
+pub fn judge(status: u16, text: &str, cfg: &InfluxConfig) -> Verdict {
+    let text = text.trim();
+    match status {
+        200..=299 => Verdict::Delivered,
+        401 | 403 => Verdict::Blocked(match &cfg.api {
+            InfluxApi::V1 { .. } => format!("InfluxDB refused the credentials ({status}): check username and password. {text}"),
+            InfluxApi::V2 { .. } => format!("InfluxDB refused the token ({status}): check token_env/token_file and its write permission on the bucket. {text}"),
+        }),
+        404 => Verdict::Blocked(match &cfg.api {
+            InfluxApi::V1 { database, .. } => format!("InfluxDB answered 404: database `{database}` does not exist (CREATE DATABASE {database}), or the URL is not an InfluxDB 1.x API. {text}"),
+            InfluxApi::V2 { org, bucket, .. } => format!("InfluxDB answered 404: org `{org}` or bucket `{bucket}` does not exist, or the URL is not an InfluxDB 2.x API. {text}"),
+        }),
+        413 => Verdict::TooLarge,
+        429 | 500..=599 => Verdict::Retry(format!("InfluxDB answered {status}: {text}")),
+        _ => Verdict::Refused(format!("InfluxDB refused the batch ({status}): {text}")),
+    }
+}
+
+fn gzip(body: &str) -> std::io::Result<Vec<u8>> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(body.as_bytes())?;
+    enc.finish()
+}
+
+async fn post(http: &reqwest::Client, cfg: &InfluxConfig, url: &str, body: &str) -> Result<(u16, String), String> {
+    let mut req = http.post(url).header("Content-Type", "text/plain; charset=utf-8");
+    match &cfg.api {
+        InfluxApi::V1 { username: Some(u), password, .. } => {
+            req = req.basic_auth(u, password.as_ref().map(|p| p.expose().to_string()));
+        }
+        InfluxApi::V2 { token: Some(t), .. } => {
+            req = req.header("Authorization", format!("Token {}", t.expose()));
+        }
+        _ => {}
+    }
+    req = if cfg.gzip {
+        let zipped = gzip(body).map_err(|e| format!("gzip: {e}"))?;
+        req.header("Content-Encoding", "gzip").body(zipped)
+    } else {
+        req.body(body.to_string())
+    };
+    match req.send().await {
+        Ok(rsp) => {
+            let status = rsp.status().as_u16();
+            let text = rsp.text().await.unwrap_or_default();
+            Ok((status, text.chars().take(500).collect()))
+        }
+        Err(e) => Err(format!("cannot reach InfluxDB at {}: {e}", cfg.url)),
+    }
+}
+
+pub fn consumer_name(cfg: &InfluxConfig) -> String {
+    format!("influxdb:{}", cfg.name)
+}
+
+/// Runs the sink until `cancel`; on cancel it finishes the batch in hand within `drain`.
+pub async fn run(
+    cfg: InfluxConfig,
+    store: Arc<Store>,
+    mut notify: watch::Receiver<i64>,
+    health: Arc<SinkHealth>,
+    cancel: CancellationToken,
+    drain: Duration,
+) {
+    let consumer = consumer_name(&cfg);
+    let http = match reqwest::Client::builder().timeout(cfg.timeout).build() {
+        Ok(c) => c,
+        Err(e) => {
+            health.failure(format!("HTTP client: {e}"));
+            return;
+        }
+    };
+    let url = write_url(&cfg);
+    let mut batch_size = cfg.batch_size;
+    let mut attempt = 0u32;
+    let mut stop_at: Option<tokio::time::Instant> = None;
+    loop {
+        if cancel.is_cancelled() && stop_at.is_none() {
+            stop_at = Some(tokio::time::Instant::now() + drain);
+        }
+        let cursor = match store.cursor(&consumer) {
+            Ok(c) => c,
+            Err(e) => {
+                health.failure(e.to_string());
+                0
+            }
+        };
+        let batch = store.read_after(cursor, batch_size).unwrap_or_else(|e| {
+            health.failure(e.to_string());
+            Vec::new()
+        });
+        if batch.is_empty()
+            || (batch.len() < batch_size && stop_at.is_none() && attempt == 0 && young(&batch, cfg.flush_interval))
+        {
+            if stop_at.is_some() {
+                return;
+            }
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                _ = notify.changed(), if batch.is_empty() => {}
+                () = tokio::time::sleep(if batch.is_empty() { cfg.flush_interval } else { remaining(&batch, cfg.flush_interval) }) => {}
+            }
+            continue;
+        }
+        let (first, last) = (batch[0].seq, batch[batch.len() - 1].seq);
+        let text = body(&batch, cfg.precision);
+        let verdict = match post(&http, &cfg, &url, &text).await {
+            Ok((status, rsp)) => judge(status, &rsp, &cfg),
+            Err(e) => Verdict::Retry(e),
+        };
+        match verdict {
+            Verdict::Delivered => {
+                if let Err(e) = store.advance(&consumer, last) {
+                    health.failure(e.to_string());
+                } else {
+                    health.success(batch.len() as u64);
+                    health.connected.store(true, Ordering::Relaxed);
+                }
+                attempt = 0;
+                batch_size = cfg.batch_size;
+                continue;
+            }
+            Verdict::Refused(why) => {
+                tracing::error!(sink = %health.name, first, last, reason = %why, "batch refused; set aside in the store");
+                health.set_aside.fetch_add(1, Ordering::Relaxed);
+                health.failure(why.clone());
+                if store
+                    .set_aside(&consumer, first, last, &why, &text)
+                    .and_then(|()| store.advance(&consumer, last))
+                    .is_err()
+                {
+                    attempt += 1;
+                }
+                continue;
+            }
+            Verdict::TooLarge => {
+                batch_size = (batch.len() / 2).max(1);
+                if batch.len() == 1 {
+                    let why = "a single reading is larger than InfluxDB accepts".to_string();
+                    let _ = store.set_aside(&consumer, first, last, &why, &text);
+                    let _ = store.advance(&consumer, last);
+                }
+                continue;
+            }
+            Verdict::Retry(why) | Verdict::Blocked(why) => {
+                health.connected.store(false, Ordering::Relaxed);
+                if attempt == 0 {
+                    tracing::warn!(sink = %health.name, reason = %why, "InfluxDB write failed; retrying");
+                }
+                health.failure(why);
+                let delay = retry_delay(attempt);
+                attempt += 1;
+                if let Some(at) = stop_at {
+                    if tokio::time::Instant::now() + delay > at {
+                        return;
+                    }
+                }
+                tokio::select! {
+                    () = cancel.cancelled(), if stop_at.is_none() => {}
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+/// True while the oldest reading of a partial batch is younger than the flush interval.
+fn young(batch: &[Stored], flush: Duration) -> bool {
+    remaining(batch, flush) > Duration::ZERO
+}
+
+fn remaining(batch: &[Stored], flush: Duration) -> Duration {
+    let oldest = batch[0].reading.ts;
+    let age = (chrono::Utc::now() - oldest).to_std().unwrap_or(Duration::ZERO);
+    flush.saturating_sub(age)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Quality;
+    use chrono::TimeZone;
+
+    fn cfg(api: InfluxApi) -> InfluxConfig {
+        InfluxConfig {
+            name: "0".into(),
+            url: "http://127.0.0.1:8086".into(),
+            api,
+            batch_size: 10,
+            flush_interval: Duration::from_secs(1),
+            precision: Precision::Nanoseconds,
+            gzip: true,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn reading(value: Option<f64>, quality: Quality) -> Reading {
+        Reading {
+            ts: chrono::Utc.timestamp_millis_opt(1_764_000_000_123).unwrap(),
+            site: "north campus".into(),
+            zone: "z,1".into(),
+            device: "inlet=main".into(),
+            point: "flow_rate".into(),
+            quantity: Quantity::WaterFlow,
+            value,
+            unit: "m3/h".into(),
+            quality,
+        }
+    }
+
+    #[test]
+    fn line_protocol_escapes_tags_and_keeps_floats() {
+        let mut s = String::new();
+        line(&reading(Some(12.0), Quality::Good), Precision::Nanoseconds, &mut s);
+        assert_eq!(
+            s,
+            "water,site=north\\ campus,zone=z\\,1,device=inlet\\=main,point=flow_rate,quantity=water_flow,unit=m3/h value=12.0,quality=\"good\" 1764000000123000000\n"
+        );
+        let mut s = String::new();
+        line(&reading(None, Quality::Exception(2)), Precision::Seconds, &mut s);
+        assert!(s.ends_with(" quality=\"exception_02\" 1764000000\n"), "{s}");
+        let mut s = String::new();
+        line(&reading(Some(1e21), Quality::Good), Precision::Seconds, &mut s);
+        assert!(s.contains("value=1e21,"), "{s}");
+    }
+
+    #[test]
+    fn urls_for_both_apis() {
+        let v1 = cfg(InfluxApi::V1 {
+            database: "meters".into(),
+            retention_policy: Some("one year".into()),
+            username: None,
+            password: None,
+        });
+        assert_eq!(write_url(&v1), "http://127.0.0.1:8086/write?db=meters&precision=ns&rp=one%20year");
+        let v2 = cfg(InfluxApi::V2 { org: "campus".into(), bucket: "m&m".into(), token: None });
+        assert_eq!(write_url(&v2), "http://127.0.0.1:8086/api/v2/write?org=campus&bucket=m%26m&precision=ns");
+    }
+
+    #[test]
+    fn status_codes_are_judged_by_what_a_retry_can_change() {
+        let v1 =
+            cfg(InfluxApi::V1 { database: "meters".into(), retention_policy: None, username: None, password: None });
+        assert_eq!(judge(204, "", &v1), Verdict::Delivered);
+        assert!(matches!(judge(503, "busy", &v1), Verdict::Retry(_)));
+        assert!(matches!(judge(429, "", &v1), Verdict::Retry(_)));
+        match judge(404, "database not found", &v1) {
+            Verdict::Blocked(m) => assert!(m.contains("database `meters` does not exist"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(judge(401, "", &v1), Verdict::Blocked(_)));
+        match judge(400, "field type conflict", &v1) {
+            Verdict::Refused(m) => assert!(m.contains("field type conflict")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(judge(413, "", &v1), Verdict::TooLarge);
+    }
+}

@@ -1,0 +1,55 @@
+//! Sinks: consumers of the local store that deliver readings to a receiver and move their
+//! cursor only when the receiver confirmed (MQTT PubAck, InfluxDB 2xx).
+//!
+//! Each sink reports its state through a [`SinkHealth`] that `/healthz`, `/metrics` and
+//! `/api/status` read.
+
+pub mod influx;
+pub mod mqtt;
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::Utc;
+
+#[derive(Debug, Default)]
+pub struct SinkHealth {
+    /// Shown in metrics and status, e.g. `mqtt`, `influxdb:plant`.
+    pub name: String,
+    /// The store cursor this sink advances.
+    pub consumer: String,
+    pub delivered: AtomicU64,
+    pub failures: AtomicU64,
+    pub set_aside: AtomicU64,
+    /// Unix ms of the last confirmed delivery (0 = never).
+    pub last_success_ms: AtomicI64,
+    pub connected: AtomicBool,
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl SinkHealth {
+    pub fn new(name: &str, consumer: &str) -> SinkHealth {
+        SinkHealth { name: name.into(), consumer: consumer.into(), ..Default::default() }
+    }
+
+    pub fn success(&self, n: u64) {
+        self.delivered.fetch_add(n, Ordering::Relaxed);
+        self.last_success_ms.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    pub fn failure(&self, message: String) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
+    }
+
+    pub fn error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Exponential backoff for reconnects and retries: 0.5 s doubling up to 30 s.
+pub fn retry_delay(attempt: u32) -> Duration {
+    Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(30))
+}
