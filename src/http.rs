@@ -123,7 +123,8 @@ pub fn render_metrics(st: &AppState) -> String {
     let family = |m: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };
-    let device_counters: [(&str, &str, fn(&poller::DeviceStats) -> u64); 7] = [
+    type DeviceCounter = (&'static str, &'static str, fn(&poller::DeviceStats) -> u64);
+    let device_counters: [DeviceCounter; 7] = [
         ("pumphouse_device_readings_total", "Readings produced per device (any quality).", |s| {
             s.readings.load(Ordering::Relaxed)
         }),

@@ -552,7 +552,7 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
             }
         }
         if let Some(b) = &bus {
-            if b.timeout * (retries + 1) >= interval {
+            if b.timeout * (retries + 1) > interval {
                 diags.warning(
                     format!("{path}.interval"),
                     format!(

@@ -212,7 +212,8 @@ pub fn gateway_config(campus: &PumpHouse, site: &str, tz: Tz, address: &str, int
     let _ = writeln!(s, "# Polls the simulated pump house (`pumphouse simulate`).");
     let _ = writeln!(s, "[site]\nname = \"{site}\"\ntimezone = \"{}\"\n", tz.name());
     let _ = writeln!(s, "[polling]\ninterval = \"{interval}\"\n");
-    let _ = writeln!(s, "[[buses]]\nname = \"sim\"\ntransport = \"tcp\"\naddress = \"{address}\"\ntimeout = \"1s\"\n");
+    let _ =
+        writeln!(s, "[[buses]]\nname = \"sim\"\ntransport = \"tcp\"\naddress = \"{address}\"\ntimeout = \"500ms\"\n");
     for d in &campus.devices {
         let _ = writeln!(
             s,

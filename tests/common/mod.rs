@@ -152,3 +152,208 @@ pub fn pumphouse(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+// ------------------------------------------------------------------ receivers for delivery
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+pub fn require(binary: &str, package: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"] {
+        let p = Path::new(dir).join(binary);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{binary} is needed for this test: run `scripts/test` (it installs the Debian package {package}) or `apt-get install {package}`");
+}
+
+pub fn wait_port(port: u16, what: &str) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "{what} did not start listening on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stops a child politely (SIGTERM) and waits for it.
+pub fn terminate(child: &mut Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(15) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A Mosquitto broker on a free port, with persistence so that a durable subscriber's
+/// session survives a restart.
+pub struct Mosquitto {
+    pub port: u16,
+    conf: PathBuf,
+    log: PathBuf,
+    proc: Option<Child>,
+}
+
+impl Mosquitto {
+    pub fn start(dir: &Path, extra: &str) -> Mosquitto {
+        let bin = require("mosquitto", "mosquitto");
+        let port = free_port();
+        let data = dir.join("mosquitto");
+        std::fs::create_dir_all(&data).unwrap();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\n{extra}\npersistence true\npersistence_location {}/\nlog_dest stderr\nuser root\n",
+                data.display()
+            ),
+        )
+        .unwrap();
+        let mut m = Mosquitto { port, conf, log: dir.join("mosquitto.log"), proc: None };
+        m.proc = Some(m.spawn(&bin));
+        m
+    }
+
+    fn spawn(&self, bin: &Path) -> Child {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start mosquitto");
+        wait_port(self.port, "mosquitto");
+        child
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.proc.take() {
+            terminate(&mut c);
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.proc = Some(self.spawn(&require("mosquitto", "mosquitto")));
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.proc.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// InfluxDB 1.x on free ports, with a database created.
+pub struct Influx1 {
+    pub port: u16,
+    conf: PathBuf,
+    log: PathBuf,
+    proc: Option<Child>,
+}
+
+impl Influx1 {
+    pub fn start(dir: &Path, database: &str) -> Influx1 {
+        let bin = require("influxd", "influxdb");
+        let port = free_port();
+        let rpc = free_port();
+        let conf = dir.join("influxdb.conf");
+        let d = dir.join("influxdb");
+        std::fs::write(
+            &conf,
+            format!(
+                "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n[meta]\ndir = \"{0}/meta\"\n[data]\ndir = \"{0}/data\"\nwal-dir = \"{0}/wal\"\n[http]\nbind-address = \"127.0.0.1:{port}\"\nlog-enabled = false\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        let mut i = Influx1 { port, conf, log: dir.join("influxdb.log"), proc: None };
+        i.proc = Some(i.spawn(&bin));
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-XPOST",
+                &format!("http://127.0.0.1:{port}/query"),
+                "--data-urlencode",
+                &format!("q=CREATE DATABASE {database}"),
+            ])
+            .output();
+        if out.map(|o| !o.status.success()).unwrap_or(true) {
+            // curl may be missing: create it over a raw socket instead
+            let body = format!("q=CREATE+DATABASE+{database}");
+            let req = format!("POST /query HTTP/1.0\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+            use std::io::Write;
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(req.as_bytes()).unwrap();
+            let mut r = String::new();
+            std::io::Read::read_to_string(&mut s, &mut r).unwrap();
+            assert!(r.contains("200"), "CREATE DATABASE failed: {r}");
+        }
+        i
+    }
+
+    fn spawn(&self, bin: &Path) -> Child {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(bin)
+            .arg("-config")
+            .arg(&self.conf)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start influxd");
+        wait_port(self.port, "influxd");
+        child
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.proc.take() {
+            terminate(&mut c);
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.proc = Some(self.spawn(&require("influxd", "influxdb")));
+    }
+}
+
+impl Drop for Influx1 {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.proc.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// VictoriaMetrics, which accepts InfluxDB's 2.x write API.
+pub struct Victoria {
+    pub port: u16,
+    pub proc: Proc,
+}
+
+pub fn victoria(dir: &Path) -> Victoria {
+    let bin = require("victoria-metrics", "victoria-metrics");
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("vm.log")).unwrap();
+    let child = Command::new(bin)
+        .arg(format!("-storageDataPath={}", dir.join("vm").display()))
+        .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+        .args(["-retentionPeriod=100y", "-search.latencyOffset=0s", "-dedup.minScrapeInterval=1ms"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start victoria-metrics");
+    wait_port(port, "victoria-metrics");
+    Victoria { port, proc: Proc(child) }
+}

@@ -1,0 +1,322 @@
+//! Durable delivery against real receivers: Mosquitto, InfluxDB 1.x and VictoriaMetrics
+//! (InfluxDB 2.x write API). The broker and the database are stopped mid-run and started
+//! again, and the gateway is killed with SIGKILL and restarted; afterwards every reading
+//! the gateway committed is in InfluxDB exactly once and arrived on MQTT at least once.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{free_port, terminate, Mosquitto, Proc};
+use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
+
+fn gateway(cfg: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_pumphouse"))
+        .args(["run", "-c"])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start pumphouse run")
+}
+
+fn simulator(devices: u8) -> (Proc, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pumphouse"))
+        .args(["simulate", "--listen", "127.0.0.1:0", "--fleet", &devices.to_string(), "--fleet-registers", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().trim_start_matches("simulator listening on ").to_string();
+    (Proc(child), addr)
+}
+
+/// A durable MQTT subscriber: clean_session = false, so a broker restart (with
+/// persistence) does not lose what was published for it meanwhile.
+fn subscriber(port: u16, received: Arc<Mutex<Vec<(String, String)>>>) -> tokio::task::JoinHandle<()> {
+    let mut opts = MqttOptions::new("delivery-test-subscriber", "127.0.0.1", port);
+    opts.set_clean_session(false);
+    opts.set_keep_alive(Duration::from_secs(5));
+    let (client, mut eventloop) = AsyncClient::new(opts, 100);
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
+                    if !ack.session_present {
+                        let _ = client.subscribe("pumphouse/#", QoS::AtLeastOnce).await;
+                    }
+                }
+                Ok(Event::Incoming(Incoming::Publish(p))) => {
+                    let payload = String::from_utf8_lossy(&p.payload).into_owned();
+                    received.lock().unwrap().push((p.topic.clone(), payload));
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    })
+}
+
+/// (device, point) → timestamps in ms, from the gateway's store.
+fn store_contents(db: &Path) -> BTreeMap<(String, String), Vec<i64>> {
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT s.device, s.point, r.ts_ms FROM readings r JOIN series s ON s.id = r.series ORDER BY r.seq")
+        .unwrap();
+    let mut out: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
+    let rows =
+        stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))).unwrap();
+    for row in rows {
+        let (d, p, t) = row.unwrap();
+        out.entry((d, p)).or_default().push(t);
+    }
+    out
+}
+
+async fn influx_contents(port: u16) -> BTreeMap<(String, String), Vec<i64>> {
+    let url = format!("http://127.0.0.1:{port}/query");
+    let rsp: serde_json::Value = reqwest::Client::new()
+        .get(&url)
+        .query(&[("db", "meters"), ("epoch", "ms"), ("q", "SELECT quality FROM status GROUP BY device, point")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap();
+    let mut out: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
+    for s in rsp["results"][0]["series"].as_array().cloned().unwrap_or_default() {
+        let key = (s["tags"]["device"].as_str().unwrap().to_string(), s["tags"]["point"].as_str().unwrap().to_string());
+        let ts: Vec<i64> = s["values"].as_array().unwrap().iter().map(|v| v[0].as_i64().unwrap()).collect();
+        out.insert(key, ts);
+    }
+    out
+}
+
+/// VictoriaMetrics: the `status_quality` series is not numeric, so read `status_value`
+/// (every reading in this test is good and has a value).
+async fn victoria_contents(port: u16) -> BTreeMap<(String, String), BTreeSet<i64>> {
+    let client = reqwest::Client::new();
+    let _ = client.get(format!("http://127.0.0.1:{port}/internal/force_flush")).send().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let text = client
+        .get(format!("http://127.0.0.1:{port}/api/v1/export"))
+        .query(&[("match[]", "{__name__=\"status_value\"}")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut out: BTreeMap<(String, String), BTreeSet<i64>> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let key =
+            (v["metric"]["device"].as_str().unwrap().to_string(), v["metric"]["point"].as_str().unwrap().to_string());
+        let set = out.entry(key).or_default();
+        for t in v["timestamps"].as_array().unwrap() {
+            set.insert(t.as_i64().unwrap());
+        }
+    }
+    out
+}
+
+async fn api_status(port: u16) -> Option<serde_json::Value> {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/api/status")).await.ok()?.text().await.ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn config(
+    dir: &Path,
+    sim: &str,
+    devices: u8,
+    mqtt: u16,
+    influx: u16,
+    vm: u16,
+    http: u16,
+    with_devices: bool,
+) -> std::path::PathBuf {
+    let mut t = format!(
+        r#"
+[site]
+name = "test-site"
+[store]
+path = "{}/store.db"
+[mqtt]
+url = "mqtt://127.0.0.1:{mqtt}"
+client_id = "gateway-under-test"
+window = 50
+[[influxdb]]
+name = "v1"
+url = "http://127.0.0.1:{influx}"
+database = "meters"
+batch_size = 200
+flush_interval = "300ms"
+[[influxdb]]
+name = "vm"
+api = "v2"
+url = "http://127.0.0.1:{vm}"
+org = "campus"
+bucket = "meters"
+batch_size = 200
+flush_interval = "300ms"
+[http]
+listen = "127.0.0.1:{http}"
+stall_after = "2s"
+[[profiles]]
+name = "pair"
+points = [
+  {{ name = "a", table = "holding", address = 0, quantity = "status" }},
+  {{ name = "b", table = "holding", address = 1, quantity = "status" }},
+]
+"#,
+        dir.display()
+    );
+    if with_devices {
+        t.push_str(&format!(
+            "[[buses]]\nname = \"lan\"\ntransport = \"tcp\"\naddress = \"{sim}\"\ntimeout = \"500ms\"\n"
+        ));
+        for u in 1..=devices {
+            t.push_str(&format!(
+                "[[devices]]\nname = \"d{u}\"\nbus = \"lan\"\nunit = {u}\nprofile = \"pair\"\ninterval = \"100ms\"\n"
+            ));
+        }
+    }
+    let p = dir.join(if with_devices { "gateway.toml" } else { "drain.toml" });
+    std::fs::write(&p, t).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_lost_when_the_broker_the_database_and_the_gateway_go_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut broker = Mosquitto::start(d, "allow_anonymous true");
+    let mut influx = common::Influx1::start(d, "meters");
+    let vm = common::victoria(d);
+    let (_sim, sim_addr) = simulator(5);
+    let http = free_port();
+    let cfg = config(d, &sim_addr, 5, broker.port, influx.port, vm.port, http, true);
+    let drain = config(d, &sim_addr, 5, broker.port, influx.port, vm.port, http, false);
+    let log = d.join("gateway.log");
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let sub = subscriber(broker.port, received.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut gw = gateway(&cfg, &log);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Outage: broker and database down together for three seconds.
+    broker.stop();
+    influx.stop();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // While they are down, /healthz reports the stalled sinks (stall_after = 2s).
+    let status = api_status(http).await.expect("status while receivers are down");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let health = reqwest::get(format!("http://127.0.0.1:{http}/healthz")).await.unwrap();
+    let health_code = health.status().as_u16();
+    let health_text = health.text().await.unwrap();
+    broker.restart();
+    influx.restart();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Crash: SIGKILL, then start again on the same store.
+    let _ = gw.kill();
+    let _ = gw.wait();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut gw = gateway(&cfg, &log);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    terminate(&mut gw);
+    // Drain: same store and sinks, no devices, until every sink has caught up.
+    let mut gw = gateway(&drain, &log);
+    let started = Instant::now();
+    loop {
+        if let Some(s) = api_status(http).await {
+            if s["sinks"].as_array().is_some_and(|a| a.iter().all(|x| x["backlog"] == 0)) {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "sinks did not catch up: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let metrics = reqwest::get(format!("http://127.0.0.1:{http}/metrics")).await.unwrap().text().await.unwrap();
+    terminate(&mut gw);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sub.abort();
+
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(health_code, 503, "healthz during the outage: {health_text}\nstatus: {status}");
+    assert!(
+        health_text.contains("sink mqtt stalled") && health_text.contains("sink influxdb:v1 stalled"),
+        "{health_text}"
+    );
+    assert!(metrics.contains("pumphouse_sink_failures_total{sink=\"mqtt\"}"), "{metrics}");
+
+    let stored = store_contents(&d.join("store.db"));
+    let total: usize = stored.values().map(Vec::len).sum();
+    assert!(total > 300, "the gateway committed {total} readings");
+    assert_eq!(stored.len(), 10, "5 devices × 2 points");
+
+    // InfluxDB 1.x: every committed reading, once.
+    let in_influx = influx_contents(influx.port).await;
+    for (key, ts) in &stored {
+        let want: BTreeSet<i64> = ts.iter().copied().collect();
+        assert_eq!(want.len(), ts.len(), "{key:?}: the store holds each reading once");
+        let got = in_influx.get(key).cloned().unwrap_or_default();
+        let got_set: BTreeSet<i64> = got.iter().copied().collect();
+        assert_eq!(got.len(), got_set.len(), "{key:?}: duplicates in InfluxDB");
+        let missing: Vec<&i64> = want.difference(&got_set).collect();
+        assert!(
+            missing.is_empty(),
+            "{key:?}: {} readings missing from InfluxDB 1.x, e.g. {:?}\n{log_text}",
+            missing.len(),
+            missing.first()
+        );
+        assert_eq!(got_set, want, "{key:?}");
+    }
+
+    // VictoriaMetrics through the 2.x write API: every committed reading.
+    let in_vm = victoria_contents(vm.port).await;
+    for (key, ts) in &stored {
+        let want: BTreeSet<i64> = ts.iter().copied().collect();
+        let got = in_vm.get(key).cloned().unwrap_or_default();
+        let missing = want.difference(&got).count();
+        assert_eq!(missing, 0, "{key:?}: {missing} readings missing from VictoriaMetrics");
+    }
+
+    // MQTT: every reading arrived at least once; first arrivals in time order per series.
+    let msgs = received.lock().unwrap().clone();
+    assert!(msgs.iter().any(|(t, p)| t == "pumphouse/test-site/status" && p == "online"), "birth message");
+    let mut first_seen: HashMap<(String, String), Vec<i64>> = HashMap::new();
+    let mut seen: BTreeSet<(String, String, i64)> = BTreeSet::new();
+    for (topic, payload) in &msgs {
+        let parts: Vec<&str> = topic.split('/').collect();
+        if parts.len() != 5 {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(payload).unwrap();
+        let ts = chrono::DateTime::parse_from_rfc3339(v["ts"].as_str().unwrap()).unwrap().timestamp_millis();
+        let key = (parts[3].to_string(), parts[4].to_string());
+        if seen.insert((key.0.clone(), key.1.clone(), ts)) {
+            first_seen.entry(key).or_default().push(ts);
+        }
+    }
+    for (key, ts) in &stored {
+        let got: BTreeSet<i64> = first_seen.get(key).map(|v| v.iter().copied().collect()).unwrap_or_default();
+        let missing = ts.iter().filter(|t| !got.contains(t)).count();
+        assert_eq!(missing, 0, "{key:?}: {missing} of {} readings never arrived on MQTT", ts.len());
+        let order = &first_seen[key];
+        assert!(order.windows(2).all(|w| w[0] <= w[1]), "{key:?}: out of order on MQTT");
+    }
+}
