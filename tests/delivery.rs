@@ -135,16 +135,15 @@ async fn api_status(port: u16) -> Option<serde_json::Value> {
     serde_json::from_str(&text).ok()
 }
 
-fn config(
-    dir: &Path,
-    sim: &str,
-    devices: u8,
+/// Loopback ports of the receivers and the gateway's HTTP endpoint.
+struct Ports {
     mqtt: u16,
     influx: u16,
     vm: u16,
     http: u16,
-    with_devices: bool,
-) -> std::path::PathBuf {
+}
+
+fn config(dir: &Path, sim: &str, devices: u8, ports: &Ports, with_devices: bool) -> std::path::PathBuf {
     let mut t = format!(
         r#"
 [site]
@@ -179,7 +178,11 @@ points = [
   {{ name = "b", table = "holding", address = 1, quantity = "status" }},
 ]
 "#,
-        dir.display()
+        dir.display(),
+        mqtt = ports.mqtt,
+        influx = ports.influx,
+        vm = ports.vm,
+        http = ports.http
     );
     if with_devices {
         t.push_str(&format!(
@@ -205,8 +208,9 @@ async fn nothing_is_lost_when_the_broker_the_database_and_the_gateway_go_down() 
     let vm = common::victoria(d);
     let (_sim, sim_addr) = simulator(5);
     let http = free_port();
-    let cfg = config(d, &sim_addr, 5, broker.port, influx.port, vm.port, http, true);
-    let drain = config(d, &sim_addr, 5, broker.port, influx.port, vm.port, http, false);
+    let ports = Ports { mqtt: broker.port, influx: influx.port, vm: vm.port, http };
+    let cfg = config(d, &sim_addr, 5, &ports, true);
+    let drain = config(d, &sim_addr, 5, &ports, false);
     let log = d.join("gateway.log");
     let received = Arc::new(Mutex::new(Vec::new()));
     let sub = subscriber(broker.port, received.clone());
