@@ -45,6 +45,7 @@ struct SinkView {
     backlog: i64,
     lag_s: Option<f64>,
     last_success_ms: i64,
+    last_progress_ms: i64,
     delivered: u64,
     failures: u64,
     set_aside: u64,
@@ -70,6 +71,7 @@ fn sink_views(st: &AppState) -> (i64, Vec<SinkView>) {
                 backlog: (last - cursor).max(0),
                 lag_s,
                 last_success_ms: s.last_success_ms.load(Ordering::Relaxed),
+                last_progress_ms: s.last_progress_ms.load(Ordering::Relaxed),
                 delivered: s.delivered.load(Ordering::Relaxed),
                 failures: s.failures.load(Ordering::Relaxed),
                 set_aside: s.set_aside.load(Ordering::Relaxed),
@@ -91,7 +93,7 @@ pub fn problems(st: &AppState) -> Vec<String> {
     }
     let (_, views) = sink_views(st);
     for v in views {
-        let since = now - v.last_success_ms.max(st.started_ms);
+        let since = now - v.last_progress_ms.max(st.started_ms);
         if v.backlog > 0 && since > st.sink_stall.as_millis() as i64 {
             out.push(format!(
                 "sink {} stalled: {} readings waiting, no delivery for {} s{}",
@@ -268,7 +270,7 @@ async fn status(State(st): State<Arc<AppState>>) -> Response {
             serde_json::json!({
                 "sink": v.name, "backlog": v.backlog, "delivery_lag_s": v.lag_s, "connected": v.connected,
                 "delivered": v.delivered, "failures": v.failures, "set_aside": v.set_aside,
-                "last_success_ms": v.last_success_ms, "last_error": v.error,
+                "last_success_ms": v.last_success_ms, "last_progress_ms": v.last_progress_ms, "last_error": v.error,
             })
         })
         .collect();

@@ -324,3 +324,277 @@ async fn nothing_is_lost_when_the_broker_the_database_and_the_gateway_go_down() 
         assert!(order.windows(2).all(|w| w[0] <= w[1]), "{key:?}: out of order on MQTT");
     }
 }
+
+async fn influx_write(port: u16, db: &str, body: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/write?db={db}"))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_batches_are_set_aside_and_a_missing_database_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let influx = common::Influx1::start(d, "conflict");
+    // An integer `value` field first: every float the gateway writes to `status` now
+    // conflicts (400 "field type conflict").
+    assert_eq!(influx_write(influx.port, "conflict", "status,device=x value=1i").await, 204);
+    let (_sim, sim_addr) = simulator(2);
+    let http = free_port();
+    let cfg = d.join("gw.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[site]
+name = "s"
+[store]
+path = "{}/store.db"
+[[influxdb]]
+name = "conflict"
+url = "http://127.0.0.1:{port}"
+database = "conflict"
+flush_interval = "200ms"
+[[influxdb]]
+name = "missing"
+url = "http://127.0.0.1:{port}"
+database = "nope"
+flush_interval = "200ms"
+[http]
+listen = "127.0.0.1:{http}"
+stall_after = "1s"
+[[buses]]
+name = "lan"
+transport = "tcp"
+address = "{sim_addr}"
+[[devices]]
+name = "d1"
+bus = "lan"
+unit = 1
+profile = "p"
+interval = "200ms"
+[[profiles]]
+name = "p"
+points = [{{ name = "a", table = "holding", address = 0, quantity = "status" }}]
+"#,
+            d.display(),
+            port = influx.port
+        ),
+    )
+    .unwrap();
+    let log = d.join("gw.log");
+    let mut gw = gateway(&cfg, &log);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = api_status(http).await.expect("status");
+    let health = reqwest::get(format!("http://127.0.0.1:{http}/healthz")).await.unwrap();
+    let code = health.status().as_u16();
+    let text = health.text().await.unwrap();
+    let metrics = reqwest::get(format!("http://127.0.0.1:{http}/metrics")).await.unwrap().text().await.unwrap();
+    terminate(&mut gw);
+    let sinks = status["sinks"].as_array().unwrap();
+    let conflict = sinks.iter().find(|s| s["sink"] == "influxdb:conflict").unwrap();
+    let missing = sinks.iter().find(|s| s["sink"] == "influxdb:missing").unwrap();
+    // the refused batches were set aside and the queue moved on
+    assert!(conflict["set_aside"].as_u64().unwrap() >= 1, "{conflict}");
+    assert!(conflict["backlog"].as_i64().unwrap() < 20, "the queue moves on: {conflict}");
+    assert!(conflict["last_error"].as_str().unwrap_or("").contains("field type conflict"), "{conflict}");
+    assert!(status["store"]["set_aside"].as_i64().unwrap() >= 1);
+    assert!(metrics.contains("pumphouse_sink_set_aside_total{sink=\"influxdb:conflict\"}"), "{metrics}");
+    // the missing database holds its queue and says why
+    assert!(missing["backlog"].as_i64().unwrap() > 5, "{missing}");
+    assert!(missing["last_error"].as_str().unwrap().contains("database `nope` does not exist"), "{missing}");
+    assert_eq!(code, 503);
+    assert!(
+        text.contains("sink influxdb:missing stalled") && text.contains("database `nope` does not exist"),
+        "{text}"
+    );
+    assert!(!text.contains("influxdb:conflict"), "a sink that moves on is not stalled: {text}");
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let ok = Command::new("openssl").current_dir(dir).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    assert!(ok.map(|s| s.success()).unwrap_or(false), "openssl {args:?} failed (scripts/test installs openssl)");
+}
+
+/// A CA and a server certificate for 127.0.0.1 / localhost.
+fn certificates(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_over_tls_with_a_password_and_a_wrong_password_refused() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    certificates(d);
+    let passwd = d.join("passwd");
+    let st = Command::new(common::require("mosquitto_passwd", "mosquitto"))
+        .arg("-c")
+        .arg("-b")
+        .arg(&passwd)
+        .args(["gw", "s3cret"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let broker = Mosquitto::start(
+        d,
+        &format!(
+            "allow_anonymous false\npassword_file {}\ncafile {}\ncertfile {}\nkeyfile {}",
+            passwd.display(),
+            d.join("ca.crt").display(),
+            d.join("server.crt").display(),
+            d.join("server.key").display()
+        ),
+    );
+    // the test's subscriber, over TLS with the same account
+    let received = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+    let mut opts = MqttOptions::new("tls-subscriber", "127.0.0.1", broker.port);
+    opts.set_credentials("gw", "s3cret");
+    opts.set_transport(rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Simple {
+        ca: std::fs::read(d.join("ca.crt")).unwrap(),
+        alpn: None,
+        client_auth: None,
+    }));
+    let (client, mut eventloop) = AsyncClient::new(opts, 100);
+    let got = received.clone();
+    let sub = tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                    let _ = client.subscribe("pumphouse/#", QoS::AtLeastOnce).await;
+                }
+                Ok(Event::Incoming(Incoming::Publish(p))) => {
+                    got.lock().unwrap().push((p.topic.clone(), String::from_utf8_lossy(&p.payload).into_owned()));
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    let (_sim, sim_addr) = simulator(1);
+    let mut gateways = Vec::new();
+    let mut ports = Vec::new();
+    for (name, secret) in [("good", "s3cret"), ("bad", "wrong")] {
+        let http = free_port();
+        let secret_file = d.join(format!("{name}.secret"));
+        std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+        let cfg = d.join(format!("{name}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"
+[site]
+name = "{name}"
+[store]
+path = "{dir}/{name}.db"
+[mqtt]
+url = "mqtts://127.0.0.1:{port}"
+client_id = "gw-{name}"
+username = "gw"
+password_file = "{secret}"
+ca_file = "{dir}/ca.crt"
+retain = true
+[http]
+listen = "127.0.0.1:{http}"
+stall_after = "1s"
+[[buses]]
+name = "lan"
+transport = "tcp"
+address = "{sim_addr}"
+[[devices]]
+name = "d1"
+bus = "lan"
+unit = 1
+profile = "p"
+interval = "200ms"
+[[profiles]]
+name = "p"
+points = [{{ name = "a", table = "holding", address = 0, quantity = "status" }}]
+"#,
+                dir = d.display(),
+                port = broker.port,
+                secret = secret_file.display()
+            ),
+        )
+        .unwrap();
+        gateways.push(gateway(&cfg, &d.join(format!("{name}.log"))));
+        ports.push(http);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let good = api_status(ports[0]).await.expect("status of the good gateway");
+    let bad = api_status(ports[1]).await.expect("status of the bad gateway");
+    for mut g in gateways {
+        terminate(&mut g);
+    }
+    sub.abort();
+    let msgs = received.lock().unwrap().clone();
+    assert!(msgs.iter().any(|(t, p)| t == "pumphouse/good/status" && p == "online"), "{msgs:?}");
+    let readings = msgs.iter().filter(|(t, _)| t == "pumphouse/good/unzoned/d1/a").count();
+    assert!(readings >= 5, "readings over TLS: {readings}");
+    assert!(!msgs.iter().any(|(t, _)| t.starts_with("pumphouse/bad/")), "the wrong password published nothing");
+    assert!(good["sinks"][0]["delivered"].as_u64().unwrap() >= 5, "{good}");
+    let err = bad["sinks"][0]["last_error"].as_str().unwrap_or("");
+    assert!(err.contains("MQTT") && (err.contains("NotAuthorized") || err.contains("BadUserNamePassword")), "{bad}");
+    // the secret never shows up in status or logs
+    let bad_log = std::fs::read_to_string(d.join("bad.log")).unwrap();
+    assert!(!bad_log.contains("wrong") && !bad.to_string().contains("wrong"), "{bad_log}");
+    assert!(!std::fs::read_to_string(d.join("good.log")).unwrap().contains("s3cret"));
+}

@@ -270,8 +270,10 @@ pub async fn run(
                 if store
                     .set_aside(&consumer, first, last, &why, &text)
                     .and_then(|()| store.advance(&consumer, last))
-                    .is_err()
+                    .is_ok()
                 {
+                    health.progress();
+                } else {
                     attempt += 1;
                 }
                 continue;
@@ -280,8 +282,14 @@ pub async fn run(
                 batch_size = (batch.len() / 2).max(1);
                 if batch.len() == 1 {
                     let why = "a single reading is larger than InfluxDB accepts".to_string();
-                    let _ = store.set_aside(&consumer, first, last, &why, &text);
-                    let _ = store.advance(&consumer, last);
+                    if store
+                        .set_aside(&consumer, first, last, &why, &text)
+                        .and_then(|()| store.advance(&consumer, last))
+                        .is_ok()
+                    {
+                        health.set_aside.fetch_add(1, Ordering::Relaxed);
+                        health.progress();
+                    }
                 }
                 continue;
             }

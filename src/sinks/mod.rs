@@ -24,6 +24,9 @@ pub struct SinkHealth {
     pub set_aside: AtomicU64,
     /// Unix ms of the last confirmed delivery (0 = never).
     pub last_success_ms: AtomicI64,
+    /// Unix ms of the last time the queue moved: a delivery, or a refused batch set
+    /// aside. A sink whose queue moves is not stalled, even if it refuses data.
+    pub last_progress_ms: AtomicI64,
     pub connected: AtomicBool,
     pub last_error: Mutex<Option<String>>,
 }
@@ -35,8 +38,15 @@ impl SinkHealth {
 
     pub fn success(&self, n: u64) {
         self.delivered.fetch_add(n, Ordering::Relaxed);
-        self.last_success_ms.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+        let now = Utc::now().timestamp_millis();
+        self.last_success_ms.store(now, Ordering::Relaxed);
+        self.last_progress_ms.store(now, Ordering::Relaxed);
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The queue moved without a delivery (a refused batch was set aside).
+    pub fn progress(&self) {
+        self.last_progress_ms.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
     }
 
     pub fn failure(&self, message: String) {
