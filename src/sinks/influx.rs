@@ -240,7 +240,7 @@ pub async fn run(
             }
             tokio::select! {
                 () = cancel.cancelled() => {}
-                _ = notify.changed(), if batch.is_empty() => {}
+                () = super::changed(&mut notify), if batch.is_empty() => {}
                 () = tokio::time::sleep(if batch.is_empty() { cfg.flush_interval } else { remaining(&batch, cfg.flush_interval) }) => {}
             }
             continue;

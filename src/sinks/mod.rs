@@ -59,6 +59,15 @@ impl SinkHealth {
     }
 }
 
+/// Resolves when the store has committed more readings. Once the writer is gone (no
+/// pollers, or shutting down) it never resolves, so callers fall back to their timers
+/// instead of spinning on a closed channel.
+pub async fn changed(notify: &mut tokio::sync::watch::Receiver<i64>) {
+    if notify.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Exponential backoff for reconnects and retries: 0.5 s doubling up to 30 s.
 pub fn retry_delay(attempt: u32) -> Duration {
     Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(30))

@@ -256,7 +256,7 @@ pub async fn run(
                         continue 'connection;
                     }
                 },
-                _ = notify.changed(), if connected && draining.is_none() => {}
+                () = super::changed(&mut notify), if connected && draining.is_none() => {}
                 () = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
         }
