@@ -82,7 +82,11 @@ fn fill(store: &Store, devices: u64, points: u64, minutes: u64, interval_s: u64)
     (n, t0.elapsed().as_secs_f64())
 }
 
-async fn drain(store: Arc<Store>, consumer: &str, run: impl FnOnce(Arc<SinkHealth>, CancellationToken) -> tokio::task::JoinHandle<()>) -> f64 {
+async fn drain(
+    store: Arc<Store>,
+    consumer: &str,
+    run: impl FnOnce(Arc<SinkHealth>, CancellationToken) -> tokio::task::JoinHandle<()>,
+) -> f64 {
     let last = store.last_seq().expect("last");
     let health = Arc::new(SinkHealth::new(consumer, consumer));
     let cancel = CancellationToken::new();
@@ -100,7 +104,12 @@ async fn drain(store: Arc<Store>, consumer: &str, run: impl FnOnce(Arc<SinkHealt
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (devices, points, minutes, interval_s) = (env_or("BENCH_DEVICES", 200), env_or("BENCH_POINTS", 20), env_or("BENCH_MINUTES", 60), env_or("BENCH_INTERVAL_S", 10));
+    let (devices, points, minutes, interval_s) = (
+        env_or("BENCH_DEVICES", 200),
+        env_or("BENCH_POINTS", 20),
+        env_or("BENCH_MINUTES", 60),
+        env_or("BENCH_INTERVAL_S", 10),
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let d: PathBuf = dir.path().to_path_buf();
     let store = Arc::new(Store::open(&d.join("store.db"), Limits::default()).expect("store"));
@@ -110,7 +119,11 @@ fn main() {
 
     // receivers
     let mq_port = free_port();
-    std::fs::write(d.join("m.conf"), format!("listener {mq_port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n")).expect("conf");
+    std::fs::write(
+        d.join("m.conf"),
+        format!("listener {mq_port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n"),
+    )
+    .expect("conf");
     let _mq = spawn("mosquitto", &["-c".into(), d.join("m.conf").display().to_string()]);
     let (ix_port, ix_rpc) = (free_port(), free_port());
     std::fs::write(
@@ -125,7 +138,11 @@ fn main() {
     let vm_port = free_port();
     let _vm = spawn(
         "victoria-metrics",
-        &[format!("-storageDataPath={}", d.join("vm").display()), format!("-httpListenAddr=127.0.0.1:{vm_port}"), "-retentionPeriod=100y".into()],
+        &[
+            format!("-storageDataPath={}", d.join("vm").display()),
+            format!("-httpListenAddr=127.0.0.1:{vm_port}"),
+            "-retentionPeriod=100y".into(),
+        ],
     );
     for p in [mq_port, ix_port, vm_port] {
         wait_port(p);
@@ -156,15 +173,46 @@ fn main() {
             keep_alive: Duration::from_secs(30),
         };
         let (s, r) = (store.clone(), rx.clone());
-        out.push(("MQTT QoS 1 to Mosquitto (window 1000)", drain(store.clone(), mqtt::CONSUMER, move |h, c| tokio::spawn(mqtt::run(mq, "bench".into(), s, r, h, c, Duration::from_secs(5)))).await));
+        out.push((
+            "MQTT QoS 1 to Mosquitto (window 1000)",
+            drain(store.clone(), mqtt::CONSUMER, move |h, c| {
+                tokio::spawn(mqtt::run(mq, "bench".into(), s, r, h, c, Duration::from_secs(5)))
+            })
+            .await,
+        ));
         for (label, name, url, api) in [
-            ("InfluxDB 1.x /write (batch 5000, gzip)", "v1", format!("http://127.0.0.1:{ix_port}"), InfluxApi::V1 { database: "bench".into(), retention_policy: None, username: None, password: None }),
-            ("VictoriaMetrics /api/v2/write (batch 5000, gzip)", "vm", format!("http://127.0.0.1:{vm_port}"), InfluxApi::V2 { org: "o".into(), bucket: "b".into(), token: None }),
+            (
+                "InfluxDB 1.x /write (batch 5000, gzip)",
+                "v1",
+                format!("http://127.0.0.1:{ix_port}"),
+                InfluxApi::V1 { database: "bench".into(), retention_policy: None, username: None, password: None },
+            ),
+            (
+                "VictoriaMetrics /api/v2/write (batch 5000, gzip)",
+                "vm",
+                format!("http://127.0.0.1:{vm_port}"),
+                InfluxApi::V2 { org: "o".into(), bucket: "b".into(), token: None },
+            ),
         ] {
-            let cfg = InfluxConfig { name: name.into(), url, api, batch_size: 5000, flush_interval: Duration::from_secs(1), precision: Precision::Nanoseconds, gzip: true, timeout: Duration::from_secs(30) };
+            let cfg = InfluxConfig {
+                name: name.into(),
+                url,
+                api,
+                batch_size: 5000,
+                flush_interval: Duration::from_secs(1),
+                precision: Precision::Nanoseconds,
+                gzip: true,
+                timeout: Duration::from_secs(30),
+            };
             let consumer = influx::consumer_name(&cfg);
             let (s, r) = (store.clone(), rx.clone());
-            out.push((label, drain(store.clone(), &consumer, move |h, c| tokio::spawn(influx::run(cfg, s, r, h, c, Duration::from_secs(5)))).await));
+            out.push((
+                label,
+                drain(store.clone(), &consumer, move |h, c| {
+                    tokio::spawn(influx::run(cfg, s, r, h, c, Duration::from_secs(5)))
+                })
+                .await,
+            ));
         }
         out
     });
@@ -172,7 +220,8 @@ fn main() {
     println!("| step | seconds | readings/s |");
     println!("|---|---:|---:|");
     println!("| commit to the store (batches of {}) | {fill_s:.1} | {:.0} |", devices * points, n as f64 / fill_s);
-    let mut json = vec![format!("{{\"step\":\"commit\",\"seconds\":{fill_s:.2},\"readings_per_s\":{:.0}}}", n as f64 / fill_s)];
+    let mut json =
+        vec![format!("{{\"step\":\"commit\",\"seconds\":{fill_s:.2},\"readings_per_s\":{:.0}}}", n as f64 / fill_s)];
     for (label, secs) in &results {
         println!("| drain to {label} | {secs:.1} | {:.0} |", n as f64 / secs);
         json.push(format!("{{\"step\":\"{label}\",\"seconds\":{secs:.2},\"readings_per_s\":{:.0}}}", n as f64 / secs));
@@ -180,5 +229,8 @@ fn main() {
     println!("\nstore: {} bytes for {n} readings = {bytes_per:.1} bytes per reading", stats.bytes);
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     let _ = std::fs::create_dir_all(&out);
-    let _ = std::fs::write(out.join("delivery.json"), format!("{{\"readings\":{n},\"bytes_per_reading\":{bytes_per:.1},\"steps\":[{}]}}\n", json.join(",")));
+    let _ = std::fs::write(
+        out.join("delivery.json"),
+        format!("{{\"readings\":{n},\"bytes_per_reading\":{bytes_per:.1},\"steps\":[{}]}}\n", json.join(",")),
+    );
 }

@@ -360,15 +360,29 @@ pub fn summary_line(readings: &[Reading], tz: Tz) -> Option<String> {
     Some(format!("{}  {:<8} {:<20} {}", local.format("%H:%M:%S"), first.zone, first.device, parts.join(" · ")))
 }
 
-/// `pumphouse demo`: the simulator and the gateway in one process, readings on screen.
-pub async fn demo(args: &SimArgs, interval: &str, duration: Option<Duration>, json: bool) -> anyhow::Result<()> {
+/// Where the demo keeps its store unless told otherwise.
+pub fn default_demo_store() -> PathBuf {
+    std::env::temp_dir().join("pumphouse-demo").join("store.db")
+}
+
+/// `pumphouse demo`: the simulator and the gateway in one process — the embedded default.
+/// Readings are committed to a local store and shown as they are committed; the HTTP
+/// endpoint runs on `http` when that port is free.
+pub async fn demo(
+    args: &SimArgs,
+    interval: &str,
+    duration: Option<Duration>,
+    json: bool,
+    store: &std::path::Path,
+    http: &str,
+) -> anyhow::Result<()> {
     let start = args.start.unwrap_or_else(Utc::now);
     let campus = build_campus(args, start)?;
     let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot open a loopback port for the simulator")?;
     let addr = listener.local_addr()?;
-    let text = sim::gateway_config(&campus, &args.site, args.timezone, &addr.to_string(), interval);
-    let (cfg, _) = config::load_str(&text, Mode::Run)
-        .map_err(|e| anyhow::anyhow!("internal demo configuration is invalid: {e}"))?;
+    let mut text = sim::gateway_config(&campus, &args.site, args.timezone, &addr.to_string(), interval);
+    let _ = write!(text, "\n[store]\npath = {:?}\n\n[http]\nlisten = {:?}\n", store.display().to_string(), http);
+    let (mut cfg, _) = config::load_str(&text, Mode::Run).map_err(|e| anyhow::anyhow!("demo configuration: {e}"))?;
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     let sim_cancel = cancel.child_token();
@@ -378,15 +392,31 @@ pub async fn demo(args: &SimArgs, interval: &str, duration: Option<Duration>, js
             tracing::error!(error = %e, "simulator stopped");
         }
     });
-    let (mut rx, stats) = start_pollers(&cfg, &tracker, &cancel);
     tracker.close();
+    let (tap_tx, mut rx) = mpsc::channel(4096);
+    let gw = match Gateway::start(&cfg, Some(tap_tx.clone())).await {
+        Ok(g) => g,
+        Err(e) if cfg.http.is_some() => {
+            tracing::warn!(error = %format!("{e:#}"), "running the demo without its HTTP endpoint");
+            cfg.http = None;
+            Gateway::start(&cfg, Some(tap_tx)).await?
+        }
+        Err(e) => return Err(e),
+    };
     if !json {
         println!(
-            "Pumphouse demo: simulated pump house on {addr} ({} devices, site {}, {}), polled every {interval}{}. Ctrl-C to stop.",
+            "Pumphouse demo: simulated pump house on {addr} ({} devices, site {}, {}), polled every {interval}{}.",
             cfg.devices.len(),
             cfg.site.name,
             cfg.site.timezone.name(),
             if args.speed != 1.0 { format!(", simulated time ×{}", args.speed) } else { String::new() }
+        );
+        println!(
+            "Readings are committed to {}{}. Ctrl-C to stop.",
+            cfg.store.path.display(),
+            gw.http_addr
+                .map(|a| format!("; status on http://{a}/api/status, metrics on http://{a}/metrics"))
+                .unwrap_or_default()
         );
     }
     let deadline = async {
@@ -416,38 +446,47 @@ pub async fn demo(args: &SimArgs, interval: &str, duration: Option<Duration>, js
             }
         }
     }
+    let stats = gw.stats.clone();
+    let last = gw.store.last_seq().unwrap_or(0);
+    gw.shutdown().await;
     cancel.cancel();
-    drop(rx);
     if tokio::time::timeout(SHUTDOWN_DEADLINE, tracker.wait()).await.is_err() {
-        tracing::warn!("tasks did not stop within {:?}", SHUTDOWN_DEADLINE);
+        tracing::warn!("the simulator did not stop within {:?}", SHUTDOWN_DEADLINE);
     }
     let total: u64 = stats.values().map(|s| s.readings.load(std::sync::atomic::Ordering::Relaxed)).sum();
     if !json {
-        eprintln!("stopped after {total} readings");
+        eprintln!("stopped after {total} readings; the store holds readings up to #{last}");
     }
     Ok(())
 }
 
 /// Commits readings from the pollers to the store in batches and tells the consumers.
 /// Ends when every poller has ended and the channel is drained: nothing read is dropped
-/// on shutdown.
+/// on shutdown. Committed batches are also offered to `tap` (a display), which may miss
+/// some when it is slow; the store has them all.
 async fn commit_readings(
     store: Arc<crate::store::Store>,
     mut rx: mpsc::Receiver<Vec<Reading>>,
     notify: tokio::sync::watch::Sender<i64>,
     last_commit_ms: Arc<std::sync::atomic::AtomicI64>,
+    tap: Option<mpsc::Sender<Vec<Reading>>>,
 ) {
     while let Some(first) = rx.recv().await {
-        let mut batch = first;
-        while batch.len() < 5000 {
+        let mut batches = vec![first];
+        let mut count = batches[0].len();
+        while count < 5000 {
             match rx.try_recv() {
-                Ok(more) => batch.extend(more),
+                Ok(more) => {
+                    count += more.len();
+                    batches.push(more);
+                }
                 Err(_) => break,
             }
         }
+        let all: Vec<Reading> = batches.iter().flatten().cloned().collect();
         let mut attempt = 0u32;
         loop {
-            match store.append(&batch) {
+            match store.append(&all) {
                 Ok(last) => {
                     let _ = notify.send(last);
                     last_commit_ms.store(Utc::now().timestamp_millis(), std::sync::atomic::Ordering::Relaxed);
@@ -457,130 +496,189 @@ async fn commit_readings(
                     // Keep the batch and hold the pollers (back-pressure) until the disk
                     // takes it again: losing readings here is what the store prevents.
                     if attempt == 0 {
-                        tracing::error!(error = %e, readings = batch.len(), "cannot commit readings; retrying");
+                        tracing::error!(error = %e, readings = all.len(), "cannot commit readings; retrying");
                     }
                     attempt += 1;
                     tokio::time::sleep(crate::sinks::retry_delay(attempt)).await;
                 }
             }
         }
+        if let Some(t) = &tap {
+            for b in batches {
+                let _ = t.try_send(b);
+            }
+        }
     }
 }
 
-/// `pumphouse run`: pollers → store → sinks, with the HTTP endpoint, until SIGTERM or
-/// Ctrl-C. Shutdown goes from the edges in: stop polling, commit what was read, let the
-/// sinks finish in-flight work within the deadline.
-pub async fn run(cfg: Config) -> anyhow::Result<()> {
-    use crate::sinks::{influx, mqtt, SinkHealth};
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let store = Arc::new(crate::store::Store::open(&cfg.store.path, cfg.store.limits)?);
-    let last = store.last_seq()?;
-    tracing::info!(store = %cfg.store.path.display(), last_seq = last, "store open");
-    let (notify_tx, notify_rx) = tokio::sync::watch::channel(last);
-    let last_commit = Arc::new(std::sync::atomic::AtomicI64::new(0));
+/// A running gateway: pollers → store → sinks, pruning, and the HTTP endpoint.
+pub struct Gateway {
+    pub store: Arc<crate::store::Store>,
+    pub stats: poller::Stats,
+    /// Where the HTTP endpoint listens, when it is on.
+    pub http_addr: Option<std::net::SocketAddr>,
+    poll_cancel: CancellationToken,
+    sink_cancel: CancellationToken,
+    http_cancel: CancellationToken,
+    pollers: TaskTracker,
+    sinks: TaskTracker,
+    writer: tokio::task::JoinHandle<()>,
+    pruner: tokio::task::JoinHandle<()>,
+    http_task: Option<tokio::task::JoinHandle<()>>,
+}
 
-    let poll_cancel = CancellationToken::new();
-    let sink_cancel = CancellationToken::new();
-    let pollers = TaskTracker::new();
-    let (rx, stats) = start_pollers(&cfg, &pollers, &poll_cancel);
-    pollers.close();
-    let writer = tokio::spawn(commit_readings(store.clone(), rx, notify_tx, last_commit.clone()));
+impl Gateway {
+    /// Opens the store and starts every task. `tap` receives committed readings (for a
+    /// live display).
+    pub async fn start(cfg: &Config, tap: Option<mpsc::Sender<Vec<Reading>>>) -> anyhow::Result<Gateway> {
+        use crate::sinks::{influx, mqtt, SinkHealth};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let store = Arc::new(crate::store::Store::open(&cfg.store.path, cfg.store.limits)?);
+        let last = store.last_seq()?;
+        tracing::info!(store = %cfg.store.path.display(), last_seq = last, "store open");
+        let (notify_tx, notify_rx) = tokio::sync::watch::channel(last);
+        let last_commit = Arc::new(std::sync::atomic::AtomicI64::new(0));
 
-    let sinks_tracker = TaskTracker::new();
-    let mut healths: Vec<Arc<SinkHealth>> = Vec::new();
-    if let Some(m) = cfg.mqtt.clone() {
-        let h = Arc::new(SinkHealth::new("mqtt", mqtt::CONSUMER));
-        healths.push(h.clone());
-        sinks_tracker.spawn(mqtt::run(
-            m,
-            cfg.site.name.clone(),
-            store.clone(),
-            notify_rx.clone(),
-            h,
-            sink_cancel.clone(),
-            SHUTDOWN_DEADLINE,
-        ));
-    }
-    for i in &cfg.influxdb {
-        let consumer = influx::consumer_name(i);
-        let h = Arc::new(SinkHealth::new(&consumer, &consumer));
-        healths.push(h.clone());
-        sinks_tracker.spawn(influx::run(
-            i.clone(),
-            store.clone(),
-            notify_rx.clone(),
-            h,
-            sink_cancel.clone(),
-            SHUTDOWN_DEADLINE,
-        ));
-    }
-    sinks_tracker.close();
-    if healths.is_empty() {
-        tracing::warn!("no [mqtt] or [[influxdb]] configured: readings are kept in the local store only");
-    }
+        // HTTP first: a port conflict is a start-up error, before anything runs.
+        let listener = match &cfg.http {
+            Some(h) => Some(
+                TcpListener::bind(h.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {} ([http] listen)", h.listen))?,
+            ),
+            None => None,
+        };
 
-    // Pruning: age and size limits, counting what is dropped.
-    let consumers: Vec<String> = healths.iter().map(|h| h.consumer.clone()).collect();
-    let prune_store = store.clone();
-    let prune_cancel = sink_cancel.clone();
-    let pruner = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tokio::select! {
-                () = prune_cancel.cancelled() => break,
-                _ = tick.tick() => {
-                    let names: Vec<&str> = consumers.iter().map(String::as_str).collect();
-                    if let Err(e) = prune_store.prune(Utc::now(), &names) {
-                        tracing::error!(error = %e, "pruning the store failed");
+        let poll_cancel = CancellationToken::new();
+        let sink_cancel = CancellationToken::new();
+        let pollers = TaskTracker::new();
+        let (rx, stats) = start_pollers(cfg, &pollers, &poll_cancel);
+        pollers.close();
+        let writer = tokio::spawn(commit_readings(store.clone(), rx, notify_tx, last_commit.clone(), tap));
+
+        let sinks = TaskTracker::new();
+        let mut healths: Vec<Arc<SinkHealth>> = Vec::new();
+        if let Some(m) = cfg.mqtt.clone() {
+            let h = Arc::new(SinkHealth::new("mqtt", mqtt::CONSUMER));
+            healths.push(h.clone());
+            sinks.spawn(mqtt::run(
+                m,
+                cfg.site.name.clone(),
+                store.clone(),
+                notify_rx.clone(),
+                h,
+                sink_cancel.clone(),
+                SHUTDOWN_DEADLINE,
+            ));
+        }
+        for i in &cfg.influxdb {
+            let consumer = influx::consumer_name(i);
+            let h = Arc::new(SinkHealth::new(&consumer, &consumer));
+            healths.push(h.clone());
+            sinks.spawn(influx::run(
+                i.clone(),
+                store.clone(),
+                notify_rx.clone(),
+                h,
+                sink_cancel.clone(),
+                SHUTDOWN_DEADLINE,
+            ));
+        }
+        sinks.close();
+        if healths.is_empty() {
+            tracing::info!("no [mqtt] or [[influxdb]] configured: readings are kept in the local store only");
+        }
+
+        // Pruning: age and size limits, counting what is dropped.
+        let consumers: Vec<String> = healths.iter().map(|h| h.consumer.clone()).collect();
+        let prune_store = store.clone();
+        let prune_cancel = sink_cancel.clone();
+        let pruner = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    () = prune_cancel.cancelled() => break,
+                    _ = tick.tick() => {
+                        let names: Vec<&str> = consumers.iter().map(String::as_str).collect();
+                        if let Err(e) = prune_store.prune(Utc::now(), &names) {
+                            tracing::error!(error = %e, "pruning the store failed");
+                        }
                     }
                 }
             }
-        }
-    });
-
-    let http_cancel = CancellationToken::new();
-    let mut http_task = None;
-    if let Some(h) = &cfg.http {
-        let max_interval = cfg.devices.iter().map(|d| d.interval).max().unwrap_or(Duration::from_secs(10));
-        let state = Arc::new(crate::http::AppState {
-            store: store.clone(),
-            sinks: healths.clone(),
-            stats: stats.clone(),
-            devices: cfg.devices.iter().map(|d| (d.name.to_string(), d.bus.to_string(), d.zone.to_string())).collect(),
-            last_commit_ms: last_commit.clone(),
-            polling_stall: (max_interval * 3).max(Duration::from_secs(60)),
-            sink_stall: h.stall_after,
-            started_ms: Utc::now().timestamp_millis(),
         });
-        let listener = TcpListener::bind(h.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} ([http] listen)", h.listen))?;
-        tracing::info!(listen = %listener.local_addr()?, "http endpoint: /healthz /metrics /api/status");
-        let c = http_cancel.clone();
-        http_task = Some(tokio::spawn(async move {
-            let _ = axum::serve(listener, crate::http::router(state))
-                .with_graceful_shutdown(async move { c.cancelled().await })
-                .await;
-        }));
+
+        let http_cancel = CancellationToken::new();
+        let mut http_task = None;
+        let mut http_addr = None;
+        if let (Some(h), Some(listener)) = (&cfg.http, listener) {
+            let max_interval = cfg.devices.iter().map(|d| d.interval).max().unwrap_or(Duration::from_secs(10));
+            let state = Arc::new(crate::http::AppState {
+                store: store.clone(),
+                sinks: healths,
+                stats: stats.clone(),
+                devices: cfg
+                    .devices
+                    .iter()
+                    .map(|d| (d.name.to_string(), d.bus.to_string(), d.zone.to_string()))
+                    .collect(),
+                last_commit_ms: last_commit,
+                polling_stall: (max_interval * 3).max(Duration::from_secs(60)),
+                sink_stall: h.stall_after,
+                started_ms: Utc::now().timestamp_millis(),
+            });
+            let addr = listener.local_addr()?;
+            http_addr = Some(addr);
+            tracing::info!(listen = %addr, "http endpoint: /healthz /metrics /api/status");
+            let c = http_cancel.clone();
+            http_task = Some(tokio::spawn(async move {
+                let _ = axum::serve(listener, crate::http::router(state))
+                    .with_graceful_shutdown(async move { c.cancelled().await })
+                    .await;
+            }));
+        }
+        Ok(Gateway {
+            store,
+            stats,
+            http_addr,
+            poll_cancel,
+            sink_cancel,
+            http_cancel,
+            pollers,
+            sinks,
+            writer,
+            pruner,
+            http_task,
+        })
     }
 
+    /// Stops from the edges in: polling first, then the writer commits what was read,
+    /// then the sinks finish their in-flight work within the deadline.
+    pub async fn shutdown(self) {
+        self.poll_cancel.cancel();
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
+        let _ = tokio::time::timeout_at(deadline, self.pollers.wait()).await;
+        if tokio::time::timeout_at(deadline, self.writer).await.is_err() {
+            tracing::warn!("the store writer did not finish in time");
+        }
+        self.sink_cancel.cancel();
+        if tokio::time::timeout(SHUTDOWN_DEADLINE + Duration::from_secs(1), self.sinks.wait()).await.is_err() {
+            tracing::warn!("sinks did not finish in time; undelivered readings stay in the store for the next start");
+        }
+        let _ = self.pruner.await;
+        self.http_cancel.cancel();
+        if let Some(t) = self.http_task {
+            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        }
+        tracing::info!(last_seq = self.store.last_seq().unwrap_or(0), "stopped");
+    }
+}
+
+/// `pumphouse run`: the gateway until SIGTERM or Ctrl-C.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let gw = Gateway::start(&cfg, None).await?;
     shutdown_signal().await;
     tracing::info!("stopping: pollers first, then the store writer, then the sinks");
-    poll_cancel.cancel();
-    let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
-    let _ = tokio::time::timeout_at(deadline, pollers.wait()).await;
-    if tokio::time::timeout_at(deadline, writer).await.is_err() {
-        tracing::warn!("the store writer did not finish in time");
-    }
-    sink_cancel.cancel();
-    if tokio::time::timeout(SHUTDOWN_DEADLINE + Duration::from_secs(1), sinks_tracker.wait()).await.is_err() {
-        tracing::warn!("sinks did not finish in time; undelivered readings stay in the store for the next start");
-    }
-    let _ = pruner.await;
-    http_cancel.cancel();
-    if let Some(t) = http_task {
-        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
-    }
-    tracing::info!(last_seq = store.last_seq().unwrap_or(0), "stopped");
+    gw.shutdown().await;
     Ok(())
 }

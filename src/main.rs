@@ -90,6 +90,12 @@ enum Command {
         /// Print every reading as a JSON line instead of the live summary.
         #[arg(long)]
         json: bool,
+        /// The local store (default: pumphouse-demo/store.db in the temp directory).
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// The HTTP endpoint (/healthz, /metrics, /api/status), or "off".
+        #[arg(long, default_value = "127.0.0.1:9109")]
+        http: String,
     },
 }
 
@@ -235,12 +241,13 @@ async fn run(command: Command) -> ExitCode {
                 Err(e) => fail(format!("{e:#}")),
             }
         }
-        Command::Demo { sim, interval, duration, json } => {
+        Command::Demo { sim, interval, duration, json, store, http } => {
             let args = match sim.into_args() {
                 Ok(a) => a,
                 Err(e) => return fail(e),
             };
-            match app::demo(&args, &interval, duration, json).await {
+            let store = store.unwrap_or_else(app::default_demo_store);
+            match app::demo(&args, &interval, duration, json, &store, &http).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(format!("{e:#}")),
             }

@@ -192,17 +192,38 @@ fn simulate_serves_what_print_config_polls_and_scenarios_take_effect() {
 
 #[test]
 fn demo_runs_on_its_own_and_shows_every_device() {
-    let (code, out, err) = pumphouse(&["demo", "--interval", "500ms", "--duration", "3s", "--json"]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("demo.db");
+    let store_arg = store.to_string_lossy().into_owned();
+    let (code, out, err) = pumphouse(&[
+        "demo",
+        "--interval",
+        "500ms",
+        "--duration",
+        "3s",
+        "--json",
+        "--store",
+        &store_arg,
+        "--http",
+        "off",
+    ]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
     let devices: HashSet<&str> = lines.iter().map(|v| v["device"].as_str().unwrap()).collect();
     assert_eq!(devices.len(), 22, "{devices:?}");
     let bad: Vec<&Value> = lines.iter().filter(|v| v["quality"] != "good").collect();
     assert!(bad.is_empty(), "{bad:?}");
-    // the human view: one summary line per device poll
-    let (code, out, _) = pumphouse(&["demo", "--interval", "1s", "--duration", "2s"]);
+    // everything shown was committed to the local store first
+    let conn = rusqlite::Connection::open(&store).unwrap();
+    let stored: i64 = conn.query_row("SELECT count(*) FROM readings", [], |r| r.get(0)).unwrap();
+    assert!(stored >= lines.len() as i64, "{stored} stored, {} shown", lines.len());
+    // the human view: one summary line per device poll, and the HTTP endpoint
+    let http = format!("127.0.0.1:{}", common::free_port());
+    let (code, out, _) =
+        pumphouse(&["demo", "--interval", "1s", "--duration", "2s", "--store", &store_arg, "--http", &http]);
     assert_eq!(code, 0);
     assert!(out.contains("plant-outlet") && out.contains("flow_rate"), "{out}");
+    assert!(out.contains(&format!("status on http://{http}/api/status")), "{out}");
 }
 
 #[test]
