@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{free_port, terminate, Mosquitto, Proc};
+use common::{free_port, terminate, Proc};
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 
 fn gateway(cfg: &Path, log: &Path) -> Child {
@@ -203,8 +203,8 @@ points = [
 async fn nothing_is_lost_when_the_broker_the_database_and_the_gateway_go_down() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut broker = Mosquitto::start(d, "allow_anonymous true");
-    let mut influx = common::Influx1::start(d, "meters");
+    let mut broker = common::mosquitto(d, "allow_anonymous true");
+    let mut influx = common::influx1(d, "meters");
     let vm = common::victoria(d);
     let (_sim, sim_addr) = simulator(5);
     let http = free_port();
@@ -325,6 +325,15 @@ async fn nothing_is_lost_when_the_broker_the_database_and_the_gateway_go_down() 
     }
 }
 
+/// One device polled every 200 ms, one point: the source for the smaller delivery tests.
+fn one_device(sim_addr: &str) -> String {
+    format!(
+        "[[buses]]\nname = \"lan\"\ntransport = \"tcp\"\naddress = \"{sim_addr}\"\n\
+         [[devices]]\nname = \"d1\"\nbus = \"lan\"\nunit = 1\nprofile = \"p\"\ninterval = \"200ms\"\n\
+         [[profiles]]\nname = \"p\"\npoints = [{{ name = \"a\", table = \"holding\", address = 0, quantity = \"status\" }}]\n"
+    )
+}
+
 async fn influx_write(port: u16, db: &str, body: &str) -> u16 {
     reqwest::Client::new()
         .post(format!("http://127.0.0.1:{port}/write?db={db}"))
@@ -340,7 +349,7 @@ async fn influx_write(port: u16, db: &str, body: &str) -> u16 {
 async fn refused_batches_are_set_aside_and_a_missing_database_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let influx = common::Influx1::start(d, "conflict");
+    let influx = common::influx1(d, "conflict");
     // An integer `value` field first: every float the gateway writes to `status` now
     // conflicts (400 "field type conflict").
     assert_eq!(influx_write(influx.port, "conflict", "status,device=x value=1i").await, 204);
@@ -368,22 +377,10 @@ flush_interval = "200ms"
 [http]
 listen = "127.0.0.1:{http}"
 stall_after = "1s"
-[[buses]]
-name = "lan"
-transport = "tcp"
-address = "{sim_addr}"
-[[devices]]
-name = "d1"
-bus = "lan"
-unit = 1
-profile = "p"
-interval = "200ms"
-[[profiles]]
-name = "p"
-points = [{{ name = "a", table = "holding", address = 0, quantity = "status" }}]
-"#,
+{device}"#,
             d.display(),
-            port = influx.port
+            port = influx.port,
+            device = one_device(&sim_addr)
         ),
     )
     .unwrap();
@@ -494,7 +491,7 @@ async fn mqtt_over_tls_with_a_password_and_a_wrong_password_refused() {
         .status()
         .unwrap();
     assert!(st.success());
-    let broker = Mosquitto::start(
+    let broker = common::mosquitto(
         d,
         &format!(
             "allow_anonymous false\npassword_file {}\ncafile {}\ncertfile {}\nkeyfile {}",
@@ -555,23 +552,11 @@ retain = true
 [http]
 listen = "127.0.0.1:{http}"
 stall_after = "1s"
-[[buses]]
-name = "lan"
-transport = "tcp"
-address = "{sim_addr}"
-[[devices]]
-name = "d1"
-bus = "lan"
-unit = 1
-profile = "p"
-interval = "200ms"
-[[profiles]]
-name = "p"
-points = [{{ name = "a", table = "holding", address = 0, quantity = "status" }}]
-"#,
+{device}"#,
                 dir = d.display(),
                 port = broker.port,
-                secret = secret_file.display()
+                secret = secret_file.display(),
+                device = one_device(&sim_addr)
             ),
         )
         .unwrap();

@@ -191,149 +191,101 @@ pub fn terminate(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// A receiver process on a loopback port that a test can stop and start again (same
+/// port, same data), killed when dropped.
+pub struct Service {
+    pub port: u16,
+    bin: PathBuf,
+    args: Vec<String>,
+    log: PathBuf,
+    proc: Option<Child>,
+}
+
+impl Service {
+    fn start(bin: PathBuf, args: Vec<String>, port: u16, log: PathBuf) -> Service {
+        let mut s = Service { port, bin, args, log, proc: None };
+        s.proc = Some(s.spawn());
+        s
+    }
+
+    fn spawn(&self) -> Child {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(&self.bin)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", self.bin.display()));
+        wait_port(self.port, &self.bin.display().to_string());
+        child
+    }
+
+    /// SIGTERM, and wait: the receiver shuts down as it would on a real host.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.proc.take() {
+            terminate(&mut c);
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.proc = Some(self.spawn());
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.proc.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// A Mosquitto broker on a free port, with persistence so that a durable subscriber's
-/// session survives a restart.
-pub struct Mosquitto {
-    pub port: u16,
-    conf: PathBuf,
-    log: PathBuf,
-    proc: Option<Child>,
+/// session survives a restart. `extra` is added to its configuration.
+pub fn mosquitto(dir: &Path, extra: &str) -> Service {
+    let bin = require("mosquitto", "mosquitto");
+    let port = free_port();
+    let data = dir.join("mosquitto");
+    std::fs::create_dir_all(&data).unwrap();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\n{extra}\npersistence true\npersistence_location {}/\nlog_dest stderr\nuser root\n", data.display()),
+    )
+    .unwrap();
+    Service::start(bin, vec!["-c".into(), conf.display().to_string()], port, dir.join("mosquitto.log"))
 }
 
-impl Mosquitto {
-    pub fn start(dir: &Path, extra: &str) -> Mosquitto {
-        let bin = require("mosquitto", "mosquitto");
-        let port = free_port();
-        let data = dir.join("mosquitto");
-        std::fs::create_dir_all(&data).unwrap();
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\n{extra}\npersistence true\npersistence_location {}/\nlog_dest stderr\nuser root\n",
-                data.display()
-            ),
-        )
-        .unwrap();
-        let mut m = Mosquitto { port, conf, log: dir.join("mosquitto.log"), proc: None };
-        m.proc = Some(m.spawn(&bin));
-        m
-    }
-
-    fn spawn(&self, bin: &Path) -> Child {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(&self.conf)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start mosquitto");
-        wait_port(self.port, "mosquitto");
-        child
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.proc.take() {
-            terminate(&mut c);
-        }
-    }
-
-    pub fn restart(&mut self) {
-        self.stop();
-        self.proc = Some(self.spawn(&require("mosquitto", "mosquitto")));
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.proc.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// InfluxDB 1.x on free ports, with a database created.
-pub struct Influx1 {
-    pub port: u16,
-    conf: PathBuf,
-    log: PathBuf,
-    proc: Option<Child>,
-}
-
-impl Influx1 {
-    pub fn start(dir: &Path, database: &str) -> Influx1 {
-        let bin = require("influxd", "influxdb");
-        let port = free_port();
-        let rpc = free_port();
-        let conf = dir.join("influxdb.conf");
-        let d = dir.join("influxdb");
-        std::fs::write(
-            &conf,
-            format!(
-                "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n[meta]\ndir = \"{0}/meta\"\n[data]\ndir = \"{0}/data\"\nwal-dir = \"{0}/wal\"\n[http]\nbind-address = \"127.0.0.1:{port}\"\nlog-enabled = false\n",
-                d.display()
-            ),
-        )
-        .unwrap();
-        let mut i = Influx1 { port, conf, log: dir.join("influxdb.log"), proc: None };
-        i.proc = Some(i.spawn(&bin));
-        let out = Command::new("curl")
-            .args([
-                "-s",
-                "-XPOST",
-                &format!("http://127.0.0.1:{port}/query"),
-                "--data-urlencode",
-                &format!("q=CREATE DATABASE {database}"),
-            ])
-            .output();
-        if out.map(|o| !o.status.success()).unwrap_or(true) {
-            // curl may be missing: create it over a raw socket instead
-            let body = format!("q=CREATE+DATABASE+{database}");
-            let req = format!("POST /query HTTP/1.0\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-            use std::io::Write;
-            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-            s.write_all(req.as_bytes()).unwrap();
-            let mut r = String::new();
-            std::io::Read::read_to_string(&mut s, &mut r).unwrap();
-            assert!(r.contains("200"), "CREATE DATABASE failed: {r}");
-        }
-        i
-    }
-
-    fn spawn(&self, bin: &Path) -> Child {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        let child = Command::new(bin)
-            .arg("-config")
-            .arg(&self.conf)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start influxd");
-        wait_port(self.port, "influxd");
-        child
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.proc.take() {
-            terminate(&mut c);
-        }
-    }
-
-    pub fn restart(&mut self) {
-        self.stop();
-        self.proc = Some(self.spawn(&require("influxd", "influxdb")));
-    }
-}
-
-impl Drop for Influx1 {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.proc.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+/// InfluxDB 1.x on free ports, with `database` created.
+pub fn influx1(dir: &Path, database: &str) -> Service {
+    let bin = require("influxd", "influxdb");
+    let port = free_port();
+    let rpc = free_port();
+    let conf = dir.join("influxdb.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n[meta]\ndir = \"{0}/meta\"\n[data]\ndir = \"{0}/data\"\nwal-dir = \"{0}/wal\"\n[http]\nbind-address = \"127.0.0.1:{port}\"\nlog-enabled = false\n",
+            dir.join("influxdb").display()
+        ),
+    )
+    .unwrap();
+    let service =
+        Service::start(bin, vec!["-config".into(), conf.display().to_string()], port, dir.join("influxdb.log"));
+    let body = format!("q=CREATE+DATABASE+{database}");
+    let req = format!(
+        "POST /query HTTP/1.0\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    let mut r = String::new();
+    std::io::Read::read_to_string(&mut s, &mut r).unwrap();
+    assert!(r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"), "CREATE DATABASE failed: {r}");
+    service
 }
 
 /// VictoriaMetrics, which accepts InfluxDB's 2.x write API.
