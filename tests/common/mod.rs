@@ -87,9 +87,9 @@ fn wait_line(child: &mut Child, log: &Path, prefix: &str, timeout: Duration) -> 
     }
 }
 
-/// A pymodbus device served over TCP (`tcp` or `rtu-over-tcp` framing). Returns the
-/// process and its port.
-pub fn pymodbus_tcp(spec: &serde_json::Value) -> (Proc, u16) {
+/// Starts tests/support/modbus_device.py with `spec`; returns it once it printed READY,
+/// with the rest of that line.
+fn pymodbus(spec: &serde_json::Value) -> (Proc, String) {
     let (err, log) = stderr_file();
     let mut child = Command::new(python())
         .arg(manifest_dir().join("tests/support/modbus_device.py"))
@@ -99,22 +99,18 @@ pub fn pymodbus_tcp(spec: &serde_json::Value) -> (Proc, u16) {
         .spawn()
         .expect("start the pymodbus device");
     let line = wait_line(&mut child, &log, "READY", Duration::from_secs(30));
-    let port = line.trim_start_matches("READY").trim().parse().expect("port after READY");
-    (Proc(child), port)
+    (Proc(child), line.trim_start_matches("READY").trim().to_string())
+}
+
+/// A pymodbus device served over TCP (`tcp` or `rtu-over-tcp` framing), and its port.
+pub fn pymodbus_tcp(spec: &serde_json::Value) -> (Proc, u16) {
+    let (proc, rest) = pymodbus(spec);
+    (proc, rest.parse().expect("port after READY"))
 }
 
 /// A pymodbus RTU device on a serial line (`spec["tty"]` set by the caller).
 pub fn pymodbus_serial(spec: &serde_json::Value) -> Proc {
-    let (err, log) = stderr_file();
-    let mut child = Command::new(python())
-        .arg(manifest_dir().join("tests/support/modbus_device.py"))
-        .arg(spec.to_string())
-        .stdout(Stdio::piped())
-        .stderr(err)
-        .spawn()
-        .expect("start the pymodbus serial device");
-    wait_line(&mut child, &log, "READY", Duration::from_secs(30));
-    Proc(child)
+    pymodbus(spec).0
 }
 
 /// A virtual null-modem cable: two linked pseudo-terminals made by socat.
