@@ -28,6 +28,7 @@
 pub mod app;
 pub mod config;
 pub mod http;
+pub mod ledger;
 pub mod modbus;
 pub mod model;
 pub mod sim;

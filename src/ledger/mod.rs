@@ -1,0 +1,4 @@
+//! Zone ledgers: interval consumption from totalizers, water and energy balance, tariffs
+//! and costs, and the revenue–cost gap against the baseline year.
+
+pub mod intervals;
