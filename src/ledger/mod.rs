@@ -2,3 +2,4 @@
 //! and costs, and the revenue–cost gap against the baseline year.
 
 pub mod intervals;
+pub mod tariff;
