@@ -50,6 +50,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the network map: zones, inlets, meters and unmetered uses.
+    Topology {
+        #[arg(short, long)]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value_t = TopologyFormat::Text)]
+        format: TopologyFormat,
+    },
     /// List device profiles, or show one.
     Profiles {
         /// Include the profiles defined in this configuration.
@@ -97,6 +104,13 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9109")]
         http: String,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TopologyFormat {
+    Text,
+    /// Graphviz DOT (render with `dot -Tsvg`).
+    Dot,
 }
 
 #[derive(Subcommand)]
@@ -210,6 +224,20 @@ async fn run(command: Command) -> ExitCode {
                 Err(e) => fail(e),
             }
         }
+        Command::Topology { config, format } => match app::load_config(&config, Mode::Check) {
+            Ok(cfg) if cfg.topology.zones.is_empty() => fail(format!("{} defines no [[zones]]", config.display())),
+            Ok(cfg) => {
+                match format {
+                    TopologyFormat::Text => print!("{}", cfg.topology.render()),
+                    TopologyFormat::Dot => print!("{}", cfg.topology.dot()),
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Profiles { config, action } => {
             let cfg = match config.as_deref().map(|c| app::load_config(c, Mode::Check)).transpose() {
                 Ok(c) => c,

@@ -46,6 +46,8 @@ pub struct Config {
     pub influxdb: Vec<InfluxConfig>,
     /// `None` when `[http] listen = "off"`.
     pub http: Option<HttpConfig>,
+    /// Zones, meters and unmetered uses of the ledger.
+    pub topology: crate::ledger::topology::Topology,
     /// Where the configuration came from, for messages.
     pub source: String,
 }
@@ -269,10 +271,22 @@ fn array<T: DeserializeOwned>(
         .collect()
 }
 
-const SECTIONS: &[&str] = &["site", "polling", "buses", "devices", "profiles"];
+const SECTIONS: &[&str] = &[
+    "site",
+    "polling",
+    "buses",
+    "devices",
+    "profiles",
+    "store",
+    "mqtt",
+    "influxdb",
+    "http",
+    "zones",
+    "meters",
+    "unmetered",
+];
 /// Sections that later parts of the gateway read; accepted here so one file serves all.
-const LATER_SECTIONS: &[&str] =
-    &["store", "mqtt", "influxdb", "http", "ledger", "topology", "tariffs", "alerts", "log"];
+const LATER_SECTIONS: &[&str] = &["tariffs", "tou", "costs", "baseline", "alerts"];
 
 fn duration_field(value: &Option<String>, default: Duration, path: &str, diags: &mut Diagnostics) -> Duration {
     match value {
@@ -343,6 +357,9 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
     let raw_mqtt: Option<RawMqtt> = top.contains_key("mqtt").then(|| section(top, "mqtt", diags));
     let raw_influx: Vec<(usize, RawInflux)> = array(top, "influxdb", diags);
     let raw_http: RawHttp = section(top, "http", diags);
+    let raw_zones = array(top, "zones", diags);
+    let raw_meters = array(top, "meters", diags);
+    let raw_unmetered = array(top, "unmetered", diags);
 
     // site
     let site_name = match raw_site.name.as_deref() {
@@ -605,6 +622,7 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
         }
     }
     let http = if raw_http.listen.as_deref() == Some("off") { None } else { delivery::validate_http(&raw_http, diags) };
+    let topology = crate::ledger::topology::validate(&raw_zones, &raw_meters, &raw_unmetered, &devices, diags);
     Some(Config {
         site: Site { name: site_name.into(), timezone },
         buses,
@@ -614,6 +632,7 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
         mqtt,
         influxdb,
         http,
+        topology,
         source: source.to_string(),
     })
 }

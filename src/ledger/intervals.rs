@@ -115,12 +115,26 @@ pub fn consumption(samples: &[Sample], replacements: &[Replacement], spec: &Mete
             if let Some((pts, pv)) = prev {
                 let v = e.old_final - pv;
                 if v >= 0.0 {
-                    out.intervals.push(Interval { start: pts, end: e.ts, volume: v, estimated: e.ts - pts > gap_limit });
+                    out.intervals.push(Interval {
+                        start: pts,
+                        end: e.ts,
+                        volume: v,
+                        estimated: e.ts - pts > gap_limit,
+                    });
                 } else {
-                    out.notices.push(Notice { ts: e.ts, text: format!("replacement: old meter's final reading {} is below its last reading {pv}; nothing booked", e.old_final) });
+                    out.notices.push(Notice {
+                        ts: e.ts,
+                        text: format!(
+                            "replacement: old meter's final reading {} is below its last reading {pv}; nothing booked",
+                            e.old_final
+                        ),
+                    });
                 }
             }
-            out.notices.push(Notice { ts: e.ts, text: format!("meter replaced: old final {}, new initial {}", e.old_final, e.new_initial) });
+            out.notices.push(Notice {
+                ts: e.ts,
+                text: format!("meter replaced: old final {}, new initial {}", e.old_final, e.new_initial),
+            });
             prev = Some((e.ts, e.new_initial));
             out.first.get_or_insert((e.ts, e.new_initial));
             below.clear();
@@ -147,7 +161,11 @@ pub fn consumption(samples: &[Sample], replacements: &[Replacement], spec: &Mete
                     out.notices.push(Notice { ts: s.ts, text: format!("rollover from {pv} past {m} to {v}") });
                 }
                 _ => {
-                    out.quarantined.push(Quarantined { ts: s.ts, value: v, reason: Reason::Backward { reference: pv } });
+                    out.quarantined.push(Quarantined {
+                        ts: s.ts,
+                        value: v,
+                        reason: Reason::Backward { reference: pv },
+                    });
                     below.push((s.ts, v));
                     if below.len() >= 3 && below.windows(2).all(|w| w[1].1 >= w[0].1) {
                         let (rts, rv) = below[below.len() - 1];
@@ -299,7 +317,8 @@ mod tests {
 
     #[test]
     fn an_unrecorded_reset_moves_the_reference_after_three_agreeing_readings() {
-        let c = consumption(&[s(0, 0, 500.0), s(0, 10, 3.0), s(0, 20, 4.0), s(0, 30, 5.5), s(0, 40, 6.0)], &[], &spec());
+        let c =
+            consumption(&[s(0, 0, 500.0), s(0, 10, 3.0), s(0, 20, 4.0), s(0, 30, 5.5), s(0, 40, 6.0)], &[], &spec());
         // 3.0 → 5.5 on the new register (2.5) and 5.5 → 6.0 (0.5); the jump is not booked
         assert!((c.total() - 3.0).abs() < 1e-9, "{:?}", c);
         assert!(c.quarantined.is_empty());

@@ -1,5 +1,7 @@
 //! Zone ledgers: interval consumption from totalizers, water and energy balance, tariffs
 //! and costs, and the revenue–cost gap against the baseline year.
 
+pub mod balance;
 pub mod intervals;
 pub mod tariff;
+pub mod topology;

@@ -200,7 +200,10 @@ pub fn units(v: f64) -> Decimal {
 
 /// quantity × price, in fen, rounded half away from zero.
 pub fn amount_fen(quantity: Decimal, price: Decimal) -> i64 {
-    (quantity * price * Decimal::ONE_HUNDRED).round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero).to_i64().unwrap_or(i64::MAX)
+    (quantity * price * Decimal::ONE_HUNDRED)
+        .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero)
+        .to_i64()
+        .unwrap_or(i64::MAX)
 }
 
 /// Prices one month of a customer's (or a purchase's) hourly consumption, given in local
@@ -306,13 +309,18 @@ mod tests {
         let tou = Tariff {
             name: "purchase".into(),
             from: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
-            price: Price::TimeOfUse(BTreeMap::from([(Period::Peak, d("1.0512")), (Period::Flat, d("0.6215")), (Period::Valley, d("0.3126"))])),
+            price: Price::TimeOfUse(BTreeMap::from([
+                (Period::Peak, d("1.0512")),
+                (Period::Flat, d("0.6215")),
+                (Period::Valley, d("0.3126")),
+            ])),
         };
         // 22:00–02:00 across midnight: 40 kWh at 22:00 (peak), 30 at 23:00, 25 at 00:00,
         // 20 at 01:00 (valley); and 12 kWh at 11:00 (half peak, half flat)
         let hours = vec![(at(1, 11), 12.0), (at(1, 22), 40.0), (at(1, 23), 30.0), (at(2, 0), 25.0), (at(2, 1), 20.0)];
         let c = charge(&hours, &[tou], Some(&schedule()));
-        let by: BTreeMap<String, (Decimal, i64)> = c.lines.iter().map(|l| (l.band.to_string(), (l.quantity, l.amount_fen))).collect();
+        let by: BTreeMap<String, (Decimal, i64)> =
+            c.lines.iter().map(|l| (l.band.to_string(), (l.quantity, l.amount_fen))).collect();
         // peak: 40 + 6 = 46 kWh × 1.0512 = 48.3552 → 4835.52 fen → 4836
         assert_eq!(by["peak"], (d("46.000"), 4836));
         // flat: 6 kWh × 0.6215 = 3.729 → 372.9 fen → 373
@@ -336,38 +344,62 @@ mod tests {
         };
         let hours = vec![(at(3, 8), 10.0), (at(10, 8), 8.0), (at(20, 8), 5.5)];
         let c = charge(&hours, &[t], None);
-        let q: Vec<(String, Decimal, i64)> = c.lines.iter().map(|l| (l.band.to_string(), l.quantity, l.amount_fen)).collect();
+        let q: Vec<(String, Decimal, i64)> =
+            c.lines.iter().map(|l| (l.band.to_string(), l.quantity, l.amount_fen)).collect();
         // tier 1: 15 × 2.85 = 42.75; tier 2: 7 × 3.80 = 26.60; tier 3: 1.5 × 4.75 = 7.125 → 7.13
         assert_eq!(
             q,
-            vec![("tier 1".into(), d("15.000"), 4275), ("tier 2".into(), d("7.000"), 2660), ("tier 3".into(), d("1.500"), 713)]
+            vec![
+                ("tier 1".into(), d("15.000"), 4275),
+                ("tier 2".into(), d("7.000"), 2660),
+                ("tier 3".into(), d("1.500"), 713)
+            ]
         );
         assert_eq!(c.total_fen(), 7648);
     }
 
     #[test]
     fn a_mid_month_price_change_lands_on_the_right_days() {
-        let old = Tariff { name: "teaching 2025".into(), from: NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(), price: Price::Flat(d("3.45")) };
-        let new = Tariff { name: "teaching 2026-03-16".into(), from: NaiveDate::from_ymd_opt(2026, 3, 16).unwrap(), price: Price::Flat(d("3.95")) };
+        let old = Tariff {
+            name: "teaching 2025".into(),
+            from: NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
+            price: Price::Flat(d("3.45")),
+        };
+        let new = Tariff {
+            name: "teaching 2026-03-16".into(),
+            from: NaiveDate::from_ymd_opt(2026, 3, 16).unwrap(),
+            price: Price::Flat(d("3.95")),
+        };
         let mut hours = Vec::new();
         for day in 1..=31 {
             hours.push((at(day, 10), 2.0)); // 2 m³ a day
         }
         let c = charge(&hours, &[new, old], None);
         // 1–15 March: 30 m³ × 3.45 = 103.50; 16–31 March: 32 m³ × 3.95 = 126.40
-        let got: Vec<(String, Decimal, i64)> = c.lines.iter().map(|l| (l.tariff.clone(), l.quantity, l.amount_fen)).collect();
-        assert_eq!(got, vec![("teaching 2026-03-16".into(), d("32.000"), 12640), ("teaching 2025".into(), d("30.000"), 10350)]);
+        let got: Vec<(String, Decimal, i64)> =
+            c.lines.iter().map(|l| (l.tariff.clone(), l.quantity, l.amount_fen)).collect();
+        assert_eq!(
+            got,
+            vec![("teaching 2026-03-16".into(), d("32.000"), 12640), ("teaching 2025".into(), d("30.000"), 10350)]
+        );
         assert_eq!(c.total_fen(), 22990);
     }
 
     #[test]
     fn tiers_continue_across_a_mid_month_change() {
-        let tiers = |p1: &str, p2: &str| Price::Tiered(vec![Tier { upto: Some(d("10")), price: d(p1) }, Tier { upto: None, price: d(p2) }]);
+        let tiers = |p1: &str, p2: &str| {
+            Price::Tiered(vec![Tier { upto: Some(d("10")), price: d(p1) }, Tier { upto: None, price: d(p2) }])
+        };
         let a = Tariff { name: "a".into(), from: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), price: tiers("2", "3") };
-        let b = Tariff { name: "b".into(), from: NaiveDate::from_ymd_opt(2026, 3, 15).unwrap(), price: tiers("2.5", "3.5") };
+        let b = Tariff {
+            name: "b".into(),
+            from: NaiveDate::from_ymd_opt(2026, 3, 15).unwrap(),
+            price: tiers("2.5", "3.5"),
+        };
         // 8 m³ before the change, 6 after: the month has used 8 of tier 1 when b starts
         let c = charge(&[(at(5, 9), 8.0), (at(20, 9), 6.0)], &[a, b], None);
-        let got: Vec<(String, String, Decimal, i64)> = c.lines.iter().map(|l| (l.tariff.clone(), l.band.to_string(), l.quantity, l.amount_fen)).collect();
+        let got: Vec<(String, String, Decimal, i64)> =
+            c.lines.iter().map(|l| (l.tariff.clone(), l.band.to_string(), l.quantity, l.amount_fen)).collect();
         assert_eq!(
             got,
             vec![
@@ -380,7 +412,11 @@ mod tests {
 
     #[test]
     fn hours_before_any_tariff_are_not_charged() {
-        let t = Tariff { name: "x".into(), from: NaiveDate::from_ymd_opt(2026, 3, 10).unwrap(), price: Price::Flat(d("1")) };
+        let t = Tariff {
+            name: "x".into(),
+            from: NaiveDate::from_ymd_opt(2026, 3, 10).unwrap(),
+            price: Price::Flat(d("1")),
+        };
         let c = charge(&[(at(5, 9), 8.0), (at(12, 9), 1.25)], &[t], None);
         assert_eq!(c.quantity(), d("1.250"));
         assert_eq!(c.total_fen(), 125);

@@ -221,8 +221,116 @@ pub fn gateway_config(campus: &PumpHouse, site: &str, tz: Tz, address: &str, int
             d.name, d.unit, d.profile.name, d.zone
         );
     }
+    s.push_str(CAMPUS_TOPOLOGY);
     s
 }
+
+/// The simulated campus's network map, zones and customer categories.
+pub const CAMPUS_TOPOLOGY: &str = r#"# Network map: water zones (district metered areas) and the electricity network.
+[[zones]]
+name = "campus"
+utility = "water"
+inlets = ["plant-outlet"]
+
+[[zones]]
+name = "north"
+utility = "water"
+parent = "campus"
+inlets = ["zone-north-inlet"]
+
+[[zones]]
+name = "south"
+utility = "water"
+parent = "campus"
+inlets = ["zone-south-inlet"]
+
+[[zones]]
+name = "east"
+utility = "water"
+parent = "campus"
+inlets = ["zone-east-inlet"]
+
+[[zones]]
+name = "campus-power"
+utility = "electricity"
+inlets = ["power-main"]
+
+[[meters]]
+device = "bldg-dorm-1"
+zone = "north"
+category = "student_dormitory"
+max_rate = 60
+
+[[meters]]
+device = "bldg-dorm-2"
+zone = "north"
+category = "student_dormitory"
+max_rate = 60
+
+[[meters]]
+device = "bldg-canteen"
+zone = "south"
+category = "canteen"
+max_rate = 60
+
+[[meters]]
+device = "bldg-teaching"
+zone = "south"
+category = "teaching_research"
+max_rate = 60
+
+[[meters]]
+device = "bldg-lab"
+zone = "east"
+category = "teaching_research"
+max_rate = 60
+
+[[meters]]
+device = "bldg-staff-housing"
+zone = "east"
+category = "staff_housing"
+max_rate = 60
+
+[[meters]]
+device = "power-dorm-1"
+zone = "campus-power"
+category = "student_dormitory"
+
+[[meters]]
+device = "power-canteen"
+zone = "campus-power"
+category = "canteen"
+
+[[meters]]
+device = "power-teaching"
+zone = "campus-power"
+category = "teaching_research"
+
+[[meters]]
+device = "pump-1"
+zone = "campus-power"
+role = "unbilled"
+
+[[meters]]
+device = "pump-2"
+zone = "campus-power"
+role = "unbilled"
+
+[[unmetered]]
+zone = "north"
+name = "irrigation and public toilets"
+per_day = 14.4
+
+[[unmetered]]
+zone = "south"
+name = "irrigation and public toilets"
+per_day = 21.6
+
+[[unmetered]]
+zone = "east"
+name = "irrigation and public toilets"
+per_day = 9.6
+"#;
 
 /// Built-in profiles by name (the simulator's register layouts).
 pub fn profiles() -> Result<HashMap<String, Arc<Profile>>, String> {

@@ -221,6 +221,10 @@ pub struct PumpHouse {
     plant_pressure: usize,
     plant_volume: f64,
     pumps: Vec<(usize, f64)>,
+    /// The campus's main electricity meter (all buildings, pumps, unmetered loads and
+    /// losses) and its energy.
+    main_power: usize,
+    main_energy: f64,
     scenarios: Vec<Scenario>,
     last: Option<DateTime<Utc>>,
 }
@@ -251,6 +255,7 @@ impl PumpHouse {
         let plant_pressure = add("pressure-plant", 21, &ai, "campus");
         let pump1 = add("pump-1", 41, &sdm630, "plant");
         let pump2 = add("pump-2", 42, &sdm630, "plant");
+        let main_power = add("power-main", 40, &sdm630, "campus");
         let mut buildings = Vec::new();
         let mut zones = Vec::new();
         let spec: [ZoneSpec<'_>; 3] = [
@@ -330,6 +335,8 @@ impl PumpHouse {
             plant_pressure,
             plant_volume: 150_000.0,
             pumps: vec![(pump1, 80_000.0), (pump2, 60_000.0)],
+            main_power,
+            main_energy: 500_000.0,
             scenarios,
             last: None,
         };
@@ -388,6 +395,7 @@ impl PumpHouse {
             self.silent[i] = active.iter().any(|k| matches!(k, ScenarioKind::Silent { device } if device == &d.name));
         }
         let mut total_flow = 0.0;
+        let mut load_w = 0.0;
         for zi in 0..self.zones.len() {
             // Valve: move towards the command at 2 %/s unless stuck.
             let valve = self.zones[zi].valve;
@@ -428,6 +436,7 @@ impl PumpHouse {
                         * (0.3 + 0.7 * demand_factor(b.kind, &local))
                         * (1.0 + 0.05 * noise(bi as u64 + 100, bucket));
                     b.energy += load / 1000.0 * dt_h;
+                    load_w += load;
                     let pp = self.devices[pw].profile.clone();
                     let energy = b.energy;
                     write_power(&mut self.banks[pw], &pp, load, energy, bucket, pw as u64);
@@ -486,9 +495,16 @@ impl PumpHouse {
             let power =
                 if running { 3000.0 + 180.0 * total_flow / if total_flow > 30.0 { 2.0 } else { 1.0 } } else { 0.0 };
             *energy += power / 1000.0 * dt_h;
+            load_w += power;
             let p = self.devices[*dev].profile.clone();
             write_power(&mut self.banks[*dev], &p, power, *energy, bucket, *dev as u64);
         }
+        // Main meter: metered loads, 15 kW of unmetered campus loads, 3 % line losses.
+        let main_w = (load_w + 15_000.0) * 1.03;
+        self.main_energy += main_w / 1000.0 * dt_h;
+        let mp = self.devices[self.main_power].profile.clone();
+        let (mi, me) = (self.main_power, self.main_energy);
+        write_power(&mut self.banks[mi], &mp, main_w, me, bucket, mi as u64);
     }
 }
 
