@@ -682,3 +682,181 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     gw.shutdown().await;
     Ok(())
 }
+
+/// Opens the store of an existing installation (for `ledger` and `import`).
+fn open_store(cfg: &Config, must_exist: bool) -> anyhow::Result<crate::store::Store> {
+    if must_exist && !cfg.store.path.exists() {
+        bail!("no store at {}: run the gateway, or `pumphouse import` readings, first", cfg.store.path.display());
+    }
+    Ok(crate::store::Store::open(&cfg.store.path, cfg.store.limits)?)
+}
+
+/// The readings of one meter from the store, as ledger samples.
+pub fn store_samples(
+    store: &crate::store::Store,
+) -> impl Fn(&str, &str, DateTime<Utc>, DateTime<Utc>) -> Vec<crate::ledger::intervals::Sample> + '_ {
+    move |device, point, from, to| {
+        store
+            .series_readings(device, point, from.timestamp_millis(), to.timestamp_millis())
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, device, point, "cannot read the store");
+                Vec::new()
+            })
+            .into_iter()
+            .filter_map(|(ms, value, quality)| {
+                use chrono::TimeZone;
+                Some(crate::ledger::intervals::Sample {
+                    ts: Utc.timestamp_millis_opt(ms).single()?,
+                    value,
+                    good: quality == "good",
+                })
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerFormat {
+    Json,
+    Csv,
+    Xlsx,
+}
+
+/// `pumphouse ledger`: the monthly ledger from the store.
+pub fn ledger(
+    cfg: &Config,
+    month: &str,
+    format: LedgerFormat,
+    lang: crate::ledger::export::Lang,
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use crate::ledger::{export, month as m};
+    let Some((year, mon)) = m::parse_month(month) else { bail!("`{month}` is not a month; write YYYY-MM") };
+    if cfg.topology.zones.is_empty() {
+        bail!(
+            "{} defines no [[zones]]: the ledger needs the network map (see config/pumphouse.example.toml)",
+            cfg.source
+        );
+    }
+    let store = open_store(cfg, true)?;
+    let samples = store_samples(&store);
+    let Some(l) = m::compute(cfg, year, mon, &samples) else { bail!("cannot compute {month}") };
+    let bytes = match format {
+        LedgerFormat::Json => serde_json::to_vec_pretty(&l)?,
+        LedgerFormat::Csv => export::to_csv(&l, lang).into_bytes(),
+        LedgerFormat::Xlsx => {
+            if out.is_none() {
+                bail!("an .xlsx ledger needs -o PATH");
+            }
+            export::to_xlsx(&l, lang)?
+        }
+    };
+    match out {
+        Some(p) => std::fs::write(p, bytes).with_context(|| format!("cannot write {}", p.display()))?,
+        None => std::io::stdout().write_all(&bytes)?,
+    }
+    Ok(())
+}
+
+/// What `import` did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    pub rows: usize,
+    pub imported: usize,
+    pub already_present: usize,
+    /// (line number, reason)
+    pub bad: Vec<(u64, String)>,
+}
+
+/// `pumphouse import`: readings from a long CSV (`ts,device,point,value`, header
+/// required, ISO 8601 timestamps with offset) through the same path as polled readings:
+/// checked against the configured devices and points, given a quality by the point's
+/// plausible range, committed to the store. Re-importing a file changes nothing.
+pub fn import(cfg: &Config, path: &std::path::Path, progress: bool) -> anyhow::Result<ImportReport> {
+    use crate::model::Quality;
+    let store = open_store(cfg, false)?;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(true).trim(csv::Trim::All).from_reader(file);
+    let headers = rdr.headers().with_context(|| format!("{}: cannot read the header line", path.display()))?.clone();
+    let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let (Some(c_ts), Some(c_dev), Some(c_pt), Some(c_val)) = (col("ts"), col("device"), col("point"), col("value"))
+    else {
+        bail!(
+            "{}: the header must name the columns ts, device, point, value (found: {})",
+            path.display(),
+            headers.iter().collect::<Vec<_>>().join(",")
+        );
+    };
+    let mut report = ImportReport::default();
+    let mut batch: Vec<Reading> = Vec::new();
+    let flush = |batch: &mut Vec<Reading>, report: &mut ImportReport| -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        store.append(batch)?;
+        let added = store.last_added();
+        report.imported += added;
+        report.already_present += batch.len() - added;
+        batch.clear();
+        Ok(())
+    };
+    for (i, rec) in rdr.records().enumerate() {
+        let line = i as u64 + 2;
+        report.rows += 1;
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                report.bad.push((line, format!("unreadable row: {e}")));
+                continue;
+            }
+        };
+        let field = |c: usize| rec.get(c).unwrap_or("").to_string();
+        let ts = match DateTime::parse_from_rfc3339(&field(c_ts)) {
+            Ok(t) => t.with_timezone(&Utc),
+            Err(_) => {
+                report.bad.push((
+                    line,
+                    format!("`{}` is not an ISO 8601 time with offset (e.g. 2025-03-01T08:00:00+08:00)", field(c_ts)),
+                ));
+                continue;
+            }
+        };
+        let dev_name = field(c_dev);
+        let Some(device) = cfg.device(&dev_name) else {
+            report.bad.push((line, format!("no device `{dev_name}` in the configuration")));
+            continue;
+        };
+        let pt_name = field(c_pt);
+        let Some(point) = device.profile.points.iter().find(|p| *p.name == *pt_name) else {
+            report.bad.push((line, format!("device `{dev_name}` has no point `{pt_name}`")));
+            continue;
+        };
+        let value = match field(c_val).parse::<f64>() {
+            Ok(v) if v.is_finite() => v,
+            _ => {
+                report.bad.push((line, format!("`{}` is not a number", field(c_val))));
+                continue;
+            }
+        };
+        let out_of_range = point.min.is_some_and(|m| value < m) || point.max.is_some_and(|m| value > m);
+        batch.push(Reading {
+            ts,
+            site: cfg.site.name.clone(),
+            zone: device.zone.clone(),
+            device: device.name.clone(),
+            point: point.name.clone(),
+            quantity: point.quantity,
+            value: Some(value),
+            unit: point.unit.clone(),
+            quality: if out_of_range { Quality::OutOfRange } else { Quality::Good },
+        });
+        if batch.len() >= 5000 {
+            flush(&mut batch, &mut report)?;
+        }
+        if progress && report.rows % 100_000 == 0 {
+            eprintln!("{}: {} rows read, {} imported", path.display(), report.rows, report.imported);
+        }
+    }
+    flush(&mut batch, &mut report)?;
+    Ok(report)
+}

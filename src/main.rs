@@ -50,6 +50,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The monthly zone ledger: consumption, balance, revenue, cost and the gap.
+    Ledger {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The month, YYYY-MM (in the site's time zone).
+        #[arg(long)]
+        month: String,
+        #[arg(long, value_enum, default_value_t = FormatArg::Json)]
+        format: FormatArg,
+        /// Labels in Chinese or English.
+        #[arg(long, value_enum, default_value_t = LangArg::Zh)]
+        lang: LangArg,
+        /// Where to write it (stdout when absent; required for xlsx).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Import readings from a CSV (ts,device,point,value) into the store.
+    Import {
+        #[arg(short, long)]
+        config: PathBuf,
+        #[arg(long)]
+        csv: PathBuf,
+    },
     /// Print the network map: zones, inlets, meters and unmetered uses.
     Topology {
         #[arg(short, long)]
@@ -104,6 +127,19 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9109")]
         http: String,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Json,
+    Csv,
+    Xlsx,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LangArg {
+    Zh,
+    En,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -222,6 +258,58 @@ async fn run(command: Command) -> ExitCode {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => fail(format!("device `{device}` did not answer")),
                 Err(e) => fail(e),
+            }
+        }
+        Command::Ledger { config, month, format, lang, output } => {
+            let cfg = match app::load_config(&config, Mode::Check) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let format = match format {
+                FormatArg::Json => app::LedgerFormat::Json,
+                FormatArg::Csv => app::LedgerFormat::Csv,
+                FormatArg::Xlsx => app::LedgerFormat::Xlsx,
+            };
+            let lang = match lang {
+                LangArg::Zh => pumphouse::ledger::export::Lang::Zh,
+                LangArg::En => pumphouse::ledger::export::Lang::En,
+            };
+            match app::ledger(&cfg, &month, format, lang, output.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(format!("{e:#}")),
+            }
+        }
+        Command::Import { config, csv } => {
+            let cfg = match app::load_config(&config, Mode::Check) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match app::import(&cfg, &csv, true) {
+                Ok(r) => {
+                    for (line, why) in &r.bad {
+                        eprintln!("{}:{line}: {why}", csv.display());
+                    }
+                    println!(
+                        "{}: {} rows, {} imported, {} already present, {} refused",
+                        csv.display(),
+                        r.rows,
+                        r.imported,
+                        r.already_present,
+                        r.bad.len()
+                    );
+                    if r.bad.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(3)
+                    }
+                }
+                Err(e) => fail(format!("{e:#}")),
             }
         }
         Command::Topology { config, format } => match app::load_config(&config, Mode::Check) {

@@ -94,6 +94,8 @@ struct Inner {
 
 pub struct Store {
     inner: Mutex<Inner>,
+    /// New readings in the last `append` (see `last_added`).
+    added: std::sync::atomic::AtomicUsize,
     path: String,
     limits: Limits,
 }
@@ -119,6 +121,7 @@ CREATE TABLE IF NOT EXISTS readings (
     quality TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS readings_ts ON readings (ts_ms);
+CREATE UNIQUE INDEX IF NOT EXISTS readings_series_ts_unique ON readings (series, ts_ms);
 CREATE TABLE IF NOT EXISTS cursors (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS dropped (reason TEXT PRIMARY KEY, count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS set_aside (
@@ -143,8 +146,12 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        let store =
-            Store { inner: Mutex::new(Inner { conn, ids: HashMap::new(), series: HashMap::new() }), path: p, limits };
+        let store = Store {
+            inner: Mutex::new(Inner { conn, ids: HashMap::new(), series: HashMap::new() }),
+            added: std::sync::atomic::AtomicUsize::new(0),
+            path: p,
+            limits,
+        };
         store.load_series()?;
         Ok(store)
     }
@@ -190,6 +197,7 @@ impl Store {
         let Inner { conn, ids, series } = &mut *inner;
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let mut last = 0;
+        let mut added = 0usize;
         {
             let mut ins_series = tx
                 .prepare_cached(
@@ -199,7 +207,9 @@ impl Store {
                 )
                 .map_err(|e| self.err(e))?;
             let mut ins = tx
-                .prepare_cached("INSERT INTO readings (series, ts_ms, value, quality) VALUES (?1, ?2, ?3, ?4)")
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO readings (series, ts_ms, value, quality) VALUES (?1, ?2, ?3, ?4)",
+                )
                 .map_err(|e| self.err(e))?;
             for r in readings {
                 let key = (r.site.clone(), r.zone.clone(), r.device.clone(), r.point.clone());
@@ -227,13 +237,30 @@ impl Store {
                         id
                     }
                 };
-                ins.execute(params![id, r.ts.timestamp_millis(), r.value, r.quality.code()])
+                // The same series at the same instant is the same reading: a re-import or
+                // a replayed batch changes nothing.
+                let n = ins
+                    .execute(params![id, r.ts.timestamp_millis(), r.value, r.quality.code()])
                     .map_err(|e| self.err(e))?;
-                last = tx.last_insert_rowid();
+                if n > 0 {
+                    last = tx.last_insert_rowid();
+                    added += 1;
+                }
             }
         }
         tx.commit().map_err(|e| self.err(e))?;
+        drop(inner);
+        self.added.store(added, std::sync::atomic::Ordering::Relaxed);
+        if added == 0 {
+            return self.last_seq();
+        }
         Ok(last)
+    }
+
+    /// How many of the readings given to the last `append` were new (the others were
+    /// already stored: same series, same instant).
+    pub fn last_added(&self) -> usize {
+        self.added.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Up to `limit` readings with sequence numbers above `after`, in order.
@@ -304,6 +331,39 @@ impl Store {
             )
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Readings of one series between `from_ms` (inclusive) and `to_ms` (exclusive), in
+    /// time order: (ts_ms, value, quality code).
+    pub fn series_readings(
+        &self,
+        device: &str,
+        point: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, Option<f64>, String)>> {
+        let inner = self.lock();
+        let ids: Vec<i64> = inner
+            .series
+            .iter()
+            .filter(|(_, s)| &*s.device == device && &*s.point == point)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut out = Vec::new();
+        let mut stmt = inner
+            .conn
+            .prepare_cached("SELECT ts_ms, value, quality FROM readings WHERE series = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 ORDER BY ts_ms")
+            .map_err(|e| self.err(e))?;
+        for id in ids {
+            let rows = stmt
+                .query_map(params![id, from_ms, to_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(|e| self.err(e))?;
+            for row in rows {
+                out.push(row.map_err(|e| self.err(e))?);
+            }
+        }
+        out.sort_by_key(|r| r.0);
+        Ok(out)
     }
 
     pub fn last_seq(&self) -> Result<i64> {

@@ -48,6 +48,8 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     /// Zones, meters and unmetered uses of the ledger.
     pub topology: crate::ledger::topology::Topology,
+    /// Tariffs, time-of-use schedule, costs and the baseline year.
+    pub prices: crate::ledger::prices::Prices,
     /// Where the configuration came from, for messages.
     pub source: String,
 }
@@ -284,9 +286,13 @@ const SECTIONS: &[&str] = &[
     "zones",
     "meters",
     "unmetered",
+    "tou",
+    "tariffs",
+    "costs",
+    "baseline",
 ];
 /// Sections that later parts of the gateway read; accepted here so one file serves all.
-const LATER_SECTIONS: &[&str] = &["tariffs", "tou", "costs", "baseline", "alerts"];
+const LATER_SECTIONS: &[&str] = &["alerts"];
 
 fn duration_field(value: &Option<String>, default: Duration, path: &str, diags: &mut Diagnostics) -> Duration {
     match value {
@@ -360,6 +366,10 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
     let raw_zones = array(top, "zones", diags);
     let raw_meters = array(top, "meters", diags);
     let raw_unmetered = array(top, "unmetered", diags);
+    let raw_tou = array(top, "tou", diags);
+    let raw_tariffs = array(top, "tariffs", diags);
+    let raw_costs = array(top, "costs", diags);
+    let raw_baseline = array(top, "baseline", diags);
 
     // site
     let site_name = match raw_site.name.as_deref() {
@@ -623,6 +633,7 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
     }
     let http = if raw_http.listen.as_deref() == Some("off") { None } else { delivery::validate_http(&raw_http, diags) };
     let topology = crate::ledger::topology::validate(&raw_zones, &raw_meters, &raw_unmetered, &devices, diags);
+    let prices = crate::ledger::prices::validate(&raw_tou, &raw_tariffs, &raw_costs, &raw_baseline, diags);
     Some(Config {
         site: Site { name: site_name.into(), timezone },
         buses,
@@ -633,6 +644,7 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
         influxdb,
         http,
         topology,
+        prices,
         source: source.to_string(),
     })
 }

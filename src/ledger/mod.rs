@@ -2,6 +2,9 @@
 //! and costs, and the revenue–cost gap against the baseline year.
 
 pub mod balance;
+pub mod export;
 pub mod intervals;
+pub mod month;
+pub mod prices;
 pub mod tariff;
 pub mod topology;

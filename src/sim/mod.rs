@@ -330,6 +330,86 @@ per_day = 21.6
 zone = "east"
 name = "irrigation and public toilets"
 per_day = 9.6
+
+# Time of use of the purchased electricity: valley 23:00-07:00, peak 08:00-11:30 and
+# 18:00-23:00, flat otherwise.
+[[tou]]
+ranges = [
+  { from = "23:00", to = "07:00", period = "valley" },
+  { from = "07:00", to = "08:00", period = "flat" },
+  { from = "08:00", to = "11:30", period = "peak" },
+  { from = "11:30", to = "18:00", period = "flat" },
+  { from = "18:00", to = "23:00", period = "peak" },
+]
+
+# What the campus units pay (yuan per m3 / per kWh).
+[[tariffs]]
+utility = "water"
+category = "student_dormitory"
+from = "2026-01-01"
+price = "2.85"
+
+[[tariffs]]
+utility = "water"
+category = "staff_housing"
+from = "2026-01-01"
+tiers = [{ upto = "15", price = "2.85" }, { upto = "22", price = "3.80" }, { price = "4.75" }]
+
+[[tariffs]]
+utility = "water"
+category = "canteen"
+from = "2026-01-01"
+price = "4.20"
+
+[[tariffs]]
+utility = "water"
+category = "teaching_research"
+from = "2026-01-01"
+price = "3.45"
+
+[[tariffs]]
+utility = "electricity"
+category = "student_dormitory"
+from = "2026-01-01"
+price = "0.588"
+
+[[tariffs]]
+utility = "electricity"
+category = "canteen"
+from = "2026-01-01"
+price = "0.85"
+
+[[tariffs]]
+utility = "electricity"
+category = "teaching_research"
+from = "2026-01-01"
+price = "0.62"
+
+# What the utilities office pays. The pumps' energy is bought with the campus power, so
+# it counts on the electricity side.
+[[costs]]
+utility = "water"
+name = "water resource fee and treatment"
+kind = "input"
+price = "0.62"
+
+[[costs]]
+utility = "water"
+name = "plant maintenance"
+kind = "fixed"
+amount = "8000.00"
+
+[[costs]]
+utility = "electricity"
+name = "purchased electricity"
+kind = "input"
+tou = { peak = "1.0512", flat = "0.6215", valley = "0.3126" }
+
+[[costs]]
+utility = "electricity"
+name = "maximum demand charge"
+kind = "demand"
+price = "38"
 "#;
 
 /// Built-in profiles by name (the simulator's register layouts).

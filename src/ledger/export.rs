@@ -1,0 +1,287 @@
+//! The monthly ledger as CSV, XLSX and JSON, labelled in Chinese or English.
+//!
+//! Numbers stay numbers (volumes in their unit, money in yuan with two decimals); units
+//! are in the headers. The CSV holds the same tables as the workbook, one after another,
+//! each with its own header line, separated by a blank line.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
+
+use super::month::Ledger;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+fn l(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
+    match lang {
+        Lang::En => en,
+        Lang::Zh => zh,
+    }
+}
+
+fn yuan(fen: i64) -> f64 {
+    fen as f64 / 100.0
+}
+
+fn status_label(lang: Lang, s: Option<&str>) -> String {
+    match (lang, s) {
+        (_, None) => String::new(),
+        (Lang::En, Some(s)) => s.to_string(),
+        (Lang::Zh, Some("on track")) => "达标".into(),
+        (Lang::Zh, Some("at risk")) => "预警".into(),
+        (Lang::Zh, Some(_)) => "超标".into(),
+    }
+}
+
+fn utility_label(lang: Lang, u: &str) -> String {
+    match (lang, u) {
+        (Lang::Zh, "water") => "水".into(),
+        (Lang::Zh, "electricity") => "电".into(),
+        (Lang::Zh, "combined") => "合计".into(),
+        _ => u.to_string(),
+    }
+}
+
+/// A table: header and rows of cells.
+enum Cell {
+    Text(String),
+    Num(f64),
+    Empty,
+}
+
+fn opt(v: Option<f64>) -> Cell {
+    v.map(Cell::Num).unwrap_or(Cell::Empty)
+}
+
+/// (name, header, rows)
+type Table = (&'static str, Vec<&'static str>, Vec<Vec<Cell>>);
+
+fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
+    let summary_head = vec![
+        l(lang, "utility", "类别"),
+        l(lang, "input", "供给量"),
+        l(lang, "billed", "计费用量"),
+        l(lang, "unbilled authorised", "免费授权用量"),
+        l(lang, "losses", "漏损量"),
+        l(lang, "non-revenue", "产销差"),
+        l(lang, "non-revenue share", "产销差率"),
+        l(lang, "revenue (yuan)", "收入(元)"),
+        l(lang, "cost (yuan)", "成本(元)"),
+        l(lang, "gap (yuan)", "收支差额(元)"),
+        l(lang, "baseline gap (yuan)", "基准年差额(元)"),
+        l(lang, "change (yuan)", "变化(元)"),
+        l(lang, "volume effect (yuan)", "量的影响(元)"),
+        l(lang, "price effect (yuan)", "价的影响(元)"),
+        l(lang, "loss effect (yuan)", "漏损影响(元)"),
+        l(lang, "target status", "零增长目标"),
+        l(lang, "unit", "单位"),
+    ];
+    let mut summary = Vec::new();
+    for u in ledger.utilities.iter().chain(std::iter::once(&ledger.combined)) {
+        let combined = u.utility == "combined";
+        let vol = |v: f64| if combined { Cell::Empty } else { Cell::Num(v) };
+        summary.push(vec![
+            Cell::Text(utility_label(lang, u.utility)),
+            vol(u.input),
+            vol(u.billed),
+            vol(u.unbilled),
+            vol(u.losses),
+            vol(u.non_revenue),
+            opt(u.non_revenue_share),
+            Cell::Num(yuan(u.revenue_fen)),
+            Cell::Num(yuan(u.cost_fen)),
+            Cell::Num(yuan(u.gap_fen)),
+            opt(u.baseline_gap_fen.map(yuan)),
+            opt(u.gap_change_fen.map(yuan)),
+            opt(u.effects.as_ref().map(|e| yuan(e.volume_fen))),
+            opt(u.effects.as_ref().map(|e| yuan(e.price_fen))),
+            opt(u.effects.as_ref().map(|e| yuan(e.loss_fen))),
+            Cell::Text(status_label(lang, u.status)),
+            Cell::Text(u.unit.to_string()),
+        ]);
+    }
+    let zone_head = vec![
+        l(lang, "utility", "类别"),
+        l(lang, "zone", "分区"),
+        l(lang, "parent", "上级分区"),
+        l(lang, "input", "进水/进线量"),
+        l(lang, "to child zones", "转供下级分区"),
+        l(lang, "net input", "净供给量"),
+        l(lang, "billed", "计费用量"),
+        l(lang, "unbilled metered", "免费计量用量"),
+        l(lang, "unbilled estimated", "免费估算用量"),
+        l(lang, "losses", "漏损量"),
+        l(lang, "non-revenue", "产销差"),
+        l(lang, "non-revenue share", "产销差率"),
+    ];
+    let zones = ledger
+        .zones
+        .iter()
+        .map(|z| {
+            vec![
+                Cell::Text(utility_label(lang, z.utility)),
+                Cell::Text(z.zone.clone()),
+                Cell::Text(z.parent.clone().unwrap_or_default()),
+                Cell::Num(z.balance.input),
+                Cell::Num(z.balance.transferred),
+                Cell::Num(z.net_input),
+                Cell::Num(z.balance.billed),
+                Cell::Num(z.balance.unbilled_metered),
+                Cell::Num(z.balance.unbilled_estimated),
+                Cell::Num(z.losses),
+                Cell::Num(z.non_revenue),
+                opt(z.non_revenue_share),
+            ]
+        })
+        .collect();
+    let meter_head = vec![
+        l(lang, "utility", "类别"),
+        l(lang, "zone", "分区"),
+        l(lang, "device", "表计"),
+        l(lang, "point", "读数点"),
+        l(lang, "role", "用途"),
+        l(lang, "category", "用户类别"),
+        l(lang, "opening reading", "期初读数"),
+        l(lang, "opening time", "期初时间"),
+        l(lang, "closing reading", "期末读数"),
+        l(lang, "closing time", "期末时间"),
+        l(lang, "consumption", "用量"),
+        l(lang, "estimated share", "估算部分"),
+        l(lang, "quarantined readings", "隔离读数"),
+        l(lang, "tariff", "价格"),
+        l(lang, "amount (yuan)", "金额(元)"),
+        l(lang, "quality notes", "数据说明"),
+    ];
+    let meters = ledger
+        .meters
+        .iter()
+        .map(|m| {
+            vec![
+                Cell::Text(utility_label(lang, m.utility)),
+                Cell::Text(m.zone.clone()),
+                Cell::Text(m.device.clone()),
+                Cell::Text(m.point.clone()),
+                Cell::Text(m.role.to_string()),
+                Cell::Text(m.category.clone().unwrap_or_default()),
+                opt(m.opening),
+                Cell::Text(m.opening_ts.map(|t| t.to_rfc3339()).unwrap_or_default()),
+                opt(m.closing),
+                Cell::Text(m.closing_ts.map(|t| t.to_rfc3339()).unwrap_or_default()),
+                Cell::Num(m.consumption),
+                Cell::Num(m.estimated),
+                Cell::Num(m.quarantined as f64),
+                Cell::Text(m.tariff.clone().unwrap_or_default()),
+                opt(m.amount_fen.map(yuan)),
+                Cell::Text(m.notes.join("; ")),
+            ]
+        })
+        .collect();
+    let cost_head = vec![
+        l(lang, "utility", "类别"),
+        l(lang, "cost item", "成本项目"),
+        l(lang, "quantity", "数量"),
+        l(lang, "amount (yuan)", "金额(元)"),
+    ];
+    let costs = ledger
+        .costs
+        .iter()
+        .map(|c| {
+            vec![
+                Cell::Text(utility_label(lang, c.utility)),
+                Cell::Text(c.name.clone()),
+                opt(c.quantity),
+                Cell::Num(yuan(c.amount_fen)),
+            ]
+        })
+        .collect();
+    let corr_head =
+        vec![l(lang, "time", "时间"), l(lang, "who", "操作人"), l(lang, "what", "内容"), l(lang, "why", "原因")];
+    vec![
+        (l(lang, "summary", "汇总"), summary_head, summary),
+        (l(lang, "zones", "分区平衡"), zone_head, zones),
+        (l(lang, "costs", "成本"), cost_head, costs),
+        (l(lang, "meters", "表计台账"), meter_head, meters),
+        (l(lang, "corrections", "更正记录"), corr_head, Vec::new()),
+    ]
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+pub fn to_csv(ledger: &Ledger, lang: Lang) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{},{},{}",
+        csv_field(l(lang, "site", "站点")),
+        csv_field(&ledger.site),
+        csv_field(&ledger.month)
+    );
+    for (name, head, rows) in tables(ledger, lang) {
+        let _ = writeln!(out, "\n{}", csv_field(name));
+        let _ = writeln!(out, "{}", head.iter().map(|h| csv_field(h)).collect::<Vec<_>>().join(","));
+        for r in rows {
+            let cells: Vec<String> = r
+                .iter()
+                .map(|c| match c {
+                    Cell::Text(t) => csv_field(t),
+                    // + 0.0 turns a -0 into 0
+                    Cell::Num(n) => format!("{}", (n * 1000.0).round() / 1000.0 + 0.0),
+                    Cell::Empty => String::new(),
+                })
+                .collect();
+            let _ = writeln!(out, "{}", cells.join(","));
+        }
+    }
+    out
+}
+
+fn sheet(ws: &mut Worksheet, head: &[&str], rows: &[Vec<Cell>]) -> Result<(), XlsxError> {
+    let bold = Format::new().set_bold();
+    let number = Format::new().set_num_format("#,##0.000");
+    for (c, h) in head.iter().enumerate() {
+        ws.write_string_with_format(0, c as u16, *h, &bold)?;
+        ws.set_column_width(c as u16, 14)?;
+    }
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            let (r, c) = (r as u32 + 1, c as u16);
+            match cell {
+                Cell::Text(t) => {
+                    ws.write_string(r, c, t)?;
+                }
+                Cell::Num(n) => {
+                    ws.write_number_with_format(r, c, *n, &number)?;
+                }
+                Cell::Empty => {}
+            }
+        }
+    }
+    ws.set_freeze_panes(1, 0)?;
+    Ok(())
+}
+
+pub fn to_xlsx(ledger: &Ledger, lang: Lang) -> Result<Vec<u8>, XlsxError> {
+    let mut wb = Workbook::new();
+    for (name, head, rows) in tables(ledger, lang) {
+        let ws = wb.add_worksheet();
+        ws.set_name(name)?;
+        sheet(ws, &head, &rows)?;
+    }
+    wb.save_to_buffer()
+}
+
+pub fn write_xlsx(ledger: &Ledger, lang: Lang, path: &Path) -> Result<(), XlsxError> {
+    let bytes = to_xlsx(ledger, lang)?;
+    std::fs::write(path, bytes).map_err(XlsxError::IoError)
+}

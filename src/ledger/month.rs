@@ -1,0 +1,416 @@
+//! The monthly ledger (台账): every meter's consumption and charge, every zone's balance,
+//! each utility's revenue, cost and gap, against the baseline year's same month.
+//!
+//! Pure: readings come through a closure, so the same code serves the store, imported
+//! history and tests. Months follow the site's time zone.
+//!
+//! Rules the working group should know:
+//! - consumption is booked from totalizer differences (see [`super::intervals`]), spread
+//!   over hours, and clipped to the month; readings up to seven days either side are used
+//!   so that a gap across the month boundary is bridged;
+//! - a parent zone's net input excludes what its child zones' inlets took;
+//! - costs are per utility, not allocated to zones;
+//! - gap = cost − revenue; against the baseline's same month, status is *on track* when
+//!   the gap has not grown, *at risk* when it grew by up to 5 % of the baseline gap's
+//!   size, *breached* beyond that;
+//! - the change against the baseline splits into a volume effect (more or less input at
+//!   the baseline's unit margin), a price effect (unit cost and unit revenue changes at
+//!   the baseline's billed share) and a loss effect (a change of the billed share of the
+//!   input, valued at this month's unit revenue) — they add up to the change exactly
+//!   (needs the baseline's input and billed volumes).
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
+use chrono_tz::Tz;
+use rust_decimal::prelude::*;
+use serde::Serialize;
+
+use super::balance::Balance;
+use super::intervals::{self, Bucket, MeterSpec, Sample};
+use super::prices::CostKind;
+use super::tariff::{self, charge, in_force, Price, Tariff};
+use super::topology::{Role, Utility};
+use crate::config::Config;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MeterRow {
+    pub utility: &'static str,
+    pub zone: String,
+    pub device: String,
+    pub point: String,
+    pub role: &'static str,
+    pub category: Option<String>,
+    pub opening: Option<f64>,
+    pub opening_ts: Option<DateTime<Utc>>,
+    pub closing: Option<f64>,
+    pub closing_ts: Option<DateTime<Utc>>,
+    pub consumption: f64,
+    /// The part of the consumption spread over gaps (estimated in time, not in amount).
+    pub estimated: f64,
+    pub quarantined: usize,
+    pub tariff: Option<String>,
+    pub amount_fen: Option<i64>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ZoneRow {
+    pub utility: &'static str,
+    pub zone: String,
+    pub parent: Option<String>,
+    pub balance: Balance,
+    pub net_input: f64,
+    pub losses: f64,
+    pub non_revenue: f64,
+    pub non_revenue_share: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CostRow {
+    pub utility: &'static str,
+    pub name: String,
+    pub quantity: Option<f64>,
+    pub amount_fen: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Effects {
+    pub volume_fen: i64,
+    pub price_fen: i64,
+    pub loss_fen: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UtilityRow {
+    pub utility: &'static str,
+    pub unit: &'static str,
+    pub input: f64,
+    pub billed: f64,
+    pub unbilled: f64,
+    pub losses: f64,
+    pub non_revenue: f64,
+    pub non_revenue_share: Option<f64>,
+    pub revenue_fen: i64,
+    pub cost_fen: i64,
+    pub gap_fen: i64,
+    pub baseline_gap_fen: Option<i64>,
+    pub gap_change_fen: Option<i64>,
+    pub status: Option<&'static str>,
+    pub effects: Option<Effects>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ledger {
+    pub site: String,
+    pub month: String,
+    pub timezone: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub utilities: Vec<UtilityRow>,
+    pub combined: UtilityRow,
+    pub zones: Vec<ZoneRow>,
+    pub costs: Vec<CostRow>,
+    pub meters: Vec<MeterRow>,
+}
+
+/// The UTC bounds of a local month.
+pub fn month_bounds(tz: Tz, year: i32, month: u32) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let first = NaiveDate::from_ymd_opt(year, month, 1)?;
+    let next = if month == 12 {
+        NaiveDate::from_ymd_opt(year + 1, 1, 1)?
+    } else {
+        NaiveDate::from_ymd_opt(year, month + 1, 1)?
+    };
+    let at = |d: NaiveDate| tz.from_local_datetime(&d.and_hms_opt(0, 0, 0)?).earliest().map(|t| t.with_timezone(&Utc));
+    Some((at(first)?, at(next)?))
+}
+
+pub fn status(gap: i64, baseline: i64) -> &'static str {
+    let allowance = baseline.abs() / 20;
+    if gap <= baseline {
+        "on track"
+    } else if gap <= baseline + allowance {
+        "at risk"
+    } else {
+        "breached"
+    }
+}
+
+/// Volume, price and loss effects of the gap change; they add up to `gap1 − gap0`
+/// (up to rounding to the fen).
+/// A month's figures for the gap decomposition: input and billed volume, cost and revenue
+/// in fen.
+#[derive(Debug, Clone, Copy)]
+pub struct Figures {
+    pub input: f64,
+    pub billed: f64,
+    pub cost: f64,
+    pub revenue: f64,
+}
+
+pub fn effects(base: Figures, now: Figures) -> Option<Effects> {
+    let (i0, b0, cost0, rev0) = (base.input, base.billed, base.cost, base.revenue);
+    let (i1, b1, cost1, rev1) = (now.input, now.billed, now.cost, now.revenue);
+    if i0 <= 0.0 || b0 <= 0.0 || i1 <= 0.0 || b1 <= 0.0 {
+        return None;
+    }
+    let (c0, p0, s0) = (cost0 / i0, rev0 / b0, b0 / i0);
+    let (c1, p1, s1) = (cost1 / i1, rev1 / b1, b1 / i1);
+    let volume = (i1 - i0) * (c0 - s0 * p0);
+    let price = i1 * ((c1 - c0) - s0 * (p1 - p0));
+    let loss = -i1 * (s1 - s0) * p1;
+    Some(Effects { volume_fen: volume.round() as i64, price_fen: price.round() as i64, loss_fen: loss.round() as i64 })
+}
+
+type Samples<'a> = dyn Fn(&str, &str, DateTime<Utc>, DateTime<Utc>) -> Vec<Sample> + 'a;
+
+/// Computes the ledger of `year-month` from the readings `samples(device, point, from, to)`
+/// returns.
+pub fn compute(cfg: &Config, year: i32, month: u32, samples: &Samples<'_>) -> Option<Ledger> {
+    let tz = cfg.site.timezone;
+    let (from, to) = month_bounds(tz, year, month)?;
+    let days = (to - from).num_hours() as f64 / 24.0;
+    let margin = TimeDelta::days(7);
+    let topo = &cfg.topology;
+    let prices = &cfg.prices;
+    // per meter: hourly buckets and the row
+    let mut hourly: HashMap<String, BTreeMap<DateTime<Utc>, Bucket>> = HashMap::new();
+    let mut rows: Vec<MeterRow> = Vec::new();
+    let local_hours = |h: &BTreeMap<DateTime<Utc>, Bucket>| -> Vec<(chrono::NaiveDateTime, f64)> {
+        h.iter().map(|(t, b)| (t.with_timezone(&tz).naive_local(), b.volume)).collect()
+    };
+    for m in &topo.meters {
+        let interval = cfg.device(&m.device).map(|d| d.interval).unwrap_or(std::time::Duration::from_secs(600));
+        let s = samples(&m.device, &m.point, from - margin, to + margin);
+        let spec = MeterSpec { max_reading: m.max_reading, max_rate: m.max_rate, expected_interval: interval };
+        let c = intervals::consumption(&s, &[], &spec);
+        let h = intervals::hourly(&c.intervals, from, to);
+        let consumption: f64 = h.values().map(|b| b.volume).sum();
+        let estimated: f64 = h.values().map(|b| b.estimated).sum();
+        let trusted: Vec<&Sample> = s.iter().filter(|x| x.good && x.value.is_some_and(f64::is_finite)).collect();
+        let opening =
+            trusted.iter().rev().find(|x| x.ts <= from).or_else(|| trusted.iter().find(|x| x.ts >= from && x.ts < to));
+        let closing =
+            trusted.iter().rev().find(|x| x.ts <= to && x.ts >= from).or_else(|| trusted.iter().find(|x| x.ts >= to));
+        let mut notes: Vec<String> =
+            c.notices.iter().filter(|n| n.ts >= from - margin && n.ts < to + margin).map(|n| n.text.clone()).collect();
+        let quarantined = c.quarantined.iter().filter(|q| q.ts >= from && q.ts < to).count();
+        if quarantined > 0 {
+            notes.push(format!("{quarantined} reading(s) quarantined (spikes, backward steps, transient zeros)"));
+        }
+        if trusted.is_empty() {
+            notes.push("no trusted readings: nothing booked".into());
+        }
+        let (tariff_name, amount) = if m.role == Role::Billed {
+            let cat = m.category.clone().unwrap_or_default();
+            match prices.tariffs.get(&(m.utility, cat.clone())) {
+                Some(ts) => {
+                    let ch = charge(&local_hours(&h), ts, prices.tou.as_ref());
+                    let names: Vec<String> = ch.lines.iter().map(|l| format!("{} {}", l.tariff, l.band)).collect();
+                    (Some(names.join("; ")), Some(ch.total_fen()))
+                }
+                None => {
+                    notes.push(format!("no {} tariff for category `{cat}`: not charged", m.utility.as_str()));
+                    (None, None)
+                }
+            }
+        } else {
+            (None, None)
+        };
+        rows.push(MeterRow {
+            utility: m.utility.as_str(),
+            zone: m.zone.clone(),
+            device: m.device.clone(),
+            point: m.point.clone(),
+            role: match m.role {
+                Role::Inlet => "inlet",
+                Role::Billed => "billed",
+                Role::Unbilled => "unbilled",
+            },
+            category: m.category.clone(),
+            opening: opening.and_then(|x| x.value),
+            opening_ts: opening.map(|x| x.ts),
+            closing: closing.and_then(|x| x.value),
+            closing_ts: closing.map(|x| x.ts),
+            consumption,
+            estimated,
+            quarantined,
+            tariff: tariff_name,
+            amount_fen: amount,
+            notes,
+        });
+        hourly.insert(format!("{}.{}", m.device, m.point), h);
+    }
+    let consumption_of = |role: Role, zone: &str| -> f64 {
+        topo.meters
+            .iter()
+            .zip(&rows)
+            .filter(|(m, _)| m.role == role && m.zone == zone)
+            .map(|(_, r)| r.consumption)
+            .sum()
+    };
+    // Share of the month covered by each zone's inlet data (first to last trusted reading).
+    let mut coverage: HashMap<String, f64> = HashMap::new();
+    for (m, r) in topo.meters.iter().zip(&rows).filter(|(m, _)| m.role == Role::Inlet) {
+        let span = match (r.opening_ts, r.closing_ts) {
+            (Some(a), Some(b)) => {
+                (b.min(to) - a.max(from)).num_seconds().max(0) as f64 / (to - from).num_seconds().max(1) as f64
+            }
+            _ => 0.0,
+        };
+        let c = coverage.entry(m.zone.clone()).or_insert(1.0);
+        *c = c.min(span);
+    }
+    let mut zones = Vec::new();
+    for z in &topo.zones {
+        let transferred: f64 = topo.children(&z.name).map(|c| consumption_of(Role::Inlet, &c.name)).sum();
+        // Estimated uses count for the part of the month the zone's inlets were measured.
+        let covered = coverage.get(&z.name).copied().unwrap_or(0.0);
+        let unmetered: f64 =
+            topo.unmetered.iter().filter(|u| u.zone == z.name).map(|u| u.per_day * days * covered).sum();
+        let b = Balance {
+            input: consumption_of(Role::Inlet, &z.name),
+            transferred,
+            billed: consumption_of(Role::Billed, &z.name),
+            unbilled_metered: consumption_of(Role::Unbilled, &z.name),
+            unbilled_estimated: unmetered,
+        };
+        zones.push(ZoneRow {
+            utility: z.utility.as_str(),
+            zone: z.name.clone(),
+            parent: z.parent.clone(),
+            net_input: b.net_input(),
+            losses: b.losses(),
+            non_revenue: b.non_revenue(),
+            non_revenue_share: b.share(b.non_revenue()),
+            balance: b,
+        });
+    }
+    let mut utilities = Vec::new();
+    let mut costs = Vec::new();
+    for u in [Utility::Water, Utility::Electricity] {
+        let uz: Vec<&ZoneRow> = zones.iter().filter(|z| z.utility == u.as_str()).collect();
+        if uz.is_empty() {
+            continue;
+        }
+        let input: f64 = uz.iter().filter(|z| z.parent.is_none()).map(|z| z.balance.input).sum();
+        let billed: f64 = uz.iter().map(|z| z.balance.billed).sum();
+        let unbilled: f64 = uz.iter().map(|z| z.balance.unbilled_metered + z.balance.unbilled_estimated).sum();
+        let revenue: i64 = rows.iter().filter(|r| r.utility == u.as_str()).filter_map(|r| r.amount_fen).sum();
+        // campus input, hour by hour (root zones' inlets)
+        let mut input_hours: BTreeMap<DateTime<Utc>, f64> = BTreeMap::new();
+        for m in topo.meters.iter().filter(|m| {
+            m.role == Role::Inlet && m.utility == u && topo.zone(&m.zone).is_some_and(|z| z.parent.is_none())
+        }) {
+            for (t, b) in hourly.get(&format!("{}.{}", m.device, m.point)).into_iter().flatten() {
+                *input_hours.entry(*t).or_default() += b.volume;
+            }
+        }
+        let to_local = |h: &BTreeMap<DateTime<Utc>, f64>| -> Vec<(chrono::NaiveDateTime, f64)> {
+            h.iter().map(|(t, v)| (t.with_timezone(&tz).naive_local(), *v)).collect()
+        };
+        let mut cost: i64 = 0;
+        for c in prices.costs.iter().filter(|c| c.utility == u) {
+            let (quantity, amount) = match (&c.kind, &c.tariff) {
+                (CostKind::Fixed(a), _) => (None, (a * Decimal::ONE_HUNDRED).round().to_i64().unwrap_or(0)),
+                (CostKind::Input, Some(t)) => {
+                    let ch = charge(&to_local(&input_hours), std::slice::from_ref(t), prices.tou.as_ref());
+                    (ch.quantity().to_f64(), ch.total_fen())
+                }
+                (CostKind::Meters(devices), Some(t)) => {
+                    let mut h: BTreeMap<DateTime<Utc>, f64> = BTreeMap::new();
+                    for d in devices {
+                        for m in topo.meters.iter().filter(|m| &m.device == d) {
+                            for (ts, b) in hourly.get(&format!("{}.{}", m.device, m.point)).into_iter().flatten() {
+                                *h.entry(*ts).or_default() += b.volume;
+                            }
+                        }
+                    }
+                    let ch = charge(&to_local(&h), std::slice::from_ref(t), prices.tou.as_ref());
+                    (ch.quantity().to_f64(), ch.total_fen())
+                }
+                (CostKind::Demand, Some(t)) => {
+                    let peak = input_hours.values().copied().fold(0.0, f64::max);
+                    let price = match in_force(std::slice::from_ref(t), from.with_timezone(&tz).date_naive()) {
+                        Some((_, Tariff { price: Price::Flat(p), .. })) => *p,
+                        _ => Decimal::ZERO,
+                    };
+                    (Some(peak), tariff::amount_fen(tariff::units(peak), price))
+                }
+                _ => (None, 0),
+            };
+            cost += amount;
+            costs.push(CostRow { utility: u.as_str(), name: c.name.clone(), quantity, amount_fen: amount });
+        }
+        let gap = cost - revenue;
+        let base = prices.baseline.iter().find(|b| b.utility == u && b.year == year - 1 && b.month == month);
+        let baseline_gap = base.map(|b| b.cost_fen - b.revenue_fen);
+        let fx = base.and_then(|b| {
+            effects(
+                Figures { input: b.input?, billed: b.billed?, cost: b.cost_fen as f64, revenue: b.revenue_fen as f64 },
+                Figures { input, billed, cost: cost as f64, revenue: revenue as f64 },
+            )
+        });
+        utilities.push(UtilityRow {
+            utility: u.as_str(),
+            unit: u.unit(),
+            input,
+            billed,
+            unbilled,
+            losses: input - billed - unbilled,
+            non_revenue: input - billed,
+            non_revenue_share: (input > 0.0).then(|| (input - billed) / input),
+            revenue_fen: revenue,
+            cost_fen: cost,
+            gap_fen: gap,
+            baseline_gap_fen: baseline_gap,
+            gap_change_fen: baseline_gap.map(|b| gap - b),
+            status: baseline_gap.map(|b| status(gap, b)),
+            effects: fx,
+        });
+    }
+    let all_baselines = utilities.iter().all(|u| u.baseline_gap_fen.is_some()) && !utilities.is_empty();
+    let sum = |f: fn(&UtilityRow) -> i64| utilities.iter().map(f).sum::<i64>();
+    let (rev, cost) = (sum(|u| u.revenue_fen), sum(|u| u.cost_fen));
+    let base_gap = all_baselines.then(|| utilities.iter().filter_map(|u| u.baseline_gap_fen).sum::<i64>());
+    let combined = UtilityRow {
+        utility: "combined",
+        unit: "",
+        input: 0.0,
+        billed: 0.0,
+        unbilled: 0.0,
+        losses: 0.0,
+        non_revenue: 0.0,
+        non_revenue_share: None,
+        revenue_fen: rev,
+        cost_fen: cost,
+        gap_fen: cost - rev,
+        baseline_gap_fen: base_gap,
+        gap_change_fen: base_gap.map(|b| cost - rev - b),
+        status: base_gap.map(|b| status(cost - rev, b)),
+        effects: None,
+    };
+    Some(Ledger {
+        site: cfg.site.name.to_string(),
+        month: format!("{year:04}-{month:02}"),
+        timezone: tz.name().to_string(),
+        from,
+        to,
+        utilities,
+        combined,
+        zones,
+        costs,
+        meters: rows,
+    })
+}
+
+/// Parses `YYYY-MM`.
+pub fn parse_month(s: &str) -> Option<(i32, u32)> {
+    let (y, m) = s.split_once('-')?;
+    let (y, m) = (y.parse().ok()?, m.parse().ok()?);
+    ((1..=12).contains(&m) && (2000..=2200).contains(&y)).then_some((y, m))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,302 @@
+//! A hand-computed month: Asia/Shanghai, March 2026, hourly readings. Every figure below
+//! is worked out in the comments and matched to the fen.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+
+use super::*;
+use crate::config::{self, Mode};
+
+const CONFIG: &str = r#"
+[site]
+name = "fixture"
+timezone = "Asia/Shanghai"
+[polling]
+interval = "1h"
+[[buses]]
+name = "lan"
+transport = "tcp"
+address = "127.0.0.1:502"
+[[devices]]
+name = "main"
+bus = "lan"
+unit = 1
+profile = "tuf-2000m"
+[[devices]]
+name = "za"
+bus = "lan"
+unit = 2
+profile = "tuf-2000m"
+[[devices]]
+name = "c1"
+bus = "lan"
+unit = 3
+profile = "tuf-2000m"
+[[devices]]
+name = "c2"
+bus = "lan"
+unit = 4
+profile = "tuf-2000m"
+[[devices]]
+name = "pm"
+bus = "lan"
+unit = 5
+profile = "eastron-sdm630"
+[[devices]]
+name = "e1"
+bus = "lan"
+unit = 6
+profile = "eastron-sdm120"
+
+[[zones]]
+name = "campus"
+utility = "water"
+inlets = ["main"]
+[[zones]]
+name = "a"
+utility = "water"
+parent = "campus"
+inlets = ["za"]
+[[zones]]
+name = "grid"
+utility = "electricity"
+inlets = ["pm"]
+[[meters]]
+device = "main"
+max_rate = 50
+[[meters]]
+device = "c1"
+zone = "a"
+category = "staff_housing"
+[[meters]]
+device = "c2"
+zone = "campus"
+category = "canteen"
+[[meters]]
+device = "e1"
+zone = "grid"
+category = "student_dormitory"
+[[unmetered]]
+zone = "a"
+name = "irrigation"
+per_day = 2
+
+[[tou]]
+ranges = [
+  { from = "23:00", to = "07:00", period = "valley" },
+  { from = "07:00", to = "08:00", period = "flat" },
+  { from = "08:00", to = "11:30", period = "peak" },
+  { from = "11:30", to = "18:00", period = "flat" },
+  { from = "18:00", to = "23:00", period = "peak" },
+]
+[[tariffs]]
+utility = "water"
+category = "staff_housing"
+from = "2026-01-01"
+tiers = [{ upto = "15", price = "2.85" }, { upto = "22", price = "3.80" }, { price = "4.75" }]
+[[tariffs]]
+utility = "water"
+category = "canteen"
+from = "2025-01-01"
+price = "4.20"
+[[tariffs]]
+utility = "water"
+category = "canteen"
+from = "2026-03-16"
+price = "4.50"
+[[tariffs]]
+utility = "electricity"
+category = "student_dormitory"
+from = "2026-01-01"
+price = "0.588"
+[[costs]]
+utility = "water"
+name = "resource fee and treatment"
+kind = "input"
+price = "0.62"
+[[costs]]
+utility = "water"
+name = "maintenance"
+kind = "fixed"
+amount = "8000"
+[[costs]]
+utility = "electricity"
+name = "purchase"
+kind = "input"
+tou = { peak = "1.0512", flat = "0.6215", valley = "0.3126" }
+[[costs]]
+utility = "electricity"
+name = "demand"
+kind = "demand"
+price = "38"
+[[baseline]]
+month = "2025-03"
+utility = "water"
+input = 3500
+billed = 400
+revenue = "1700.00"
+cost = "10000.00"
+"#;
+
+fn t0() -> DateTime<Utc> {
+    // an hour boundary well before the month and its seven-day margin
+    Utc.with_ymd_and_hms(2026, 2, 15, 0, 0, 0).unwrap()
+}
+
+/// Hourly totalizer readings: `start + rate × hours`, with the adjustments of the case.
+fn readings(device: &str) -> Vec<(DateTime<Utc>, f64)> {
+    let (start, rate) = match device {
+        "main" => (1000.0, 5.0),
+        "za" => (9000.0, 3.0),
+        "c1" => (200.0, 0.05),
+        "c2" => (500.0, 0.5),
+        "pm" => (50_000.0, 20.0),
+        "e1" => (7_000.0, 5.0),
+        _ => return Vec::new(),
+    };
+    let spike = Utc.with_ymd_and_hms(2026, 3, 5, 4, 0, 0).unwrap();
+    let gap_from = Utc.with_ymd_and_hms(2026, 3, 9, 16, 0, 0).unwrap(); // 10 March local
+    let gap_to = gap_from + TimeDelta::hours(24);
+    (0..24 * 50)
+        .filter_map(|h| {
+            let ts = t0() + TimeDelta::hours(h);
+            let mut v = start + rate * h as f64;
+            if device == "za" {
+                v %= 10_000.0; // the register wraps at 10 000 m³
+            }
+            if device == "main" && ts == spike {
+                v += 5_000.0; // a glitch: 5000 m³ in an hour
+            }
+            if device == "c2" && ts > gap_from && ts < gap_to {
+                return None; // a day without readings
+            }
+            Some((ts, v))
+        })
+        .collect()
+}
+
+fn ledger() -> Ledger {
+    let text = CONFIG.replace("[[meters]]\ndevice = \"main\"\nmax_rate = 50\n", "");
+    let (mut cfg, _) = config::load_str(&text, Mode::Check).unwrap_or_else(|e| panic!("{e}"));
+    // limits of the inlets (not settable on [[zones]] inlets): main 50 m³/h, za wraps at 10 000
+    for m in &mut cfg.topology.meters {
+        match m.device.as_str() {
+            "main" => m.max_rate = Some(50.0),
+            "za" => m.max_reading = Some(10_000.0),
+            _ => {}
+        }
+    }
+    let data: HashMap<String, Vec<(DateTime<Utc>, f64)>> =
+        ["main", "za", "c1", "c2", "pm", "e1"].iter().map(|d| (d.to_string(), readings(d))).collect();
+    let samples = |device: &str, _point: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Vec<Sample> {
+        data[device]
+            .iter()
+            .filter(|(t, _)| *t >= from && *t < to)
+            .map(|(t, v)| Sample { ts: *t, value: Some(*v), good: true })
+            .collect()
+    };
+    compute(&cfg, 2026, 3, &samples).unwrap()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-6
+}
+
+#[test]
+fn the_month_follows_the_site_time_zone() {
+    let l = ledger();
+    assert_eq!(l.month, "2026-03");
+    assert_eq!(l.from, Utc.with_ymd_and_hms(2026, 2, 28, 16, 0, 0).unwrap());
+    assert_eq!(l.to, Utc.with_ymd_and_hms(2026, 3, 31, 16, 0, 0).unwrap());
+}
+
+#[test]
+fn meters_book_rollover_spike_and_gap_correctly() {
+    let l = ledger();
+    let m = |d: &str| l.meters.iter().find(|m| m.device == d).unwrap();
+    // 31 days × 24 h = 744 h
+    assert!(close(m("main").consumption, 3720.0), "{}", m("main").consumption); // 5 × 744, the spike quarantined
+    assert_eq!(m("main").quarantined, 1);
+    assert!(close(m("za").consumption, 2232.0), "{}", m("za").consumption); // 3 × 744 across the wrap at 10 000
+    assert!(m("za").notes.iter().any(|n| n.contains("rollover")));
+    assert!(close(m("c1").consumption, 37.2));
+    assert!(close(m("c2").consumption, 372.0)); // 0.5 × 744, the missing day bridged
+    assert!(close(m("c2").estimated, 12.0), "{}", m("c2").estimated); // one 24 h interval × 0.5
+    assert!(close(m("e1").consumption, 3720.0));
+}
+
+#[test]
+fn revenue_matches_the_hand_computed_bills() {
+    let l = ledger();
+    let fen = |d: &str| l.meters.iter().find(|m| m.device == d).unwrap().amount_fen.unwrap();
+    // c1 staff housing, 37.2 m³: 15 × 2.85 + 7 × 3.80 + 15.2 × 4.75 = 42.75 + 26.60 + 72.20
+    assert_eq!(fen("c1"), 14_155);
+    // c2 canteen: 1–15 March 180 m³ × 4.20 = 756.00; 16–31 March 192 m³ × 4.50 = 864.00
+    assert_eq!(fen("c2"), 162_000);
+    // e1 dormitory: 3720 kWh × 0.588 = 2187.36
+    assert_eq!(fen("e1"), 218_736);
+}
+
+#[test]
+fn zone_balances_add_up_and_pass_children_on() {
+    let l = ledger();
+    let z = |n: &str| l.zones.iter().find(|z| z.zone == n).unwrap();
+    let campus = z("campus");
+    assert!(close(campus.balance.input, 3720.0));
+    assert!(close(campus.balance.transferred, 2232.0));
+    assert!(close(campus.balance.billed, 372.0));
+    assert!(close(campus.losses, 1116.0)); // 3720 − 2232 − 372
+    let a = z("a");
+    assert!(close(a.balance.unbilled_estimated, 62.0)); // 2 m³/day × 31
+    assert!(close(a.losses, 2132.8)); // 2232 − 37.2 − 62
+    assert!(close(a.non_revenue, 2194.8)); // 2232 − 37.2
+    let w = l.utilities.iter().find(|u| u.utility == "water").unwrap();
+    assert!(close(w.input, 3720.0) && close(w.billed, 409.2) && close(w.unbilled, 62.0));
+    assert!(close(w.losses, 3248.8) && close(w.non_revenue, 3310.8));
+}
+
+#[test]
+fn costs_gap_and_baseline_to_the_fen() {
+    let l = ledger();
+    let w = l.utilities.iter().find(|u| u.utility == "water").unwrap();
+    assert_eq!(w.revenue_fen, 176_155); // 14 155 + 162 000
+                                        // 3720 m³ × 0.62 = 2306.40, plus 8000.00 maintenance
+    assert_eq!(w.cost_fen, 1_030_640);
+    assert_eq!(w.gap_fen, 854_485);
+    // baseline March 2025: 10 000.00 − 1 700.00 = 8 300.00; up 244.85 = 2.95 % → at risk
+    assert_eq!(w.baseline_gap_fen, Some(830_000));
+    assert_eq!(w.gap_change_fen, Some(24_485));
+    assert_eq!(w.status, Some("at risk"));
+    // I0 3500, B0 400, c0 = 1 000 000/3500, p0 = 170 000/400, s0 = 400/3500;
+    // I1 3720, B1 409.2: volume (I1−I0)(c0−s0·p0) = 52 171; price I1((c1−c0)−s0(p1−p0))
+    // = −34 550; loss −I1(s1−s0)p1 = 6 863; together 24 484 ≈ 24 485 (rounding)
+    let e = w.effects.as_ref().unwrap();
+    assert_eq!((e.volume_fen, e.price_fen, e.loss_fen), (52_171, -34_550, 6_863));
+    let el = l.utilities.iter().find(|u| u.utility == "electricity").unwrap();
+    // per day 160 kWh valley (8 h), 150 flat (7.5 h), 170 peak (8.5 h) at 20 kWh/h; × 31:
+    // valley 4960 × 0.3126 = 1550.496 → 1550.50; flat 4650 × 0.6215 = 2889.975 → 2889.98;
+    // peak 5270 × 1.0512 = 5539.824 → 5539.82; demand 20 kW × 38 = 760.00
+    let purchase = l.costs.iter().find(|c| c.name == "purchase").unwrap();
+    assert_eq!(purchase.amount_fen, 155_050 + 288_998 + 553_982);
+    assert_eq!(l.costs.iter().find(|c| c.name == "demand").unwrap().amount_fen, 76_000);
+    assert_eq!(el.cost_fen, 1_074_030);
+    assert_eq!(el.gap_fen, 1_074_030 - 218_736);
+    assert_eq!(el.status, None, "no electricity baseline");
+    assert_eq!(l.combined.gap_fen, 854_485 + 855_294);
+    assert_eq!(l.combined.status, None, "combined needs every utility's baseline");
+}
+
+#[test]
+fn exports_carry_the_same_figures() {
+    let l = ledger();
+    let csv = crate::ledger::export::to_csv(&l, crate::ledger::export::Lang::En);
+    assert!(csv.contains("\nwater,3720,409.2,62,3248.8,3310.8,"), "{csv}");
+    assert!(csv.contains(",1761.55,10306.4,8544.85,8300,244.85,521.71,-345.5,68.63,at risk,m3\n"), "{csv}");
+    let zh = crate::ledger::export::to_csv(&l, crate::ledger::export::Lang::Zh);
+    assert!(zh.contains("收支差额(元)") && zh.contains("预警"), "{zh}");
+    let xlsx = crate::ledger::export::to_xlsx(&l, crate::ledger::export::Lang::Zh).unwrap();
+    assert!(xlsx.starts_with(b"PK"), "an xlsx is a zip file");
+    let json = serde_json::to_value(&l).unwrap();
+    assert_eq!(json["utilities"][0]["gap_fen"], 854_485);
+}

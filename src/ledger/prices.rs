@@ -1,0 +1,364 @@
+//! The money side of the configuration: time-of-use schedule (`[[tou]]`), tariffs per
+//! customer category (`[[tariffs]]`), the cost items (`[[costs]]`) and the baseline year
+//! (`[[baseline]]`). Validated into the pure types of [`super::tariff`].
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use chrono::{NaiveDate, NaiveTime};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use super::tariff::{Period, Price, Season, Tariff, Tier, TouSchedule};
+use super::topology::Utility;
+use crate::config::diag::Diagnostics;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSeason {
+    pub months: Option<Vec<u32>>,
+    #[serde(default)]
+    pub ranges: Vec<RawRange>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRange {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub period: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTier {
+    pub upto: Option<String>,
+    pub price: Option<String>,
+}
+
+/// One of `price`, `tiers` or `tou`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RawPrice {
+    pub price: Option<String>,
+    pub tiers: Option<Vec<RawTier>>,
+    pub tou: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTariff {
+    pub utility: Option<String>,
+    pub category: Option<String>,
+    pub name: Option<String>,
+    pub from: Option<String>,
+    pub price: Option<String>,
+    pub tiers: Option<Vec<RawTier>>,
+    pub tou: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCost {
+    pub utility: Option<String>,
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub from: Option<String>,
+    pub price: Option<String>,
+    pub tou: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub meters: Vec<String>,
+    pub amount: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBaseline {
+    pub month: Option<String>,
+    pub utility: Option<String>,
+    pub input: Option<f64>,
+    pub billed: Option<f64>,
+    pub revenue: Option<String>,
+    pub cost: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CostKind {
+    /// price × the utility's campus input (the root zones' inlets): purchased water or
+    /// electricity, or per-m³ items such as resource fees and chemicals.
+    Input,
+    /// price × the listed meters' consumption: e.g. the pumps' energy for produced water.
+    Meters(Vec<String>),
+    /// price per kW × the month's highest hourly mean demand of the campus input.
+    Demand,
+    /// A fixed amount per month (yuan).
+    Fixed(Decimal),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cost {
+    pub utility: Utility,
+    pub name: String,
+    pub kind: CostKind,
+    /// The price (and its effective date) for the kinds that have one.
+    pub tariff: Option<Tariff>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Baseline {
+    pub year: i32,
+    pub month: u32,
+    pub utility: Utility,
+    pub input: Option<f64>,
+    pub billed: Option<f64>,
+    pub revenue_fen: i64,
+    pub cost_fen: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prices {
+    pub tou: Option<TouSchedule>,
+    /// (utility, category) → tariffs, any order.
+    pub tariffs: BTreeMap<(Utility, String), Vec<Tariff>>,
+    pub costs: Vec<Cost>,
+    pub baseline: Vec<Baseline>,
+}
+
+pub fn decimal(s: &str) -> Option<Decimal> {
+    Decimal::from_str(s.trim()).ok()
+}
+
+/// Yuan (as written) → fen.
+pub fn fen(s: &str) -> Option<i64> {
+    decimal(s).and_then(|d| (d * Decimal::ONE_HUNDRED).round().try_into().ok())
+}
+
+fn date(s: &Option<String>, path: &str, diags: &mut Diagnostics) -> Option<NaiveDate> {
+    match s.as_deref() {
+        None => Some(NaiveDate::MIN),
+        Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| diags.error(path, format!("`{d}` is not a date (YYYY-MM-DD)")))
+            .ok(),
+    }
+}
+
+fn tou_prices(
+    map: &BTreeMap<String, String>,
+    path: &str,
+    diags: &mut Diagnostics,
+) -> Option<BTreeMap<Period, Decimal>> {
+    let mut out = BTreeMap::new();
+    for (k, v) in map {
+        match (Period::parse(k), decimal(v)) {
+            (Some(p), Some(d)) if d >= Decimal::ZERO => {
+                out.insert(p, d);
+            }
+            (None, _) => {
+                diags.error(format!("{path}.{k}"), format!("unknown period `{k}`; use sharp, peak, flat or valley"))
+            }
+            _ => diags.error(format!("{path}.{k}"), format!("`{v}` is not a price (yuan per unit, e.g. \"0.6215\")")),
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+fn price(raw: &RawPrice, path: &str, tou: &Option<TouSchedule>, diags: &mut Diagnostics) -> Option<Price> {
+    let given = [raw.price.is_some(), raw.tiers.is_some(), raw.tou.is_some()].iter().filter(|x| **x).count();
+    if given != 1 {
+        diags.error(path, "give exactly one of `price` (flat), `tiers` or `tou` (per period)");
+        return None;
+    }
+    if let Some(p) = &raw.price {
+        return match decimal(p) {
+            Some(d) if d >= Decimal::ZERO => Some(Price::Flat(d)),
+            _ => {
+                diags.error(format!("{path}.price"), format!("`{p}` is not a price (yuan per unit, e.g. \"2.85\")"));
+                None
+            }
+        };
+    }
+    if let Some(tiers) = &raw.tiers {
+        let mut out = Vec::new();
+        let mut last: Option<Decimal> = None;
+        for (k, t) in tiers.iter().enumerate() {
+            let tp = format!("{path}.tiers[{k}]");
+            let price = t.price.as_deref().and_then(decimal);
+            let upto = t.upto.as_deref().map(decimal);
+            match (price, upto) {
+                (Some(p), None) if k == tiers.len() - 1 => out.push(Tier { upto: None, price: p }),
+                (Some(_), None) => diags.error(format!("{tp}.upto"), "only the last tier may be open-ended"),
+                (Some(p), Some(Some(u))) if last.is_none_or(|l| u > l) => {
+                    last = Some(u);
+                    out.push(Tier { upto: Some(u), price: p });
+                }
+                (Some(_), Some(Some(_))) => diags.error(format!("{tp}.upto"), "tier limits must increase"),
+                _ => diags.error(tp, "needs price (and upto, except the last tier) as decimal strings"),
+            }
+        }
+        if out.last().is_some_and(|t| t.upto.is_some()) {
+            diags.error(format!("{path}.tiers"), "the last tier must be open-ended (no upto)");
+        }
+        return Some(Price::Tiered(out));
+    }
+    let map = raw.tou.as_ref()?;
+    let prices = tou_prices(map, &format!("{path}.tou"), diags)?;
+    match tou {
+        None => diags.error(format!("{path}.tou"), "time-of-use prices need a [[tou]] schedule"),
+        Some(s) => {
+            for season in &s.seasons {
+                for (_, _, p) in &season.ranges {
+                    if !prices.contains_key(p) {
+                        diags.error(format!("{path}.tou"), format!("no price for the `{p}` period of the schedule"));
+                    }
+                }
+            }
+        }
+    }
+    Some(Price::TimeOfUse(prices))
+}
+
+pub fn validate(
+    seasons: &[(usize, RawSeason)],
+    tariffs: &[(usize, RawTariff)],
+    costs: &[(usize, RawCost)],
+    baseline: &[(usize, RawBaseline)],
+    diags: &mut Diagnostics,
+) -> Prices {
+    let mut out = Prices::default();
+    if !seasons.is_empty() {
+        let mut schedule = TouSchedule { seasons: Vec::new() };
+        let mut covered = [false; 13];
+        for (i, s) in seasons {
+            let path = format!("tou[{i}]");
+            let months = s.months.clone().unwrap_or_else(|| (1..=12).collect());
+            for m in &months {
+                match covered.get_mut(*m as usize).filter(|_| (1..=12).contains(m)) {
+                    Some(c) if *c => diags.error(format!("{path}.months"), format!("month {m} is in two seasons")),
+                    Some(c) => *c = true,
+                    None => diags.error(format!("{path}.months"), format!("{m} is not a month (1–12)")),
+                }
+            }
+            let mut ranges = Vec::new();
+            for (k, r) in s.ranges.iter().enumerate() {
+                let rp = format!("{path}.ranges[{k}]");
+                let t = |v: &Option<String>| v.as_deref().and_then(|x| NaiveTime::parse_from_str(x, "%H:%M").ok());
+                match (t(&r.from), t(&r.to), r.period.as_deref().and_then(Period::parse)) {
+                    (Some(a), Some(b), Some(p)) => ranges.push((a, b, p)),
+                    _ => diags.error(rp, "needs from and to as HH:MM and period = sharp, peak, flat or valley"),
+                }
+            }
+            let season = Season { months, ranges };
+            let gaps = season.uncovered();
+            if let Some(first) = gaps.first() {
+                diags.error(
+                    format!("{path}.ranges"),
+                    format!(
+                        "the ranges leave {} minute(s) of the day without a period, from {:02}:{:02}",
+                        gaps.len(),
+                        first / 60,
+                        first % 60
+                    ),
+                );
+            }
+            schedule.seasons.push(season);
+        }
+        if let Some(m) = (1..=12).find(|m| !covered[*m as usize]) {
+            diags.error("tou", format!("month {m} is in no season"));
+        }
+        out.tou = Some(schedule);
+    }
+    for (i, t) in tariffs {
+        let path = format!("tariffs[{i}]");
+        let Some(utility) = t.utility.as_deref().and_then(Utility::parse) else {
+            diags.error(format!("{path}.utility"), "needs utility = \"water\" or \"electricity\"");
+            continue;
+        };
+        let Some(category) = t.category.clone() else {
+            diags.error(format!("{path}.category"), "missing: the customer category this tariff prices");
+            continue;
+        };
+        let Some(from) = date(&t.from, &format!("{path}.from"), diags) else { continue };
+        let raw = RawPrice { price: t.price.clone(), tiers: t.tiers.clone(), tou: t.tou.clone() };
+        let Some(p) = price(&raw, &path, &out.tou, diags) else { continue };
+        let name = t.name.clone().unwrap_or_else(|| {
+            if from == NaiveDate::MIN {
+                category.clone()
+            } else {
+                format!("{category} from {from}")
+            }
+        });
+        let list = out.tariffs.entry((utility, category.clone())).or_default();
+        if list.iter().any(|x| x.from == from) {
+            diags.error(
+                format!("{path}.from"),
+                format!("another {} tariff for `{category}` starts on the same day", utility.as_str()),
+            );
+        }
+        list.push(Tariff { name, from, price: p });
+    }
+    for (i, c) in costs {
+        let path = format!("costs[{i}]");
+        let Some(utility) = c.utility.as_deref().and_then(Utility::parse) else {
+            diags.error(format!("{path}.utility"), "needs utility = \"water\" or \"electricity\"");
+            continue;
+        };
+        let name = c.name.clone().unwrap_or_else(|| format!("cost {i}"));
+        let kind = match c.kind.as_deref() {
+            Some("input") => CostKind::Input,
+            Some("meters") if !c.meters.is_empty() => CostKind::Meters(c.meters.clone()),
+            Some("meters") => {
+                diags.error(format!("{path}.meters"), "kind = \"meters\" needs the meters whose consumption is priced");
+                continue;
+            }
+            Some("demand") => CostKind::Demand,
+            Some("fixed") => match c.amount.as_deref().and_then(decimal) {
+                Some(a) => CostKind::Fixed(a),
+                None => {
+                    diags.error(
+                        format!("{path}.amount"),
+                        "kind = \"fixed\" needs amount (yuan per month) as a decimal string",
+                    );
+                    continue;
+                }
+            },
+            other => {
+                diags.error(
+                    format!("{path}.kind"),
+                    format!("unknown kind {other:?}; use input, meters, demand or fixed"),
+                );
+                continue;
+            }
+        };
+        let tariff = if matches!(kind, CostKind::Fixed(_)) {
+            None
+        } else {
+            let Some(from) = date(&c.from, &format!("{path}.from"), diags) else { continue };
+            let raw = RawPrice { price: c.price.clone(), tiers: None, tou: c.tou.clone() };
+            let Some(p) = price(&raw, &path, &out.tou, diags) else { continue };
+            Some(Tariff { name: name.clone(), from, price: p })
+        };
+        out.costs.push(Cost { utility, name, kind, tariff });
+    }
+    for (i, b) in baseline {
+        let path = format!("baseline[{i}]");
+        let month = b.month.as_deref().and_then(|m| NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").ok());
+        let utility = b.utility.as_deref().and_then(Utility::parse);
+        let revenue = b.revenue.as_deref().and_then(fen);
+        let cost = b.cost.as_deref().and_then(fen);
+        match (month, utility, revenue, cost) {
+            (Some(m), Some(u), Some(r), Some(c)) => {
+                use chrono::Datelike;
+                out.baseline.push(Baseline {
+                    year: m.year(),
+                    month: m.month(),
+                    utility: u,
+                    input: b.input,
+                    billed: b.billed,
+                    revenue_fen: r,
+                    cost_fen: c,
+                })
+            }
+            _ => diags.error(path, "needs month (YYYY-MM), utility, and revenue and cost in yuan as decimal strings"),
+        }
+    }
+    out
+}
