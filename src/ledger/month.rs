@@ -202,6 +202,17 @@ pub fn compute(cfg: &Config, year: i32, month: u32, samples: &Samples<'_>) -> Op
         if trusted.is_empty() {
             notes.push("no trusted readings: nothing booked".into());
         }
+        // A meter silent past the month's end: what it used since its last reading is not
+        // known yet, and is booked when it reads again (in the month it then falls into).
+        let late = TimeDelta::from_std(interval * 3).unwrap_or(TimeDelta::hours(1));
+        if let Some(last) = c.last.filter(|(ts, _)| *ts < to - late && *ts >= from - margin) {
+            if !trusted.iter().any(|x| x.ts >= to) {
+                notes.push(format!(
+                    "no readings from {} to the end of the month: consumption after that is not booked yet",
+                    last.0.with_timezone(&tz).format("%Y-%m-%d %H:%M")
+                ));
+            }
+        }
         let (tariff_name, amount) = if m.role == Role::Billed {
             let cat = m.category.clone().unwrap_or_default();
             match prices.tariffs.get(&(m.utility, cat.clone())) {
