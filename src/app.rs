@@ -740,7 +740,8 @@ pub fn ledger(
     }
     let store = open_store(cfg, true)?;
     let samples = store_samples(&store);
-    let Some(l) = m::compute(cfg, year, mon, &samples) else { bail!("cannot compute {month}") };
+    let corrections = load_corrections(&store)?;
+    let Some(l) = m::compute(cfg, year, mon, &samples, &corrections) else { bail!("cannot compute {month}") };
     let bytes = match format {
         LedgerFormat::Json => serde_json::to_vec_pretty(&l)?,
         LedgerFormat::Csv => export::to_csv(&l, lang).into_bytes(),
@@ -859,4 +860,51 @@ pub fn import(cfg: &Config, path: &std::path::Path, progress: bool) -> anyhow::R
     }
     flush(&mut batch, &mut report)?;
     Ok(report)
+}
+
+/// Every correction in the store.
+pub fn load_corrections(store: &crate::store::Store) -> anyhow::Result<Vec<crate::ledger::corrections::Correction>> {
+    use crate::ledger::corrections::Correction;
+    use chrono::TimeZone;
+    let mut out = Vec::new();
+    for (id, at_ms, by, why, change) in store.corrections()? {
+        let change =
+            serde_json::from_str(&change).with_context(|| format!("correction #{id} in the store is unreadable"))?;
+        let at = Utc.timestamp_millis_opt(at_ms).single().unwrap_or_default();
+        out.push(Correction { id, at, by, why, change });
+    }
+    Ok(out)
+}
+
+/// `pumphouse correct …`: records one audited correction; returns its id.
+pub fn correct(cfg: &Config, by: &str, why: &str, change: crate::ledger::corrections::Change) -> anyhow::Result<i64> {
+    use crate::ledger::corrections::Change;
+    if by.trim().is_empty() || why.trim().is_empty() {
+        bail!("a correction needs --by (who) and --why (the reason): the ledger shows both");
+    }
+    match &change {
+        Change::Reading { device, point, .. } | Change::Replacement { device, point, .. } => {
+            let known = cfg.topology.meters.iter().any(|m| &m.device == device && &m.point == point);
+            if !known {
+                bail!("`{device}.{point}` is not a meter of the network map ([[zones]] inlets or [[meters]])");
+            }
+        }
+        Change::Tariff { utility, .. } => {
+            if crate::ledger::topology::Utility::parse(utility).is_none() {
+                bail!("utility `{utility}`: use water or electricity");
+            }
+        }
+    }
+    let store = open_store(cfg, false)?;
+    Ok(store.add_correction(by, why, &serde_json::to_string(&change)?)?)
+}
+
+/// `pumphouse correct list`.
+pub fn corrections_list(cfg: &Config) -> anyhow::Result<String> {
+    let store = open_store(cfg, true)?;
+    let mut out = String::new();
+    for c in load_corrections(&store)? {
+        let _ = writeln!(out, "#{} {} by {}: {} — {}", c.id, c.at.to_rfc3339(), c.by, c.describe(), c.why);
+    }
+    Ok(out)
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
+
 use clap::{Parser, Subcommand, ValueEnum};
 use pumphouse::app;
 use pumphouse::config::Mode;
@@ -66,6 +67,19 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Record an audited correction (manual reading, meter replacement, tariff change), or list them.
+    Correct {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Who records it (shown in the ledger).
+        #[arg(long, default_value = "")]
+        by: String,
+        /// Why (shown in the ledger).
+        #[arg(long, default_value = "")]
+        why: String,
+        #[command(subcommand)]
+        what: CorrectWhat,
+    },
     /// Import readings from a CSV (ts,device,point,value) into the store.
     Import {
         #[arg(short, long)]
@@ -127,6 +141,51 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9109")]
         http: String,
     },
+}
+
+#[derive(Subcommand)]
+enum CorrectWhat {
+    /// A reading taken by hand.
+    Reading {
+        #[arg(long)]
+        device: String,
+        /// Default: the meter's totalizer point in the network map.
+        #[arg(long)]
+        point: Option<String>,
+        /// When it was read (RFC 3339 with offset).
+        #[arg(long)]
+        at: DateTime<Utc>,
+        #[arg(long)]
+        value: f64,
+    },
+    /// A meter swapped: the old one's final reading and the new one's initial reading.
+    Replacement {
+        #[arg(long)]
+        device: String,
+        #[arg(long)]
+        point: Option<String>,
+        #[arg(long)]
+        at: DateTime<Utc>,
+        #[arg(long)]
+        old_final: f64,
+        #[arg(long)]
+        new_initial: f64,
+    },
+    /// A flat tariff for a customer category from a date.
+    Tariff {
+        #[arg(long)]
+        utility: String,
+        #[arg(long)]
+        category: String,
+        /// First day (YYYY-MM-DD, local).
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Yuan per unit, e.g. 3.10.
+        #[arg(long)]
+        price: rust_decimal::Decimal,
+    },
+    /// List every correction.
+    List,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -279,6 +338,55 @@ async fn run(command: Command) -> ExitCode {
             };
             match app::ledger(&cfg, &month, format, lang, output.as_deref()) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(format!("{e:#}")),
+            }
+        }
+        Command::Correct { config, by, why, what } => {
+            use pumphouse::ledger::corrections::Change;
+            let cfg = match app::load_config(&config, Mode::Check) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let point_of = |device: &str, point: Option<String>| {
+                point
+                    .or_else(|| cfg.topology.meters.iter().find(|m| m.device == device).map(|m| m.point.clone()))
+                    .unwrap_or_default()
+            };
+            let change = match what {
+                CorrectWhat::List => {
+                    return match app::corrections_list(&cfg) {
+                        Ok(text) => {
+                            print!("{text}");
+                            ExitCode::SUCCESS
+                        }
+                        Err(e) => fail(format!("{e:#}")),
+                    };
+                }
+                CorrectWhat::Reading { device, point, at, value } => {
+                    let point = point_of(&device, point);
+                    Change::Reading { device, point, ts: at, value }
+                }
+                CorrectWhat::Replacement { device, point, at, old_final, new_initial } => {
+                    let point = point_of(&device, point);
+                    Change::Replacement { device, point, ts: at, old_final, new_initial }
+                }
+                CorrectWhat::Tariff { utility, category, from, price } => {
+                    Change::Tariff { utility, category, from, price }
+                }
+            };
+            if let Change::Reading { value, .. } | Change::Replacement { old_final: value, .. } = &change {
+                if !value.is_finite() {
+                    return fail("readings must be finite numbers");
+                }
+            }
+            match app::correct(&cfg, &by, &why, change) {
+                Ok(id) => {
+                    println!("correction #{id} recorded");
+                    ExitCode::SUCCESS
+                }
                 Err(e) => fail(format!("{e:#}")),
             }
         }

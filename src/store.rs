@@ -124,6 +124,11 @@ CREATE INDEX IF NOT EXISTS readings_ts ON readings (ts_ms);
 CREATE UNIQUE INDEX IF NOT EXISTS readings_series_ts_unique ON readings (series, ts_ms);
 CREATE TABLE IF NOT EXISTS cursors (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS dropped (reason TEXT PRIMARY KEY, count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS corrections (
+    id INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL, who TEXT NOT NULL, why TEXT NOT NULL,
+    change TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS set_aside (
     id INTEGER PRIMARY KEY,
     consumer TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
@@ -364,6 +369,33 @@ impl Store {
         }
         out.sort_by_key(|r| r.0);
         Ok(out)
+    }
+
+    /// Records a correction (JSON of the change); returns its id. Never updates or
+    /// deletes: the table is an audit trail.
+    pub fn add_correction(&self, who: &str, why: &str, change_json: &str) -> Result<i64> {
+        let inner = self.lock();
+        inner
+            .conn
+            .execute(
+                "INSERT INTO corrections (at_ms, who, why, change) VALUES (?1, ?2, ?3, ?4)",
+                params![Utc::now().timestamp_millis(), who, why, change_json],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(inner.conn.last_insert_rowid())
+    }
+
+    /// Every correction: (id, at_ms, who, why, change JSON), oldest first.
+    pub fn corrections(&self) -> Result<Vec<(i64, i64, String, String, String)>> {
+        let inner = self.lock();
+        let mut stmt = inner
+            .conn
+            .prepare_cached("SELECT id, at_ms, who, why, change FROM corrections ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
     }
 
     pub fn last_seq(&self) -> Result<i64> {

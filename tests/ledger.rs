@@ -169,3 +169,95 @@ fn ledger_exports_csv_and_xlsx_in_both_languages() {
     assert_eq!(code, 1);
     assert!(err.contains("needs -o PATH"), "{err}");
 }
+
+#[test]
+fn corrections_are_audited_and_a_replacement_is_not_booked_as_consumption() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let csv = dir.path().join("swap.csv");
+    // dma-4 reads 1000 → 1010 by 10:00; the meter is swapped at 10:30 (old final 1012.5,
+    // new initial 3.0); the new meter reads 5.0 at 11:00 and 9.0 at 12:00.
+    std::fs::write(
+        &csv,
+        "ts,device,point,value\n\
+         2022-01-10T09:00:00+01:00,dma-4,positive_total,1000\n\
+         2022-01-10T10:00:00+01:00,dma-4,positive_total,1010\n\
+         2022-01-10T11:00:00+01:00,dma-4,positive_total,5\n\
+         2022-01-10T12:00:00+01:00,dma-4,positive_total,9\n",
+    )
+    .unwrap();
+    let (code, _, err) = pumphouse(&["import", "-c", &cfg, "--csv", &csv.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = pumphouse(&[
+        "correct",
+        "-c",
+        &cfg,
+        "replacement",
+        "--device",
+        "dma-4",
+        "--at",
+        "2022-01-10T10:30:00+01:00",
+        "--old-final",
+        "1012.5",
+        "--new-initial",
+        "3",
+    ]);
+    assert_eq!(code, 1, "who and why are required");
+    assert!(err.contains("needs --by (who) and --why"), "{err}");
+    let (code, out, err) = pumphouse(&[
+        "correct",
+        "-c",
+        &cfg,
+        "--by",
+        "wang.fang",
+        "--why",
+        "meter DN100 replaced, work order 2022-017",
+        "replacement",
+        "--device",
+        "dma-4",
+        "--at",
+        "2022-01-10T10:30:00+01:00",
+        "--old-final",
+        "1012.5",
+        "--new-initial",
+        "3",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("correction #1 recorded"), "{out}");
+    let (code, out, _) = pumphouse(&["correct", "-c", &cfg, "list"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("#1 ")
+            && out.contains("by wang.fang: meter replaced dma-4.positive_total")
+            && out.contains("work order 2022-017"),
+        "{out}"
+    );
+    let (code, _, err) = pumphouse(&[
+        "correct",
+        "-c",
+        &cfg,
+        "--by",
+        "x",
+        "--why",
+        "y",
+        "reading",
+        "--device",
+        "dma-99",
+        "--at",
+        "2022-01-10T10:30:00+01:00",
+        "--value",
+        "1",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is not a meter of the network map"), "{err}");
+
+    let (code, out, err) = pumphouse(&["ledger", "-c", &cfg, "--month", "2022-01", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let l: Value = serde_json::from_str(&out).unwrap();
+    let m = l["meters"].as_array().unwrap().iter().find(|m| m["device"] == "dma-4").unwrap();
+    // 1000 → 1010 (10) + 1010 → 1012.5 (2.5, old meter) + 3 → 5 → 9 (6, new meter) = 18.5
+    assert!((m["consumption"].as_f64().unwrap() - 18.5).abs() < 1e-9, "{m}");
+    assert!(m["notes"].to_string().contains("meter replaced"), "{m}");
+    assert_eq!(l["corrections"][0]["by"], "wang.fang");
+    assert_eq!(l["corrections"][0]["change"]["kind"], "replacement");
+}

@@ -199,14 +199,32 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
             ]
         })
         .collect();
-    let corr_head =
-        vec![l(lang, "time", "时间"), l(lang, "who", "操作人"), l(lang, "what", "内容"), l(lang, "why", "原因")];
+    let corr_head = vec![
+        l(lang, "recorded", "记录时间"),
+        l(lang, "by", "操作人"),
+        l(lang, "what", "内容"),
+        l(lang, "why", "原因"),
+        "#",
+    ];
+    let corrections = ledger
+        .corrections
+        .iter()
+        .map(|c| {
+            vec![
+                Cell::Text(c.at.to_rfc3339()),
+                Cell::Text(c.by.clone()),
+                Cell::Text(c.describe()),
+                Cell::Text(c.why.clone()),
+                Cell::Num(c.id as f64),
+            ]
+        })
+        .collect();
     vec![
         (l(lang, "summary", "汇总"), summary_head, summary),
         (l(lang, "zones", "分区平衡"), zone_head, zones),
         (l(lang, "costs", "成本"), cost_head, costs),
         (l(lang, "meters", "表计台账"), meter_head, meters),
-        (l(lang, "corrections", "更正记录"), corr_head, Vec::new()),
+        (l(lang, "corrections", "更正记录"), corr_head, corrections),
     ]
 }
 

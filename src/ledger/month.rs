@@ -27,6 +27,7 @@ use rust_decimal::prelude::*;
 use serde::Serialize;
 
 use super::balance::Balance;
+use super::corrections::{Change, Correction};
 use super::intervals::{self, Bucket, MeterSpec, Sample};
 use super::prices::CostKind;
 use super::tariff::{self, charge, in_force, Price, Tariff};
@@ -103,6 +104,8 @@ pub struct UtilityRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct Ledger {
     pub site: String,
+    /// Corrections that affected this month's figures.
+    pub corrections: Vec<Correction>,
     pub month: String,
     pub timezone: String,
     pub from: DateTime<Utc>,
@@ -167,13 +170,34 @@ type Samples<'a> = dyn Fn(&str, &str, DateTime<Utc>, DateTime<Utc>) -> Vec<Sampl
 
 /// Computes the ledger of `year-month` from the readings `samples(device, point, from, to)`
 /// returns.
-pub fn compute(cfg: &Config, year: i32, month: u32, samples: &Samples<'_>) -> Option<Ledger> {
+pub fn compute(
+    cfg: &Config,
+    year: i32,
+    month: u32,
+    samples: &Samples<'_>,
+    corrections: &[Correction],
+) -> Option<Ledger> {
     let tz = cfg.site.timezone;
     let (from, to) = month_bounds(tz, year, month)?;
+    let local_to = to.with_timezone(&tz).date_naive();
+    let applied: Vec<Correction> = corrections.iter().filter(|c| c.affects(from, to, local_to)).cloned().collect();
+    // Tariff corrections join the configured tariffs as effective-dated entries.
+    let mut prices_owned = cfg.prices.clone();
+    for c in &applied {
+        if let Change::Tariff { utility, category, from: f, price } = &c.change {
+            if let Some(u) = Utility::parse(utility) {
+                prices_owned.tariffs.entry((u, category.clone())).or_default().push(Tariff {
+                    name: format!("correction #{} ({category} from {f})", c.id),
+                    from: *f,
+                    price: Price::Flat(*price),
+                });
+            }
+        }
+    }
+    let prices = &prices_owned;
     let days = (to - from).num_hours() as f64 / 24.0;
     let margin = TimeDelta::days(7);
     let topo = &cfg.topology;
-    let prices = &cfg.prices;
     // per meter: hourly buckets and the row
     let mut hourly: HashMap<String, BTreeMap<DateTime<Utc>, Bucket>> = HashMap::new();
     let mut rows: Vec<MeterRow> = Vec::new();
@@ -182,9 +206,28 @@ pub fn compute(cfg: &Config, year: i32, month: u32, samples: &Samples<'_>) -> Op
     };
     for m in &topo.meters {
         let interval = cfg.device(&m.device).map(|d| d.interval).unwrap_or(std::time::Duration::from_secs(600));
-        let s = samples(&m.device, &m.point, from - margin, to + margin);
+        let mut s = samples(&m.device, &m.point, from - margin, to + margin);
+        let mut replacements = Vec::new();
+        for c in &applied {
+            match &c.change {
+                Change::Reading { device, point, ts, value } if *device == m.device && *point == m.point => {
+                    s.push(Sample { ts: *ts, value: Some(*value), good: true });
+                }
+                Change::Replacement { device, point, ts, old_final, new_initial }
+                    if *device == m.device && *point == m.point =>
+                {
+                    replacements.push(intervals::Replacement {
+                        ts: *ts,
+                        old_final: *old_final,
+                        new_initial: *new_initial,
+                    });
+                }
+                _ => {}
+            }
+        }
+        s.sort_by_key(|x| x.ts);
         let spec = MeterSpec { max_reading: m.max_reading, max_rate: m.max_rate, expected_interval: interval };
-        let c = intervals::consumption(&s, &[], &spec);
+        let c = intervals::consumption(&s, &replacements, &spec);
         let h = intervals::hourly(&c.intervals, from, to);
         let consumption: f64 = h.values().map(|b| b.volume).sum();
         let estimated: f64 = h.values().map(|b| b.estimated).sum();
@@ -404,6 +447,7 @@ pub fn compute(cfg: &Config, year: i32, month: u32, samples: &Samples<'_>) -> Op
     };
     Some(Ledger {
         site: cfg.site.name.to_string(),
+        corrections: applied,
         month: format!("{year:04}-{month:02}"),
         timezone: tz.name().to_string(),
         from,

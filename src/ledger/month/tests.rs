@@ -196,7 +196,7 @@ fn ledger() -> Ledger {
             .map(|(t, v)| Sample { ts: *t, value: Some(*v), good: true })
             .collect()
     };
-    compute(&cfg, 2026, 3, &samples).unwrap()
+    compute(&cfg, 2026, 3, &samples, &[]).unwrap()
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -299,4 +299,63 @@ fn exports_carry_the_same_figures() {
     assert!(xlsx.starts_with(b"PK"), "an xlsx is a zip file");
     let json = serde_json::to_value(&l).unwrap();
     assert_eq!(json["utilities"][0]["gap_fen"], 854_485);
+}
+
+#[test]
+fn corrections_change_the_bill_and_are_listed() {
+    use crate::ledger::corrections::{Change, Correction};
+    use std::str::FromStr;
+    let text = CONFIG.replace("[[meters]]\ndevice = \"main\"\nmax_rate = 50\n", "");
+    let (cfg, _) = config::load_str(&text, Mode::Check).unwrap();
+    let data: HashMap<String, Vec<(DateTime<Utc>, f64)>> =
+        ["c2"].iter().map(|d| (d.to_string(), readings(d))).collect();
+    let samples = |device: &str, _p: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Vec<Sample> {
+        data.get(device)
+            .map(|v| {
+                v.iter()
+                    .filter(|(t, _)| *t >= from && *t < to)
+                    .map(|(t, x)| Sample { ts: *t, value: Some(*x), good: true })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let at = Utc.with_ymd_and_hms(2026, 3, 20, 0, 0, 0).unwrap();
+    let corrections = vec![
+        Correction {
+            id: 7,
+            at,
+            by: "li.wei".into(),
+            why: "price notice 2026-12".into(),
+            change: Change::Tariff {
+                utility: "water".into(),
+                category: "canteen".into(),
+                from: chrono::NaiveDate::from_ymd_opt(2026, 3, 25).unwrap(),
+                price: rust_decimal::Decimal::from_str("5.00").unwrap(),
+            },
+        },
+        Correction {
+            id: 8,
+            at,
+            by: "li.wei".into(),
+            why: "not this month".into(),
+            change: Change::Tariff {
+                utility: "water".into(),
+                category: "canteen".into(),
+                from: chrono::NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
+                price: rust_decimal::Decimal::from_str("9.00").unwrap(),
+            },
+        },
+    ];
+    let l = compute(&cfg, 2026, 3, &samples, &corrections).unwrap();
+    let c2 = l.meters.iter().find(|m| m.device == "c2").unwrap();
+    // 1–15 March 180 m³ × 4.20 = 756.00; 16–24 March 108 m³ × 4.50 = 486.00;
+    // 25–31 March 84 m³ × 5.00 (the correction) = 420.00
+    assert_eq!(c2.amount_fen, Some(166_200));
+    assert!(c2.tariff.as_deref().unwrap().contains("correction #7"), "{:?}", c2.tariff);
+    assert_eq!(l.corrections.iter().map(|c| c.id).collect::<Vec<_>>(), vec![7], "April's change does not affect March");
+    let csv = crate::ledger::export::to_csv(&l, crate::ledger::export::Lang::En);
+    assert!(
+        csv.contains("li.wei,water tariff for canteen from 2026-03-25: 5.00 per unit,price notice 2026-12,7"),
+        "{csv}"
+    );
 }

@@ -1,0 +1,60 @@
+//! Audited corrections: manual readings, meter replacements and tariff changes, each
+//! with who recorded it, when, and why. Corrections are added, never edited: history is
+//! not overwritten, and a ledger lists the corrections that affected it.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    /// A reading taken by hand (meters still read on foot, or a meter the gateway cannot
+    /// reach).
+    Reading { device: String, point: String, ts: DateTime<Utc>, value: f64 },
+    /// The old meter's final reading and the new meter's initial reading at the swap.
+    Replacement { device: String, point: String, ts: DateTime<Utc>, old_final: f64, new_initial: f64 },
+    /// A flat tariff for a category from a date (tiers and time of use live in the
+    /// configuration).
+    Tariff { utility: String, category: String, from: NaiveDate, price: Decimal },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Correction {
+    pub id: i64,
+    /// When it was recorded.
+    pub at: DateTime<Utc>,
+    pub by: String,
+    pub why: String,
+    pub change: Change,
+}
+
+impl Correction {
+    /// One line for listings and the ledger's corrections sheet.
+    pub fn describe(&self) -> String {
+        match &self.change {
+            Change::Reading { device, point, ts, value } => {
+                format!("manual reading {device}.{point} = {value} at {}", ts.to_rfc3339())
+            }
+            Change::Replacement { device, point, ts, old_final, new_initial } => {
+                format!(
+                    "meter replaced {device}.{point} at {}: old final {old_final}, new initial {new_initial}",
+                    ts.to_rfc3339()
+                )
+            }
+            Change::Tariff { utility, category, from, price } => {
+                format!("{utility} tariff for {category} from {from}: {price} per unit")
+            }
+        }
+    }
+
+    /// Whether the correction touches the period `[from, to)`.
+    pub fn affects(&self, from: DateTime<Utc>, to: DateTime<Utc>, local_to: NaiveDate) -> bool {
+        match &self.change {
+            Change::Reading { ts, .. } | Change::Replacement { ts, .. } => {
+                *ts >= from - chrono::TimeDelta::days(7) && *ts < to
+            }
+            Change::Tariff { from: f, .. } => *f < local_to,
+        }
+    }
+}
