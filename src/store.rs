@@ -75,6 +75,9 @@ pub struct PruneReport {
     pub undelivered: i64,
 }
 
+/// A recorded correction as stored: (id, recorded at ms, who, why, change as JSON).
+pub type StoredCorrection = (i64, i64, String, String, String);
+
 type SeriesKey = (Arc<str>, Arc<str>, Arc<str>, Arc<str>);
 
 struct Series {
@@ -385,8 +388,8 @@ impl Store {
         Ok(inner.conn.last_insert_rowid())
     }
 
-    /// Every correction: (id, at_ms, who, why, change JSON), oldest first.
-    pub fn corrections(&self) -> Result<Vec<(i64, i64, String, String, String)>> {
+    /// Every correction, oldest first.
+    pub fn corrections(&self) -> Result<Vec<StoredCorrection>> {
         let inner = self.lock();
         let mut stmt = inner
             .conn
