@@ -615,6 +615,7 @@ impl Gateway {
             let max_interval = cfg.devices.iter().map(|d| d.interval).max().unwrap_or(Duration::from_secs(10));
             let state = Arc::new(crate::http::AppState {
                 store: store.clone(),
+                config: Arc::new(cfg.clone()),
                 sinks: healths,
                 stats: stats.clone(),
                 devices: cfg

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,6 +19,8 @@ use crate::store::Store;
 
 pub struct AppState {
     pub store: Arc<Store>,
+    /// The configuration, for the ledger endpoints.
+    pub config: Arc<crate::config::Config>,
     pub sinks: Vec<Arc<SinkHealth>>,
     pub stats: poller::Stats,
     /// (device, bus, zone) for labels.
@@ -36,6 +38,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/status", get(status))
+        .route("/api/ledger/{month}", get(ledger))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found: try /healthz, /metrics or /api/status\n") })
         .with_state(state)
 }
@@ -284,4 +287,64 @@ async fn status(State(st): State<Arc<AppState>>) -> Response {
         "sinks": sinks,
     }))
     .into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct LedgerQuery {
+    /// zh (default) or en.
+    lang: Option<String>,
+}
+
+/// `/api/ledger/2026-03` (JSON), `/api/ledger/2026-03.csv`, `/api/ledger/2026-03.xlsx`.
+async fn ledger(State(st): State<Arc<AppState>>, Path(month): Path<String>, Query(q): Query<LedgerQuery>) -> Response {
+    use crate::ledger::{export, month as m};
+    let (name, ext) = match month.rsplit_once('.') {
+        Some((n, e)) => (n.to_string(), e.to_string()),
+        None => (month.clone(), "json".to_string()),
+    };
+    let lang = match q.lang.as_deref() {
+        None | Some("zh") => export::Lang::Zh,
+        Some("en") => export::Lang::En,
+        Some(other) => return (StatusCode::BAD_REQUEST, format!("lang `{other}`: use zh or en\n")).into_response(),
+    };
+    if !matches!(ext.as_str(), "json" | "csv" | "xlsx") {
+        return (StatusCode::NOT_FOUND, format!("unknown format `.{ext}`: use .json, .csv or .xlsx\n")).into_response();
+    }
+    let Some((year, mon)) = m::parse_month(&name) else {
+        return (StatusCode::BAD_REQUEST, format!("`{name}` is not a month: use YYYY-MM\n")).into_response();
+    };
+    if st.config.topology.zones.is_empty() {
+        return (StatusCode::NOT_FOUND, "no [[zones]] are configured: there is no ledger\n").into_response();
+    }
+    let st2 = st.clone();
+    let computed = tokio::task::spawn_blocking(move || {
+        let corrections = crate::app::load_corrections(&st2.store).map_err(|e| format!("{e:#}"))?;
+        let samples = crate::app::store_samples(&st2.store);
+        m::compute(&st2.config, year, mon, &samples, &corrections)
+            .ok_or_else(|| "cannot compute that month".to_string())
+    })
+    .await;
+    let l = match computed {
+        Ok(Ok(l)) => l,
+        Ok(Err(e)) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    };
+    match ext.as_str() {
+        "csv" => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], export::to_csv(&l, lang)).into_response(),
+        "xlsx" => match export::to_xlsx(&l, lang) {
+            Ok(bytes) => (
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string(),
+                    ),
+                    (header::CONTENT_DISPOSITION, format!("attachment; filename=\"ledger-{name}.xlsx\"")),
+                ],
+                bytes,
+            )
+                .into_response(),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        },
+        _ => Json(l).into_response(),
+    }
 }

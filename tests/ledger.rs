@@ -261,3 +261,49 @@ fn corrections_are_audited_and_a_replacement_is_not_booked_as_consumption() {
     assert_eq!(l["corrections"][0]["by"], "wang.fang");
     assert_eq!(l["corrections"][0]["change"]["kind"], "replacement");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_is_served_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let http = common::free_port();
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!("[http]\nlisten = \"127.0.0.1:{http}\"\n"));
+    std::fs::write(&cfg, text).unwrap();
+    let fixture = common::manifest_dir().join("tests/fixtures/bwdf-2022-01.csv");
+    let (code, _, err) = pumphouse(&["import", "-c", &cfg, "--csv", &fixture.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    let mut gw = std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
+        .args(["run", "-c", &cfg])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_port(http, "pumphouse run");
+    let get = |path: &str| {
+        let url = format!("http://127.0.0.1:{http}{path}");
+        async move {
+            let r = reqwest::get(url).await.unwrap();
+            let code = r.status().as_u16();
+            let ctype =
+                r.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_string()).unwrap_or_default();
+            (code, ctype, r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (code, ctype, body) = get("/api/ledger/2022-01").await;
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(ctype.starts_with("application/json"));
+    let l: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(l["month"], "2022-01");
+    let (code, ctype, body) = get("/api/ledger/2022-01.csv?lang=en").await;
+    assert_eq!(code, 200);
+    assert!(ctype.starts_with("text/csv"));
+    assert!(String::from_utf8_lossy(&body).contains("non-revenue share"));
+    let (code, _, body) = get("/api/ledger/2022-01.xlsx").await;
+    assert_eq!(code, 200);
+    assert!(body.starts_with(b"PK"));
+    assert_eq!(get("/api/ledger/2022-1x").await.0, 400);
+    assert_eq!(get("/api/ledger/2022-01.pdf").await.0, 404);
+    assert_eq!(get("/api/ledger/2022-01?lang=fr").await.0, 400);
+    common::terminate(&mut gw);
+}
