@@ -524,6 +524,7 @@ pub struct Gateway {
     sinks: TaskTracker,
     writer: tokio::task::JoinHandle<()>,
     pruner: tokio::task::JoinHandle<()>,
+    publisher: Option<tokio::task::JoinHandle<()>>,
     http_task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -608,6 +609,23 @@ impl Gateway {
             }
         });
 
+        // The monthly ledger to InfluxDB (measurement `ledger`) every hour: this month,
+        // and last month during the first three days (late readings still land there).
+        let publisher = (!cfg.topology.zones.is_empty() && !cfg.influxdb.is_empty()).then(|| {
+            let cfg = Arc::new(cfg.clone());
+            let store = store.clone();
+            let cancel = sink_cancel.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(3600));
+                loop {
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        _ = tick.tick() => publish_ledgers(cfg.clone(), store.clone()).await,
+                    }
+                }
+            })
+        });
+
         let http_cancel = CancellationToken::new();
         let mut http_task = None;
         let mut http_addr = None;
@@ -649,6 +667,7 @@ impl Gateway {
             sinks,
             writer,
             pruner,
+            publisher,
             http_task,
         })
     }
@@ -667,6 +686,9 @@ impl Gateway {
             tracing::warn!("sinks did not finish in time; undelivered readings stay in the store for the next start");
         }
         let _ = self.pruner.await;
+        if let Some(p) = self.publisher {
+            let _ = tokio::time::timeout(Duration::from_secs(2), p).await;
+        }
         self.http_cancel.cancel();
         if let Some(t) = self.http_task {
             let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
@@ -908,4 +930,31 @@ pub fn corrections_list(cfg: &Config) -> anyhow::Result<String> {
         let _ = writeln!(out, "#{} {} by {}: {} — {}", c.id, c.at.to_rfc3339(), c.by, c.describe(), c.why);
     }
     Ok(out)
+}
+
+/// Computes this month's ledger (and last month's in its first three days) and writes it
+/// to every InfluxDB as the `ledger` measurement.
+async fn publish_ledgers(cfg: Arc<Config>, store: Arc<crate::store::Store>) {
+    use chrono::Datelike;
+    let local = Utc::now().with_timezone(&cfg.site.timezone);
+    let mut months = vec![(local.year(), local.month())];
+    if local.day() <= 3 {
+        months.push(if local.month() == 1 { (local.year() - 1, 12) } else { (local.year(), local.month() - 1) });
+    }
+    for (y, m) in months {
+        let (c, s) = (cfg.clone(), store.clone());
+        let lines = tokio::task::spawn_blocking(move || {
+            let corrections = load_corrections(&s).unwrap_or_default();
+            let samples = store_samples(&s);
+            crate::ledger::month::compute(&c, y, m, &samples, &corrections)
+                .map(|l| crate::ledger::export::influx_lines(&l))
+        })
+        .await;
+        let Ok(Some(lines)) = lines else { continue };
+        for i in &cfg.influxdb {
+            if let Err(e) = crate::sinks::influx::write_once(i, &lines).await {
+                tracing::warn!(sink = %crate::sinks::influx::consumer_name(i), month = %format!("{y}-{m:02}"), error = %e, "cannot write the ledger to InfluxDB; next try in an hour");
+            }
+        }
+    }
 }

@@ -303,3 +303,59 @@ pub fn write_xlsx(ledger: &Ledger, lang: Lang, path: &Path) -> Result<(), XlsxEr
     let bytes = to_xlsx(ledger, lang)?;
     std::fs::write(path, bytes).map_err(XlsxError::IoError)
 }
+
+fn tag(v: &str) -> String {
+    v.replace('\\', "\\\\").replace(',', "\\,").replace('=', "\\=").replace(' ', "\\ ")
+}
+
+/// The ledger's figures as InfluxDB line protocol (measurement `ledger`), stamped with
+/// the month's start so that recomputing a month overwrites its points: one line per
+/// utility (and `combined`) and one per zone.
+pub fn influx_lines(ledger: &Ledger) -> String {
+    let ts = ledger.from.timestamp_millis() as i128 * 1_000_000;
+    let mut out = String::new();
+    let site = tag(&ledger.site);
+    for u in ledger.utilities.iter().chain(std::iter::once(&ledger.combined)) {
+        let mut fields = vec![
+            format!("revenue_yuan={:?}", yuan(u.revenue_fen)),
+            format!("cost_yuan={:?}", yuan(u.cost_fen)),
+            format!("gap_yuan={:?}", yuan(u.gap_fen)),
+        ];
+        if u.utility != "combined" {
+            fields.push(format!("input={:?}", u.input));
+            fields.push(format!("billed={:?}", u.billed));
+            fields.push(format!("unbilled={:?}", u.unbilled));
+            fields.push(format!("losses={:?}", u.losses));
+            fields.push(format!("non_revenue={:?}", u.non_revenue));
+        }
+        if let Some(b) = u.baseline_gap_fen {
+            fields.push(format!("baseline_gap_yuan={:?}", yuan(b)));
+        }
+        if let Some(s) = u.status {
+            fields.push(format!("status=\"{s}\""));
+        }
+        let _ = writeln!(
+            out,
+            "ledger,site={site},month={},kind=utility,utility={} {} {ts}",
+            ledger.month,
+            u.utility,
+            fields.join(",")
+        );
+    }
+    for z in &ledger.zones {
+        let _ = writeln!(
+            out,
+            "ledger,site={site},month={},kind=zone,utility={},zone={} input={:?},net_input={:?},billed={:?},unbilled={:?},losses={:?},non_revenue={:?} {ts}",
+            ledger.month,
+            z.utility,
+            tag(&z.zone),
+            z.balance.input,
+            z.net_input,
+            z.balance.billed,
+            z.balance.unbilled_metered + z.balance.unbilled_estimated,
+            z.losses,
+            z.non_revenue
+        );
+    }
+    out
+}

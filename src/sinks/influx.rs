@@ -192,6 +192,22 @@ async fn post(http: &reqwest::Client, cfg: &InfluxConfig, url: &str, body: &str)
     }
 }
 
+/// Writes one body of line protocol outside the store's queue (for figures that are
+/// recomputed rather than queued, like the monthly ledger). Errors are sentences.
+pub async fn write_once(cfg: &InfluxConfig, body: &str) -> Result<(), String> {
+    let http = reqwest::Client::builder().timeout(cfg.timeout).build().map_err(|e| e.to_string())?;
+    let mut once = cfg.clone();
+    once.precision = Precision::Nanoseconds;
+    match post(&http, &once, &write_url(&once), body).await {
+        Ok((status, text)) => match judge(status, &text, &once) {
+            Verdict::Delivered => Ok(()),
+            Verdict::Retry(e) | Verdict::Blocked(e) | Verdict::Refused(e) => Err(e),
+            Verdict::TooLarge => Err("InfluxDB refused the body as too large".into()),
+        },
+        Err(e) => Err(e),
+    }
+}
+
 pub fn consumer_name(cfg: &InfluxConfig) -> String {
     format!("influxdb:{}", cfg.name)
 }

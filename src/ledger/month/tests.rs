@@ -359,3 +359,16 @@ fn corrections_change_the_bill_and_are_listed() {
         "{csv}"
     );
 }
+
+#[test]
+fn influx_lines_carry_the_figures_at_the_month_start() {
+    let l = ledger();
+    let lines = crate::ledger::export::influx_lines(&l);
+    // 2026-03-01 00:00 Asia/Shanghai = 2026-02-28T16:00:00Z
+    let ts = " 1772294400000000000\n";
+    let water = lines.lines().find(|x| x.contains("kind=utility,utility=water")).unwrap();
+    assert!(water.starts_with("ledger,site=fixture,month=2026-03,kind=utility,utility=water revenue_yuan=1761.55,cost_yuan=10306.4,gap_yuan=8544.85,input=3720.0"), "{water}");
+    assert!(water.contains("baseline_gap_yuan=8300.0,status=\"at risk\""), "{water}");
+    assert!(lines.contains("kind=zone,utility=water,zone=a input=2232.0"), "{lines}");
+    assert!(lines.lines().all(|x| format!("{x}\n").ends_with(ts)), "{lines}");
+}
