@@ -593,6 +593,7 @@ impl Gateway {
         // Pruning: age and size limits, counting what is dropped.
         let consumers: Vec<String> = healths.iter().map(|h| h.consumer.clone()).collect();
         let prune_store = store.clone();
+        let prune_cfg = cfg.clone();
         let prune_cancel = sink_cancel.clone();
         let pruner = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -600,6 +601,12 @@ impl Gateway {
                 tokio::select! {
                     () = prune_cancel.cancelled() => break,
                     _ = tick.tick() => {
+                        // Closed months are frozen first: the ledger must never depend
+                        // on readings the pruning is about to drop.
+                        if let Err(e) = freeze_closed_months(&prune_cfg, &prune_store, Utc::now()) {
+                            tracing::error!(error = %format!("{e:#}"), "freezing closed ledger months failed; not pruning");
+                            continue;
+                        }
                         let names: Vec<&str> = consumers.iter().map(String::as_str).collect();
                         if let Err(e) = prune_store.prune(Utc::now(), &names) {
                             tracing::error!(error = %e, "pruning the store failed");
@@ -762,9 +769,7 @@ pub fn ledger(
         );
     }
     let store = open_store(cfg, true)?;
-    let samples = store_samples(&store);
-    let corrections = load_corrections(&store)?;
-    let Some(l) = m::compute(cfg, year, mon, &samples, &corrections) else { bail!("cannot compute {month}") };
+    let Some(l) = month_ledger(cfg, &store, year, mon)? else { bail!("cannot compute {month}") };
     let bytes = match format {
         LedgerFormat::Json => serde_json::to_vec_pretty(&l)?,
         LedgerFormat::Csv => export::to_csv(&l, lang).into_bytes(),
@@ -919,7 +924,29 @@ pub fn correct(cfg: &Config, by: &str, why: &str, change: crate::ledger::correct
         }
     }
     let store = open_store(cfg, false)?;
-    Ok(store.add_correction(by, why, &serde_json::to_string(&change)?)?)
+    let id = store.add_correction(by, why, &serde_json::to_string(&change)?)?;
+    refreeze_affected(cfg, &store)?;
+    Ok(id)
+}
+
+/// Recomputes the frozen months a new correction touches, while their raw readings are
+/// still there; a month whose readings are gone keeps its record, and says so.
+fn refreeze_affected(cfg: &Config, store: &crate::store::Store) -> anyhow::Result<()> {
+    let Some(c) = load_corrections(store)?.pop() else { return Ok(()) };
+    let tz = cfg.site.timezone;
+    let Some(oldest) = store.oldest_ts()? else { return Ok(()) };
+    for (y, m, from, to) in crate::ledger::month::months(tz, oldest).take_while(|(_, _, from, _)| *from <= Utc::now()) {
+        let key = format!("{y:04}-{m:02}");
+        if store.is_frozen(&key)? && c.affects(from, to, to.with_timezone(&tz).date_naive()) {
+            if oldest <= from - chrono::TimeDelta::days(7) {
+                freeze(cfg, store, y, m)?;
+                eprintln!("correction #{}: ledger month {key} recomputed", c.id);
+            } else {
+                eprintln!("correction #{}: ledger month {key} is frozen and its readings are pruned; its record stays as it was", c.id);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `pumphouse correct list`.
@@ -944,10 +971,7 @@ async fn publish_ledgers(cfg: Arc<Config>, store: Arc<crate::store::Store>) {
     for (y, m) in months {
         let (c, s) = (cfg.clone(), store.clone());
         let lines = tokio::task::spawn_blocking(move || {
-            let corrections = load_corrections(&s).unwrap_or_default();
-            let samples = store_samples(&s);
-            crate::ledger::month::compute(&c, y, m, &samples, &corrections)
-                .map(|l| crate::ledger::export::influx_lines(&l))
+            month_ledger(&c, &s, y, m).ok().flatten().map(|l| crate::ledger::export::influx_lines(&l))
         })
         .await;
         let Ok(Some(lines)) = lines else { continue };
@@ -957,4 +981,72 @@ async fn publish_ledgers(cfg: Arc<Config>, store: Arc<crate::store::Store>) {
             }
         }
     }
+}
+
+/// The ledger of a month from the store: from its frozen record once the month is frozen,
+/// from the raw readings before.
+pub fn month_ledger(
+    cfg: &Config,
+    store: &crate::store::Store,
+    year: i32,
+    month: u32,
+) -> anyhow::Result<Option<crate::ledger::month::Ledger>> {
+    use crate::ledger::intervals::Bucket;
+    use crate::ledger::month::{self as m, Source};
+    use chrono::TimeZone;
+    let corrections = load_corrections(store)?;
+    let samples = store_samples(store);
+    let key = format!("{year:04}-{month:02}");
+    if !store.is_frozen(&key)? {
+        return Ok(m::compute(cfg, year, month, &samples, &corrections));
+    }
+    let Some((from, to)) = m::month_bounds(cfg.site.timezone, year, month) else { return Ok(None) };
+    let frozen = |meter: &str| -> std::collections::BTreeMap<DateTime<Utc>, Bucket> {
+        store
+            .rollups(meter, from.timestamp_millis(), to.timestamp_millis())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(ms, volume, estimated)| {
+                Some((Utc.timestamp_millis_opt(ms).single()?, Bucket { volume, estimated }))
+            })
+            .collect()
+    };
+    Ok(m::compute_from(cfg, year, month, &Source { samples: &samples, frozen: Some(&frozen) }, &corrections))
+}
+
+/// Freezes `year-month` from the raw readings (and corrections): its hourly consumption
+/// per meter is kept for good.
+pub fn freeze(cfg: &Config, store: &crate::store::Store, year: i32, month: u32) -> anyhow::Result<()> {
+    let Some((from, to)) = crate::ledger::month::month_bounds(cfg.site.timezone, year, month) else {
+        bail!("no such month")
+    };
+    let corrections = load_corrections(store)?;
+    let samples = store_samples(store);
+    let Some(l) = crate::ledger::month::compute(cfg, year, month, &samples, &corrections) else {
+        bail!("cannot compute the month")
+    };
+    let meters: Vec<(String, crate::ledger::month::HourlyRecord)> = l.hourly.into_iter().collect();
+    store.freeze_month(&format!("{year:04}-{month:02}"), from.timestamp_millis(), to.timestamp_millis(), &meters)?;
+    Ok(())
+}
+
+/// Freezes every month that ended more than seven days ago (late readings and the
+/// bridging margin are in) and is not frozen yet, from the month of the oldest reading
+/// on. Runs before pruning, so that no ledger depends on pruned readings.
+pub fn freeze_closed_months(cfg: &Config, store: &crate::store::Store, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    if cfg.topology.zones.is_empty() {
+        return Ok(0);
+    }
+    let (Some(oldest), Some(newest)) = (store.oldest_ts()?, store.newest_ts()?) else { return Ok(0) };
+    let closed = crate::ledger::month::months(cfg.site.timezone, oldest)
+        .take_while(|(_, _, from, to)| *to + chrono::TimeDelta::days(7) <= now && *from <= newest);
+    let mut frozen = 0;
+    for (y, m, _, _) in closed {
+        if !store.is_frozen(&format!("{y:04}-{m:02}"))? {
+            freeze(cfg, store, y, m)?;
+            tracing::info!(month = %format!("{y:04}-{m:02}"), "ledger month frozen");
+            frozen += 1;
+        }
+    }
+    Ok(frozen)
 }

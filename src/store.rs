@@ -127,6 +127,11 @@ CREATE INDEX IF NOT EXISTS readings_ts ON readings (ts_ms);
 CREATE UNIQUE INDEX IF NOT EXISTS readings_series_ts_unique ON readings (series, ts_ms);
 CREATE TABLE IF NOT EXISTS cursors (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS dropped (reason TEXT PRIMARY KEY, count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rollups (
+    meter TEXT NOT NULL, hour_ms INTEGER NOT NULL, volume REAL NOT NULL, estimated REAL NOT NULL,
+    PRIMARY KEY (meter, hour_ms)
+);
+CREATE TABLE IF NOT EXISTS frozen_months (month TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS corrections (
     id INTEGER PRIMARY KEY,
     at_ms INTEGER NOT NULL, who TEXT NOT NULL, why TEXT NOT NULL,
@@ -397,6 +402,78 @@ impl Store {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Keeps a month's hourly consumption per meter (`device.point`) for good: the
+    /// ledger of a frozen month no longer needs the raw readings, which may be pruned.
+    /// Replaces what was frozen for that month before.
+    pub fn freeze_month(
+        &self,
+        month: &str,
+        from_ms: i64,
+        to_ms: i64,
+        meters: &[(String, crate::ledger::month::HourlyRecord)],
+    ) -> Result<()> {
+        let mut inner = self.lock();
+        let tx = inner.conn.transaction().map_err(|e| self.err(e))?;
+        {
+            let mut del = tx
+                .prepare_cached("DELETE FROM rollups WHERE meter = ?1 AND hour_ms >= ?2 AND hour_ms < ?3")
+                .map_err(|e| self.err(e))?;
+            let mut ins = tx
+                .prepare_cached("INSERT INTO rollups (meter, hour_ms, volume, estimated) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(|e| self.err(e))?;
+            for (meter, hours) in meters {
+                del.execute(params![meter, from_ms, to_ms]).map_err(|e| self.err(e))?;
+                for (h, v, e) in hours {
+                    ins.execute(params![meter, h, v, e]).map_err(|e| self.err(e))?;
+                }
+            }
+            tx.execute(
+                "INSERT INTO frozen_months (month, at_ms) VALUES (?1, ?2) ON CONFLICT (month) DO UPDATE SET at_ms = excluded.at_ms",
+                params![month, Utc::now().timestamp_millis()],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// The time of the oldest reading held.
+    pub fn oldest_ts(&self) -> Result<Option<DateTime<Utc>>> {
+        let inner = self.lock();
+        let ms: Option<i64> =
+            inner.conn.query_row("SELECT min(ts_ms) FROM readings", [], |r| r.get(0)).map_err(|e| self.err(e))?;
+        Ok(ms.and_then(|m| Utc.timestamp_millis_opt(m).single()))
+    }
+
+    /// The time of the newest reading held.
+    pub fn newest_ts(&self) -> Result<Option<DateTime<Utc>>> {
+        let inner = self.lock();
+        let ms: Option<i64> =
+            inner.conn.query_row("SELECT max(ts_ms) FROM readings", [], |r| r.get(0)).map_err(|e| self.err(e))?;
+        Ok(ms.and_then(|m| Utc.timestamp_millis_opt(m).single()))
+    }
+
+    pub fn is_frozen(&self, month: &str) -> Result<bool> {
+        let inner = self.lock();
+        let n: i64 = inner
+            .conn
+            .query_row("SELECT count(*) FROM frozen_months WHERE month = ?1", [month], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
+    /// The frozen hourly consumption of a meter: (hour_ms, volume, estimated).
+    pub fn rollups(&self, meter: &str, from_ms: i64, to_ms: i64) -> Result<Vec<(i64, f64, f64)>> {
+        let inner = self.lock();
+        let mut stmt = inner
+            .conn
+            .prepare_cached("SELECT hour_ms, volume, estimated FROM rollups WHERE meter = ?1 AND hour_ms >= ?2 AND hour_ms < ?3 ORDER BY hour_ms")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![meter, from_ms, to_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(|e| self.err(e))?;
         rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
     }

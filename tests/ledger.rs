@@ -365,3 +365,42 @@ async fn the_gateway_writes_the_ledger_to_influxdb() {
     assert!(input > 0.0 && input <= 117.5 + 1e-9, "{series}");
     assert!((cost - input * 1.10).abs() < 0.01, "cost = input × 1.10: {series}");
 }
+
+#[test]
+fn a_frozen_month_outlives_its_pruned_readings() {
+    use pumphouse::config::{self, Mode};
+    use pumphouse::store::{Limits, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = setup(dir.path());
+    let fixture = common::manifest_dir().join("tests/fixtures/bwdf-2022-01.csv");
+    let (code, _, err) = pumphouse(&["import", "-c", &cfg_path, "--csv", &fixture.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    let (cfg, _) = config::load(Path::new(&cfg_path), Mode::Check).unwrap();
+    let store = Store::open(&cfg.store.path, cfg.store.limits).unwrap();
+    let before = pumphouse::app::month_ledger(&cfg, &store, 2022, 1).unwrap().unwrap();
+    assert!(!before.frozen);
+    // December, January and February 2022 have closed: frozen, once
+    let now = chrono::Utc::now();
+    assert_eq!(pumphouse::app::freeze_closed_months(&cfg, &store, now).unwrap(), 3);
+    assert_eq!(pumphouse::app::freeze_closed_months(&cfg, &store, now).unwrap(), 0);
+    // every raw reading pruned
+    let short = Store::open(&cfg.store.path, Limits { max_size: u64::MAX, max_age: std::time::Duration::from_secs(1) })
+        .unwrap();
+    let r = short.prune(now, &[]).unwrap();
+    assert_eq!(r.delivered, 2975);
+    assert_eq!(short.stats().unwrap().records, 0);
+    let after = pumphouse::app::month_ledger(&cfg, &store, 2022, 1).unwrap().unwrap();
+    assert!(after.frozen);
+    for (a, b) in before.meters.iter().zip(&after.meters) {
+        assert_eq!(a.device, b.device);
+        assert!((a.consumption - b.consumption).abs() < 1e-9, "{}: {} vs {}", a.device, a.consumption, b.consumption);
+        assert!((a.estimated - b.estimated).abs() < 1e-9);
+    }
+    assert_eq!(before.utilities[0].cost_fen, after.utilities[0].cost_fen);
+    // and from the command line
+    let (code, out, err) = pumphouse(&["ledger", "-c", &cfg_path, "--month", "2022-01", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let l: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(l["frozen"], true);
+    assert_eq!(l["utilities"][0]["cost_fen"], before.utilities[0].cost_fen);
+}

@@ -104,6 +104,12 @@ pub struct UtilityRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct Ledger {
     pub site: String,
+    /// True when the month's hourly consumption comes from its frozen record.
+    pub frozen: bool,
+    /// Each meter's hourly consumption (`device.point` → (hour ms, volume, estimated)),
+    /// the record a month is frozen with.
+    #[serde(skip)]
+    pub hourly: BTreeMap<String, HourlyRecord>,
     /// Corrections that affected this month's figures.
     pub corrections: Vec<Correction>,
     pub month: String,
@@ -168,6 +174,16 @@ pub fn effects(base: Figures, now: Figures) -> Option<Effects> {
 
 type Samples<'a> = dyn Fn(&str, &str, DateTime<Utc>, DateTime<Utc>) -> Vec<Sample> + 'a;
 
+/// `device.point` → a frozen month's kept hourly buckets.
+pub type Frozen<'a> = dyn Fn(&str) -> BTreeMap<DateTime<Utc>, Bucket> + 'a;
+
+/// Where a meter's readings come from: raw readings, and for a month already frozen, the
+/// kept hourly consumption (which outlives pruned raw readings).
+pub struct Source<'a> {
+    pub samples: &'a Samples<'a>,
+    pub frozen: Option<&'a Frozen<'a>>,
+}
+
 /// Computes the ledger of `year-month` from the readings `samples(device, point, from, to)`
 /// returns.
 pub fn compute(
@@ -177,6 +193,18 @@ pub fn compute(
     samples: &Samples<'_>,
     corrections: &[Correction],
 ) -> Option<Ledger> {
+    compute_from(cfg, year, month, &Source { samples, frozen: None }, corrections)
+}
+
+/// [`compute`], taking a frozen month's hourly consumption from where it was kept.
+pub fn compute_from(
+    cfg: &Config,
+    year: i32,
+    month: u32,
+    source: &Source<'_>,
+    corrections: &[Correction],
+) -> Option<Ledger> {
+    let samples = source.samples;
     let tz = cfg.site.timezone;
     let (from, to) = month_bounds(tz, year, month)?;
     let local_to = to.with_timezone(&tz).date_naive();
@@ -228,7 +256,10 @@ pub fn compute(
         s.sort_by_key(|x| x.ts);
         let spec = MeterSpec { max_reading: m.max_reading, max_rate: m.max_rate, expected_interval: interval };
         let c = intervals::consumption(&s, &replacements, &spec);
-        let h = intervals::hourly(&c.intervals, from, to);
+        let h = match source.frozen {
+            Some(frozen) => frozen(&format!("{}.{}", m.device, m.point)),
+            None => intervals::hourly(&c.intervals, from, to),
+        };
         let consumption: f64 = h.values().map(|b| b.volume).sum();
         let estimated: f64 = h.values().map(|b| b.estimated).sum();
         let trusted: Vec<&Sample> = s.iter().filter(|x| x.good && x.value.is_some_and(f64::is_finite)).collect();
@@ -447,6 +478,11 @@ pub fn compute(
     };
     Some(Ledger {
         site: cfg.site.name.to_string(),
+        frozen: source.frozen.is_some(),
+        hourly: hourly
+            .iter()
+            .map(|(k, h)| (k.clone(), h.iter().map(|(t, b)| (t.timestamp_millis(), b.volume, b.estimated)).collect()))
+            .collect(),
         corrections: applied,
         month: format!("{year:04}-{month:02}"),
         timezone: tz.name().to_string(),
@@ -458,6 +494,18 @@ pub fn compute(
         costs,
         meters: rows,
     })
+}
+
+/// A meter's kept hourly consumption: (hour start in ms, volume, estimated part).
+pub type HourlyRecord = Vec<(i64, f64, f64)>;
+
+/// The local months from the one containing `first` on: (year, month, from, to) in UTC.
+pub fn months(tz: Tz, first: DateTime<Utc>) -> impl Iterator<Item = (i32, u32, DateTime<Utc>, DateTime<Utc>)> {
+    use chrono::Datelike;
+    let local = first.with_timezone(&tz);
+    let start = (local.year(), local.month());
+    std::iter::successors(Some(start), |(y, m)| Some(if *m == 12 { (y + 1, 1) } else { (*y, m + 1) }))
+        .map_while(move |(y, m)| month_bounds(tz, y, m).map(|(a, b)| (y, m, a, b)))
 }
 
 /// Parses `YYYY-MM`.
