@@ -769,7 +769,7 @@ pub fn ledger(
         );
     }
     let store = open_store(cfg, true)?;
-    let Some(l) = month_ledger(cfg, &store, year, mon)? else { bail!("cannot compute {month}") };
+    let Some(l) = month_ledger(cfg, &store, year, mon, m::Depth::Full)? else { bail!("cannot compute {month}") };
     let bytes = match format {
         LedgerFormat::Json => serde_json::to_vec_pretty(&l)?,
         LedgerFormat::Csv => export::to_csv(&l, lang).into_bytes(),
@@ -971,7 +971,10 @@ async fn publish_ledgers(cfg: Arc<Config>, store: Arc<crate::store::Store>) {
     for (y, m) in months {
         let (c, s) = (cfg.clone(), store.clone());
         let lines = tokio::task::spawn_blocking(move || {
-            month_ledger(&c, &s, y, m).ok().flatten().map(|l| crate::ledger::export::influx_lines(&l))
+            month_ledger(&c, &s, y, m, crate::ledger::month::Depth::Month)
+                .ok()
+                .flatten()
+                .map(|l| crate::ledger::export::influx_lines(&l))
         })
         .await;
         let Ok(Some(lines)) = lines else { continue };
@@ -990,28 +993,31 @@ pub fn month_ledger(
     store: &crate::store::Store,
     year: i32,
     month: u32,
+    depth: crate::ledger::month::Depth,
 ) -> anyhow::Result<Option<crate::ledger::month::Ledger>> {
     use crate::ledger::intervals::Bucket;
     use crate::ledger::month::{self as m, Source};
     use chrono::TimeZone;
     let corrections = load_corrections(store)?;
     let samples = store_samples(store);
-    let key = format!("{year:04}-{month:02}");
-    if !store.is_frozen(&key)? {
-        return Ok(m::compute(cfg, year, month, &samples, &corrections));
-    }
-    let Some((from, to)) = m::month_bounds(cfg.site.timezone, year, month) else { return Ok(None) };
-    let frozen = |meter: &str| -> std::collections::BTreeMap<DateTime<Utc>, Bucket> {
-        store
-            .rollups(meter, from.timestamp_millis(), to.timestamp_millis())
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(ms, volume, estimated)| {
-                Some((Utc.timestamp_millis_opt(ms).single()?, Bucket { volume, estimated }))
-            })
-            .collect()
+    let frozen = |month_key: &str, meter: &str| -> Option<std::collections::BTreeMap<DateTime<Utc>, Bucket>> {
+        if !store.is_frozen(month_key).unwrap_or(false) {
+            return None;
+        }
+        let (y, mo) = m::parse_month(month_key)?;
+        let (from, to) = m::month_bounds(cfg.site.timezone, y, mo)?;
+        Some(
+            store
+                .rollups(meter, from.timestamp_millis(), to.timestamp_millis())
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(ms, volume, estimated)| {
+                    Some((Utc.timestamp_millis_opt(ms).single()?, Bucket { volume, estimated }))
+                })
+                .collect(),
+        )
     };
-    Ok(m::compute_from(cfg, year, month, &Source { samples: &samples, frozen: Some(&frozen) }, &corrections))
+    Ok(m::compute_from(cfg, year, month, &Source { samples: &samples, frozen: Some(&frozen) }, &corrections, depth))
 }
 
 /// Freezes `year-month` from the raw readings (and corrections): its hourly consumption
@@ -1022,7 +1028,10 @@ pub fn freeze(cfg: &Config, store: &crate::store::Store, year: i32, month: u32) 
     };
     let corrections = load_corrections(store)?;
     let samples = store_samples(store);
-    let Some(l) = crate::ledger::month::compute(cfg, year, month, &samples, &corrections) else {
+    let source = crate::ledger::month::Source { samples: &samples, frozen: None };
+    let Some(l) =
+        crate::ledger::month::compute_from(cfg, year, month, &source, &corrections, crate::ledger::month::Depth::Bare)
+    else {
         bail!("cannot compute the month")
     };
     let meters: Vec<(String, crate::ledger::month::HourlyRecord)> = l.hourly.into_iter().collect();

@@ -318,9 +318,8 @@ async fn ledger(State(st): State<Arc<AppState>>, Path(month): Path<String>, Quer
     }
     let st2 = st.clone();
     let computed = tokio::task::spawn_blocking(move || {
-        let corrections = crate::app::load_corrections(&st2.store).map_err(|e| format!("{e:#}"))?;
-        let samples = crate::app::store_samples(&st2.store);
-        m::compute(&st2.config, year, mon, &samples, &corrections)
+        crate::app::month_ledger(&st2.config, &st2.store, year, mon, m::Depth::Full)
+            .map_err(|e| format!("{e:#}"))?
             .ok_or_else(|| "cannot compute that month".to_string())
     })
     .await;

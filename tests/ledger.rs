@@ -377,7 +377,8 @@ fn a_frozen_month_outlives_its_pruned_readings() {
     assert_eq!(code, 0, "{err}");
     let (cfg, _) = config::load(Path::new(&cfg_path), Mode::Check).unwrap();
     let store = Store::open(&cfg.store.path, cfg.store.limits).unwrap();
-    let before = pumphouse::app::month_ledger(&cfg, &store, 2022, 1).unwrap().unwrap();
+    let before =
+        pumphouse::app::month_ledger(&cfg, &store, 2022, 1, pumphouse::ledger::month::Depth::Full).unwrap().unwrap();
     assert!(!before.frozen);
     // December, January and February 2022 have closed: frozen, once
     let now = chrono::Utc::now();
@@ -389,7 +390,8 @@ fn a_frozen_month_outlives_its_pruned_readings() {
     let r = short.prune(now, &[]).unwrap();
     assert_eq!(r.delivered, 2975);
     assert_eq!(short.stats().unwrap().records, 0);
-    let after = pumphouse::app::month_ledger(&cfg, &store, 2022, 1).unwrap().unwrap();
+    let after =
+        pumphouse::app::month_ledger(&cfg, &store, 2022, 1, pumphouse::ledger::month::Depth::Full).unwrap().unwrap();
     assert!(after.frozen);
     for (a, b) in before.meters.iter().zip(&after.meters) {
         assert_eq!(a.device, b.device);

@@ -105,6 +105,32 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
             Cell::Text(u.unit.to_string()),
         ]);
     }
+    let ytd_head = vec![
+        l(lang, "utility", "类别"),
+        l(lang, "months", "月数"),
+        l(lang, "gap to date (yuan)", "累计收支差额(元)"),
+        l(lang, "baseline to date (yuan)", "基准年同期(元)"),
+        l(lang, "year-end projection (yuan)", "全年预测(元)"),
+        l(lang, "baseline year (yuan)", "基准年全年(元)"),
+        l(lang, "target status", "零增长目标"),
+        l(lang, "projection method", "预测方法"),
+    ];
+    let ytd = ledger
+        .year_to_date
+        .iter()
+        .map(|y| {
+            vec![
+                Cell::Text(utility_label(lang, y.utility)),
+                Cell::Num(f64::from(y.months)),
+                Cell::Num(yuan(y.gap_fen)),
+                opt(y.baseline_gap_fen.map(yuan)),
+                Cell::Num(yuan(y.projection_fen)),
+                opt(y.baseline_full_year_fen.map(yuan)),
+                Cell::Text(status_label(lang, y.status)),
+                Cell::Text(y.projection_method.to_string()),
+            ]
+        })
+        .collect();
     let zone_head = vec![
         l(lang, "utility", "类别"),
         l(lang, "zone", "分区"),
@@ -118,6 +144,9 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
         l(lang, "losses", "漏损量"),
         l(lang, "non-revenue", "产销差"),
         l(lang, "non-revenue share", "产销差率"),
+        l(lang, "revenue (yuan)", "收入(元)"),
+        l(lang, "allocated cost (yuan)", "分摊成本(元)"),
+        l(lang, "gap (yuan)", "收支差额(元)"),
     ];
     let zones = ledger
         .zones
@@ -136,6 +165,9 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
                 Cell::Num(z.losses),
                 Cell::Num(z.non_revenue),
                 opt(z.non_revenue_share),
+                Cell::Num(yuan(z.revenue_fen)),
+                Cell::Num(yuan(z.cost_fen)),
+                Cell::Num(yuan(z.gap_fen)),
             ]
         })
         .collect();
@@ -221,6 +253,7 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
         .collect();
     vec![
         (l(lang, "summary", "汇总"), summary_head, summary),
+        (l(lang, "year to date", "年度累计"), ytd_head, ytd),
         (l(lang, "zones", "分区平衡"), zone_head, zones),
         (l(lang, "costs", "成本"), cost_head, costs),
         (l(lang, "meters", "表计台账"), meter_head, meters),

@@ -9,7 +9,10 @@
 //!   over hours, and clipped to the month; readings up to seven days either side are used
 //!   so that a gap across the month boundary is bridged;
 //! - a parent zone's net input excludes what its child zones' inlets took;
-//! - costs are per utility, not allocated to zones;
+//! - costs are per utility; a zone carries them in proportion to its net input (the
+//!   water or energy it takes), and its revenue is what its own meters were billed;
+//! - without a `[[baseline]]` entry for last year's month, the baseline is computed from
+//!   last year's readings when the store holds them;
 //! - gap = cost − revenue; against the baseline's same month, status is *on track* when
 //!   the gap has not grown, *at risk* when it grew by up to 5 % of the baseline gap's
 //!   size, *breached* beyond that;
@@ -59,6 +62,11 @@ pub struct MeterRow {
 pub struct ZoneRow {
     pub utility: &'static str,
     pub zone: String,
+    /// Billed amounts of the zone's own meters.
+    pub revenue_fen: i64,
+    /// The utility's cost allocated by the zone's share of the net input.
+    pub cost_fen: i64,
+    pub gap_fen: i64,
     pub parent: Option<String>,
     pub balance: Balance,
     pub net_input: f64,
@@ -98,7 +106,34 @@ pub struct UtilityRow {
     pub baseline_gap_fen: Option<i64>,
     pub gap_change_fen: Option<i64>,
     pub status: Option<&'static str>,
+    /// Where the baseline came from: `config` (the old books) or `history` (last year's
+    /// readings in the store).
+    pub baseline_source: Option<&'static str>,
     pub effects: Option<Effects>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct BaseFigures {
+    input: Option<f64>,
+    billed: Option<f64>,
+    revenue_fen: i64,
+    cost_fen: i64,
+    source: &'static str,
+}
+
+/// The year so far, and where it is heading.
+#[derive(Debug, Clone, Serialize)]
+pub struct YearToDate {
+    pub utility: &'static str,
+    pub months: u32,
+    pub gap_fen: i64,
+    /// The baseline year's gap over the same months, when every one of them is known.
+    pub baseline_gap_fen: Option<i64>,
+    pub projection_fen: i64,
+    pub projection_method: &'static str,
+    pub baseline_full_year_fen: Option<i64>,
+    /// The projected year against the baseline year.
+    pub status: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -119,6 +154,8 @@ pub struct Ledger {
     pub utilities: Vec<UtilityRow>,
     pub combined: UtilityRow,
     pub zones: Vec<ZoneRow>,
+    /// The year so far per utility and combined (full ledgers only).
+    pub year_to_date: Vec<YearToDate>,
     pub costs: Vec<CostRow>,
     pub meters: Vec<MeterRow>,
 }
@@ -174,8 +211,20 @@ pub fn effects(base: Figures, now: Figures) -> Option<Effects> {
 
 type Samples<'a> = dyn Fn(&str, &str, DateTime<Utc>, DateTime<Utc>) -> Vec<Sample> + 'a;
 
-/// `device.point` → a frozen month's kept hourly buckets.
-pub type Frozen<'a> = dyn Fn(&str) -> BTreeMap<DateTime<Utc>, Bucket> + 'a;
+/// (`YYYY-MM`, `device.point`) → the kept hourly buckets, when that month is frozen.
+pub type Frozen<'a> = dyn Fn(&str, &str) -> Option<BTreeMap<DateTime<Utc>, Bucket>> + 'a;
+
+/// How much a computation includes: the full ledger has the year to date and may reach
+/// for the baseline in last year's readings; the months it computes for that are leaner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Year to date, projection, baseline from config or history.
+    Full,
+    /// Baseline from config or history, no year to date.
+    Month,
+    /// Neither (a baseline month itself).
+    Bare,
+}
 
 /// Where a meter's readings come from: raw readings, and for a month already frozen, the
 /// kept hourly consumption (which outlives pruned raw readings).
@@ -193,7 +242,7 @@ pub fn compute(
     samples: &Samples<'_>,
     corrections: &[Correction],
 ) -> Option<Ledger> {
-    compute_from(cfg, year, month, &Source { samples, frozen: None }, corrections)
+    compute_from(cfg, year, month, &Source { samples, frozen: None }, corrections, Depth::Full)
 }
 
 /// [`compute`], taking a frozen month's hourly consumption from where it was kept.
@@ -203,8 +252,11 @@ pub fn compute_from(
     month: u32,
     source: &Source<'_>,
     corrections: &[Correction],
+    depth: Depth,
 ) -> Option<Ledger> {
     let samples = source.samples;
+    let month_key = format!("{year:04}-{month:02}");
+    let mut any_frozen = false;
     let tz = cfg.site.timezone;
     let (from, to) = month_bounds(tz, year, month)?;
     let local_to = to.with_timezone(&tz).date_naive();
@@ -256,8 +308,11 @@ pub fn compute_from(
         s.sort_by_key(|x| x.ts);
         let spec = MeterSpec { max_reading: m.max_reading, max_rate: m.max_rate, expected_interval: interval };
         let c = intervals::consumption(&s, &replacements, &spec);
-        let h = match source.frozen {
-            Some(frozen) => frozen(&format!("{}.{}", m.device, m.point)),
+        let h = match source.frozen.and_then(|f| f(&month_key, &format!("{}.{}", m.device, m.point))) {
+            Some(h) => {
+                any_frozen = true;
+                h
+            }
             None => intervals::hourly(&c.intervals, from, to),
         };
         let consumption: f64 = h.values().map(|b| b.volume).sum();
@@ -361,9 +416,14 @@ pub fn compute_from(
             unbilled_metered: consumption_of(Role::Unbilled, &z.name),
             unbilled_estimated: unmetered,
         };
+        let revenue_fen: i64 =
+            rows.iter().filter(|r| r.zone == z.name && r.role == "billed").filter_map(|r| r.amount_fen).sum();
         zones.push(ZoneRow {
             utility: z.utility.as_str(),
             zone: z.name.clone(),
+            revenue_fen,
+            cost_fen: 0,
+            gap_fen: 0,
             parent: z.parent.clone(),
             net_input: b.net_input(),
             losses: b.losses(),
@@ -372,6 +432,34 @@ pub fn compute_from(
             balance: b,
         });
     }
+    // The baseline: last year's same month from the configuration (the old books), or
+    // else computed from last year's readings when the store holds them.
+    let history = if depth != Depth::Bare && !cfg.prices.baseline.iter().any(|b| b.year == year - 1 && b.month == month)
+    {
+        compute_from(cfg, year - 1, month, source, corrections, Depth::Bare)
+            .filter(|l| l.utilities.iter().any(|u| u.input > 0.0))
+    } else {
+        None
+    };
+    let baseline_of = |u: Utility, history: &Option<Ledger>| -> Option<BaseFigures> {
+        if let Some(b) = cfg.prices.baseline.iter().find(|b| b.utility == u && b.year == year - 1 && b.month == month) {
+            return Some(BaseFigures {
+                input: b.input,
+                billed: b.billed,
+                revenue_fen: b.revenue_fen,
+                cost_fen: b.cost_fen,
+                source: "config",
+            });
+        }
+        let h = history.as_ref()?.utilities.iter().find(|x| x.utility == u.as_str() && x.input > 0.0)?;
+        Some(BaseFigures {
+            input: Some(h.input),
+            billed: Some(h.billed),
+            revenue_fen: h.revenue_fen,
+            cost_fen: h.cost_fen,
+            source: "history",
+        })
+    };
     let mut utilities = Vec::new();
     let mut costs = Vec::new();
     for u in [Utility::Water, Utility::Electricity] {
@@ -429,7 +517,7 @@ pub fn compute_from(
             costs.push(CostRow { utility: u.as_str(), name: c.name.clone(), quantity, amount_fen: amount });
         }
         let gap = cost - revenue;
-        let base = prices.baseline.iter().find(|b| b.utility == u && b.year == year - 1 && b.month == month);
+        let base = baseline_of(u, &history);
         let baseline_gap = base.map(|b| b.cost_fen - b.revenue_fen);
         let fx = base.and_then(|b| {
             effects(
@@ -452,8 +540,15 @@ pub fn compute_from(
             baseline_gap_fen: baseline_gap,
             gap_change_fen: baseline_gap.map(|b| gap - b),
             status: baseline_gap.map(|b| status(gap, b)),
+            baseline_source: base.map(|b| b.source),
             effects: fx,
         });
+        // Costs follow the water (or energy): each zone carries the utility's cost in
+        // proportion to its net input.
+        for z in zones.iter_mut().filter(|z| z.utility == u.as_str()) {
+            z.cost_fen = if input > 0.0 { (cost as f64 * z.net_input / input).round() as i64 } else { 0 };
+            z.gap_fen = z.cost_fen - z.revenue_fen;
+        }
     }
     let all_baselines = utilities.iter().all(|u| u.baseline_gap_fen.is_some()) && !utilities.is_empty();
     let sum = |f: fn(&UtilityRow) -> i64| utilities.iter().map(f).sum::<i64>();
@@ -474,11 +569,17 @@ pub fn compute_from(
         baseline_gap_fen: base_gap,
         gap_change_fen: base_gap.map(|b| cost - rev - b),
         status: base_gap.map(|b| status(cost - rev, b)),
+        baseline_source: None,
         effects: None,
+    };
+    let ytd = if depth == Depth::Full {
+        year_to_date(cfg, year, month, source, corrections, &utilities, &combined)
+    } else {
+        Vec::new()
     };
     Some(Ledger {
         site: cfg.site.name.to_string(),
-        frozen: source.frozen.is_some(),
+        frozen: any_frozen,
         hourly: hourly
             .iter()
             .map(|(k, h)| (k.clone(), h.iter().map(|(t, b)| (t.timestamp_millis(), b.volume, b.estimated)).collect()))
@@ -490,6 +591,7 @@ pub fn compute_from(
         to,
         utilities,
         combined,
+        year_to_date: ytd,
         zones,
         costs,
         meters: rows,
@@ -517,3 +619,96 @@ pub fn parse_month(s: &str) -> Option<(i32, u32)> {
 
 #[cfg(test)]
 mod tests;
+
+/// The months of the year so far, and a year-end projection.
+///
+/// Projection: when the baseline year's gap is known for every month, the rest of the
+/// year follows the baseline's seasonal shape scaled by how this year compares so far
+/// (year-to-date gap ÷ baseline year-to-date gap); otherwise the year-to-date average
+/// per month carries on.
+fn year_to_date(
+    cfg: &Config,
+    year: i32,
+    month: u32,
+    source: &Source<'_>,
+    corrections: &[Correction],
+    current: &[UtilityRow],
+    combined: &UtilityRow,
+) -> Vec<YearToDate> {
+    let earlier: Vec<Ledger> =
+        (1..month).filter_map(|k| compute_from(cfg, year, k, source, corrections, Depth::Month)).collect();
+    let later_baseline: Vec<Option<Ledger>> = (month + 1..=12)
+        .map(|k| {
+            if cfg.prices.baseline.iter().any(|b| b.year == year - 1 && b.month == k) {
+                None
+            } else {
+                compute_from(cfg, year - 1, k, source, corrections, Depth::Bare)
+            }
+        })
+        .collect();
+    let mut out = Vec::new();
+    let names: Vec<&'static str> = current.iter().map(|u| u.utility).chain(std::iter::once("combined")).collect();
+    for name in names {
+        let pick = |rows: &[UtilityRow]| -> Option<UtilityRow> { rows.iter().find(|u| u.utility == name).cloned() };
+        let now = if name == "combined" { Some(combined.clone()) } else { pick(current) };
+        let Some(now) = now else { continue };
+        let mut gaps = vec![now.gap_fen];
+        let mut bases = vec![now.baseline_gap_fen];
+        for l in &earlier {
+            let row = if name == "combined" { Some(l.combined.clone()) } else { pick(&l.utilities) };
+            gaps.push(row.as_ref().map(|r| r.gap_fen).unwrap_or(0));
+            bases.push(row.and_then(|r| r.baseline_gap_fen));
+        }
+        let gap: i64 = gaps.iter().sum();
+        let base_ytd: Option<i64> = bases.iter().copied().sum();
+        // the baseline of the months still to come
+        let rest: Option<i64> = (month + 1..=12)
+            .zip(&later_baseline)
+            .map(|(k, hist)| {
+                let from_config = |u: &str| {
+                    cfg.prices
+                        .baseline
+                        .iter()
+                        .find(|b| b.year == year - 1 && b.month == k && b.utility.as_str() == u)
+                        .map(|b| b.cost_fen - b.revenue_fen)
+                };
+                if name == "combined" {
+                    current
+                        .iter()
+                        .map(|u| from_config(u.utility).or_else(|| hist.as_ref().and_then(|h| pick_gap(h, u.utility))))
+                        .sum()
+                } else {
+                    from_config(name).or_else(|| hist.as_ref().and_then(|h| pick_gap(h, name)))
+                }
+            })
+            .sum();
+        let months_so_far = month;
+        let (projection, method) = match (base_ytd, rest) {
+            (Some(b), Some(r)) if b > 0 => (
+                gap + ((r as f64) * gap as f64 / b as f64).round() as i64,
+                "baseline seasonal shape scaled by year to date",
+            ),
+            (Some(b), Some(r)) => (
+                gap + r + (gap - b) * i64::from(12 - months_so_far) / i64::from(months_so_far),
+                "baseline rest of year plus the year-to-date difference carried on",
+            ),
+            _ => (gap * 12 / i64::from(months_so_far), "year-to-date average per month carried on"),
+        };
+        let full_year = base_ytd.zip(rest).map(|(a, b)| a + b);
+        out.push(YearToDate {
+            utility: name,
+            months: months_so_far,
+            gap_fen: gap,
+            baseline_gap_fen: base_ytd,
+            projection_fen: projection,
+            projection_method: method,
+            baseline_full_year_fen: full_year,
+            status: full_year.map(|b| status(projection, b)),
+        });
+    }
+    out
+}
+
+fn pick_gap(l: &Ledger, utility: &str) -> Option<i64> {
+    l.utilities.iter().find(|u| u.utility == utility && u.input > 0.0).map(|u| u.gap_fen)
+}

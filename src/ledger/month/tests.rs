@@ -372,3 +372,84 @@ fn influx_lines_carry_the_figures_at_the_month_start() {
     assert!(lines.contains("kind=zone,utility=water,zone=a input=2232.0"), "{lines}");
     assert!(lines.lines().all(|x| format!("{x}\n").ends_with(ts)), "{lines}");
 }
+
+#[test]
+fn costs_are_allocated_to_zones_by_net_input() {
+    let l = ledger();
+    let z = |n: &str| l.zones.iter().find(|z| z.zone == n).unwrap().clone();
+    // 1 030 640 fen × 1488/3720 and × 2232/3720
+    assert_eq!((z("campus").cost_fen, z("campus").revenue_fen, z("campus").gap_fen), (412_256, 162_000, 250_256));
+    assert_eq!((z("a").cost_fen, z("a").revenue_fen, z("a").gap_fen), (618_384, 14_155, 604_229));
+}
+
+#[test]
+fn year_to_date_sums_the_months_and_projects_the_year() {
+    let mut text = CONFIG.replace("[[meters]]\ndevice = \"main\"\nmax_rate = 50\n", "");
+    for m in 1..=12 {
+        if m != 3 {
+            text.push_str(&format!(
+                "[[baseline]]\nmonth = \"2025-{m:02}\"\nutility = \"water\"\nrevenue = \"1000.00\"\ncost = \"9000.00\"\n"
+            ));
+        }
+    }
+    let (cfg, _) = config::load_str(&text, Mode::Check).unwrap_or_else(|e| panic!("{e}"));
+    let data: HashMap<String, Vec<(DateTime<Utc>, f64)>> =
+        ["main", "za", "c1", "c2", "pm", "e1"].iter().map(|d| (d.to_string(), readings(d))).collect();
+    let samples = |device: &str, _point: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Vec<Sample> {
+        data[device]
+            .iter()
+            .filter(|(t, _)| *t >= from && *t < to)
+            .map(|(t, v)| Sample { ts: *t, value: Some(*v), good: true })
+            .collect()
+    };
+    let l = compute(&cfg, 2026, 3, &samples, &[]).unwrap();
+    let month =
+        |m: u32| compute_from(&cfg, 2026, m, &Source { samples: &samples, frozen: None }, &[], Depth::Month).unwrap();
+    let water_gap = |l: &Ledger| l.utilities.iter().find(|u| u.utility == "water").unwrap().gap_fen;
+    let ytd = l.year_to_date.iter().find(|y| y.utility == "water").unwrap();
+    assert_eq!(ytd.months, 3);
+    assert_eq!(ytd.gap_fen, water_gap(&month(1)) + water_gap(&month(2)) + water_gap(&l));
+    // baseline: 8000.00 a month from the config, 8300.00 for March
+    assert_eq!(ytd.baseline_gap_fen, Some(800_000 * 2 + 830_000));
+    assert_eq!(ytd.baseline_full_year_fen, Some(800_000 * 11 + 830_000));
+    let expected = ytd.gap_fen + (800_000.0 * 9.0 * ytd.gap_fen as f64 / 2_430_000.0).round() as i64;
+    assert_eq!(ytd.projection_fen, expected);
+    assert_eq!(ytd.projection_method, "baseline seasonal shape scaled by year to date");
+    assert!(ytd.status.is_some());
+    // electricity has no baseline: the year-to-date average carries on
+    let e = l.year_to_date.iter().find(|y| y.utility == "electricity").unwrap();
+    assert_eq!(e.projection_method, "year-to-date average per month carried on");
+    assert_eq!(e.projection_fen, e.gap_fen * 12 / 3);
+    assert_eq!(e.status, None);
+}
+
+#[test]
+fn without_old_books_the_baseline_comes_from_last_years_readings() {
+    let text = CONFIG.replace("[[meters]]\ndevice = \"main\"\nmax_rate = 50\n", "");
+    let i = text.find("[[baseline]]").unwrap();
+    let (cfg, _) = config::load_str(&text[..i], Mode::Check).unwrap_or_else(|e| panic!("{e}"));
+    // the same meters a year earlier (365 days before), lower by a tenth
+    let data: HashMap<String, Vec<(DateTime<Utc>, f64)>> = ["main", "za", "c1", "c2", "pm", "e1"]
+        .iter()
+        .map(|d| {
+            let mut v = readings(d);
+            v.extend(readings(d).into_iter().map(|(t, x)| (t - TimeDelta::days(365), x * 0.9)));
+            (d.to_string(), v)
+        })
+        .collect();
+    let samples = |device: &str, _point: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Vec<Sample> {
+        data[device]
+            .iter()
+            .filter(|(t, _)| *t >= from && *t < to)
+            .map(|(t, v)| Sample { ts: *t, value: Some(*v), good: true })
+            .collect()
+    };
+    let now = compute_from(&cfg, 2026, 3, &Source { samples: &samples, frozen: None }, &[], Depth::Month).unwrap();
+    let then = compute_from(&cfg, 2025, 3, &Source { samples: &samples, frozen: None }, &[], Depth::Bare).unwrap();
+    let w = now.utilities.iter().find(|u| u.utility == "water").unwrap();
+    let w0 = then.utilities.iter().find(|u| u.utility == "water").unwrap();
+    assert!(w0.input > 0.0);
+    assert_eq!(w.baseline_source, Some("history"));
+    assert_eq!(w.baseline_gap_fen, Some(w0.gap_fen));
+    assert!(w.effects.is_some(), "history has volumes: the change is explained");
+}
