@@ -59,7 +59,7 @@ fn opt(v: Option<f64>) -> Cell {
 }
 
 /// (name, header, rows)
-type Table = (&'static str, Vec<&'static str>, Vec<Vec<Cell>>);
+type Table = (&'static str, Vec<String>, Vec<Vec<Cell>>);
 
 fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
     let summary_head = vec![
@@ -131,44 +131,59 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
             ]
         })
         .collect();
-    let zone_head = vec![
-        l(lang, "utility", "类别"),
-        l(lang, "zone", "分区"),
-        l(lang, "parent", "上级分区"),
-        l(lang, "input", "进水/进线量"),
-        l(lang, "to child zones", "转供下级分区"),
-        l(lang, "net input", "净供给量"),
-        l(lang, "billed", "计费用量"),
-        l(lang, "unbilled metered", "免费计量用量"),
-        l(lang, "unbilled estimated", "免费估算用量"),
-        l(lang, "losses", "漏损量"),
-        l(lang, "non-revenue", "产销差"),
-        l(lang, "non-revenue share", "产销差率"),
-        l(lang, "revenue (yuan)", "收入(元)"),
-        l(lang, "allocated cost (yuan)", "分摊成本(元)"),
-        l(lang, "gap (yuan)", "收支差额(元)"),
-    ];
-    let zones = ledger
-        .zones
+    // One zone sheet per utility, volumes with their unit in the header.
+    let zone_tables: Vec<Table> = ["water", "electricity"]
         .iter()
-        .map(|z| {
-            vec![
-                Cell::Text(utility_label(lang, z.utility)),
-                Cell::Text(z.zone.clone()),
-                Cell::Text(z.parent.clone().unwrap_or_default()),
-                Cell::Num(z.balance.input),
-                Cell::Num(z.balance.transferred),
-                Cell::Num(z.net_input),
-                Cell::Num(z.balance.billed),
-                Cell::Num(z.balance.unbilled_metered),
-                Cell::Num(z.balance.unbilled_estimated),
-                Cell::Num(z.losses),
-                Cell::Num(z.non_revenue),
-                opt(z.non_revenue_share),
-                Cell::Num(yuan(z.revenue_fen)),
-                Cell::Num(yuan(z.cost_fen)),
-                Cell::Num(yuan(z.gap_fen)),
-            ]
+        .filter(|u| ledger.zones.iter().any(|z| z.utility == **u))
+        .map(|u| {
+            let unit = if *u == "water" { "m³" } else { "kWh" };
+            let v = |en: &str, zh: &str| format!("{} ({unit})", if lang == Lang::En { en } else { zh });
+            let head: Vec<String> = vec![
+                l(lang, "zone", "分区").to_string(),
+                l(lang, "parent", "上级分区").to_string(),
+                v("input", "进水/进线量"),
+                v("to child zones", "转供下级分区"),
+                v("net input", "净供给量"),
+                v("billed", "计费用量"),
+                v("unbilled metered", "免费计量用量"),
+                v("unbilled estimated", "免费估算用量"),
+                v("losses", "漏损量"),
+                v("non-revenue", "产销差"),
+                l(lang, "non-revenue share", "产销差率").to_string(),
+                l(lang, "revenue (yuan)", "收入(元)").to_string(),
+                l(lang, "allocated cost (yuan)", "分摊成本(元)").to_string(),
+                l(lang, "gap (yuan)", "收支差额(元)").to_string(),
+            ];
+            let rows = ledger
+                .zones
+                .iter()
+                .filter(|z| z.utility == *u)
+                .map(|z| {
+                    vec![
+                        Cell::Text(z.zone.clone()),
+                        Cell::Text(z.parent.clone().unwrap_or_default()),
+                        Cell::Num(z.balance.input),
+                        Cell::Num(z.balance.transferred),
+                        Cell::Num(z.net_input),
+                        Cell::Num(z.balance.billed),
+                        Cell::Num(z.balance.unbilled_metered),
+                        Cell::Num(z.balance.unbilled_estimated),
+                        Cell::Num(z.losses),
+                        Cell::Num(z.non_revenue),
+                        opt(z.non_revenue_share),
+                        Cell::Num(yuan(z.revenue_fen)),
+                        Cell::Num(yuan(z.cost_fen)),
+                        Cell::Num(yuan(z.gap_fen)),
+                    ]
+                })
+                .collect();
+            let name = match (*u, lang) {
+                ("water", Lang::En) => "water zones",
+                ("water", Lang::Zh) => "供水分区",
+                (_, Lang::En) => "electricity zones",
+                (_, Lang::Zh) => "供电分区",
+            };
+            (name, head, rows)
         })
         .collect();
     let meter_head = vec![
@@ -251,14 +266,16 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
             ]
         })
         .collect();
-    vec![
-        (l(lang, "summary", "汇总"), summary_head, summary),
-        (l(lang, "year to date", "年度累计"), ytd_head, ytd),
-        (l(lang, "zones", "分区平衡"), zone_head, zones),
-        (l(lang, "costs", "成本"), cost_head, costs),
-        (l(lang, "meters", "表计台账"), meter_head, meters),
-        (l(lang, "corrections", "更正记录"), corr_head, corrections),
-    ]
+    let own = |h: Vec<&'static str>| h.into_iter().map(String::from).collect::<Vec<String>>();
+    let mut out: Vec<Table> = vec![
+        (l(lang, "summary", "汇总"), own(summary_head), summary),
+        (l(lang, "year to date", "年度累计"), own(ytd_head), ytd),
+    ];
+    out.extend(zone_tables);
+    out.push((l(lang, "costs", "成本"), own(cost_head), costs));
+    out.push((l(lang, "meters", "表计台账"), own(meter_head), meters));
+    out.push((l(lang, "corrections", "更正记录"), own(corr_head), corrections));
+    out
 }
 
 fn csv_field(s: &str) -> String {
@@ -297,11 +314,11 @@ pub fn to_csv(ledger: &Ledger, lang: Lang) -> String {
     out
 }
 
-fn sheet(ws: &mut Worksheet, head: &[&str], rows: &[Vec<Cell>]) -> Result<(), XlsxError> {
+fn sheet(ws: &mut Worksheet, head: &[String], rows: &[Vec<Cell>]) -> Result<(), XlsxError> {
     let bold = Format::new().set_bold();
     let number = Format::new().set_num_format("#,##0.000");
     for (c, h) in head.iter().enumerate() {
-        ws.write_string_with_format(0, c as u16, *h, &bold)?;
+        ws.write_string_with_format(0, c as u16, h, &bold)?;
         ws.set_column_width(c as u16, 14)?;
     }
     for (r, row) in rows.iter().enumerate() {

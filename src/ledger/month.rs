@@ -635,8 +635,11 @@ fn year_to_date(
     current: &[UtilityRow],
     combined: &UtilityRow,
 ) -> Vec<YearToDate> {
-    let earlier: Vec<Ledger> =
-        (1..month).filter_map(|k| compute_from(cfg, year, k, source, corrections, Depth::Month)).collect();
+    // Months before the gateway (or the imported history) had any reading do not count.
+    let earlier: Vec<Ledger> = (1..month)
+        .filter_map(|k| compute_from(cfg, year, k, source, corrections, Depth::Month))
+        .filter(|l| l.utilities.iter().any(|u| u.input > 0.0))
+        .collect();
     let later_baseline: Vec<Option<Ledger>> = (month + 1..=12)
         .map(|k| {
             if cfg.prices.baseline.iter().any(|b| b.year == year - 1 && b.month == k) {
@@ -682,14 +685,14 @@ fn year_to_date(
                 }
             })
             .sum();
-        let months_so_far = month;
+        let months_so_far = 1 + earlier.len() as u32;
         let (projection, method) = match (base_ytd, rest) {
             (Some(b), Some(r)) if b > 0 => (
                 gap + ((r as f64) * gap as f64 / b as f64).round() as i64,
                 "baseline seasonal shape scaled by year to date",
             ),
             (Some(b), Some(r)) => (
-                gap + r + (gap - b) * i64::from(12 - months_so_far) / i64::from(months_so_far),
+                gap + r + (gap - b) * i64::from(12 - month) / i64::from(months_so_far),
                 "baseline rest of year plus the year-to-date difference carried on",
             ),
             _ => (gap * 12 / i64::from(months_so_far), "year-to-date average per month carried on"),
