@@ -807,7 +807,8 @@ pub fn import(cfg: &Config, path: &std::path::Path, progress: bool) -> anyhow::R
     let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(true).trim(csv::Trim::All).from_reader(file);
     let headers = rdr.headers().with_context(|| format!("{}: cannot read the header line", path.display()))?.clone();
-    let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+    // Excel writes a byte-order mark before the first header.
+    let col = |name: &str| headers.iter().position(|h| h.trim_start_matches('\u{feff}').eq_ignore_ascii_case(name));
     let (Some(c_ts), Some(c_dev), Some(c_pt), Some(c_val)) = (col("ts"), col("device"), col("point"), col("value"))
     else {
         bail!(
@@ -840,9 +841,9 @@ pub fn import(cfg: &Config, path: &std::path::Path, progress: bool) -> anyhow::R
             }
         };
         let field = |c: usize| rec.get(c).unwrap_or("").to_string();
-        let ts = match DateTime::parse_from_rfc3339(&field(c_ts)) {
-            Ok(t) => t.with_timezone(&Utc),
-            Err(_) => {
+        let ts = match parse_iso8601(&field(c_ts)) {
+            Some(t) => t,
+            None => {
                 report.bad.push((
                     line,
                     format!("`{}` is not an ISO 8601 time with offset (e.g. 2025-03-01T08:00:00+08:00)", field(c_ts)),
@@ -1058,4 +1059,40 @@ pub fn freeze_closed_months(cfg: &Config, store: &crate::store::Store, now: Date
         }
     }
     Ok(frozen)
+}
+
+/// ISO 8601 with an offset, as spreadsheets and older systems write it: RFC 3339
+/// (`2025-03-01T08:00:00+08:00`, `…Z`, a space for the `T`), minutes without seconds,
+/// and offsets without a colon (`+0800`).
+pub fn parse_iso8601(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%d %H:%M%z"]
+        .iter()
+        .find_map(|f| DateTime::parse_from_str(s, f).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_as_written_by_other_systems() {
+        let want = "2025-03-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        for s in [
+            "2025-03-01T08:00:00+08:00",
+            "2025-03-01 08:00:00+08:00",
+            "2025-03-01T00:00:00Z",
+            "2025-03-01T08:00+08:00",
+            "2025-03-01 08:00+0800",
+            "2025-03-01T08:00:00.000+0800",
+        ] {
+            assert_eq!(parse_iso8601(s), Some(want), "{s}");
+        }
+        assert_eq!(parse_iso8601("2025-03-01 08:00:00"), None, "no offset: refused, not guessed");
+        assert_eq!(parse_iso8601("01/03/2025 08:00"), None);
+    }
 }

@@ -113,8 +113,8 @@ fn bad_rows_are_reported_with_their_line_and_good_ones_kept() {
     let csv = dir.path().join("bad.csv");
     std::fs::write(
         &csv,
-        "ts,device,point,value\n\
-         2022-01-01T00:00:00+01:00,dma-4,positive_total,100.5\n\
+        "\u{feff}ts,device,point,value\n\
+         2022-01-01 00:00:00+0100,dma-4,positive_total,100.5\n\
          yesterday,dma-4,positive_total,101\n\
          2022-01-01T01:00:00+01:00,dma-99,positive_total,101\n\
          2022-01-01T01:00:00+01:00,dma-4,flow,101\n\
