@@ -1,0 +1,5 @@
+//! Alerts on abnormal consumption. Pure rules over the hourly series the ledger books
+//! (see [`crate::ledger::intervals`]); they take data and return evidence, stamped with
+//! the data's time, so replaying imported history gives what live data would have.
+
+pub mod night_flow;
