@@ -21,12 +21,15 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, TimeZone, Utc};
 use pumphouse::alerts::night_flow::{nights, Settings};
 
 fn load() -> Vec<(String, BTreeMap<DateTime<Utc>, f64>)> {
-    let path = std::env::var("BWDF_CSV").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/bwdf/InflowData.csv").to_string());
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e} (set BWDF_CSV to the BWDF InflowData.csv)"));
+    let path = std::env::var("BWDF_CSV")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/bwdf/InflowData.csv").to_string());
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (set BWDF_CSV to the BWDF InflowData.csv)"));
     let tz = chrono_tz::Europe::Rome;
     let mut lines = text.lines();
     let header: Vec<String> = lines.next().unwrap_or_default().split(',').map(String::from).collect();
-    let mut out: Vec<(String, BTreeMap<DateTime<Utc>, f64>)> = header[1..].iter().map(|h| (h.clone(), BTreeMap::new())).collect();
+    let mut out: Vec<(String, BTreeMap<DateTime<Utc>, f64>)> =
+        header[1..].iter().map(|h| (h.clone(), BTreeMap::new())).collect();
     for line in lines {
         let cells: Vec<&str> = line.split(',').collect();
         let Ok(local) = NaiveDateTime::parse_from_str(cells[0], "%d/%m/%Y %H:%M") else { continue };
@@ -51,11 +54,17 @@ fn main() {
     for (_, series) in &zones {
         let n = nights(series, tz, &s);
         // count raises (a run of leaking nights is one alarm)
-        alarms += n.windows(2).filter(|w| w[1].leak && !w[0].leak).count() + usize::from(n.first().is_some_and(|x| x.leak));
+        alarms +=
+            n.windows(2).filter(|w| w[1].leak && !w[0].leak).count() + usize::from(n.first().is_some_and(|x| x.leak));
         zone_months += n.len() as f64 / 30.4;
     }
-    println!("false alarms: {alarms} in {zone_months:.0} zone-months = {:.3} per zone-month\n", alarms as f64 / zone_months);
-    println!("| leak size (share of mean night flow) | leaks | detected | median time to detect (h) | 90th percentile (h) |");
+    println!(
+        "false alarms: {alarms} in {zone_months:.0} zone-months = {:.3} per zone-month\n",
+        alarms as f64 / zone_months
+    );
+    println!(
+        "| leak size (share of mean night flow) | leaks | detected | median time to detect (h) | 90th percentile (h) |"
+    );
     println!("|---:|---:|---:|---:|---:|");
     let mut json = vec![format!("{{\"false_alarms_per_zone_month\":{:.4}}}", alarms as f64 / zone_months)];
     for share in [0.05, 0.10, 0.20, 0.30, 0.50, 1.00] {
@@ -93,8 +102,15 @@ fn main() {
         detected.sort_by(f64::total_cmp);
         let median = detected.get(detected.len() / 2).copied().unwrap_or(f64::NAN);
         let p90 = detected.get(detected.len() * 9 / 10).copied().unwrap_or(f64::NAN);
-        println!("| {:.0} % | {total} | {:.0} % | {median:.0} | {p90:.0} |", share * 100.0, 100.0 * detected.len() as f64 / total.max(1) as f64);
-        json.push(format!("{{\"share\":{share},\"leaks\":{total},\"detected\":{},\"median_h\":{median:.1},\"p90_h\":{p90:.1}}}", detected.len()));
+        println!(
+            "| {:.0} % | {total} | {:.0} % | {median:.0} | {p90:.0} |",
+            share * 100.0,
+            100.0 * detected.len() as f64 / total.max(1) as f64
+        );
+        json.push(format!(
+            "{{\"share\":{share},\"leaks\":{total},\"detected\":{},\"median_h\":{median:.1},\"p90_h\":{p90:.1}}}",
+            detected.len()
+        ));
     }
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     let _ = std::fs::create_dir_all(&out);

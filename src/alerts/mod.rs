@@ -3,3 +3,4 @@
 //! the data's time, so replaying imported history gives what live data would have.
 
 pub mod night_flow;
+pub mod rules;

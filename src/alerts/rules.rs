@@ -1,0 +1,424 @@
+//! Rules as episodes. Each rule reads a series and returns the stretches of time in which
+//! its condition held: an episode starts when the alert is raised and ends when it is
+//! cleared (an episode still open at the end of the data is an active alert). Gaps
+//! shorter than a rule's hysteresis are merged, so one leak is one alert, not a storm.
+//! Pure: the same data gives the same episodes, live or replayed, stamped with the
+//! data's time.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use super::night_flow::{self, Settings};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Episode {
+    pub rule: &'static str,
+    /// What the alert is about: a zone or a device (and point).
+    pub subject: String,
+    pub zone: String,
+    pub device: Option<String>,
+    pub severity: Severity,
+    pub start: DateTime<Utc>,
+    /// `None` while it goes on at the end of the data.
+    pub end: Option<DateTime<Utc>>,
+    /// The evidence in numbers, e.g. "night flow 3.2 m³/h vs baseline 0.8 m³/h".
+    pub evidence: String,
+    /// For leaks: the estimated loss, m³ per day.
+    pub loss_per_day: Option<f64>,
+}
+
+/// Merges episodes of one rule and subject that are closer than `gap`.
+pub fn merge(mut eps: Vec<Episode>, gap: TimeDelta) -> Vec<Episode> {
+    eps.sort_by(|a, b| (a.rule, &a.subject, a.start).cmp(&(b.rule, &b.subject, b.start)));
+    let mut out: Vec<Episode> = Vec::new();
+    for e in eps {
+        if let Some(last) = out.last_mut() {
+            if last.rule == e.rule && last.subject == e.subject {
+                if let Some(end) = last.end {
+                    if e.start - end <= gap {
+                        last.end = e.end;
+                        last.evidence = e.evidence;
+                        last.loss_per_day = e.loss_per_day.or(last.loss_per_day);
+                        last.severity = last.severity.max(e.severity);
+                        continue;
+                    }
+                }
+            }
+        }
+        out.push(e);
+    }
+    out
+}
+
+/// Turns a per-step condition into episodes: `steps` are (time, condition held, evidence),
+/// in time order; an episode needs `min_steps` consecutive steps; it ends at the first
+/// step without the condition.
+fn episodes_of(
+    steps: &[(DateTime<Utc>, bool, String)],
+    min_steps: usize,
+    make: impl Fn(DateTime<Utc>, Option<DateTime<Utc>>, &str) -> Episode,
+) -> Vec<Episode> {
+    let mut out = Vec::new();
+    let mut run: Vec<usize> = Vec::new();
+    for (i, (t, held, _)) in steps.iter().enumerate() {
+        if *held {
+            run.push(i);
+            continue;
+        }
+        if run.len() >= min_steps {
+            out.push(make(steps[run[0]].0, Some(*t), &steps[run[run.len() - 1]].2));
+        }
+        run.clear();
+    }
+    if run.len() >= min_steps {
+        out.push(make(steps[run[0]].0, None, &steps[run[run.len() - 1]].2));
+    }
+    out
+}
+
+/// Leaks from the minimum night flow of a zone's inflow (hourly m³).
+pub fn night_leak(zone: &str, inflow: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> Vec<Episode> {
+    let nights = night_flow::nights(inflow, tz, s);
+    let steps: Vec<(DateTime<Utc>, bool, String)> = nights
+        .iter()
+        .map(|n| {
+            let ev = match (n.baseline, n.excess) {
+                (Some(b), Some(x)) => {
+                    format!("night flow {:.2} m³/h vs baseline {:.2} m³/h (+{:.2} m³/h)", n.mnf, b, x.max(0.0))
+                }
+                _ => format!("night flow {:.2} m³/h", n.mnf),
+            };
+            (n.at, n.leak, ev)
+        })
+        .collect();
+    let excess_at = |t: DateTime<Utc>| nights.iter().find(|n| n.at == t).and_then(|n| n.excess);
+    let eps = episodes_of(&steps, 1, |start, end, ev| {
+        let last = nights.iter().filter(|n| n.leak && n.at >= start && end.is_none_or(|e| n.at < e)).last();
+        let x = last.and_then(|n| n.excess).or_else(|| excess_at(start)).unwrap_or(0.0).max(0.0);
+        Episode {
+            rule: "night_flow",
+            subject: zone.to_string(),
+            zone: zone.to_string(),
+            device: None,
+            severity: if x >= 2.0 { Severity::Critical } else { Severity::Warning },
+            start,
+            end,
+            evidence: ev.to_string(),
+            loss_per_day: Some(x * 24.0),
+        }
+    });
+    // a clean night in between does not clear a leak (hysteresis of one night)
+    merge(eps, TimeDelta::hours(30))
+}
+
+/// A customer or building meter that never drops near zero for `hours` hours: a
+/// running toilet, a leaking tank, a burst behind the meter.
+pub fn continuous_flow(
+    zone: &str,
+    meter: &str,
+    hourly: &BTreeMap<DateTime<Utc>, f64>,
+    floor: f64,
+    hours: usize,
+) -> Vec<Episode> {
+    let steps: Vec<(DateTime<Utc>, bool, String)> = hourly
+        .iter()
+        .map(|(t, v)| {
+            (*t + TimeDelta::hours(1), *v >= floor, format!("at least {floor} m³ in every hour; last hour {v:.3} m³"))
+        })
+        .collect();
+    let eps = episodes_of(&steps, hours, |start, end, ev| Episode {
+        rule: "continuous_flow",
+        subject: meter.to_string(),
+        zone: zone.to_string(),
+        device: Some(meter.split('.').next().unwrap_or(meter).to_string()),
+        severity: Severity::Warning,
+        start,
+        end,
+        evidence: format!("flow for {hours} h or more without a quiet hour ({ev})"),
+        loss_per_day: None,
+    });
+    merge(eps, TimeDelta::hours(2))
+}
+
+/// Pressure outside `[low, high]` on two readings in a row.
+pub fn pressure_band(
+    zone: &str,
+    device: &str,
+    readings: &[(DateTime<Utc>, f64)],
+    low: f64,
+    high: f64,
+    unit: &str,
+) -> Vec<Episode> {
+    let mut out = Vec::new();
+    for (rule, cond, sev) in [("pressure_low", true, Severity::Critical), ("pressure_high", false, Severity::Warning)] {
+        let steps: Vec<(DateTime<Utc>, bool, String)> = readings
+            .iter()
+            .map(|(t, v)| {
+                let held = if cond { *v < low } else { *v > high };
+                let ev = if cond {
+                    format!("pressure {v:.3} {unit} below {low} {unit}")
+                } else {
+                    format!("pressure {v:.3} {unit} above {high} {unit}")
+                };
+                (*t, held, ev)
+            })
+            .collect();
+        out.extend(episodes_of(&steps, 2, |start, end, ev| Episode {
+            rule,
+            subject: device.to_string(),
+            zone: zone.to_string(),
+            device: Some(device.to_string()),
+            severity: sev,
+            start,
+            end,
+            evidence: ev.to_string(),
+            loss_per_day: None,
+        }));
+    }
+    merge(out, TimeDelta::minutes(10))
+}
+
+/// A device with no good reading for longer than `limit`: one episode per silence.
+pub fn silent(
+    zone: &str,
+    device: &str,
+    good_times: &[DateTime<Utc>],
+    until: DateTime<Utc>,
+    limit: TimeDelta,
+) -> Vec<Episode> {
+    let mut out = Vec::new();
+    let mut t: Vec<DateTime<Utc>> = good_times.to_vec();
+    t.sort();
+    let mk = |start: DateTime<Utc>, end: Option<DateTime<Utc>>, last: DateTime<Utc>| Episode {
+        rule: "device_silent",
+        subject: device.to_string(),
+        zone: zone.to_string(),
+        device: Some(device.to_string()),
+        severity: Severity::Warning,
+        start,
+        end,
+        evidence: format!("no good reading since {}", last.to_rfc3339()),
+        loss_per_day: None,
+    };
+    for w in t.windows(2) {
+        if w[1] - w[0] > limit {
+            out.push(mk(w[0] + limit, Some(w[1]), w[0]));
+        }
+    }
+    if let Some(last) = t.last() {
+        if until - *last > limit {
+            out.push(mk(*last + limit, None, *last));
+        }
+    }
+    out
+}
+
+/// A totalizer that does not move for `hours` hours while the meter reports flow.
+pub fn stuck_totalizer(
+    zone: &str,
+    device: &str,
+    totals: &[(DateTime<Utc>, f64)],
+    flows: &[(DateTime<Utc>, f64)],
+    min_flow: f64,
+    hours: i64,
+) -> Vec<Episode> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < totals.len() {
+        let mut j = i;
+        while j + 1 < totals.len() && totals[j + 1].1 == totals[i].1 {
+            j += 1;
+        }
+        let (a, b) = (totals[i].0, totals[j].0);
+        if b - a >= TimeDelta::hours(hours) {
+            let f: Vec<f64> = flows.iter().filter(|(t, _)| *t >= a && *t <= b).map(|(_, v)| *v).collect();
+            let mean = if f.is_empty() { 0.0 } else { f.iter().sum::<f64>() / f.len() as f64 };
+            if mean >= min_flow {
+                let end = totals.get(j + 1).map(|x| x.0);
+                out.push(Episode {
+                    rule: "totalizer_stuck",
+                    subject: device.to_string(),
+                    zone: zone.to_string(),
+                    device: Some(device.to_string()),
+                    severity: Severity::Warning,
+                    start: a + TimeDelta::hours(hours),
+                    end,
+                    evidence: format!(
+                        "totalizer at {} for {:.1} h while flow averaged {mean:.2} m³/h",
+                        totals[i].1,
+                        (b - a).num_minutes() as f64 / 60.0
+                    ),
+                    loss_per_day: None,
+                });
+            }
+        }
+        i = j + 1;
+    }
+    out
+}
+
+/// Valve position that does not follow its command, or limit switches that contradict
+/// the position. `samples`: (time, position %, command %, open switch, closed switch).
+pub fn valve(
+    zone: &str,
+    device: &str,
+    samples: &[(DateTime<Utc>, Option<f64>, Option<f64>, Option<f64>, Option<f64>)],
+    tolerance: f64,
+) -> Vec<Episode> {
+    let mk = |rule: &'static str, sev: Severity| {
+        move |start: DateTime<Utc>, end: Option<DateTime<Utc>>, ev: &str| Episode {
+            rule,
+            subject: device.to_string(),
+            zone: zone.to_string(),
+            device: Some(device.to_string()),
+            severity: sev,
+            start,
+            end,
+            evidence: ev.to_string(),
+            loss_per_day: None,
+        }
+    };
+    let follow: Vec<(DateTime<Utc>, bool, String)> = samples
+        .iter()
+        .filter_map(|(t, p, c, _, _)| {
+            let (p, c) = ((*p)?, (*c)?);
+            Some((*t, (p - c).abs() > tolerance, format!("position {p:.1} % vs command {c:.1} %")))
+        })
+        .collect();
+    let switches: Vec<(DateTime<Utc>, bool, String)> = samples
+        .iter()
+        .filter_map(|(t, p, _, o, c)| {
+            let p = (*p)?;
+            let open = o.is_some_and(|v| v >= 0.5);
+            let closed = c.is_some_and(|v| v >= 0.5);
+            let bad = (open && p < 90.0) || (closed && p > 10.0) || (open && closed);
+            Some((
+                *t,
+                bad,
+                format!("position {p:.1} % with open switch {} and closed switch {}", u8::from(open), u8::from(closed)),
+            ))
+        })
+        .collect();
+    // Travel takes time: a mismatch counts after three readings in a row.
+    let mut out = episodes_of(&follow, 3, mk("valve_position", Severity::Warning));
+    out.extend(episodes_of(&switches, 2, mk("valve_switches", Severity::Warning)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(m: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap() + TimeDelta::minutes(m)
+    }
+
+    #[test]
+    fn pressure_below_the_band_on_two_readings_is_one_alert() {
+        let r: Vec<(DateTime<Utc>, f64)> = [0.30, 0.12, 0.31, 0.11, 0.10, 0.09, 0.32, 0.33]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (t(i as i64), *v))
+            .collect();
+        let e = pressure_band("north", "p1", &r, 0.14, 0.6, "MPa");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].rule, e[0].start, e[0].end), ("pressure_low", t(3), Some(t(6))));
+        assert!(e[0].evidence.contains("0.090 MPa below 0.14 MPa"), "{}", e[0].evidence);
+        assert_eq!(e[0].severity, Severity::Critical);
+    }
+
+    #[test]
+    fn a_silent_device_and_one_still_silent() {
+        let good = [t(0), t(1), t(2), t(30), t(31)];
+        let e = silent("z", "m", &good, t(100), TimeDelta::minutes(10));
+        assert_eq!(e.len(), 2);
+        assert_eq!((e[0].start, e[0].end), (t(12), Some(t(30))));
+        assert_eq!((e[1].start, e[1].end), (t(41), None));
+    }
+
+    #[test]
+    fn continuous_flow_needs_every_hour_above_the_floor() {
+        let mut h = BTreeMap::new();
+        for i in 0..30 {
+            h.insert(t(i * 60), if i == 3 { 0.0 } else { 0.05 });
+        }
+        let e = continuous_flow("z", "b.total", &h, 0.01, 24);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].start, t(4 * 60 + 60));
+        assert_eq!(e[0].end, None);
+    }
+
+    #[test]
+    fn a_stuck_totalizer_while_water_flows() {
+        let totals: Vec<(DateTime<Utc>, f64)> =
+            (0..20).map(|i| (t(i * 30), if i < 4 { 100.0 + i as f64 } else { 103.0 })).collect();
+        let flows: Vec<(DateTime<Utc>, f64)> = (0..20).map(|i| (t(i * 30), 2.0)).collect();
+        let e = stuck_totalizer("z", "m", &totals, &flows, 0.1, 6);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].start, t(3 * 30) + TimeDelta::hours(6));
+        let quiet: Vec<(DateTime<Utc>, f64)> = (0..20).map(|i| (t(i * 30), 0.0)).collect();
+        assert!(stuck_totalizer("z", "m", &totals, &quiet, 0.1, 6).is_empty(), "no flow: a still totalizer is right");
+    }
+
+    #[test]
+    fn a_valve_that_does_not_follow_and_switches_that_contradict() {
+        let s: Vec<_> = (0..8)
+            .map(|i| {
+                let pos = if i < 2 { 100.0 } else { 40.0 };
+                (
+                    t(i),
+                    Some(pos),
+                    Some(if i < 1 { 100.0 } else { 20.0 }),
+                    Some(if i < 5 { 1.0 } else { 0.0 }),
+                    Some(0.0),
+                )
+            })
+            .collect();
+        let e = valve("z", "v", &s, 5.0);
+        let follow = e.iter().find(|x| x.rule == "valve_position").unwrap();
+        assert_eq!(follow.start, t(1));
+        assert!(follow.evidence.contains("position 40.0 % vs command 20.0 %"));
+        let sw = e.iter().find(|x| x.rule == "valve_switches").unwrap();
+        assert_eq!((sw.start, sw.end), (t(2), Some(t(5))));
+    }
+
+    #[test]
+    fn one_leak_is_one_alert_through_a_clean_night() {
+        let e = |s: i64, end: i64| Episode {
+            rule: "night_flow",
+            subject: "z".into(),
+            zone: "z".into(),
+            device: None,
+            severity: Severity::Warning,
+            start: t(s),
+            end: Some(t(end)),
+            evidence: String::new(),
+            loss_per_day: Some(1.0),
+        };
+        let m = merge(vec![e(0, 100), e(120, 200), e(5000, 5100)], TimeDelta::minutes(30));
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].start, m[0].end), (t(0), Some(t(200))));
+    }
+}
