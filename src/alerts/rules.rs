@@ -114,7 +114,7 @@ pub fn night_leak(zone: &str, inflow: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: 
         .collect();
     let excess_at = |t: DateTime<Utc>| nights.iter().find(|n| n.at == t).and_then(|n| n.excess);
     let eps = episodes_of(&steps, 1, |start, end, ev| {
-        let last = nights.iter().filter(|n| n.leak && n.at >= start && end.is_none_or(|e| n.at < e)).last();
+        let last = nights.iter().rfind(|n| n.leak && n.at >= start && end.is_none_or(|e| n.at < e));
         let x = last.and_then(|n| n.excess).or_else(|| excess_at(start)).unwrap_or(0.0).max(0.0);
         Episode {
             rule: "night_flow",
@@ -278,14 +278,12 @@ pub fn stuck_totalizer(
     out
 }
 
+/// (time, position %, command %, open switch, closed switch), each when read.
+pub type ValveSample = (DateTime<Utc>, Option<f64>, Option<f64>, Option<f64>, Option<f64>);
+
 /// Valve position that does not follow its command, or limit switches that contradict
 /// the position. `samples`: (time, position %, command %, open switch, closed switch).
-pub fn valve(
-    zone: &str,
-    device: &str,
-    samples: &[(DateTime<Utc>, Option<f64>, Option<f64>, Option<f64>, Option<f64>)],
-    tolerance: f64,
-) -> Vec<Episode> {
+pub fn valve(zone: &str, device: &str, samples: &[ValveSample], tolerance: f64) -> Vec<Episode> {
     let mk = |rule: &'static str, sev: Severity| {
         move |start: DateTime<Utc>, end: Option<DateTime<Utc>>, ev: &str| Episode {
             rule,
