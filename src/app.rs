@@ -795,6 +795,11 @@ pub struct ImportReport {
     pub already_present: usize,
     /// (line number, reason)
     pub bad: Vec<(u64, String)>,
+    /// Time range of the good rows.
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
+    /// Alerts raised or updated by replaying the rules over the imported range.
+    pub alerts: usize,
 }
 
 /// `pumphouse import`: readings from a long CSV (`ts,device,point,value`, header
@@ -869,6 +874,8 @@ pub fn import(cfg: &Config, path: &std::path::Path, progress: bool) -> anyhow::R
             }
         };
         let out_of_range = point.min.is_some_and(|m| value < m) || point.max.is_some_and(|m| value > m);
+        report.first = Some(report.first.map_or(ts, |f| f.min(ts)));
+        report.last = Some(report.last.map_or(ts, |l| l.max(ts)));
         batch.push(Reading {
             ts,
             site: cfg.site.name.clone(),
@@ -888,6 +895,13 @@ pub fn import(cfg: &Config, path: &std::path::Path, progress: bool) -> anyhow::R
         }
     }
     flush(&mut batch, &mut report)?;
+    // Replay: the rules see imported history as they would have seen it live.
+    if let (Some(a), Some(b)) = (report.first, report.last) {
+        if report.imported > 0 {
+            let changed = crate::alerts::evaluate::record(cfg, &store, a, b + chrono::TimeDelta::milliseconds(1))?;
+            report.alerts = changed.len();
+        }
+    }
     Ok(report)
 }
 
@@ -1095,4 +1109,74 @@ mod tests {
         assert_eq!(parse_iso8601("2025-03-01 08:00:00"), None, "no offset: refused, not guessed");
         assert_eq!(parse_iso8601("01/03/2025 08:00"), None);
     }
+}
+
+/// `pumphouse alerts evaluate`.
+pub fn alerts_evaluate(cfg: &Config, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> anyhow::Result<String> {
+    let store = open_store(cfg, true)?;
+    let (Some(oldest), Some(newest)) = (store.oldest_ts()?, store.newest_ts()?) else {
+        return Ok("no readings\n".into());
+    };
+    let from = from.unwrap_or(oldest);
+    let to = to.unwrap_or(newest + chrono::TimeDelta::milliseconds(1));
+    let changed = crate::alerts::evaluate::record(cfg, &store, from, to)?;
+    Ok(format!("{} alert(s) raised or updated between {} and {}\n", changed.len(), from.to_rfc3339(), to.to_rfc3339()))
+}
+
+fn alert_line(a: &crate::store::AlertRow, tz: Tz) -> String {
+    use chrono::TimeZone;
+    let t = |ms: i64| {
+        Utc.timestamp_millis_opt(ms)
+            .single()
+            .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default()
+    };
+    let state = match (a.end_ms, &a.acked_by) {
+        (Some(e), _) => format!("cleared {}", t(e)),
+        (None, Some(by)) => format!("active, acknowledged by {by}"),
+        (None, None) => "ACTIVE".into(),
+    };
+    format!(
+        "#{:<4} {:<8} {:<16} {:<10} {} since {} ({state}): {}\n",
+        a.id,
+        a.severity,
+        a.rule,
+        a.zone,
+        a.subject,
+        t(a.start_ms),
+        a.evidence
+    )
+}
+
+/// `pumphouse alerts list`.
+pub fn alerts_list(cfg: &Config, json: bool, active: bool) -> anyhow::Result<String> {
+    let store = open_store(cfg, true)?;
+    let rows = store.alerts(active)?;
+    if json {
+        use chrono::TimeZone;
+        let mut out = String::new();
+        for a in rows {
+            let ts = |ms: Option<i64>| ms.and_then(|m| Utc.timestamp_millis_opt(m).single()).map(|t| t.to_rfc3339());
+            let mut v = serde_json::to_value(&a)?;
+            v["start"] = serde_json::json!(ts(Some(a.start_ms)));
+            v["end"] = serde_json::json!(ts(a.end_ms));
+            v["active"] = serde_json::json!(a.end_ms.is_none());
+            out.push_str(&v.to_string());
+            out.push('\n');
+        }
+        return Ok(out);
+    }
+    Ok(rows.iter().map(|a| alert_line(a, cfg.site.timezone)).collect())
+}
+
+/// `pumphouse alerts ack`.
+pub fn alerts_ack(cfg: &Config, id: i64, by: &str) -> anyhow::Result<String> {
+    if by.trim().is_empty() {
+        bail!("--by must name who acknowledges");
+    }
+    let store = open_store(cfg, true)?;
+    if !store.ack_alert(id, by)? {
+        bail!("no alert #{id}");
+    }
+    Ok(format!("alert #{id} acknowledged by {by}\n"))
 }

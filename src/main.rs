@@ -80,6 +80,13 @@ enum Command {
         #[command(subcommand)]
         what: CorrectWhat,
     },
+    /// Alerts: evaluate the rules over stored readings, list them, acknowledge one.
+    Alerts {
+        #[arg(short, long)]
+        config: PathBuf,
+        #[command(subcommand)]
+        what: AlertsWhat,
+    },
     /// Import readings from a CSV (ts,device,point,value) into the store.
     Import {
         #[arg(short, long)]
@@ -186,6 +193,31 @@ enum CorrectWhat {
     },
     /// List every correction.
     List,
+}
+
+#[derive(Subcommand)]
+enum AlertsWhat {
+    /// Run the rules over the stored readings (default: all of them) and record the alerts.
+    Evaluate {
+        #[arg(long)]
+        from: Option<DateTime<Utc>>,
+        #[arg(long)]
+        to: Option<DateTime<Utc>>,
+    },
+    /// List alerts, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+        /// Only alerts that have not cleared.
+        #[arg(long)]
+        active: bool,
+    },
+    /// Acknowledge an alert.
+    Ack {
+        id: i64,
+        #[arg(long)]
+        by: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -390,6 +422,27 @@ async fn run(command: Command) -> ExitCode {
                 Err(e) => fail(format!("{e:#}")),
             }
         }
+        Command::Alerts { config, what } => {
+            let cfg = match app::load_config(&config, Mode::Check) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let result = match what {
+                AlertsWhat::Evaluate { from, to } => app::alerts_evaluate(&cfg, from, to),
+                AlertsWhat::List { json, active } => app::alerts_list(&cfg, json, active),
+                AlertsWhat::Ack { id, by } => app::alerts_ack(&cfg, id, &by),
+            };
+            match result {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(format!("{e:#}")),
+            }
+        }
         Command::Import { config, csv } => {
             let cfg = match app::load_config(&config, Mode::Check) {
                 Ok(c) => c,
@@ -404,12 +457,13 @@ async fn run(command: Command) -> ExitCode {
                         eprintln!("{}:{line}: {why}", csv.display());
                     }
                     println!(
-                        "{}: {} rows, {} imported, {} already present, {} refused",
+                        "{}: {} rows, {} imported, {} already present, {} refused; {} alert(s) raised or updated",
                         csv.display(),
                         r.rows,
                         r.imported,
                         r.already_present,
-                        r.bad.len()
+                        r.bad.len(),
+                        r.alerts
                     );
                     if r.bad.is_empty() {
                         ExitCode::SUCCESS

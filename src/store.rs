@@ -75,6 +75,26 @@ pub struct PruneReport {
     pub undelivered: i64,
 }
 
+/// An alert as kept in the store.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlertRow {
+    pub id: i64,
+    pub rule: String,
+    pub subject: String,
+    pub zone: String,
+    pub device: Option<String>,
+    pub severity: String,
+    /// When the condition started (data time).
+    pub start_ms: i64,
+    /// When it cleared (data time); `None` while active.
+    pub end_ms: Option<i64>,
+    pub evidence: String,
+    pub loss_per_day: Option<f64>,
+    pub loss_fen_per_day: Option<i64>,
+    pub acked_by: Option<String>,
+    pub acked_ms: Option<i64>,
+}
+
 /// A recorded correction as stored: (id, recorded at ms, who, why, change as JSON).
 pub type StoredCorrection = (i64, i64, String, String, String);
 
@@ -132,6 +152,15 @@ CREATE TABLE IF NOT EXISTS rollups (
     PRIMARY KEY (meter, hour_ms)
 );
 CREATE TABLE IF NOT EXISTS frozen_months (month TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    rule TEXT NOT NULL, subject TEXT NOT NULL, zone TEXT NOT NULL, device TEXT,
+    severity TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER,
+    evidence TEXT NOT NULL, loss_per_day REAL, loss_fen_per_day INTEGER,
+    raised_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
+    acked_by TEXT, acked_ms INTEGER,
+    UNIQUE (rule, subject, start_ms)
+);
 CREATE TABLE IF NOT EXISTS corrections (
     id INTEGER PRIMARY KEY,
     at_ms INTEGER NOT NULL, who TEXT NOT NULL, why TEXT NOT NULL,
@@ -476,6 +505,92 @@ impl Store {
             .query_map(params![meter, from_ms, to_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(|e| self.err(e))?;
         rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Records an alert episode, or updates the one with the same rule, subject and start
+    /// (its end, evidence, severity and loss). Returns (id, whether it was new or
+    /// changed).
+    pub fn upsert_alert(&self, a: &AlertRow) -> Result<(i64, bool)> {
+        let inner = self.lock();
+        let now = Utc::now().timestamp_millis();
+        let existing: Option<(i64, Option<i64>, String, String)> = inner
+            .conn
+            .query_row(
+                "SELECT id, end_ms, evidence, severity FROM alerts WHERE rule = ?1 AND subject = ?2 AND start_ms = ?3",
+                params![a.rule, a.subject, a.start_ms],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .ok();
+        match existing {
+            Some((id, end, evidence, severity)) => {
+                let changed = end != a.end_ms || evidence != a.evidence || severity != a.severity;
+                if changed {
+                    inner
+                        .conn
+                        .execute(
+                            "UPDATE alerts SET end_ms = ?2, evidence = ?3, severity = ?4, loss_per_day = ?5, loss_fen_per_day = ?6, updated_ms = ?7 WHERE id = ?1",
+                            params![id, a.end_ms, a.evidence, a.severity, a.loss_per_day, a.loss_fen_per_day, now],
+                        )
+                        .map_err(|e| self.err(e))?;
+                }
+                Ok((id, changed))
+            }
+            None => {
+                inner
+                    .conn
+                    .execute(
+                        "INSERT INTO alerts (rule, subject, zone, device, severity, start_ms, end_ms, evidence, loss_per_day, loss_fen_per_day, raised_ms, updated_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+                        params![a.rule, a.subject, a.zone, a.device, a.severity, a.start_ms, a.end_ms, a.evidence, a.loss_per_day, a.loss_fen_per_day, now],
+                    )
+                    .map_err(|e| self.err(e))?;
+                Ok((inner.conn.last_insert_rowid(), true))
+            }
+        }
+    }
+
+    /// Alerts, newest first; `active` only those not cleared.
+    pub fn alerts(&self, active: bool) -> Result<Vec<AlertRow>> {
+        let inner = self.lock();
+        let sql = if active {
+            "SELECT id, rule, subject, zone, device, severity, start_ms, end_ms, evidence, loss_per_day, loss_fen_per_day, acked_by, acked_ms FROM alerts WHERE end_ms IS NULL ORDER BY start_ms DESC"
+        } else {
+            "SELECT id, rule, subject, zone, device, severity, start_ms, end_ms, evidence, loss_per_day, loss_fen_per_day, acked_by, acked_ms FROM alerts ORDER BY start_ms DESC"
+        };
+        let mut stmt = inner.conn.prepare(sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(AlertRow {
+                    id: r.get(0)?,
+                    rule: r.get(1)?,
+                    subject: r.get(2)?,
+                    zone: r.get(3)?,
+                    device: r.get(4)?,
+                    severity: r.get(5)?,
+                    start_ms: r.get(6)?,
+                    end_ms: r.get(7)?,
+                    evidence: r.get(8)?,
+                    loss_per_day: r.get(9)?,
+                    loss_fen_per_day: r.get(10)?,
+                    acked_by: r.get(11)?,
+                    acked_ms: r.get(12)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Acknowledges an alert; false when there is no such alert.
+    pub fn ack_alert(&self, id: i64, by: &str) -> Result<bool> {
+        let inner = self.lock();
+        let n = inner
+            .conn
+            .execute(
+                "UPDATE alerts SET acked_by = ?2, acked_ms = ?3 WHERE id = ?1",
+                params![id, by, Utc::now().timestamp_millis()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
     }
 
     pub fn last_seq(&self) -> Result<i64> {

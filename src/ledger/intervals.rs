@@ -217,7 +217,8 @@ pub fn hourly(intervals: &[Interval], from: DateTime<Utc>, to: DateTime<Utc>) ->
     let mut out: BTreeMap<DateTime<Utc>, Bucket> = BTreeMap::new();
     for iv in intervals {
         let total_ms = (iv.end - iv.start).num_milliseconds();
-        if total_ms <= 0 || iv.volume == 0.0 {
+        // Zero-volume intervals still mark their hours as measured and quiet.
+        if total_ms <= 0 {
             continue;
         }
         let mut t = iv.start.max(from);
