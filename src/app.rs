@@ -1089,28 +1089,6 @@ pub fn parse_iso8601(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn iso8601_as_written_by_other_systems() {
-        let want = "2025-03-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
-        for s in [
-            "2025-03-01T08:00:00+08:00",
-            "2025-03-01 08:00:00+08:00",
-            "2025-03-01T00:00:00Z",
-            "2025-03-01T08:00+08:00",
-            "2025-03-01 08:00+0800",
-            "2025-03-01T08:00:00.000+0800",
-        ] {
-            assert_eq!(parse_iso8601(s), Some(want), "{s}");
-        }
-        assert_eq!(parse_iso8601("2025-03-01 08:00:00"), None, "no offset: refused, not guessed");
-        assert_eq!(parse_iso8601("01/03/2025 08:00"), None);
-    }
-}
-
 /// `pumphouse alerts evaluate`.
 pub fn alerts_evaluate(cfg: &Config, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> anyhow::Result<String> {
     let store = open_store(cfg, true)?;
@@ -1179,4 +1157,26 @@ pub fn alerts_ack(cfg: &Config, id: i64, by: &str) -> anyhow::Result<String> {
         bail!("no alert #{id}");
     }
     Ok(format!("alert #{id} acknowledged by {by}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_as_written_by_other_systems() {
+        let want = "2025-03-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        for s in [
+            "2025-03-01T08:00:00+08:00",
+            "2025-03-01 08:00:00+08:00",
+            "2025-03-01T00:00:00Z",
+            "2025-03-01T08:00+08:00",
+            "2025-03-01 08:00+0800",
+            "2025-03-01T08:00:00.000+0800",
+        ] {
+            assert_eq!(parse_iso8601(s), Some(want), "{s}");
+        }
+        assert_eq!(parse_iso8601("2025-03-01 08:00:00"), None, "no offset: refused, not guessed");
+        assert_eq!(parse_iso8601("01/03/2025 08:00"), None);
+    }
 }
