@@ -895,6 +895,21 @@ pub fn import(cfg: &Config, path: &std::path::Path, progress: bool) -> anyhow::R
         }
     }
     flush(&mut batch, &mut report)?;
+    // Frozen months the import reaches into are recomputed while their readings are all
+    // there, so that back-filled readings count.
+    if let (Some(a), Some(b), Some(oldest)) = (report.first, report.last, store.oldest_ts()?) {
+        for (y, m, from, _) in
+            crate::ledger::month::months(cfg.site.timezone, a).take_while(|(_, _, from, _)| *from <= b)
+        {
+            if store.is_frozen(&format!("{y:04}-{m:02}"))? {
+                if oldest <= from - chrono::TimeDelta::days(7) {
+                    freeze(cfg, &store, y, m)?;
+                } else {
+                    eprintln!("ledger month {y:04}-{m:02} is frozen and its earlier readings are pruned: the imported readings do not change it");
+                }
+            }
+        }
+    }
     // Replay: the rules see imported history as they would have seen it live.
     if let (Some(a), Some(b)) = (report.first, report.last) {
         if report.imported > 0 {
@@ -1001,6 +1016,51 @@ async fn publish_ledgers(cfg: Arc<Config>, store: Arc<crate::store::Store>) {
     }
 }
 
+/// Frozen records as the ledger reads them: (`YYYY-MM`, `device.point`) → the kept hours,
+/// except for the month `except` (the one being frozen is computed from raw readings).
+fn frozen_lookup<'a>(
+    cfg: &'a Config,
+    store: &'a crate::store::Store,
+    except: Option<String>,
+) -> impl Fn(&str, &str) -> Option<std::collections::BTreeMap<DateTime<Utc>, crate::ledger::intervals::Bucket>> + 'a {
+    use crate::ledger::intervals::Bucket;
+    use crate::ledger::month as m;
+    use chrono::TimeZone;
+    move |month_key, meter| {
+        if except.as_deref() == Some(month_key) || !store.is_frozen(month_key).unwrap_or(false) {
+            return None;
+        }
+        let (y, mo) = m::parse_month(month_key)?;
+        let (from, to) = m::month_bounds(cfg.site.timezone, y, mo)?;
+        let kept: std::collections::BTreeMap<DateTime<Utc>, Bucket> = store
+            .rollups(meter, from.timestamp_millis(), to.timestamp_millis())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(ms, volume, estimated)| {
+                Some((Utc.timestamp_millis_opt(ms).single()?, Bucket { volume, estimated }))
+            })
+            .collect();
+        // A meter without a record in the frozen month (added or back-filled since) is
+        // read from its raw readings.
+        (!kept.is_empty()).then_some(kept)
+    }
+}
+
+/// The last good reading of a meter before a time, as the ledger's gap anchor.
+fn anchor_lookup(
+    store: &crate::store::Store,
+) -> impl Fn(&str, &str, DateTime<Utc>) -> Option<crate::ledger::intervals::Sample> + '_ {
+    use chrono::TimeZone;
+    move |device, point, before| {
+        let (ms, v) = store.last_good_before(device, point, before.timestamp_millis()).ok().flatten()?;
+        Some(crate::ledger::intervals::Sample {
+            ts: Utc.timestamp_millis_opt(ms).single()?,
+            value: Some(v),
+            good: true,
+        })
+    }
+}
+
 /// The ledger of a month from the store: from its frozen record once the month is frozen,
 /// from the raw readings before.
 pub fn month_ledger(
@@ -1010,29 +1070,12 @@ pub fn month_ledger(
     month: u32,
     depth: crate::ledger::month::Depth,
 ) -> anyhow::Result<Option<crate::ledger::month::Ledger>> {
-    use crate::ledger::intervals::Bucket;
-    use crate::ledger::month::{self as m, Source};
-    use chrono::TimeZone;
     let corrections = load_corrections(store)?;
     let samples = store_samples(store);
-    let frozen = |month_key: &str, meter: &str| -> Option<std::collections::BTreeMap<DateTime<Utc>, Bucket>> {
-        if !store.is_frozen(month_key).unwrap_or(false) {
-            return None;
-        }
-        let (y, mo) = m::parse_month(month_key)?;
-        let (from, to) = m::month_bounds(cfg.site.timezone, y, mo)?;
-        Some(
-            store
-                .rollups(meter, from.timestamp_millis(), to.timestamp_millis())
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|(ms, volume, estimated)| {
-                    Some((Utc.timestamp_millis_opt(ms).single()?, Bucket { volume, estimated }))
-                })
-                .collect(),
-        )
-    };
-    Ok(m::compute_from(cfg, year, month, &Source { samples: &samples, frozen: Some(&frozen) }, &corrections, depth))
+    let frozen = frozen_lookup(cfg, store, None);
+    let anchor = anchor_lookup(store);
+    let source = crate::ledger::month::Source { samples: &samples, frozen: Some(&frozen), anchor: Some(&anchor) };
+    Ok(crate::ledger::month::compute_from(cfg, year, month, &source, &corrections, depth))
 }
 
 /// Freezes `year-month` from the raw readings (and corrections): its hourly consumption
@@ -1041,16 +1084,19 @@ pub fn freeze(cfg: &Config, store: &crate::store::Store, year: i32, month: u32) 
     let Some((from, to)) = crate::ledger::month::month_bounds(cfg.site.timezone, year, month) else {
         bail!("no such month")
     };
+    let key = format!("{year:04}-{month:02}");
     let corrections = load_corrections(store)?;
     let samples = store_samples(store);
-    let source = crate::ledger::month::Source { samples: &samples, frozen: None };
+    let frozen = frozen_lookup(cfg, store, Some(key.clone()));
+    let anchor = anchor_lookup(store);
+    let source = crate::ledger::month::Source { samples: &samples, frozen: Some(&frozen), anchor: Some(&anchor) };
     let Some(l) =
         crate::ledger::month::compute_from(cfg, year, month, &source, &corrections, crate::ledger::month::Depth::Bare)
     else {
         bail!("cannot compute the month")
     };
     let meters: Vec<(String, crate::ledger::month::HourlyRecord)> = l.hourly.into_iter().collect();
-    store.freeze_month(&format!("{year:04}-{month:02}"), from.timestamp_millis(), to.timestamp_millis(), &meters)?;
+    store.freeze_month(&key, from.timestamp_millis(), to.timestamp_millis(), &meters)?;
     Ok(())
 }
 

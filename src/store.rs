@@ -208,6 +208,13 @@ impl Store {
 
     fn load_series(&self) -> Result<()> {
         let mut inner = self.lock();
+        self.refresh_series(&mut inner)
+    }
+
+    /// Reads the series table into the cache. Another process (an import while the
+    /// gateway runs) may have added series: readers call this when they meet an unknown
+    /// id, so that no reading is skipped.
+    fn refresh_series(&self, inner: &mut Inner) -> Result<()> {
         let rows: Vec<(i64, String, String, String, String, String, String)> = {
             let mut stmt = inner
                 .conn
@@ -307,27 +314,32 @@ impl Store {
 
     /// Up to `limit` readings with sequence numbers above `after`, in order.
     pub fn read_after(&self, after: i64, limit: usize) -> Result<Vec<Stored>> {
-        let inner = self.lock();
-        let mut stmt = inner
-            .conn
-            .prepare_cached(
-                "SELECT seq, series, ts_ms, value, quality FROM readings WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![after, limit as i64], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, Option<f64>>(3)?,
-                    r.get::<_, String>(4)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
+        let mut inner = self.lock();
+        let raw: Vec<(i64, i64, i64, Option<f64>, String)> = {
+            let mut stmt = inner
+                .conn
+                .prepare_cached(
+                    "SELECT seq, series, ts_ms, value, quality FROM readings WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )
+                .map_err(|e| self.err(e))?;
+            let rows = stmt
+                .query_map(params![after, limit as i64], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, Option<f64>>(3)?,
+                        r.get::<_, String>(4)?,
+                    ))
+                })
+                .map_err(|e| self.err(e))?;
+            rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))?
+        };
+        if raw.iter().any(|r| !inner.series.contains_key(&r.1)) {
+            self.refresh_series(&mut inner)?;
+        }
         let mut out = Vec::new();
-        for row in rows {
-            let (seq, sid, ts_ms, value, quality) = row.map_err(|e| self.err(e))?;
+        for (seq, sid, ts_ms, value, quality) in raw {
             let Some(s) = inner.series.get(&sid) else { continue };
             let Some(ts) = Utc.timestamp_millis_opt(ts_ms).single() else { continue };
             out.push(Stored {
@@ -384,7 +396,10 @@ impl Store {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<(i64, Option<f64>, String)>> {
-        let inner = self.lock();
+        let mut inner = self.lock();
+        if !inner.series.values().any(|s| &*s.device == device && &*s.point == point) {
+            self.refresh_series(&mut inner)?;
+        }
         let ids: Vec<i64> = inner
             .series
             .iter()
@@ -467,6 +482,36 @@ impl Store {
             .map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// The last good reading of a series before `before_ms`: (ts_ms, value).
+    pub fn last_good_before(&self, device: &str, point: &str, before_ms: i64) -> Result<Option<(i64, f64)>> {
+        let mut inner = self.lock();
+        if !inner.series.values().any(|s| &*s.device == device && &*s.point == point) {
+            self.refresh_series(&mut inner)?;
+        }
+        let ids: Vec<i64> = inner
+            .series
+            .iter()
+            .filter(|(_, s)| &*s.device == device && &*s.point == point)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut best: Option<(i64, f64)> = None;
+        let mut stmt = inner
+            .conn
+            .prepare_cached(
+                "SELECT ts_ms, value FROM readings WHERE series = ?1 AND ts_ms < ?2 AND quality = 'good' AND value IS NOT NULL ORDER BY ts_ms DESC LIMIT 1",
+            )
+            .map_err(|e| self.err(e))?;
+        for id in ids {
+            let row: Option<(i64, f64)> = stmt.query_row(params![id, before_ms], |r| Ok((r.get(0)?, r.get(1)?))).ok();
+            if let Some(r) = row {
+                if best.is_none_or(|b| r.0 > b.0) {
+                    best = Some(r);
+                }
+            }
+        }
+        Ok(best)
     }
 
     /// The time of the oldest reading held.
@@ -749,6 +794,22 @@ mod tests {
         let all = store.read_after(0, 10).unwrap();
         assert_eq!(all[0].reading.value, Some(10.5));
         assert_eq!(all[0].reading.unit.as_ref(), "m3");
+    }
+
+    #[test]
+    fn series_added_by_another_process_are_not_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let gateway = Store::open(&path, Limits::default()).unwrap();
+        gateway.append(&[reading("m1", "total", 1_000, Some(1.0), Quality::Good)]).unwrap();
+        assert_eq!(gateway.read_after(0, 10).unwrap().len(), 1);
+        // an import running beside the gateway adds a series the gateway has not seen
+        let import = Store::open(&path, Limits::default()).unwrap();
+        import.append(&[reading("m2", "total", 2_000, Some(2.0), Quality::Good)]).unwrap();
+        let got = gateway.read_after(0, 10).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(&*got[1].reading.device, "m2");
+        assert_eq!(gateway.series_readings("m2", "total", 0, 10_000).unwrap().len(), 1);
     }
 
     #[test]

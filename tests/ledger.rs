@@ -406,3 +406,54 @@ fn a_frozen_month_outlives_its_pruned_readings() {
     assert_eq!(l["frozen"], true);
     assert_eq!(l["utilities"][0]["cost_fen"], before.utilities[0].cost_fen);
 }
+
+#[test]
+fn a_meter_silent_across_a_frozen_month_end_is_booked_late_not_lost() {
+    use chrono::{TimeDelta, TimeZone};
+    use pumphouse::config::{self, Mode};
+    use pumphouse::ledger::month::Depth;
+    use pumphouse::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = setup(dir.path());
+    let tz = chrono_tz::Europe::Rome;
+    // dma-4 at 2 m³/h from 1 January; silent from 30 January 00:00 to 12 February 00:00
+    let start = tz.with_ymd_and_hms(2022, 1, 1, 0, 0, 0).unwrap();
+    let silent_from = tz.with_ymd_and_hms(2022, 1, 30, 0, 0, 0).unwrap();
+    let back = tz.with_ymd_and_hms(2022, 2, 12, 0, 0, 0).unwrap();
+    let end = tz.with_ymd_and_hms(2022, 3, 1, 0, 0, 0).unwrap();
+    let rows = |from: chrono::DateTime<chrono_tz::Tz>, to: chrono::DateTime<chrono_tz::Tz>| {
+        let mut csv = String::from("ts,device,point,value\n");
+        let mut t = from;
+        while t <= to {
+            let v = 1000.0 + 2.0 * (t - start).num_hours() as f64;
+            csv.push_str(&format!("{},dma-4,positive_total,{v}\n", t.to_rfc3339()));
+            t += TimeDelta::hours(1);
+        }
+        csv
+    };
+    let before = dir.path().join("before.csv");
+    std::fs::write(&before, rows(start, silent_from)).unwrap();
+    let (code, _, err) = pumphouse(&["import", "-c", &cfg_path, "--csv", &before.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    let (cfg, _) = config::load(Path::new(&cfg_path), Mode::Check).unwrap();
+    let store = Store::open(&cfg.store.path, cfg.store.limits).unwrap();
+    // the gateway freezes January on 8 February, while the meter is still silent
+    let feb8 = tz.with_ymd_and_hms(2022, 2, 8, 12, 0, 0).unwrap().with_timezone(&chrono::Utc);
+    assert_eq!(pumphouse::app::freeze_closed_months(&cfg, &store, feb8).unwrap(), 1);
+    let jan = pumphouse::app::month_ledger(&cfg, &store, 2022, 1, Depth::Bare).unwrap().unwrap();
+    assert!(jan.frozen);
+    let jan_booked = jan.meters[0].consumption;
+    assert!((jan_booked - 2.0 * 29.0 * 24.0).abs() < 1e-6, "{jan_booked}");
+    // the meter reads again on 12 February
+    let after = dir.path().join("after.csv");
+    std::fs::write(&after, rows(back, end)).unwrap();
+    let (code, _, err) = pumphouse(&["import", "-c", &cfg_path, "--csv", &after.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    let feb = pumphouse::app::month_ledger(&cfg, &store, 2022, 2, Depth::Bare).unwrap().unwrap();
+    let m = &feb.meters[0];
+    // January's silent two days (48 h × 2 m³) are booked in February, as estimated
+    assert!(m.notes.iter().any(|n| n.contains("booked here as estimated")), "{:?}", m.notes);
+    let total = (end - start).num_hours() as f64 * 2.0;
+    assert!((jan_booked + m.consumption - total).abs() < 1e-6, "jan {jan_booked} + feb {} vs {total}", m.consumption);
+    assert!(m.estimated >= 48.0 * 2.0 - 1e-6, "{}", m.estimated);
+}

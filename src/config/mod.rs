@@ -633,6 +633,17 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
     }
     let http = if raw_http.listen.as_deref() == Some("off") { None } else { delivery::validate_http(&raw_http, diags) };
     let topology = crate::ledger::topology::validate(&raw_zones, &raw_meters, &raw_unmetered, &devices, diags);
+    // Months are frozen for the ledger seven days after they close: raw readings must
+    // live at least that long (31 + 7 days, and a margin).
+    if !topology.zones.is_empty() && store.limits.max_age < Duration::from_secs(40 * 86_400) {
+        diags.error(
+            "store.max_age",
+            format!(
+                "{} is too short for the ledger: a month is frozen seven days after it closes, so readings must be kept at least 40 days",
+                humantime::format_duration(store.limits.max_age)
+            ),
+        );
+    }
     let prices = crate::ledger::prices::validate(&raw_tou, &raw_tariffs, &raw_costs, &raw_baseline, diags);
     Some(Config {
         site: Site { name: site_name.into(), timezone },

@@ -112,31 +112,7 @@ pub fn consumption(samples: &[Sample], replacements: &[Replacement], spec: &Mete
     let mut below: Vec<(DateTime<Utc>, f64)> = Vec::new();
     for s in samples {
         while let Some(e) = events.next_if(|e| e.ts <= s.ts) {
-            if let Some((pts, pv)) = prev {
-                let v = e.old_final - pv;
-                if v >= 0.0 {
-                    out.intervals.push(Interval {
-                        start: pts,
-                        end: e.ts,
-                        volume: v,
-                        estimated: e.ts - pts > gap_limit,
-                    });
-                } else {
-                    out.notices.push(Notice {
-                        ts: e.ts,
-                        text: format!(
-                            "replacement: old meter's final reading {} is below its last reading {pv}; nothing booked",
-                            e.old_final
-                        ),
-                    });
-                }
-            }
-            out.notices.push(Notice {
-                ts: e.ts,
-                text: format!("meter replaced: old final {}, new initial {}", e.old_final, e.new_initial),
-            });
-            prev = Some((e.ts, e.new_initial));
-            out.first.get_or_insert((e.ts, e.new_initial));
+            apply_replacement(&e, &mut prev, &mut out, gap_limit);
             below.clear();
         }
         let Some(v) = s.value.filter(|v| v.is_finite() && s.good) else { continue };
@@ -150,7 +126,9 @@ pub fn consumption(samples: &[Sample], replacements: &[Replacement], spec: &Mete
             continue;
         }
         let mut delta = v - pv;
-        if v == 0.0 && pv > 0.0 && !spec.max_reading.is_some_and(|m| pv >= 0.9 * m) {
+        // Even at the top of the range: a real wrap shows as a small positive reading next,
+        // and booking a restart's zero as a wrap would bill a whole register.
+        if v == 0.0 && pv > 0.0 {
             out.quarantined.push(Quarantined { ts: s.ts, value: v, reason: Reason::TransientZero });
             continue;
         }
@@ -167,7 +145,10 @@ pub fn consumption(samples: &[Sample], replacements: &[Replacement], spec: &Mete
                         reason: Reason::Backward { reference: pv },
                     });
                     below.push((s.ts, v));
-                    if below.len() >= 3 && below.windows(2).all(|w| w[1].1 >= w[0].1) {
+                    // the last three readings below the reference agree with each other
+                    if below.len() >= 3 && below[below.len() - 3..].windows(2).all(|w| w[1].1 >= w[0].1) {
+                        let keep = below.len() - 3;
+                        below.drain(..keep);
                         let (rts, rv) = below[below.len() - 1];
                         out.notices.push(Notice {
                             ts: below[0].0,
@@ -201,7 +182,41 @@ pub fn consumption(samples: &[Sample], replacements: &[Replacement], spec: &Mete
         prev = Some((s.ts, v));
         out.last = Some((s.ts, v));
     }
+    // A swap after the last reading still closes the old meter.
+    for e in events {
+        apply_replacement(&e, &mut prev, &mut out, gap_limit);
+    }
     out
+}
+
+/// Books the old meter up to its final reading and moves the reference to the new one.
+fn apply_replacement(
+    e: &Replacement,
+    prev: &mut Option<(DateTime<Utc>, f64)>,
+    out: &mut Consumption,
+    gap_limit: TimeDelta,
+) {
+    if let Some((pts, pv)) = *prev {
+        let v = e.old_final - pv;
+        if v >= 0.0 {
+            out.intervals.push(Interval { start: pts, end: e.ts, volume: v, estimated: e.ts - pts > gap_limit });
+        } else {
+            out.notices.push(Notice {
+                ts: e.ts,
+                text: format!(
+                    "replacement: old meter's final reading {} is below its last reading {pv}; nothing booked",
+                    e.old_final
+                ),
+            });
+        }
+    }
+    out.notices.push(Notice {
+        ts: e.ts,
+        text: format!("meter replaced: old final {}, new initial {}", e.old_final, e.new_initial),
+    });
+    *prev = Some((e.ts, e.new_initial));
+    out.first.get_or_insert((e.ts, e.new_initial));
+    out.last = Some((e.ts, e.new_initial));
 }
 
 /// Volume per hour (UTC hour start), spread uniformly over each interval's duration.
@@ -324,6 +339,34 @@ mod tests {
         assert!((c.total() - 3.0).abs() < 1e-9, "{:?}", c);
         assert!(c.quarantined.is_empty());
         assert!(c.notices[0].text.contains("without a record"));
+    }
+
+    #[test]
+    fn a_zero_at_the_top_of_the_range_is_a_restart_not_a_wrap() {
+        let c = consumption(&[s(0, 0, 95_000.0), s(0, 10, 0.0), s(0, 20, 95_001.0)], &[], &spec());
+        assert_eq!(c.total(), 1.0);
+        assert_eq!(c.quarantined[0].reason, Reason::TransientZero);
+    }
+
+    #[test]
+    fn reset_detection_looks_at_the_last_three_readings() {
+        // after the reset one reading comes out of order; the next three agree
+        let c = consumption(
+            &[s(0, 0, 500.0), s(0, 10, 3.0), s(0, 20, 4.0), s(0, 25, 3.5), s(0, 30, 4.5), s(0, 40, 5.0), s(0, 50, 6.0)],
+            &[],
+            &spec(),
+        );
+        assert!(c.notices.iter().any(|n| n.text.contains("without a record")), "{c:?}");
+        // 3.5 → 5.0 on the new register once re-based, then 5.0 → 6.0
+        assert!((c.total() - 2.5).abs() < 1e-9, "{}", c.total());
+    }
+
+    #[test]
+    fn a_swap_after_the_last_reading_still_books_the_old_meter() {
+        let r = Replacement { ts: t(1, 0), old_final: 104.0, new_initial: 0.0 };
+        let c = consumption(&[s(0, 0, 100.0), s(0, 30, 102.0)], &[r], &spec());
+        assert!((c.total() - 4.0).abs() < 1e-9);
+        assert_eq!(c.last, Some((t(1, 0), 0.0)));
     }
 
     #[test]

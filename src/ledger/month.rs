@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use rust_decimal::prelude::*;
 use serde::Serialize;
@@ -168,7 +168,14 @@ pub fn month_bounds(tz: Tz, year: i32, month: u32) -> Option<(DateTime<Utc>, Dat
     } else {
         NaiveDate::from_ymd_opt(year, month + 1, 1)?
     };
-    let at = |d: NaiveDate| tz.from_local_datetime(&d.and_hms_opt(0, 0, 0)?).earliest().map(|t| t.with_timezone(&Utc));
+    // Where a clock change skips local midnight, the month starts at the first local
+    // time that exists (01:00).
+    let at = |d: NaiveDate| {
+        tz.from_local_datetime(&d.and_hms_opt(0, 0, 0)?)
+            .earliest()
+            .or_else(|| tz.from_local_datetime(&d.and_hms_opt(1, 0, 0)?).earliest())
+            .map(|t| t.with_timezone(&Utc))
+    };
     Some((at(first)?, at(next)?))
 }
 
@@ -231,7 +238,13 @@ pub enum Depth {
 pub struct Source<'a> {
     pub samples: &'a Samples<'a>,
     pub frozen: Option<&'a Frozen<'a>>,
+    /// The last trusted reading of a meter before a time, however long ago: it anchors a
+    /// gap that began before the window the ledger reads.
+    pub anchor: Option<&'a Anchor<'a>>,
 }
+
+/// (device, point, before) → the last trusted reading before that time.
+pub type Anchor<'a> = dyn Fn(&str, &str, DateTime<Utc>) -> Option<Sample> + 'a;
 
 /// Computes the ledger of `year-month` from the readings `samples(device, point, from, to)`
 /// returns.
@@ -242,7 +255,7 @@ pub fn compute(
     samples: &Samples<'_>,
     corrections: &[Correction],
 ) -> Option<Ledger> {
-    compute_from(cfg, year, month, &Source { samples, frozen: None }, corrections, Depth::Full)
+    compute_from(cfg, year, month, &Source { samples, frozen: None, anchor: None }, corrections, Depth::Full)
 }
 
 /// [`compute`], taking a frozen month's hourly consumption from where it was kept.
@@ -257,6 +270,7 @@ pub fn compute_from(
     let samples = source.samples;
     let month_key = format!("{year:04}-{month:02}");
     let mut any_frozen = false;
+    let mut late_notes: Vec<(String, f64)> = Vec::new();
     let tz = cfg.site.timezone;
     let (from, to) = month_bounds(tz, year, month)?;
     let local_to = to.with_timezone(&tz).date_naive();
@@ -287,6 +301,9 @@ pub fn compute_from(
     for m in &topo.meters {
         let interval = cfg.device(&m.device).map(|d| d.interval).unwrap_or(std::time::Duration::from_secs(600));
         let mut s = samples(&m.device, &m.point, from - margin, to + margin);
+        if let Some(a) = source.anchor.and_then(|f| f(&m.device, &m.point, from - margin)) {
+            s.push(a);
+        }
         let mut replacements = Vec::new();
         for c in &applied {
             match &c.change {
@@ -308,15 +325,38 @@ pub fn compute_from(
         s.sort_by_key(|x| x.ts);
         let spec = MeterSpec { max_reading: m.max_reading, max_rate: m.max_rate, expected_interval: interval };
         let c = intervals::consumption(&s, &replacements, &spec);
-        let h = match source.frozen.and_then(|f| f(&month_key, &format!("{}.{}", m.device, m.point))) {
+        let meter_key = format!("{}.{}", m.device, m.point);
+        let mut h = match source.frozen.and_then(|f| f(&month_key, &meter_key)) {
             Some(h) => {
                 any_frozen = true;
                 h
             }
             None => intervals::hourly(&c.intervals, from, to),
         };
+        // Volume that belongs before the month but arrived after the previous month was
+        // frozen (a meter silent across the boundary): booked late, here, as estimated,
+        // so that it is not lost.
+        if !any_frozen {
+            let prev = from - TimeDelta::days(1);
+            let prev_local = prev.with_timezone(&tz);
+            let prev_key = format!("{:04}-{:02}", prev_local.year(), prev_local.month());
+            if let Some(kept) = source.frozen.and_then(|f| f(&prev_key, &meter_key)) {
+                let raw: f64 = intervals::hourly(&c.intervals, from - margin, from).values().map(|b| b.volume).sum();
+                let booked: f64 = kept.range(from - margin..from).map(|(_, b)| b.volume).sum();
+                let late = raw - booked;
+                if late > 1e-6 {
+                    let b = h.entry(from).or_default();
+                    b.volume += late;
+                    b.estimated += late;
+                    late_notes.push((meter_key.clone(), late));
+                }
+            }
+        }
         let consumption: f64 = h.values().map(|b| b.volume).sum();
         let estimated: f64 = h.values().map(|b| b.estimated).sum();
+        let late_note = late_notes.iter().find(|(k, _)| *k == meter_key).map(|(_, v)| {
+            format!("{v:.3} used before the month start, read only after the previous month was closed: booked here as estimated")
+        });
         let trusted: Vec<&Sample> = s.iter().filter(|x| x.good && x.value.is_some_and(f64::is_finite)).collect();
         let opening =
             trusted.iter().rev().find(|x| x.ts <= from).or_else(|| trusted.iter().find(|x| x.ts >= from && x.ts < to));
@@ -325,6 +365,7 @@ pub fn compute_from(
         let mut notes: Vec<String> =
             c.notices.iter().filter(|n| n.ts >= from - margin && n.ts < to + margin).map(|n| n.text.clone()).collect();
         let quarantined = c.quarantined.iter().filter(|q| q.ts >= from && q.ts < to).count();
+        notes.extend(late_note);
         if quarantined > 0 {
             notes.push(format!("{quarantined} reading(s) quarantined (spikes, backward steps, transient zeros)"));
         }
@@ -347,6 +388,9 @@ pub fn compute_from(
             match prices.tariffs.get(&(m.utility, cat.clone())) {
                 Some(ts) => {
                     let ch = charge(&local_hours(&h), ts, prices.tou.as_ref());
+                    if ch.implausible {
+                        notes.push("implausible consumption: not charged; check the meter's readings".into());
+                    }
                     let names: Vec<String> = ch.lines.iter().map(|l| format!("{} {}", l.tariff, l.band)).collect();
                     (Some(names.join("; ")), Some(ch.total_fen()))
                 }
@@ -486,7 +530,7 @@ pub fn compute_from(
         let mut cost: i64 = 0;
         for c in prices.costs.iter().filter(|c| c.utility == u) {
             let (quantity, amount) = match (&c.kind, &c.tariff) {
-                (CostKind::Fixed(a), _) => (None, (a * Decimal::ONE_HUNDRED).round().to_i64().unwrap_or(0)),
+                (CostKind::Fixed(a), _) => (None, tariff::amount_fen(*a, Decimal::ONE)),
                 (CostKind::Input, Some(t)) => {
                     let ch = charge(&to_local(&input_hours), std::slice::from_ref(t), prices.tou.as_ref());
                     (ch.quantity().to_f64(), ch.total_fen())
@@ -545,9 +589,29 @@ pub fn compute_from(
         });
         // Costs follow the water (or energy): each zone carries the utility's cost in
         // proportion to its net input.
-        for z in zones.iter_mut().filter(|z| z.utility == u.as_str()) {
-            z.cost_fen = if input > 0.0 { (cost as f64 * z.net_input / input).round() as i64 } else { 0 };
-            z.gap_fen = z.cost_fen - z.revenue_fen;
+        // Whole fen by largest remainder, so that the zones add up to the utility's cost.
+        let idx: Vec<usize> = (0..zones.len()).filter(|&k| zones[k].utility == u.as_str()).collect();
+        let exact: Vec<f64> = idx
+            .iter()
+            .map(|&k| if input > 0.0 { cost as f64 * zones[k].net_input.max(0.0) / input } else { 0.0 })
+            .collect();
+        let mut alloc: Vec<i64> = exact.iter().map(|x| x.floor() as i64).collect();
+        let total_net: f64 = idx.iter().map(|&k| zones[k].net_input.max(0.0)).sum();
+        if input > 0.0 && (total_net - input).abs() < 1e-6 * input.max(1.0) {
+            let mut left = cost - alloc.iter().sum::<i64>();
+            let mut order: Vec<usize> = (0..exact.len()).collect();
+            order.sort_by(|a, b| (exact[*b] - exact[*b].floor()).total_cmp(&(exact[*a] - exact[*a].floor())));
+            for o in order.iter().cycle().take(exact.len().max(1) * 2) {
+                if left <= 0 {
+                    break;
+                }
+                alloc[*o] += 1;
+                left -= 1;
+            }
+        }
+        for (n, &k) in idx.iter().enumerate() {
+            zones[k].cost_fen = alloc[n];
+            zones[k].gap_fen = zones[k].cost_fen - zones[k].revenue_fen;
         }
     }
     let all_baselines = utilities.iter().all(|u| u.baseline_gap_fen.is_some()) && !utilities.is_empty();

@@ -181,6 +181,8 @@ pub struct Line {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Charge {
     pub lines: Vec<Line>,
+    /// A line's quantity or amount was beyond any sensible range and was not charged.
+    pub implausible: bool,
 }
 
 impl Charge {
@@ -195,15 +197,26 @@ impl Charge {
 
 /// Rounds units to 0.001 (a litre, a watt-hour).
 pub fn units(v: f64) -> Decimal {
+    if !v.is_finite() || v.abs() > 1e15 {
+        return Decimal::ZERO;
+    }
     Decimal::from_f64(v).unwrap_or_default().round_dp_with_strategy(3, RoundingStrategy::MidpointAwayFromZero)
 }
 
-/// quantity × price, in fen, rounded half away from zero.
-pub fn amount_fen(quantity: Decimal, price: Decimal) -> i64 {
-    (quantity * price * Decimal::ONE_HUNDRED)
+/// quantity × price, in fen, rounded half away from zero; `None` when the product is out
+/// of any sensible range (a garbage totalizer), never a panic.
+pub fn checked_amount_fen(quantity: Decimal, price: Decimal) -> Option<i64> {
+    quantity
+        .checked_mul(price)?
+        .checked_mul(Decimal::ONE_HUNDRED)?
         .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero)
         .to_i64()
-        .unwrap_or(i64::MAX)
+        .filter(|f| f.abs() < 1_000_000_000_000_000)
+}
+
+/// [`checked_amount_fen`], with an impossible amount as 0 (the caller flags it).
+pub fn amount_fen(quantity: Decimal, price: Decimal) -> i64 {
+    checked_amount_fen(quantity, price).unwrap_or(0)
 }
 
 /// Prices one month of a customer's (or a purchase's) hourly consumption, given in local
@@ -256,7 +269,9 @@ pub fn charge(hours: &[(NaiveDateTime, f64)], tariffs: &[Tariff], tou: Option<&T
             _ => Decimal::ZERO,
         };
         let quantity = units(q);
-        out.lines.push(Line { tariff: t.name.clone(), band, quantity, price, amount_fen: amount_fen(quantity, price) });
+        let amount = checked_amount_fen(quantity, price);
+        out.implausible |= amount.is_none() || !q.is_finite() || q.abs() > 1e12;
+        out.lines.push(Line { tariff: t.name.clone(), band, quantity, price, amount_fen: amount.unwrap_or(0) });
     }
     out
 }
@@ -408,6 +423,19 @@ mod tests {
                 ("b".into(), "tier 2".into(), d("4.000"), 1400),
             ]
         );
+    }
+
+    #[test]
+    fn an_absurd_quantity_is_flagged_not_a_panic() {
+        let t = Tariff {
+            name: "x".into(),
+            from: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            price: Price::Flat(d("4.2")),
+        };
+        let c = charge(&[(at(5, 9), 3.0e27)], &[t], None);
+        assert!(c.implausible);
+        assert_eq!(c.total_fen(), 0);
+        assert_eq!(checked_amount_fen(Decimal::MAX, d("2")), None);
     }
 
     #[test]

@@ -291,6 +291,8 @@ pub async fn run(
                     health.progress();
                 } else {
                     attempt += 1;
+                    // the store itself failed: wait before trying again
+                    tokio::time::sleep(retry_delay(attempt)).await;
                 }
                 continue;
             }

@@ -403,8 +403,10 @@ fn year_to_date_sums_the_months_and_projects_the_year() {
             .collect()
     };
     let l = compute(&cfg, 2026, 3, &samples, &[]).unwrap();
-    let month =
-        |m: u32| compute_from(&cfg, 2026, m, &Source { samples: &samples, frozen: None }, &[], Depth::Month).unwrap();
+    let month = |m: u32| {
+        compute_from(&cfg, 2026, m, &Source { samples: &samples, frozen: None, anchor: None }, &[], Depth::Month)
+            .unwrap()
+    };
     let water_gap = |l: &Ledger| l.utilities.iter().find(|u| u.utility == "water").unwrap().gap_fen;
     let ytd = l.year_to_date.iter().find(|y| y.utility == "water").unwrap();
     // January has no readings at all (the fixture starts in mid-February): it does not count
@@ -446,8 +448,10 @@ fn without_old_books_the_baseline_comes_from_last_years_readings() {
             .map(|(t, v)| Sample { ts: *t, value: Some(*v), good: true })
             .collect()
     };
-    let now = compute_from(&cfg, 2026, 3, &Source { samples: &samples, frozen: None }, &[], Depth::Month).unwrap();
-    let then = compute_from(&cfg, 2025, 3, &Source { samples: &samples, frozen: None }, &[], Depth::Bare).unwrap();
+    let now = compute_from(&cfg, 2026, 3, &Source { samples: &samples, frozen: None, anchor: None }, &[], Depth::Month)
+        .unwrap();
+    let then = compute_from(&cfg, 2025, 3, &Source { samples: &samples, frozen: None, anchor: None }, &[], Depth::Bare)
+        .unwrap();
     let w = now.utilities.iter().find(|u| u.utility == "water").unwrap();
     let w0 = then.utilities.iter().find(|u| u.utility == "water").unwrap();
     assert!(w0.input > 0.0);
