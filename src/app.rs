@@ -525,6 +525,7 @@ pub struct Gateway {
     writer: tokio::task::JoinHandle<()>,
     pruner: tokio::task::JoinHandle<()>,
     publisher: Option<tokio::task::JoinHandle<()>>,
+    alerter: Option<tokio::task::JoinHandle<()>>,
     http_task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -633,6 +634,22 @@ impl Gateway {
             })
         });
 
+        // Alerts: evaluate the recent days, then deliver every unconfirmed change.
+        let alerter = (!cfg.topology.zones.is_empty() || !cfg.devices.is_empty()).then(|| {
+            let cfg = Arc::new(cfg.clone());
+            let store = store.clone();
+            let cancel = sink_cancel.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(cfg.alerts.evaluate_every);
+                loop {
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        _ = tick.tick() => alert_pass(cfg.clone(), store.clone()).await,
+                    }
+                }
+            })
+        });
+
         let http_cancel = CancellationToken::new();
         let mut http_task = None;
         let mut http_addr = None;
@@ -675,6 +692,7 @@ impl Gateway {
             writer,
             pruner,
             publisher,
+            alerter,
             http_task,
         })
     }
@@ -695,6 +713,9 @@ impl Gateway {
         let _ = self.pruner.await;
         if let Some(p) = self.publisher {
             let _ = tokio::time::timeout(Duration::from_secs(2), p).await;
+        }
+        if let Some(a) = self.alerter {
+            let _ = tokio::time::timeout(Duration::from_secs(2), a).await;
         }
         self.http_cancel.cancel();
         if let Some(t) = self.http_task {
@@ -1203,6 +1224,35 @@ pub fn alerts_ack(cfg: &Config, id: i64, by: &str) -> anyhow::Result<String> {
         bail!("no alert #{id}");
     }
     Ok(format!("alert #{id} acknowledged by {by}\n"))
+}
+
+/// One pass of the alert task: the rules over the last three days, then delivery of every
+/// change not yet confirmed by MQTT, the webhook and InfluxDB.
+async fn alert_pass(cfg: Arc<Config>, store: Arc<crate::store::Store>) {
+    use crate::alerts::{deliver, evaluate};
+    let now = Utc::now();
+    let (c, s) = (cfg.clone(), store.clone());
+    let evaluated =
+        tokio::task::spawn_blocking(move || evaluate::record(&c, &s, now - chrono::TimeDelta::days(3), now)).await;
+    match evaluated {
+        Ok(Ok(changed)) => {
+            for a in &changed {
+                tracing::warn!(alert = a.id, rule = %a.rule, zone = %a.zone, subject = %a.subject, state = deliver::state(a), evidence = %a.evidence, "alert");
+            }
+        }
+        Ok(Err(e)) => tracing::error!(error = %e, "evaluating alerts failed"),
+        Err(_) => {}
+    }
+    let site = cfg.site.name.to_string();
+    if let Some(m) = &cfg.mqtt {
+        deliver::mqtt(&store, &site, m).await;
+    }
+    if let Some(url) = &cfg.alerts.webhook_url {
+        deliver::webhook(&store, &site, url, &cfg.alerts.webhook_format).await;
+    }
+    if !cfg.influxdb.is_empty() {
+        deliver::influx(&store, &site, &cfg.influxdb).await;
+    }
 }
 
 #[cfg(test)]

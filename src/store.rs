@@ -159,6 +159,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     evidence TEXT NOT NULL, loss_per_day REAL, loss_fen_per_day INTEGER,
     raised_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
     acked_by TEXT, acked_ms INTEGER,
+    -- the updated_ms each destination last confirmed (durable delivery of changes)
+    mqtt_ms INTEGER NOT NULL DEFAULT 0, webhook_ms INTEGER NOT NULL DEFAULT 0, influx_ms INTEGER NOT NULL DEFAULT 0,
     UNIQUE (rule, subject, start_ms)
 );
 CREATE TABLE IF NOT EXISTS corrections (
@@ -625,13 +627,66 @@ impl Store {
         rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
     }
 
+    /// Alerts whose last change `destination` (mqtt, webhook or influx) has not confirmed:
+    /// (row, updated_ms), oldest change first.
+    pub fn undelivered_alerts(&self, destination: &str) -> Result<Vec<(AlertRow, i64)>> {
+        let column = match destination {
+            "mqtt" => "mqtt_ms",
+            "webhook" => "webhook_ms",
+            _ => "influx_ms",
+        };
+        let inner = self.lock();
+        let sql = format!(
+            "SELECT id, rule, subject, zone, device, severity, start_ms, end_ms, evidence, loss_per_day, loss_fen_per_day, acked_by, acked_ms, updated_ms FROM alerts WHERE updated_ms > {column} ORDER BY updated_ms"
+        );
+        let mut stmt = inner.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    AlertRow {
+                        id: r.get(0)?,
+                        rule: r.get(1)?,
+                        subject: r.get(2)?,
+                        zone: r.get(3)?,
+                        device: r.get(4)?,
+                        severity: r.get(5)?,
+                        start_ms: r.get(6)?,
+                        end_ms: r.get(7)?,
+                        evidence: r.get(8)?,
+                        loss_per_day: r.get(9)?,
+                        loss_fen_per_day: r.get(10)?,
+                        acked_by: r.get(11)?,
+                        acked_ms: r.get(12)?,
+                    },
+                    r.get(13)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Records that `destination` confirmed the alert's change of `updated_ms`.
+    pub fn alert_delivered(&self, destination: &str, id: i64, updated_ms: i64) -> Result<()> {
+        let column = match destination {
+            "mqtt" => "mqtt_ms",
+            "webhook" => "webhook_ms",
+            _ => "influx_ms",
+        };
+        let inner = self.lock();
+        inner
+            .conn
+            .execute(&format!("UPDATE alerts SET {column} = max({column}, ?2) WHERE id = ?1"), params![id, updated_ms])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// Acknowledges an alert; false when there is no such alert.
     pub fn ack_alert(&self, id: i64, by: &str) -> Result<bool> {
         let inner = self.lock();
         let n = inner
             .conn
             .execute(
-                "UPDATE alerts SET acked_by = ?2, acked_ms = ?3 WHERE id = ?1",
+                "UPDATE alerts SET acked_by = ?2, acked_ms = ?3, updated_ms = ?3 WHERE id = ?1",
                 params![id, by, Utc::now().timestamp_millis()],
             )
             .map_err(|e| self.err(e))?;

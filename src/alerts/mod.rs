@@ -2,6 +2,7 @@
 //! (see [`crate::ledger::intervals`]); they take data and return evidence, stamped with
 //! the data's time, so replaying imported history gives what live data would have.
 
+pub mod deliver;
 pub mod evaluate;
 pub mod night_flow;
 pub mod rules;

@@ -50,8 +50,16 @@ pub struct Config {
     pub topology: crate::ledger::topology::Topology,
     /// Tariffs, time-of-use schedule, costs and the baseline year.
     pub prices: crate::ledger::prices::Prices,
+    pub alerts: AlertsConfig,
     /// Where the configuration came from, for messages.
     pub source: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    pub evaluate_every: Duration,
+    pub webhook_url: Option<String>,
+    pub webhook_format: String,
 }
 
 #[derive(Debug, Clone)]
@@ -290,9 +298,10 @@ const SECTIONS: &[&str] = &[
     "tariffs",
     "costs",
     "baseline",
+    "alerts",
 ];
 /// Sections that later parts of the gateway read; accepted here so one file serves all.
-const LATER_SECTIONS: &[&str] = &["alerts"];
+const LATER_SECTIONS: &[&str] = &[];
 
 fn duration_field(value: &Option<String>, default: Duration, path: &str, diags: &mut Diagnostics) -> Duration {
     match value {
@@ -370,6 +379,7 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
     let raw_tariffs = array(top, "tariffs", diags);
     let raw_costs = array(top, "costs", diags);
     let raw_baseline = array(top, "baseline", diags);
+    let raw_alerts: raw::RawAlerts = section(top, "alerts", diags);
 
     // site
     let site_name = match raw_site.name.as_deref() {
@@ -645,6 +655,28 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
         );
     }
     let prices = crate::ledger::prices::validate(&raw_tou, &raw_tariffs, &raw_costs, &raw_baseline, diags);
+    let webhook_format = raw_alerts.webhook_format.clone().unwrap_or_else(|| "generic".into());
+    if !matches!(webhook_format.as_str(), "generic" | "wecom" | "dingtalk") {
+        diags.error(
+            "alerts.webhook_format",
+            format!("unknown format `{webhook_format}`; use generic, wecom or dingtalk"),
+        );
+    }
+    if let Some(u) =
+        raw_alerts.webhook_url.as_deref().filter(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+    {
+        diags.error("alerts.webhook_url", format!("`{u}` is not an http:// or https:// URL"));
+    }
+    let alerts = AlertsConfig {
+        evaluate_every: duration_field(
+            &raw_alerts.evaluate_every,
+            Duration::from_secs(300),
+            "alerts.evaluate_every",
+            diags,
+        ),
+        webhook_url: raw_alerts.webhook_url.clone(),
+        webhook_format,
+    };
     Some(Config {
         site: Site { name: site_name.into(), timezone },
         buses,
@@ -656,6 +688,7 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
         http,
         topology,
         prices,
+        alerts,
         source: source.to_string(),
     })
 }

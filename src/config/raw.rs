@@ -185,3 +185,13 @@ pub struct RawHttp {
     /// A sink with a backlog and no success for this long makes /healthz answer 503.
     pub stall_after: Option<String>,
 }
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerts {
+    /// How often the running gateway evaluates the rules (default 5m).
+    pub evaluate_every: Option<String>,
+    pub webhook_url: Option<String>,
+    /// generic | wecom | dingtalk
+    pub webhook_format: Option<String>,
+}
