@@ -39,6 +39,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/status", get(status))
         .route("/api/ledger/{month}", get(ledger))
+        .route("/api/alerts", get(alerts))
+        .route("/api/alerts/{id}/ack", axum::routing::post(ack))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found: try /healthz, /metrics or /api/status\n") })
         .with_state(state)
 }
@@ -345,5 +347,42 @@ async fn ledger(State(st): State<Arc<AppState>>, Path(month): Path<String>, Quer
             Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
         },
         _ => Json(l).into_response(),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct AlertsQuery {
+    active: Option<bool>,
+}
+
+/// `/api/alerts[?active=true]`: alerts, newest first, as JSON.
+async fn alerts(State(st): State<Arc<AppState>>, Query(q): Query<AlertsQuery>) -> Response {
+    match st.store.alerts(q.active.unwrap_or(false)) {
+        Ok(rows) => {
+            let site = st.config.site.name.to_string();
+            let list: Vec<serde_json::Value> = rows.iter().map(|a| crate::alerts::deliver::json(a, &site)).collect();
+            Json(list).into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct AckQuery {
+    by: Option<String>,
+}
+
+/// `POST /api/alerts/{id}/ack?by=NAME`.
+async fn ack(State(st): State<Arc<AppState>>, Path(id): Path<String>, Query(q): Query<AckQuery>) -> Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return (StatusCode::BAD_REQUEST, format!("`{id}` is not an alert id\n")).into_response();
+    };
+    let Some(by) = q.by.filter(|b| !b.trim().is_empty()) else {
+        return (StatusCode::BAD_REQUEST, "say who acknowledges: ?by=NAME\n").into_response();
+    };
+    match st.store.ack_alert(id, &by) {
+        Ok(true) => (StatusCode::OK, format!("alert #{id} acknowledged by {by}\n")).into_response(),
+        Ok(false) => (StatusCode::NOT_FOUND, format!("no alert #{id}\n")).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     }
 }

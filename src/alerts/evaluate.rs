@@ -80,6 +80,28 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
         }
         out.extend(rules::night_leak(&z.name, &inflow, tz, &Settings::default()));
     }
+    // bursts: a zone's inlet flow against the pressure of the zone's own devices
+    for z in cfg.topology.zones.iter().filter(|z| z.utility == Utility::Water) {
+        let mut flows: Vec<(DateTime<Utc>, f64)> = Vec::new();
+        for m in cfg.topology.meters_in(&z.name).filter(|m| m.role == Role::Inlet) {
+            if let Some(d) = cfg.device(&m.device) {
+                if let Some(p) = d.profile.points.iter().find(|p| p.quantity == Quantity::WaterFlow) {
+                    flows.extend(good(store, &d.name, &p.name, history.max(from - TimeDelta::hours(2)), to));
+                }
+            }
+        }
+        let mut pressures: Vec<(DateTime<Utc>, f64)> = Vec::new();
+        for d in cfg.devices.iter().filter(|d| &*d.zone == z.name.as_str()) {
+            for p in d.profile.points.iter().filter(|p| p.quantity == Quantity::Pressure) {
+                pressures.extend(good(store, &d.name, &p.name, history.max(from - TimeDelta::hours(2)), to));
+            }
+        }
+        flows.sort_by_key(|x| x.0);
+        pressures.sort_by_key(|x| x.0);
+        if !flows.is_empty() && !pressures.is_empty() {
+            out.extend(rules::burst(&z.name, &flows, &pressures, 5.0, 0.15));
+        }
+    }
     // continuous flow at customer and unbilled water meters
     for m in cfg.topology.meters.iter().filter(|m| m.utility == Utility::Water && m.role != Role::Inlet) {
         let h = hourly(store, cfg, &m.device, &m.point, history, to);

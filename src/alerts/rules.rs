@@ -278,6 +278,73 @@ pub fn stuck_totalizer(
     out
 }
 
+/// A burst: the zone's inflow rises sharply while its pressure falls, within minutes.
+/// Each reading is compared with the median of the zone's readings from an hour to five
+/// minutes before it (at least three of them): a rise of at least `min_rise` m³/h (and
+/// half the usual flow) together with a pressure drop of at least `drop_share` of the
+/// usual pressure.
+pub fn burst(
+    zone: &str,
+    flows: &[(DateTime<Utc>, f64)],
+    pressures: &[(DateTime<Utc>, f64)],
+    min_rise: f64,
+    drop_share: f64,
+) -> Vec<Episode> {
+    fn median(v: &mut [f64]) -> Option<f64> {
+        if v.len() < 3 {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        Some(v[v.len() / 2])
+    }
+    let window = |series: &[(DateTime<Utc>, f64)], t: DateTime<Utc>| -> Option<f64> {
+        let mut v: Vec<f64> = series
+            .iter()
+            .filter(|(x, _)| *x >= t - TimeDelta::hours(1) && *x <= t - TimeDelta::minutes(5))
+            .map(|(_, v)| *v)
+            .collect();
+        median(&mut v)
+    };
+    let steps: Vec<(DateTime<Utc>, bool, String)> = flows
+        .iter()
+        .map(|(t, f)| {
+            let usual_flow = window(flows, *t);
+            let pressure_now =
+                pressures.iter().rfind(|(x, _)| *x <= *t && *x > *t - TimeDelta::minutes(5)).map(|(_, v)| *v);
+            let usual_pressure = window(pressures, *t);
+            match (usual_flow, pressure_now, usual_pressure) {
+                (Some(uf), Some(p), Some(up)) => {
+                    let rise = f - uf;
+                    let held = rise >= min_rise.max(0.5 * uf) && p <= up * (1.0 - drop_share);
+                    (*t, held, format!("inflow {f:.1} m³/h (usually {uf:.1}) with pressure {p:.3} (usually {up:.3})"))
+                }
+                _ => (*t, false, String::new()),
+            }
+        })
+        .collect();
+    let eps = episodes_of(&steps, 1, |start, end, ev| Episode {
+        rule: "burst",
+        subject: zone.to_string(),
+        zone: zone.to_string(),
+        device: None,
+        severity: Severity::Critical,
+        start,
+        end,
+        evidence: ev.to_string(),
+        loss_per_day: None,
+    });
+    // the loss: the rise over the usual flow when it started
+    let eps = eps
+        .into_iter()
+        .map(|mut e| {
+            let now = flows.iter().find(|(t, _)| *t == e.start).map(|(_, v)| *v);
+            e.loss_per_day = now.zip(window(flows, e.start)).map(|(n, u)| (n - u).max(0.0) * 24.0);
+            e
+        })
+        .collect();
+    merge(eps, TimeDelta::minutes(10))
+}
+
 /// (time, position %, command %, open switch, closed switch), each when read.
 pub type ValveSample = (DateTime<Utc>, Option<f64>, Option<f64>, Option<f64>, Option<f64>);
 
@@ -400,6 +467,19 @@ mod tests {
         assert!(follow.evidence.contains("position 40.0 % vs command 20.0 %"));
         let sw = e.iter().find(|x| x.rule == "valve_switches").unwrap();
         assert_eq!((sw.start, sw.end), (t(2), Some(t(5))));
+    }
+
+    #[test]
+    fn a_burst_is_a_flow_rise_with_a_pressure_drop() {
+        let flows: Vec<(DateTime<Utc>, f64)> = (0..40).map(|i| (t(i), if i >= 30 { 45.0 } else { 5.0 })).collect();
+        let pressures: Vec<(DateTime<Utc>, f64)> = (0..40).map(|i| (t(i), if i >= 30 { 0.20 } else { 0.40 })).collect();
+        let e = burst("east", &flows, &pressures, 5.0, 0.15);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].start, t(30));
+        assert!((e[0].loss_per_day.unwrap() - 40.0 * 24.0).abs() < 1e-6);
+        // more water without a pressure drop (a fire drill from a hydrant fed elsewhere) is not a burst
+        let steady: Vec<(DateTime<Utc>, f64)> = (0..40).map(|i| (t(i), 0.40)).collect();
+        assert!(burst("east", &flows, &steady, 5.0, 0.15).is_empty());
     }
 
     #[test]
