@@ -270,3 +270,89 @@ async fn alerts_reach_mqtt_the_webhook_and_influxdb_after_a_refusal() {
         .unwrap();
     assert!(q.contains("\"active\"") && q.contains("night flow"), "{q}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulated_pump_house_bursts_and_a_valve_sticks() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // a burst of 50 m³/h in zone east after 6 s; the south valve stuck at 40 % from 2 s
+    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
+        .args([
+            "simulate",
+            "--listen",
+            "127.0.0.1:0",
+            "--scenario",
+            "leak:east:50@+6s",
+            "--scenario",
+            "valve-stuck:valve-south:40@+2s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(sim.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().trim_start_matches("simulator listening on ").to_string();
+    let (code, mut text, _) = pumphouse(&["simulate", "--print-config", "--listen", &addr, "--interval", "500ms"]);
+    assert_eq!(code, 0);
+    let http = common::free_port();
+    text.push_str(&format!(
+        "[store]\npath = \"{}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n[alerts]\nevaluate_every = \"1s\"\n",
+        d.join("s.db").display()
+    ));
+    let cfg = d.join("sim.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let mut gw = std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
+        .args(["run", "-c", &cfg.to_string_lossy()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_port(http, "pumphouse run");
+    let url = format!("http://127.0.0.1:{http}/api/alerts?active=true");
+    let started = std::time::Instant::now();
+    let alerts: Vec<Value> = loop {
+        let list: Vec<Value> = serde_json::from_str(&reqwest::get(&url).await.unwrap().text().await.unwrap()).unwrap();
+        let has = |rule: &str, zone: &str| list.iter().any(|a| a["rule"] == rule && a["zone"] == zone);
+        if has("burst", "east") && has("pressure_low", "east") && has("valve_position", "south") {
+            break list;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "expected alerts missing: {list:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    // nothing else: no silent devices, no faults elsewhere
+    let others: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| {
+            !matches!(
+                (a["rule"].as_str(), a["zone"].as_str()),
+                (Some("burst" | "pressure_low"), Some("east")) | (Some("valve_position"), Some("south"))
+            )
+        })
+        .collect();
+    assert!(others.is_empty(), "{others:#?}");
+    let burst = alerts.iter().find(|a| a["rule"] == "burst").unwrap();
+    assert_eq!(burst["severity"], "critical");
+    assert!(burst["loss_m3_per_day"].as_f64().unwrap() > 24.0 * 40.0, "{burst}");
+    let valve = alerts.iter().find(|a| a["rule"] == "valve_position").unwrap();
+    assert!(valve["evidence"].as_str().unwrap().contains("position 40.0 % vs command 100.0 %"), "{valve}");
+    // acknowledge over HTTP
+    let id = burst["id"].as_i64().unwrap();
+    let c = reqwest::Client::new();
+    let r = c.post(format!("http://127.0.0.1:{http}/api/alerts/{id}/ack?by=control.room")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        c.post(format!("http://127.0.0.1:{http}/api/alerts/{id}/ack")).send().await.unwrap().status().as_u16(),
+        400
+    );
+    assert_eq!(
+        c.post(format!("http://127.0.0.1:{http}/api/alerts/99999/ack?by=x")).send().await.unwrap().status().as_u16(),
+        404
+    );
+    let list: Vec<Value> = serde_json::from_str(&reqwest::get(&url).await.unwrap().text().await.unwrap()).unwrap();
+    assert!(list.iter().any(|a| a["id"] == id && a["acked_by"] == "control.room"));
+    common::terminate(&mut gw);
+    let _ = sim.kill();
+    let _ = sim.wait();
+}

@@ -83,8 +83,11 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
     // bursts: a zone's inlet flow against the pressure of the zone's own devices
     for z in cfg.topology.zones.iter().filter(|z| z.utility == Utility::Water) {
         let mut flows: Vec<(DateTime<Utc>, f64)> = Vec::new();
+        // four polls of the inlet, at least five seconds: a burst's ramp stays out of "usual"
+        let mut lag = TimeDelta::seconds(5);
         for m in cfg.topology.meters_in(&z.name).filter(|m| m.role == Role::Inlet) {
             if let Some(d) = cfg.device(&m.device) {
+                lag = lag.max(TimeDelta::from_std(d.interval * 4).unwrap_or(lag));
                 if let Some(p) = d.profile.points.iter().find(|p| p.quantity == Quantity::WaterFlow) {
                     flows.extend(good(store, &d.name, &p.name, history.max(from - TimeDelta::hours(2)), to));
                 }
@@ -99,9 +102,20 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
         flows.sort_by_key(|x| x.0);
         pressures.sort_by_key(|x| x.0);
         if !flows.is_empty() && !pressures.is_empty() {
-            out.extend(rules::burst(&z.name, &flows, &pressures, 5.0, 0.15));
+            out.extend(rules::burst(&z.name, &flows, &pressures, 5.0, 0.15, lag));
         }
     }
+    // A burst in a child zone also shows at its parent's inlet: keep the most specific one.
+    let overlaps = |a: &Episode, b: &Episode| {
+        a.start <= b.end.unwrap_or(DateTime::<Utc>::MAX_UTC) && b.start <= a.end.unwrap_or(DateTime::<Utc>::MAX_UTC)
+    };
+    let bursts: Vec<Episode> = out.iter().filter(|e| e.rule == "burst").cloned().collect();
+    out.retain(|e| {
+        e.rule != "burst"
+            || !bursts.iter().any(|c| {
+                cfg.topology.zone(&c.zone).and_then(|z| z.parent.as_deref()) == Some(e.zone.as_str()) && overlaps(e, c)
+            })
+    });
     // continuous flow at customer and unbilled water meters
     for m in cfg.topology.meters.iter().filter(|m| m.utility == Utility::Water && m.role != Role::Inlet) {
         let h = hourly(store, cfg, &m.device, &m.point, history, to);

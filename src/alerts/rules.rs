@@ -279,16 +279,17 @@ pub fn stuck_totalizer(
 }
 
 /// A burst: the zone's inflow rises sharply while its pressure falls, within minutes.
-/// Each reading is compared with the median of the zone's readings from an hour to five
-/// minutes before it (at least three of them): a rise of at least `min_rise` m³/h (and
-/// half the usual flow) together with a pressure drop of at least `drop_share` of the
-/// usual pressure.
+/// Each reading is compared with the median of the zone's readings from an hour to `lag`
+/// before it (at least three of them; the lag keeps the burst's own ramp out of the
+/// comparison): a rise of at least `min_rise` m³/h (and half the usual flow) together
+/// with a pressure drop of at least `drop_share` of the usual pressure.
 pub fn burst(
     zone: &str,
     flows: &[(DateTime<Utc>, f64)],
     pressures: &[(DateTime<Utc>, f64)],
     min_rise: f64,
     drop_share: f64,
+    lag: TimeDelta,
 ) -> Vec<Episode> {
     fn median(v: &mut [f64]) -> Option<f64> {
         if v.len() < 3 {
@@ -298,19 +299,15 @@ pub fn burst(
         Some(v[v.len() / 2])
     }
     let window = |series: &[(DateTime<Utc>, f64)], t: DateTime<Utc>| -> Option<f64> {
-        let mut v: Vec<f64> = series
-            .iter()
-            .filter(|(x, _)| *x >= t - TimeDelta::hours(1) && *x <= t - TimeDelta::minutes(5))
-            .map(|(_, v)| *v)
-            .collect();
+        let mut v: Vec<f64> =
+            series.iter().filter(|(x, _)| *x >= t - TimeDelta::hours(1) && *x <= t - lag).map(|(_, v)| *v).collect();
         median(&mut v)
     };
     let steps: Vec<(DateTime<Utc>, bool, String)> = flows
         .iter()
         .map(|(t, f)| {
             let usual_flow = window(flows, *t);
-            let pressure_now =
-                pressures.iter().rfind(|(x, _)| *x <= *t && *x > *t - TimeDelta::minutes(5)).map(|(_, v)| *v);
+            let pressure_now = pressures.iter().rfind(|(x, _)| *x <= *t && *x > *t - lag).map(|(_, v)| *v);
             let usual_pressure = window(pressures, *t);
             match (usual_flow, pressure_now, usual_pressure) {
                 (Some(uf), Some(p), Some(up)) => {
@@ -473,13 +470,13 @@ mod tests {
     fn a_burst_is_a_flow_rise_with_a_pressure_drop() {
         let flows: Vec<(DateTime<Utc>, f64)> = (0..40).map(|i| (t(i), if i >= 30 { 45.0 } else { 5.0 })).collect();
         let pressures: Vec<(DateTime<Utc>, f64)> = (0..40).map(|i| (t(i), if i >= 30 { 0.20 } else { 0.40 })).collect();
-        let e = burst("east", &flows, &pressures, 5.0, 0.15);
+        let e = burst("east", &flows, &pressures, 5.0, 0.15, TimeDelta::minutes(5));
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!(e[0].start, t(30));
         assert!((e[0].loss_per_day.unwrap() - 40.0 * 24.0).abs() < 1e-6);
         // more water without a pressure drop (a fire drill from a hydrant fed elsewhere) is not a burst
         let steady: Vec<(DateTime<Utc>, f64)> = (0..40).map(|i| (t(i), 0.40)).collect();
-        assert!(burst("east", &flows, &steady, 5.0, 0.15).is_empty());
+        assert!(burst("east", &flows, &steady, 5.0, 0.15, TimeDelta::minutes(5)).is_empty());
     }
 
     #[test]
