@@ -47,6 +47,10 @@ inlets = ["in-leaky"]
 device = "shop"
 zone = "leaky"
 category = "canteen"
+[[unmetered]]
+zone = "leaky"
+name = "public toilets and irrigation"
+per_day = 94
 [[tariffs]]
 utility = "water"
 category = "canteen"

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use rust_decimal::prelude::ToPrimitive;
 
 use super::night_flow::Settings;
@@ -70,15 +70,76 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
     let history = from - TimeDelta::days(21);
     let mut out = Vec::new();
     let tz = cfg.site.timezone;
-    // leaks by night flow, per water zone, on the zone's inlets
-    for z in cfg.topology.zones.iter().filter(|z| z.utility == Utility::Water) {
-        let mut inflow: BTreeMap<DateTime<Utc>, f64> = BTreeMap::new();
-        for m in cfg.topology.meters_in(&z.name).filter(|m| m.role == Role::Inlet) {
-            for (t, v) in hourly(store, cfg, &m.device, &m.point, history, to) {
-                *inflow.entry(t).or_default() += v;
+    // every ledger meter's hourly consumption, once (four weeks back for the profiles)
+    let hours: std::collections::HashMap<String, BTreeMap<DateTime<Utc>, f64>> = cfg
+        .topology
+        .meters
+        .iter()
+        .map(|m| {
+            (
+                format!("{}.{}", m.device, m.point),
+                hourly(store, cfg, &m.device, &m.point, from - TimeDelta::days(29), to),
+            )
+        })
+        .collect();
+    let of = |m: &crate::ledger::topology::Meter| hours.get(&format!("{}.{}", m.device, m.point));
+    let sum = |meters: Vec<&crate::ledger::topology::Meter>| {
+        let mut total: BTreeMap<DateTime<Utc>, f64> = BTreeMap::new();
+        for m in meters {
+            for (t, v) in of(m).into_iter().flatten() {
+                *total.entry(*t).or_default() += v;
             }
         }
+        total
+    };
+    // leaks by night flow, per water zone, on the zone's inlets
+    for z in cfg.topology.zones.iter().filter(|z| z.utility == Utility::Water) {
+        let inflow = sum(cfg.topology.meters_in(&z.name).filter(|m| m.role == Role::Inlet).collect());
+        let inflow: BTreeMap<DateTime<Utc>, f64> = inflow.range(history..).map(|(t, v)| (*t, *v)).collect();
         out.extend(rules::night_leak(&z.name, &inflow, tz, &Settings::default()));
+    }
+    // zone imbalance, day by day (local days fully measured at the inlets)
+    for z in cfg.topology.zones.iter().filter(|z| z.utility == Utility::Water) {
+        let input = sum(cfg.topology.meters_in(&z.name).filter(|m| m.role == Role::Inlet).collect());
+        let mut outputs_meters: Vec<&crate::ledger::topology::Meter> =
+            cfg.topology.meters_in(&z.name).filter(|m| m.role != Role::Inlet).collect();
+        for c in cfg.topology.children(&z.name) {
+            outputs_meters.extend(cfg.topology.meters_in(&c.name).filter(|m| m.role == Role::Inlet));
+        }
+        if outputs_meters.is_empty() {
+            continue; // nothing metered leaves the zone: there is no balance to check
+        }
+        let outputs = sum(outputs_meters);
+        let unmetered: f64 = cfg.topology.unmetered.iter().filter(|u| u.zone == z.name).map(|u| u.per_day).sum();
+        let mut days: BTreeMap<chrono::NaiveDate, (usize, f64, f64)> = BTreeMap::new();
+        for (t, v) in input.range(history..) {
+            let e = days.entry(t.with_timezone(&tz).date_naive()).or_default();
+            e.0 += 1;
+            e.1 += v;
+            e.2 += outputs.get(t).copied().unwrap_or(0.0);
+        }
+        let daily: Vec<(DateTime<Utc>, f64, f64, f64)> = days
+            .into_iter()
+            .filter(|(_, (n, _, _))| *n >= 23)
+            .filter_map(|(d, (_, i, o))| {
+                let end = d.succ_opt()?.and_hms_opt(0, 0, 0)?;
+                Some((tz.from_local_datetime(&end).earliest()?.with_timezone(&Utc), i, o, unmetered))
+            })
+            .collect();
+        out.extend(rules::imbalance(&z.name, &daily, 0.02, 0.10, 3));
+    }
+    // consumption far from the usual weekday-hour, water and electricity
+    for m in &cfg.topology.meters {
+        if let Some(h) = of(m) {
+            out.extend(rules::anomaly(
+                &m.zone,
+                &format!("{}.{}", m.device, m.point),
+                m.utility.unit(),
+                h,
+                5.0,
+                if m.utility == Utility::Water { 0.1 } else { 1.0 },
+            ));
+        }
     }
     // bursts: a zone's inlet flow against the pressure of the zone's own devices
     for z in cfg.topology.zones.iter().filter(|z| z.utility == Utility::Water) {
@@ -118,8 +179,10 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
     });
     // continuous flow at customer and unbilled water meters
     for m in cfg.topology.meters.iter().filter(|m| m.utility == Utility::Water && m.role != Role::Inlet) {
-        let h = hourly(store, cfg, &m.device, &m.point, history, to);
-        out.extend(rules::continuous_flow(&m.zone, &format!("{}.{}", m.device, m.point), &h, 0.01, 24));
+        if let Some(h) = of(m) {
+            let h: BTreeMap<DateTime<Utc>, f64> = h.range(history..).map(|(t, v)| (*t, *v)).collect();
+            out.extend(rules::continuous_flow(&m.zone, &format!("{}.{}", m.device, m.point), &h, 0.01, 24));
+        }
     }
     for d in &cfg.devices {
         let points = &d.profile.points;

@@ -342,6 +342,93 @@ pub fn burst(
     merge(eps, TimeDelta::minutes(10))
 }
 
+/// Zone imbalance: each local day, what the zone's inlets measured minus what its child
+/// zones and meters took and its estimated unmetered use, beyond the meters' accuracy
+/// (`accuracy` of the input plus of the metered outputs, e.g. 2 % each for class 2
+/// meters), as a share of the net input. Raised when above `share` on `days` days in a
+/// row. `daily`: (end of the day, input, metered outputs, estimated unmetered).
+pub fn imbalance(
+    zone: &str,
+    daily: &[(DateTime<Utc>, f64, f64, f64)],
+    accuracy: f64,
+    share: f64,
+    days: usize,
+) -> Vec<Episode> {
+    let steps: Vec<(DateTime<Utc>, bool, String)> = daily
+        .iter()
+        .map(|(t, input, outputs, unmetered)| {
+            let unexplained = input - outputs - unmetered;
+            let tolerance = accuracy * (input + outputs);
+            let beyond = unexplained - tolerance;
+            let held = *input > 0.0 && beyond > share * input;
+            (
+                *t,
+                held,
+                format!(
+                    "{unexplained:.1} m³ of {input:.1} m³ unaccounted for in a day ({:.0} %)",
+                    100.0 * unexplained / input.max(1e-9)
+                ),
+            )
+        })
+        .collect();
+    let eps = episodes_of(&steps, days, |start, end, ev| Episode {
+        rule: "zone_imbalance",
+        subject: zone.to_string(),
+        zone: zone.to_string(),
+        device: None,
+        severity: Severity::Warning,
+        start,
+        end,
+        evidence: ev.to_string(),
+        loss_per_day: ev.split(' ').next().and_then(|x| x.parse().ok()),
+    });
+    merge(eps, TimeDelta::days(1))
+}
+
+/// Consumption far from the meter's usual for that weekday and hour: the median and the
+/// median absolute deviation of the same weekday-hour over the previous four weeks (at
+/// least three of them); an hour is odd when it is more than `k` scaled deviations away
+/// and at least `floor` units and half the median off. Three odd hours in a row raise.
+pub fn anomaly(
+    zone: &str,
+    meter: &str,
+    unit: &str,
+    hourly: &BTreeMap<DateTime<Utc>, f64>,
+    k: f64,
+    floor: f64,
+) -> Vec<Episode> {
+    let steps: Vec<(DateTime<Utc>, bool, String)> = hourly
+        .iter()
+        .map(|(t, x)| {
+            let mut past: Vec<f64> = (1..=4).filter_map(|w| hourly.get(&(*t - TimeDelta::weeks(w))).copied()).collect();
+            if past.len() < 3 {
+                return (*t + TimeDelta::hours(1), false, String::new());
+            }
+            past.sort_by(f64::total_cmp);
+            let m = past[past.len() / 2];
+            let mut dev: Vec<f64> = past.iter().map(|v| (v - m).abs()).collect();
+            dev.sort_by(f64::total_cmp);
+            let mad = 1.4826 * dev[dev.len() / 2];
+            let off = (x - m).abs();
+            let held = off > k * mad && off >= floor && off >= 0.5 * m;
+            (*t + TimeDelta::hours(1), held, format!("{x:.2} {unit} in an hour where {m:.2} {unit} is usual"))
+        })
+        .collect();
+    let eps = episodes_of(&steps, 3, |start, end, ev| Episode {
+        rule: "consumption_anomaly",
+        subject: meter.to_string(),
+        zone: zone.to_string(),
+        device: Some(meter.split('.').next().unwrap_or(meter).to_string()),
+        severity: Severity::Info,
+        start,
+        end,
+        evidence: ev.to_string(),
+        loss_per_day: None,
+    });
+    // the same oddness night after night is one alert
+    merge(eps, TimeDelta::hours(26))
+}
+
 /// (time, position %, command %, open switch, closed switch), each when read.
 pub type ValveSample = (DateTime<Utc>, Option<f64>, Option<f64>, Option<f64>, Option<f64>);
 
@@ -477,6 +564,41 @@ mod tests {
         // more water without a pressure drop (a fire drill from a hydrant fed elsewhere) is not a burst
         let steady: Vec<(DateTime<Utc>, f64)> = (0..40).map(|i| (t(i), 0.40)).collect();
         assert!(burst("east", &flows, &steady, 5.0, 0.15, TimeDelta::minutes(5)).is_empty());
+    }
+
+    #[test]
+    fn imbalance_beyond_meter_accuracy_for_three_days() {
+        let day = |d: i64, input: f64, out: f64| (t(0) + TimeDelta::days(d), input, out, 10.0);
+        // 2 % accuracy each way: 1000 in, 900 out → 90 unaccounted − 38 tolerance = 52 (5 %)
+        let daily = vec![
+            day(1, 1000.0, 900.0),
+            day(2, 1000.0, 700.0),
+            day(3, 1000.0, 700.0),
+            day(4, 1000.0, 700.0),
+            day(5, 1000.0, 960.0),
+        ];
+        let e = imbalance("z", &daily, 0.02, 0.10, 3);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].start, e[0].end), (t(0) + TimeDelta::days(2), Some(t(0) + TimeDelta::days(5))));
+        assert!(e[0].evidence.starts_with("290.0 m³ of 1000.0 m³"), "{}", e[0].evidence);
+        assert!(imbalance("z", &daily[..2], 0.02, 0.10, 3).is_empty());
+    }
+
+    #[test]
+    fn an_odd_run_of_hours_against_the_same_weekday_hour() {
+        let mut h = BTreeMap::new();
+        for w in 0..5 {
+            for hour in 0..24 {
+                let ts = t(0) + TimeDelta::weeks(w) + TimeDelta::hours(hour);
+                let usual = if (8..18).contains(&hour) { 2.0 } else { 0.2 };
+                let v = if w == 4 && (1..=4).contains(&hour) { 1.5 } else { usual + 0.01 * ((w + hour) % 3) as f64 };
+                h.insert(ts, v);
+            }
+        }
+        let e = anomaly("z", "b.total", "m³", &h, 5.0, 0.1);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].start, t(0) + TimeDelta::weeks(4) + TimeDelta::hours(2));
+        assert!(e[0].evidence.contains("1.50 m³ in an hour where 0.2"), "{}", e[0].evidence);
     }
 
     #[test]
