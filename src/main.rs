@@ -296,6 +296,15 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Loads a configuration, or prints all its problems and gives the exit code for an
+/// invalid configuration (2).
+fn config_or_exit(path: &std::path::Path, mode: Mode) -> Result<pumphouse::config::Config, ExitCode> {
+    app::load_config(path, mode).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(2)
+    })
+}
+
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::FAILURE
@@ -325,12 +334,9 @@ async fn run(command: Command) -> ExitCode {
             }
         },
         Command::Run { config } => {
-            let cfg = match app::load_config(&config, Mode::Run) {
+            let cfg = match config_or_exit(&config, Mode::Run) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             match app::run(cfg).await {
                 Ok(()) => ExitCode::SUCCESS,
@@ -338,12 +344,9 @@ async fn run(command: Command) -> ExitCode {
             }
         }
         Command::Probe { config, device, json } => {
-            let cfg = match app::load_config(&config, Mode::Check) {
+            let cfg = match config_or_exit(&config, Mode::Check) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             match app::probe(&cfg, &device, json).await {
                 Ok(true) => ExitCode::SUCCESS,
@@ -352,12 +355,9 @@ async fn run(command: Command) -> ExitCode {
             }
         }
         Command::Ledger { config, month, format, lang, output } => {
-            let cfg = match app::load_config(&config, Mode::Check) {
+            let cfg = match config_or_exit(&config, Mode::Check) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             let format = match format {
                 FormatArg::Json => app::LedgerFormat::Json,
@@ -375,12 +375,9 @@ async fn run(command: Command) -> ExitCode {
         }
         Command::Correct { config, by, why, what } => {
             use pumphouse::ledger::corrections::Change;
-            let cfg = match app::load_config(&config, Mode::Check) {
+            let cfg = match config_or_exit(&config, Mode::Check) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             let point_of = |device: &str, point: Option<String>| {
                 point
@@ -423,12 +420,9 @@ async fn run(command: Command) -> ExitCode {
             }
         }
         Command::Alerts { config, what } => {
-            let cfg = match app::load_config(&config, Mode::Check) {
+            let cfg = match config_or_exit(&config, Mode::Check) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             let result = match what {
                 AlertsWhat::Evaluate { from, to } => app::alerts_evaluate(&cfg, from, to),
@@ -444,12 +438,9 @@ async fn run(command: Command) -> ExitCode {
             }
         }
         Command::Import { config, csv } => {
-            let cfg = match app::load_config(&config, Mode::Check) {
+            let cfg = match config_or_exit(&config, Mode::Check) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             match app::import(&cfg, &csv, true) {
                 Ok(r) => {

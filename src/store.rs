@@ -95,6 +95,28 @@ pub struct AlertRow {
     pub acked_ms: Option<i64>,
 }
 
+const ALERT_COLUMNS: &str =
+    "id, rule, subject, zone, device, severity, start_ms, end_ms, evidence, loss_per_day, loss_fen_per_day, acked_by, acked_ms";
+
+/// An alert row from a query that starts with [`ALERT_COLUMNS`].
+fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRow> {
+    Ok(AlertRow {
+        id: r.get(0)?,
+        rule: r.get(1)?,
+        subject: r.get(2)?,
+        zone: r.get(3)?,
+        device: r.get(4)?,
+        severity: r.get(5)?,
+        start_ms: r.get(6)?,
+        end_ms: r.get(7)?,
+        evidence: r.get(8)?,
+        loss_per_day: r.get(9)?,
+        loss_fen_per_day: r.get(10)?,
+        acked_by: r.get(11)?,
+        acked_ms: r.get(12)?,
+    })
+}
+
 /// A recorded correction as stored: (id, recorded at ms, who, why, change as JSON).
 pub type StoredCorrection = (i64, i64, String, String, String);
 
@@ -599,31 +621,10 @@ impl Store {
     /// Alerts, newest first; `active` only those not cleared.
     pub fn alerts(&self, active: bool) -> Result<Vec<AlertRow>> {
         let inner = self.lock();
-        let sql = if active {
-            "SELECT id, rule, subject, zone, device, severity, start_ms, end_ms, evidence, loss_per_day, loss_fen_per_day, acked_by, acked_ms FROM alerts WHERE end_ms IS NULL ORDER BY start_ms DESC"
-        } else {
-            "SELECT id, rule, subject, zone, device, severity, start_ms, end_ms, evidence, loss_per_day, loss_fen_per_day, acked_by, acked_ms FROM alerts ORDER BY start_ms DESC"
-        };
-        let mut stmt = inner.conn.prepare(sql).map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(AlertRow {
-                    id: r.get(0)?,
-                    rule: r.get(1)?,
-                    subject: r.get(2)?,
-                    zone: r.get(3)?,
-                    device: r.get(4)?,
-                    severity: r.get(5)?,
-                    start_ms: r.get(6)?,
-                    end_ms: r.get(7)?,
-                    evidence: r.get(8)?,
-                    loss_per_day: r.get(9)?,
-                    loss_fen_per_day: r.get(10)?,
-                    acked_by: r.get(11)?,
-                    acked_ms: r.get(12)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
+        let filter = if active { "WHERE end_ms IS NULL" } else { "" };
+        let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts {filter} ORDER BY start_ms DESC");
+        let mut stmt = inner.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], alert_row).map_err(|e| self.err(e))?;
         rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
     }
 
@@ -636,32 +637,10 @@ impl Store {
             _ => "influx_ms",
         };
         let inner = self.lock();
-        let sql = format!(
-            "SELECT id, rule, subject, zone, device, severity, start_ms, end_ms, evidence, loss_per_day, loss_fen_per_day, acked_by, acked_ms, updated_ms FROM alerts WHERE updated_ms > {column} ORDER BY updated_ms"
-        );
+        let sql =
+            format!("SELECT {ALERT_COLUMNS}, updated_ms FROM alerts WHERE updated_ms > {column} ORDER BY updated_ms");
         let mut stmt = inner.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    AlertRow {
-                        id: r.get(0)?,
-                        rule: r.get(1)?,
-                        subject: r.get(2)?,
-                        zone: r.get(3)?,
-                        device: r.get(4)?,
-                        severity: r.get(5)?,
-                        start_ms: r.get(6)?,
-                        end_ms: r.get(7)?,
-                        evidence: r.get(8)?,
-                        loss_per_day: r.get(9)?,
-                        loss_fen_per_day: r.get(10)?,
-                        acked_by: r.get(11)?,
-                        acked_ms: r.get(12)?,
-                    },
-                    r.get(13)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| Ok((alert_row(r)?, r.get(13)?))).map_err(|e| self.err(e))?;
         rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
     }
 
