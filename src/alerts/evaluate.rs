@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use rust_decimal::prelude::ToPrimitive;
 
-use super::night_flow::Settings;
 use super::rules::{self, Episode};
 use crate::config::Config;
 use crate::ledger::intervals::{self, MeterSpec, Sample};
@@ -96,7 +95,10 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
     for z in cfg.topology.zones.iter().filter(|z| z.utility == Utility::Water) {
         let inflow = sum(cfg.topology.meters_in(&z.name).filter(|m| m.role == Role::Inlet).collect());
         let inflow: BTreeMap<DateTime<Utc>, f64> = inflow.range(history..).map(|(t, v)| (*t, *v)).collect();
-        out.extend(rules::night_leak(&z.name, &inflow, tz, &Settings::default()));
+        let set = cfg.alerts.rules.for_subject(&z.name, None);
+        if set.enabled("night_flow") {
+            out.extend(rules::night_leak(&z.name, &inflow, tz, &set.night()));
+        }
     }
     // zone imbalance, day by day (local days fully measured at the inlets)
     for z in cfg.topology.zones.iter().filter(|z| z.utility == Utility::Water) {
@@ -106,7 +108,8 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
         for c in cfg.topology.children(&z.name) {
             outputs_meters.extend(cfg.topology.meters_in(&c.name).filter(|m| m.role == Role::Inlet));
         }
-        if outputs_meters.is_empty() {
+        let set = cfg.alerts.rules.for_subject(&z.name, None);
+        if outputs_meters.is_empty() || !set.enabled("zone_imbalance") {
             continue; // nothing metered leaves the zone: there is no balance to check
         }
         let outputs = sum(outputs_meters);
@@ -126,11 +129,13 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
                 Some((tz.from_local_datetime(&end).earliest()?.with_timezone(&Utc), i, o, unmetered))
             })
             .collect();
-        out.extend(rules::imbalance(&z.name, &daily, 0.02, 0.10, 3));
+        out.extend(rules::imbalance(&z.name, &daily, 0.02, set.imbalance_share, 3));
     }
     // consumption far from the usual weekday-hour, water and electricity
     for m in &cfg.topology.meters {
-        if let Some(h) = of(m) {
+        if let Some(h) =
+            of(m).filter(|_| cfg.alerts.rules.for_subject(&m.zone, Some(&m.device)).enabled("consumption_anomaly"))
+        {
             out.extend(rules::anomaly(
                 &m.zone,
                 &format!("{}.{}", m.device, m.point),
@@ -162,8 +167,9 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
         }
         flows.sort_by_key(|x| x.0);
         pressures.sort_by_key(|x| x.0);
-        if !flows.is_empty() && !pressures.is_empty() {
-            out.extend(rules::burst(&z.name, &flows, &pressures, 5.0, 0.15, lag));
+        let set = cfg.alerts.rules.for_subject(&z.name, None);
+        if !flows.is_empty() && !pressures.is_empty() && set.enabled("burst") {
+            out.extend(rules::burst(&z.name, &flows, &pressures, set.burst_min_rise, 0.15, lag));
         }
     }
     // A burst in a child zone also shows at its parent's inlet: keep the most specific one.
@@ -179,12 +185,20 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
     });
     // continuous flow at customer and unbilled water meters
     for m in cfg.topology.meters.iter().filter(|m| m.utility == Utility::Water && m.role != Role::Inlet) {
-        if let Some(h) = of(m) {
+        let set = cfg.alerts.rules.for_subject(&m.zone, Some(&m.device));
+        if let Some(h) = of(m).filter(|_| set.enabled("continuous_flow")) {
             let h: BTreeMap<DateTime<Utc>, f64> = h.range(history..).map(|(t, v)| (*t, *v)).collect();
-            out.extend(rules::continuous_flow(&m.zone, &format!("{}.{}", m.device, m.point), &h, 0.01, 24));
+            out.extend(rules::continuous_flow(
+                &m.zone,
+                &format!("{}.{}", m.device, m.point),
+                &h,
+                0.01,
+                set.continuous_hours,
+            ));
         }
     }
     for d in &cfg.devices {
+        let set = cfg.alerts.rules.for_subject(&d.zone, Some(&d.name));
         let points = &d.profile.points;
         let find = |q: Quantity| points.iter().find(|p| p.quantity == q);
         // silence: any good reading counts
@@ -194,24 +208,32 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
         }
         times.sort();
         times.dedup();
-        if !times.is_empty() {
-            let limit =
-                TimeDelta::from_std(d.interval * 3).unwrap_or(TimeDelta::minutes(15)).max(TimeDelta::minutes(15));
+        if !times.is_empty() && set.enabled("device_silent") {
+            let limit = match set.silent_after {
+                Some(s) => TimeDelta::from_std(s).unwrap_or(TimeDelta::minutes(15)),
+                None => {
+                    TimeDelta::from_std(d.interval * 3).unwrap_or(TimeDelta::minutes(15)).max(TimeDelta::minutes(15))
+                }
+            };
             out.extend(rules::silent(&d.zone, &d.name, &times, to.min(Utc::now()), limit));
         }
         for p in points.iter().filter(|p| p.quantity == Quantity::Pressure) {
-            let (low, high) = match &*p.unit {
+            let (low, high) = set.pressure_band.unwrap_or(match &*p.unit {
                 "bar" => (1.4, 6.0),
                 "kPa" => (140.0, 600.0),
                 _ => (0.14, 0.6),
-            };
+            });
             let r = good(store, &d.name, &p.name, history, to);
-            out.extend(rules::pressure_band(&d.zone, &format!("{}.{}", d.name, p.name), &r, low, high, &p.unit));
+            let mut eps = rules::pressure_band(&d.zone, &format!("{}.{}", d.name, p.name), &r, low, high, &p.unit);
+            eps.retain(|e| set.enabled(e.rule));
+            out.extend(eps);
         }
         if let (Some(total), Some(flow)) = (find(Quantity::WaterVolume), find(Quantity::WaterFlow)) {
             let totals = good(store, &d.name, &total.name, history, to);
             let flows = good(store, &d.name, &flow.name, history, to);
-            out.extend(rules::stuck_totalizer(&d.zone, &d.name, &totals, &flows, 0.1, 6));
+            if set.enabled("totalizer_stuck") {
+                out.extend(rules::stuck_totalizer(&d.zone, &d.name, &totals, &flows, 0.1, set.stuck_hours));
+            }
         }
         if let (Some(pos), Some(cmd)) = (find(Quantity::ValvePosition), find(Quantity::ValveCommand)) {
             let series = |p: Option<&crate::modbus::profile::Point>| -> BTreeMap<DateTime<Utc>, f64> {
@@ -227,7 +249,9 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
                 .iter()
                 .map(|(t, v)| (*t, Some(*v), cs.get(t).copied(), os.get(t).copied(), zs.get(t).copied()))
                 .collect();
-            out.extend(rules::valve(&d.zone, &d.name, &samples, 5.0));
+            let mut eps = rules::valve(&d.zone, &d.name, &samples, 5.0);
+            eps.retain(|e| set.enabled(e.rule));
+            out.extend(eps);
         }
     }
     out.retain(|e| e.start < to && e.end.is_none_or(|end| end >= from));

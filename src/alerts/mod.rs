@@ -6,3 +6,4 @@ pub mod deliver;
 pub mod evaluate;
 pub mod night_flow;
 pub mod rules;
+pub mod settings;

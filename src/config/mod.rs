@@ -60,6 +60,7 @@ pub struct AlertsConfig {
     pub evaluate_every: Duration,
     pub webhook_url: Option<String>,
     pub webhook_format: String,
+    pub rules: crate::alerts::settings::RuleSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -380,6 +381,30 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
     let raw_costs = array(top, "costs", diags);
     let raw_baseline = array(top, "baseline", diags);
     let raw_alerts: raw::RawAlerts = section(top, "alerts", diags);
+    // `[alerts]` flattens the rule settings in, which serde cannot check for unknown keys.
+    if let Some(table) = top.get("alerts").and_then(|v| v.clone().into_table().ok()) {
+        const KNOWN: &[&str] = &[
+            "evaluate_every",
+            "webhook_url",
+            "webhook_format",
+            "overrides",
+            "night_window",
+            "night_min_excess",
+            "night_nights",
+            "pressure_band",
+            "silent_after",
+            "continuous_hours",
+            "stuck_hours",
+            "imbalance_share",
+            "burst_min_rise",
+            "disable",
+        ];
+        let mut keys: Vec<&String> = table.keys().filter(|k| !KNOWN.contains(&k.as_str())).collect();
+        keys.sort();
+        for k in keys {
+            diags.error("alerts", format!("unknown field `{k}`, expected one of {}", KNOWN.join(", ")));
+        }
+    }
 
     // site
     let site_name = match raw_site.name.as_deref() {
@@ -667,7 +692,9 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
     {
         diags.error("alerts.webhook_url", format!("`{u}` is not an http:// or https:// URL"));
     }
+    let rules = crate::alerts::settings::validate(raw_alerts.settings.clone(), raw_alerts.overrides.clone(), diags);
     let alerts = AlertsConfig {
+        rules,
         evaluate_every: duration_field(
             &raw_alerts.evaluate_every,
             Duration::from_secs(300),

@@ -187,11 +187,15 @@ pub struct RawHttp {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawAlerts {
     /// How often the running gateway evaluates the rules (default 5m).
     pub evaluate_every: Option<String>,
     pub webhook_url: Option<String>,
     /// generic | wecom | dingtalk
     pub webhook_format: Option<String>,
+    /// Rule settings for the whole site (see `alerts::settings`).
+    #[serde(flatten)]
+    pub settings: crate::alerts::settings::RawSettings,
+    #[serde(default)]
+    pub overrides: Vec<crate::alerts::settings::RawSettings>,
 }

@@ -324,3 +324,27 @@ fn the_example_configuration_is_valid() {
     let kinds: HashSet<&str> = cfg.buses.iter().map(|b| b.transport.kind()).collect();
     assert_eq!(kinds, HashSet::from(["tcp", "rtu", "rtu-over-tcp"]));
 }
+
+#[test]
+fn alert_settings_and_overrides() {
+    let text = format!(
+        "{GOOD}
+[alerts]
+evaluate_every = \"1m\"
+night_min_excess = 0.5
+disable = [\"consumption_anomaly\"]
+[[alerts.overrides]]
+zone = \"campus\"
+pressure_band = [0.2, 0.5]
+"
+    );
+    let (cfg, _) = load_str(&text, Mode::Check).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.alerts.evaluate_every, Duration::from_secs(60));
+    let s = cfg.alerts.rules.for_subject("campus", Some("inlet-main"));
+    assert_eq!((s.night_min_excess, s.pressure_band), (0.5, Some((0.2, 0.5))));
+    assert!(!s.enabled("consumption_anomaly"));
+    let errs = errors(&format!("{GOOD}\n[alerts]\nnight_min_exces = 0.5\nwebhook_format = \"slack\"\n"));
+    has(&errs, "alerts", "unknown field `night_min_exces`");
+    let errs = errors(&format!("{GOOD}\n[alerts]\nwebhook_format = \"slack\"\n"));
+    has(&errs, "alerts.webhook_format", "unknown format `slack`");
+}

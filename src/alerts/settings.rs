@@ -1,0 +1,256 @@
+//! Rule settings: defaults that make sense out of the box, overridable for the whole
+//! site under `[alerts]` and per zone or device under `[[alerts.overrides]]` (zone
+//! overrides first, then device overrides, later entries winning).
+
+use serde::Deserialize;
+
+use crate::config::diag::Diagnostics;
+
+/// Every rule's name, for `disable`.
+pub const RULES: &[&str] = &[
+    "night_flow",
+    "burst",
+    "zone_imbalance",
+    "continuous_flow",
+    "consumption_anomaly",
+    "pressure_low",
+    "pressure_high",
+    "device_silent",
+    "totalizer_stuck",
+    "valve_position",
+    "valve_switches",
+];
+
+/// The settings as written: every field optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    pub zone: Option<String>,
+    pub device: Option<String>,
+    /// First and last local hour (their starts) of the night window, e.g. [2, 3].
+    pub night_window: Option<Vec<u32>>,
+    pub night_min_excess: Option<f64>,
+    pub night_nights: Option<i64>,
+    /// [low, high] in the pressure point's unit.
+    pub pressure_band: Option<Vec<f64>>,
+    pub silent_after: Option<String>,
+    pub continuous_hours: Option<i64>,
+    pub stuck_hours: Option<i64>,
+    pub imbalance_share: Option<f64>,
+    pub burst_min_rise: Option<f64>,
+    #[serde(default)]
+    pub disable: Vec<String>,
+}
+
+/// Effective settings for one zone or device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub night_window: (u32, u32),
+    pub night_min_excess: f64,
+    pub night_nights: usize,
+    /// `None`: by the point's unit (0.14–0.6 MPa, 1.4–6 bar, 140–600 kPa).
+    pub pressure_band: Option<(f64, f64)>,
+    pub silent_after: Option<std::time::Duration>,
+    pub continuous_hours: usize,
+    pub stuck_hours: i64,
+    pub imbalance_share: f64,
+    pub burst_min_rise: f64,
+    pub disabled: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            night_window: (2, 3),
+            night_min_excess: 0.3,
+            night_nights: 2,
+            pressure_band: None,
+            silent_after: None,
+            continuous_hours: 24,
+            stuck_hours: 6,
+            imbalance_share: 0.10,
+            burst_min_rise: 5.0,
+            disabled: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    pub fn enabled(&self, rule: &str) -> bool {
+        !self.disabled.iter().any(|d| d == rule)
+    }
+
+    pub fn night(&self) -> super::night_flow::Settings {
+        super::night_flow::Settings {
+            window: self.night_window,
+            min_excess: self.night_min_excess,
+            nights: self.night_nights,
+            ..Default::default()
+        }
+    }
+
+    fn apply(&mut self, r: &RawSettings) {
+        if let Some([a, b]) = r.night_window.as_deref() {
+            self.night_window = (*a, *b);
+        }
+        if let Some(v) = r.night_min_excess {
+            self.night_min_excess = v;
+        }
+        if let Some(v) = r.night_nights {
+            self.night_nights = v as usize;
+        }
+        if let Some([lo, hi]) = r.pressure_band.as_deref() {
+            self.pressure_band = Some((*lo, *hi));
+        }
+        if let Some(d) = r.silent_after.as_deref().and_then(|s| humantime::parse_duration(s).ok()) {
+            self.silent_after = Some(d);
+        }
+        if let Some(v) = r.continuous_hours {
+            self.continuous_hours = v as usize;
+        }
+        if let Some(v) = r.stuck_hours {
+            self.stuck_hours = v;
+        }
+        if let Some(v) = r.imbalance_share {
+            self.imbalance_share = v;
+        }
+        if let Some(v) = r.burst_min_rise {
+            self.burst_min_rise = v;
+        }
+        self.disabled.extend(r.disable.iter().cloned());
+    }
+}
+
+/// The site's settings and its overrides.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSettings {
+    site: RawSettings,
+    overrides: Vec<RawSettings>,
+}
+
+impl RuleSettings {
+    /// Settings for a zone, and for a device in it when given.
+    pub fn for_subject(&self, zone: &str, device: Option<&str>) -> Settings {
+        let mut s = Settings::default();
+        s.apply(&self.site);
+        for o in self.overrides.iter().filter(|o| o.zone.as_deref() == Some(zone) && o.device.is_none()) {
+            s.apply(o);
+        }
+        if let Some(d) = device {
+            for o in self.overrides.iter().filter(|o| o.device.as_deref() == Some(d)) {
+                s.apply(o);
+            }
+        }
+        s
+    }
+}
+
+fn check(r: &RawSettings, path: &str, diags: &mut Diagnostics) {
+    if let Some(w) = &r.night_window {
+        if !matches!(w.as_slice(), [a, b] if a <= b && *b <= 23) {
+            diags.error(format!("{path}.night_window"), "two local hours, first ≤ last ≤ 23, e.g. [2, 3]");
+        }
+    }
+    if let Some(b) = &r.pressure_band {
+        if !matches!(b.as_slice(), [lo, hi] if lo < hi) {
+            diags.error(format!("{path}.pressure_band"), "[low, high] in the pressure point's unit, low below high");
+        }
+    }
+    for (f, v) in [
+        ("night_min_excess", r.night_min_excess),
+        ("imbalance_share", r.imbalance_share),
+        ("burst_min_rise", r.burst_min_rise),
+    ] {
+        if v.is_some_and(|x| !(x.is_finite() && x > 0.0)) {
+            diags.error(format!("{path}.{f}"), "must be a positive number");
+        }
+    }
+    for (f, v) in
+        [("night_nights", r.night_nights), ("continuous_hours", r.continuous_hours), ("stuck_hours", r.stuck_hours)]
+    {
+        if v.is_some_and(|x| !(1..=1000).contains(&x)) {
+            diags.error(format!("{path}.{f}"), "must be a whole number from 1 to 1000");
+        }
+    }
+    if let Some(s) = &r.silent_after {
+        if humantime::parse_duration(s).is_err() {
+            diags.error(format!("{path}.silent_after"), format!("`{s}` is not a duration"));
+        }
+    }
+    for d in &r.disable {
+        if !RULES.contains(&d.as_str()) {
+            diags.error(format!("{path}.disable"), format!("unknown rule `{d}`; rules: {}", RULES.join(", ")));
+        }
+    }
+}
+
+pub fn validate(site: RawSettings, overrides: Vec<RawSettings>, diags: &mut Diagnostics) -> RuleSettings {
+    check(&site, "alerts", diags);
+    if site.zone.is_some() || site.device.is_some() {
+        diags.error("alerts", "`zone` and `device` belong in [[alerts.overrides]]");
+    }
+    for (i, o) in overrides.iter().enumerate() {
+        let path = format!("alerts.overrides[{i}]");
+        check(o, &path, diags);
+        if o.zone.is_some() == o.device.is_some() {
+            diags.error(path, "an override names either a zone or a device");
+        }
+    }
+    RuleSettings { site, overrides }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zone_then_device_overrides() {
+        let mut d = Diagnostics::default();
+        let site = RawSettings {
+            night_min_excess: Some(0.5),
+            disable: vec!["consumption_anomaly".into()],
+            ..Default::default()
+        };
+        let zone = RawSettings {
+            zone: Some("north".into()),
+            night_nights: Some(3),
+            pressure_band: Some(vec![0.2, 0.5]),
+            ..Default::default()
+        };
+        let dev =
+            RawSettings { device: Some("p-north".into()), pressure_band: Some(vec![0.25, 0.45]), ..Default::default() };
+        let r = validate(site, vec![zone, dev], &mut d);
+        assert!(d.items.is_empty(), "{:?}", d.items);
+        let north = r.for_subject("north", None);
+        assert_eq!((north.night_min_excess, north.night_nights, north.pressure_band), (0.5, 3, Some((0.2, 0.5))));
+        assert!(!north.enabled("consumption_anomaly") && north.enabled("burst"));
+        assert_eq!(r.for_subject("north", Some("p-north")).pressure_band, Some((0.25, 0.45)));
+        assert_eq!(r.for_subject("south", Some("p-north")).pressure_band, Some((0.25, 0.45)));
+        assert_eq!(
+            r.for_subject("south", None),
+            Settings { night_min_excess: 0.5, disabled: vec!["consumption_anomaly".into()], ..Default::default() }
+        );
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_their_path() {
+        let mut d = Diagnostics::default();
+        let bad = RawSettings {
+            zone: Some("z".into()),
+            device: Some("d".into()),
+            night_window: Some(vec![5, 2]),
+            disable: vec!["leaks".into()],
+            ..Default::default()
+        };
+        validate(RawSettings { pressure_band: Some(vec![0.6, 0.1]), ..Default::default() }, vec![bad], &mut d);
+        let got: Vec<String> = d.items.iter().map(|x| x.to_string()).collect();
+        for want in [
+            "alerts.pressure_band: [low, high]",
+            "alerts.overrides[0].night_window",
+            "alerts.overrides[0].disable: unknown rule `leaks`",
+            "alerts.overrides[0]: an override names either a zone or a device",
+        ] {
+            assert!(got.iter().any(|g| g.contains(want)), "{want}: {got:?}");
+        }
+    }
+}
