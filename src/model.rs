@@ -94,11 +94,6 @@ impl Quantity {
     pub fn parse(s: &str) -> Option<Quantity> {
         Quantity::ALL.into_iter().find(|q| q.as_str() == s)
     }
-
-    /// True for cumulative counters, whose deltas are consumption.
-    pub fn is_totalizer(self) -> bool {
-        matches!(self, Quantity::WaterVolume | Quantity::EnergyImport | Quantity::EnergyExport)
-    }
 }
 
 impl fmt::Display for Quantity {

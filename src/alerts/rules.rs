@@ -380,8 +380,17 @@ pub fn imbalance(
         start,
         end,
         evidence: ev.to_string(),
-        loss_per_day: ev.split(' ').next().and_then(|x| x.parse().ok()),
+        loss_per_day: None,
     });
+    // the loss: what went unaccounted on the episode's last day
+    let eps = eps
+        .into_iter()
+        .map(|mut e| {
+            let last = daily.iter().rfind(|d| d.0 >= e.start && e.end.is_none_or(|end| d.0 < end));
+            e.loss_per_day = last.map(|(_, input, outputs, unmetered)| input - outputs - unmetered);
+            e
+        })
+        .collect();
     merge(eps, TimeDelta::days(1))
 }
 

@@ -28,7 +28,7 @@ use tokio_modbus::server::tcp::{accept_tcp_connection, Server};
 use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
 use tokio_util::sync::CancellationToken;
 
-use crate::modbus::profile::{Profile, Table};
+use crate::modbus::profile::Profile;
 use model::{Bank, PumpHouse};
 
 /// What is being simulated.
@@ -421,9 +421,6 @@ pub fn profiles() -> Result<HashMap<String, Arc<Profile>>, String> {
     }
     Ok(all.into_iter().map(|p| (p.name.to_string(), Arc::new(p))).collect())
 }
-
-/// Tables the fleet mode serves, for the benchmark's profile.
-pub const FLEET_TABLE: Table = Table::Holding;
 
 #[cfg(test)]
 mod tests {
