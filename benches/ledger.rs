@@ -80,14 +80,18 @@ fn main() {
     // 1. engine only
     let (cfg, _) = config::load_str(&config_text(meters, &store_path.display().to_string()), Mode::Check)
         .unwrap_or_else(|e| panic!("{e}"));
-    let generated = |device: &str, _point: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Vec<Sample> {
-        let k: usize = device.trim_start_matches('m').parse().unwrap_or(0);
-        let a = ((from - t0).num_minutes()).max(0);
-        let b = ((to - t0).num_minutes()).min(minutes);
-        (a..b).map(|i| Sample { ts: t0 + TimeDelta::minutes(i), value: Some(value(k, i)), good: true }).collect()
-    };
+    let generated =
+        |device: &str, _point: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Result<Vec<Sample>, month::ReadError> {
+            let k: usize = device.trim_start_matches('m').parse().unwrap_or(0);
+            let a = ((from - t0).num_minutes()).max(0);
+            let b = ((to - t0).num_minutes()).min(minutes);
+            Ok((a..b)
+                .map(|i| Sample { ts: t0 + TimeDelta::minutes(i), value: Some(value(k, i)), good: true })
+                .collect())
+        };
+    let march = pumphouse::model::Month::new(2026, 3).expect("month");
     let start = Instant::now();
-    let l = month::compute(&cfg, 2026, 3, &generated, &[]).expect("ledger");
+    let l = month::compute(&cfg.ledger_spec(), march, &generated, &[]).expect("ledger");
     let engine_s = start.elapsed().as_secs_f64();
     let engine_rss = peak_rss_mib();
     let readings = (meters as f64) * ((l.to - l.from).num_minutes() as f64 + 14.0 * 1440.0);
@@ -124,9 +128,10 @@ fn main() {
         store.append(&batch).expect("append");
     }
     let fill_s = fill.elapsed().as_secs_f64();
-    let samples = pumphouse::app::store_samples(&store);
+    let samples =
+        |d: &str, p: &str, a: DateTime<Utc>, b: DateTime<Utc>| pumphouse::ledger::book::samples(&store, d, p, a, b);
     let start = Instant::now();
-    let sl = month::compute(&scfg, 2026, 3, &samples, &[]).expect("ledger");
+    let sl = month::compute(&scfg.ledger_spec(), march, &samples, &[]).expect("ledger");
     let store_s = start.elapsed().as_secs_f64();
     let rows = store.stats().map(|s| s.records).unwrap_or(0);
     println!(

@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use pumphouse::app;
 use pumphouse::config::{self, Mode};
+use pumphouse::gateway;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -93,7 +93,7 @@ async fn run(
     let tracker = TaskTracker::new();
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
-    let (mut rx, stats) = app::start_pollers(&cfg, &tracker, &cancel);
+    let (mut rx, stats) = gateway::start_pollers(&cfg, &tracker, &cancel);
     tracker.close();
     let deadline = tokio::time::sleep(Duration::from_secs(seconds));
     tokio::pin!(deadline);

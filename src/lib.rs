@@ -26,8 +26,10 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod alerts;
-pub mod app;
+pub mod cli;
 pub mod config;
+pub mod diag;
+pub mod gateway;
 pub mod http;
 pub mod ledger;
 pub mod modbus;

@@ -1,4 +1,5 @@
-//! The `pumphouse` command. Argument parsing only; the work is in `pumphouse::app`.
+//! The `pumphouse` command: argument parsing and dispatch only. The work is in
+//! `pumphouse::cli` (one module per command) and `pumphouse::gateway` (the service).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,8 +7,9 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use pumphouse::app;
-use pumphouse::config::Mode;
+use pumphouse::cli::{self, Report};
+use pumphouse::config::{Config, Mode};
+use pumphouse::gateway;
 
 #[derive(Parser)]
 #[command(
@@ -268,11 +270,11 @@ struct SimOpts {
 }
 
 impl SimOpts {
-    fn into_args(self) -> Result<app::SimArgs, String> {
+    fn into_args(self) -> Result<cli::demo::SimArgs, String> {
         if !(self.speed.is_finite() && self.speed > 0.0 && self.speed <= 100_000.0) {
             return Err(format!("--speed {} must be above 0 and at most 100000", self.speed));
         }
-        Ok(app::SimArgs {
+        Ok(cli::demo::SimArgs {
             speed: self.speed,
             start: self.start,
             scenarios: self.scenarios,
@@ -296,18 +298,44 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Loads a configuration, or prints all its problems and gives the exit code for an
-/// invalid configuration (2).
-fn config_or_exit(path: &std::path::Path, mode: Mode) -> Result<pumphouse::config::Config, ExitCode> {
-    app::load_config(path, mode).map_err(|e| {
-        eprintln!("{e}");
-        ExitCode::from(2)
-    })
+/// Why a command did not succeed.
+enum Failure {
+    /// The configuration is invalid: every problem, exit code 2.
+    Config(pumphouse::config::diag::ConfigErrors),
+    /// Anything else: the error and its causes, exit code 1.
+    Error(anyhow::Error),
 }
 
-fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::FAILURE
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure::Error(e.into())
+    }
+}
+
+fn config(path: &std::path::Path, mode: Mode) -> Result<Config, Failure> {
+    cli::load_config(path, mode).map_err(Failure::Config)
+}
+
+/// The one place a command's result becomes output and an exit code.
+fn finish(result: Result<Report, Failure>) -> ExitCode {
+    match result {
+        Ok(r) => {
+            use std::io::Write as _;
+            let mut out = std::io::stdout();
+            // a closed stdout (piped into head) is not an error of the command
+            let _ = out.write_all(r.stdout.as_bytes()).and_then(|()| out.flush());
+            eprint!("{}", r.stderr);
+            ExitCode::from(r.code)
+        }
+        Err(Failure::Config(e)) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Error(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -315,211 +343,141 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
-        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+        Err(e) => return finish(Err(Failure::Error(anyhow::anyhow!("cannot start the runtime: {e}")))),
     };
-    runtime.block_on(run(cli.command))
+    finish(runtime.block_on(run(cli.command)))
 }
 
-async fn run(command: Command) -> ExitCode {
+async fn run(command: Command) -> Result<Report, Failure> {
     match command {
-        Command::Check { config } => match app::load_config(&config, Mode::Check) {
-            Ok(cfg) => {
-                print!("{}", app::plan_report(&cfg));
-                println!("\n{}: valid", config.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(2)
-            }
-        },
-        Command::Run { config } => {
-            let cfg = match config_or_exit(&config, Mode::Run) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            match app::run(cfg).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(format!("{e:#}")),
-            }
+        Command::Check { config: path } => {
+            let cfg = config(&path, Mode::Check)?;
+            Ok(Report::text(format!("{}\n{}: valid\n", cli::check::plan_report(&cfg), path.display())))
         }
-        Command::Probe { config, device, json } => {
-            let cfg = match config_or_exit(&config, Mode::Check) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            match app::probe(&cfg, &device, json).await {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => fail(format!("device `{device}` did not answer")),
-                Err(e) => fail(e),
-            }
+        Command::Run { config: path } => {
+            let cfg = config(&path, Mode::Run)?;
+            gateway::run(cfg).await?;
+            Ok(Report::default())
         }
-        Command::Ledger { config, month, format, lang, output } => {
-            let cfg = match config_or_exit(&config, Mode::Check) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
+        Command::Probe { config: path, device, json } => {
+            let cfg = config(&path, Mode::Check)?;
+            let (text, answered) = cli::probe::probe(&cfg, &device, json).await?;
+            if !answered {
+                return Ok(Report {
+                    stdout: text,
+                    stderr: format!("error: device `{device}` did not answer\n"),
+                    code: 1,
+                });
+            }
+            Ok(Report::text(text))
+        }
+        Command::Ledger { config: path, month, format, lang, output } => {
+            let cfg = config(&path, Mode::Check)?;
             let format = match format {
-                FormatArg::Json => app::LedgerFormat::Json,
-                FormatArg::Csv => app::LedgerFormat::Csv,
-                FormatArg::Xlsx => app::LedgerFormat::Xlsx,
+                FormatArg::Json => cli::ledger::LedgerFormat::Json,
+                FormatArg::Csv => cli::ledger::LedgerFormat::Csv,
+                FormatArg::Xlsx => cli::ledger::LedgerFormat::Xlsx,
             };
             let lang = match lang {
                 LangArg::Zh => pumphouse::ledger::export::Lang::Zh,
                 LangArg::En => pumphouse::ledger::export::Lang::En,
             };
-            match app::ledger(&cfg, &month, format, lang, output.as_deref()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(format!("{e:#}")),
-            }
+            cli::ledger::ledger(&cfg, &month, format, lang, output.as_deref())?;
+            Ok(Report::default())
         }
-        Command::Correct { config, by, why, what } => {
+        Command::Correct { config: path, by, why, what } => {
             use pumphouse::ledger::corrections::Change;
-            let cfg = match config_or_exit(&config, Mode::Check) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let point_of = |device: &str, point: Option<String>| {
+            let cfg = config(&path, Mode::Check)?;
+            let point_of = |device: &str, point: Option<String>| -> Result<String, Failure> {
                 point
                     .or_else(|| cfg.topology.meters.iter().find(|m| m.device == device).map(|m| m.point.clone()))
-                    .unwrap_or_default()
+                    .ok_or_else(|| {
+                        Failure::Error(anyhow::anyhow!(
+                            "`{device}` is not a meter of the network map: name the device's totalizer with --point"
+                        ))
+                    })
             };
             let change = match what {
-                CorrectWhat::List => {
-                    return match app::corrections_list(&cfg) {
-                        Ok(text) => {
-                            print!("{text}");
-                            ExitCode::SUCCESS
-                        }
-                        Err(e) => fail(format!("{e:#}")),
-                    };
-                }
+                CorrectWhat::List => return Ok(Report::text(cli::correct::corrections_list(&cfg)?)),
                 CorrectWhat::Reading { device, point, at, value } => {
-                    let point = point_of(&device, point);
+                    let point = point_of(&device, point)?;
                     Change::Reading { device, point, ts: at, value }
                 }
                 CorrectWhat::Replacement { device, point, at, old_final, new_initial } => {
-                    let point = point_of(&device, point);
+                    let point = point_of(&device, point)?;
                     Change::Replacement { device, point, ts: at, old_final, new_initial }
                 }
                 CorrectWhat::Tariff { utility, category, from, price } => {
+                    let Some(utility) = pumphouse::ledger::topology::Utility::parse(&utility) else {
+                        return Err(Failure::Error(anyhow::anyhow!("utility `{utility}`: use water or electricity")));
+                    };
                     Change::Tariff { utility, category, from, price }
                 }
             };
             if let Change::Reading { value, .. } | Change::Replacement { old_final: value, .. } = &change {
                 if !value.is_finite() {
-                    return fail("readings must be finite numbers");
+                    return Err(Failure::Error(anyhow::anyhow!("readings must be finite numbers")));
                 }
             }
-            match app::correct(&cfg, &by, &why, change) {
-                Ok(id) => {
-                    println!("correction #{id} recorded");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(format!("{e:#}")),
-            }
+            let (id, lines) = cli::correct::correct(&cfg, &by, &why, change)?;
+            Ok(Report {
+                stdout: format!("correction #{id} recorded\n"),
+                stderr: lines.iter().map(|l| format!("{l}\n")).collect(),
+                code: 0,
+            })
         }
-        Command::Alerts { config, what } => {
-            let cfg = match config_or_exit(&config, Mode::Check) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let result = match what {
-                AlertsWhat::Evaluate { from, to } => app::alerts_evaluate(&cfg, from, to),
-                AlertsWhat::List { json, active } => app::alerts_list(&cfg, json, active),
-                AlertsWhat::Ack { id, by } => app::alerts_ack(&cfg, id, &by),
-            };
-            match result {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(format!("{e:#}")),
-            }
+        Command::Alerts { config: path, what } => {
+            let cfg = config(&path, Mode::Check)?;
+            Ok(Report::text(match what {
+                AlertsWhat::Evaluate { from, to } => cli::alerts::alerts_evaluate(&cfg, from, to)?,
+                AlertsWhat::List { json, active } => cli::alerts::alerts_list(&cfg, json, active)?,
+                AlertsWhat::Ack { id, by } => cli::alerts::alerts_ack(&cfg, id, &by)?,
+            }))
         }
-        Command::Import { config, csv } => {
-            let cfg = match config_or_exit(&config, Mode::Check) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            match app::import(&cfg, &csv, true) {
-                Ok(r) => {
-                    for (line, why) in &r.bad {
-                        eprintln!("{}:{line}: {why}", csv.display());
-                    }
-                    println!(
-                        "{}: {} rows, {} imported, {} already present, {} refused; {} alert(s) raised or updated",
-                        csv.display(),
-                        r.rows,
-                        r.imported,
-                        r.already_present,
-                        r.bad.len(),
-                        r.alerts
-                    );
-                    if r.bad.is_empty() {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::from(3)
-                    }
-                }
-                Err(e) => fail(format!("{e:#}")),
-            }
+        Command::Import { config: path, csv } => {
+            let cfg = config(&path, Mode::Check)?;
+            let r = cli::import::import(&cfg, &csv, true)?;
+            let stderr: String = r.bad.iter().map(|(line, why)| format!("{}:{line}: {why}\n", csv.display())).collect();
+            Ok(Report {
+                stdout: format!(
+                    "{}: {} rows, {} imported, {} already present, {} refused; {} alert(s) raised or updated\n",
+                    csv.display(),
+                    r.rows,
+                    r.imported,
+                    r.already_present,
+                    r.bad.len(),
+                    r.alerts
+                ),
+                stderr,
+                code: if r.bad.is_empty() { 0 } else { 3 },
+            })
         }
-        Command::Topology { config, format } => match app::load_config(&config, Mode::Check) {
-            Ok(cfg) if cfg.topology.zones.is_empty() => fail(format!("{} defines no [[zones]]", config.display())),
-            Ok(cfg) => {
-                match format {
-                    TopologyFormat::Text => print!("{}", cfg.topology.render()),
-                    TopologyFormat::Dot => print!("{}", cfg.topology.dot()),
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(2)
-            }
-        },
-        Command::Profiles { config, action } => {
-            let cfg = match config.as_deref().map(|c| app::load_config(c, Mode::Check)).transpose() {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
+        Command::Topology { config: path, format } => {
+            let cfg = config(&path, Mode::Check)?;
+            let format = match format {
+                TopologyFormat::Text => cli::topology::TopologyFormat::Text,
+                TopologyFormat::Dot => cli::topology::TopologyFormat::Dot,
             };
-            let out = match action {
-                None => app::profiles_list(cfg.as_ref()),
-                Some(ProfilesAction::Show { name }) => app::profiles_show(cfg.as_ref(), &name),
-            };
-            match out {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(e),
-            }
+            Ok(Report::text(cli::topology::topology(&cfg, format)?))
+        }
+        Command::Profiles { config: path, action } => {
+            let cfg = path.as_deref().map(|c| config(c, Mode::Check)).transpose()?;
+            Ok(Report::text(match action {
+                None => cli::profiles::profiles_list(cfg.as_ref())?,
+                Some(ProfilesAction::Show { name }) => cli::profiles::profiles_show(cfg.as_ref(), &name)?,
+            }))
         }
         Command::Simulate { listen, sim, print_config, interval, fleet, fleet_registers } => {
-            let args = match sim.into_args() {
-                Ok(a) => a,
-                Err(e) => return fail(e),
-            };
+            let args = sim.into_args().map_err(anyhow::Error::msg)?;
             let print = print_config.then_some(interval.as_str());
-            match app::simulate(&listen, &args, fleet.map(|n| (n, fleet_registers)), print).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(format!("{e:#}")),
-            }
+            cli::demo::simulate(&listen, &args, fleet.map(|n| (n, fleet_registers)), print).await?;
+            Ok(Report::default())
         }
         Command::Demo { sim, interval, duration, json, store, http } => {
-            let args = match sim.into_args() {
-                Ok(a) => a,
-                Err(e) => return fail(e),
-            };
-            let store = store.unwrap_or_else(app::default_demo_store);
-            match app::demo(&args, &interval, duration, json, &store, &http).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(format!("{e:#}")),
-            }
+            let args = sim.into_args().map_err(anyhow::Error::msg)?;
+            let store = store.unwrap_or_else(cli::demo::default_demo_store);
+            cli::demo::demo(&args, &interval, duration, json, &store, &http).await?;
+            Ok(Report::default())
         }
     }
 }

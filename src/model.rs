@@ -208,3 +208,217 @@ pub struct Reading {
     pub unit: Arc<str>,
     pub quality: Quality,
 }
+
+/// The alert rules. Stored, published and configured by their snake_case names
+/// ([`AlertRule::as_str`]); an unknown name is an error wherever it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertRule {
+    NightFlow,
+    Burst,
+    ZoneImbalance,
+    ContinuousFlow,
+    ConsumptionAnomaly,
+    PressureLow,
+    PressureHigh,
+    DeviceSilent,
+    TotalizerStuck,
+    ValvePosition,
+    ValveSwitches,
+}
+
+impl AlertRule {
+    pub const ALL: [AlertRule; 11] = [
+        AlertRule::NightFlow,
+        AlertRule::Burst,
+        AlertRule::ZoneImbalance,
+        AlertRule::ContinuousFlow,
+        AlertRule::ConsumptionAnomaly,
+        AlertRule::PressureLow,
+        AlertRule::PressureHigh,
+        AlertRule::DeviceSilent,
+        AlertRule::TotalizerStuck,
+        AlertRule::ValvePosition,
+        AlertRule::ValveSwitches,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertRule::NightFlow => "night_flow",
+            AlertRule::Burst => "burst",
+            AlertRule::ZoneImbalance => "zone_imbalance",
+            AlertRule::ContinuousFlow => "continuous_flow",
+            AlertRule::ConsumptionAnomaly => "consumption_anomaly",
+            AlertRule::PressureLow => "pressure_low",
+            AlertRule::PressureHigh => "pressure_high",
+            AlertRule::DeviceSilent => "device_silent",
+            AlertRule::TotalizerStuck => "totalizer_stuck",
+            AlertRule::ValvePosition => "valve_position",
+            AlertRule::ValveSwitches => "valve_switches",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AlertRule> {
+        AlertRule::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for AlertRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How urgent an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A calendar month of the site (`YYYY-MM`), the unit of the ledger. Years 2000–2200.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Month {
+    year: i32,
+    month: u32,
+}
+
+impl Month {
+    pub fn new(year: i32, month: u32) -> Option<Month> {
+        ((1..=12).contains(&month) && (2000..=2200).contains(&year)).then_some(Month { year, month })
+    }
+
+    /// Parses `YYYY-MM`.
+    pub fn parse(s: &str) -> Option<Month> {
+        let (y, m) = s.split_once('-')?;
+        if y.len() != 4 || !(1..=2).contains(&m.len()) {
+            return None;
+        }
+        Month::new(y.parse().ok()?, m.parse().ok()?)
+    }
+
+    /// The month a time falls in, in time zone `tz`.
+    pub fn containing(t: DateTime<Utc>, tz: chrono_tz::Tz) -> Option<Month> {
+        use chrono::Datelike;
+        let local = t.with_timezone(&tz);
+        Month::new(local.year(), local.month())
+    }
+
+    pub fn year(self) -> i32 {
+        self.year
+    }
+
+    pub fn month(self) -> u32 {
+        self.month
+    }
+
+    /// `YYYY-MM`.
+    pub fn key(self) -> String {
+        format!("{:04}-{:02}", self.year, self.month)
+    }
+
+    pub fn next(self) -> Option<Month> {
+        if self.month == 12 {
+            Month::new(self.year + 1, 1)
+        } else {
+            Month::new(self.year, self.month + 1)
+        }
+    }
+
+    pub fn prev(self) -> Option<Month> {
+        if self.month == 1 {
+            Month::new(self.year - 1, 12)
+        } else {
+            Month::new(self.year, self.month - 1)
+        }
+    }
+
+    /// The same month a year earlier (the baseline year's).
+    pub fn year_before(self) -> Option<Month> {
+        Month::new(self.year - 1, self.month)
+    }
+
+    /// The UTC bounds of the month in `tz`. Where a clock change skips local midnight,
+    /// the month starts at the first local time that exists (01:00).
+    pub fn bounds(self, tz: chrono_tz::Tz) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        use chrono::{NaiveDate, TimeZone};
+        let first = NaiveDate::from_ymd_opt(self.year, self.month, 1)?;
+        let next = if self.month == 12 {
+            NaiveDate::from_ymd_opt(self.year + 1, 1, 1)?
+        } else {
+            NaiveDate::from_ymd_opt(self.year, self.month + 1, 1)?
+        };
+        let at = |d: NaiveDate| {
+            tz.from_local_datetime(&d.and_hms_opt(0, 0, 0)?)
+                .earliest()
+                .or_else(|| tz.from_local_datetime(&d.and_hms_opt(1, 0, 0)?).earliest())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        Some((at(first)?, at(next)?))
+    }
+
+    /// The months from this one on.
+    pub fn iter_from(self) -> impl Iterator<Item = Month> {
+        std::iter::successors(Some(self), |m| m.next())
+    }
+}
+
+impl fmt::Display for Month {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}
+
+impl Serialize for Month {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.key())
+    }
+}
+
+/// A meter of the ledger: a device's totalizer point (`device.point`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MeterId {
+    pub device: String,
+    pub point: String,
+}
+
+impl MeterId {
+    pub fn new(device: &str, point: &str) -> MeterId {
+        MeterId { device: device.to_string(), point: point.to_string() }
+    }
+
+    /// `device.point`, the key of frozen records.
+    pub fn key(&self) -> String {
+        format!("{}.{}", self.device, self.point)
+    }
+}
+
+impl fmt::Display for MeterId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.device, self.point)
+    }
+}

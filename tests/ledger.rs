@@ -6,6 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::pumphouse;
+use pumphouse::model::Month;
 use serde_json::Value;
 
 const CONFIG: &str = r#"
@@ -377,21 +378,31 @@ fn a_frozen_month_outlives_its_pruned_readings() {
     assert_eq!(code, 0, "{err}");
     let (cfg, _) = config::load(Path::new(&cfg_path), Mode::Check).unwrap();
     let store = Store::open(&cfg.store.path, cfg.store.limits).unwrap();
-    let before =
-        pumphouse::app::month_ledger(&cfg, &store, 2022, 1, pumphouse::ledger::month::Depth::Full).unwrap().unwrap();
+    let before = pumphouse::ledger::book::month_ledger(
+        &cfg.ledger_spec(),
+        &store,
+        Month::new(2022, 1).unwrap(),
+        pumphouse::ledger::month::Depth::Full,
+    )
+    .unwrap();
     assert!(!before.frozen);
     // December, January and February 2022 have closed: frozen, once
     let now = chrono::Utc::now();
-    assert_eq!(pumphouse::app::freeze_closed_months(&cfg, &store, now).unwrap(), 3);
-    assert_eq!(pumphouse::app::freeze_closed_months(&cfg, &store, now).unwrap(), 0);
+    assert_eq!(pumphouse::ledger::book::freeze_closed_months(&cfg.ledger_spec(), &store, now).unwrap(), 3);
+    assert_eq!(pumphouse::ledger::book::freeze_closed_months(&cfg.ledger_spec(), &store, now).unwrap(), 0);
     // every raw reading pruned
     let short = Store::open(&cfg.store.path, Limits { max_size: u64::MAX, max_age: std::time::Duration::from_secs(1) })
         .unwrap();
     let r = short.prune(now, &[]).unwrap();
     assert_eq!(r.delivered, 2975);
     assert_eq!(short.stats().unwrap().records, 0);
-    let after =
-        pumphouse::app::month_ledger(&cfg, &store, 2022, 1, pumphouse::ledger::month::Depth::Full).unwrap().unwrap();
+    let after = pumphouse::ledger::book::month_ledger(
+        &cfg.ledger_spec(),
+        &store,
+        Month::new(2022, 1).unwrap(),
+        pumphouse::ledger::month::Depth::Full,
+    )
+    .unwrap();
     assert!(after.frozen);
     for (a, b) in before.meters.iter().zip(&after.meters) {
         assert_eq!(a.device, b.device);
@@ -439,8 +450,10 @@ fn a_meter_silent_across_a_frozen_month_end_is_booked_late_not_lost() {
     let store = Store::open(&cfg.store.path, cfg.store.limits).unwrap();
     // the gateway freezes January on 8 February, while the meter is still silent
     let feb8 = tz.with_ymd_and_hms(2022, 2, 8, 12, 0, 0).unwrap().with_timezone(&chrono::Utc);
-    assert_eq!(pumphouse::app::freeze_closed_months(&cfg, &store, feb8).unwrap(), 1);
-    let jan = pumphouse::app::month_ledger(&cfg, &store, 2022, 1, Depth::Bare).unwrap().unwrap();
+    assert_eq!(pumphouse::ledger::book::freeze_closed_months(&cfg.ledger_spec(), &store, feb8).unwrap(), 1);
+    let jan =
+        pumphouse::ledger::book::month_ledger(&cfg.ledger_spec(), &store, Month::new(2022, 1).unwrap(), Depth::Bare)
+            .unwrap();
     assert!(jan.frozen);
     let jan_booked = jan.meters[0].consumption;
     assert!((jan_booked - 2.0 * 29.0 * 24.0).abs() < 1e-6, "{jan_booked}");
@@ -449,7 +462,9 @@ fn a_meter_silent_across_a_frozen_month_end_is_booked_late_not_lost() {
     std::fs::write(&after, rows(back, end)).unwrap();
     let (code, _, err) = pumphouse(&["import", "-c", &cfg_path, "--csv", &after.to_string_lossy()]);
     assert_eq!(code, 0, "{err}");
-    let feb = pumphouse::app::month_ledger(&cfg, &store, 2022, 2, Depth::Bare).unwrap().unwrap();
+    let feb =
+        pumphouse::ledger::book::month_ledger(&cfg.ledger_spec(), &store, Month::new(2022, 2).unwrap(), Depth::Bare)
+            .unwrap();
     let m = &feb.meters[0];
     // January's silent two days (48 h × 2 m³) are booked in February, as estimated
     assert!(m.notes.iter().any(|n| n.contains("booked here as estimated")), "{:?}", m.notes);

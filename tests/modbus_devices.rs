@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pumphouse::app;
 use pumphouse::config::{self, Config, Mode};
+use pumphouse::gateway;
 use pumphouse::modbus::poller;
 use pumphouse::model::{Quality, Reading};
 use serde_json::json;
@@ -30,7 +30,7 @@ fn config(text: &str) -> Config {
 async fn run_for(cfg: &Config, how_long: Duration) -> (Vec<Reading>, poller::Stats) {
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let (mut rx, stats) = app::start_pollers(cfg, &tracker, &cancel);
+    let (mut rx, stats) = gateway::start_pollers(cfg, &tracker, &cancel);
     tracker.close();
     let mut out = Vec::new();
     let deadline = tokio::time::sleep(how_long);

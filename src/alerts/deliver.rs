@@ -15,10 +15,11 @@
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
+use rumqttc::{AsyncClient, Event, Incoming, QoS};
 
 use crate::config::delivery::{InfluxConfig, MqttConfig};
-use crate::store::{AlertRow, Store};
+use crate::sinks::line_protocol::Line;
+use crate::store::{AlertRow, Destination, Store};
 
 fn ts(ms: Option<i64>) -> Option<String> {
     ms.and_then(|m| Utc.timestamp_millis_opt(m).single()).map(|t| t.to_rfc3339())
@@ -49,8 +50,30 @@ pub fn topic(prefix: &str, site: &str, a: &AlertRow) -> String {
     }
 }
 
-/// The webhook body for `format` (generic | wecom | dingtalk).
-pub fn webhook_body(a: &AlertRow, site: &str, format: &str) -> serde_json::Value {
+/// What the webhook receiver takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// The alert as JSON.
+    Generic,
+    /// A WeCom (企业微信) group robot's markdown message.
+    Wecom,
+    /// A DingTalk (钉钉) group robot's markdown message.
+    Dingtalk,
+}
+
+impl WebhookFormat {
+    pub fn parse(s: &str) -> Option<WebhookFormat> {
+        match s {
+            "generic" => Some(WebhookFormat::Generic),
+            "wecom" => Some(WebhookFormat::Wecom),
+            "dingtalk" => Some(WebhookFormat::Dingtalk),
+            _ => None,
+        }
+    }
+}
+
+/// The webhook body for `format`.
+pub fn webhook_body(a: &AlertRow, site: &str, format: WebhookFormat) -> serde_json::Value {
     let title = format!("[{}] {} {} — {}", a.severity, a.rule, state(a), a.zone);
     let text = format!(
         "### {title}\n- site: {site}\n- subject: {}\n- since: {}\n{}- {}\n",
@@ -60,15 +83,23 @@ pub fn webhook_body(a: &AlertRow, site: &str, format: &str) -> serde_json::Value
         a.evidence
     );
     match format {
-        "wecom" => serde_json::json!({ "msgtype": "markdown", "markdown": { "content": text } }),
-        "dingtalk" => serde_json::json!({ "msgtype": "markdown", "markdown": { "title": title, "text": text } }),
-        _ => json(a, site),
+        WebhookFormat::Wecom => serde_json::json!({ "msgtype": "markdown", "markdown": { "content": text } }),
+        WebhookFormat::Dingtalk => {
+            serde_json::json!({ "msgtype": "markdown", "markdown": { "title": title, "text": text } })
+        }
+        WebhookFormat::Generic => json(a, site),
     }
 }
 
 /// Sends unconfirmed changes to the webhook; returns how many were confirmed.
-pub async fn webhook(store: &Store, site: &str, url: &str, format: &str) -> usize {
-    let Ok(pending) = store.undelivered_alerts("webhook") else { return 0 };
+pub async fn webhook(store: &Store, site: &str, url: &str, format: WebhookFormat) -> usize {
+    let pending = match store.undelivered_alerts(Destination::Webhook) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read alerts to deliver");
+            return 0;
+        }
+    };
     let Ok(http) = reqwest::Client::builder().timeout(Duration::from_secs(10)).build() else { return 0 };
     let mut n = 0;
     for (a, updated) in pending {
@@ -83,7 +114,7 @@ pub async fn webhook(store: &Store, site: &str, url: &str, format: &str) -> usiz
             tracing::warn!(alert = a.id, "webhook did not take the alert; retrying on the next pass");
             break; // keep the order: later changes wait for earlier ones
         }
-        if store.alert_delivered("webhook", a.id, updated).is_ok() {
+        if record_delivered(store, Destination::Webhook, a.id, updated) {
             n += 1;
         }
     }
@@ -93,27 +124,32 @@ pub async fn webhook(store: &Store, site: &str, url: &str, format: &str) -> usiz
 /// Sends unconfirmed changes to every InfluxDB as `alerts` events; a change counts as
 /// delivered when all of them took it (a repeat is harmless: same series and time).
 pub async fn influx(store: &Store, site: &str, cfgs: &[InfluxConfig]) -> usize {
-    let Ok(pending) = store.undelivered_alerts("influx") else { return 0 };
+    let pending = match store.undelivered_alerts(Destination::Influx) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read alerts to deliver");
+            return 0;
+        }
+    };
     if pending.is_empty() {
         return 0;
     }
-    let esc = |v: &str| v.replace('\\', "\\\\").replace(',', "\\,").replace('=', "\\=").replace(' ', "\\ ");
-    let quote = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
     let mut body = String::new();
     for (a, _) in &pending {
-        let at = a.end_ms.unwrap_or(a.start_ms) as i128 * 1_000_000;
-        body.push_str(&format!(
-            "alerts,site={},zone={},rule={},severity={} id={}i,state=\"{}\",subject=\"{}\",evidence=\"{}\"{} {at}\n",
-            esc(site),
-            esc(&a.zone),
-            esc(&a.rule),
-            esc(&a.severity),
-            a.id,
-            state(a),
-            quote(&a.subject),
-            quote(&a.evidence),
-            a.loss_per_day.map(|l| format!(",loss_m3_per_day={l:?}")).unwrap_or_default()
-        ));
+        let at = i128::from(a.end_ms.unwrap_or(a.start_ms)) * 1_000_000;
+        let mut l = Line::new(&mut body, "alerts")
+            .tag("site", site)
+            .tag("zone", &a.zone)
+            .tag("rule", a.rule.as_str())
+            .tag("severity", a.severity.as_str())
+            .int("id", a.id)
+            .string("state", state(a))
+            .string("subject", &a.subject)
+            .string("evidence", &a.evidence);
+        if let Some(loss) = a.loss_per_day {
+            l = l.float("loss_m3_per_day", loss);
+        }
+        l.at(at);
     }
     for cfg in cfgs {
         if let Err(e) = crate::sinks::influx::write_once(cfg, &body).await {
@@ -121,26 +157,28 @@ pub async fn influx(store: &Store, site: &str, cfgs: &[InfluxConfig]) -> usize {
             return 0;
         }
     }
-    pending.iter().filter(|(a, u)| store.alert_delivered("influx", a.id, *u).is_ok()).count()
+    pending.iter().filter(|(a, u)| record_delivered(store, Destination::Influx, a.id, *u)).count()
 }
 
 /// Sends unconfirmed changes over MQTT, one PubAck at a time (alerts are few).
 pub async fn mqtt(store: &Store, site: &str, cfg: &MqttConfig) -> usize {
-    let Ok(pending) = store.undelivered_alerts("mqtt") else { return 0 };
+    let pending = match store.undelivered_alerts(Destination::Mqtt) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read alerts to deliver");
+            return 0;
+        }
+    };
     if pending.is_empty() {
         return 0;
     }
-    let mut opts = MqttOptions::new(format!("{}-alerts", cfg.client_id), cfg.host.clone(), cfg.port);
-    opts.set_keep_alive(Duration::from_secs(30));
-    if let (Some(u), p) = (&cfg.username, &cfg.password) {
-        opts.set_credentials(u.clone(), p.as_ref().map(|p| p.expose().to_string()).unwrap_or_default());
-    }
-    if cfg.tls {
-        let ca = cfg.ca_file.as_ref().and_then(|f| std::fs::read(f).ok()).unwrap_or_default();
-        let client_auth =
-            cfg.client_cert.as_ref().and_then(|(c, k)| Some((std::fs::read(c).ok()?, std::fs::read(k).ok()?)));
-        opts.set_transport(rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Simple { ca, alpn: None, client_auth }));
-    }
+    let opts = match crate::sinks::mqtt::client_options(cfg, format!("{}-alerts", cfg.client_id)) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot deliver alerts over MQTT");
+            return 0;
+        }
+    };
     let (client, mut eventloop) = AsyncClient::new(opts, 16);
     let mut n = 0;
     for (a, updated) in pending {
@@ -176,10 +214,22 @@ pub async fn mqtt(store: &Store, site: &str, cfg: &MqttConfig) -> usize {
             tracing::warn!(alert = a.id, "MQTT did not confirm the alert; retrying on the next pass");
             break;
         }
-        if store.alert_delivered("mqtt", a.id, updated).is_ok() {
+        if record_delivered(store, Destination::Mqtt, a.id, updated) {
             n += 1;
         }
     }
     let _ = client.disconnect().await;
     n
+}
+
+/// Records a confirmation; a store error is logged and the change is sent again on the
+/// next pass (receivers take repeats: same topic, same series and time).
+fn record_delivered(store: &Store, to: Destination, id: i64, updated_ms: i64) -> bool {
+    match store.alert_delivered(to, id, updated_ms) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e, alert = id, "cannot record an alert's delivery");
+            false
+        }
+    }
 }

@@ -12,30 +12,41 @@ use crate::config::Config;
 use crate::ledger::intervals::{self, MeterSpec, Sample};
 use crate::ledger::tariff::{in_force, Price};
 use crate::ledger::topology::{Role, Utility};
-use crate::model::Quantity;
-use crate::store::{AlertRow, Store};
+use crate::model::{AlertRule, Quantity};
+use crate::store::{AlertRow, Store, StoreError};
 
-/// Readings of one series as (time, value), good ones only.
-fn good(store: &Store, device: &str, point: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(DateTime<Utc>, f64)> {
-    use chrono::TimeZone;
-    store
-        .series_readings(device, point, from.timestamp_millis(), to.timestamp_millis())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(_, _, q)| q == "good")
-        .filter_map(|(ms, v, _)| Some((Utc.timestamp_millis_opt(ms).single()?, v?)))
-        .collect()
+/// Reads good readings for the rules. The first store error is kept and returned by
+/// [`episodes`] in place of any result: a disk error never reads as a quiet meter.
+struct Reader<'a> {
+    store: &'a Store,
+    error: std::cell::RefCell<Option<StoreError>>,
+}
+
+impl Reader<'_> {
+    /// Readings of one series as (time, value), good ones only.
+    fn good(&self, device: &str, point: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(DateTime<Utc>, f64)> {
+        match self.store.series_readings(device, point, from.timestamp_millis(), to.timestamp_millis()) {
+            Ok(rows) => {
+                rows.into_iter().filter(|r| r.quality.is_good()).filter_map(|r| Some((r.ts, r.value?))).collect()
+            }
+            Err(e) => {
+                self.error.borrow_mut().get_or_insert(e);
+                Vec::new()
+            }
+        }
+    }
 }
 
 fn hourly(
-    store: &Store,
+    store: &Reader<'_>,
     cfg: &Config,
     device: &str,
     point: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> BTreeMap<DateTime<Utc>, f64> {
-    let samples: Vec<Sample> = good(store, device, point, from, to)
+    let samples: Vec<Sample> = store
+        .good(device, point, from, to)
         .into_iter()
         .map(|(ts, v)| Sample { ts, value: Some(v), good: true })
         .collect();
@@ -65,7 +76,14 @@ fn zone_price(cfg: &Config, zone: &str, at: DateTime<Utc>) -> Option<f64> {
 }
 
 /// Runs every rule over `[from, to)` (with the history the rules need before `from`).
-pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Episode> {
+pub fn episodes(
+    cfg: &Config,
+    store: &Store,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Episode>, StoreError> {
+    let reader = Reader { store, error: std::cell::RefCell::new(None) };
+    let store = &reader;
     let history = from - TimeDelta::days(21);
     let mut out = Vec::new();
     let tz = cfg.site.timezone;
@@ -96,7 +114,7 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
         let inflow = sum(cfg.topology.meters_in(&z.name).filter(|m| m.role == Role::Inlet).collect());
         let inflow: BTreeMap<DateTime<Utc>, f64> = inflow.range(history..).map(|(t, v)| (*t, *v)).collect();
         let set = cfg.alerts.rules.for_subject(&z.name, None);
-        if set.enabled("night_flow") {
+        if set.enabled(AlertRule::NightFlow) {
             out.extend(rules::night_leak(&z.name, &inflow, tz, &set.night()));
         }
     }
@@ -109,7 +127,7 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
             outputs_meters.extend(cfg.topology.meters_in(&c.name).filter(|m| m.role == Role::Inlet));
         }
         let set = cfg.alerts.rules.for_subject(&z.name, None);
-        if outputs_meters.is_empty() || !set.enabled("zone_imbalance") {
+        if outputs_meters.is_empty() || !set.enabled(AlertRule::ZoneImbalance) {
             continue; // nothing metered leaves the zone: there is no balance to check
         }
         let outputs = sum(outputs_meters);
@@ -133,8 +151,8 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
     }
     // consumption far from the usual weekday-hour, water and electricity
     for m in &cfg.topology.meters {
-        if let Some(h) =
-            of(m).filter(|_| cfg.alerts.rules.for_subject(&m.zone, Some(&m.device)).enabled("consumption_anomaly"))
+        if let Some(h) = of(m)
+            .filter(|_| cfg.alerts.rules.for_subject(&m.zone, Some(&m.device)).enabled(AlertRule::ConsumptionAnomaly))
         {
             out.extend(rules::anomaly(
                 &m.zone,
@@ -155,20 +173,20 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
             if let Some(d) = cfg.device(&m.device) {
                 lag = lag.max(TimeDelta::from_std(d.interval * 4).unwrap_or(lag));
                 if let Some(p) = d.profile.points.iter().find(|p| p.quantity == Quantity::WaterFlow) {
-                    flows.extend(good(store, &d.name, &p.name, history.max(from - TimeDelta::hours(2)), to));
+                    flows.extend(store.good(&d.name, &p.name, history.max(from - TimeDelta::hours(2)), to));
                 }
             }
         }
         let mut pressures: Vec<(DateTime<Utc>, f64)> = Vec::new();
         for d in cfg.devices.iter().filter(|d| &*d.zone == z.name.as_str()) {
             for p in d.profile.points.iter().filter(|p| p.quantity == Quantity::Pressure) {
-                pressures.extend(good(store, &d.name, &p.name, history.max(from - TimeDelta::hours(2)), to));
+                pressures.extend(store.good(&d.name, &p.name, history.max(from - TimeDelta::hours(2)), to));
             }
         }
         flows.sort_by_key(|x| x.0);
         pressures.sort_by_key(|x| x.0);
         let set = cfg.alerts.rules.for_subject(&z.name, None);
-        if !flows.is_empty() && !pressures.is_empty() && set.enabled("burst") {
+        if !flows.is_empty() && !pressures.is_empty() && set.enabled(AlertRule::Burst) {
             out.extend(rules::burst(&z.name, &flows, &pressures, set.burst_min_rise, 0.15, lag));
         }
     }
@@ -176,9 +194,9 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
     let overlaps = |a: &Episode, b: &Episode| {
         a.start <= b.end.unwrap_or(DateTime::<Utc>::MAX_UTC) && b.start <= a.end.unwrap_or(DateTime::<Utc>::MAX_UTC)
     };
-    let bursts: Vec<Episode> = out.iter().filter(|e| e.rule == "burst").cloned().collect();
+    let bursts: Vec<Episode> = out.iter().filter(|e| e.rule == AlertRule::Burst).cloned().collect();
     out.retain(|e| {
-        e.rule != "burst"
+        e.rule != AlertRule::Burst
             || !bursts.iter().any(|c| {
                 cfg.topology.zone(&c.zone).and_then(|z| z.parent.as_deref()) == Some(e.zone.as_str()) && overlaps(e, c)
             })
@@ -186,7 +204,7 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
     // continuous flow at customer and unbilled water meters
     for m in cfg.topology.meters.iter().filter(|m| m.utility == Utility::Water && m.role != Role::Inlet) {
         let set = cfg.alerts.rules.for_subject(&m.zone, Some(&m.device));
-        if let Some(h) = of(m).filter(|_| set.enabled("continuous_flow")) {
+        if let Some(h) = of(m).filter(|_| set.enabled(AlertRule::ContinuousFlow)) {
             let h: BTreeMap<DateTime<Utc>, f64> = h.range(history..).map(|(t, v)| (*t, *v)).collect();
             out.extend(rules::continuous_flow(
                 &m.zone,
@@ -204,11 +222,11 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
         // silence: any good reading counts
         let mut times: Vec<DateTime<Utc>> = Vec::new();
         for p in points {
-            times.extend(good(store, &d.name, &p.name, history, to).into_iter().map(|(t, _)| t));
+            times.extend(store.good(&d.name, &p.name, history, to).into_iter().map(|(t, _)| t));
         }
         times.sort();
         times.dedup();
-        if !times.is_empty() && set.enabled("device_silent") {
+        if !times.is_empty() && set.enabled(AlertRule::DeviceSilent) {
             let limit = match set.silent_after {
                 Some(s) => TimeDelta::from_std(s).unwrap_or(TimeDelta::minutes(15)),
                 None => {
@@ -223,21 +241,21 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
                 "kPa" => (140.0, 600.0),
                 _ => (0.14, 0.6),
             });
-            let r = good(store, &d.name, &p.name, history, to);
+            let r = store.good(&d.name, &p.name, history, to);
             let mut eps = rules::pressure_band(&d.zone, &format!("{}.{}", d.name, p.name), &r, low, high, &p.unit);
             eps.retain(|e| set.enabled(e.rule));
             out.extend(eps);
         }
         if let (Some(total), Some(flow)) = (find(Quantity::WaterVolume), find(Quantity::WaterFlow)) {
-            let totals = good(store, &d.name, &total.name, history, to);
-            let flows = good(store, &d.name, &flow.name, history, to);
-            if set.enabled("totalizer_stuck") {
+            let totals = store.good(&d.name, &total.name, history, to);
+            let flows = store.good(&d.name, &flow.name, history, to);
+            if set.enabled(AlertRule::TotalizerStuck) {
                 out.extend(rules::stuck_totalizer(&d.zone, &d.name, &totals, &flows, 0.1, set.stuck_hours));
             }
         }
         if let (Some(pos), Some(cmd)) = (find(Quantity::ValvePosition), find(Quantity::ValveCommand)) {
             let series = |p: Option<&crate::modbus::profile::Point>| -> BTreeMap<DateTime<Utc>, f64> {
-                p.map(|p| good(store, &d.name, &p.name, history, to).into_iter().collect()).unwrap_or_default()
+                p.map(|p| store.good(&d.name, &p.name, history, to).into_iter().collect()).unwrap_or_default()
             };
             let (ps, cs, os, zs) = (
                 series(Some(pos)),
@@ -254,8 +272,11 @@ pub fn episodes(cfg: &Config, store: &Store, from: DateTime<Utc>, to: DateTime<U
             out.extend(eps);
         }
     }
+    if let Some(e) = reader.error.take() {
+        return Err(e);
+    }
     out.retain(|e| e.start < to && e.end.is_none_or(|end| end >= from));
-    out
+    Ok(out)
 }
 
 /// Evaluates `[from, to)` and records the episodes; returns how many alerts were raised
@@ -267,18 +288,18 @@ pub fn record(
     to: DateTime<Utc>,
 ) -> crate::store::Result<Vec<AlertRow>> {
     let mut changed = Vec::new();
-    for e in episodes(cfg, store, from, to) {
+    for e in episodes(cfg, store, from, to)? {
         let fen = e
             .loss_per_day
             .zip(zone_price(cfg, &e.zone, e.start))
             .map(|(m3, price)| (m3 * price * 100.0).round() as i64);
         let row = AlertRow {
             id: 0,
-            rule: e.rule.to_string(),
+            rule: e.rule,
             subject: e.subject.clone(),
             zone: e.zone.clone(),
             device: e.device.clone(),
-            severity: e.severity.as_str().to_string(),
+            severity: e.severity,
             start_ms: e.start.timestamp_millis(),
             end_ms: e.end.map(|t| t.timestamp_millis()),
             evidence: match (e.loss_per_day, fen) {

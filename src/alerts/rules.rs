@@ -13,27 +13,11 @@ use serde::Serialize;
 
 use super::night_flow::{self, Settings};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-}
+pub use crate::model::{AlertRule, Severity};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Episode {
-    pub rule: &'static str,
+    pub rule: AlertRule,
     /// What the alert is about: a zone or a device (and point).
     pub subject: String,
     pub zone: String,
@@ -117,7 +101,7 @@ pub fn night_leak(zone: &str, inflow: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: 
         let last = nights.iter().rfind(|n| n.leak && n.at >= start && end.is_none_or(|e| n.at < e));
         let x = last.and_then(|n| n.excess).or_else(|| excess_at(start)).unwrap_or(0.0).max(0.0);
         Episode {
-            rule: "night_flow",
+            rule: AlertRule::NightFlow,
             subject: zone.to_string(),
             zone: zone.to_string(),
             device: None,
@@ -148,7 +132,7 @@ pub fn continuous_flow(
         })
         .collect();
     let eps = episodes_of(&steps, hours, |start, end, ev| Episode {
-        rule: "continuous_flow",
+        rule: AlertRule::ContinuousFlow,
         subject: meter.to_string(),
         zone: zone.to_string(),
         device: Some(meter.split('.').next().unwrap_or(meter).to_string()),
@@ -171,7 +155,9 @@ pub fn pressure_band(
     unit: &str,
 ) -> Vec<Episode> {
     let mut out = Vec::new();
-    for (rule, cond, sev) in [("pressure_low", true, Severity::Critical), ("pressure_high", false, Severity::Warning)] {
+    for (rule, cond, sev) in
+        [(AlertRule::PressureLow, true, Severity::Critical), (AlertRule::PressureHigh, false, Severity::Warning)]
+    {
         let steps: Vec<(DateTime<Utc>, bool, String)> = readings
             .iter()
             .map(|(t, v)| {
@@ -211,7 +197,7 @@ pub fn silent(
     let mut t: Vec<DateTime<Utc>> = good_times.to_vec();
     t.sort();
     let mk = |start: DateTime<Utc>, end: Option<DateTime<Utc>>, last: DateTime<Utc>| Episode {
-        rule: "device_silent",
+        rule: AlertRule::DeviceSilent,
         subject: device.to_string(),
         zone: zone.to_string(),
         device: Some(device.to_string()),
@@ -257,7 +243,7 @@ pub fn stuck_totalizer(
             if mean >= min_flow {
                 let end = totals.get(j + 1).map(|x| x.0);
                 out.push(Episode {
-                    rule: "totalizer_stuck",
+                    rule: AlertRule::TotalizerStuck,
                     subject: device.to_string(),
                     zone: zone.to_string(),
                     device: Some(device.to_string()),
@@ -320,7 +306,7 @@ pub fn burst(
         })
         .collect();
     let eps = episodes_of(&steps, 1, |start, end, ev| Episode {
-        rule: "burst",
+        rule: AlertRule::Burst,
         subject: zone.to_string(),
         zone: zone.to_string(),
         device: None,
@@ -372,7 +358,7 @@ pub fn imbalance(
         })
         .collect();
     let eps = episodes_of(&steps, days, |start, end, ev| Episode {
-        rule: "zone_imbalance",
+        rule: AlertRule::ZoneImbalance,
         subject: zone.to_string(),
         zone: zone.to_string(),
         device: None,
@@ -424,7 +410,7 @@ pub fn anomaly(
         })
         .collect();
     let eps = episodes_of(&steps, 3, |start, end, ev| Episode {
-        rule: "consumption_anomaly",
+        rule: AlertRule::ConsumptionAnomaly,
         subject: meter.to_string(),
         zone: zone.to_string(),
         device: Some(meter.split('.').next().unwrap_or(meter).to_string()),
@@ -444,7 +430,7 @@ pub type ValveSample = (DateTime<Utc>, Option<f64>, Option<f64>, Option<f64>, Op
 /// Valve position that does not follow its command, or limit switches that contradict
 /// the position. `samples`: (time, position %, command %, open switch, closed switch).
 pub fn valve(zone: &str, device: &str, samples: &[ValveSample], tolerance: f64) -> Vec<Episode> {
-    let mk = |rule: &'static str, sev: Severity| {
+    let mk = |rule: AlertRule, sev: Severity| {
         move |start: DateTime<Utc>, end: Option<DateTime<Utc>>, ev: &str| Episode {
             rule,
             subject: device.to_string(),
@@ -479,8 +465,8 @@ pub fn valve(zone: &str, device: &str, samples: &[ValveSample], tolerance: f64) 
         })
         .collect();
     // Travel takes time: a mismatch counts after three readings in a row.
-    let mut out = episodes_of(&follow, 3, mk("valve_position", Severity::Warning));
-    out.extend(episodes_of(&switches, 2, mk("valve_switches", Severity::Warning)));
+    let mut out = episodes_of(&follow, 3, mk(AlertRule::ValvePosition, Severity::Warning));
+    out.extend(episodes_of(&switches, 2, mk(AlertRule::ValveSwitches, Severity::Warning)));
     out
 }
 
@@ -502,7 +488,7 @@ mod tests {
             .collect();
         let e = pressure_band("north", "p1", &r, 0.14, 0.6, "MPa");
         assert_eq!(e.len(), 1, "{e:?}");
-        assert_eq!((e[0].rule, e[0].start, e[0].end), ("pressure_low", t(3), Some(t(6))));
+        assert_eq!((e[0].rule, e[0].start, e[0].end), (AlertRule::PressureLow, t(3), Some(t(6))));
         assert!(e[0].evidence.contains("0.090 MPa below 0.14 MPa"), "{}", e[0].evidence);
         assert_eq!(e[0].severity, Severity::Critical);
     }
@@ -555,10 +541,10 @@ mod tests {
             })
             .collect();
         let e = valve("z", "v", &s, 5.0);
-        let follow = e.iter().find(|x| x.rule == "valve_position").unwrap();
+        let follow = e.iter().find(|x| x.rule == AlertRule::ValvePosition).unwrap();
         assert_eq!(follow.start, t(1));
         assert!(follow.evidence.contains("position 40.0 % vs command 20.0 %"));
-        let sw = e.iter().find(|x| x.rule == "valve_switches").unwrap();
+        let sw = e.iter().find(|x| x.rule == AlertRule::ValveSwitches).unwrap();
         assert_eq!((sw.start, sw.end), (t(2), Some(t(5))));
     }
 
@@ -613,7 +599,7 @@ mod tests {
     #[test]
     fn one_leak_is_one_alert_through_a_clean_night() {
         let e = |s: i64, end: i64| Episode {
-            rule: "night_flow",
+            rule: AlertRule::NightFlow,
             subject: "z".into(),
             zone: "z".into(),
             device: None,

@@ -4,22 +4,8 @@
 
 use serde::Deserialize;
 
-use crate::config::diag::Diagnostics;
-
-/// Every rule's name, for `disable`.
-pub const RULES: &[&str] = &[
-    "night_flow",
-    "burst",
-    "zone_imbalance",
-    "continuous_flow",
-    "consumption_anomaly",
-    "pressure_low",
-    "pressure_high",
-    "device_silent",
-    "totalizer_stuck",
-    "valve_position",
-    "valve_switches",
-];
+use crate::diag::Diagnostics;
+use crate::model::AlertRule;
 
 /// The settings as written: every field optional.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -55,7 +41,7 @@ pub struct Settings {
     pub stuck_hours: i64,
     pub imbalance_share: f64,
     pub burst_min_rise: f64,
-    pub disabled: Vec<String>,
+    pub disabled: Vec<AlertRule>,
 }
 
 impl Default for Settings {
@@ -76,8 +62,8 @@ impl Default for Settings {
 }
 
 impl Settings {
-    pub fn enabled(&self, rule: &str) -> bool {
-        !self.disabled.iter().any(|d| d == rule)
+    pub fn enabled(&self, rule: AlertRule) -> bool {
+        !self.disabled.contains(&rule)
     }
 
     pub fn night(&self) -> super::night_flow::Settings {
@@ -117,7 +103,8 @@ impl Settings {
         if let Some(v) = r.burst_min_rise {
             self.burst_min_rise = v;
         }
-        self.disabled.extend(r.disable.iter().cloned());
+        // unknown names were reported by validation
+        self.disabled.extend(r.disable.iter().filter_map(|d| AlertRule::parse(d)));
     }
 }
 
@@ -178,8 +165,9 @@ fn check(r: &RawSettings, path: &str, diags: &mut Diagnostics) {
         }
     }
     for d in &r.disable {
-        if !RULES.contains(&d.as_str()) {
-            diags.error(format!("{path}.disable"), format!("unknown rule `{d}`; rules: {}", RULES.join(", ")));
+        if AlertRule::parse(d).is_none() {
+            let rules: Vec<&str> = AlertRule::ALL.iter().map(|r| r.as_str()).collect();
+            diags.error(format!("{path}.disable"), format!("unknown rule `{d}`; rules: {}", rules.join(", ")));
         }
     }
 }
@@ -223,12 +211,12 @@ mod tests {
         assert!(d.items.is_empty(), "{:?}", d.items);
         let north = r.for_subject("north", None);
         assert_eq!((north.night_min_excess, north.night_nights, north.pressure_band), (0.5, 3, Some((0.2, 0.5))));
-        assert!(!north.enabled("consumption_anomaly") && north.enabled("burst"));
+        assert!(!north.enabled(AlertRule::ConsumptionAnomaly) && north.enabled(AlertRule::Burst));
         assert_eq!(r.for_subject("north", Some("p-north")).pressure_band, Some((0.25, 0.45)));
         assert_eq!(r.for_subject("south", Some("p-north")).pressure_band, Some((0.25, 0.45)));
         assert_eq!(
             r.for_subject("south", None),
-            Settings { night_min_excess: 0.5, disabled: vec!["consumption_anomaly".into()], ..Default::default() }
+            Settings { night_min_excess: 0.5, disabled: vec![AlertRule::ConsumptionAnomaly], ..Default::default() }
         );
     }
 

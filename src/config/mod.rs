@@ -7,7 +7,7 @@
 //! others.
 
 pub mod delivery;
-pub mod diag;
+pub use crate::diag;
 pub mod raw;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -19,10 +19,11 @@ use chrono_tz::Tz;
 use serde::de::DeserializeOwned;
 
 use crate::modbus::planner::{self, Limits};
-use crate::modbus::profile::{self, Profile};
+use crate::modbus::profile::Profile;
+use crate::modbus::profile_file::{self, RawProfile};
 use delivery::{HttpConfig, InfluxConfig, MqttConfig, StoreConfig};
 use diag::{ConfigErrors, Diagnostics};
-use raw::{RawBus, RawDevice, RawHttp, RawInflux, RawMqtt, RawPolling, RawProfile, RawSite, RawStore};
+use raw::{RawBus, RawDevice, RawHttp, RawInflux, RawMqtt, RawPolling, RawSite, RawStore};
 
 /// What the configuration is being loaded for: a missing serial device is a warning when
 /// checking a file on another machine, and an error when about to poll.
@@ -59,7 +60,7 @@ pub struct Config {
 pub struct AlertsConfig {
     pub evaluate_every: Duration,
     pub webhook_url: Option<String>,
-    pub webhook_format: String,
+    pub webhook_format: crate::alerts::deliver::WebhookFormat,
     pub rules: crate::alerts::settings::RuleSettings,
 }
 
@@ -178,6 +179,17 @@ impl Config {
 
     pub fn device(&self, name: &str) -> Option<&Device> {
         self.devices.iter().find(|d| &*d.name == name)
+    }
+
+    /// What the ledger needs of this configuration.
+    pub fn ledger_spec(&self) -> crate::ledger::month::Spec<'_> {
+        crate::ledger::month::Spec {
+            site: &self.site.name,
+            tz: self.site.timezone,
+            topology: &self.topology,
+            prices: &self.prices,
+            intervals: self.devices.iter().map(|d| (&*d.name, d.interval)).collect(),
+        }
     }
 }
 
@@ -432,7 +444,7 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
 
     // profiles: built-in, then the config's own
     let mut profiles: BTreeMap<String, Arc<Profile>> = BTreeMap::new();
-    for p in profile::builtin_profiles(diags) {
+    for p in profile_file::builtin_profiles(diags) {
         profiles.insert(p.name.to_string(), Arc::new(p));
     }
     let mut own_profiles: HashMap<String, usize> = HashMap::new();
@@ -445,7 +457,7 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
                 continue;
             }
         }
-        if let Some(p) = profile::validate_profile(rp, &path, diags) {
+        if let Some(p) = profile_file::validate_profile(rp, &path, diags) {
             profiles.insert(p.name.to_string(), Arc::new(p));
         }
     }
@@ -667,7 +679,9 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
         }
     }
     let http = if raw_http.listen.as_deref() == Some("off") { None } else { delivery::validate_http(&raw_http, diags) };
-    let topology = crate::ledger::topology::validate(&raw_zones, &raw_meters, &raw_unmetered, &devices, diags);
+    let known: Vec<crate::ledger::topology::KnownDevice<'_>> =
+        devices.iter().map(|d| crate::ledger::topology::KnownDevice { name: &d.name, profile: &d.profile }).collect();
+    let topology = crate::ledger::topology::validate(&raw_zones, &raw_meters, &raw_unmetered, &known, diags);
     // Months are frozen for the ledger seven days after they close: raw readings must
     // live at least that long (31 + 7 days, and a margin).
     if !topology.zones.is_empty() && store.limits.max_age < Duration::from_secs(40 * 86_400) {
@@ -680,13 +694,14 @@ fn validate(top: &HashMap<String, config::Value>, source: &str, mode: Mode, diag
         );
     }
     let prices = crate::ledger::prices::validate(&raw_tou, &raw_tariffs, &raw_costs, &raw_baseline, diags);
-    let webhook_format = raw_alerts.webhook_format.clone().unwrap_or_else(|| "generic".into());
-    if !matches!(webhook_format.as_str(), "generic" | "wecom" | "dingtalk") {
-        diags.error(
-            "alerts.webhook_format",
-            format!("unknown format `{webhook_format}`; use generic, wecom or dingtalk"),
-        );
-    }
+    use crate::alerts::deliver::WebhookFormat;
+    let webhook_format = match raw_alerts.webhook_format.as_deref() {
+        None => WebhookFormat::Generic,
+        Some(f) => WebhookFormat::parse(f).unwrap_or_else(|| {
+            diags.error("alerts.webhook_format", format!("unknown format `{f}`; use generic, wecom or dingtalk"));
+            WebhookFormat::Generic
+        }),
+    };
     if let Some(u) =
         raw_alerts.webhook_url.as_deref().filter(|u| !(u.starts_with("http://") || u.starts_with("https://")))
     {

@@ -3,8 +3,6 @@
 //! sentences rather than serde's. Nothing here is trusted; `validate` turns it into the
 //! typed configuration.
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -58,75 +56,6 @@ pub struct RawDevice {
     pub max_hole: Option<i64>,
     pub retries: Option<i64>,
     pub enabled: Option<bool>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawProfile {
-    pub name: Option<String>,
-    pub description: Option<String>,
-    #[serde(default)]
-    pub points: Vec<RawPoint>,
-    /// Test vectors: raw registers with the values they must decode to.
-    #[serde(default)]
-    pub vectors: Vec<RawVector>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawPoint {
-    pub name: Option<String>,
-    pub table: Option<String>,
-    pub address: Option<i64>,
-    /// Alternative to table + address: the 1-based "Modicon" number of register maps,
-    /// e.g. 30001 (input register 0) or 400010 (holding register 9).
-    pub register: Option<i64>,
-    #[serde(rename = "type")]
-    pub data_type: Option<String>,
-    pub bit: Option<i64>,
-    pub order: Option<String>,
-    pub scale: Option<f64>,
-    pub offset: Option<f64>,
-    pub unit: Option<String>,
-    pub quantity: Option<String>,
-    pub min: Option<f64>,
-    pub max: Option<f64>,
-    pub exponent_from: Option<String>,
-    pub exponent_offset: Option<i64>,
-    pub current_loop: Option<RawCurrentLoop>,
-    pub description: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawCurrentLoop {
-    /// Engineering value at 4 mA and at 20 mA.
-    pub range: Option<Vec<f64>>,
-    pub fault_below: Option<f64>,
-    pub fault_above: Option<f64>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawVector {
-    pub description: Option<String>,
-    #[serde(default)]
-    pub registers: Vec<RawVectorBlock>,
-    /// point name → expected engineering value.
-    #[serde(default)]
-    pub expect: BTreeMap<String, f64>,
-    /// point name → expected quality code (`out_of_range`, …); default `good`.
-    #[serde(default)]
-    pub expect_quality: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawVectorBlock {
-    pub table: Option<String>,
-    pub address: Option<i64>,
-    #[serde(default)]
-    pub values: Vec<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

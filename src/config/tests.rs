@@ -342,7 +342,7 @@ pressure_band = [0.2, 0.5]
     assert_eq!(cfg.alerts.evaluate_every, Duration::from_secs(60));
     let s = cfg.alerts.rules.for_subject("campus", Some("inlet-main"));
     assert_eq!((s.night_min_excess, s.pressure_band), (0.5, Some((0.2, 0.5))));
-    assert!(!s.enabled("consumption_anomaly"));
+    assert!(!s.enabled(crate::model::AlertRule::ConsumptionAnomaly));
     let errs = errors(&format!("{GOOD}\n[alerts]\nnight_min_exces = 0.5\nwebhook_format = \"slack\"\n"));
     has(&errs, "alerts", "unknown field `night_min_exces`");
     let errs = errors(&format!("{GOOD}\n[alerts]\nwebhook_format = \"slack\"\n"));

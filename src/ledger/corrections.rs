@@ -6,6 +6,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use super::topology::Utility;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Change {
@@ -16,7 +18,7 @@ pub enum Change {
     Replacement { device: String, point: String, ts: DateTime<Utc>, old_final: f64, new_initial: f64 },
     /// A flat tariff for a category from a date (tiers and time of use live in the
     /// configuration).
-    Tariff { utility: String, category: String, from: NaiveDate, price: Decimal },
+    Tariff { utility: Utility, category: String, from: NaiveDate, price: Decimal },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -43,7 +45,7 @@ impl Correction {
                 )
             }
             Change::Tariff { utility, category, from, price } => {
-                format!("{utility} tariff for {category} from {from}: {price} per unit")
+                format!("{} tariff for {category} from {from}: {price} per unit", utility.as_str())
             }
         }
     }

@@ -9,7 +9,9 @@ use std::path::Path;
 
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
-use super::month::Ledger;
+use super::month::{Ledger, Status};
+use super::topology::{Role, Utility};
+use crate::sinks::line_protocol::Line;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -28,22 +30,29 @@ fn yuan(fen: i64) -> f64 {
     fen as f64 / 100.0
 }
 
-fn status_label(lang: Lang, s: Option<&str>) -> String {
-    match (lang, s) {
-        (_, None) => String::new(),
-        (Lang::En, Some(s)) => s.to_string(),
-        (Lang::Zh, Some("on track")) => "达标".into(),
-        (Lang::Zh, Some("at risk")) => "预警".into(),
-        (Lang::Zh, Some(_)) => "超标".into(),
+pub fn status_label(lang: Lang, s: Option<Status>) -> &'static str {
+    match s {
+        None => "",
+        Some(Status::OnTrack) => l(lang, "on track", "达标"),
+        Some(Status::AtRisk) => l(lang, "at risk", "预警"),
+        Some(Status::Breached) => l(lang, "breached", "超标"),
     }
 }
 
-fn utility_label(lang: Lang, u: &str) -> String {
-    match (lang, u) {
-        (Lang::Zh, "water") => "水".into(),
-        (Lang::Zh, "electricity") => "电".into(),
-        (Lang::Zh, "combined") => "合计".into(),
-        _ => u.to_string(),
+/// A utility's name; `None` is the combined account.
+pub fn utility_label(lang: Lang, u: Option<Utility>) -> &'static str {
+    match u {
+        Some(Utility::Water) => l(lang, "water", "水"),
+        Some(Utility::Electricity) => l(lang, "electricity", "电"),
+        None => l(lang, "combined", "合计"),
+    }
+}
+
+fn role_label(lang: Lang, r: Role) -> &'static str {
+    match r {
+        Role::Inlet => l(lang, "inlet", "进水/进线"),
+        Role::Billed => l(lang, "billed", "计费"),
+        Role::Unbilled => l(lang, "unbilled", "免费"),
     }
 }
 
@@ -83,10 +92,10 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
     ];
     let mut summary = Vec::new();
     for u in ledger.utilities.iter().chain(std::iter::once(&ledger.combined)) {
-        let combined = u.utility == "combined";
+        let combined = u.utility.is_none();
         let vol = |v: f64| if combined { Cell::Empty } else { Cell::Num(v) };
         summary.push(vec![
-            Cell::Text(utility_label(lang, u.utility)),
+            Cell::Text(utility_label(lang, u.utility).to_string()),
             vol(u.input),
             vol(u.billed),
             vol(u.unbilled),
@@ -101,7 +110,7 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
             opt(u.effects.as_ref().map(|e| yuan(e.volume_fen))),
             opt(u.effects.as_ref().map(|e| yuan(e.price_fen))),
             opt(u.effects.as_ref().map(|e| yuan(e.loss_fen))),
-            Cell::Text(status_label(lang, u.status)),
+            Cell::Text(status_label(lang, u.status).to_string()),
             Cell::Text(u.unit.to_string()),
         ]);
     }
@@ -120,23 +129,23 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
         .iter()
         .map(|y| {
             vec![
-                Cell::Text(utility_label(lang, y.utility)),
+                Cell::Text(utility_label(lang, y.utility).to_string()),
                 Cell::Num(f64::from(y.months)),
                 Cell::Num(yuan(y.gap_fen)),
                 opt(y.baseline_gap_fen.map(yuan)),
                 Cell::Num(yuan(y.projection_fen)),
                 opt(y.baseline_full_year_fen.map(yuan)),
-                Cell::Text(status_label(lang, y.status)),
+                Cell::Text(status_label(lang, y.status).to_string()),
                 Cell::Text(y.projection_method.to_string()),
             ]
         })
         .collect();
     // One zone sheet per utility, volumes with their unit in the header.
-    let zone_tables: Vec<Table> = ["water", "electricity"]
+    let zone_tables: Vec<Table> = [Utility::Water, Utility::Electricity]
         .iter()
         .filter(|u| ledger.zones.iter().any(|z| z.utility == **u))
         .map(|u| {
-            let unit = if *u == "water" { "m³" } else { "kWh" };
+            let unit = if *u == Utility::Water { "m³" } else { "kWh" };
             let v = |en: &str, zh: &str| format!("{} ({unit})", if lang == Lang::En { en } else { zh });
             let head: Vec<String> = vec![
                 l(lang, "zone", "分区").to_string(),
@@ -178,8 +187,8 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
                 })
                 .collect();
             let name = match (*u, lang) {
-                ("water", Lang::En) => "water zones",
-                ("water", Lang::Zh) => "供水分区",
+                (Utility::Water, Lang::En) => "water zones",
+                (Utility::Water, Lang::Zh) => "供水分区",
                 (_, Lang::En) => "electricity zones",
                 (_, Lang::Zh) => "供电分区",
             };
@@ -209,11 +218,11 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
         .iter()
         .map(|m| {
             vec![
-                Cell::Text(utility_label(lang, m.utility)),
+                Cell::Text(utility_label(lang, Some(m.utility)).to_string()),
                 Cell::Text(m.zone.clone()),
                 Cell::Text(m.device.clone()),
                 Cell::Text(m.point.clone()),
-                Cell::Text(m.role.to_string()),
+                Cell::Text(role_label(lang, m.role).to_string()),
                 Cell::Text(m.category.clone().unwrap_or_default()),
                 opt(m.opening),
                 Cell::Text(m.opening_ts.map(|t| t.to_rfc3339()).unwrap_or_default()),
@@ -239,7 +248,7 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
         .iter()
         .map(|c| {
             vec![
-                Cell::Text(utility_label(lang, c.utility)),
+                Cell::Text(utility_label(lang, Some(c.utility)).to_string()),
                 Cell::Text(c.name.clone()),
                 opt(c.quantity),
                 Cell::Num(yuan(c.amount_fen)),
@@ -293,7 +302,7 @@ pub fn to_csv(ledger: &Ledger, lang: Lang) -> String {
         "{},{},{}",
         csv_field(l(lang, "site", "站点")),
         csv_field(&ledger.site),
-        csv_field(&ledger.month)
+        csv_field(&ledger.month.key())
     );
     for (name, head, rows) in tables(ledger, lang) {
         let _ = writeln!(out, "\n{}", csv_field(name));
@@ -354,58 +363,52 @@ pub fn write_xlsx(ledger: &Ledger, lang: Lang, path: &Path) -> Result<(), XlsxEr
     std::fs::write(path, bytes).map_err(XlsxError::IoError)
 }
 
-fn tag(v: &str) -> String {
-    v.replace('\\', "\\\\").replace(',', "\\,").replace('=', "\\=").replace(' ', "\\ ")
-}
-
 /// The ledger's figures as InfluxDB line protocol (measurement `ledger`), stamped with
 /// the month's start so that recomputing a month overwrites its points: one line per
 /// utility (and `combined`) and one per zone.
 pub fn influx_lines(ledger: &Ledger) -> String {
-    let ts = ledger.from.timestamp_millis() as i128 * 1_000_000;
+    let ts = i128::from(ledger.from.timestamp_millis()) * 1_000_000;
+    let month = ledger.month.key();
     let mut out = String::new();
-    let site = tag(&ledger.site);
     for u in ledger.utilities.iter().chain(std::iter::once(&ledger.combined)) {
-        let mut fields = vec![
-            format!("revenue_yuan={:?}", yuan(u.revenue_fen)),
-            format!("cost_yuan={:?}", yuan(u.cost_fen)),
-            format!("gap_yuan={:?}", yuan(u.gap_fen)),
-        ];
-        if u.utility != "combined" {
-            fields.push(format!("input={:?}", u.input));
-            fields.push(format!("billed={:?}", u.billed));
-            fields.push(format!("unbilled={:?}", u.unbilled));
-            fields.push(format!("losses={:?}", u.losses));
-            fields.push(format!("non_revenue={:?}", u.non_revenue));
+        let mut line = Line::new(&mut out, "ledger")
+            .tag("site", &ledger.site)
+            .tag("month", &month)
+            .tag("kind", "utility")
+            .tag("utility", u.utility.map_or("combined", Utility::as_str))
+            .float("revenue_yuan", yuan(u.revenue_fen))
+            .float("cost_yuan", yuan(u.cost_fen))
+            .float("gap_yuan", yuan(u.gap_fen));
+        if u.utility.is_some() {
+            line = line
+                .float("input", u.input)
+                .float("billed", u.billed)
+                .float("unbilled", u.unbilled)
+                .float("losses", u.losses)
+                .float("non_revenue", u.non_revenue);
         }
         if let Some(b) = u.baseline_gap_fen {
-            fields.push(format!("baseline_gap_yuan={:?}", yuan(b)));
+            line = line.float("baseline_gap_yuan", yuan(b));
         }
         if let Some(s) = u.status {
-            fields.push(format!("status=\"{s}\""));
+            line = line.string("status", s.as_str());
         }
-        let _ = writeln!(
-            out,
-            "ledger,site={site},month={},kind=utility,utility={} {} {ts}",
-            ledger.month,
-            u.utility,
-            fields.join(",")
-        );
+        line.at(ts);
     }
     for z in &ledger.zones {
-        let _ = writeln!(
-            out,
-            "ledger,site={site},month={},kind=zone,utility={},zone={} input={:?},net_input={:?},billed={:?},unbilled={:?},losses={:?},non_revenue={:?} {ts}",
-            ledger.month,
-            z.utility,
-            tag(&z.zone),
-            z.balance.input,
-            z.net_input,
-            z.balance.billed,
-            z.balance.unbilled_metered + z.balance.unbilled_estimated,
-            z.losses,
-            z.non_revenue
-        );
+        Line::new(&mut out, "ledger")
+            .tag("site", &ledger.site)
+            .tag("month", &month)
+            .tag("kind", "zone")
+            .tag("utility", z.utility.as_str())
+            .tag("zone", &z.zone)
+            .float("input", z.balance.input)
+            .float("net_input", z.net_input)
+            .float("billed", z.balance.billed)
+            .float("unbilled", z.balance.unbilled_metered + z.balance.unbilled_estimated)
+            .float("losses", z.losses)
+            .float("non_revenue", z.non_revenue)
+            .at(ts);
     }
     out
 }

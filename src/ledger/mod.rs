@@ -2,6 +2,7 @@
 //! and costs, and the revenue–cost gap against the baseline year.
 
 pub mod balance;
+pub mod book;
 pub mod corrections;
 pub mod export;
 pub mod intervals;

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::tariff::{Period, Price, Season, Tariff, Tier, TouSchedule};
 use super::topology::Utility;
-use crate::config::diag::Diagnostics;
+use crate::diag::Diagnostics;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

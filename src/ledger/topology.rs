@@ -11,11 +11,12 @@ use std::fmt::Write as _;
 
 use serde::Deserialize;
 
-use crate::config::diag::Diagnostics;
-use crate::config::Device;
+use crate::diag::Diagnostics;
+use crate::modbus::profile::Profile;
 use crate::model::Quantity;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Utility {
     Water,
     Electricity,
@@ -53,7 +54,14 @@ impl Utility {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+impl std::fmt::Display for Utility {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Feeds a zone (its inlet).
     Inlet,
@@ -211,16 +219,23 @@ impl Topology {
     }
 }
 
+/// What the network map needs to know of a configured device.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownDevice<'a> {
+    pub name: &'a str,
+    pub profile: &'a Profile,
+}
+
 /// Validates the topology sections against the configured devices.
 pub fn validate(
     zones: &[(usize, RawZone)],
     meters: &[(usize, RawMeter)],
     unmetered: &[(usize, RawUnmetered)],
-    devices: &[Device],
+    devices: &[KnownDevice<'_>],
     diags: &mut Diagnostics,
 ) -> Topology {
     let mut topo = Topology::default();
-    let device = |name: &str| devices.iter().find(|d| &*d.name == name);
+    let device = |name: &str| devices.iter().find(|d| d.name == name);
     let mut zone_index: HashMap<String, usize> = HashMap::new();
     for (i, z) in zones {
         let path = format!("zones[{i}]");
@@ -282,7 +297,7 @@ pub fn validate(
         placed.insert(key, place);
         true
     };
-    let totalizer = |d: &Device, u: Utility, point: Option<&str>| -> Result<String, String> {
+    let totalizer = |d: &KnownDevice<'_>, u: Utility, point: Option<&str>| -> Result<String, String> {
         let pts: Vec<&str> =
             d.profile.points.iter().filter(|p| p.quantity == u.totalizer()).map(|p| &*p.name).collect();
         match point {

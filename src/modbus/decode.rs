@@ -15,7 +15,7 @@
 
 use crate::model::Quality;
 
-use super::profile::{DataType, Point, Transform, WordOrder};
+use super::profile::{DataType, Point, Profile, RegisterImage, Transform, WordOrder};
 
 /// Reorders `words` (as read from the wire) into big-endian order (most significant word
 /// first, high byte first in each word).
@@ -150,6 +150,95 @@ pub fn apply(point: &Point, raw: f64, exponent: Option<Option<f64>>) -> Decoded 
         return Decoded { value: Some(value), quality: Quality::OutOfRange };
     }
     Decoded { value: Some(value), quality: Quality::Good }
+}
+
+impl Profile {
+    /// Decodes every point against what was read. The result is index-aligned with
+    /// `self.points`.
+    pub fn decode(&self, image: &RegisterImage) -> Vec<Decoded> {
+        let raw: Vec<Result<f64, Quality>> = self
+            .points
+            .iter()
+            .map(|p| {
+                let words = image.get(p.table, p.address, p.width())?;
+                raw_register_value(words, p.data_type, p.order).ok_or(Quality::DecodeError)
+            })
+            .collect();
+        // Exponent points are plain points (validation forbids chains), so one pass over
+        // them first is enough.
+        let plain: Vec<Option<Decoded>> = self
+            .points
+            .iter()
+            .zip(&raw)
+            .map(|(p, r)| match (p.exponent_from, r) {
+                (None, Ok(v)) => Some(apply(p, *v, None)),
+                (None, Err(q)) => Some(Decoded { value: None, quality: q.clone() }),
+                (Some(_), _) => None,
+            })
+            .collect();
+        self.points
+            .iter()
+            .zip(raw)
+            .zip(&plain)
+            .map(|((p, r), done)| {
+                if let Some(d) = done {
+                    return d.clone();
+                }
+                let exponent = p.exponent_from.and_then(|i| plain.get(i).cloned().flatten()).and_then(|d| {
+                    if d.quality.is_good() {
+                        d.value
+                    } else {
+                        None
+                    }
+                });
+                match r {
+                    Ok(v) => apply(p, v, Some(exponent)),
+                    Err(q) => Decoded { value: None, quality: q },
+                }
+            })
+            .collect()
+    }
+
+    /// Runs the profile's test vectors; returns one sentence per mismatch.
+    pub fn check_vectors(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        for (vi, v) in self.vectors.iter().enumerate() {
+            let decoded = self.decode(&v.image);
+            let label = if v.description.is_empty() { format!("vector {vi}") } else { v.description.clone() };
+            for (i, p) in self.points.iter().enumerate() {
+                let d = &decoded[i];
+                let want_q = v.expect_quality.get(&*p.name).map(String::as_str);
+                if let Some(want) = v.expect.get(&*p.name) {
+                    let ok = d.value.is_some_and(|got| (got - want).abs() <= want.abs() * 1e-6 + 1e-9);
+                    if !ok {
+                        failures.push(format!(
+                            "profile {}: {label}: point {} decoded to {:?}, expected {want}",
+                            self.name, p.name, d.value
+                        ));
+                    }
+                    let want_code = want_q.unwrap_or("good");
+                    if d.quality.code() != want_code {
+                        failures.push(format!(
+                            "profile {}: {label}: point {} has quality {}, expected {want_code}",
+                            self.name,
+                            p.name,
+                            d.quality.code()
+                        ));
+                    }
+                } else if let Some(want_code) = want_q {
+                    if d.quality.code() != want_code {
+                        failures.push(format!(
+                            "profile {}: {label}: point {} has quality {}, expected {want_code}",
+                            self.name,
+                            p.name,
+                            d.quality.code()
+                        ));
+                    }
+                }
+            }
+        }
+        failures
+    }
 }
 
 #[cfg(test)]

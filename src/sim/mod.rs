@@ -414,8 +414,8 @@ price = "38"
 
 /// Built-in profiles by name (the simulator's register layouts).
 pub fn profiles() -> Result<HashMap<String, Arc<Profile>>, String> {
-    let mut d = crate::config::diag::Diagnostics::default();
-    let all = crate::modbus::profile::builtin_profiles(&mut d);
+    let mut d = crate::diag::Diagnostics::default();
+    let all = crate::modbus::profile_file::builtin_profiles(&mut d);
     if d.has_errors() {
         return Err(d.items.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n"));
     }

@@ -535,8 +535,8 @@ fn write_power(bank: &mut Bank, p: &Profile, watts: f64, energy_kwh: f64, bucket
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::diag::Diagnostics;
-    use crate::modbus::profile::builtin_profiles;
+    use crate::diag::Diagnostics;
+    use crate::modbus::profile_file::builtin_profiles;
 
     fn campus(scenarios: Vec<Scenario>) -> PumpHouse {
         let mut d = Diagnostics::default();

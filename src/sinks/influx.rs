@@ -25,6 +25,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::line_protocol::Line;
 use super::{retry_delay, SinkHealth};
 use crate::config::delivery::{InfluxApi, InfluxConfig, Precision};
 use crate::model::{Quantity, Reading};
@@ -46,49 +47,23 @@ pub fn measurement(q: Quantity) -> &'static str {
     }
 }
 
-fn escape_tag(s: &str, out: &mut String) {
-    for c in s.chars() {
-        if matches!(c, ',' | '=' | ' ' | '\\') {
-            out.push('\\');
-        }
-        if c == '\n' {
-            out.push_str("\\n");
-        } else {
-            out.push(c);
-        }
-    }
-}
-
 /// One reading as a line of line protocol (with the trailing newline).
 pub fn line(r: &Reading, precision: Precision, out: &mut String) {
-    out.push_str(measurement(r.quantity));
-    for (k, v) in [
-        ("site", &*r.site),
-        ("zone", &*r.zone),
-        ("device", &*r.device),
-        ("point", &*r.point),
-        ("quantity", r.quantity.as_str()),
-        ("unit", &*r.unit),
-    ] {
-        if v.is_empty() {
-            continue;
-        }
-        out.push(',');
-        out.push_str(k);
-        out.push('=');
-        escape_tag(v, out);
-    }
-    out.push(' ');
-    if let Some(v) = r.value.filter(|v| v.is_finite()) {
-        // `{:?}` keeps a decimal point or exponent, so InfluxDB always sees a float.
-        let _ = write!(out, "value={v:?},");
-    }
-    let _ = write!(out, "quality=\"{}\"", r.quality.code());
     let ts = match precision {
         Precision::Nanoseconds => r.ts.timestamp_millis() as i128 * 1_000_000,
         Precision::Seconds => i128::from(r.ts.timestamp()),
     };
-    let _ = writeln!(out, " {ts}");
+    let mut l = Line::new(out, measurement(r.quantity))
+        .tag("site", &r.site)
+        .tag("zone", &r.zone)
+        .tag("device", &r.device)
+        .tag("point", &r.point)
+        .tag("quantity", r.quantity.as_str())
+        .tag("unit", &r.unit);
+    if let Some(v) = r.value {
+        l = l.float("value", v);
+    }
+    l.string("quality", &r.quality.code()).at(ts);
 }
 
 pub fn body(batch: &[Stored], precision: Precision) -> String {

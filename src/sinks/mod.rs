@@ -5,6 +5,7 @@
 //! `/api/status` read.
 
 pub mod influx;
+pub mod line_protocol;
 pub mod mqtt;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};

@@ -54,22 +54,25 @@ pub fn status_topic(cfg: &MqttConfig, site: &str) -> String {
     format!("{}/{site}/status", cfg.prefix)
 }
 
-fn options(cfg: &MqttConfig, site: &str) -> std::io::Result<MqttOptions> {
-    let mut o = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
+/// The connection options every MQTT client of the gateway uses (the reading sink and
+/// the alert delivery): address, keep-alive, credentials and TLS. A CA or client
+/// certificate file that cannot be read is an error, never an empty trust store.
+pub fn client_options(cfg: &MqttConfig, client_id: String) -> std::io::Result<MqttOptions> {
+    let mut o = MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
     o.set_keep_alive(cfg.keep_alive);
-    o.set_clean_session(true);
-    o.set_inflight(u16::try_from(cfg.window.max(1)).unwrap_or(u16::MAX));
-    o.set_last_will(LastWill::new(status_topic(cfg, site), "offline", QoS::AtLeastOnce, true));
     if let (Some(u), p) = (&cfg.username, &cfg.password) {
         o.set_credentials(u.clone(), p.as_ref().map(|p| p.expose().to_string()).unwrap_or_default());
     }
     if cfg.tls {
+        let read = |f: &std::path::Path| {
+            std::fs::read(f).map_err(|e| std::io::Error::new(e.kind(), format!("cannot read {}: {e}", f.display())))
+        };
         let ca = match &cfg.ca_file {
-            Some(f) => std::fs::read(f)?,
+            Some(f) => read(f)?,
             None => Vec::new(),
         };
         let client_auth = match &cfg.client_cert {
-            Some((c, k)) => Some((std::fs::read(c)?, std::fs::read(k)?)),
+            Some((c, k)) => Some((read(c)?, read(k)?)),
             None => None,
         };
         if ca.is_empty() {
@@ -77,6 +80,14 @@ fn options(cfg: &MqttConfig, site: &str) -> std::io::Result<MqttOptions> {
         }
         o.set_transport(Transport::Tls(TlsConfiguration::Simple { ca, alpn: None, client_auth }));
     }
+    Ok(o)
+}
+
+fn options(cfg: &MqttConfig, site: &str) -> std::io::Result<MqttOptions> {
+    let mut o = client_options(cfg, cfg.client_id.clone())?;
+    o.set_clean_session(true);
+    o.set_inflight(u16::try_from(cfg.window.max(1)).unwrap_or(u16::MAX));
+    o.set_last_will(LastWill::new(status_topic(cfg, site), "offline", QoS::AtLeastOnce, true));
     Ok(o)
 }
 

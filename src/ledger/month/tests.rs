@@ -189,14 +189,15 @@ fn ledger() -> Ledger {
     }
     let data: HashMap<String, Vec<(DateTime<Utc>, f64)>> =
         ["main", "za", "c1", "c2", "pm", "e1"].iter().map(|d| (d.to_string(), readings(d))).collect();
-    let samples = |device: &str, _point: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Vec<Sample> {
-        data[device]
-            .iter()
-            .filter(|(t, _)| *t >= from && *t < to)
-            .map(|(t, v)| Sample { ts: *t, value: Some(*v), good: true })
-            .collect()
-    };
-    compute(&cfg, 2026, 3, &samples, &[]).unwrap()
+    let samples =
+        |device: &str, _point: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Result<Vec<Sample>, ReadError> {
+            Ok(data[device]
+                .iter()
+                .filter(|(t, _)| *t >= from && *t < to)
+                .map(|(t, v)| Sample { ts: *t, value: Some(*v), good: true })
+                .collect())
+        };
+    compute(&cfg.ledger_spec(), mo(2026, 3), &samples, &[]).unwrap()
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -206,7 +207,7 @@ fn close(a: f64, b: f64) -> bool {
 #[test]
 fn the_month_follows_the_site_time_zone() {
     let l = ledger();
-    assert_eq!(l.month, "2026-03");
+    assert_eq!(l.month.key(), "2026-03");
     assert_eq!(l.from, Utc.with_ymd_and_hms(2026, 2, 28, 16, 0, 0).unwrap());
     assert_eq!(l.to, Utc.with_ymd_and_hms(2026, 3, 31, 16, 0, 0).unwrap());
 }
@@ -251,7 +252,7 @@ fn zone_balances_add_up_and_pass_children_on() {
     assert!(close(a.balance.unbilled_estimated, 62.0)); // 2 m³/day × 31
     assert!(close(a.losses, 2132.8)); // 2232 − 37.2 − 62
     assert!(close(a.non_revenue, 2194.8)); // 2232 − 37.2
-    let w = l.utilities.iter().find(|u| u.utility == "water").unwrap();
+    let w = l.utilities.iter().find(|u| u.utility == Some(Utility::Water)).unwrap();
     assert!(close(w.input, 3720.0) && close(w.billed, 409.2) && close(w.unbilled, 62.0));
     assert!(close(w.losses, 3248.8) && close(w.non_revenue, 3310.8));
 }
@@ -259,7 +260,7 @@ fn zone_balances_add_up_and_pass_children_on() {
 #[test]
 fn costs_gap_and_baseline_to_the_fen() {
     let l = ledger();
-    let w = l.utilities.iter().find(|u| u.utility == "water").unwrap();
+    let w = l.utilities.iter().find(|u| u.utility == Some(Utility::Water)).unwrap();
     assert_eq!(w.revenue_fen, 176_155); // 14 155 + 162 000
                                         // 3720 m³ × 0.62 = 2306.40, plus 8000.00 maintenance
     assert_eq!(w.cost_fen, 1_030_640);
@@ -267,13 +268,13 @@ fn costs_gap_and_baseline_to_the_fen() {
     // baseline March 2025: 10 000.00 − 1 700.00 = 8 300.00; up 244.85 = 2.95 % → at risk
     assert_eq!(w.baseline_gap_fen, Some(830_000));
     assert_eq!(w.gap_change_fen, Some(24_485));
-    assert_eq!(w.status, Some("at risk"));
+    assert_eq!(w.status, Some(Status::AtRisk));
     // I0 3500, B0 400, c0 = 1 000 000/3500, p0 = 170 000/400, s0 = 400/3500;
     // I1 3720, B1 409.2: volume (I1−I0)(c0−s0·p0) = 52 171; price I1((c1−c0)−s0(p1−p0))
     // = −34 550; loss −I1(s1−s0)p1 = 6 863; together 24 484 ≈ 24 485 (rounding)
     let e = w.effects.as_ref().unwrap();
     assert_eq!((e.volume_fen, e.price_fen, e.loss_fen), (52_171, -34_550, 6_863));
-    let el = l.utilities.iter().find(|u| u.utility == "electricity").unwrap();
+    let el = l.utilities.iter().find(|u| u.utility == Some(Utility::Electricity)).unwrap();
     // per day 160 kWh valley (8 h), 150 flat (7.5 h), 170 peak (8.5 h) at 20 kWh/h; × 31:
     // valley 4960 × 0.3126 = 1550.496 → 1550.50; flat 4650 × 0.6215 = 2889.975 → 2889.98;
     // peak 5270 × 1.0512 = 5539.824 → 5539.82; demand 20 kW × 38 = 760.00
@@ -309,15 +310,16 @@ fn corrections_change_the_bill_and_are_listed() {
     let (cfg, _) = config::load_str(&text, Mode::Check).unwrap();
     let data: HashMap<String, Vec<(DateTime<Utc>, f64)>> =
         ["c2"].iter().map(|d| (d.to_string(), readings(d))).collect();
-    let samples = |device: &str, _p: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Vec<Sample> {
-        data.get(device)
+    let samples = |device: &str, _p: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Result<Vec<Sample>, ReadError> {
+        Ok(data
+            .get(device)
             .map(|v| {
                 v.iter()
                     .filter(|(t, _)| *t >= from && *t < to)
                     .map(|(t, x)| Sample { ts: *t, value: Some(*x), good: true })
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default())
     };
     let at = Utc.with_ymd_and_hms(2026, 3, 20, 0, 0, 0).unwrap();
     let corrections = vec![
@@ -327,7 +329,7 @@ fn corrections_change_the_bill_and_are_listed() {
             by: "li.wei".into(),
             why: "price notice 2026-12".into(),
             change: Change::Tariff {
-                utility: "water".into(),
+                utility: Utility::Water,
                 category: "canteen".into(),
                 from: chrono::NaiveDate::from_ymd_opt(2026, 3, 25).unwrap(),
                 price: rust_decimal::Decimal::from_str("5.00").unwrap(),
@@ -339,14 +341,14 @@ fn corrections_change_the_bill_and_are_listed() {
             by: "li.wei".into(),
             why: "not this month".into(),
             change: Change::Tariff {
-                utility: "water".into(),
+                utility: Utility::Water,
                 category: "canteen".into(),
                 from: chrono::NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
                 price: rust_decimal::Decimal::from_str("9.00").unwrap(),
             },
         },
     ];
-    let l = compute(&cfg, 2026, 3, &samples, &corrections).unwrap();
+    let l = compute(&cfg.ledger_spec(), mo(2026, 3), &samples, &corrections).unwrap();
     let c2 = l.meters.iter().find(|m| m.device == "c2").unwrap();
     // 1–15 March 180 m³ × 4.20 = 756.00; 16–24 March 108 m³ × 4.50 = 486.00;
     // 25–31 March 84 m³ × 5.00 (the correction) = 420.00
@@ -395,20 +397,27 @@ fn year_to_date_sums_the_months_and_projects_the_year() {
     let (cfg, _) = config::load_str(&text, Mode::Check).unwrap_or_else(|e| panic!("{e}"));
     let data: HashMap<String, Vec<(DateTime<Utc>, f64)>> =
         ["main", "za", "c1", "c2", "pm", "e1"].iter().map(|d| (d.to_string(), readings(d))).collect();
-    let samples = |device: &str, _point: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Vec<Sample> {
-        data[device]
-            .iter()
-            .filter(|(t, _)| *t >= from && *t < to)
-            .map(|(t, v)| Sample { ts: *t, value: Some(*v), good: true })
-            .collect()
-    };
-    let l = compute(&cfg, 2026, 3, &samples, &[]).unwrap();
+    let samples =
+        |device: &str, _point: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Result<Vec<Sample>, ReadError> {
+            Ok(data[device]
+                .iter()
+                .filter(|(t, _)| *t >= from && *t < to)
+                .map(|(t, v)| Sample { ts: *t, value: Some(*v), good: true })
+                .collect())
+        };
+    let l = compute(&cfg.ledger_spec(), mo(2026, 3), &samples, &[]).unwrap();
     let month = |m: u32| {
-        compute_from(&cfg, 2026, m, &Source { samples: &samples, frozen: None, anchor: None }, &[], Depth::Month)
-            .unwrap()
+        compute_from(
+            &cfg.ledger_spec(),
+            mo(2026, m),
+            &Source { samples: &samples, frozen: None, anchor: None },
+            &[],
+            Depth::Month,
+        )
+        .unwrap()
     };
-    let water_gap = |l: &Ledger| l.utilities.iter().find(|u| u.utility == "water").unwrap().gap_fen;
-    let ytd = l.year_to_date.iter().find(|y| y.utility == "water").unwrap();
+    let water_gap = |l: &Ledger| l.utilities.iter().find(|u| u.utility == Some(Utility::Water)).unwrap().gap_fen;
+    let ytd = l.year_to_date.iter().find(|y| y.utility == Some(Utility::Water)).unwrap();
     // January has no readings at all (the fixture starts in mid-February): it does not count
     assert!(month(1).utilities.iter().all(|u| u.input == 0.0));
     assert_eq!(ytd.months, 2);
@@ -421,7 +430,7 @@ fn year_to_date_sums_the_months_and_projects_the_year() {
     assert_eq!(ytd.projection_method, "baseline seasonal shape scaled by year to date");
     assert!(ytd.status.is_some());
     // electricity has no baseline: the year-to-date average carries on
-    let e = l.year_to_date.iter().find(|y| y.utility == "electricity").unwrap();
+    let e = l.year_to_date.iter().find(|y| y.utility == Some(Utility::Electricity)).unwrap();
     assert_eq!(e.projection_method, "year-to-date average per month carried on");
     assert_eq!(e.projection_fen, e.gap_fen * 12 / 2);
     assert_eq!(e.status, None);
@@ -441,21 +450,38 @@ fn without_old_books_the_baseline_comes_from_last_years_readings() {
             (d.to_string(), v)
         })
         .collect();
-    let samples = |device: &str, _point: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Vec<Sample> {
-        data[device]
-            .iter()
-            .filter(|(t, _)| *t >= from && *t < to)
-            .map(|(t, v)| Sample { ts: *t, value: Some(*v), good: true })
-            .collect()
-    };
-    let now = compute_from(&cfg, 2026, 3, &Source { samples: &samples, frozen: None, anchor: None }, &[], Depth::Month)
-        .unwrap();
-    let then = compute_from(&cfg, 2025, 3, &Source { samples: &samples, frozen: None, anchor: None }, &[], Depth::Bare)
-        .unwrap();
-    let w = now.utilities.iter().find(|u| u.utility == "water").unwrap();
-    let w0 = then.utilities.iter().find(|u| u.utility == "water").unwrap();
+    let samples =
+        |device: &str, _point: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Result<Vec<Sample>, ReadError> {
+            Ok(data[device]
+                .iter()
+                .filter(|(t, _)| *t >= from && *t < to)
+                .map(|(t, v)| Sample { ts: *t, value: Some(*v), good: true })
+                .collect())
+        };
+    let now = compute_from(
+        &cfg.ledger_spec(),
+        mo(2026, 3),
+        &Source { samples: &samples, frozen: None, anchor: None },
+        &[],
+        Depth::Month,
+    )
+    .unwrap();
+    let then = compute_from(
+        &cfg.ledger_spec(),
+        mo(2025, 3),
+        &Source { samples: &samples, frozen: None, anchor: None },
+        &[],
+        Depth::Bare,
+    )
+    .unwrap();
+    let w = now.utilities.iter().find(|u| u.utility == Some(Utility::Water)).unwrap();
+    let w0 = then.utilities.iter().find(|u| u.utility == Some(Utility::Water)).unwrap();
     assert!(w0.input > 0.0);
-    assert_eq!(w.baseline_source, Some("history"));
+    assert_eq!(w.baseline_source, Some(BaselineSource::History));
     assert_eq!(w.baseline_gap_fen, Some(w0.gap_fen));
     assert!(w.effects.is_some(), "history has volumes: the change is explained");
+}
+
+fn mo(year: i32, month: u32) -> Month {
+    Month::new(year, month).unwrap()
 }

@@ -1,49 +1,18 @@
-//! The local HTTP endpoint: `/healthz`, `/metrics` (Prometheus text) and `/api/status`
-//! (JSON). It only reads shared state; it never blocks polling or delivery.
+//! `/healthz`, `/metrics` (Prometheus text) and `/api/status` (JSON).
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 
+use super::{blocking, AppState};
 use crate::modbus::poller;
-use crate::sinks::SinkHealth;
-use crate::store::Store;
-
-pub struct AppState {
-    pub store: Arc<Store>,
-    /// The configuration, for the ledger endpoints.
-    pub config: Arc<crate::config::Config>,
-    pub sinks: Vec<Arc<SinkHealth>>,
-    pub stats: poller::Stats,
-    /// (device, bus, zone) for labels.
-    pub devices: Vec<(String, String, String)>,
-    /// Unix ms of the last commit of readings to the store.
-    pub last_commit_ms: Arc<AtomicI64>,
-    /// No commit for this long means polling has stopped.
-    pub polling_stall: Duration,
-    pub sink_stall: Duration,
-    pub started_ms: i64,
-}
-
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/api/status", get(status))
-        .route("/api/ledger/{month}", get(ledger))
-        .route("/api/alerts", get(alerts))
-        .route("/api/alerts/{id}/ack", axum::routing::post(ack))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found: try /healthz, /metrics or /api/status\n") })
-        .with_state(state)
-}
+use crate::store::StoreError;
 
 struct SinkView {
     name: String,
@@ -58,20 +27,21 @@ struct SinkView {
     error: Option<String>,
 }
 
-fn sink_views(st: &AppState) -> (i64, Vec<SinkView>) {
-    let last = st.store.last_seq().unwrap_or(0);
+/// Each sink's backlog and state. Reads the store: call it on the blocking pool.
+fn sink_views(st: &AppState) -> Result<(i64, Vec<SinkView>), StoreError> {
+    let last = st.store.last_seq()?;
     let now = Utc::now();
     let views = st
         .sinks
         .iter()
         .map(|s| {
-            let cursor = st.store.cursor(&s.consumer).unwrap_or(0);
+            let cursor = st.store.cursor(&s.consumer)?;
             let lag_s = st
                 .store
-                .read_after(cursor, 1)
-                .ok()
-                .and_then(|v| v.first().map(|x| (now - x.reading.ts).num_milliseconds() as f64 / 1000.0));
-            SinkView {
+                .read_after(cursor, 1)?
+                .first()
+                .map(|x| (now - x.reading.ts).num_milliseconds() as f64 / 1000.0);
+            Ok(SinkView {
                 name: s.name.clone(),
                 backlog: (last - cursor).max(0),
                 lag_s,
@@ -82,13 +52,14 @@ fn sink_views(st: &AppState) -> (i64, Vec<SinkView>) {
                 set_aside: s.set_aside.load(Ordering::Relaxed),
                 connected: s.connected.load(Ordering::Relaxed),
                 error: s.error(),
-            }
+            })
         })
-        .collect();
-    (last, views)
+        .collect::<Result<_, StoreError>>()?;
+    Ok((last, views))
 }
 
-/// Reasons the gateway is unhealthy (empty = healthy).
+/// Reasons the gateway is unhealthy (empty = healthy). Reads the store: call it on the
+/// blocking pool. A store that cannot be read is a reason.
 pub fn problems(st: &AppState) -> Vec<String> {
     let now = Utc::now().timestamp_millis();
     let mut out = Vec::new();
@@ -96,7 +67,13 @@ pub fn problems(st: &AppState) -> Vec<String> {
     if since_commit > st.polling_stall.as_millis() as i64 {
         out.push(format!("no readings committed for {} s", since_commit / 1000));
     }
-    let (_, views) = sink_views(st);
+    let views = match sink_views(st) {
+        Ok((_, v)) => v,
+        Err(e) => {
+            out.push(format!("the store cannot be read: {e}"));
+            Vec::new()
+        }
+    };
     for v in views {
         let since = now - v.last_progress_ms.max(st.started_ms);
         if v.backlog > 0 && since > st.sink_stall.as_millis() as i64 {
@@ -112,8 +89,11 @@ pub fn problems(st: &AppState) -> Vec<String> {
     out
 }
 
-async fn healthz(State(st): State<Arc<AppState>>) -> Response {
-    let p = problems(&st);
+pub(super) async fn healthz(State(st): State<Arc<AppState>>) -> Response {
+    let p = match blocking(move || Ok(problems(&st))).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     if p.is_empty() {
         (StatusCode::OK, "ok\n").into_response()
     } else {
@@ -125,6 +105,8 @@ fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// The Prometheus text. Reads the store: call it on the blocking pool. Families whose
+/// figures the store cannot give are left out (and logged), never shown as zero.
 pub fn render_metrics(st: &AppState) -> String {
     let mut m = String::new();
     let family = |m: &mut String, name: &str, kind: &str, help: &str| {
@@ -150,21 +132,22 @@ pub fn render_metrics(st: &AppState) -> String {
     ];
     for (name, help, get) in device_counters {
         family(&mut m, name, "counter", help);
-        for (dev, bus, zone) in &st.devices {
-            if let Some(s) = st.stats.get(dev) {
+        for d in &st.devices {
+            if let Some(s) = st.stats.get(&d.device) {
                 let _ = writeln!(
                     m,
                     "{name}{{device=\"{}\",bus=\"{}\",zone=\"{}\"}} {}",
-                    label(dev),
-                    label(bus),
-                    label(zone),
+                    label(&d.device),
+                    label(&d.bus),
+                    label(&d.zone),
                     get(s)
                 );
             }
         }
     }
     family(&mut m, "pumphouse_point_exceptions_total", "counter", "Modbus exception responses per point.");
-    for (dev, _, _) in &st.devices {
+    for d in &st.devices {
+        let dev = &d.device;
         if let Some(s) = st.stats.get(dev) {
             let map = s.point_exceptions.lock().unwrap_or_else(|e| e.into_inner()).clone();
             let mut points: Vec<_> = map.into_iter().collect();
@@ -179,7 +162,11 @@ pub fn render_metrics(st: &AppState) -> String {
             }
         }
     }
-    if let Ok(s) = st.store.stats() {
+    let store_stats = st.store.stats();
+    if let Err(e) = &store_stats {
+        tracing::error!(error = %e, "cannot read the store's figures for /metrics");
+    }
+    if let Ok(s) = store_stats {
         family(&mut m, "pumphouse_store_records", "gauge", "Readings held in the local store.");
         let _ = writeln!(m, "pumphouse_store_records {}", s.records);
         family(&mut m, "pumphouse_store_bytes", "gauge", "Bytes used by the local store.");
@@ -205,7 +192,13 @@ pub fn render_metrics(st: &AppState) -> String {
         );
         let _ = writeln!(m, "pumphouse_store_set_aside_batches {}", s.set_aside);
     }
-    let (_, views) = sink_views(st);
+    let views = match sink_views(st) {
+        Ok((_, v)) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the sinks' cursors for /metrics");
+            Vec::new()
+        }
+    };
     type SinkGauge = (&'static str, &'static str, &'static str, fn(&SinkView) -> Option<f64>);
     let gauges: [SinkGauge; 7] = [
         ("pumphouse_sink_backlog", "gauge", "Readings committed but not yet confirmed by the receiver.", |v| {
@@ -246,20 +239,33 @@ pub fn render_metrics(st: &AppState) -> String {
     m
 }
 
-async fn metrics(State(st): State<Arc<AppState>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render_metrics(&st)).into_response()
+pub(super) async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    match blocking(move || Ok(render_metrics(&st))).await {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(r) => r,
+    }
 }
 
-async fn status(State(st): State<Arc<AppState>>) -> Response {
-    let (last_seq, views) = sink_views(&st);
+pub(super) async fn status(State(st): State<Arc<AppState>>) -> Response {
+    match blocking(move || Ok(status_json(&st))).await {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => r,
+    }
+}
+
+fn status_json(st: &AppState) -> serde_json::Value {
+    let (last_seq, views, store_error) = match sink_views(st) {
+        Ok((l, v)) => (Some(l), v, None),
+        Err(e) => (None, Vec::new(), Some(e.to_string())),
+    };
     let devices: Vec<serde_json::Value> = st
         .devices
         .iter()
-        .map(|(dev, bus, zone)| {
-            let s = st.stats.get(dev);
+        .map(|d| {
+            let s = st.stats.get(&d.device);
             let g = |f: fn(&poller::DeviceStats) -> u64| s.map(|s| f(s)).unwrap_or(0);
             serde_json::json!({
-                "device": dev, "bus": bus, "zone": zone,
+                "device": d.device, "bus": d.bus, "zone": d.zone,
                 "cycles": g(|s| s.cycles.load(Ordering::Relaxed)),
                 "requests": g(|s| s.requests.load(Ordering::Relaxed)),
                 "timeouts": g(|s| s.timeouts.load(Ordering::Relaxed)),
@@ -279,110 +285,18 @@ async fn status(State(st): State<Arc<AppState>>) -> Response {
             })
         })
         .collect();
-    let problems = problems(&st);
-    Json(serde_json::json!({
+    let problems = problems(st);
+    let (store, store_error) = match st.store.stats() {
+        Ok(s) => (Some(s), store_error),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    serde_json::json!({
         "healthy": problems.is_empty(),
         "problems": problems,
-        "store": st.store.stats().ok(),
+        "store": store,
+        "store_error": store_error,
         "last_seq": last_seq,
         "devices": devices,
         "sinks": sinks,
-    }))
-    .into_response()
-}
-
-#[derive(Debug, serde::Deserialize)]
-pub struct LedgerQuery {
-    /// zh (default) or en.
-    lang: Option<String>,
-}
-
-/// `/api/ledger/2026-03` (JSON), `/api/ledger/2026-03.csv`, `/api/ledger/2026-03.xlsx`.
-async fn ledger(State(st): State<Arc<AppState>>, Path(month): Path<String>, Query(q): Query<LedgerQuery>) -> Response {
-    use crate::ledger::{export, month as m};
-    let (name, ext) = match month.rsplit_once('.') {
-        Some((n, e)) => (n.to_string(), e.to_string()),
-        None => (month.clone(), "json".to_string()),
-    };
-    let lang = match q.lang.as_deref() {
-        None | Some("zh") => export::Lang::Zh,
-        Some("en") => export::Lang::En,
-        Some(other) => return (StatusCode::BAD_REQUEST, format!("lang `{other}`: use zh or en\n")).into_response(),
-    };
-    if !matches!(ext.as_str(), "json" | "csv" | "xlsx") {
-        return (StatusCode::NOT_FOUND, format!("unknown format `.{ext}`: use .json, .csv or .xlsx\n")).into_response();
-    }
-    let Some((year, mon)) = m::parse_month(&name) else {
-        return (StatusCode::BAD_REQUEST, format!("`{name}` is not a month: use YYYY-MM\n")).into_response();
-    };
-    if st.config.topology.zones.is_empty() {
-        return (StatusCode::NOT_FOUND, "no [[zones]] are configured: there is no ledger\n").into_response();
-    }
-    let st2 = st.clone();
-    let computed = tokio::task::spawn_blocking(move || {
-        crate::app::month_ledger(&st2.config, &st2.store, year, mon, m::Depth::Full)
-            .map_err(|e| format!("{e:#}"))?
-            .ok_or_else(|| "cannot compute that month".to_string())
     })
-    .await;
-    let l = match computed {
-        Ok(Ok(l)) => l,
-        Ok(Err(e)) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
-    };
-    match ext.as_str() {
-        "csv" => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], export::to_csv(&l, lang)).into_response(),
-        "xlsx" => match export::to_xlsx(&l, lang) {
-            Ok(bytes) => (
-                [
-                    (
-                        header::CONTENT_TYPE,
-                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string(),
-                    ),
-                    (header::CONTENT_DISPOSITION, format!("attachment; filename=\"ledger-{name}.xlsx\"")),
-                ],
-                bytes,
-            )
-                .into_response(),
-            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
-        },
-        _ => Json(l).into_response(),
-    }
-}
-
-#[derive(Debug, serde::Deserialize)]
-pub struct AlertsQuery {
-    active: Option<bool>,
-}
-
-/// `/api/alerts[?active=true]`: alerts, newest first, as JSON.
-async fn alerts(State(st): State<Arc<AppState>>, Query(q): Query<AlertsQuery>) -> Response {
-    match st.store.alerts(q.active.unwrap_or(false)) {
-        Ok(rows) => {
-            let site = st.config.site.name.to_string();
-            let list: Vec<serde_json::Value> = rows.iter().map(|a| crate::alerts::deliver::json(a, &site)).collect();
-            Json(list).into_response()
-        }
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
-    }
-}
-
-#[derive(Debug, serde::Deserialize)]
-pub struct AckQuery {
-    by: Option<String>,
-}
-
-/// `POST /api/alerts/{id}/ack?by=NAME`.
-async fn ack(State(st): State<Arc<AppState>>, Path(id): Path<String>, Query(q): Query<AckQuery>) -> Response {
-    let Ok(id) = id.parse::<i64>() else {
-        return (StatusCode::BAD_REQUEST, format!("`{id}` is not an alert id\n")).into_response();
-    };
-    let Some(by) = q.by.filter(|b| !b.trim().is_empty()) else {
-        return (StatusCode::BAD_REQUEST, "say who acknowledges: ?by=NAME\n").into_response();
-    };
-    match st.store.ack_alert(id, &by) {
-        Ok(true) => (StatusCode::OK, format!("alert #{id} acknowledged by {by}\n")).into_response(),
-        Ok(false) => (StatusCode::NOT_FOUND, format!("no alert #{id}\n")).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
-    }
 }

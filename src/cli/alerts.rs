@@ -1,0 +1,77 @@
+//! `pumphouse alerts evaluate | list | ack`.
+
+use anyhow::bail;
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use crate::config::Config;
+use crate::store::AlertRow;
+
+/// `pumphouse alerts evaluate`.
+pub fn alerts_evaluate(cfg: &Config, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> anyhow::Result<String> {
+    let store = super::open_store(cfg, true)?;
+    let (Some(oldest), Some(newest)) = (store.oldest_ts()?, store.newest_ts()?) else {
+        return Ok("no readings\n".into());
+    };
+    let from = from.unwrap_or(oldest);
+    let to = to.unwrap_or(newest + chrono::TimeDelta::milliseconds(1));
+    let changed = crate::alerts::evaluate::record(cfg, &store, from, to)?;
+    Ok(format!("{} alert(s) raised or updated between {} and {}\n", changed.len(), from.to_rfc3339(), to.to_rfc3339()))
+}
+
+fn alert_line(a: &AlertRow, tz: Tz) -> String {
+    use chrono::TimeZone;
+    let t = |ms: i64| {
+        Utc.timestamp_millis_opt(ms)
+            .single()
+            .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default()
+    };
+    let state = match (a.end_ms, &a.acked_by) {
+        (Some(e), _) => format!("cleared {}", t(e)),
+        (None, Some(by)) => format!("active, acknowledged by {by}"),
+        (None, None) => "ACTIVE".into(),
+    };
+    format!(
+        "#{:<4} {:<8} {:<16} {:<10} {} since {} ({state}): {}\n",
+        a.id,
+        a.severity,
+        a.rule,
+        a.zone,
+        a.subject,
+        t(a.start_ms),
+        a.evidence
+    )
+}
+
+/// `pumphouse alerts list`.
+pub fn alerts_list(cfg: &Config, json: bool, active: bool) -> anyhow::Result<String> {
+    let store = super::open_store(cfg, true)?;
+    let rows = store.alerts(active)?;
+    if json {
+        let mut out = String::new();
+        for a in rows {
+            let ts = |ms: Option<i64>| ms.and_then(|m| Utc.timestamp_millis_opt(m).single()).map(|t| t.to_rfc3339());
+            let mut v = serde_json::to_value(&a)?;
+            v["start"] = serde_json::json!(ts(Some(a.start_ms)));
+            v["end"] = serde_json::json!(ts(a.end_ms));
+            v["active"] = serde_json::json!(a.end_ms.is_none());
+            out.push_str(&v.to_string());
+            out.push('\n');
+        }
+        return Ok(out);
+    }
+    Ok(rows.iter().map(|a| alert_line(a, cfg.site.timezone)).collect())
+}
+
+/// `pumphouse alerts ack`.
+pub fn alerts_ack(cfg: &Config, id: i64, by: &str) -> anyhow::Result<String> {
+    if by.trim().is_empty() {
+        bail!("--by must name who acknowledges");
+    }
+    let store = super::open_store(cfg, true)?;
+    if !store.ack_alert(id, by, Utc::now())? {
+        bail!("no alert #{id}");
+    }
+    Ok(format!("alert #{id} acknowledged by {by}\n"))
+}

@@ -1,0 +1,86 @@
+//! `pumphouse check`: the resolved polling plan per bus and device, with line time on
+//! serial buses.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::config::{self, Config};
+
+/// `pumphouse check`: the resolved plan per bus and device, with line time on serial buses.
+pub fn plan_report(cfg: &Config) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "site {} ({})", cfg.site.name, cfg.site.timezone.name());
+    for bus in &cfg.buses {
+        let devices: Vec<&config::Device> = cfg.devices.iter().filter(|d| d.bus == bus.name).collect();
+        let _ = writeln!(
+            out,
+            "\nbus {}: {}, timeout {}, {} device(s), {}",
+            bus.name,
+            bus.transport.describe(),
+            humantime::format_duration(bus.timeout),
+            devices.len(),
+            if bus.transport.is_half_duplex() {
+                format!("one request at a time, gap {}", humantime::format_duration(bus.gap))
+            } else {
+                format!("up to {} requests in flight", bus.concurrency)
+            }
+        );
+        let mut utilisation = 0.0;
+        for d in devices {
+            let plan = d.plan();
+            let registers: u32 = plan.iter().map(|r| u32::from(r.count)).sum();
+            let _ = writeln!(
+                out,
+                "  device {} (unit {}, profile {}, zone {}, every {}): {} point(s) in {} request(s) per cycle",
+                d.name,
+                d.unit,
+                d.profile.name,
+                d.zone,
+                humantime::format_duration(d.interval),
+                d.profile.points.len(),
+                plan.len()
+            );
+            let mut line_time = Duration::ZERO;
+            for r in &plan {
+                let names: Vec<&str> = r.points.iter().map(|&i| &*d.profile.points[i].name).collect();
+                let mut timing = String::new();
+                if let Some((baud, bits)) = bus.transport.line() {
+                    let t = r.line_time(baud, bits, bus.gap);
+                    line_time += t;
+                    timing = format!(" ~{:.1} ms", t.as_secs_f64() * 1000.0);
+                }
+                let _ = writeln!(
+                    out,
+                    "    fc{:02} {:<8} {:>5}..{:<5} ({:>3} {}){timing}  {}",
+                    r.table.function_code(),
+                    r.table.as_str(),
+                    r.start,
+                    u32::from(r.start) + u32::from(r.count) - 1,
+                    r.count,
+                    if r.table.is_bits() { "bits" } else { "regs" },
+                    names.join(", ")
+                );
+            }
+            if bus.transport.line().is_some() {
+                let share = line_time.as_secs_f64() / d.interval.as_secs_f64();
+                utilisation += share;
+                let _ = writeln!(out, "    line time per cycle ~{:.1} ms ({:.1} % of the interval; device turnaround not included), {registers} registers", line_time.as_secs_f64() * 1000.0, share * 100.0);
+            }
+        }
+        if bus.transport.line().is_some() {
+            let _ = writeln!(
+                out,
+                "  estimated line load: {:.1} %{}",
+                utilisation * 100.0,
+                if utilisation > 0.8 {
+                    " — too busy: lengthen intervals, raise the baud rate or split the line"
+                } else {
+                    ""
+                }
+            );
+        } else if bus.transport.kind() == "rtu-over-tcp" {
+            let _ = writeln!(out, "  (set `baud` on this bus to estimate line time)");
+        }
+    }
+    out
+}

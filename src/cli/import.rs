@@ -1,0 +1,170 @@
+//! `pumphouse import`: readings from a CSV through the same path as polled readings.
+
+use anyhow::{bail, Context as _};
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::ledger::book::{self, Refrozen};
+use crate::model::{Quality, Reading};
+
+/// What `import` did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    pub rows: usize,
+    pub imported: usize,
+    pub already_present: usize,
+    /// (line number, reason)
+    pub bad: Vec<(u64, String)>,
+    /// Time range of the good rows.
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
+    /// Alerts raised or updated by replaying the rules over the imported range.
+    pub alerts: usize,
+}
+
+/// `pumphouse import`: readings from a long CSV (`ts,device,point,value`, header
+/// required, ISO 8601 timestamps with offset) through the same path as polled readings:
+/// checked against the configured devices and points, given a quality by the point's
+/// plausible range, committed to the store. Re-importing a file changes nothing.
+pub fn import(cfg: &Config, path: &std::path::Path, progress: bool) -> anyhow::Result<ImportReport> {
+    let store = super::open_store(cfg, false)?;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(true).trim(csv::Trim::All).from_reader(file);
+    let headers = rdr.headers().with_context(|| format!("{}: cannot read the header line", path.display()))?.clone();
+    // Excel writes a byte-order mark before the first header.
+    let col = |name: &str| headers.iter().position(|h| h.trim_start_matches('\u{feff}').eq_ignore_ascii_case(name));
+    let (Some(c_ts), Some(c_dev), Some(c_pt), Some(c_val)) = (col("ts"), col("device"), col("point"), col("value"))
+    else {
+        bail!(
+            "{}: the header must name the columns ts, device, point, value (found: {})",
+            path.display(),
+            headers.iter().collect::<Vec<_>>().join(",")
+        );
+    };
+    let mut report = ImportReport::default();
+    let mut batch: Vec<Reading> = Vec::new();
+    let flush = |batch: &mut Vec<Reading>, report: &mut ImportReport| -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        store.append(batch)?;
+        let added = store.last_added();
+        report.imported += added;
+        report.already_present += batch.len() - added;
+        batch.clear();
+        Ok(())
+    };
+    for (i, rec) in rdr.records().enumerate() {
+        let line = i as u64 + 2;
+        report.rows += 1;
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                report.bad.push((line, format!("unreadable row: {e}")));
+                continue;
+            }
+        };
+        let field = |c: usize| rec.get(c).unwrap_or("").to_string();
+        let ts = match parse_iso8601(&field(c_ts)) {
+            Some(t) => t,
+            None => {
+                report.bad.push((
+                    line,
+                    format!("`{}` is not an ISO 8601 time with offset (e.g. 2025-03-01T08:00:00+08:00)", field(c_ts)),
+                ));
+                continue;
+            }
+        };
+        let dev_name = field(c_dev);
+        let Some(device) = cfg.device(&dev_name) else {
+            report.bad.push((line, format!("no device `{dev_name}` in the configuration")));
+            continue;
+        };
+        let pt_name = field(c_pt);
+        let Some(point) = device.profile.points.iter().find(|p| *p.name == *pt_name) else {
+            report.bad.push((line, format!("device `{dev_name}` has no point `{pt_name}`")));
+            continue;
+        };
+        let value = match field(c_val).parse::<f64>() {
+            Ok(v) if v.is_finite() => v,
+            _ => {
+                report.bad.push((line, format!("`{}` is not a number", field(c_val))));
+                continue;
+            }
+        };
+        let out_of_range = point.min.is_some_and(|m| value < m) || point.max.is_some_and(|m| value > m);
+        report.first = Some(report.first.map_or(ts, |f| f.min(ts)));
+        report.last = Some(report.last.map_or(ts, |l| l.max(ts)));
+        batch.push(Reading {
+            ts,
+            site: cfg.site.name.clone(),
+            zone: device.zone.clone(),
+            device: device.name.clone(),
+            point: point.name.clone(),
+            quantity: point.quantity,
+            value: Some(value),
+            unit: point.unit.clone(),
+            quality: if out_of_range { Quality::OutOfRange } else { Quality::Good },
+        });
+        if batch.len() >= 5000 {
+            flush(&mut batch, &mut report)?;
+        }
+        if progress && report.rows % 100_000 == 0 {
+            eprintln!("{}: {} rows read, {} imported", path.display(), report.rows, report.imported);
+        }
+    }
+    flush(&mut batch, &mut report)?;
+    // Frozen months the import reaches into are recomputed while their readings are all
+    // there, so that back-filled readings count.
+    if let (Some(a), Some(b)) = (report.first, report.last) {
+        for r in book::refreeze_range(&cfg.ledger_spec(), &store, a, b)? {
+            if let Refrozen::Kept(m) = r {
+                eprintln!("ledger month {m} is frozen and its earlier readings are pruned: the imported readings do not change it");
+            }
+        }
+    }
+    // Replay: the rules see imported history as they would have seen it live.
+    if let (Some(a), Some(b)) = (report.first, report.last) {
+        if report.imported > 0 {
+            let changed = crate::alerts::evaluate::record(cfg, &store, a, b + chrono::TimeDelta::milliseconds(1))?;
+            report.alerts = changed.len();
+        }
+    }
+    Ok(report)
+}
+
+/// ISO 8601 with an offset, as spreadsheets and older systems write it: RFC 3339
+/// (`2025-03-01T08:00:00+08:00`, `…Z`, a space for the `T`), minutes without seconds,
+/// and offsets without a colon (`+0800`).
+pub fn parse_iso8601(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%d %H:%M%z"]
+        .iter()
+        .find_map(|f| DateTime::parse_from_str(s, f).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_as_written_by_other_systems() {
+        let want = "2025-03-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        for s in [
+            "2025-03-01T08:00:00+08:00",
+            "2025-03-01 08:00:00+08:00",
+            "2025-03-01T00:00:00Z",
+            "2025-03-01T08:00+08:00",
+            "2025-03-01 08:00+0800",
+            "2025-03-01T08:00:00.000+0800",
+        ] {
+            assert_eq!(parse_iso8601(s), Some(want), "{s}");
+        }
+        assert_eq!(parse_iso8601("2025-03-01 08:00:00"), None, "no offset: refused, not guessed");
+        assert_eq!(parse_iso8601("01/03/2025 08:00"), None);
+    }
+}

@@ -1,0 +1,108 @@
+//! Periodic jobs of the running gateway: freezing closed ledger months then pruning the
+//! store, publishing the ledger to InfluxDB, and the alert passes. Each runs its store
+//! work on the blocking pool, never on an async worker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use tokio_util::sync::CancellationToken;
+
+use crate::alerts::{deliver, evaluate};
+use crate::config::Config;
+use crate::ledger::{book, export, month::Depth};
+use crate::model::Month;
+use crate::store::Store;
+
+/// Runs `pass` every `every` until cancelled (the first pass at once).
+pub(super) async fn every<F, Fut>(every: Duration, cancel: CancellationToken, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => pass().await,
+        }
+    }
+}
+
+/// Closed months are frozen first: the ledger must never depend on readings the pruning
+/// is about to drop. Then the age and size limits.
+pub(super) async fn prune(cfg: Arc<Config>, store: Arc<Store>, consumers: Arc<Vec<String>>) {
+    let done = tokio::task::spawn_blocking(move || {
+        if let Err(e) = book::freeze_closed_months(&cfg.ledger_spec(), &store, Utc::now()) {
+            tracing::error!(error = %e, "freezing closed ledger months failed; not pruning");
+            return;
+        }
+        let names: Vec<&str> = consumers.iter().map(String::as_str).collect();
+        if let Err(e) = store.prune(Utc::now(), &names) {
+            tracing::error!(error = %e, "pruning the store failed");
+        }
+    })
+    .await;
+    if let Err(e) = done {
+        tracing::error!(error = %e, "the prune pass ended abnormally");
+    }
+}
+
+/// Computes this month's ledger (and last month's in its first three days) and writes it
+/// to every InfluxDB as the `ledger` measurement.
+pub(super) async fn publish_ledgers(cfg: Arc<Config>, store: Arc<Store>) {
+    let now = Utc::now();
+    let Some(this) = Month::containing(now, cfg.site.timezone) else { return };
+    let mut months = vec![this];
+    if let Some(last) = Month::containing(now - TimeDelta::days(3), cfg.site.timezone).filter(|m| *m != this) {
+        months.push(last);
+    }
+    for m in months {
+        let (c, s) = (cfg.clone(), store.clone());
+        let computed =
+            tokio::task::spawn_blocking(move || book::month_ledger(&c.ledger_spec(), &s, m, Depth::Month)).await;
+        let lines = match computed {
+            Ok(Ok(l)) => export::influx_lines(&l),
+            Ok(Err(e)) => {
+                tracing::error!(month = %m, error = %e, "cannot compute the ledger to publish");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(month = %m, error = %e, "the ledger computation ended abnormally");
+                continue;
+            }
+        };
+        for i in &cfg.influxdb {
+            if let Err(e) = crate::sinks::influx::write_once(i, &lines).await {
+                tracing::warn!(sink = %crate::sinks::influx::consumer_name(i), month = %m, error = %e, "cannot write the ledger to InfluxDB; next try in an hour");
+            }
+        }
+    }
+}
+
+/// One pass of the alert task: the rules over the last three days, then delivery of every
+/// change not yet confirmed by MQTT, the webhook and InfluxDB.
+pub(super) async fn alert_pass(cfg: Arc<Config>, store: Arc<Store>) {
+    let now = Utc::now();
+    let (c, s) = (cfg.clone(), store.clone());
+    let evaluated = tokio::task::spawn_blocking(move || evaluate::record(&c, &s, now - TimeDelta::days(3), now)).await;
+    match evaluated {
+        Ok(Ok(changed)) => {
+            for a in &changed {
+                tracing::warn!(alert = a.id, rule = %a.rule, zone = %a.zone, subject = %a.subject, state = deliver::state(a), evidence = %a.evidence, "alert");
+            }
+        }
+        Ok(Err(e)) => tracing::error!(error = %e, "evaluating alerts failed"),
+        Err(e) => tracing::error!(error = %e, "the alert evaluation ended abnormally"),
+    }
+    let site = cfg.site.name.to_string();
+    if let Some(m) = &cfg.mqtt {
+        deliver::mqtt(&store, &site, m).await;
+    }
+    if let Some(url) = &cfg.alerts.webhook_url {
+        deliver::webhook(&store, &site, url, cfg.alerts.webhook_format).await;
+    }
+    if !cfg.influxdb.is_empty() {
+        deliver::influx(&store, &site, &cfg.influxdb).await;
+    }
+}

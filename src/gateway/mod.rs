@@ -1,0 +1,263 @@
+//! The running service: pollers → writer → store → sinks, the periodic jobs and the HTTP
+//! endpoint, each a component with its own cancellation, started in that order and
+//! stopped from the edges in (polling first, so that everything read is committed and
+//! offered to the sinks before they stop).
+
+mod jobs;
+mod writer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{self, Config};
+use crate::modbus::poller;
+use crate::model::Reading;
+
+/// How long tasks get to finish after a stop is asked for.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Starts one poller task per bus of `cfg`; readings arrive on the returned channel.
+pub fn start_pollers(
+    cfg: &Config,
+    tracker: &TaskTracker,
+    cancel: &CancellationToken,
+) -> (mpsc::Receiver<Vec<Reading>>, poller::Stats) {
+    let (tx, rx) = mpsc::channel(1024);
+    let stats = poller::new_stats(&cfg.devices);
+    for bus in &cfg.buses {
+        let devices: Vec<config::Device> = cfg.devices.iter().filter(|d| d.bus == bus.name).cloned().collect();
+        if devices.is_empty() {
+            continue;
+        }
+        tracker.spawn(poller::run_bus(
+            bus.clone(),
+            devices,
+            cfg.site.name.clone(),
+            stats.clone(),
+            tx.clone(),
+            cancel.child_token(),
+        ));
+    }
+    (rx, stats)
+}
+
+/// A running gateway: pollers → store → sinks, pruning, and the HTTP endpoint.
+pub struct Gateway {
+    pub store: Arc<crate::store::Store>,
+    pub stats: poller::Stats,
+    /// Where the HTTP endpoint listens, when it is on.
+    pub http_addr: Option<std::net::SocketAddr>,
+    poll_cancel: CancellationToken,
+    sink_cancel: CancellationToken,
+    http_cancel: CancellationToken,
+    pollers: TaskTracker,
+    sinks: TaskTracker,
+    writer: std::thread::JoinHandle<()>,
+    /// Prune, ledger publishing and alert passes.
+    jobs: TaskTracker,
+    http_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Opens the store and starts every task. `tap` receives committed readings (for a
+    /// live display).
+    pub async fn start(cfg: &Config, tap: Option<mpsc::Sender<Vec<Reading>>>) -> anyhow::Result<Gateway> {
+        use crate::sinks::{influx, mqtt, SinkHealth};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let store = Arc::new(crate::store::Store::open(&cfg.store.path, cfg.store.limits)?);
+        let last = store.last_seq()?;
+        tracing::info!(store = %cfg.store.path.display(), last_seq = last, "store open");
+        let (notify_tx, notify_rx) = tokio::sync::watch::channel(last);
+        let last_commit = Arc::new(std::sync::atomic::AtomicI64::new(0));
+
+        // HTTP first: a port conflict is a start-up error, before anything runs.
+        let listener = match &cfg.http {
+            Some(h) => Some(
+                TcpListener::bind(h.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {} ([http] listen)", h.listen))?,
+            ),
+            None => None,
+        };
+
+        let poll_cancel = CancellationToken::new();
+        let sink_cancel = CancellationToken::new();
+        let pollers = TaskTracker::new();
+        let (rx, stats) = start_pollers(cfg, &pollers, &poll_cancel);
+        pollers.close();
+        let writer = writer::spawn(store.clone(), rx, notify_tx, last_commit.clone(), tap)
+            .context("cannot start the store writer thread")?;
+
+        let sinks = TaskTracker::new();
+        let mut healths: Vec<Arc<SinkHealth>> = Vec::new();
+        if let Some(m) = cfg.mqtt.clone() {
+            let h = Arc::new(SinkHealth::new("mqtt", mqtt::CONSUMER));
+            healths.push(h.clone());
+            sinks.spawn(mqtt::run(
+                m,
+                cfg.site.name.clone(),
+                store.clone(),
+                notify_rx.clone(),
+                h,
+                sink_cancel.clone(),
+                SHUTDOWN_DEADLINE,
+            ));
+        }
+        for i in &cfg.influxdb {
+            let consumer = influx::consumer_name(i);
+            let h = Arc::new(SinkHealth::new(&consumer, &consumer));
+            healths.push(h.clone());
+            sinks.spawn(influx::run(
+                i.clone(),
+                store.clone(),
+                notify_rx.clone(),
+                h,
+                sink_cancel.clone(),
+                SHUTDOWN_DEADLINE,
+            ));
+        }
+        sinks.close();
+        if healths.is_empty() {
+            tracing::info!("no [mqtt] or [[influxdb]] configured: readings are kept in the local store only");
+        }
+
+        // Jobs: pruning (after freezing closed months), the monthly ledger to InfluxDB
+        // (measurement `ledger`) every hour, and the alert passes.
+        let periodic = TaskTracker::new();
+        let shared = Arc::new(cfg.clone());
+        let consumers: Arc<Vec<String>> = Arc::new(healths.iter().map(|h| h.consumer.clone()).collect());
+        {
+            let (c, s, n) = (shared.clone(), store.clone(), consumers.clone());
+            periodic.spawn(jobs::every(Duration::from_secs(60), sink_cancel.clone(), move || {
+                jobs::prune(c.clone(), s.clone(), n.clone())
+            }));
+        }
+        if !cfg.topology.zones.is_empty() && !cfg.influxdb.is_empty() {
+            let (c, s) = (shared.clone(), store.clone());
+            periodic.spawn(jobs::every(Duration::from_secs(3600), sink_cancel.clone(), move || {
+                jobs::publish_ledgers(c.clone(), s.clone())
+            }));
+        }
+        if !cfg.topology.zones.is_empty() || !cfg.devices.is_empty() {
+            let (c, s) = (shared.clone(), store.clone());
+            periodic.spawn(jobs::every(cfg.alerts.evaluate_every, sink_cancel.clone(), move || {
+                jobs::alert_pass(c.clone(), s.clone())
+            }));
+        }
+        periodic.close();
+
+        let http_cancel = CancellationToken::new();
+        let mut http_task = None;
+        let mut http_addr = None;
+        if let (Some(h), Some(listener)) = (&cfg.http, listener) {
+            let max_interval = cfg.devices.iter().map(|d| d.interval).max().unwrap_or(Duration::from_secs(10));
+            let state = Arc::new(crate::http::AppState {
+                store: store.clone(),
+                config: Arc::new(cfg.clone()),
+                sinks: healths,
+                stats: stats.clone(),
+                devices: cfg
+                    .devices
+                    .iter()
+                    .map(|d| crate::http::DeviceLabels {
+                        device: d.name.to_string(),
+                        bus: d.bus.to_string(),
+                        zone: d.zone.to_string(),
+                    })
+                    .collect(),
+                last_commit_ms: last_commit,
+                polling_stall: (max_interval * 3).max(Duration::from_secs(60)),
+                sink_stall: h.stall_after,
+                started_ms: Utc::now().timestamp_millis(),
+            });
+            let addr = listener.local_addr()?;
+            http_addr = Some(addr);
+            tracing::info!(listen = %addr, "http endpoint: /healthz /metrics /api/status");
+            let c = http_cancel.clone();
+            http_task = Some(tokio::spawn(async move {
+                let _ = axum::serve(listener, crate::http::router(state))
+                    .with_graceful_shutdown(async move { c.cancelled().await })
+                    .await;
+            }));
+        }
+        Ok(Gateway {
+            store,
+            stats,
+            http_addr,
+            poll_cancel,
+            sink_cancel,
+            http_cancel,
+            pollers,
+            sinks,
+            writer,
+            jobs: periodic,
+            http_task,
+        })
+    }
+
+    /// Stops from the edges in: polling first, then the writer commits what was read,
+    /// then the sinks finish their in-flight work within the deadline.
+    pub async fn shutdown(self) {
+        self.poll_cancel.cancel();
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
+        let _ = tokio::time::timeout_at(deadline, self.pollers.wait()).await;
+        // The writer ends once every poller has dropped its sender and the channel is
+        // drained; wait for it off the async workers.
+        let writer = self.writer;
+        let joined = tokio::time::timeout_at(deadline, tokio::task::spawn_blocking(move || writer.join())).await;
+        if !matches!(joined, Ok(Ok(Ok(())))) {
+            tracing::warn!("the store writer did not finish in time");
+        }
+        self.sink_cancel.cancel();
+        if tokio::time::timeout(SHUTDOWN_DEADLINE + Duration::from_secs(1), self.sinks.wait()).await.is_err() {
+            tracing::warn!("sinks did not finish in time; undelivered readings stay in the store for the next start");
+        }
+        if tokio::time::timeout(Duration::from_secs(2), self.jobs.wait()).await.is_err() {
+            tracing::warn!("periodic jobs did not finish in time");
+        }
+        self.http_cancel.cancel();
+        if let Some(t) = self.http_task {
+            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        }
+        tracing::info!(last_seq = self.store.last_seq().unwrap_or(0), "stopped");
+    }
+}
+
+/// `pumphouse run`: the gateway until SIGTERM or Ctrl-C.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let gw = Gateway::start(&cfg, None).await?;
+    shutdown_signal().await;
+    tracing::info!("stopping: pollers first, then the store writer, then the sinks");
+    gw.shutdown().await;
+    Ok(())
+}

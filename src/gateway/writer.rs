@@ -1,0 +1,77 @@
+//! The writer: the one place polled readings are committed. It runs on a thread of its
+//! own, so that SQLite's blocking calls never hold an async worker.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::sync::{mpsc, watch};
+
+use crate::model::Reading;
+use crate::store::Store;
+
+/// Largest number of readings committed in one transaction.
+const MAX_BATCH: usize = 5000;
+
+/// Commits readings from the pollers to the store in batches and tells the consumers.
+/// Ends when every poller has ended and the channel is drained: nothing read is dropped
+/// on shutdown. Committed batches are also offered to `tap` (a display), which may miss
+/// some when it is slow; the store has them all.
+pub(super) fn spawn(
+    store: Arc<Store>,
+    rx: mpsc::Receiver<Vec<Reading>>,
+    notify: watch::Sender<i64>,
+    last_commit_ms: Arc<AtomicI64>,
+    tap: Option<mpsc::Sender<Vec<Reading>>>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("pumphouse-writer".into())
+        .spawn(move || run(&store, rx, &notify, &last_commit_ms, tap.as_ref()))
+}
+
+fn run(
+    store: &Store,
+    mut rx: mpsc::Receiver<Vec<Reading>>,
+    notify: &watch::Sender<i64>,
+    last_commit_ms: &AtomicI64,
+    tap: Option<&mpsc::Sender<Vec<Reading>>>,
+) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batches = vec![first];
+        let mut count = batches[0].len();
+        while count < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(more) => {
+                    count += more.len();
+                    batches.push(more);
+                }
+                Err(_) => break,
+            }
+        }
+        let all: Vec<Reading> = batches.iter().flatten().cloned().collect();
+        let mut attempt = 0u32;
+        loop {
+            match store.append(&all) {
+                Ok(last) => {
+                    let _ = notify.send(last);
+                    last_commit_ms.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+                    break;
+                }
+                Err(e) => {
+                    // Keep the batch and hold the pollers (back-pressure) until the disk
+                    // takes it again: losing readings here is what the store prevents.
+                    if attempt == 0 {
+                        tracing::error!(error = %e, readings = all.len(), "cannot commit readings; retrying");
+                    }
+                    attempt += 1;
+                    std::thread::sleep(crate::sinks::retry_delay(attempt));
+                }
+            }
+        }
+        if let Some(t) = tap {
+            for b in batches {
+                let _ = t.try_send(b);
+            }
+        }
+    }
+}

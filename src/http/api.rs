@@ -1,0 +1,128 @@
+//! The API: `/api/ledger/YYYY-MM[.csv|.xlsx]`, `/api/alerts`, `POST /api/alerts/{id}/ack`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+
+use super::{blocking, AppState};
+use crate::ledger::{book, export, month::Depth};
+use crate::model::Month;
+
+#[derive(Debug, serde::Deserialize)]
+pub struct LedgerQuery {
+    /// zh (default) or en.
+    lang: Option<String>,
+}
+
+/// `/api/ledger/2026-03` (JSON), `/api/ledger/2026-03.csv`, `/api/ledger/2026-03.xlsx`.
+pub(super) async fn ledger(
+    State(st): State<Arc<AppState>>,
+    Path(month): Path<String>,
+    Query(q): Query<LedgerQuery>,
+) -> Response {
+    let (name, ext) = match month.rsplit_once('.') {
+        Some((n, e)) => (n.to_string(), e.to_string()),
+        None => (month.clone(), "json".to_string()),
+    };
+    let lang = match q.lang.as_deref() {
+        None | Some("zh") => export::Lang::Zh,
+        Some("en") => export::Lang::En,
+        Some(other) => return (StatusCode::BAD_REQUEST, format!("lang `{other}`: use zh or en\n")).into_response(),
+    };
+    if !matches!(ext.as_str(), "json" | "csv" | "xlsx") {
+        return (StatusCode::NOT_FOUND, format!("unknown format `.{ext}`: use .json, .csv or .xlsx\n")).into_response();
+    }
+    let Some(month) = Month::parse(&name) else {
+        return (StatusCode::BAD_REQUEST, format!("`{name}` is not a month: use YYYY-MM\n")).into_response();
+    };
+    if st.config.topology.zones.is_empty() {
+        return (StatusCode::NOT_FOUND, "no [[zones]] are configured: there is no ledger\n").into_response();
+    }
+    let st2 = st.clone();
+    let computed = blocking(move || {
+        book::month_ledger(&st2.config.ledger_spec(), &st2.store, month, Depth::Full)
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response())
+    })
+    .await;
+    let l = match computed {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    match ext.as_str() {
+        "csv" => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], export::to_csv(&l, lang)).into_response(),
+        "xlsx" => match export::to_xlsx(&l, lang) {
+            Ok(bytes) => (
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string(),
+                    ),
+                    (header::CONTENT_DISPOSITION, format!("attachment; filename=\"ledger-{name}.xlsx\"")),
+                ],
+                bytes,
+            )
+                .into_response(),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        },
+        _ => Json(l).into_response(),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct AlertsQuery {
+    active: Option<bool>,
+}
+
+/// `/api/alerts[?active=true]`: alerts, newest first, as JSON.
+pub(super) async fn alerts(State(st): State<Arc<AppState>>, Query(q): Query<AlertsQuery>) -> Response {
+    let st2 = st.clone();
+    let rows = blocking(move || {
+        st2.store
+            .alerts(q.active.unwrap_or(false))
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response())
+    })
+    .await;
+    match rows {
+        Ok(rows) => {
+            let site = st.config.site.name.to_string();
+            let list: Vec<serde_json::Value> = rows.iter().map(|a| crate::alerts::deliver::json(a, &site)).collect();
+            Json(list).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct AckQuery {
+    by: Option<String>,
+}
+
+/// `POST /api/alerts/{id}/ack?by=NAME`.
+pub(super) async fn ack(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<AckQuery>,
+) -> Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return (StatusCode::BAD_REQUEST, format!("`{id}` is not an alert id\n")).into_response();
+    };
+    let Some(by) = q.by.filter(|b| !b.trim().is_empty()) else {
+        return (StatusCode::BAD_REQUEST, "say who acknowledges: ?by=NAME\n").into_response();
+    };
+    let who = by.clone();
+    let acked = blocking(move || {
+        st.store
+            .ack_alert(id, &who, Utc::now())
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response())
+    })
+    .await;
+    match acked {
+        Ok(true) => (StatusCode::OK, format!("alert #{id} acknowledged by {by}\n")).into_response(),
+        Ok(false) => (StatusCode::NOT_FOUND, format!("no alert #{id}\n")).into_response(),
+        Err(r) => r,
+    }
+}

@@ -1,0 +1,209 @@
+//! Step one of a month: each meter's consumption (from its totalizer, or from the frozen
+//! record), its opening and closing readings, its notes and, for a customer's meter, its
+//! bill.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+
+use super::{read, LedgerError, MeterRow, Period, Source, Spec, MARGIN};
+use crate::ledger::corrections::{Change, Correction};
+use crate::ledger::intervals::{self, Bucket, MeterSpec, Sample};
+use crate::ledger::prices::Prices;
+use crate::ledger::tariff::charge;
+use crate::ledger::topology::{Meter, Role};
+use crate::model::Month;
+
+/// Every meter of the map, booked: rows in the map's order, with their hourly
+/// consumption by `device.point`.
+pub(crate) struct Booked {
+    pub rows: Vec<MeterRow>,
+    pub hourly: BTreeMap<String, BTreeMap<DateTime<Utc>, Bucket>>,
+    /// True when any meter's month came from its frozen record.
+    pub any_frozen: bool,
+}
+
+impl Booked {
+    /// The summed hourly consumption of the meters `pick` selects.
+    pub fn hours_of(&self, spec: &Spec<'_>, pick: impl Fn(&Meter) -> bool) -> BTreeMap<DateTime<Utc>, f64> {
+        let mut out: BTreeMap<DateTime<Utc>, f64> = BTreeMap::new();
+        for m in spec.topology.meters.iter().filter(|m| pick(m)) {
+            for (t, b) in self.hourly.get(&meter_key(m)).into_iter().flatten() {
+                *out.entry(*t).or_default() += b.volume;
+            }
+        }
+        out
+    }
+}
+
+pub(crate) fn meter_key(m: &Meter) -> String {
+    format!("{}.{}", m.device, m.point)
+}
+
+/// Hours in local time, as tariffs read them.
+pub(crate) fn local_hours<T: Copy>(
+    spec: &Spec<'_>,
+    h: &BTreeMap<DateTime<Utc>, T>,
+    volume: impl Fn(T) -> f64,
+) -> Vec<(NaiveDateTime, f64)> {
+    h.iter().map(|(t, b)| (t.with_timezone(&spec.tz).naive_local(), volume(*b))).collect()
+}
+
+pub(crate) fn book(
+    spec: &Spec<'_>,
+    prices: &Prices,
+    period: &Period,
+    source: &Source<'_>,
+    applied: &[Correction],
+) -> Result<Booked, LedgerError> {
+    let mut booked = Booked { rows: Vec::new(), hourly: BTreeMap::new(), any_frozen: false };
+    for m in &spec.topology.meters {
+        let (row, hours, frozen) = meter(spec, prices, period, source, applied, m)?;
+        booked.any_frozen |= frozen;
+        booked.rows.push(row);
+        booked.hourly.insert(meter_key(m), hours);
+    }
+    Ok(booked)
+}
+
+/// The samples of a meter around the month, with its anchor and manual readings, and the
+/// replacements recorded for it.
+fn samples_of(
+    period: &Period,
+    source: &Source<'_>,
+    applied: &[Correction],
+    m: &Meter,
+) -> Result<(Vec<Sample>, Vec<intervals::Replacement>), LedgerError> {
+    let what = || format!("readings of {}.{}", m.device, m.point);
+    let mut s = read(what, (source.samples)(&m.device, &m.point, period.from - MARGIN, period.to + MARGIN))?;
+    if let Some(anchor) = source.anchor {
+        s.extend(read(what, anchor(&m.device, &m.point, period.from - MARGIN))?);
+    }
+    let mut replacements = Vec::new();
+    for c in applied {
+        match &c.change {
+            Change::Reading { device, point, ts, value } if *device == m.device && *point == m.point => {
+                s.push(Sample { ts: *ts, value: Some(*value), good: true });
+            }
+            Change::Replacement { device, point, ts, old_final, new_initial }
+                if *device == m.device && *point == m.point =>
+            {
+                replacements.push(intervals::Replacement { ts: *ts, old_final: *old_final, new_initial: *new_initial });
+            }
+            _ => {}
+        }
+    }
+    s.sort_by_key(|x| x.ts);
+    Ok((s, replacements))
+}
+
+fn meter(
+    spec: &Spec<'_>,
+    prices: &Prices,
+    period: &Period,
+    source: &Source<'_>,
+    applied: &[Correction],
+    m: &Meter,
+) -> Result<(MeterRow, BTreeMap<DateTime<Utc>, Bucket>, bool), LedgerError> {
+    let (from, to, tz) = (period.from, period.to, spec.tz);
+    let interval = spec.interval(&m.device);
+    let (s, replacements) = samples_of(period, source, applied, m)?;
+    let c = intervals::consumption(
+        &s,
+        &replacements,
+        &MeterSpec { max_reading: m.max_reading, max_rate: m.max_rate, expected_interval: interval },
+    );
+    let key = meter_key(m);
+    let frozen_of = |month: Month| -> Result<Option<BTreeMap<DateTime<Utc>, Bucket>>, LedgerError> {
+        match source.frozen {
+            Some(f) => read(|| format!("the frozen record of {key} in {month}"), f(month, &key)),
+            None => Ok(None),
+        }
+    };
+    let kept = frozen_of(period.month)?;
+    let frozen = kept.is_some();
+    let mut h = kept.unwrap_or_else(|| intervals::hourly(&c.intervals, from, to));
+    let mut notes: Vec<String> =
+        c.notices.iter().filter(|n| n.ts >= from - MARGIN && n.ts < to + MARGIN).map(|n| n.text.clone()).collect();
+    // Volume that belongs before the month but arrived after the previous month was
+    // frozen (a meter silent across the boundary): booked late, here, as estimated, so
+    // that it is not lost.
+    if !frozen {
+        if let Some(kept) = period.month.prev().map(frozen_of).transpose()?.flatten() {
+            let raw: f64 = intervals::hourly(&c.intervals, from - MARGIN, from).values().map(|b| b.volume).sum();
+            let booked: f64 = kept.range(from - MARGIN..from).map(|(_, b)| b.volume).sum();
+            let late = raw - booked;
+            if late > 1e-6 {
+                let b = h.entry(from).or_default();
+                b.volume += late;
+                b.estimated += late;
+                notes.push(format!(
+                    "{late:.3} used before the month start, read only after the previous month was closed: booked here as estimated"
+                ));
+            }
+        }
+    }
+    let consumption: f64 = h.values().map(|b| b.volume).sum();
+    let estimated: f64 = h.values().map(|b| b.estimated).sum();
+    let trusted: Vec<&Sample> = s.iter().filter(|x| x.good && x.value.is_some_and(f64::is_finite)).collect();
+    let opening =
+        trusted.iter().rev().find(|x| x.ts <= from).or_else(|| trusted.iter().find(|x| x.ts >= from && x.ts < to));
+    let closing =
+        trusted.iter().rev().find(|x| x.ts <= to && x.ts >= from).or_else(|| trusted.iter().find(|x| x.ts >= to));
+    let quarantined = c.quarantined.iter().filter(|q| q.ts >= from && q.ts < to).count();
+    if quarantined > 0 {
+        notes.push(format!("{quarantined} reading(s) quarantined (spikes, backward steps, transient zeros)"));
+    }
+    if trusted.is_empty() {
+        notes.push("no trusted readings: nothing booked".into());
+    }
+    // A meter silent past the month's end: what it used since its last reading is not
+    // known yet, and is booked when it reads again (in the month it then falls into).
+    let late = TimeDelta::from_std(interval * 3).unwrap_or(TimeDelta::hours(1));
+    if let Some(last) = c.last.filter(|(ts, _)| *ts < to - late && *ts >= from - MARGIN) {
+        if !trusted.iter().any(|x| x.ts >= to) {
+            notes.push(format!(
+                "no readings from {} to the end of the month: consumption after that is not booked yet",
+                last.0.with_timezone(&tz).format("%Y-%m-%d %H:%M")
+            ));
+        }
+    }
+    let (tariff_name, amount) = if m.role == Role::Billed {
+        let cat = m.category.clone().unwrap_or_default();
+        match prices.tariffs.get(&(m.utility, cat.clone())) {
+            Some(ts) => {
+                let ch = charge(&local_hours(spec, &h, |b| b.volume), ts, prices.tou.as_ref());
+                if ch.implausible {
+                    notes.push("implausible consumption: not charged; check the meter's readings".into());
+                }
+                let names: Vec<String> = ch.lines.iter().map(|l| format!("{} {}", l.tariff, l.band)).collect();
+                (Some(names.join("; ")), Some(ch.total_fen()))
+            }
+            None => {
+                notes.push(format!("no {} tariff for category `{cat}`: not charged", m.utility.as_str()));
+                (None, None)
+            }
+        }
+    } else {
+        (None, None)
+    };
+    let row = MeterRow {
+        utility: m.utility,
+        zone: m.zone.clone(),
+        device: m.device.clone(),
+        point: m.point.clone(),
+        role: m.role,
+        category: m.category.clone(),
+        opening: opening.and_then(|x| x.value),
+        opening_ts: opening.map(|x| x.ts),
+        closing: closing.and_then(|x| x.value),
+        closing_ts: closing.map(|x| x.ts),
+        consumption,
+        estimated,
+        quarantined,
+        tariff: tariff_name,
+        amount_fen: amount,
+        notes,
+    };
+    Ok((row, h, frozen))
+}

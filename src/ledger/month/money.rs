@@ -1,0 +1,243 @@
+//! Steps two and three of a month: each zone's water (or energy) balance, then each
+//! utility's revenue, costs, gap and baseline, with the costs allocated to the zones.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use rust_decimal::prelude::*;
+
+use super::meters::{local_hours, Booked};
+use super::{
+    effects, BaseFigures, BaselineSource, CostRow, Figures, Ledger, MeterRow, Period, Spec, Status, UtilityRow, ZoneRow,
+};
+use crate::ledger::balance::Balance;
+use crate::ledger::prices::{CostKind, Prices};
+use crate::ledger::tariff::{self, charge, in_force, Price, Tariff};
+use crate::ledger::topology::{Role, Utility};
+
+/// Each zone's balance; costs are filled in by [`utility_rows`].
+pub(crate) fn zone_rows(spec: &Spec<'_>, period: &Period, rows: &[MeterRow]) -> Vec<ZoneRow> {
+    let topo = spec.topology;
+    let (from, to) = (period.from, period.to);
+    let consumption_of = |role: Role, zone: &str| -> f64 {
+        topo.meters.iter().zip(rows).filter(|(m, _)| m.role == role && m.zone == zone).map(|(_, r)| r.consumption).sum()
+    };
+    // Share of the month covered by each zone's inlet data (first to last trusted reading).
+    let mut coverage: HashMap<String, f64> = HashMap::new();
+    for (m, r) in topo.meters.iter().zip(rows).filter(|(m, _)| m.role == Role::Inlet) {
+        let span = match (r.opening_ts, r.closing_ts) {
+            (Some(a), Some(b)) => {
+                (b.min(to) - a.max(from)).num_seconds().max(0) as f64 / (to - from).num_seconds().max(1) as f64
+            }
+            _ => 0.0,
+        };
+        let c = coverage.entry(m.zone.clone()).or_insert(1.0);
+        *c = c.min(span);
+    }
+    let mut zones = Vec::new();
+    for z in &topo.zones {
+        let transferred: f64 = topo.children(&z.name).map(|c| consumption_of(Role::Inlet, &c.name)).sum();
+        // Estimated uses count for the part of the month the zone's inlets were measured.
+        let covered = coverage.get(&z.name).copied().unwrap_or(0.0);
+        let unmetered: f64 =
+            topo.unmetered.iter().filter(|u| u.zone == z.name).map(|u| u.per_day * period.days * covered).sum();
+        let b = Balance {
+            input: consumption_of(Role::Inlet, &z.name),
+            transferred,
+            billed: consumption_of(Role::Billed, &z.name),
+            unbilled_metered: consumption_of(Role::Unbilled, &z.name),
+            unbilled_estimated: unmetered,
+        };
+        let revenue_fen: i64 =
+            rows.iter().filter(|r| r.zone == z.name && r.role == Role::Billed).filter_map(|r| r.amount_fen).sum();
+        zones.push(ZoneRow {
+            utility: z.utility,
+            zone: z.name.clone(),
+            revenue_fen,
+            cost_fen: 0,
+            gap_fen: 0,
+            parent: z.parent.clone(),
+            net_input: b.net_input(),
+            losses: b.losses(),
+            non_revenue: b.non_revenue(),
+            non_revenue_share: b.share(b.non_revenue()),
+            balance: b,
+        });
+    }
+    zones
+}
+
+/// The baseline of utility `u` for the period: the old books first, else last year's
+/// computed ledger.
+fn baseline_of(prices: &Prices, period: &Period, u: Utility, history: Option<&Ledger>) -> Option<BaseFigures> {
+    let last = period.month.year_before()?;
+    if let Some(b) = prices.baseline.iter().find(|b| b.utility == u && b.year == last.year() && b.month == last.month())
+    {
+        return Some(BaseFigures {
+            input: b.input,
+            billed: b.billed,
+            revenue_fen: b.revenue_fen,
+            cost_fen: b.cost_fen,
+            source: BaselineSource::Config,
+        });
+    }
+    let h = history?.utilities.iter().find(|x| x.utility == Some(u) && x.input > 0.0)?;
+    Some(BaseFigures {
+        input: Some(h.input),
+        billed: Some(h.billed),
+        revenue_fen: h.revenue_fen,
+        cost_fen: h.cost_fen,
+        source: BaselineSource::History,
+    })
+}
+
+/// One cost item of utility `u` for the period: (quantity, amount in fen).
+fn cost_item(
+    spec: &Spec<'_>,
+    prices: &Prices,
+    period: &Period,
+    booked: &Booked,
+    input_hours: &BTreeMap<DateTime<Utc>, f64>,
+    kind: &CostKind,
+    price: Option<&Tariff>,
+) -> (Option<f64>, i64) {
+    match (kind, price) {
+        (CostKind::Fixed(a), _) => (None, tariff::amount_fen(*a, Decimal::ONE)),
+        (CostKind::Input, Some(t)) => {
+            let ch = charge(&local_hours(spec, input_hours, |v| v), std::slice::from_ref(t), prices.tou.as_ref());
+            (ch.quantity().to_f64(), ch.total_fen())
+        }
+        (CostKind::Meters(devices), Some(t)) => {
+            let h = booked.hours_of(spec, |m| devices.contains(&m.device));
+            let ch = charge(&local_hours(spec, &h, |v| v), std::slice::from_ref(t), prices.tou.as_ref());
+            (ch.quantity().to_f64(), ch.total_fen())
+        }
+        (CostKind::Demand, Some(t)) => {
+            let peak = input_hours.values().copied().fold(0.0, f64::max);
+            let price = match in_force(std::slice::from_ref(t), period.from.with_timezone(&spec.tz).date_naive()) {
+                Some((_, Tariff { price: Price::Flat(p), .. })) => *p,
+                _ => Decimal::ZERO,
+            };
+            (Some(peak), tariff::amount_fen(tariff::units(peak), price))
+        }
+        _ => (None, 0),
+    }
+}
+
+/// Each utility's figures and cost lines; fills the zones' cost and gap.
+pub(crate) fn utility_rows(
+    spec: &Spec<'_>,
+    prices: &Prices,
+    period: &Period,
+    booked: &Booked,
+    zones: &mut [ZoneRow],
+    history: Option<&Ledger>,
+) -> (Vec<UtilityRow>, Vec<CostRow>) {
+    let topo = spec.topology;
+    let mut utilities = Vec::new();
+    let mut costs = Vec::new();
+    for u in [Utility::Water, Utility::Electricity] {
+        let uz: Vec<&ZoneRow> = zones.iter().filter(|z| z.utility == u).collect();
+        if uz.is_empty() {
+            continue;
+        }
+        let input: f64 = uz.iter().filter(|z| z.parent.is_none()).map(|z| z.balance.input).sum();
+        let billed: f64 = uz.iter().map(|z| z.balance.billed).sum();
+        let unbilled: f64 = uz.iter().map(|z| z.balance.unbilled_metered + z.balance.unbilled_estimated).sum();
+        let revenue: i64 = booked.rows.iter().filter(|r| r.utility == u).filter_map(|r| r.amount_fen).sum();
+        // campus input, hour by hour (root zones' inlets)
+        let input_hours = booked.hours_of(spec, |m| {
+            m.role == Role::Inlet && m.utility == u && topo.zone(&m.zone).is_some_and(|z| z.parent.is_none())
+        });
+        let mut cost: i64 = 0;
+        for c in prices.costs.iter().filter(|c| c.utility == u) {
+            let (quantity, amount) = cost_item(spec, prices, period, booked, &input_hours, &c.kind, c.tariff.as_ref());
+            cost += amount;
+            costs.push(CostRow { utility: u, name: c.name.clone(), quantity, amount_fen: amount });
+        }
+        let gap = cost - revenue;
+        let base = baseline_of(prices, period, u, history);
+        let baseline_gap = base.map(|b| b.cost_fen - b.revenue_fen);
+        let fx = base.and_then(|b| {
+            effects(
+                Figures { input: b.input?, billed: b.billed?, cost: b.cost_fen as f64, revenue: b.revenue_fen as f64 },
+                Figures { input, billed, cost: cost as f64, revenue: revenue as f64 },
+            )
+        });
+        utilities.push(UtilityRow {
+            utility: Some(u),
+            unit: u.unit(),
+            input,
+            billed,
+            unbilled,
+            losses: input - billed - unbilled,
+            non_revenue: input - billed,
+            non_revenue_share: (input > 0.0).then(|| (input - billed) / input),
+            revenue_fen: revenue,
+            cost_fen: cost,
+            gap_fen: gap,
+            baseline_gap_fen: baseline_gap,
+            gap_change_fen: baseline_gap.map(|b| gap - b),
+            status: baseline_gap.map(|b| Status::of(gap, b)),
+            baseline_source: base.map(|b| b.source),
+            effects: fx,
+        });
+        allocate(zones, u, cost, input);
+    }
+    (utilities, costs)
+}
+
+/// Costs follow the water (or energy): each zone of utility `u` carries its cost in
+/// proportion to its net input, in whole fen by largest remainder so that the zones add
+/// up to the utility's cost.
+fn allocate(zones: &mut [ZoneRow], u: Utility, cost: i64, input: f64) {
+    let idx: Vec<usize> = (0..zones.len()).filter(|&k| zones[k].utility == u).collect();
+    let exact: Vec<f64> = idx
+        .iter()
+        .map(|&k| if input > 0.0 { cost as f64 * zones[k].net_input.max(0.0) / input } else { 0.0 })
+        .collect();
+    let mut alloc: Vec<i64> = exact.iter().map(|x| x.floor() as i64).collect();
+    let total_net: f64 = idx.iter().map(|&k| zones[k].net_input.max(0.0)).sum();
+    if input > 0.0 && (total_net - input).abs() < 1e-6 * input.max(1.0) {
+        let mut left = cost - alloc.iter().sum::<i64>();
+        let mut order: Vec<usize> = (0..exact.len()).collect();
+        order.sort_by(|a, b| (exact[*b] - exact[*b].floor()).total_cmp(&(exact[*a] - exact[*a].floor())));
+        for o in order.iter().cycle().take(exact.len().max(1) * 2) {
+            if left <= 0 {
+                break;
+            }
+            alloc[*o] += 1;
+            left -= 1;
+        }
+    }
+    for (n, &k) in idx.iter().enumerate() {
+        zones[k].cost_fen = alloc[n];
+        zones[k].gap_fen = zones[k].cost_fen - zones[k].revenue_fen;
+    }
+}
+
+/// Water and electricity together (money only); its baseline needs every utility's.
+pub(crate) fn combined(utilities: &[UtilityRow]) -> UtilityRow {
+    let all_baselines = utilities.iter().all(|u| u.baseline_gap_fen.is_some()) && !utilities.is_empty();
+    let sum = |f: fn(&UtilityRow) -> i64| utilities.iter().map(f).sum::<i64>();
+    let (rev, cost) = (sum(|u| u.revenue_fen), sum(|u| u.cost_fen));
+    let base_gap = all_baselines.then(|| utilities.iter().filter_map(|u| u.baseline_gap_fen).sum::<i64>());
+    UtilityRow {
+        utility: None,
+        unit: "",
+        input: 0.0,
+        billed: 0.0,
+        unbilled: 0.0,
+        losses: 0.0,
+        non_revenue: 0.0,
+        non_revenue_share: None,
+        revenue_fen: rev,
+        cost_fen: cost,
+        gap_fen: cost - rev,
+        baseline_gap_fen: base_gap,
+        gap_change_fen: base_gap.map(|b| cost - rev - b),
+        status: base_gap.map(|b| Status::of(cost - rev, b)),
+        baseline_source: None,
+        effects: None,
+    }
+}

@@ -1,0 +1,178 @@
+//! Alert episodes and their delivery state per destination.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension};
+
+use super::{Result, Store};
+use crate::model::{AlertRule, Severity};
+
+/// An alert as kept in the store.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlertRow {
+    pub id: i64,
+    pub rule: AlertRule,
+    pub subject: String,
+    pub zone: String,
+    pub device: Option<String>,
+    pub severity: Severity,
+    /// When the condition started (data time).
+    pub start_ms: i64,
+    /// When it cleared (data time); `None` while active.
+    pub end_ms: Option<i64>,
+    pub evidence: String,
+    pub loss_per_day: Option<f64>,
+    pub loss_fen_per_day: Option<i64>,
+    pub acked_by: Option<String>,
+    pub acked_ms: Option<i64>,
+}
+
+/// Where alert changes are delivered; each keeps its own confirmation per alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    Mqtt,
+    Webhook,
+    Influx,
+}
+
+impl Destination {
+    /// The column holding the `updated_ms` this destination last confirmed.
+    fn column(self) -> &'static str {
+        match self {
+            Destination::Mqtt => "mqtt_ms",
+            Destination::Webhook => "webhook_ms",
+            Destination::Influx => "influx_ms",
+        }
+    }
+}
+
+const ALERT_COLUMNS: &str =
+    "id, rule, subject, zone, device, severity, start_ms, end_ms, evidence, loss_per_day, loss_fen_per_day, acked_by, acked_ms";
+
+fn text_error(column: usize, what: &str, value: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        column,
+        rusqlite::types::Type::Text,
+        format!("unknown {what} `{value}`").into(),
+    )
+}
+
+/// An alert row from a query that starts with [`ALERT_COLUMNS`]. An unknown rule or
+/// severity (written by a newer version) is an error, not a default.
+fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRow> {
+    let rule: String = r.get(1)?;
+    let severity: String = r.get(5)?;
+    Ok(AlertRow {
+        id: r.get(0)?,
+        rule: AlertRule::parse(&rule).ok_or_else(|| text_error(1, "alert rule", &rule))?,
+        subject: r.get(2)?,
+        zone: r.get(3)?,
+        device: r.get(4)?,
+        severity: Severity::parse(&severity).ok_or_else(|| text_error(5, "severity", &severity))?,
+        start_ms: r.get(6)?,
+        end_ms: r.get(7)?,
+        evidence: r.get(8)?,
+        loss_per_day: r.get(9)?,
+        loss_fen_per_day: r.get(10)?,
+        acked_by: r.get(11)?,
+        acked_ms: r.get(12)?,
+    })
+}
+
+impl Store {
+    /// Records an alert episode, or updates the one with the same rule, subject and start
+    /// (its end, evidence, severity and loss). Returns (id, whether it was new or
+    /// changed).
+    pub fn upsert_alert(&self, a: &AlertRow) -> Result<(i64, bool)> {
+        let inner = self.lock();
+        let now = Utc::now().timestamp_millis();
+        let existing: Option<(i64, Option<i64>, String, String)> = inner
+            .conn
+            .query_row(
+                "SELECT id, end_ms, evidence, severity FROM alerts WHERE rule = ?1 AND subject = ?2 AND start_ms = ?3",
+                params![a.rule.as_str(), a.subject, a.start_ms],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        match existing {
+            Some((id, end, evidence, severity)) => {
+                let changed = end != a.end_ms || evidence != a.evidence || severity != a.severity.as_str();
+                if changed {
+                    inner
+                        .conn
+                        .execute(
+                            "UPDATE alerts SET end_ms = ?2, evidence = ?3, severity = ?4, loss_per_day = ?5, loss_fen_per_day = ?6, updated_ms = ?7 WHERE id = ?1",
+                            params![id, a.end_ms, a.evidence, a.severity.as_str(), a.loss_per_day, a.loss_fen_per_day, now],
+                        )
+                        .map_err(|e| self.err(e))?;
+                }
+                Ok((id, changed))
+            }
+            None => {
+                inner
+                    .conn
+                    .execute(
+                        "INSERT INTO alerts (rule, subject, zone, device, severity, start_ms, end_ms, evidence, loss_per_day, loss_fen_per_day, raised_ms, updated_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+                        params![a.rule.as_str(), a.subject, a.zone, a.device, a.severity.as_str(), a.start_ms, a.end_ms, a.evidence, a.loss_per_day, a.loss_fen_per_day, now],
+                    )
+                    .map_err(|e| self.err(e))?;
+                Ok((inner.conn.last_insert_rowid(), true))
+            }
+        }
+    }
+
+    /// Alerts, newest first; `active` only those not cleared.
+    pub fn alerts(&self, active: bool) -> Result<Vec<AlertRow>> {
+        let inner = self.lock();
+        let filter = if active { "WHERE end_ms IS NULL" } else { "" };
+        let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts {filter} ORDER BY start_ms DESC");
+        let mut stmt = inner.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], alert_row).map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// One alert by id.
+    pub fn alert(&self, id: i64) -> Result<Option<AlertRow>> {
+        let inner = self.lock();
+        let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1");
+        let mut stmt = inner.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        stmt.query_row([id], alert_row).optional().map_err(|e| self.err(e))
+    }
+
+    /// Alerts whose last change `destination` has not confirmed: (row, updated_ms),
+    /// oldest change first.
+    pub fn undelivered_alerts(&self, destination: Destination) -> Result<Vec<(AlertRow, i64)>> {
+        let column = destination.column();
+        let inner = self.lock();
+        let sql =
+            format!("SELECT {ALERT_COLUMNS}, updated_ms FROM alerts WHERE updated_ms > {column} ORDER BY updated_ms");
+        let mut stmt = inner.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| Ok((alert_row(r)?, r.get(13)?))).map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Records that `destination` confirmed the alert's change of `updated_ms`.
+    pub fn alert_delivered(&self, destination: Destination, id: i64, updated_ms: i64) -> Result<()> {
+        let column = destination.column();
+        let inner = self.lock();
+        inner
+            .conn
+            .execute(&format!("UPDATE alerts SET {column} = max({column}, ?2) WHERE id = ?1"), params![id, updated_ms])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Acknowledges an alert; false when there is no such alert.
+    pub fn ack_alert(&self, id: i64, by: &str, at: DateTime<Utc>) -> Result<bool> {
+        let inner = self.lock();
+        let n = inner
+            .conn
+            .execute(
+                "UPDATE alerts SET acked_by = ?2, acked_ms = ?3, updated_ms = ?3 WHERE id = ?1",
+                params![id, by, at.timestamp_millis()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+}

@@ -1,0 +1,50 @@
+//! Consumers' cursors and the batches receivers refused.
+
+use chrono::Utc;
+use rusqlite::params;
+
+use super::{Result, Store};
+
+impl Store {
+    /// The consumer's cursor; a consumer seen for the first time starts at 0 (everything).
+    pub fn cursor(&self, consumer: &str) -> Result<i64> {
+        let inner = self.lock();
+        inner
+            .conn
+            .execute("INSERT INTO cursors (consumer, seq) VALUES (?1, 0) ON CONFLICT DO NOTHING", [consumer])
+            .map_err(|e| self.err(e))?;
+        inner
+            .conn
+            .query_row("SELECT seq FROM cursors WHERE consumer = ?1", [consumer], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Moves the consumer's cursor forward to `seq` (never back).
+    pub fn advance(&self, consumer: &str, seq: i64) -> Result<()> {
+        let inner = self.lock();
+        inner
+            .conn
+            .execute(
+                "INSERT INTO cursors (consumer, seq) VALUES (?1, ?2)
+                 ON CONFLICT (consumer) DO UPDATE SET seq = max(seq, excluded.seq)",
+                params![consumer, seq],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Readings of one series between `from_ms` (inclusive) and `to_ms` (exclusive), in
+
+    /// Keeps a refused batch for inspection.
+    pub fn set_aside(&self, consumer: &str, first: i64, last: i64, reason: &str, body: &str) -> Result<()> {
+        let inner = self.lock();
+        inner
+            .conn
+            .execute(
+                "INSERT INTO set_aside (consumer, first_seq, last_seq, at_ms, reason, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![consumer, first, last, Utc::now().timestamp_millis(), reason, body],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}

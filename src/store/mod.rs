@@ -1,0 +1,244 @@
+//! The local store: the spine between the pollers and everything that consumes readings.
+//!
+//! Invariants:
+//! 1. **A reading exists once it is committed here.** Pollers hand readings to one writer,
+//!    which commits them in batches (SQLite, WAL, `synchronous = NORMAL`: a committed
+//!    transaction survives a process crash; a power cut may lose the last few hundred
+//!    milliseconds, never corrupt the file).
+//! 2. **Every consumer has its own persistent cursor** (the highest sequence number it has
+//!    had confirmed by its receiver) and reads in sequence order after it. A cursor only
+//!    moves forward, and only after the receiver confirmed (MQTT PubAck, InfluxDB 2xx).
+//!    After a crash, a consumer resumes after its cursor: the unconfirmed tail may be sent
+//!    again, never skipped.
+//! 3. **Sequence numbers are never reused** (`AUTOINCREMENT`), so a cursor cannot point
+//!    at a different reading after pruning.
+//! 4. **Bounded, never silently.** Past `max_age` or `max_size`, records that every
+//!    consumer has taken go first; only then the oldest undelivered ones. Each drop is
+//!    counted (persistently, by reason), logged, and exposed in metrics.
+//! 5. Batches a receiver refuses as malformed are set aside here for inspection
+//!    (`set_aside`), so they do not block the queue forever.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::model::{Quantity, Reading};
+
+mod alerts;
+mod corrections;
+mod cursors;
+mod prune;
+mod readings;
+mod rollups;
+#[cfg(test)]
+mod tests;
+
+pub use alerts::{AlertRow, Destination};
+pub use corrections::CorrectionRow;
+pub use readings::SeriesPoint;
+pub use rollups::RollupRow;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path}: {source}")]
+    Sqlite { path: String, source: rusqlite::Error },
+    #[error("store {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_size: u64,
+    pub max_age: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_size: 2 << 30, max_age: Duration::from_secs(90 * 86_400) }
+    }
+}
+
+/// A stored reading with its sequence number.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub seq: i64,
+    pub reading: Reading,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Stats {
+    pub records: i64,
+    pub first_seq: i64,
+    pub last_seq: i64,
+    pub bytes: u64,
+    /// Records dropped by reason (`age_delivered`, `age_undelivered`, `size_delivered`,
+    /// `size_undelivered`). Only the `undelivered` ones are losses.
+    pub dropped: HashMap<String, i64>,
+    pub set_aside: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub delivered: i64,
+    pub undelivered: i64,
+}
+
+type SeriesKey = (Arc<str>, Arc<str>, Arc<str>, Arc<str>);
+
+struct Series {
+    site: Arc<str>,
+    zone: Arc<str>,
+    device: Arc<str>,
+    point: Arc<str>,
+    quantity: Quantity,
+    unit: Arc<str>,
+}
+
+struct Inner {
+    conn: Connection,
+    ids: HashMap<SeriesKey, i64>,
+    series: HashMap<i64, Series>,
+}
+
+pub struct Store {
+    inner: Mutex<Inner>,
+    /// New readings in the last `append` (see `last_added`).
+    added: std::sync::atomic::AtomicUsize,
+    /// Readings held, kept up to date by `append` and `prune` so that `/metrics` never
+    /// counts the table.
+    records: std::sync::atomic::AtomicI64,
+    path: String,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY,
+    site TEXT NOT NULL, zone TEXT NOT NULL, device TEXT NOT NULL, point TEXT NOT NULL,
+    quantity TEXT NOT NULL, unit TEXT NOT NULL,
+    UNIQUE (site, zone, device, point)
+);
+CREATE TABLE IF NOT EXISTS readings (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    series INTEGER NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    value REAL,
+    quality TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS readings_ts ON readings (ts_ms);
+CREATE UNIQUE INDEX IF NOT EXISTS readings_series_ts_unique ON readings (series, ts_ms);
+CREATE TABLE IF NOT EXISTS cursors (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dropped (reason TEXT PRIMARY KEY, count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rollups (
+    meter TEXT NOT NULL, hour_ms INTEGER NOT NULL, volume REAL NOT NULL, estimated REAL NOT NULL,
+    PRIMARY KEY (meter, hour_ms)
+);
+CREATE TABLE IF NOT EXISTS frozen_months (month TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    rule TEXT NOT NULL, subject TEXT NOT NULL, zone TEXT NOT NULL, device TEXT,
+    severity TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER,
+    evidence TEXT NOT NULL, loss_per_day REAL, loss_fen_per_day INTEGER,
+    raised_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
+    acked_by TEXT, acked_ms INTEGER,
+    -- the updated_ms each destination last confirmed (durable delivery of changes)
+    mqtt_ms INTEGER NOT NULL DEFAULT 0, webhook_ms INTEGER NOT NULL DEFAULT 0, influx_ms INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (rule, subject, start_ms)
+);
+CREATE TABLE IF NOT EXISTS corrections (
+    id INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL, who TEXT NOT NULL, why TEXT NOT NULL,
+    change TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS set_aside (
+    id INTEGER PRIMARY KEY,
+    consumer TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL, reason TEXT NOT NULL, body TEXT NOT NULL
+);
+";
+
+impl Store {
+    pub fn open(path: &Path, limits: Limits) -> Result<Store> {
+        let p = path.display().to_string();
+        let err = |source| StoreError::Sqlite { path: p.clone(), source };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Invalid {
+                path: p.clone(),
+                message: format!("cannot create {}: {e}", dir.display()),
+            })?;
+        }
+        let conn = Connection::open(path).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        let store = Store {
+            inner: Mutex::new(Inner { conn, ids: HashMap::new(), series: HashMap::new() }),
+            added: std::sync::atomic::AtomicUsize::new(0),
+            records: std::sync::atomic::AtomicI64::new(0),
+            path: p,
+            limits,
+        };
+        store.load_series()?;
+        let n: i64 =
+            store.lock().conn.query_row("SELECT count(*) FROM readings", [], |r| r.get(0)).map_err(|e| store.err(e))?;
+        store.records.store(n, std::sync::atomic::Ordering::Relaxed);
+        Ok(store)
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite { path: self.path.clone(), source }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn load_series(&self) -> Result<()> {
+        let mut inner = self.lock();
+        self.refresh_series(&mut inner)
+    }
+
+    /// Reads the series table into the cache. Another process (an import while the
+    /// gateway runs) may have added series: readers call this when they meet an unknown
+    /// id, so that no reading is skipped.
+    fn refresh_series(&self, inner: &mut Inner) -> Result<()> {
+        let rows: Vec<(i64, String, String, String, String, String, String)> = {
+            let mut stmt = inner
+                .conn
+                .prepare("SELECT id, site, zone, device, point, quantity, unit FROM series")
+                .map_err(|e| self.err(e))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
+                .map_err(|e| self.err(e))?;
+            rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))?
+        };
+        for (id, site, zone, device, point, quantity, unit) in rows {
+            let s = Series {
+                site: site.into(),
+                zone: zone.into(),
+                device: device.into(),
+                point: point.into(),
+                quantity: Quantity::parse(&quantity).ok_or_else(|| StoreError::Invalid {
+                    path: self.path.clone(),
+                    message: format!("series #{id} has an unknown quantity `{quantity}`"),
+                })?,
+                unit: unit.into(),
+            };
+            inner.ids.insert((s.site.clone(), s.zone.clone(), s.device.clone(), s.point.clone()), id);
+            inner.series.insert(id, s);
+        }
+        Ok(())
+    }
+}

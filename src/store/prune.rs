@@ -1,0 +1,105 @@
+//! The age and size limits, and the store's counters.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection};
+
+use super::{PruneReport, Result, Stats, Store, StoreError};
+
+impl Store {
+    fn count_drop(conn: &Connection, reason: &str, n: i64) -> rusqlite::Result<()> {
+        if n > 0 {
+            conn.execute(
+                "INSERT INTO dropped (reason, count) VALUES (?1, ?2) ON CONFLICT (reason) DO UPDATE SET count = count + excluded.count",
+                params![reason, n],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        Ok(((pages - free).max(0) * size) as u64)
+    }
+
+    /// Applies the age and size limits. `consumers` are the active consumers: records at
+    /// or below all their cursors count as delivered.
+    pub fn prune(&self, now: DateTime<Utc>, consumers: &[&str]) -> Result<PruneReport> {
+        let mut cursors = Vec::new();
+        for c in consumers {
+            cursors.push(self.cursor(c)?);
+        }
+        let delivered_upto = cursors.iter().copied().min().unwrap_or(i64::MAX);
+        let inner = self.lock();
+        let conn = &inner.conn;
+        let e = |source| StoreError::Sqlite { path: self.path.clone(), source };
+        let mut report = PruneReport::default();
+        let cutoff = now.timestamp_millis() - self.limits.max_age.as_millis() as i64;
+        let d = conn
+            .execute("DELETE FROM readings WHERE ts_ms < ?1 AND seq <= ?2", params![cutoff, delivered_upto])
+            .map_err(e)? as i64;
+        let u = conn.execute("DELETE FROM readings WHERE ts_ms < ?1", params![cutoff]).map_err(e)? as i64;
+        Self::count_drop(conn, "age_delivered", d).map_err(e)?;
+        Self::count_drop(conn, "age_undelivered", u).map_err(e)?;
+        report.delivered += d;
+        report.undelivered += u;
+        // Size: delete the oldest in chunks until under the limit; delivered ones first.
+        for pass in ["size_delivered", "size_undelivered"] {
+            loop {
+                if Self::used_bytes(conn).map_err(e)? <= self.limits.max_size {
+                    break;
+                }
+                let bound = if pass == "size_delivered" { delivered_upto } else { i64::MAX };
+                let n = conn
+                    .execute(
+                        "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE seq <= ?1 ORDER BY seq LIMIT 10000)",
+                        params![bound],
+                    )
+                    .map_err(e)? as i64;
+                if n == 0 {
+                    break;
+                }
+                Self::count_drop(conn, pass, n).map_err(e)?;
+                if pass == "size_delivered" {
+                    report.delivered += n;
+                } else {
+                    report.undelivered += n;
+                }
+            }
+        }
+        self.records.fetch_sub(report.delivered + report.undelivered, Ordering::Relaxed);
+        if report.undelivered > 0 {
+            tracing::warn!(dropped = report.undelivered, store = %self.path, "store limits reached: dropped undelivered readings");
+        }
+        Ok(report)
+    }
+
+    pub fn stats(&self) -> Result<Stats> {
+        let inner = self.lock();
+        let conn = &inner.conn;
+        let e = |source| StoreError::Sqlite { path: self.path.clone(), source };
+        // min and max of the primary key are index look-ups; the count is kept, not counted
+        let (first, last): (i64, i64) = conn
+            .query_row("SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM readings", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(e)?;
+        let records = self.records();
+        let mut dropped = HashMap::new();
+        {
+            let mut stmt = conn.prepare_cached("SELECT reason, count FROM dropped").map_err(e)?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(e)?;
+            for row in rows {
+                let (k, v) = row.map_err(e)?;
+                dropped.insert(k, v);
+            }
+        }
+        let set_aside: i64 = conn.query_row("SELECT count(*) FROM set_aside", [], |r| r.get(0)).map_err(e)?;
+        let bytes = Self::used_bytes(conn).map_err(e)?;
+        Ok(Stats { records, first_seq: first, last_seq: last, bytes, dropped, set_aside })
+    }
+}
