@@ -1,27 +1,43 @@
 //! Pumphouse: a gateway for a campus water-and-power utility.
 //!
-//! Readings flow one way:
+//! Data flows one way; every arrow is an import in the other direction only:
 //!
 //! ```text
-//! config ──► modbus::poller (one task per bus) ──► Reading stream ──► consumers
-//!               │  planner: points → fewest reads          (demo printer, probe, and
-//!               │  decode: registers → values + quality      later the store and sinks)
-//!               └─ profile: what a device's registers mean
+//!  modbus::poller ──► gateway::writer ──► store (SQLite WAL: the commit point)
+//!  (one task per bus)   (own thread)        │  each consumer has its own cursor
+//!                                           ├──► sinks::mqtt    (advance on PubAck)
+//!                                           ├──► sinks::influx  (advance on 2xx)
+//!                                           ├──► ledger::book ─► ledger::month (pure)
+//!                                           └──► alerts::evaluate ─► alerts::rules (pure)
+//!                                                     │
+//!                         http (API, health) ◄────────┴──── cli (one file per command)
 //! ```
 //!
-//! Modules:
-//! - [`config`]: TOML + environment → raw structs → validated [`config::Config`]; every
-//!   problem reported at once, with its path.
-//! - [`model`]: [`model::Reading`], [`model::Quantity`], [`model::Quality`].
-//! - [`modbus`]: device profiles as data ([`modbus::profile`]), the pure decoder
-//!   ([`modbus::decode`]) and request planner ([`modbus::planner`]), and the I/O shell
-//!   that polls buses ([`modbus::poller`]) over TCP, RTU and RTU over TCP.
+//! Modules, lowest layer first:
+//! - [`diag`]: diagnostics with their path; every layer's validators report through it.
+//! - [`model`]: the vocabulary: [`model::Reading`], [`model::Quantity`],
+//!   [`model::Quality`], [`model::AlertRule`], [`model::Severity`], [`model::Month`].
+//! - [`modbus`]: profiles as data and their TOML form, the pure decoder and request
+//!   planner, and the poller (the only part that does Modbus I/O).
+//! - [`store`]: the local store, one file per table family (readings, cursors, pruning,
+//!   frozen rollups, alerts, corrections); it imports no ledger or alert logic.
+//! - [`sinks`]: MQTT and InfluxDB delivery, one line-protocol encoder and one MQTT
+//!   client-options builder for every writer.
+//! - [`ledger`]: topology, intervals, tariffs, prices, balance and the monthly ledger
+//!   (pure, from a [`ledger::month::Spec`]); [`ledger::book`] is its one bridge to the store.
+//! - [`alerts`]: pure rules and night-flow evidence; `evaluate` reads the store for them;
+//!   `deliver` sends alert changes durably.
+//! - [`config`]: TOML + environment → validated [`config::Config`], every problem at once.
 //! - [`sim`]: a simulated pump house served over Modbus TCP, with fault scenarios.
-//! - [`app`]: the commands (`check`, `probe`, `simulate`, `demo`, `profiles`) and their
-//!   wiring and shutdown.
+//! - [`http`]: health, metrics, status and the API; depends on ledger, alerts and store,
+//!   never on cli or gateway.
+//! - [`gateway`]: the running service: pollers, writer, sinks, periodic jobs (prune after
+//!   freeze, ledger publishing, alert passes) and HTTP, stopped from the edges in.
+//! - [`cli`]: what each command does and prints; `main.rs` only parses and dispatches.
 //!
-//! Pure cores (decode, planner, sim physics) take data and return data and are tested
-//! with tables; the async shells around them stay thin.
+//! Pure cores (decode, planner, ledger, tariffs, alert rules, sim physics) take data and
+//! `now` and return data, and are tested with tables; the I/O shells around them stay thin
+//! and keep blocking work (SQLite) off the async workers.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 

@@ -1,4 +1,5 @@
 use super::*;
+use std::collections::HashSet;
 
 const GOOD: &str = r#"
 [site]

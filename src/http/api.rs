@@ -43,11 +43,8 @@ pub(super) async fn ledger(
         return (StatusCode::NOT_FOUND, "no [[zones]] are configured: there is no ledger\n").into_response();
     }
     let st2 = st.clone();
-    let computed = blocking(move || {
-        book::month_ledger(&st2.config.ledger_spec(), &st2.store, month, Depth::Full)
-            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response())
-    })
-    .await;
+    let computed =
+        blocking(move || book::month_ledger(&st2.config.ledger_spec(), &st2.store, month, Depth::Full)).await;
     let l = match computed {
         Ok(l) => l,
         Err(r) => return r,
@@ -80,12 +77,7 @@ pub struct AlertsQuery {
 /// `/api/alerts[?active=true]`: alerts, newest first, as JSON.
 pub(super) async fn alerts(State(st): State<Arc<AppState>>, Query(q): Query<AlertsQuery>) -> Response {
     let st2 = st.clone();
-    let rows = blocking(move || {
-        st2.store
-            .alerts(q.active.unwrap_or(false))
-            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response())
-    })
-    .await;
+    let rows = blocking(move || st2.store.alerts(q.active.unwrap_or(false))).await;
     match rows {
         Ok(rows) => {
             let site = st.config.site.name.to_string();
@@ -114,12 +106,7 @@ pub(super) async fn ack(
         return (StatusCode::BAD_REQUEST, "say who acknowledges: ?by=NAME\n").into_response();
     };
     let who = by.clone();
-    let acked = blocking(move || {
-        st.store
-            .ack_alert(id, &who, Utc::now())
-            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response())
-    })
-    .await;
+    let acked = blocking(move || st.store.ack_alert(id, &who, Utc::now())).await;
     match acked {
         Ok(true) => (StatusCode::OK, format!("alert #{id} acknowledged by {by}\n")).into_response(),
         Ok(false) => (StatusCode::NOT_FOUND, format!("no alert #{id}\n")).into_response(),

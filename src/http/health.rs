@@ -90,7 +90,7 @@ pub fn problems(st: &AppState) -> Vec<String> {
 }
 
 pub(super) async fn healthz(State(st): State<Arc<AppState>>) -> Response {
-    let p = match blocking(move || Ok(problems(&st))).await {
+    let p = match blocking(move || Ok::<_, std::convert::Infallible>(problems(&st))).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -240,14 +240,14 @@ pub fn render_metrics(st: &AppState) -> String {
 }
 
 pub(super) async fn metrics(State(st): State<Arc<AppState>>) -> Response {
-    match blocking(move || Ok(render_metrics(&st))).await {
+    match blocking(move || Ok::<_, std::convert::Infallible>(render_metrics(&st))).await {
         Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
         Err(r) => r,
     }
 }
 
 pub(super) async fn status(State(st): State<Arc<AppState>>) -> Response {
-    match blocking(move || Ok(status_json(&st))).await {
+    match blocking(move || Ok::<_, std::convert::Infallible>(status_json(&st))).await {
         Ok(v) => Json(v).into_response(),
         Err(r) => r,
     }

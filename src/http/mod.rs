@@ -1,6 +1,6 @@
-//! The local HTTP endpoint: health and metrics ([`health`]: `/healthz`, `/metrics`,
-//! `/api/status`) and the API ([`api`]: ledgers, alerts). It reads the store and the
-//! shared counters; store work runs on the blocking pool ([`blocking`]), never on an async
+//! The local HTTP endpoint: health and metrics (`health`: `/healthz`, `/metrics`,
+//! `/api/status`) and the API (`api`: ledgers, alerts). It reads the store and the
+//! shared counters; store work runs on the blocking pool (`blocking`), never on an async
 //! worker, and it never depends on the commands or the running service's internals.
 
 mod api;
@@ -45,12 +45,14 @@ pub struct DeviceLabels {
     pub zone: String,
 }
 
-/// Runs store work on the blocking pool; a task that panicked answers 500.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Response> + Send + 'static,
+/// Runs store work on the blocking pool. Its error (or a task that panicked) answers
+/// 500 with the reason.
+pub(crate) async fn blocking<T: Send + 'static, E: std::fmt::Display + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, Response> {
     match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err((StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()),
         Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()),
     }
 }

@@ -33,8 +33,6 @@ impl Store {
         Ok(())
     }
 
-    /// Readings of one series between `from_ms` (inclusive) and `to_ms` (exclusive), in
-
     /// Keeps a refused batch for inspection.
     pub fn set_aside(&self, consumer: &str, first: i64, last: i64, reason: &str, body: &str) -> Result<()> {
         let inner = self.lock();

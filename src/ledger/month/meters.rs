@@ -36,6 +36,9 @@ impl Booked {
     }
 }
 
+/// A meter's row, its hourly consumption, and whether that came from a frozen record.
+type BookedMeter = (MeterRow, BTreeMap<DateTime<Utc>, Bucket>, bool);
+
 pub(crate) fn meter_key(m: &Meter) -> String {
     format!("{}.{}", m.device, m.point)
 }
@@ -104,7 +107,7 @@ fn meter(
     source: &Source<'_>,
     applied: &[Correction],
     m: &Meter,
-) -> Result<(MeterRow, BTreeMap<DateTime<Utc>, Bucket>, bool), LedgerError> {
+) -> Result<BookedMeter, LedgerError> {
     let (from, to, tz) = (period.from, period.to, spec.tz);
     let interval = spec.interval(&m.device);
     let (s, replacements) = samples_of(period, source, applied, m)?;

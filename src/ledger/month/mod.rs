@@ -326,9 +326,9 @@ pub(crate) struct Period {
 
 /// [`compute`], taking a frozen month's hourly consumption from where it was kept.
 ///
-/// The steps: each meter's consumption and bill ([`meters`]); each zone's balance; each
-/// utility's revenue, costs, gap and baseline, with costs allocated to zones ([`money`]);
-/// the combined row; and for a full ledger the year to date ([`year`]).
+/// The steps: each meter's consumption and bill (`meters`); each zone's balance; each
+/// utility's revenue, costs, gap and baseline, with costs allocated to zones (`money`);
+/// the combined row; and for a full ledger the year to date (`year`).
 pub fn compute_from(
     spec: &Spec<'_>,
     month: Month,
