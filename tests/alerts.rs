@@ -5,58 +5,7 @@ mod common;
 use common::pumphouse;
 use serde_json::Value;
 
-const CONFIG: &str = r#"
-[site]
-name = "s"
-timezone = "Asia/Shanghai"
-[polling]
-interval = "1h"
-[store]
-path = "STORE"
-[[buses]]
-name = "lan"
-transport = "tcp"
-address = "127.0.0.1:502"
-[[devices]]
-name = "in-quiet"
-bus = "lan"
-unit = 1
-profile = "tuf-2000m"
-zone = "quiet"
-[[devices]]
-name = "in-leaky"
-bus = "lan"
-unit = 2
-profile = "tuf-2000m"
-zone = "leaky"
-[[devices]]
-name = "shop"
-bus = "lan"
-unit = 3
-profile = "tuf-2000m"
-zone = "leaky"
-[[zones]]
-name = "quiet"
-utility = "water"
-inlets = ["in-quiet"]
-[[zones]]
-name = "leaky"
-utility = "water"
-inlets = ["in-leaky"]
-[[meters]]
-device = "shop"
-zone = "leaky"
-category = "canteen"
-[[unmetered]]
-zone = "leaky"
-name = "public toilets and irrigation"
-per_day = 94
-[[tariffs]]
-utility = "water"
-category = "canteen"
-from = "2026-01-01"
-price = "4.00"
-"#;
+const CONFIG: &str = include_str!("fixtures/alerts-two-zones.toml");
 
 /// 30 days of hourly totalizer readings from 2026-01-01 local: 1 m³/h in the small
 /// hours, 5 m³/h by day; the leaky zone gains `leak` m³/h from 20 January 23:00.

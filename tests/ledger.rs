@@ -9,54 +9,7 @@ use common::pumphouse;
 use pumphouse::model::Month;
 use serde_json::Value;
 
-const CONFIG: &str = r#"
-[site]
-name = "bwdf"
-timezone = "Europe/Rome"
-[polling]
-interval = "1h"
-[store]
-path = "STORE"
-[[buses]]
-name = "lan"
-transport = "tcp"
-address = "127.0.0.1:502"
-[[devices]]
-name = "dma-4"
-bus = "lan"
-unit = 4
-profile = "tuf-2000m"
-zone = "dma-4"
-[[devices]]
-name = "dma-6"
-bus = "lan"
-unit = 6
-profile = "tuf-2000m"
-zone = "dma-6"
-[[devices]]
-name = "dma-8"
-bus = "lan"
-unit = 8
-profile = "tuf-2000m"
-zone = "dma-8"
-[[zones]]
-name = "dma-4"
-utility = "water"
-inlets = ["dma-4"]
-[[zones]]
-name = "dma-6"
-utility = "water"
-inlets = ["dma-6"]
-[[zones]]
-name = "dma-8"
-utility = "water"
-inlets = ["dma-8"]
-[[costs]]
-utility = "water"
-name = "purchased water"
-kind = "input"
-price = "1.10"
-"#;
+const CONFIG: &str = include_str!("fixtures/bwdf-dmas.toml");
 
 fn setup(dir: &Path) -> String {
     let cfg = dir.join("pumphouse.toml");

@@ -93,13 +93,7 @@ pub fn webhook_body(a: &AlertRow, site: &str, format: WebhookFormat) -> serde_js
 
 /// Sends unconfirmed changes to the webhook; returns how many were confirmed.
 pub async fn webhook(store: &Store, site: &str, url: &str, format: WebhookFormat) -> usize {
-    let pending = match store.undelivered_alerts(Destination::Webhook) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read alerts to deliver");
-            return 0;
-        }
-    };
+    let Some(pending) = pending(store, Destination::Webhook) else { return 0 };
     let Ok(http) = reqwest::Client::builder().timeout(Duration::from_secs(10)).build() else { return 0 };
     let mut n = 0;
     for (a, updated) in pending {
@@ -124,13 +118,7 @@ pub async fn webhook(store: &Store, site: &str, url: &str, format: WebhookFormat
 /// Sends unconfirmed changes to every InfluxDB as `alerts` events; a change counts as
 /// delivered when all of them took it (a repeat is harmless: same series and time).
 pub async fn influx(store: &Store, site: &str, cfgs: &[InfluxConfig]) -> usize {
-    let pending = match store.undelivered_alerts(Destination::Influx) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read alerts to deliver");
-            return 0;
-        }
-    };
+    let Some(pending) = pending(store, Destination::Influx) else { return 0 };
     if pending.is_empty() {
         return 0;
     }
@@ -162,13 +150,7 @@ pub async fn influx(store: &Store, site: &str, cfgs: &[InfluxConfig]) -> usize {
 
 /// Sends unconfirmed changes over MQTT, one PubAck at a time (alerts are few).
 pub async fn mqtt(store: &Store, site: &str, cfg: &MqttConfig) -> usize {
-    let pending = match store.undelivered_alerts(Destination::Mqtt) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read alerts to deliver");
-            return 0;
-        }
-    };
+    let Some(pending) = pending(store, Destination::Mqtt) else { return 0 };
     if pending.is_empty() {
         return 0;
     }
@@ -232,4 +214,9 @@ fn record_delivered(store: &Store, to: Destination, id: i64, updated_ms: i64) ->
             false
         }
     }
+}
+
+/// The changes `to` has not confirmed; a store error is logged and the pass skipped.
+fn pending(store: &Store, to: Destination) -> Option<Vec<(AlertRow, i64)>> {
+    store.undelivered_alerts(to).map_err(|e| tracing::error!(error = %e, "cannot read alerts to deliver")).ok()
 }
