@@ -132,13 +132,7 @@ pub(super) fn validate(
     mode: Mode,
     diags: &mut Diagnostics,
 ) -> Option<Config> {
-    let mut keys: Vec<&String> = top.keys().collect();
-    keys.sort();
-    for k in keys {
-        if !SECTIONS.contains(&k.as_str()) && !LATER_SECTIONS.contains(&k.as_str()) {
-            diags.error(k.as_str(), format!("unknown section `{k}`; known sections: {}", SECTIONS.join(", ")));
-        }
-    }
+    unknown_keys(top, diags);
     let raw_site: RawSite = section(top, "site", diags);
     let raw_polling: RawPolling = section(top, "polling", diags);
     let raw_buses: Vec<(usize, RawBus)> = array(top, "buses", diags);
@@ -156,6 +150,103 @@ pub(super) fn validate(
     let raw_costs = array(top, "costs", diags);
     let raw_baseline = array(top, "baseline", diags);
     let raw_alerts: raw::RawAlerts = section(top, "alerts", diags);
+    let (site_name, timezone) = site(&raw_site, diags);
+    let polling = polling(&raw_polling, diags);
+    let (profiles, own_profiles) = profiles(&raw_profiles, diags);
+    let (buses, bus_index) = buses(&raw_buses, mode, diags);
+    if raw_buses.is_empty() && top.contains_key("devices") {
+        diags.error("buses", "devices are configured but no bus: add a [[buses]] entry");
+    }
+    let devices = devices(&raw_devices, &buses, &bus_index, &profiles, &own_profiles, &polling, diags);
+    let used: HashSet<&str> = devices.iter().map(|d| &*d.bus).collect();
+    for b in &buses {
+        if !used.contains(&*b.name) {
+            diags.warning(
+                format!("buses[{}]", bus_index.get(&*b.name).copied().unwrap_or(0)),
+                format!("bus `{}` has no devices", b.name),
+            );
+        }
+    }
+    let store = delivery::validate_store(&raw_store, diags);
+    let mqtt = raw_mqtt.as_ref().and_then(|m| delivery::validate_mqtt(m, &site_name, mode, diags));
+    let mut influxdb: Vec<InfluxConfig> = Vec::new();
+    for (i, r) in &raw_influx {
+        if let Some(c) = delivery::validate_influx(r, *i, mode, diags) {
+            if influxdb.iter().any(|o| o.name == c.name) {
+                diags.error(
+                    format!("influxdb[{i}].name"),
+                    format!("another [[influxdb]] is already named `{}`", c.name),
+                );
+            }
+            influxdb.push(c);
+        }
+    }
+    let http = if raw_http.listen.as_deref() == Some("off") { None } else { delivery::validate_http(&raw_http, diags) };
+    let known: Vec<crate::ledger::topology::KnownDevice<'_>> =
+        devices.iter().map(|d| crate::ledger::topology::KnownDevice { name: &d.name, profile: &d.profile }).collect();
+    let topology = crate::ledger::topology::validate(&raw_zones, &raw_meters, &raw_unmetered, &known, diags);
+    // Months are frozen for the ledger seven days after they close: raw readings must
+    // live at least that long (31 + 7 days, and a margin).
+    if !topology.zones.is_empty() && store.limits.max_age < Duration::from_secs(40 * 86_400) {
+        diags.error(
+            "store.max_age",
+            format!(
+                "{} is too short for the ledger: a month is frozen seven days after it closes, so readings must be kept at least 40 days",
+                humantime::format_duration(store.limits.max_age)
+            ),
+        );
+    }
+    let prices = crate::ledger::prices::validate(&raw_tou, &raw_tariffs, &raw_costs, &raw_baseline, diags);
+    use crate::alerts::deliver::WebhookFormat;
+    let webhook_format = match raw_alerts.webhook_format.as_deref() {
+        None => WebhookFormat::Generic,
+        Some(f) => WebhookFormat::parse(f).unwrap_or_else(|| {
+            diags.error("alerts.webhook_format", format!("unknown format `{f}`; use generic, wecom or dingtalk"));
+            WebhookFormat::Generic
+        }),
+    };
+    if let Some(u) =
+        raw_alerts.webhook_url.as_deref().filter(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+    {
+        diags.error("alerts.webhook_url", format!("`{u}` is not an http:// or https:// URL"));
+    }
+    let rules = crate::alerts::settings::validate(raw_alerts.settings.clone(), raw_alerts.overrides.clone(), diags);
+    let alerts = AlertsConfig {
+        rules,
+        evaluate_every: duration_field(
+            &raw_alerts.evaluate_every,
+            Duration::from_secs(300),
+            "alerts.evaluate_every",
+            diags,
+        ),
+        webhook_url: raw_alerts.webhook_url.clone(),
+        webhook_format,
+    };
+    Some(Config {
+        site: Site { name: site_name.into(), timezone },
+        buses,
+        devices,
+        profiles,
+        store,
+        mqtt,
+        influxdb,
+        http,
+        topology,
+        prices,
+        alerts,
+        source: source.to_string(),
+    })
+}
+
+/// Unknown top-level sections, and unknown keys of `[alerts]`.
+fn unknown_keys(top: &HashMap<String, config::Value>, diags: &mut Diagnostics) {
+    let mut keys: Vec<&String> = top.keys().collect();
+    keys.sort();
+    for k in keys {
+        if !SECTIONS.contains(&k.as_str()) && !LATER_SECTIONS.contains(&k.as_str()) {
+            diags.error(k.as_str(), format!("unknown section `{k}`; known sections: {}", SECTIONS.join(", ")));
+        }
+    }
     // `[alerts]` flattens the rule settings in, which serde cannot check for unknown keys.
     if let Some(table) = top.get("alerts").and_then(|v| v.clone().into_table().ok()) {
         const KNOWN: &[&str] = &[
@@ -180,8 +271,9 @@ pub(super) fn validate(
             diags.error("alerts", format!("unknown field `{k}`, expected one of {}", KNOWN.join(", ")));
         }
     }
+}
 
-    // site
+fn site(raw_site: &RawSite, diags: &mut Diagnostics) -> (String, Tz) {
     let site_name = match raw_site.name.as_deref() {
         Some(n) => check_name(&Some(n.to_string()), "site", "site", diags).unwrap_or_default(),
         None => {
@@ -197,7 +289,18 @@ pub(super) fn validate(
         }),
     };
 
-    // polling defaults
+    (site_name, timezone)
+}
+
+/// `[polling]`: what a device has unless it says otherwise.
+struct PollingDefaults {
+    interval: Duration,
+    retries: i64,
+    backoff_max: Duration,
+    max_hole: i64,
+}
+
+fn polling(raw_polling: &RawPolling, diags: &mut Diagnostics) -> PollingDefaults {
     let default_interval = duration_field(&raw_polling.interval, DEFAULT_INTERVAL, "polling.interval", diags);
     let default_retries =
         int_field(raw_polling.retries, 1, 0..=10, "polling.retries", "extra attempts per request", diags);
@@ -205,13 +308,21 @@ pub(super) fn validate(
     let default_hole =
         int_field(raw_polling.max_hole, 8, 0..=124, "polling.max_hole", "unused registers a read may span", diags);
 
-    // profiles: built-in, then the config's own
+    PollingDefaults { interval: default_interval, retries: default_retries, backoff_max, max_hole: default_hole }
+}
+
+/// Profiles: built-in, then the configuration's own. Returns them by name, and where each
+/// of the configuration's own was defined.
+fn profiles(
+    raw_profiles: &[(usize, RawProfile)],
+    diags: &mut Diagnostics,
+) -> (BTreeMap<String, Arc<Profile>>, HashMap<String, usize>) {
     let mut profiles: BTreeMap<String, Arc<Profile>> = BTreeMap::new();
     for p in profile_file::builtin_profiles(diags) {
         profiles.insert(p.name.to_string(), Arc::new(p));
     }
     let mut own_profiles: HashMap<String, usize> = HashMap::new();
-    for (i, rp) in &raw_profiles {
+    for (i, rp) in raw_profiles {
         let path = format!("profiles[{i}]");
         if let Some(name) = rp.name.as_deref() {
             if let Some(first) = own_profiles.insert(name.to_string(), *i) {
@@ -225,10 +336,14 @@ pub(super) fn validate(
         }
     }
 
-    // buses
+    (profiles, own_profiles)
+}
+
+/// Buses, and where each name was first defined.
+fn buses(raw_buses: &[(usize, RawBus)], mode: Mode, diags: &mut Diagnostics) -> (Vec<Bus>, HashMap<String, usize>) {
     let mut buses: Vec<Bus> = Vec::new();
     let mut bus_index: HashMap<String, usize> = HashMap::new();
-    for (i, rb) in &raw_buses {
+    for (i, rb) in raw_buses {
         let path = format!("buses[{i}]");
         let name = check_name(&rb.name, &path, "bus", diags);
         if let Some(n) = &name {
@@ -267,15 +382,25 @@ pub(super) fn validate(
             buses.push(Bus { name: name.into(), transport, timeout, gap, concurrency });
         }
     }
-    if raw_buses.is_empty() && top.contains_key("devices") {
-        diags.error("buses", "devices are configured but no bus: add a [[buses]] entry");
-    }
 
-    // devices
+    (buses, bus_index)
+}
+
+fn devices(
+    raw_devices: &[(usize, RawDevice)],
+    buses: &[Bus],
+    bus_index: &HashMap<String, usize>,
+    profiles: &BTreeMap<String, Arc<Profile>>,
+    own_profiles: &HashMap<String, usize>,
+    polling: &PollingDefaults,
+    diags: &mut Diagnostics,
+) -> Vec<Device> {
+    let (default_interval, default_retries, backoff_max, default_hole) =
+        (polling.interval, polling.retries, polling.backoff_max, polling.max_hole);
     let mut devices = Vec::new();
     let mut device_names: HashMap<String, usize> = HashMap::new();
     let mut units: HashMap<(String, u8), (usize, String)> = HashMap::new();
-    for (i, rd) in &raw_devices {
+    for (i, rd) in raw_devices {
         let path = format!("devices[{i}]");
         let name = check_name(&rd.name, &path, "device", diags);
         if let Some(n) = &name {
@@ -418,84 +543,7 @@ pub(super) fn validate(
             });
         }
     }
-    let used: HashSet<&str> = devices.iter().map(|d| &*d.bus).collect();
-    for b in &buses {
-        if !used.contains(&*b.name) {
-            diags.warning(
-                format!("buses[{}]", bus_index.get(&*b.name).copied().unwrap_or(0)),
-                format!("bus `{}` has no devices", b.name),
-            );
-        }
-    }
-    let store = delivery::validate_store(&raw_store, diags);
-    let mqtt = raw_mqtt.as_ref().and_then(|m| delivery::validate_mqtt(m, &site_name, mode, diags));
-    let mut influxdb: Vec<InfluxConfig> = Vec::new();
-    for (i, r) in &raw_influx {
-        if let Some(c) = delivery::validate_influx(r, *i, mode, diags) {
-            if influxdb.iter().any(|o| o.name == c.name) {
-                diags.error(
-                    format!("influxdb[{i}].name"),
-                    format!("another [[influxdb]] is already named `{}`", c.name),
-                );
-            }
-            influxdb.push(c);
-        }
-    }
-    let http = if raw_http.listen.as_deref() == Some("off") { None } else { delivery::validate_http(&raw_http, diags) };
-    let known: Vec<crate::ledger::topology::KnownDevice<'_>> =
-        devices.iter().map(|d| crate::ledger::topology::KnownDevice { name: &d.name, profile: &d.profile }).collect();
-    let topology = crate::ledger::topology::validate(&raw_zones, &raw_meters, &raw_unmetered, &known, diags);
-    // Months are frozen for the ledger seven days after they close: raw readings must
-    // live at least that long (31 + 7 days, and a margin).
-    if !topology.zones.is_empty() && store.limits.max_age < Duration::from_secs(40 * 86_400) {
-        diags.error(
-            "store.max_age",
-            format!(
-                "{} is too short for the ledger: a month is frozen seven days after it closes, so readings must be kept at least 40 days",
-                humantime::format_duration(store.limits.max_age)
-            ),
-        );
-    }
-    let prices = crate::ledger::prices::validate(&raw_tou, &raw_tariffs, &raw_costs, &raw_baseline, diags);
-    use crate::alerts::deliver::WebhookFormat;
-    let webhook_format = match raw_alerts.webhook_format.as_deref() {
-        None => WebhookFormat::Generic,
-        Some(f) => WebhookFormat::parse(f).unwrap_or_else(|| {
-            diags.error("alerts.webhook_format", format!("unknown format `{f}`; use generic, wecom or dingtalk"));
-            WebhookFormat::Generic
-        }),
-    };
-    if let Some(u) =
-        raw_alerts.webhook_url.as_deref().filter(|u| !(u.starts_with("http://") || u.starts_with("https://")))
-    {
-        diags.error("alerts.webhook_url", format!("`{u}` is not an http:// or https:// URL"));
-    }
-    let rules = crate::alerts::settings::validate(raw_alerts.settings.clone(), raw_alerts.overrides.clone(), diags);
-    let alerts = AlertsConfig {
-        rules,
-        evaluate_every: duration_field(
-            &raw_alerts.evaluate_every,
-            Duration::from_secs(300),
-            "alerts.evaluate_every",
-            diags,
-        ),
-        webhook_url: raw_alerts.webhook_url.clone(),
-        webhook_format,
-    };
-    Some(Config {
-        site: Site { name: site_name.into(), timezone },
-        buses,
-        devices,
-        profiles,
-        store,
-        mqtt,
-        influxdb,
-        http,
-        topology,
-        prices,
-        alerts,
-        source: source.to_string(),
-    })
+    devices
 }
 
 fn or_none(names: &[&str]) -> String {
