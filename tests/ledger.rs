@@ -425,3 +425,81 @@ fn a_meter_silent_across_a_frozen_month_end_is_booked_late_not_lost() {
     assert!((jan_booked + m.consumption - total).abs() < 1e-6, "jan {jan_booked} + feb {} vs {total}", m.consumption);
     assert!(m.estimated >= 48.0 * 2.0 - 1e-6, "{}", m.estimated);
 }
+
+#[test]
+fn corrections_cannot_poison_the_store() {
+    use chrono::TimeZone;
+    use pumphouse::config::{self, Mode};
+    use pumphouse::ledger::month::Depth;
+    use pumphouse::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = setup(dir.path());
+    let fixture = common::manifest_dir().join("tests/fixtures/bwdf-2022-01.csv");
+    let (code, _, err) = pumphouse(&["import", "-c", &cfg_path, "--csv", &fixture.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    // every number of every kind is checked before it is stored
+    let base = ["correct", "-c", &cfg_path, "--by", "li", "--why", "test"];
+    for (kind, args) in [
+        (
+            "replacement",
+            vec![
+                "--device",
+                "dma-4",
+                "--at",
+                "2022-01-10T10:30:00+01:00",
+                "--old-final",
+                "1012.5",
+                "--new-initial",
+                "inf",
+            ],
+        ),
+        (
+            "replacement",
+            vec!["--device", "dma-4", "--at", "2022-01-10T10:30:00+01:00", "--old-final", "NaN", "--new-initial", "3"],
+        ),
+        (
+            "replacement",
+            vec!["--device", "dma-4", "--at", "2022-01-10T10:30:00+01:00", "--old-final", "1012.5", "--new-initial=-3"],
+        ),
+        ("reading", vec!["--device", "dma-4", "--at", "2022-01-10T10:30:00+01:00", "--value=-inf"]),
+        ("tariff", vec!["--utility", "water", "--category", "x", "--from", "2022-01-01", "--price=-1.5"]),
+    ] {
+        let mut a: Vec<&str> = base.to_vec();
+        a.push(kind);
+        a.extend(args.iter().copied());
+        let (code, _, err) = pumphouse(&a);
+        assert_eq!(code, 1, "{a:?} was accepted");
+        assert!(err.contains("error:"), "{err}");
+    }
+    let (code, out, _) = pumphouse(&["correct", "-c", &cfg_path, "list"]);
+    assert_eq!(code, 0);
+    assert!(out.is_empty(), "nothing was stored: {out}");
+
+    // a correction stored unreadable (by an older version, or by hand) is skipped with a
+    // note; the month is still computed and frozen
+    let (cfg, _) = config::load(Path::new(&cfg_path), Mode::Check).unwrap();
+    let store = Store::open(&cfg.store.path, cfg.store.limits).unwrap();
+    store
+        .add_correction(
+            "old",
+            "written when infinity became null",
+            r#"{"kind":"replacement","device":"dma-4","point":"positive_total","ts":"2022-01-10T09:30:00Z","old_final":1012.5,"new_initial":null}"#,
+        )
+        .unwrap();
+    let jan = Month::new(2022, 1).unwrap();
+    let l = pumphouse::ledger::book::month_ledger(&cfg.ledger_spec(), &store, jan, Depth::Full).unwrap();
+    assert!(
+        l.notes.iter().any(|n| n.starts_with("correction #1 ") && n.contains("unreadable and was skipped")),
+        "{:?}",
+        l.notes
+    );
+    assert!(l.meters.iter().any(|m| m.consumption > 1000.0));
+    let now = chrono::Utc.with_ymd_and_hms(2022, 3, 1, 0, 0, 0).unwrap();
+    assert!(pumphouse::ledger::book::freeze_closed_months(&cfg.ledger_spec(), &store, now).unwrap() >= 1);
+    let (code, out, err) = pumphouse(&["ledger", "-c", &cfg_path, "--month", "2022-01", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("unreadable and was skipped"), "{out}");
+    let (code, out, _) = pumphouse(&["correct", "-c", &cfg_path, "list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("correction #1 ") && out.contains("unreadable"), "{out}");
+}

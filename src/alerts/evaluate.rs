@@ -51,7 +51,7 @@ fn hourly(
         .map(|(ts, v)| Sample { ts, value: Some(v), good: true })
         .collect();
     let interval = cfg.device(device).map(|d| d.interval).unwrap_or(std::time::Duration::from_secs(600));
-    let spec = MeterSpec { max_reading: None, max_rate: None, expected_interval: interval };
+    let spec = MeterSpec { rollover_at: None, max_rate: None, expected_interval: interval };
     let c = intervals::consumption(&samples, &[], &spec);
     intervals::hourly(&c.intervals, from, to).into_iter().map(|(t, b)| (t, b.volume)).collect()
 }

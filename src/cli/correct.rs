@@ -39,7 +39,11 @@ pub fn correct(cfg: &Config, by: &str, why: &str, change: Change) -> anyhow::Res
 pub fn corrections_list(cfg: &Config) -> anyhow::Result<String> {
     let store = super::open_store(cfg, true)?;
     let mut out = String::new();
-    for c in book::corrections(&store)? {
+    let (good, unreadable) = book::corrections(&store)?;
+    for line in unreadable {
+        let _ = writeln!(out, "{line}");
+    }
+    for c in good {
         let _ = writeln!(out, "#{} {} by {}: {} — {}", c.id, c.at.to_rfc3339(), c.by, c.describe(), c.why);
     }
     Ok(out)

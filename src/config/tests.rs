@@ -349,3 +349,25 @@ pressure_band = [0.2, 0.5]
     let errs = errors(&format!("{GOOD}\n[alerts]\nwebhook_format = \"slack\"\n"));
     has(&errs, "alerts.webhook_format", "unknown format `slack`");
 }
+
+#[test]
+fn max_reading_means_the_last_reading_before_the_wrap() {
+    let map = |meter: &str| {
+        format!(
+            "{GOOD}\n[[devices]]\nname = \"m1\"\nbus = \"plant-lan\"\nunit = 2\nprofile = \"tuf-2000m\"\nzone = \"campus\"\n\
+             [[zones]]\nname = \"campus\"\nutility = \"water\"\ninlets = [\"inlet-main\"]\n\
+             [[meters]]\ndevice = \"m1\"\nzone = \"campus\"\ncategory = \"c\"\n{meter}\n\
+             [[tariffs]]\nutility = \"water\"\ncategory = \"c\"\nprice = \"1\"\n"
+        )
+    };
+    let modulus = |meter: &str| {
+        let (cfg, _) = load_str(&map(meter), Mode::Check).unwrap_or_else(|e| panic!("{e}"));
+        cfg.topology.meters.iter().find(|m| m.device == "m1").unwrap().rollover_at
+    };
+    assert_eq!(modulus("max_reading = 99999.999"), Some(100_000.0));
+    assert_eq!(modulus("max_reading = 9999"), Some(10_000.0));
+    assert_eq!(modulus("rollover_at = 100000"), Some(100_000.0));
+    assert_eq!(modulus(""), None);
+    let errs = errors(&map("max_reading = 99999.999\nrollover_at = 100000"));
+    has(&errs, "meters[0].rollover_at", "not both");
+}

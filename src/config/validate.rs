@@ -196,7 +196,13 @@ pub(super) fn validate(
             ),
         );
     }
-    let prices = crate::ledger::prices::validate(&raw_tou, &raw_tariffs, &raw_costs, &raw_baseline, diags);
+    let raw_prices = crate::ledger::prices::RawPrices {
+        seasons: &raw_tou,
+        tariffs: &raw_tariffs,
+        costs: &raw_costs,
+        baseline: &raw_baseline,
+    };
+    let prices = crate::ledger::prices::validate(&raw_prices, &topology, &known, diags);
     use crate::alerts::deliver::WebhookFormat;
     let webhook_format = match raw_alerts.webhook_format.as_deref() {
         None => WebhookFormat::Generic,

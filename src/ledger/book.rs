@@ -21,8 +21,6 @@ pub enum BookError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-    #[error("correction #{id} in the store is unreadable: {message}")]
-    Correction { id: i64, message: String },
     #[error("{0}")]
     Invalid(String),
 }
@@ -48,17 +46,29 @@ pub fn samples(
         .collect())
 }
 
-/// Every correction in the store, oldest first.
-pub fn corrections(store: &Store) -> Result<Vec<Correction>> {
-    store
-        .corrections()?
-        .into_iter()
-        .map(|row| {
-            let change: Change = serde_json::from_str(&row.change)
-                .map_err(|e| BookError::Correction { id: row.id, message: e.to_string() })?;
-            Ok(Correction { id: row.id, at: row.at, by: row.who, why: row.why, change })
-        })
-        .collect()
+/// The corrections in the store, oldest first, and a sentence for each stored one that
+/// cannot be read (or fails the checks a new one must pass): those are skipped, and the
+/// ledger says so, rather than failing every month.
+pub fn corrections(store: &Store) -> Result<(Vec<Correction>, Vec<String>)> {
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for row in store.corrections()? {
+        let change =
+            serde_json::from_str::<Change>(&row.change).map_err(|e| e.to_string()).and_then(|c| c.check().map(|()| c));
+        match change {
+            Ok(change) => good.push(Correction { id: row.id, at: row.at, by: row.who, why: row.why, change }),
+            Err(e) => {
+                tracing::error!(correction = row.id, error = %e, "a stored correction is unreadable; skipped");
+                bad.push(format!(
+                    "correction #{} (recorded {} by {}) is unreadable and was skipped: {e}",
+                    row.id,
+                    row.at.to_rfc3339(),
+                    row.who
+                ));
+            }
+        }
+    }
+    Ok((good, bad))
 }
 
 /// Computes a month through `f`, with the store as its source; `except` is a month whose
@@ -98,15 +108,17 @@ fn with_source<T>(
 /// The ledger of a month from the store: from its frozen record once the month is frozen,
 /// from the raw readings before.
 pub fn month_ledger(spec: &Spec<'_>, store: &Store, month: Month, depth: Depth) -> Result<Ledger> {
-    let corrections = corrections(store)?;
-    Ok(with_source(spec, store, None, |s| month::compute_from(spec, month, s, &corrections, depth))?)
+    let (corrections, unreadable) = corrections(store)?;
+    let mut l = with_source(spec, store, None, |s| month::compute_from(spec, month, s, &corrections, depth))?;
+    l.notes.extend(unreadable);
+    Ok(l)
 }
 
 /// Freezes `month` from the raw readings (and corrections): its hourly consumption per
 /// meter is kept for good.
 pub fn freeze(spec: &Spec<'_>, store: &Store, month: Month) -> Result<()> {
     let (from, to) = month.bounds(spec.tz).ok_or(LedgerError::Bounds(month, spec.tz))?;
-    let corrections = corrections(store)?;
+    let (corrections, _unreadable) = corrections(store)?;
     let l = with_source(spec, store, Some(month), |s| month::compute_from(spec, month, s, &corrections, Depth::Bare))?;
     let meters: Vec<(String, Vec<RollupRow>)> = l
         .hourly
@@ -191,6 +203,7 @@ pub fn record_correction(
     change: &Change,
     now: DateTime<Utc>,
 ) -> Result<(i64, Vec<Refrozen>)> {
+    change.check().map_err(BookError::Invalid)?;
     let json = serde_json::to_string(change).map_err(|e| BookError::Invalid(e.to_string()))?;
     let id = store.add_correction(by, why, &json)?;
     let c = Correction { id, at: now, by: by.to_string(), why: why.to_string(), change: change.clone() };

@@ -31,6 +31,31 @@ pub struct Correction {
     pub change: Change,
 }
 
+impl Change {
+    /// Every number of the change is one a meter or a price notice can have: finite, and
+    /// not negative. Checked before a correction is stored, so that none can poison the
+    /// ledger afterwards.
+    pub fn check(&self) -> Result<(), String> {
+        let reading = |name: &str, v: f64| -> Result<(), String> {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name} {v} is not a meter reading (a finite number, zero or more)"))
+            }
+        };
+        match self {
+            Change::Reading { value, .. } => reading("the reading", *value),
+            Change::Replacement { old_final, new_initial, .. } => {
+                reading("the old meter's final reading", *old_final)?;
+                reading("the new meter's initial reading", *new_initial)
+            }
+            Change::Tariff { price, .. } if price.is_sign_negative() => Err(format!("the price {price} is negative")),
+            Change::Tariff { category, .. } if category.trim().is_empty() => Err("the category is empty".into()),
+            Change::Tariff { .. } => Ok(()),
+        }
+    }
+}
+
 impl Correction {
     /// One line for listings and the ledger's corrections sheet.
     pub fn describe(&self) -> String {

@@ -9,9 +9,10 @@
 //!    the new one at its initial reading: the swap itself is never booked;
 //! 3. a drop to exactly zero from a positive reading is a transient zero (some meters
 //!    report 0 while restarting): quarantined;
-//! 4. a step backwards is a rollover when the meter's `max_reading` is configured, the
-//!    previous reading was in the top tenth of the range and the new one in the bottom
-//!    tenth; otherwise it is quarantined. Three consecutive readings that agree with
+//! 4. a step backwards is a rollover when the meter's wrap modulus is configured
+//!    (`rollover_at`, or `max_reading` plus one count), the previous reading was in the
+//!    top tenth of the range and the new one in the bottom tenth: it books
+//!    `(modulus − previous) + new`; otherwise it is quarantined. Three consecutive readings that agree with
 //!    each other below the reference mean the meter was reset or replaced without a
 //!    record: the reference moves to them, nothing is booked for the jump, and a notice
 //!    says so (record the replacement to book it exactly);
@@ -36,8 +37,9 @@ pub struct Sample {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MeterSpec {
-    /// The reading after which the register wraps to zero (e.g. 99999.999), if known.
-    pub max_reading: Option<f64>,
+    /// The register's wrap modulus, if known: the value at which it shows zero again
+    /// (100000 for a register whose last reading before the wrap is 99999.999).
+    pub rollover_at: Option<f64>,
     /// Physical limit of the meter in units per hour; faster rises are spikes.
     pub max_rate: Option<f64>,
     /// The meter's polling interval: gaps longer than three of these are estimated.
@@ -133,10 +135,11 @@ pub fn consumption(samples: &[Sample], replacements: &[Replacement], spec: &Mete
             continue;
         }
         if delta < 0.0 {
-            match spec.max_reading {
+            match spec.rollover_at {
                 Some(m) if pv >= 0.9 * m && v <= 0.1 * m => {
                     delta = (m - pv) + v;
-                    out.notices.push(Notice { ts: s.ts, text: format!("rollover from {pv} past {m} to {v}") });
+                    out.notices
+                        .push(Notice { ts: s.ts, text: format!("rollover from {pv} through {m} (zero) to {v}") });
                 }
                 _ => {
                     out.quarantined.push(Quarantined {
@@ -267,7 +270,7 @@ mod tests {
     }
 
     fn spec() -> MeterSpec {
-        MeterSpec { max_reading: Some(99_999.0), max_rate: Some(50.0), expected_interval: Duration::from_secs(600) }
+        MeterSpec { rollover_at: Some(100_000.0), max_rate: Some(50.0), expected_interval: Duration::from_secs(600) }
     }
 
     #[test]
@@ -281,12 +284,26 @@ mod tests {
     }
 
     #[test]
-    fn rollover_at_the_configured_maximum() {
-        // 99 998.5 → 1.5 past 99 999: 0.5 + 1.5 = 2.0 m³
+    fn rollover_at_the_configured_modulus() {
+        // 99 998.5 → 1.5 through 100 000 (zero): 1.5 + 1.5 = 3.0 m³
         let c = consumption(&[s(0, 0, 99_998.5), s(0, 10, 1.5)], &[], &spec());
-        assert_eq!(c.total(), 2.0);
+        assert_eq!(c.total(), 3.0);
         assert!(c.notices[0].text.contains("rollover"));
         assert!(c.quarantined.is_empty());
+    }
+
+    #[test]
+    fn a_wrap_loses_no_count_of_the_register() {
+        // max_reading 99 999.999 as the example configuration writes it: the register
+        // goes 99 999.998 → 99 999.999 → 0.000 → 0.001, three counts of 0.001 m³
+        let m = crate::ledger::topology::modulus_of_max_reading(99_999.999);
+        assert_eq!(m, 100_000.0);
+        let spec = MeterSpec { rollover_at: Some(m), max_rate: None, expected_interval: Duration::from_secs(600) };
+        let c = consumption(&[s(0, 0, 99_999.998), s(0, 10, 0.001)], &[], &spec);
+        assert!((c.total() - 0.003).abs() < 1e-9, "{}", c.total());
+        for (max, modulus) in [(9_999.0, 10_000.0), (999_999.9, 1_000_000.0), (65_535.0, 65_536.0), (0.99, 1.0)] {
+            assert_eq!(crate::ledger::topology::modulus_of_max_reading(max), modulus, "{max}");
+        }
     }
 
     #[test]

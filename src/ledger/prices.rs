@@ -10,8 +10,9 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use super::tariff::{Period, Price, Season, Tariff, Tier, TouSchedule};
-use super::topology::Utility;
+use super::topology::{KnownDevice, Role, Topology, Utility};
 use crate::diag::Diagnostics;
+use crate::model::MeterId;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,7 +88,9 @@ pub enum CostKind {
     /// electricity, or per-m³ items such as resource fees and chemicals.
     Input,
     /// price × the listed meters' consumption: e.g. the pumps' energy for produced water.
-    Meters(Vec<String>),
+    /// Each is a device's totalizer of the cost's utility, in the network map or not (a
+    /// pump house with its own grid connection is no zone's meter).
+    Meters(Vec<MeterId>),
     /// price per kW × the month's highest hourly mean demand of the campus input.
     Demand,
     /// A fixed amount per month (yuan).
@@ -216,13 +219,67 @@ fn price(raw: &RawPrice, path: &str, tou: &Option<TouSchedule>, diags: &mut Diag
     Some(Price::TimeOfUse(prices))
 }
 
+/// The raw price sections, and what they are checked against.
+pub struct RawPrices<'a> {
+    pub seasons: &'a [(usize, RawSeason)],
+    pub tariffs: &'a [(usize, RawTariff)],
+    pub costs: &'a [(usize, RawCost)],
+    pub baseline: &'a [(usize, RawBaseline)],
+}
+
+/// The meters a `kind = "meters"` cost names: each device's meters in the network map,
+/// else the device's own totalizer — of the cost's utility when it has one, else of the
+/// other (the pumps' kWh priced as a cost of the water they lift).
+fn cost_meters(
+    names: &[String],
+    utility: Utility,
+    topology: &Topology,
+    devices: &[KnownDevice<'_>],
+    path: &str,
+    diags: &mut Diagnostics,
+) -> Vec<MeterId> {
+    let mut out = Vec::new();
+    for name in names {
+        let mut mapped: Vec<&super::topology::Meter> = topology.meters.iter().filter(|m| &m.device == name).collect();
+        if mapped.iter().any(|m| m.utility == utility) {
+            mapped.retain(|m| m.utility == utility);
+        }
+        if !mapped.is_empty() {
+            out.extend(mapped.iter().map(|m| MeterId::new(&m.device, &m.point)));
+            continue;
+        }
+        let Some(d) = devices.iter().find(|d| d.name == name) else {
+            diags.error(path, format!("no device `{name}` is configured"));
+            continue;
+        };
+        let other = match utility {
+            Utility::Water => Utility::Electricity,
+            Utility::Electricity => Utility::Water,
+        };
+        let total = |u: Utility| d.profile.points.iter().find(|p| p.quantity == u.totalizer());
+        match total(utility).or_else(|| total(other)) {
+            Some(p) => out.push(MeterId::new(name, &p.name)),
+            None => diags.error(
+                path,
+                format!(
+                    "device `{name}` (profile {}) has no totalizer ({} or {} point) to price",
+                    d.profile.name,
+                    utility.totalizer(),
+                    other.totalizer()
+                ),
+            ),
+        }
+    }
+    out
+}
+
 pub fn validate(
-    seasons: &[(usize, RawSeason)],
-    tariffs: &[(usize, RawTariff)],
-    costs: &[(usize, RawCost)],
-    baseline: &[(usize, RawBaseline)],
+    raw: &RawPrices<'_>,
+    topology: &Topology,
+    devices: &[KnownDevice<'_>],
     diags: &mut Diagnostics,
 ) -> Prices {
+    let RawPrices { seasons, tariffs, costs, baseline } = *raw;
     let mut out = Prices::default();
     if !seasons.is_empty() {
         let mut schedule = TouSchedule { seasons: Vec::new() };
@@ -295,6 +352,51 @@ pub fn validate(
         }
         list.push(Tariff { name, from, price: p });
     }
+    // A tariff no meter uses is often a category misspelt on one side (the meters that
+    // should pay it are then flagged in every ledger as not charged), or a category kept
+    // from the price notice for meters still to come: a warning, not an error.
+    for (i, t) in tariffs {
+        let (Some(u), Some(cat)) = (t.utility.as_deref().and_then(Utility::parse), t.category.as_deref()) else {
+            continue;
+        };
+        let billed: Vec<&str> = topology
+            .meters
+            .iter()
+            .filter(|m| m.role == Role::Billed && m.utility == u)
+            .filter_map(|m| m.category.as_deref())
+            .collect();
+        if !topology.meters.is_empty() && !billed.contains(&cat) {
+            let mut known: Vec<&str> = billed.clone();
+            known.sort_unstable();
+            known.dedup();
+            diags.warning(
+                format!("tariffs[{i}].category"),
+                format!(
+                    "no billed {} meter has category `{cat}`; the categories of billed {} meters: {}",
+                    u.as_str(),
+                    u.as_str(),
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ),
+            );
+        }
+    }
+    for m in topology.meters.iter().filter(|m| m.role == Role::Billed) {
+        let Some(cat) = m.category.as_deref() else { continue };
+        let priced = tariffs.iter().any(|(_, t)| {
+            t.category.as_deref() == Some(cat) && t.utility.as_deref().and_then(Utility::parse) == Some(m.utility)
+        });
+        if !priced {
+            diags.warning(
+                "tariffs",
+                format!(
+                    "billed meter {}.{} has category `{cat}`, which no {} tariff prices: its ledger line will say it is not charged",
+                    m.device,
+                    m.point,
+                    m.utility.as_str()
+                ),
+            );
+        }
+    }
     for (i, c) in costs {
         let path = format!("costs[{i}]");
         let Some(utility) = c.utility.as_deref().and_then(Utility::parse) else {
@@ -304,7 +406,13 @@ pub fn validate(
         let name = c.name.clone().unwrap_or_else(|| format!("cost {i}"));
         let kind = match c.kind.as_deref() {
             Some("input") => CostKind::Input,
-            Some("meters") if !c.meters.is_empty() => CostKind::Meters(c.meters.clone()),
+            Some("meters") if !c.meters.is_empty() => {
+                let ids = cost_meters(&c.meters, utility, topology, devices, &format!("{path}.meters"), diags);
+                if ids.is_empty() {
+                    continue;
+                }
+                CostKind::Meters(ids)
+            }
             Some("meters") => {
                 diags.error(format!("{path}.meters"), "kind = \"meters\" needs the meters whose consumption is priced");
                 continue;
@@ -334,6 +442,13 @@ pub fn validate(
             let Some(from) = date(&c.from, &format!("{path}.from"), diags) else { continue };
             let raw = RawPrice { price: c.price.clone(), tiers: None, tou: c.tou.clone() };
             let Some(p) = price(&raw, &path, &out.tou, diags) else { continue };
+            if matches!(kind, CostKind::Demand) && !matches!(p, Price::Flat(_)) {
+                diags.error(
+                    format!("{path}.price"),
+                    "a demand charge is priced per kW of the month's peak: give a flat `price`",
+                );
+                continue;
+            }
             Some(Tariff { name: name.clone(), from, price: p })
         };
         out.costs.push(Cost { utility, name, kind, tariff });
@@ -347,6 +462,18 @@ pub fn validate(
         match (month, utility, revenue, cost) {
             (Some(m), Some(u), Some(r), Some(c)) => {
                 use chrono::Datelike;
+                for (key, v) in [("input", b.input), ("billed", b.billed)] {
+                    if let Some(x) = v.filter(|x| !(x.is_finite() && *x >= 0.0)) {
+                        diags.error(format!("{path}.{key}"), format!("{x} is not a volume (zero or more)"));
+                    }
+                }
+                if out.baseline.iter().any(|o| o.utility == u && o.year == m.year() && o.month == m.month()) {
+                    diags.error(
+                        format!("{path}.month"),
+                        format!("another {} baseline is given for {}", u.as_str(), m.format("%Y-%m")),
+                    );
+                    continue;
+                }
                 out.baseline.push(Baseline {
                     year: m.year(),
                     month: m.month(),

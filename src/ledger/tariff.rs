@@ -183,6 +183,11 @@ pub struct Charge {
     pub lines: Vec<Line>,
     /// A line's quantity or amount was beyond any sensible range and was not charged.
     pub implausible: bool,
+    /// Volume of hours for which no tariff was in force (or no time-of-use period
+    /// applied): not charged, and never silently.
+    pub uncharged: f64,
+    /// The first such hour.
+    pub uncharged_from: Option<NaiveDateTime>,
 }
 
 impl Charge {
@@ -226,11 +231,17 @@ pub fn charge(hours: &[(NaiveDateTime, f64)], tariffs: &[Tariff], tou: Option<&T
     // (tariff index, band) → quantity (f64 until the end, then rounded once per line)
     let mut acc: BTreeMap<(usize, Band), f64> = BTreeMap::new();
     let mut cumulative = 0.0f64;
+    let mut uncharged = 0.0f64;
+    let mut uncharged_from: Option<NaiveDateTime> = None;
     for (hour, v) in hours {
         if *v == 0.0 {
             continue;
         }
-        let Some((ti, tariff)) = in_force(tariffs, hour.date()) else { continue };
+        let Some((ti, tariff)) = in_force(tariffs, hour.date()) else {
+            uncharged += v;
+            uncharged_from.get_or_insert(*hour);
+            continue;
+        };
         match &tariff.price {
             Price::Flat(_) => *acc.entry((ti, Band::Flat)).or_default() += v,
             Price::Tiered(tiers) => {
@@ -253,13 +264,18 @@ pub fn charge(hours: &[(NaiveDateTime, f64)], tariffs: &[Tariff], tou: Option<&T
             }
             Price::TimeOfUse(_) => {
                 let shares = tou.map(|s| s.shares(*hour)).unwrap_or_default();
+                let covered: u32 = shares.iter().map(|(_, m)| *m).sum();
                 for (p, minutes) in shares {
                     *acc.entry((ti, Band::Period(p))).or_default() += v * f64::from(minutes) / 60.0;
+                }
+                if covered < 60 {
+                    uncharged += v * f64::from(60 - covered) / 60.0;
+                    uncharged_from.get_or_insert(*hour);
                 }
             }
         }
     }
-    let mut out = Charge::default();
+    let mut out = Charge { uncharged, uncharged_from, ..Charge::default() };
     for ((ti, band), q) in acc {
         let t = &tariffs[ti];
         let price = match (&t.price, &band) {

@@ -90,7 +90,12 @@ pub struct RawMeter {
     pub zone: Option<String>,
     pub role: Option<String>,
     pub category: Option<String>,
+    /// The highest reading the register shows before it wraps to zero (e.g. 99999.999):
+    /// the wrap adds one count of its last decimal place.
     pub max_reading: Option<f64>,
+    /// Or the wrap modulus itself: the value at which the register shows zero again
+    /// (e.g. 100000).
+    pub rollover_at: Option<f64>,
     pub max_rate: Option<f64>,
 }
 
@@ -111,8 +116,19 @@ pub struct Meter {
     pub utility: Utility,
     pub role: Role,
     pub category: Option<String>,
-    pub max_reading: Option<f64>,
+    /// The register's wrap modulus: the value at which it shows zero again.
+    pub rollover_at: Option<f64>,
     pub max_rate: Option<f64>,
+}
+
+/// The wrap modulus a `max_reading` means: the reading plus one count of its last decimal
+/// place as written (99999.999 → 100000, 9999 → 10000, 999999.9 → 1000000).
+pub fn modulus_of_max_reading(max: f64) -> f64 {
+    let written = format!("{max}");
+    let decimals = written.split_once('.').map_or(0, |(_, d)| d.len()) as i32;
+    let count = 10f64.powi(-decimals);
+    // round to the decimal grid so that 99999.999 + 0.001 is exactly 100000
+    ((max + count) * 10f64.powi(decimals)).round() / 10f64.powi(decimals)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -343,7 +359,7 @@ pub fn validate(
                             utility: z.utility,
                             role: Role::Inlet,
                             category: None,
-                            max_reading: None,
+                            rollover_at: None,
                             max_rate: None,
                         });
                     }
@@ -387,6 +403,20 @@ pub fn validate(
         if let Some(x) = m.max_reading.filter(|x| !(x.is_finite() && *x > 0.0)) {
             diags.error(format!("{path}.max_reading"), format!("{x} is not a positive number"));
         }
+        if let Some(x) = m.rollover_at.filter(|x| !(x.is_finite() && *x > 0.0)) {
+            diags.error(format!("{path}.rollover_at"), format!("{x} is not a positive number"));
+        }
+        let rollover_at = match (m.max_reading, m.rollover_at) {
+            (Some(_), Some(_)) => {
+                diags.error(
+                    format!("{path}.rollover_at"),
+                    "give max_reading (the last reading before the wrap) or rollover_at (the wrap modulus), not both",
+                );
+                None
+            }
+            (Some(max), None) => Some(modulus_of_max_reading(max)),
+            (None, at) => at,
+        };
         if let Some(x) = m.max_rate.filter(|x| !(x.is_finite() && *x > 0.0)) {
             diags.error(format!("{path}.max_rate"), format!("{x} is not a positive number"));
         }
@@ -400,7 +430,7 @@ pub fn validate(
                         utility: z.utility,
                         role,
                         category: m.category.clone(),
-                        max_reading: m.max_reading,
+                        rollover_at,
                         max_rate: m.max_rate,
                     });
                 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use super::{read, LedgerError, MeterRow, Period, Source, Spec, MARGIN};
 use crate::ledger::corrections::{Change, Correction};
 use crate::ledger::intervals::{self, Bucket, MeterSpec, Sample};
-use crate::ledger::prices::Prices;
+use crate::ledger::prices::{CostKind, Prices};
 use crate::ledger::tariff::charge;
 use crate::ledger::topology::{Meter, Role};
 use crate::model::Month;
@@ -21,6 +21,8 @@ pub(crate) struct Booked {
     pub hourly: BTreeMap<String, BTreeMap<DateTime<Utc>, Bucket>>,
     /// True when any meter's month came from its frozen record.
     pub any_frozen: bool,
+    /// Flags of the meters outside the map that costs name, by `device.point`.
+    pub outside_notes: BTreeMap<String, Vec<String>>,
 }
 
 impl Booked {
@@ -59,12 +61,39 @@ pub(crate) fn book(
     source: &Source<'_>,
     applied: &[Correction],
 ) -> Result<Booked, LedgerError> {
-    let mut booked = Booked { rows: Vec::new(), hourly: BTreeMap::new(), any_frozen: false };
+    let mut booked =
+        Booked { rows: Vec::new(), hourly: BTreeMap::new(), any_frozen: false, outside_notes: BTreeMap::new() };
     for m in &spec.topology.meters {
         let (row, hours, frozen) = meter(spec, prices, period, source, applied, m)?;
         booked.any_frozen |= frozen;
         booked.rows.push(row);
         booked.hourly.insert(meter_key(m), hours);
+    }
+    // Meters that only a cost names (a pump house's own grid connection): booked the same
+    // way, outside every balance, and frozen with the month like the others.
+    for c in &prices.costs {
+        let CostKind::Meters(ids) = &c.kind else { continue };
+        for id in ids {
+            if booked.hourly.contains_key(&id.key()) {
+                continue;
+            }
+            let m = Meter {
+                device: id.device.clone(),
+                point: id.point.clone(),
+                zone: String::new(),
+                utility: c.utility,
+                role: Role::Unbilled,
+                category: None,
+                rollover_at: None,
+                max_rate: None,
+            };
+            let (row, hours, frozen) = meter(spec, prices, period, source, applied, &m)?;
+            booked.any_frozen |= frozen;
+            if row.flagged {
+                booked.outside_notes.insert(id.key(), row.notes);
+            }
+            booked.hourly.insert(id.key(), hours);
+        }
     }
     Ok(booked)
 }
@@ -114,7 +143,7 @@ fn meter(
     let c = intervals::consumption(
         &s,
         &replacements,
-        &MeterSpec { max_reading: m.max_reading, max_rate: m.max_rate, expected_interval: interval },
+        &MeterSpec { rollover_at: m.rollover_at, max_rate: m.max_rate, expected_interval: interval },
     );
     let key = meter_key(m);
     let frozen_of = |month: Month| -> Result<Option<BTreeMap<DateTime<Utc>, Bucket>>, LedgerError> {
@@ -153,12 +182,14 @@ fn meter(
         trusted.iter().rev().find(|x| x.ts <= from).or_else(|| trusted.iter().find(|x| x.ts >= from && x.ts < to));
     let closing =
         trusted.iter().rev().find(|x| x.ts <= to && x.ts >= from).or_else(|| trusted.iter().find(|x| x.ts >= to));
+    let mut flagged = false;
     let quarantined = c.quarantined.iter().filter(|q| q.ts >= from && q.ts < to).count();
     if quarantined > 0 {
         notes.push(format!("{quarantined} reading(s) quarantined (spikes, backward steps, transient zeros)"));
     }
     if trusted.is_empty() {
         notes.push("no trusted readings: nothing booked".into());
+        flagged = true;
     }
     // A meter silent past the month's end: what it used since its last reading is not
     // known yet, and is booked when it reads again (in the month it then falls into).
@@ -169,6 +200,7 @@ fn meter(
                 "no readings from {} to the end of the month: consumption after that is not booked yet",
                 last.0.with_timezone(&tz).format("%Y-%m-%d %H:%M")
             ));
+            flagged = true;
         }
     }
     let (tariff_name, amount) = if m.role == Role::Billed {
@@ -178,12 +210,23 @@ fn meter(
                 let ch = charge(&local_hours(spec, &h, |b| b.volume), ts, prices.tou.as_ref());
                 if ch.implausible {
                     notes.push("implausible consumption: not charged; check the meter's readings".into());
+                    flagged = true;
+                }
+                if ch.uncharged > 1e-9 {
+                    notes.push(format!(
+                        "{:.3} not charged: no {} tariff for category `{cat}` in force from {}",
+                        ch.uncharged,
+                        m.utility.as_str(),
+                        ch.uncharged_from.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default()
+                    ));
+                    flagged = true;
                 }
                 let names: Vec<String> = ch.lines.iter().map(|l| format!("{} {}", l.tariff, l.band)).collect();
                 (Some(names.join("; ")), Some(ch.total_fen()))
             }
             None => {
                 notes.push(format!("no {} tariff for category `{cat}`: not charged", m.utility.as_str()));
+                flagged = true;
                 (None, None)
             }
         }
@@ -207,6 +250,7 @@ fn meter(
         tariff: tariff_name,
         amount_fen: amount,
         notes,
+        flagged,
     };
     Ok((row, h, frozen))
 }

@@ -141,6 +141,9 @@ pub struct MeterRow {
     pub tariff: Option<String>,
     pub amount_fen: Option<i64>,
     pub notes: Vec<String>,
+    /// True when a note says the consumption or the bill may be short (no trusted
+    /// readings, readings missing at month end, volume not charged).
+    pub flagged: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -166,6 +169,8 @@ pub struct CostRow {
     pub name: String,
     pub quantity: Option<f64>,
     pub amount_fen: i64,
+    /// Why the amount may be short (a meter without readings, hours without a price).
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -246,6 +251,9 @@ pub struct Ledger {
     pub year_to_date: Vec<YearToDate>,
     pub costs: Vec<CostRow>,
     pub meters: Vec<MeterRow>,
+    /// What a reader must know before trusting the figures: flagged meters and cost
+    /// lines, corrections that could not be read. Empty when there is nothing to say.
+    pub notes: Vec<String>,
 }
 
 /// Volume, price and loss effects of the gap change; they add up to `gap1 − gap0`
@@ -386,9 +394,23 @@ pub fn compute_from(
         combined,
         year_to_date,
         zones,
+        notes: summary_notes(&booked.rows, &costs),
         costs,
         meters: booked.rows,
     })
+}
+
+/// The ledger's own notes: how many rows carry a flag that may leave money short.
+fn summary_notes(rows: &[MeterRow], costs: &[CostRow]) -> Vec<String> {
+    let mut out = Vec::new();
+    let flagged = rows.iter().filter(|r| r.flagged).count();
+    if flagged > 0 {
+        out.push(format!("{flagged} meter(s) flagged: their consumption or bill may be short (see their notes)"));
+    }
+    for c in costs.iter().filter(|c| !c.notes.is_empty()) {
+        out.push(format!("cost `{}` ({}): {}", c.name, c.utility, c.notes.join("; ")));
+    }
+    out
 }
 
 /// The local months from the one containing `first` on: (month, from, to) in UTC.

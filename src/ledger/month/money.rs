@@ -91,7 +91,7 @@ fn baseline_of(prices: &Prices, period: &Period, u: Utility, history: Option<&Le
     })
 }
 
-/// One cost item of utility `u` for the period: (quantity, amount in fen).
+/// One cost item of utility `u` for the period: (quantity, amount in fen, notes).
 fn cost_item(
     spec: &Spec<'_>,
     prices: &Prices,
@@ -100,28 +100,58 @@ fn cost_item(
     input_hours: &BTreeMap<DateTime<Utc>, f64>,
     kind: &CostKind,
     price: Option<&Tariff>,
-) -> (Option<f64>, i64) {
-    match (kind, price) {
-        (CostKind::Fixed(a), _) => (None, tariff::amount_fen(*a, Decimal::ONE)),
-        (CostKind::Input, Some(t)) => {
-            let ch = charge(&local_hours(spec, input_hours, |v| v), std::slice::from_ref(t), prices.tou.as_ref());
-            (ch.quantity().to_f64(), ch.total_fen())
+) -> (Option<f64>, i64, Vec<String>) {
+    let mut notes = Vec::new();
+    let priced = |hours: &BTreeMap<DateTime<Utc>, f64>, t: &Tariff, notes: &mut Vec<String>| {
+        let ch = charge(&local_hours(spec, hours, |v| v), std::slice::from_ref(t), prices.tou.as_ref());
+        if ch.uncharged > 1e-9 {
+            notes.push(format!("{:.3} not priced: `{}` is in force only from {}", ch.uncharged, t.name, t.from));
         }
-        (CostKind::Meters(devices), Some(t)) => {
-            let h = booked.hours_of(spec, |m| devices.contains(&m.device));
-            let ch = charge(&local_hours(spec, &h, |v| v), std::slice::from_ref(t), prices.tou.as_ref());
-            (ch.quantity().to_f64(), ch.total_fen())
+        if ch.implausible {
+            notes.push("implausible quantity: not charged; check the meters' readings".into());
+        }
+        (ch.quantity().to_f64(), ch.total_fen())
+    };
+    let (quantity, amount) = match (kind, price) {
+        (CostKind::Fixed(a), _) => (None, tariff::amount_fen(*a, Decimal::ONE)),
+        (CostKind::Input, Some(t)) => priced(input_hours, t, &mut notes),
+        (CostKind::Meters(ids), Some(t)) => {
+            let mut h: BTreeMap<DateTime<Utc>, f64> = BTreeMap::new();
+            for id in ids {
+                for (ts, b) in booked.hourly.get(&id.key()).into_iter().flatten() {
+                    *h.entry(*ts).or_default() += b.volume;
+                }
+                if let Some(n) = booked.outside_notes.get(&id.key()) {
+                    notes.push(format!("{id}: {}", n.join("; ")));
+                }
+                if let Some(r) = booked.rows.iter().find(|r| r.flagged && r.device == id.device && r.point == id.point)
+                {
+                    notes.push(format!("{id}: {}", r.notes.join("; ")));
+                }
+            }
+            priced(&h, t, &mut notes)
         }
         (CostKind::Demand, Some(t)) => {
             let peak = input_hours.values().copied().fold(0.0, f64::max);
-            let price = match in_force(std::slice::from_ref(t), period.from.with_timezone(&spec.tz).date_naive()) {
-                Some((_, Tariff { price: Price::Flat(p), .. })) => *p,
-                _ => Decimal::ZERO,
-            };
-            (Some(peak), tariff::amount_fen(tariff::units(peak), price))
+            match in_force(std::slice::from_ref(t), period.from.with_timezone(&spec.tz).date_naive()) {
+                Some((_, Tariff { price: Price::Flat(p), .. })) => {
+                    (Some(peak), tariff::amount_fen(tariff::units(peak), *p))
+                }
+                _ => {
+                    notes.push(format!(
+                        "not charged: no flat price per kW in force on the month's first day ({})",
+                        t.name
+                    ));
+                    (Some(peak), 0)
+                }
+            }
         }
-        _ => (None, 0),
-    }
+        (_, None) => {
+            notes.push("not charged: the cost has no price".into());
+            (None, 0)
+        }
+    };
+    (quantity, amount, notes)
 }
 
 /// Each utility's figures and cost lines; fills the zones' cost and gap.
@@ -151,9 +181,10 @@ pub(crate) fn utility_rows(
         });
         let mut cost: i64 = 0;
         for c in prices.costs.iter().filter(|c| c.utility == u) {
-            let (quantity, amount) = cost_item(spec, prices, period, booked, &input_hours, &c.kind, c.tariff.as_ref());
+            let (quantity, amount, notes) =
+                cost_item(spec, prices, period, booked, &input_hours, &c.kind, c.tariff.as_ref());
             cost += amount;
-            costs.push(CostRow { utility: u, name: c.name.clone(), quantity, amount_fen: amount });
+            costs.push(CostRow { utility: u, name: c.name.clone(), quantity, amount_fen: amount, notes });
         }
         let gap = cost - revenue;
         let base = baseline_of(prices, period, u, history);

@@ -54,7 +54,7 @@ fn ledger() -> Ledger {
     for m in &mut cfg.topology.meters {
         match m.device.as_str() {
             "main" => m.max_rate = Some(50.0),
-            "za" => m.max_reading = Some(10_000.0),
+            "za" => m.rollover_at = Some(10_000.0),
             _ => {}
         }
     }
@@ -355,4 +355,145 @@ fn without_old_books_the_baseline_comes_from_last_years_readings() {
 
 fn mo(year: i32, month: u32) -> Month {
     Month::new(year, month).unwrap()
+}
+
+/// The fixture plus the pump house's own grid connection, which is no zone's meter, and
+/// a water cost priced on its energy.
+fn with_pump_grid(extra: &str) -> String {
+    let text = CONFIG.replace("[[meters]]\ndevice = \"main\"\nmax_rate = 50\n", "");
+    format!(
+        "{text}\n[[devices]]\nname = \"pumps-grid\"\nbus = \"lan\"\nunit = 7\nprofile = \"eastron-sdm630\"\n\
+         [[costs]]\nutility = \"water\"\nname = \"pump energy\"\nkind = \"meters\"\nmeters = [\"pumps-grid\"]\nprice = \"0.70\"\n{extra}"
+    )
+}
+
+#[test]
+fn a_cost_on_a_meter_outside_the_network_map_is_booked_from_its_totalizer() {
+    let (cfg, _) = config::load_str(&with_pump_grid(""), Mode::Check).unwrap_or_else(|e| panic!("{e}"));
+    // pumps-grid: 3000 kWh + 2 kWh an hour; 744 h in March = 1488 kWh × 0.70 = 1041.60 yuan
+    let samples = |device: &str, _p: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Result<Vec<Sample>, ReadError> {
+        let rows = if device == "pumps-grid" {
+            (0..24 * 50).map(|h| (t0() + TimeDelta::hours(h), 3000.0 + 2.0 * h as f64)).collect()
+        } else {
+            readings(device)
+        };
+        Ok(rows
+            .into_iter()
+            .filter(|(t, _)| *t >= from && *t < to)
+            .map(|(t, v)| Sample { ts: t, value: Some(v), good: true })
+            .collect())
+    };
+    let l = compute(&cfg.ledger_spec(), mo(2026, 3), &samples, &[]).unwrap();
+    let pump = l.costs.iter().find(|c| c.name == "pump energy").unwrap();
+    assert_eq!(pump.quantity, Some(1488.0));
+    assert_eq!(pump.amount_fen, 104_160);
+    assert!(pump.notes.is_empty(), "{:?}", pump.notes);
+    let water = l.utilities.iter().find(|u| u.utility == Some(Utility::Water)).unwrap();
+    let others: i64 =
+        l.costs.iter().filter(|c| c.utility == Utility::Water && c.name != "pump energy").map(|c| c.amount_fen).sum();
+    assert_eq!(water.cost_fen, others + 104_160);
+    // outside every balance: no zone row or meter row for it
+    assert!(l.meters.iter().all(|m| m.device != "pumps-grid"));
+    // and frozen with the month
+    assert!(l.hourly.keys().any(|k| k.starts_with("pumps-grid.")), "{:?}", l.hourly.keys().collect::<Vec<_>>());
+
+    // a silent pump meter is a flagged cost line, and the ledger says so
+    let silent = |device: &str, p: &str, from: DateTime<Utc>, to: DateTime<Utc>| {
+        if device == "pumps-grid" {
+            Ok(Vec::new())
+        } else {
+            samples(device, p, from, to)
+        }
+    };
+    let l = compute(&cfg.ledger_spec(), mo(2026, 3), &silent, &[]).unwrap();
+    let pump = l.costs.iter().find(|c| c.name == "pump energy").unwrap();
+    assert_eq!(pump.amount_fen, 0);
+    assert!(pump.notes.iter().any(|n| n.contains("no trusted readings")), "{:?}", pump.notes);
+    assert!(l.notes.iter().any(|n| n.contains("pump energy")), "{:?}", l.notes);
+}
+
+#[test]
+fn a_cost_naming_no_device_or_one_without_the_totalizer_is_a_config_error() {
+    let errs = |text: &str| -> Vec<String> {
+        match config::load_str(text, Mode::Check) {
+            Ok(_) => panic!("expected errors"),
+            Err(e) => {
+                e.0.into_iter()
+                    .filter(|d| d.severity == crate::diag::Severity::Error)
+                    .map(|d| format!("{}: {}", d.path, d.message))
+                    .collect()
+            }
+        }
+    };
+    let e = errs(&with_pump_grid("").replace("meters = [\"pumps-grid\"]", "meters = [\"pump-grid\"]"));
+    assert!(e.iter().any(|x| x.contains("costs[4].meters: no device `pump-grid`")), "{e:?}");
+    // a cost on a pressure transmitter, which has no totalizer
+    let e = errs(&format!(
+        "{}\n[[devices]]\nname = \"p1\"\nbus = \"lan\"\nunit = 8\nprofile = \"analog-4-20ma\"\n[[costs]]\nutility = \"electricity\"\nname = \"x\"\nkind = \"meters\"\nmeters = [\"p1\"]\nprice = \"1\"\n",
+        with_pump_grid("")
+    ));
+    assert!(
+        e.iter().any(|x| x.contains("costs[5].meters: device `p1` (profile analog-4-20ma) has no totalizer")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn no_silent_zero_in_money() {
+    let errs = |text: &str| -> Vec<String> {
+        match config::load_str(text, Mode::Check) {
+            Ok(_) => panic!("expected errors"),
+            Err(e) => {
+                e.0.into_iter()
+                    .filter(|d| d.severity == crate::diag::Severity::Error)
+                    .map(|d| format!("{}: {}", d.path, d.message))
+                    .collect()
+            }
+        }
+    };
+    // a demand charge priced by time of use
+    let text = CONFIG.replace(
+        "name = \"demand\"\nkind = \"demand\"\nprice = \"38\"",
+        "name = \"demand\"\nkind = \"demand\"\ntou = { peak = \"40\", flat = \"38\", valley = \"30\" }",
+    );
+    let e = errs(&text);
+    assert!(e.iter().any(|x| x.contains("costs[3].price: a demand charge is priced per kW")), "{e:?}");
+    // the same baseline month twice, and a baseline month that does not parse
+    let e = errs(&format!("{CONFIG}\n[[baseline]]\nmonth = \"2025-03\"\nutility = \"water\"\nrevenue = \"1\"\ncost = \"2\"\n[[baseline]]\nmonth = \"March 2025\"\nutility = \"water\"\nrevenue = \"1\"\ncost = \"2\"\n"));
+    assert!(e.iter().any(|x| x.contains("baseline[1].month: another water baseline is given for 2025-03")), "{e:?}");
+    assert!(e.iter().any(|x| x.starts_with("baseline[2]: needs month (YYYY-MM)")), "{e:?}");
+
+    // a category whose tariff comes into force mid-month: the hours before are not
+    // charged, and the line says so instead of billing them at zero
+    let text = CONFIG.replace("[[meters]]\ndevice = \"main\"\nmax_rate = 50\n", "").replace(
+        "category = \"staff_housing\"\nfrom = \"2026-01-01\"",
+        "category = \"staff_housing\"\nfrom = \"2026-03-11\"",
+    );
+    let (cfg, _) = config::load_str(&text, Mode::Check).unwrap_or_else(|e| panic!("{e}"));
+    let data: HashMap<String, Vec<(DateTime<Utc>, f64)>> =
+        ["c1"].iter().map(|d| (d.to_string(), readings(d))).collect();
+    let samples = |device: &str, _p: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Result<Vec<Sample>, ReadError> {
+        Ok(data
+            .get(device)
+            .map(|v| {
+                v.iter()
+                    .filter(|(t, _)| *t >= from && *t < to)
+                    .map(|(t, x)| Sample { ts: *t, value: Some(*x), good: true })
+                    .collect()
+            })
+            .unwrap_or_default())
+    };
+    let l = compute(&cfg.ledger_spec(), mo(2026, 3), &samples, &[]).unwrap();
+    let c1 = l.meters.iter().find(|m| m.device == "c1").unwrap();
+    // 1–10 March local: 240 h × 0.05 = 12.000 m³ not charged; 11–31 March 25.2 m³ charged
+    // at the tiers: 15 × 2.85 + 7 × 3.80 + 3.2 × 4.75 = 42.75 + 26.60 + 15.20 = 84.55 yuan
+    assert!(c1.flagged);
+    assert!(
+        c1.notes.iter().any(|n| n
+            .starts_with("12.000 not charged: no water tariff for category `staff_housing` in force from 2026-03-01")),
+        "{:?}",
+        c1.notes
+    );
+    assert_eq!(c1.amount_fen, Some(8_455));
+    assert!(l.notes.iter().any(|n| n.contains("meter(s) flagged")), "{:?}", l.notes);
 }
