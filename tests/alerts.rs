@@ -7,25 +7,8 @@ use serde_json::Value;
 
 const CONFIG: &str = include_str!("fixtures/alerts-two-zones.toml");
 
-/// 30 days of hourly totalizer readings from 2026-01-01 local: 1 m³/h in the small
-/// hours, 5 m³/h by day; the leaky zone gains `leak` m³/h from 20 January 23:00.
 fn csv(leak: f64) -> String {
-    use chrono::{TimeDelta, TimeZone, Timelike};
-    let tz = chrono_tz::Asia::Shanghai;
-    let start = tz.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-    let leak_from = tz.with_ymd_and_hms(2026, 1, 20, 23, 0, 0).unwrap();
-    let mut out = String::from("ts,device,point,value\n");
-    let (mut q, mut l, mut shop) = (1000.0, 2000.0, 10.0);
-    for h in 0..30 * 24 {
-        let t = start + TimeDelta::hours(h);
-        let base = if (1..=4).contains(&t.hour()) { 1.0 + 0.01 * (h % 3) as f64 } else { 5.0 };
-        q += base;
-        l += base + if t >= leak_from { leak } else { 0.0 };
-        shop += if (1..=4).contains(&t.hour()) { 0.0 } else { 0.5 };
-        let ts = (t + TimeDelta::hours(1)).to_rfc3339();
-        out.push_str(&format!("{ts},in-quiet,positive_total,{q:.3}\n{ts},in-leaky,positive_total,{l:.3}\n{ts},shop,positive_total,{shop:.3}\n"));
-    }
-    out
+    common::two_zone_history(leak)
 }
 
 #[test]
@@ -74,6 +57,9 @@ fn a_leak_from_23_00_is_one_alert_with_its_loss_and_a_quiet_zone_raises_nothing(
         out.contains("night_flow") && out.contains("acknowledged by duty.engineer") && out.contains("m³/day"),
         "{out}"
     );
+    let (code, out, _) = pumphouse(&["alerts", "-c", &cfg, "ack", &id, "--by", "someone.else"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("already acknowledged by duty.engineer; nothing changed"), "{out}");
     let (code, _, err) = pumphouse(&["alerts", "-c", &cfg, "ack", "999", "--by", "x"]);
     assert_eq!(code, 1);
     assert!(err.contains("no alert #999"));
@@ -122,12 +108,23 @@ async fn alerts_reach_mqtt_the_webhook_and_influxdb_after_a_refusal() {
             let text = String::from_utf8_lossy(&buf[..got]).to_string();
             let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
             n += 1;
-            let status = if n == 1 { "500 Internal Server Error" } else { "200 OK" };
-            if n > 1 {
+            // a server error, then a robot's refusal (HTTP 200 with errcode ≠ 0, as WeCom
+            // answers a rate limit), then what it answers when it takes the message
+            let (status, answer) = match n {
+                1 => ("500 Internal Server Error", ""),
+                2 => ("200 OK", r#"{"errcode":45009,"errmsg":"api freq out of limit"}"#),
+                _ => ("200 OK", r#"{"errcode":0,"errmsg":"ok"}"#),
+            };
+            if n > 2 {
                 seen.lock().unwrap().push(body);
             }
-            let _ =
-                s.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes());
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                )
+                .as_bytes(),
+            );
         }
     });
     let cfg = d.join("p.toml");
@@ -199,6 +196,11 @@ async fn alerts_reach_mqtt_the_webhook_and_influxdb_after_a_refusal() {
     }
     common::terminate(&mut gw);
     sub.abort();
+    let log = std::fs::read_to_string(d.join("gw.log")).unwrap_or_default();
+    assert!(
+        log.contains("errcode 45009 (api freq out of limit)"),
+        "the robot's refusal is a retry with its reason:\n{log}"
+    );
     let hook_body: Value = serde_json::from_str(&bodies.lock().unwrap()[0]).unwrap();
     assert_eq!(hook_body["msgtype"], "markdown");
     let content = hook_body["markdown"]["content"].as_str().unwrap();
@@ -250,9 +252,17 @@ async fn the_simulated_pump_house_bursts_and_a_valve_sticks() {
     let (code, mut text, _) = pumphouse(&["simulate", "--print-config", "--listen", &addr, "--interval", "500ms"]);
     assert_eq!(code, 0);
     let http = common::free_port();
+    let token = "3f9c2a7e51d04b8c9e6f1a2b3c4d5e6f";
+    let token_file = d.join("http.token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     text.push_str(&format!(
-        "[store]\npath = \"{}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n[alerts]\nevaluate_every = \"1s\"\n",
-        d.join("s.db").display()
+        "[store]\npath = \"{}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\ntoken_file = \"{}\"\n[alerts]\nevaluate_every = \"1s\"\n",
+        d.join("s.db").display(),
+        token_file.display()
     ));
     let cfg = d.join("sim.toml");
     std::fs::write(&cfg, text).unwrap();
@@ -290,19 +300,39 @@ async fn the_simulated_pump_house_bursts_and_a_valve_sticks() {
     assert!(burst["loss_m3_per_day"].as_f64().unwrap() > 24.0 * 40.0, "{burst}");
     let valve = alerts.iter().find(|a| a["rule"] == "valve_position").unwrap();
     assert!(valve["evidence"].as_str().unwrap().contains("position 40.0 % vs command 100.0 %"), "{valve}");
-    // acknowledge over HTTP
+    // acknowledge over HTTP: only with the token
     let id = burst["id"].as_i64().unwrap();
     let c = reqwest::Client::new();
-    let r = c.post(format!("http://127.0.0.1:{http}/api/alerts/{id}/ack?by=control.room")).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(
-        c.post(format!("http://127.0.0.1:{http}/api/alerts/{id}/ack")).send().await.unwrap().status().as_u16(),
-        400
-    );
-    assert_eq!(
-        c.post(format!("http://127.0.0.1:{http}/api/alerts/99999/ack?by=x")).send().await.unwrap().status().as_u16(),
-        404
-    );
+    let ack = |path: String, bearer: Option<&str>| {
+        let mut r = c.post(format!("http://127.0.0.1:{http}{path}"));
+        if let Some(b) = bearer {
+            r = r.header("Authorization", format!("Bearer {b}"));
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (code, body) = ack(format!("/api/alerts/{id}/ack?by=control.room"), None).await;
+    assert_eq!(code, 401, "{body}");
+    assert_eq!(ack(format!("/api/alerts/{id}/ack?by=control.room"), Some("not-the-token")).await.0, 401);
+    let (code, body) = ack(format!("/api/alerts/{id}/ack?by=control.room"), Some(token)).await;
+    assert_eq!(code, 200, "{body}");
+    // a second acknowledgement changes nothing
+    let (code, body) = ack(format!("/api/alerts/{id}/ack?by=someone.else"), Some(token)).await;
+    assert_eq!(code, 200);
+    assert!(body.contains("already acknowledged by control.room; nothing changed"), "{body}");
+    assert_eq!(ack(format!("/api/alerts/{id}/ack"), Some(token)).await.0, 400);
+    assert_eq!(ack("/api/alerts/99999/ack?by=x".into(), Some(token)).await.0, 404);
+    // a body larger than the limit is refused before it is read
+    let big = c
+        .post(format!("http://127.0.0.1:{http}/api/alerts/{id}/ack?by=x"))
+        .header("Authorization", format!("Bearer {token}"))
+        .body(vec![b'x'; 1 << 20])
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    assert!(matches!(big, Ok(200 | 413) | Err(_)), "{big:?}");
     let list: Vec<Value> = serde_json::from_str(&reqwest::get(&url).await.unwrap().text().await.unwrap()).unwrap();
     assert!(list.iter().any(|a| a["id"] == id && a["acked_by"] == "control.room"));
     common::terminate(&mut gw);

@@ -259,6 +259,18 @@ async fn the_ledger_is_served_over_http() {
     assert_eq!(get("/api/ledger/2022-1x").await.0, 400);
     assert_eq!(get("/api/ledger/2022-01.pdf").await.0, 404);
     assert_eq!(get("/api/ledger/2022-01?lang=fr").await.0, 400);
+    // without a configured token, writes are off and the answer says how to turn them on
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{http}/api/alerts/1/ack?by=x"))
+        .header("Authorization", "Bearer anything")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(r.text().await.unwrap().contains("token_env or token_file"));
+    // ledgers asked for at once are computed one after the other, each answered in full
+    let all = futures::future::join_all((0..4).map(|_| get("/api/ledger/2022-01"))).await;
+    assert!(all.iter().all(|(code, _, body)| *code == 200 && body.len() > 100));
     common::terminate(&mut gw);
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use rumqttc::{AsyncClient, Event, Incoming, QoS};
 
-use crate::config::delivery::{InfluxConfig, MqttConfig};
+use crate::config::delivery::{InfluxConfig, MqttConfig, Secret};
 use crate::sinks::line_protocol::Line;
 use crate::store::{AlertRow, Destination, Store};
 
@@ -91,23 +91,119 @@ pub fn webhook_body(a: &AlertRow, site: &str, format: WebhookFormat) -> serde_js
     }
 }
 
-/// Sends unconfirmed changes to the webhook; returns how many were confirmed.
-pub async fn webhook(store: &Store, site: &str, url: &str, format: WebhookFormat) -> usize {
+/// What the alert destinations last said, for `/api/status`, and the webhook's backoff.
+#[derive(Debug, Default)]
+pub struct DeliveryHealth {
+    inner: std::sync::Mutex<HealthInner>,
+}
+
+#[derive(Debug, Default)]
+struct HealthInner {
+    /// Destination → why its last attempt failed (absent once one succeeds).
+    errors: std::collections::BTreeMap<&'static str, String>,
+    webhook_failures: u32,
+    webhook_next: Option<std::time::Instant>,
+}
+
+impl DeliveryHealth {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HealthInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Destination → the reason its last attempt failed.
+    pub fn errors(&self) -> std::collections::BTreeMap<&'static str, String> {
+        self.lock().errors.clone()
+    }
+
+    /// Seconds until the webhook is tried again, while it backs off.
+    pub fn webhook_retry_in(&self) -> Option<u64> {
+        let next = self.lock().webhook_next?;
+        Some(next.saturating_duration_since(std::time::Instant::now()).as_secs())
+    }
+
+    fn failed(&self, to: &'static str, why: String) {
+        self.lock().errors.insert(to, why);
+    }
+
+    fn succeeded(&self, to: &'static str) {
+        self.lock().errors.remove(to);
+    }
+}
+
+/// Backoff of the webhook after `n` refusals in a row: the alert pass interval, doubled
+/// each time, at most an hour (5, 10, 20, 40 minutes, then hourly, by default).
+pub fn webhook_backoff(n: u32, every: Duration) -> Duration {
+    every.saturating_mul(1 << n.saturating_sub(1).min(10)).min(Duration::from_secs(3600))
+}
+
+/// Whether a group robot took the message: WeCom and DingTalk answer HTTP 200 with
+/// `errcode` ≠ 0 when they refuse one (rate limit, keyword or signature rules).
+pub fn robot_verdict(format: WebhookFormat, body: &str) -> Result<(), String> {
+    if format == WebhookFormat::Generic {
+        return Ok(());
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(body).map_err(|_| format!("the robot's answer is not JSON: {:.120}", body))?;
+    match v.get("errcode").and_then(serde_json::Value::as_i64) {
+        Some(0) => Ok(()),
+        Some(code) => Err(format!(
+            "the robot refused the message: errcode {code} ({})",
+            v.get("errmsg").and_then(serde_json::Value::as_str).unwrap_or("no errmsg")
+        )),
+        None => Err(format!("the robot's answer has no errcode: {:.120}", body)),
+    }
+}
+
+/// Sends unconfirmed changes to the webhook; returns how many were confirmed. A refusal
+/// (an HTTP error, or a robot's `errcode` ≠ 0) stops the pass, keeps the order, and backs
+/// the webhook off; the reason shows in `/api/status`. Messages never show the URL (it
+/// carries the robot's key).
+pub async fn webhook(
+    store: &Store,
+    site: &str,
+    url: &Secret,
+    format: WebhookFormat,
+    every: Duration,
+    health: &DeliveryHealth,
+) -> usize {
+    if health.lock().webhook_next.is_some_and(|t| t > std::time::Instant::now()) {
+        return 0;
+    }
     let Some(pending) = pending(store, Destination::Webhook) else { return 0 };
     let Ok(http) = reqwest::Client::builder().timeout(Duration::from_secs(10)).build() else { return 0 };
     let mut n = 0;
     for (a, updated) in pending {
-        let ok = http
-            .post(url)
+        let answer = http
+            .post(url.expose())
             .header("Content-Type", "application/json")
             .body(webhook_body(&a, site, format).to_string())
             .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if !ok {
-            tracing::warn!(alert = a.id, "webhook did not take the alert; retrying on the next pass");
+            .await;
+        let verdict = match answer {
+            Err(e) => Err(format!("cannot reach the webhook: {}", e.without_url())),
+            Ok(r) if !r.status().is_success() => Err(format!("the webhook answered HTTP {}", r.status())),
+            Ok(r) => {
+                let body = r.text().await.unwrap_or_default();
+                robot_verdict(format, &body)
+            }
+        };
+        if let Err(why) = verdict {
+            let mut h = health.lock();
+            h.webhook_failures += 1;
+            let wait = webhook_backoff(h.webhook_failures, every);
+            // just under the wait, so that the pass that falls due at its end goes ahead
+            h.webhook_next = Some(std::time::Instant::now() + wait.mul_f64(0.9));
+            h.errors.insert("webhook", why.clone());
+            drop(h);
+            tracing::warn!(alert = a.id, reason = %why, retry_in_s = wait.as_secs(), "webhook did not take the alert");
             break; // keep the order: later changes wait for earlier ones
         }
+        {
+            let mut h = health.lock();
+            h.webhook_failures = 0;
+            h.webhook_next = None;
+        }
+        health.succeeded("webhook");
         if record_delivered(store, Destination::Webhook, a.id, updated) {
             n += 1;
         }
@@ -117,7 +213,7 @@ pub async fn webhook(store: &Store, site: &str, url: &str, format: WebhookFormat
 
 /// Sends unconfirmed changes to every InfluxDB as `alerts` events; a change counts as
 /// delivered when all of them took it (a repeat is harmless: same series and time).
-pub async fn influx(store: &Store, site: &str, cfgs: &[InfluxConfig]) -> usize {
+pub async fn influx(store: &Store, site: &str, cfgs: &[InfluxConfig], health: &DeliveryHealth) -> usize {
     let Some(pending) = pending(store, Destination::Influx) else { return 0 };
     if pending.is_empty() {
         return 0;
@@ -142,14 +238,16 @@ pub async fn influx(store: &Store, site: &str, cfgs: &[InfluxConfig]) -> usize {
     for cfg in cfgs {
         if let Err(e) = crate::sinks::influx::write_once(cfg, &body).await {
             tracing::warn!(error = %e, "cannot write alerts to InfluxDB; retrying on the next pass");
+            health.failed("influx", e.to_string());
             return 0;
         }
     }
+    health.succeeded("influx");
     pending.iter().filter(|(a, u)| record_delivered(store, Destination::Influx, a.id, *u)).count()
 }
 
 /// Sends unconfirmed changes over MQTT, one PubAck at a time (alerts are few).
-pub async fn mqtt(store: &Store, site: &str, cfg: &MqttConfig) -> usize {
+pub async fn mqtt(store: &Store, site: &str, cfg: &MqttConfig, health: &DeliveryHealth) -> usize {
     let Some(pending) = pending(store, Destination::Mqtt) else { return 0 };
     if pending.is_empty() {
         return 0;
@@ -158,6 +256,7 @@ pub async fn mqtt(store: &Store, site: &str, cfg: &MqttConfig) -> usize {
         Ok(o) => o,
         Err(e) => {
             tracing::error!(error = %e, "cannot deliver alerts over MQTT");
+            health.failed("mqtt", e.to_string());
             return 0;
         }
     };
@@ -194,8 +293,10 @@ pub async fn mqtt(store: &Store, site: &str, cfg: &MqttConfig) -> usize {
         }
         if !ok {
             tracing::warn!(alert = a.id, "MQTT did not confirm the alert; retrying on the next pass");
+            health.failed("mqtt", "the broker did not confirm an alert within 5 s".into());
             break;
         }
+        health.succeeded("mqtt");
         if record_delivered(store, Destination::Mqtt, a.id, updated) {
             n += 1;
         }
@@ -219,4 +320,30 @@ fn record_delivered(store: &Store, to: Destination, id: i64, updated_ms: i64) ->
 /// The changes `to` has not confirmed; a store error is logged and the pass skipped.
 fn pending(store: &Store, to: Destination) -> Option<Vec<(AlertRow, i64)>> {
     store.undelivered_alerts(to).map_err(|e| tracing::error!(error = %e, "cannot read alerts to deliver")).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn robots_refuse_with_http_200_and_an_errcode() {
+        assert_eq!(robot_verdict(WebhookFormat::Wecom, r#"{"errcode":0,"errmsg":"ok"}"#), Ok(()));
+        assert_eq!(robot_verdict(WebhookFormat::Dingtalk, r#"{"errcode":0,"errmsg":"ok"}"#), Ok(()));
+        let e = robot_verdict(WebhookFormat::Wecom, r#"{"errcode":45009,"errmsg":"api freq out of limit"}"#);
+        assert_eq!(e, Err("the robot refused the message: errcode 45009 (api freq out of limit)".into()));
+        let e = robot_verdict(WebhookFormat::Dingtalk, r#"{"errcode":310000,"errmsg":"keywords not in content"}"#);
+        assert!(e.unwrap_err().contains("310000"));
+        assert!(robot_verdict(WebhookFormat::Wecom, "").is_err(), "an empty answer is no acceptance");
+        assert!(robot_verdict(WebhookFormat::Wecom, r#"{"ok":true}"#).is_err());
+        assert_eq!(robot_verdict(WebhookFormat::Generic, ""), Ok(()), "a generic receiver's 2xx is enough");
+    }
+
+    #[test]
+    fn the_webhook_backs_off_from_the_pass_interval_to_an_hour() {
+        let five = Duration::from_secs(300);
+        let waits: Vec<u64> = (1..=6).map(|n| webhook_backoff(n, five).as_secs() / 60).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 60, 60]);
+        assert_eq!(webhook_backoff(1, Duration::from_secs(1)), Duration::from_secs(1));
+    }
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::config::Config;
-use crate::store::AlertRow;
+use crate::store::{Ack, AlertRow};
 
 /// `pumphouse alerts evaluate`.
 pub fn alerts_evaluate(cfg: &Config, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> anyhow::Result<String> {
@@ -70,8 +70,12 @@ pub fn alerts_ack(cfg: &Config, id: i64, by: &str) -> anyhow::Result<String> {
         bail!("--by must name who acknowledges");
     }
     let store = super::open_store(cfg, true)?;
-    if !store.ack_alert(id, by, Utc::now())? {
-        bail!("no alert #{id}");
+    match store.ack_alert(id, by, Utc::now())? {
+        Ack::Done => Ok(format!("alert #{id} acknowledged by {by}\n")),
+        Ack::AlreadyAcknowledged(first) => {
+            Ok(format!("alert #{id} was already acknowledged by {first}; nothing changed\n"))
+        }
+        Ack::Cleared => bail!("alert #{id} has cleared; there is nothing to acknowledge"),
+        Ack::NoSuchAlert => bail!("no alert #{id}"),
     }
-    Ok(format!("alert #{id} acknowledged by {by}\n"))
 }

@@ -84,6 +84,36 @@ pub struct InfluxConfig {
 pub struct HttpConfig {
     pub listen: SocketAddr,
     pub stall_after: Duration,
+    /// Required as `Authorization: Bearer …` by every endpoint that changes state; without
+    /// one those endpoints answer 403.
+    pub token: Option<Secret>,
+}
+
+/// A URL as it may be shown: its user information (`user:password@`) replaced.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..end].rfind('@') {
+                Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+                None => url.to_string(),
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+/// The scheme and host of a URL, for messages about a URL that is itself a secret (a
+/// robot's webhook with its key).
+pub fn url_origin(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+            let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+            format!("{scheme}://{host}/…")
+        }
+        None => "(not a URL)".into(),
+    }
 }
 
 /// Parses `2GiB`, `500MB`, `64KiB` or a plain number of bytes.
@@ -107,7 +137,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok((n * mult) as u64)
 }
 
-fn secret(
+pub(super) fn secret(
     env: &Option<String>,
     file: &Option<String>,
     path: &str,
@@ -135,7 +165,15 @@ fn secret(
             }
         },
         (None, Some(f)) => match std::fs::read_to_string(f) {
-            Ok(v) if !v.trim().is_empty() => Some(Secret(v.trim_end_matches(['\n', '\r']).to_string())),
+            Ok(v) if !v.trim().is_empty() => {
+                if readable_by_others(f) {
+                    diags.warning(
+                        format!("{path}_file"),
+                        format!("{f} (the {what}) is readable by every user of this machine: chmod 600 it (or 640 with the service's group)"),
+                    );
+                }
+                Some(Secret(v.trim_end_matches(['\n', '\r']).to_string()))
+            }
             Ok(_) => {
                 problem(diags, format!("{path}_file"), format!("{f} (the {what}) is empty"));
                 None
@@ -147,6 +185,17 @@ fn secret(
         },
         (None, None) => None,
     }
+}
+
+#[cfg(unix)]
+fn readable_by_others(path: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_path: &str) -> bool {
+    false
 }
 
 fn duration(v: &Option<String>, default: Duration, path: &str, diags: &mut Diagnostics) -> Duration {
@@ -277,9 +326,30 @@ pub fn validate_mqtt(raw: &RawMqtt, site: &str, mode: Mode, diags: &mut Diagnost
 pub fn validate_influx(raw: &RawInflux, i: usize, mode: Mode, diags: &mut Diagnostics) -> Option<InfluxConfig> {
     let path = format!("influxdb[{i}]");
     let before = diags.errors().count();
-    let url = raw.url.clone().unwrap_or_default();
+    let mut url = raw.url.clone().unwrap_or_default();
     if !(url.starts_with("http://") || url.starts_with("https://")) {
-        diags.error(format!("{path}.url"), format!("`{url}` is not an http:// or https:// URL of the InfluxDB server"));
+        diags.error(
+            format!("{path}.url"),
+            format!("`{}` is not an http:// or https:// URL of the InfluxDB server", redact_url(&url)),
+        );
+    }
+    // Credentials in the URL would be printed wherever the URL is (logs, status, errors):
+    // they are taken out of it, and used as the v1 username and password.
+    let mut url_credentials: Option<(String, Secret)> = None;
+    if redact_url(&url) != url {
+        if let Some((scheme, rest)) = url.clone().split_once("://") {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            if let Some(at) = rest[..end].rfind('@') {
+                let info = &rest[..at];
+                let (user, pass) = info.split_once(':').unwrap_or((info, ""));
+                url_credentials = Some((user.to_string(), Secret::new(pass)));
+                url = format!("{scheme}://{}", &rest[at + 1..]);
+                diags.warning(
+                    format!("{path}.url"),
+                    "the URL carries a user and password: they are used as username and password; better give them as username and password_env or password_file",
+                );
+            }
+        }
     }
     let api = match raw.api.as_deref().unwrap_or("v1") {
         "v1" => {
@@ -305,12 +375,18 @@ pub fn validate_influx(raw: &RawInflux, i: usize, mode: Mode, diags: &mut Diagno
                 mode,
                 diags,
             );
-            InfluxApi::V1 {
-                database,
-                retention_policy: raw.retention_policy.clone(),
-                username: raw.username.clone(),
-                password,
-            }
+            let (username, password) = match url_credentials.take() {
+                Some((u, p)) if raw.username.is_none() && password.is_none() => (Some(u), Some(p)),
+                Some(_) => {
+                    diags.error(
+                        format!("{path}.url"),
+                        "the URL carries a user and password and username/password are set too: give them once",
+                    );
+                    (raw.username.clone(), password)
+                }
+                None => (raw.username.clone(), password),
+            };
+            InfluxApi::V1 { database, retention_policy: raw.retention_policy.clone(), username, password }
         }
         "v2" => {
             for (f, set) in [
@@ -335,6 +411,9 @@ pub fn validate_influx(raw: &RawInflux, i: usize, mode: Mode, diags: &mut Diagno
             }
             let token =
                 secret(&raw.token_env, &raw.token_file, &format!("{path}.token"), "InfluxDB token", mode, diags);
+            if url_credentials.take().is_some() {
+                diags.error(format!("{path}.url"), "api v2 authenticates with a token: remove the user and password from the URL and give token_env or token_file");
+            }
             InfluxApi::V2 { org, bucket, token }
         }
         other => {
@@ -375,7 +454,7 @@ pub fn validate_influx(raw: &RawInflux, i: usize, mode: Mode, diags: &mut Diagno
     })
 }
 
-pub fn validate_http(raw: &RawHttp, diags: &mut Diagnostics) -> Option<HttpConfig> {
+pub fn validate_http(raw: &RawHttp, mode: Mode, diags: &mut Diagnostics) -> Option<HttpConfig> {
     let listen = raw.listen.clone().unwrap_or_else(|| "127.0.0.1:9109".into());
     let addr = match listen.parse::<SocketAddr>() {
         Ok(a) => a,
@@ -385,7 +464,20 @@ pub fn validate_http(raw: &RawHttp, diags: &mut Diagnostics) -> Option<HttpConfi
         }
     };
     let stall_after = duration(&raw.stall_after, Duration::from_secs(300), "http.stall_after", diags);
-    Some(HttpConfig { listen: addr, stall_after })
+    let token = secret(&raw.token_env, &raw.token_file, "http.token", "HTTP token", mode, diags);
+    if token.as_ref().is_some_and(|t| t.expose().len() < 16) {
+        diags.error(
+            "http.token",
+            "the token is shorter than 16 characters: use a long random one (e.g. `openssl rand -hex 32`)",
+        );
+    }
+    if !addr.ip().is_loopback() && token.is_none() {
+        diags.warning(
+            "http.listen",
+            format!("{addr} is reachable from the network and no token is set: anyone who reaches it can read status, ledgers and alerts; writes stay disabled until [http] token_env or token_file is set"),
+        );
+    }
+    Some(HttpConfig { listen: addr, stall_after, token })
 }
 
 #[cfg(test)]

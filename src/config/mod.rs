@@ -57,7 +57,8 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct AlertsConfig {
     pub evaluate_every: Duration,
-    pub webhook_url: Option<String>,
+    /// The webhook URL (it carries the robot's key).
+    pub webhook_url: Option<delivery::Secret>,
     pub webhook_format: crate::alerts::deliver::WebhookFormat,
     pub rules: crate::alerts::settings::RuleSettings,
 }

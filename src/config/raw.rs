@@ -113,6 +113,10 @@ pub struct RawHttp {
     pub listen: Option<String>,
     /// A sink with a backlog and no success for this long makes /healthz answer 503.
     pub stall_after: Option<String>,
+    /// The bearer token every endpoint that changes state requires, from the environment
+    /// variable or the file named here.
+    pub token_env: Option<String>,
+    pub token_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -120,6 +124,10 @@ pub struct RawAlerts {
     /// How often the running gateway evaluates the rules (default 5m).
     pub evaluate_every: Option<String>,
     pub webhook_url: Option<String>,
+    /// The webhook URL carries the robot's key: better from an environment variable or a
+    /// file than in the configuration.
+    pub webhook_url_env: Option<String>,
+    pub webhook_url_file: Option<String>,
     /// generic | wecom | dingtalk
     pub webhook_format: Option<String>,
     /// Rule settings for the whole site (see `alerts::settings`).

@@ -181,7 +181,8 @@ pub(super) fn validate(
             influxdb.push(c);
         }
     }
-    let http = if raw_http.listen.as_deref() == Some("off") { None } else { delivery::validate_http(&raw_http, diags) };
+    let http =
+        if raw_http.listen.as_deref() == Some("off") { None } else { delivery::validate_http(&raw_http, mode, diags) };
     let known: Vec<crate::ledger::topology::KnownDevice<'_>> =
         devices.iter().map(|d| crate::ledger::topology::KnownDevice { name: &d.name, profile: &d.profile }).collect();
     let topology = crate::ledger::topology::validate(&raw_zones, &raw_meters, &raw_unmetered, &known, diags);
@@ -211,10 +212,32 @@ pub(super) fn validate(
             WebhookFormat::Generic
         }),
     };
+    // The robot's key is in its URL: it is a secret like the others.
+    let webhook_url = match (&raw_alerts.webhook_url, &raw_alerts.webhook_url_env, &raw_alerts.webhook_url_file) {
+        (Some(_), None, None) => raw_alerts.webhook_url.clone().map(delivery::Secret::new),
+        (None, _, _) => delivery::secret(
+            &raw_alerts.webhook_url_env,
+            &raw_alerts.webhook_url_file,
+            "alerts.webhook_url",
+            "webhook URL",
+            mode,
+            diags,
+        ),
+        (Some(_), _, _) => {
+            diags.error(
+                "alerts.webhook_url",
+                "give the webhook URL once: webhook_url, webhook_url_env or webhook_url_file",
+            );
+            None
+        }
+    };
     if let Some(u) =
-        raw_alerts.webhook_url.as_deref().filter(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        webhook_url.as_ref().filter(|u| !(u.expose().starts_with("http://") || u.expose().starts_with("https://")))
     {
-        diags.error("alerts.webhook_url", format!("`{u}` is not an http:// or https:// URL"));
+        diags.error(
+            "alerts.webhook_url",
+            format!("{} is not an http:// or https:// URL", delivery::url_origin(u.expose())),
+        );
     }
     let rules = crate::alerts::settings::validate(raw_alerts.settings.clone(), raw_alerts.overrides.clone(), diags);
     let alerts = AlertsConfig {
@@ -225,7 +248,7 @@ pub(super) fn validate(
             "alerts.evaluate_every",
             diags,
         ),
-        webhook_url: raw_alerts.webhook_url.clone(),
+        webhook_url,
         webhook_format,
     };
     Some(Config {
@@ -258,6 +281,8 @@ fn unknown_keys(top: &HashMap<String, config::Value>, diags: &mut Diagnostics) {
         const KNOWN: &[&str] = &[
             "evaluate_every",
             "webhook_url",
+            "webhook_url_env",
+            "webhook_url_file",
             "webhook_format",
             "overrides",
             "night_window",

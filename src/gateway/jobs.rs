@@ -82,7 +82,7 @@ pub(super) async fn publish_ledgers(cfg: Arc<Config>, store: Arc<Store>) {
 
 /// One pass of the alert task: the rules over the last three days, then delivery of every
 /// change not yet confirmed by MQTT, the webhook and InfluxDB.
-pub(super) async fn alert_pass(cfg: Arc<Config>, store: Arc<Store>) {
+pub(super) async fn alert_pass(cfg: Arc<Config>, store: Arc<Store>, health: Arc<deliver::DeliveryHealth>) {
     let now = Utc::now();
     let (c, s) = (cfg.clone(), store.clone());
     let evaluated = tokio::task::spawn_blocking(move || evaluate::record(&c, &s, now - TimeDelta::days(3), now)).await;
@@ -97,12 +97,12 @@ pub(super) async fn alert_pass(cfg: Arc<Config>, store: Arc<Store>) {
     }
     let site = cfg.site.name.to_string();
     if let Some(m) = &cfg.mqtt {
-        deliver::mqtt(&store, &site, m).await;
+        deliver::mqtt(&store, &site, m, &health).await;
     }
     if let Some(url) = &cfg.alerts.webhook_url {
-        deliver::webhook(&store, &site, url, cfg.alerts.webhook_format).await;
+        deliver::webhook(&store, &site, url, cfg.alerts.webhook_format, cfg.alerts.evaluate_every, &health).await;
     }
     if !cfg.influxdb.is_empty() {
-        deliver::influx(&store, &site, &cfg.influxdb).await;
+        deliver::influx(&store, &site, &cfg.influxdb, &health).await;
     }
 }

@@ -168,10 +168,11 @@ impl Gateway {
                 jobs::publish_ledgers(c.clone(), s.clone())
             }));
         }
+        let alert_health = Arc::new(crate::alerts::deliver::DeliveryHealth::default());
         if !cfg.topology.zones.is_empty() || !cfg.devices.is_empty() {
-            let (c, s) = (shared.clone(), store.clone());
+            let (c, s, h) = (shared.clone(), store.clone(), alert_health.clone());
             periodic.spawn(jobs::every(cfg.alerts.evaluate_every, sink_cancel.clone(), move || {
-                jobs::alert_pass(c.clone(), s.clone())
+                jobs::alert_pass(c.clone(), s.clone(), h.clone())
             }));
         }
         periodic.close();
@@ -199,6 +200,9 @@ impl Gateway {
                 polling_stall: (max_interval * 3).max(Duration::from_secs(60)),
                 sink_stall: h.stall_after,
                 started_ms: Utc::now().timestamp_millis(),
+                token: h.token.clone(),
+                alert_delivery: alert_health,
+                ledger_slot: tokio::sync::Semaphore::new(1),
             });
             let addr = listener.local_addr()?;
             http_addr = Some(addr);

@@ -11,6 +11,7 @@ use chrono::Utc;
 use super::{blocking, AppState};
 use crate::ledger::{book, export, month::Depth};
 use crate::model::Month;
+use crate::store::Ack;
 
 #[derive(Debug, serde::Deserialize)]
 pub struct LedgerQuery {
@@ -93,12 +94,16 @@ pub struct AckQuery {
     by: Option<String>,
 }
 
-/// `POST /api/alerts/{id}/ack?by=NAME`.
+/// `POST /api/alerts/{id}/ack?by=NAME`, with the gateway's bearer token.
 pub(super) async fn ack(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
     Query(q): Query<AckQuery>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
+    if let Some(r) = super::refusal(&st, &headers) {
+        return r;
+    }
     let Ok(id) = id.parse::<i64>() else {
         return (StatusCode::BAD_REQUEST, format!("`{id}` is not an alert id\n")).into_response();
     };
@@ -108,8 +113,16 @@ pub(super) async fn ack(
     let who = by.clone();
     let acked = blocking(move || st.store.ack_alert(id, &who, Utc::now())).await;
     match acked {
-        Ok(true) => (StatusCode::OK, format!("alert #{id} acknowledged by {by}\n")).into_response(),
-        Ok(false) => (StatusCode::NOT_FOUND, format!("no alert #{id}\n")).into_response(),
+        Ok(Ack::Done) => (StatusCode::OK, format!("alert #{id} acknowledged by {by}\n")).into_response(),
+        Ok(Ack::AlreadyAcknowledged(first)) => {
+            (StatusCode::OK, format!("alert #{id} was already acknowledged by {first}; nothing changed\n"))
+                .into_response()
+        }
+        Ok(Ack::Cleared) => {
+            (StatusCode::CONFLICT, format!("alert #{id} has cleared; there is nothing to acknowledge\n"))
+                .into_response()
+        }
+        Ok(Ack::NoSuchAlert) => (StatusCode::NOT_FOUND, format!("no alert #{id}\n")).into_response(),
         Err(r) => r,
     }
 }

@@ -290,8 +290,13 @@ fn status_json(st: &AppState) -> serde_json::Value {
         Ok(s) => (Some(s), store_error),
         Err(e) => (None, Some(e.to_string())),
     };
+    let alerts_delivery = serde_json::json!({
+        "errors": st.alert_delivery.errors(),
+        "webhook_retry_in_s": st.alert_delivery.webhook_retry_in(),
+    });
     serde_json::json!({
         "healthy": problems.is_empty(),
+        "alerts_delivery": alerts_delivery,
         "problems": problems,
         "store": store,
         "store_error": store_error,

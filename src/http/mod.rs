@@ -35,6 +35,12 @@ pub struct AppState {
     pub polling_stall: Duration,
     pub sink_stall: Duration,
     pub started_ms: i64,
+    /// What every write must carry as `Authorization: Bearer …`; `None`: writes are off.
+    pub token: Option<crate::config::delivery::Secret>,
+    /// What the alert destinations last said.
+    pub alert_delivery: Arc<crate::alerts::deliver::DeliveryHealth>,
+    /// One ledger computation at a time (each reads a month of every meter).
+    pub ledger_slot: tokio::sync::Semaphore,
 }
 
 /// A device's labels in metrics and status.
@@ -57,6 +63,38 @@ pub(crate) async fn blocking<T: Send + 'static, E: std::fmt::Display + Send + 's
     }
 }
 
+/// Largest request body any endpoint takes.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Checks the bearer token of a request that changes state: `None` when it may go on,
+/// else the answer: 403 when no token is configured (writes are off), 401 when it is
+/// missing or wrong. Compared in constant time.
+pub(crate) fn refusal(st: &AppState, headers: &axum::http::HeaderMap) -> Option<Response> {
+    use subtle::ConstantTimeEq;
+    let Some(token) = &st.token else {
+        return Some((
+            StatusCode::FORBIDDEN,
+            "writes over HTTP are off: set [http] token_env or token_file in the configuration, then send it as `Authorization: Bearer TOKEN`\n",
+        )
+            .into_response());
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) {
+        None
+    } else {
+        Some((
+            StatusCode::UNAUTHORIZED,
+            [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+            "this endpoint needs `Authorization: Bearer TOKEN` with the gateway's token\n",
+        )
+            .into_response())
+    }
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
@@ -66,5 +104,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/alerts", get(api::alerts))
         .route("/api/alerts/{id}/ack", axum::routing::post(api::ack))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found: try /healthz, /metrics or /api/status\n") })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }

@@ -163,7 +163,9 @@ async fn post(http: &reqwest::Client, cfg: &InfluxConfig, url: &str, body: &str)
             let text = rsp.text().await.unwrap_or_default();
             Ok((status, text.chars().take(500).collect()))
         }
-        Err(e) => Err(format!("cannot reach InfluxDB at {}: {e}", cfg.url)),
+        // without_url: a query may carry credentials; the base URL (credentials taken out
+        // by the configuration) says where
+        Err(e) => Err(format!("cannot reach InfluxDB at {}: {}", cfg.url, e.without_url())),
     }
 }
 

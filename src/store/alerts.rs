@@ -26,6 +26,17 @@ pub struct AlertRow {
     pub acked_ms: Option<i64>,
 }
 
+/// What an acknowledgement did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ack {
+    Done,
+    /// Already acknowledged, by this person: nothing changed.
+    AlreadyAcknowledged(String),
+    /// The alert has cleared: nothing to acknowledge.
+    Cleared,
+    NoSuchAlert,
+}
+
 /// Where alert changes are delivered; each keeps its own confirmation per alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Destination {
@@ -163,16 +174,30 @@ impl Store {
         Ok(())
     }
 
-    /// Acknowledges an alert; false when there is no such alert.
-    pub fn ack_alert(&self, id: i64, by: &str, at: DateTime<Utc>) -> Result<bool> {
+    /// Acknowledges an active alert. An alert already acknowledged or cleared is left as
+    /// it is: nothing changes, so nothing is delivered again.
+    pub fn ack_alert(&self, id: i64, by: &str, at: DateTime<Utc>) -> Result<Ack> {
         let inner = self.lock();
         let n = inner
             .conn
             .execute(
-                "UPDATE alerts SET acked_by = ?2, acked_ms = ?3, updated_ms = ?3 WHERE id = ?1",
+                "UPDATE alerts SET acked_by = ?2, acked_ms = ?3, updated_ms = max(updated_ms + 1, ?3)
+                 WHERE id = ?1 AND acked_by IS NULL AND end_ms IS NULL",
                 params![id, by, at.timestamp_millis()],
             )
             .map_err(|e| self.err(e))?;
-        Ok(n > 0)
+        if n > 0 {
+            return Ok(Ack::Done);
+        }
+        let row: Option<(Option<String>, Option<i64>)> = inner
+            .conn
+            .query_row("SELECT acked_by, end_ms FROM alerts WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(match row {
+            None => Ack::NoSuchAlert,
+            Some((Some(by), _)) => Ack::AlreadyAcknowledged(by),
+            Some((None, _)) => Ack::Cleared,
+        })
     }
 }

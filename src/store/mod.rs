@@ -36,7 +36,7 @@ mod rollups;
 #[cfg(test)]
 mod tests;
 
-pub use alerts::{AlertRow, Destination};
+pub use alerts::{Ack, AlertRow, Destination};
 pub use corrections::CorrectionRow;
 pub use readings::SeriesPoint;
 pub use rollups::RollupRow;

@@ -122,3 +122,42 @@ fn size_limit_drops_what_everyone_has_first() {
     assert_eq!(r.undelivered, 5_000);
     assert_eq!(store.stats().unwrap().dropped.get("size_undelivered"), Some(&5_000));
 }
+
+#[test]
+fn acknowledging_twice_or_after_clearing_changes_nothing() {
+    use crate::model::{AlertRule, Severity};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db"), Limits::default()).unwrap();
+    let row = |start_ms: i64, end_ms: Option<i64>| AlertRow {
+        id: 0,
+        rule: AlertRule::NightFlow,
+        subject: format!("zone-{start_ms}"),
+        zone: "z".into(),
+        device: None,
+        severity: Severity::Warning,
+        start_ms,
+        end_ms,
+        evidence: "e".into(),
+        loss_per_day: None,
+        loss_fen_per_day: None,
+        acked_by: None,
+        acked_ms: None,
+    };
+    let (active, _) = store.upsert_alert(&row(1_000, None)).unwrap();
+    let (cleared, _) = store.upsert_alert(&row(2_000, Some(3_000))).unwrap();
+    let confirm_all = |store: &Store| {
+        for (a, u) in store.undelivered_alerts(Destination::Mqtt).unwrap() {
+            store.alert_delivered(Destination::Mqtt, a.id, u).unwrap();
+        }
+    };
+    confirm_all(&store);
+    let at = Utc.timestamp_millis_opt(10_000).unwrap();
+    assert_eq!(store.ack_alert(active, "a", at).unwrap(), Ack::Done);
+    assert_eq!(store.undelivered_alerts(Destination::Mqtt).unwrap().len(), 1, "the acknowledgement is a change");
+    confirm_all(&store);
+    assert_eq!(store.ack_alert(active, "b", at).unwrap(), Ack::AlreadyAcknowledged("a".into()));
+    assert_eq!(store.ack_alert(cleared, "b", at).unwrap(), Ack::Cleared);
+    assert_eq!(store.ack_alert(999, "b", at).unwrap(), Ack::NoSuchAlert);
+    assert!(store.undelivered_alerts(Destination::Mqtt).unwrap().is_empty(), "nothing to send again");
+    assert_eq!(store.alert(active).unwrap().unwrap().acked_by.as_deref(), Some("a"));
+}

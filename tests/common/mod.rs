@@ -149,6 +149,30 @@ pub fn pumphouse(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// History for `fixtures/alerts-two-zones.toml`: 30 days of hourly totalizer readings
+/// from 2026-01-01 local, 1 m³/h in the small hours and 5 m³/h by day; the leaky zone
+/// gains `leak` m³/h from 20 January 23:00; the shop's meter rests every night.
+pub fn two_zone_history(leak: f64) -> String {
+    use chrono::{TimeDelta, TimeZone, Timelike};
+    let tz = chrono_tz::Asia::Shanghai;
+    let start = tz.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let leak_from = tz.with_ymd_and_hms(2026, 1, 20, 23, 0, 0).unwrap();
+    let mut out = String::from("ts,device,point,value\n");
+    let (mut q, mut l, mut shop) = (1000.0, 2000.0, 10.0);
+    for h in 0..30 * 24 {
+        let t = start + TimeDelta::hours(h);
+        let base = if (1..=4).contains(&t.hour()) { 1.0 + 0.01 * (h % 3) as f64 } else { 5.0 };
+        q += base;
+        l += base + if t >= leak_from { leak } else { 0.0 };
+        shop += if (1..=4).contains(&t.hour()) { 0.0 } else { 0.5 };
+        let ts = (t + TimeDelta::hours(1)).to_rfc3339();
+        out.push_str(&format!(
+            "{ts},in-quiet,positive_total,{q:.3}\n{ts},in-leaky,positive_total,{l:.3}\n{ts},shop,positive_total,{shop:.3}\n"
+        ));
+    }
+    out
+}
+
 // ------------------------------------------------------------------ receivers for delivery
 
 pub fn free_port() -> u16 {
