@@ -146,9 +146,21 @@ enum Command {
         /// The local store (default: pumphouse-demo/store.db in the temp directory).
         #[arg(long)]
         store: Option<PathBuf>,
-        /// The HTTP endpoint (/healthz, /metrics, /api/status), or "off".
+        /// The page and API (/, /healthz, /metrics, /api/…), or "off".
         #[arg(long, default_value = "127.0.0.1:9109")]
         http: String,
+        /// Months of history generated before this one, hourly (0: none). Default: from
+        /// January of last year (at least 13 months), so that this year's months all have
+        /// a baseline month.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=36))]
+        history: Option<u32>,
+        /// Also send everything to InfluxDB (1.x API): http://HOST:PORT/DATABASE, the
+        /// database created if missing.
+        #[arg(long)]
+        influxdb: Option<String>,
+        /// Also publish everything over MQTT: mqtt://HOST:PORT.
+        #[arg(long)]
+        mqtt: Option<String>,
     },
 }
 
@@ -473,10 +485,19 @@ async fn run(command: Command) -> Result<Report, Failure> {
             cli::demo::simulate(&listen, &args, fleet.map(|n| (n, fleet_registers)), print).await?;
             Ok(Report::default())
         }
-        Command::Demo { sim, interval, duration, json, store, http } => {
-            let args = sim.into_args().map_err(anyhow::Error::msg)?;
-            let store = store.unwrap_or_else(cli::demo::default_demo_store);
-            cli::demo::demo(&args, &interval, duration, json, &store, &http).await?;
+        Command::Demo { sim, interval, duration, json, store, http, history, influxdb, mqtt } => {
+            let options = cli::demo::DemoOptions {
+                sim: sim.into_args().map_err(anyhow::Error::msg)?,
+                interval,
+                duration,
+                json,
+                store: store.unwrap_or_else(cli::demo::default_demo_store),
+                http,
+                history,
+                influxdb,
+                mqtt,
+            };
+            cli::demo::demo(&options).await?;
             Ok(Report::default())
         }
     }

@@ -208,6 +208,8 @@ fn demo_runs_on_its_own_and_shows_every_device() {
         &store_arg,
         "--http",
         "off",
+        "--history",
+        "0",
     ]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
@@ -219,13 +221,43 @@ fn demo_runs_on_its_own_and_shows_every_device() {
     let conn = rusqlite::Connection::open(&store).unwrap();
     let stored: i64 = conn.query_row("SELECT count(*) FROM readings", [], |r| r.get(0)).unwrap();
     assert!(stored >= lines.len() as i64, "{stored} stored, {} shown", lines.len());
-    // the human view: one summary line per device poll, and the HTTP endpoint
+    // the human view: the page's address first, then a live line of the plant and zones
+    // (the store of the first run is replaced: the demo starts anew)
     let http = format!("127.0.0.1:{}", common::free_port());
-    let (code, out, _) =
-        pumphouse(&["demo", "--interval", "1s", "--duration", "2s", "--store", &store_arg, "--http", &http]);
-    assert_eq!(code, 0);
-    assert!(out.contains("plant-outlet") && out.contains("flow_rate"), "{out}");
-    assert!(out.contains(&format!("status on http://{http}/api/status")), "{out}");
+    let (code, out, err) = pumphouse(&[
+        "demo",
+        "--interval",
+        "1s",
+        "--duration",
+        "3s",
+        "--store",
+        &store_arg,
+        "--http",
+        &http,
+        "--history",
+        "0",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with(&format!("Pumphouse demo — the page: http://{http}/")), "{out}");
+    let live = out.lines().find(|l| l.contains("plant ")).unwrap_or_else(|| panic!("no live line:\n{out}"));
+    assert!(live.contains("m³/h") && live.contains("north") && live.contains("MPa"), "{live}");
+    // a file that is no store is not replaced
+    let other = dir.path().join("notes.txt");
+    std::fs::write(&other, "keep me").unwrap();
+    let (code, _, err) = pumphouse(&[
+        "demo",
+        "--duration",
+        "1s",
+        "--store",
+        &other.to_string_lossy(),
+        "--history",
+        "0",
+        "--http",
+        "off",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is not a Pumphouse store"), "{err}");
+    assert_eq!(std::fs::read_to_string(&other).unwrap(), "keep me");
 }
 
 #[test]

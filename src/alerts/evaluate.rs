@@ -227,11 +227,14 @@ pub fn episodes(
         times.sort();
         times.dedup();
         if !times.is_empty() && set.enabled(AlertRule::DeviceSilent) {
+            // three polling intervals (at least 15 minutes), or three of the readings' usual
+            // spacing when they are sparser (hourly imports of a device polled every 10 s)
             let limit = match set.silent_after {
                 Some(s) => TimeDelta::from_std(s).unwrap_or(TimeDelta::minutes(15)),
-                None => {
-                    TimeDelta::from_std(d.interval * 3).unwrap_or(TimeDelta::minutes(15)).max(TimeDelta::minutes(15))
-                }
+                None => TimeDelta::from_std(d.interval * 3)
+                    .unwrap_or(TimeDelta::minutes(15))
+                    .max(TimeDelta::minutes(15))
+                    .max(intervals::usual_spacing(&times).unwrap_or_default() * 3),
             };
             out.extend(rules::silent(&d.zone, &d.name, &times, to.min(Utc::now()), limit));
         }

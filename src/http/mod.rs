@@ -5,6 +5,7 @@
 
 mod api;
 mod health;
+pub mod page;
 
 pub use health::{problems, render_metrics};
 
@@ -86,12 +87,14 @@ pub(crate) fn refusal(st: &AppState, headers: &axum::http::HeaderMap) -> Option<
     if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) {
         None
     } else {
-        Some((
-            StatusCode::UNAUTHORIZED,
-            [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
-            "this endpoint needs `Authorization: Bearer TOKEN` with the gateway's token\n",
+        Some(
+            (
+                StatusCode::UNAUTHORIZED,
+                [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                "this endpoint needs `Authorization: Bearer TOKEN` with the gateway's token\n",
+            )
+                .into_response(),
         )
-            .into_response())
     }
 }
 
@@ -103,7 +106,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/ledger/{month}", get(api::ledger))
         .route("/api/alerts", get(api::alerts))
         .route("/api/alerts/{id}/ack", axum::routing::post(api::ack))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found: try /healthz, /metrics or /api/status\n") })
+        .merge(page::routes())
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found: try /, /healthz, /metrics or /api/status\n") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }

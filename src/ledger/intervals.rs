@@ -101,14 +101,34 @@ impl Consumption {
     }
 }
 
+/// The usual spacing of a series: the median of the steps between consecutive times
+/// (`None` with fewer than three). A meter read hourly (imported, say) has an hourly
+/// spacing whatever its polling interval is.
+pub fn usual_spacing(times: &[DateTime<Utc>]) -> Option<TimeDelta> {
+    if times.len() < 3 {
+        return None;
+    }
+    let mut steps: Vec<TimeDelta> = times.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > TimeDelta::zero()).collect();
+    if steps.is_empty() {
+        return None;
+    }
+    steps.sort();
+    Some(steps[steps.len() / 2])
+}
+
 /// Books the consumption of one meter. `samples` and `replacements` may come in any order.
+/// A gap is an interval longer than three times the meter's polling interval or its
+/// usual spacing, whichever is longer.
 pub fn consumption(samples: &[Sample], replacements: &[Replacement], spec: &MeterSpec) -> Consumption {
     let mut samples: Vec<Sample> = samples.to_vec();
     samples.sort_by_key(|s| s.ts);
     let mut events: Vec<Replacement> = replacements.to_vec();
     events.sort_by_key(|e| e.ts);
     let mut events = events.into_iter().peekable();
-    let gap_limit = TimeDelta::from_std(spec.expected_interval * 3).unwrap_or(TimeDelta::hours(1));
+    let trusted: Vec<DateTime<Utc>> =
+        samples.iter().filter(|s| s.good && s.value.is_some_and(f64::is_finite)).map(|s| s.ts).collect();
+    let expected = TimeDelta::from_std(spec.expected_interval).unwrap_or(TimeDelta::minutes(20));
+    let gap_limit = expected.max(usual_spacing(&trusted).unwrap_or(expected)) * 3;
     let mut out = Consumption::default();
     let mut prev: Option<(DateTime<Utc>, f64)> = None;
     let mut below: Vec<(DateTime<Utc>, f64)> = Vec::new();
@@ -290,6 +310,21 @@ mod tests {
         assert_eq!(c.total(), 3.0);
         assert!(c.notices[0].text.contains("rollover"));
         assert!(c.quarantined.is_empty());
+    }
+
+    #[test]
+    fn a_meter_read_hourly_has_hourly_gaps_whatever_its_polling_interval() {
+        // polled every 10 s by configuration, but the readings are hourly (imported)
+        let spec = MeterSpec { rollover_at: None, max_rate: None, expected_interval: Duration::from_secs(10) };
+        let hourly: Vec<Sample> = (0..6).map(|h| s(h, 0, 100.0 + h as f64)).collect();
+        let c = consumption(&hourly, &[], &spec);
+        assert!(c.intervals.iter().all(|i| !i.estimated), "hourly readings are not gaps");
+        // a five-hour hole in hourly readings is
+        let mut holed = hourly.clone();
+        holed.extend((11..14).map(|h| s(h, 0, 100.0 + h as f64)));
+        let c = consumption(&holed, &[], &spec);
+        assert_eq!(c.intervals.iter().filter(|i| i.estimated).count(), 1);
+        assert_eq!(usual_spacing(&[]), None);
     }
 
     #[test]

@@ -346,58 +346,63 @@ ranges = [
 [[tariffs]]
 utility = "water"
 category = "student_dormitory"
-from = "2026-01-01"
+from = "2024-01-01"
 price = "2.85"
 
 [[tariffs]]
 utility = "water"
 category = "staff_housing"
-from = "2026-01-01"
+from = "2024-01-01"
 tiers = [{ upto = "15", price = "2.85" }, { upto = "22", price = "3.80" }, { price = "4.75" }]
 
 [[tariffs]]
 utility = "water"
 category = "canteen"
-from = "2026-01-01"
+from = "2024-01-01"
 price = "4.20"
 
 [[tariffs]]
 utility = "water"
 category = "teaching_research"
-from = "2026-01-01"
+from = "2024-01-01"
 price = "3.45"
 
 [[tariffs]]
 utility = "electricity"
 category = "student_dormitory"
-from = "2026-01-01"
+from = "2024-01-01"
 price = "0.588"
 
 [[tariffs]]
 utility = "electricity"
 category = "canteen"
-from = "2026-01-01"
+from = "2024-01-01"
 price = "0.85"
 
 [[tariffs]]
 utility = "electricity"
 category = "teaching_research"
-from = "2026-01-01"
+from = "2024-01-01"
 price = "0.62"
+
+# The campus's buildings are large (hundreds of people): they never have a quiet hour,
+# so a meter that never rests is no sign of a leak behind it here.
+[alerts]
+disable = ["continuous_flow"]
 
 # What the utilities office pays. The pumps' energy is bought with the campus power, so
 # it counts on the electricity side.
 [[costs]]
 utility = "water"
-name = "water resource fee and treatment"
+name = "raw water, treatment and resource fee"
 kind = "input"
-price = "0.62"
+price = "2.10"
 
 [[costs]]
 utility = "water"
-name = "plant maintenance"
+name = "plant staff and maintenance"
 kind = "fixed"
-amount = "8000.00"
+amount = "18000.00"
 
 [[costs]]
 utility = "electricity"

@@ -227,6 +227,8 @@ pub struct PumpHouse {
     main_energy: f64,
     scenarios: Vec<Scenario>,
     last: Option<DateTime<Utc>>,
+    /// Meters swapped so far: (device, when, the old meter's final reading).
+    pub swaps: Vec<(String, DateTime<Utc>, f64)>,
 }
 
 impl PumpHouse {
@@ -339,6 +341,7 @@ impl PumpHouse {
             main_energy: 500_000.0,
             scenarios,
             last: None,
+            swaps: Vec::new(),
         };
         for (i, d) in sim.devices.iter().enumerate() {
             let p = d.profile.clone();
@@ -379,13 +382,75 @@ impl PumpHouse {
     }
 
     fn active(&self, now: DateTime<Utc>) -> impl Iterator<Item = &ScenarioKind> {
-        self.scenarios.iter().filter(move |s| s.start <= now).map(|s| &s.kind)
+        self.scenarios.iter().filter(move |s| s.active_at(now)).map(|s| &s.kind)
+    }
+
+    /// Adds scenarios after the start (the demo's scripted history).
+    pub fn add_scenarios(&mut self, more: impl IntoIterator<Item = Scenario>) {
+        self.scenarios.extend(more);
+    }
+
+    /// What the gateway would read from every device now, decoded through its profile:
+    /// one reading per point, stamped `ts`; a silent device's readings are timeouts.
+    pub fn readings(&self, site: &Arc<str>, ts: DateTime<Utc>) -> Vec<crate::model::Reading> {
+        use crate::modbus::profile::RegisterImage;
+        use crate::model::{Quality, Reading};
+        let mut out = Vec::new();
+        for (i, d) in self.devices.iter().enumerate() {
+            let bank = &self.banks[i];
+            let mut image = RegisterImage::default();
+            for p in &d.profile.points {
+                let width = p.width();
+                let data = if self.silent[i] {
+                    Err(Quality::Timeout)
+                } else if p.table.is_bits() {
+                    let bits = bank.bits(p.table);
+                    Ok((p.address..p.address + width)
+                        .map(|a| u16::from(bits.and_then(|b| b.get(&a)).copied().unwrap_or(false)))
+                        .collect())
+                } else {
+                    let regs = bank.registers(p.table);
+                    Ok((p.address..p.address + width)
+                        .map(|a| regs.and_then(|r| r.get(&a)).copied().unwrap_or(0))
+                        .collect())
+                };
+                image.push(p.table, p.address, width, data);
+            }
+            let zone: Arc<str> = d.zone.as_str().into();
+            let device: Arc<str> = d.name.as_str().into();
+            for (p, v) in d.profile.points.iter().zip(d.profile.decode(&image)) {
+                out.push(Reading {
+                    ts,
+                    site: site.clone(),
+                    zone: zone.clone(),
+                    device: device.clone(),
+                    point: p.name.clone(),
+                    quantity: p.quantity,
+                    value: v.value,
+                    unit: p.unit.clone(),
+                    quality: v.quality,
+                });
+            }
+        }
+        out
     }
 
     /// Advances the model to `now` and rewrites every register.
     pub fn step(&mut self, now: DateTime<Utc>) {
         let dt_h = self.last.map(|l| (now - l).num_milliseconds().max(0) as f64 / 3_600_000.0).unwrap_or(0.0);
+        let previous = self.last;
         self.last = Some(now);
+        // One-shot events that fall in (previous, now]: a meter swapped at the end of this
+        // step, after the old meter counted the step's flow.
+        let swaps: Vec<(String, f64)> = self
+            .scenarios
+            .iter()
+            .filter(|s| s.start <= now && previous.is_some_and(|p| s.start > p))
+            .filter_map(|s| match &s.kind {
+                ScenarioKind::MeterReplaced { device, new_initial } => Some((device.clone(), *new_initial)),
+                _ => None,
+            })
+            .collect();
         let local = self.tz.from_utc_datetime(&now.naive_utc());
         let bucket = now.timestamp() / 60;
         let active: Vec<ScenarioKind> = self.active(now).cloned().collect();
@@ -505,6 +570,13 @@ impl PumpHouse {
         let mp = self.devices[self.main_power].profile.clone();
         let (mi, me) = (self.main_power, self.main_energy);
         write_power(&mut self.banks[mi], &mp, main_w, me, bucket, mi as u64);
+        for (device, initial) in swaps {
+            let Some(b) = self.buildings.iter_mut().find(|b| self.devices[b.meter].name == device) else { continue };
+            self.swaps.push((device, now, b.volume));
+            b.volume = initial;
+            let (meter, p) = (b.meter, self.devices[b.meter].profile.clone());
+            self.banks[meter].set(&p, "positive_total", initial);
+        }
     }
 }
 
@@ -588,8 +660,7 @@ mod tests {
     fn a_leak_raises_night_flow_by_its_rate() {
         let t0 = at("2026-11-24T19:00:00Z");
         let mut quiet = campus(vec![]);
-        let mut leaky =
-            campus(vec![Scenario { start: t0, kind: ScenarioKind::Leak { zone: "east".into(), rate: 2.5 } }]);
+        let mut leaky = campus(vec![Scenario::from(t0, ScenarioKind::Leak { zone: "east".into(), rate: 2.5 })]);
         quiet.step(t0);
         leaky.step(t0);
         let d = value(&leaky, "zone-east-inlet", "flow_rate") - value(&quiet, "zone-east-inlet", "flow_rate");
@@ -600,8 +671,7 @@ mod tests {
     #[test]
     fn a_stuck_totalizer_stops_while_flow_goes_on() {
         let t0 = at("2026-11-25T02:00:00Z");
-        let mut sim =
-            campus(vec![Scenario { start: t0, kind: ScenarioKind::StuckTotalizer { device: "bldg-dorm-1".into() } }]);
+        let mut sim = campus(vec![Scenario::from(t0, ScenarioKind::StuckTotalizer { device: "bldg-dorm-1".into() })]);
         sim.step(t0 - chrono::Duration::minutes(1));
         sim.step(t0);
         let v = value(&sim, "bldg-dorm-1", "positive_total");
@@ -613,10 +683,8 @@ mod tests {
     #[test]
     fn valves_follow_their_command_unless_stuck() {
         let t0 = at("2026-11-25T02:00:00Z");
-        let mut sim = campus(vec![Scenario {
-            start: t0,
-            kind: ScenarioKind::ValveStuck { device: "valve-south".into(), position: 40.0 },
-        }]);
+        let mut sim =
+            campus(vec![Scenario::from(t0, ScenarioKind::ValveStuck { device: "valve-south".into(), position: 40.0 })]);
         sim.step(t0);
         for z in ["north", "south"] {
             let i = sim.index(&format!("valve-{z}")).unwrap();
@@ -627,5 +695,51 @@ mod tests {
         assert_eq!(value(&sim, "valve-north", "position"), 20.0);
         assert_eq!(value(&sim, "valve-north", "open_limit"), 0.0);
         assert_eq!(value(&sim, "valve-south", "position"), 40.0);
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn readings_decode_every_point_and_a_swap_restarts_the_register() {
+        let profiles = crate::sim::profiles().unwrap();
+        let t0 = at("2026-03-01T00:00:00Z");
+        let swap = at("2026-03-01T05:30:00Z"); // applied at the 06:00 step
+        let mut sim = PumpHouse::campus(
+            &profiles,
+            chrono_tz::Asia::Shanghai,
+            vec![
+                Scenario::from(swap, ScenarioKind::MeterReplaced { device: "bldg-dorm-1".into(), new_initial: 3.0 }),
+                Scenario::between(t0, at("2026-03-01T02:00:00Z"), ScenarioKind::Silent { device: "bldg-lab".into() }),
+            ],
+        )
+        .unwrap();
+        let site: Arc<str> = "s".into();
+        let mut before = 0.0;
+        for h in 0..10 {
+            let t = t0 + chrono::TimeDelta::hours(h);
+            sim.step(t);
+            let r = sim.readings(&site, t);
+            assert_eq!(r.len(), sim.devices.iter().map(|d| d.profile.points.len()).sum::<usize>());
+            let lab = r.iter().find(|x| &*x.device == "bldg-lab" && &*x.point == "positive_total").unwrap();
+            assert_eq!(lab.quality.is_good(), h >= 2, "silent until 02:00 only (hour {h})");
+            let dorm = r.iter().find(|x| &*x.device == "bldg-dorm-1" && &*x.point == "positive_total").unwrap();
+            let v = dorm.value.unwrap();
+            if h == 6 {
+                assert_eq!(v, 3.0, "the new meter reads its initial value at the swap");
+                let (dev, when, old_final) = sim.swaps[0].clone();
+                assert_eq!((dev.as_str(), when), ("bldg-dorm-1", at("2026-03-01T06:00:00Z")));
+                assert!(old_final > before, "the old meter counted up to the swap");
+            } else if h > 0 {
+                assert!(v >= before, "{h}: {v} < {before}");
+            }
+            before = v;
+        }
     }
 }

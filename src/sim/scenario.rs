@@ -20,10 +20,26 @@ use serde::Deserialize;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ScenarioKind {
-    Leak { zone: String, rate: f64 },
-    StuckTotalizer { device: String },
-    Silent { device: String },
-    ValveStuck { device: String, position: f64 },
+    Leak {
+        zone: String,
+        rate: f64,
+    },
+    StuckTotalizer {
+        device: String,
+    },
+    Silent {
+        device: String,
+    },
+    ValveStuck {
+        device: String,
+        position: f64,
+    },
+    /// The meter is swapped at `start`: its register restarts at `new_initial` (the demo's
+    /// history records the swap as a correction, as a utilities office would).
+    MeterReplaced {
+        device: String,
+        new_initial: f64,
+    },
 }
 
 impl ScenarioKind {
@@ -32,7 +48,8 @@ impl ScenarioKind {
             ScenarioKind::Leak { .. } => None,
             ScenarioKind::StuckTotalizer { device }
             | ScenarioKind::Silent { device }
-            | ScenarioKind::ValveStuck { device, .. } => Some(device),
+            | ScenarioKind::ValveStuck { device, .. }
+            | ScenarioKind::MeterReplaced { device, .. } => Some(device),
         }
     }
 }
@@ -40,7 +57,23 @@ impl ScenarioKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
     pub start: DateTime<Utc>,
+    /// When it stops (a valve freed, a burst repaired); `None`: it goes on.
+    pub end: Option<DateTime<Utc>>,
     pub kind: ScenarioKind,
+}
+
+impl Scenario {
+    pub fn from(start: DateTime<Utc>, kind: ScenarioKind) -> Scenario {
+        Scenario { start, end: None, kind }
+    }
+
+    pub fn between(start: DateTime<Utc>, end: DateTime<Utc>, kind: ScenarioKind) -> Scenario {
+        Scenario { start, end: Some(end), kind }
+    }
+
+    pub fn active_at(&self, t: DateTime<Utc>) -> bool {
+        self.start <= t && self.end.is_none_or(|e| t < e)
+    }
 }
 
 impl fmt::Display for Scenario {
@@ -50,8 +83,15 @@ impl fmt::Display for Scenario {
             ScenarioKind::StuckTotalizer { device } => write!(f, "stuck totalizer on {device}")?,
             ScenarioKind::Silent { device } => write!(f, "{device} stops answering")?,
             ScenarioKind::ValveStuck { device, position } => write!(f, "{device} stuck at {position} %")?,
+            ScenarioKind::MeterReplaced { device, new_initial } => {
+                write!(f, "{device} replaced by a meter reading {new_initial}")?
+            }
         }
-        write!(f, " from {}", self.start.to_rfc3339())
+        write!(f, " from {}", self.start.to_rfc3339())?;
+        match self.end {
+            Some(e) => write!(f, " to {}", e.to_rfc3339()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -111,7 +151,7 @@ pub fn parse(spec: &str, start: DateTime<Utc>, tz: Tz) -> Result<Scenario, Strin
         }
         _ => return Err(format!("scenario `{spec}` is not one of leak:ZONE:M3H, stuck:DEVICE, silent:DEVICE, valve-stuck:DEVICE:PCT (each with an optional @WHEN)")),
     };
-    Ok(Scenario { start: at, kind })
+    Ok(Scenario::from(at, kind))
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,7 +218,7 @@ mod tests {
         assert_eq!(parse("stuck:bldg-dorm-1@+90m", start, tz).unwrap().start, t("2026-11-25T11:30:00Z"));
         assert_eq!(
             parse("valve-stuck:valve-east:35", start, tz).unwrap(),
-            Scenario { start, kind: ScenarioKind::ValveStuck { device: "valve-east".into(), position: 35.0 } }
+            Scenario::from(start, ScenarioKind::ValveStuck { device: "valve-east".into(), position: 35.0 })
         );
         assert_eq!(parse("silent:x@2026-12-01T00:00:00+08:00", start, tz).unwrap().start, t("2026-11-30T16:00:00Z"));
     }

@@ -38,7 +38,7 @@ mod tests;
 
 pub use alerts::{Ack, AlertRow, Destination};
 pub use corrections::CorrectionRow;
-pub use readings::SeriesPoint;
+pub use readings::{Latest, SeriesPoint};
 pub use rollups::RollupRow;
 
 #[derive(Debug, thiserror::Error)]

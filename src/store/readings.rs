@@ -17,7 +17,70 @@ pub struct SeriesPoint {
     pub quality: Quality,
 }
 
+/// The newest reading of a series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latest {
+    pub zone: String,
+    pub device: String,
+    pub point: String,
+    pub unit: String,
+    pub quantity: crate::model::Quantity,
+    pub ts: DateTime<Utc>,
+    pub value: Option<f64>,
+    pub quality: Quality,
+}
+
 impl Store {
+    /// The newest reading of every series (one index look-up each).
+    pub fn latest(&self) -> Result<Vec<Latest>> {
+        let mut inner = self.lock();
+        self.refresh_series(&mut inner)?;
+        let mut raw = Vec::new();
+        {
+            let mut stmt = inner
+                .conn
+                .prepare_cached(
+                    "SELECT ts_ms, value, quality FROM readings WHERE series = ?1 ORDER BY ts_ms DESC LIMIT 1",
+                )
+                .map_err(|e| self.err(e))?;
+            for (id, s) in &inner.series {
+                let row: Option<(i64, Option<f64>, String)> = stmt
+                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+                    .map_err(|e| self.err(e))?;
+                if let Some(r) = row {
+                    raw.push((
+                        s.zone.to_string(),
+                        s.device.to_string(),
+                        s.point.to_string(),
+                        s.unit.to_string(),
+                        s.quantity,
+                        r,
+                    ));
+                }
+            }
+        }
+        drop(inner);
+        let mut out: Vec<Latest> = raw
+            .into_iter()
+            .map(|(zone, device, point, unit, quantity, (ms, value, q))| {
+                Ok(Latest {
+                    zone,
+                    device,
+                    point,
+                    unit,
+                    quantity,
+                    ts: self.time(ms)?,
+                    value,
+                    quality: self.quality(&q)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        out.sort_by(|a, b| (&a.device, &a.point, b.ts).cmp(&(&b.device, &b.point, a.ts)));
+        out.dedup_by(|a, b| a.device == b.device && a.point == b.point);
+        Ok(out)
+    }
+
     /// Commits `readings` in one transaction; returns the last sequence number.
     pub fn append(&self, readings: &[Reading]) -> Result<i64> {
         let mut inner = self.lock();
