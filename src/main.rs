@@ -161,6 +161,9 @@ enum Command {
         /// Also publish everything over MQTT: mqtt://HOST:PORT.
         #[arg(long)]
         mqtt: Option<String>,
+        /// A file with the HTTP token: acknowledging alerts on the page and the API needs it.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
     },
 }
 
@@ -485,7 +488,7 @@ async fn run(command: Command) -> Result<Report, Failure> {
             cli::demo::simulate(&listen, &args, fleet.map(|n| (n, fleet_registers)), print).await?;
             Ok(Report::default())
         }
-        Command::Demo { sim, interval, duration, json, store, http, history, influxdb, mqtt } => {
+        Command::Demo { sim, interval, duration, json, store, http, history, influxdb, mqtt, token_file } => {
             let options = cli::demo::DemoOptions {
                 sim: sim.into_args().map_err(anyhow::Error::msg)?,
                 interval,
@@ -496,6 +499,7 @@ async fn run(command: Command) -> Result<Report, Failure> {
                 history,
                 influxdb,
                 mqtt,
+                token_file,
             };
             cli::demo::demo(&options).await?;
             Ok(Report::default())

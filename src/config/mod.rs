@@ -188,6 +188,7 @@ impl Config {
             topology: &self.topology,
             prices: &self.prices,
             intervals: self.devices.iter().map(|d| (&*d.name, d.interval)).collect(),
+            as_of: None,
         }
     }
 }

@@ -108,6 +108,8 @@ fn with_source<T>(
 /// The ledger of a month from the store: from its frozen record once the month is frozen,
 /// from the raw readings before.
 pub fn month_ledger(spec: &Spec<'_>, store: &Store, month: Month, depth: Depth) -> Result<Ledger> {
+    // a month still running is judged now
+    let spec = &Spec { as_of: Some(spec.as_of.unwrap_or_else(Utc::now)), ..spec.clone() };
     let (corrections, unreadable) = corrections(store)?;
     let mut l = with_source(spec, store, None, |s| month::compute_from(spec, month, s, &corrections, depth))?;
     l.notes.extend(unreadable);

@@ -6,6 +6,7 @@
 //! - a leak of 1.6 m³/h in zone east since three nights ago, 01:30 (still running);
 //! - a burst in zone south (60 m³/h for five hours) on the 9th, five months ago;
 //! - valve-north stuck at 35 % for a day, twenty days ago;
+//! - the laboratory's water meter not answering for six hours, six days ago;
 //! - the canteen's water meter replaced on the 12th of last month (recorded as a
 //!   correction, as the office would: the old meter's final reading and the new one's
 //!   initial reading);
@@ -57,6 +58,9 @@ pub fn script(now: DateTime<Utc>, tz: Tz) -> Vec<Scenario> {
             t + TimeDelta::days(1),
             ScenarioKind::ValveStuck { device: "valve-north".into(), position: 35.0 },
         ));
+    }
+    if let Some(t) = day(today - TimeDelta::days(6), 9, 0) {
+        out.push(Scenario::between(t, t + TimeDelta::hours(6), ScenarioKind::Silent { device: "bldg-lab".into() }));
     }
     if let Some(t) = months_ago(1, 12).and_then(|d| day(d, 10, 0)) {
         out.push(Scenario::from(t, ScenarioKind::MeterReplaced { device: "bldg-canteen".into(), new_initial: 0.0 }));

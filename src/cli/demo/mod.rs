@@ -122,6 +122,8 @@ pub struct DemoOptions {
     /// `http://host:port/DATABASE`: InfluxDB 1.x API, database created if missing.
     pub influxdb: Option<String>,
     pub mqtt: Option<String>,
+    /// The HTTP token's file (writes over HTTP are off without one).
+    pub token_file: Option<PathBuf>,
 }
 
 /// A demo store left by an earlier run is replaced (the history is generated anew); a
@@ -234,6 +236,10 @@ pub async fn demo(o: &DemoOptions) -> anyhow::Result<()> {
     }
     if let Some(url) = &o.mqtt {
         let _ = write!(text, "\n[mqtt]\nurl = {url:?}\n");
+    }
+    if let Some(f) = &o.token_file {
+        // the key goes right under the [http] header
+        text = text.replacen("[http]\n", &format!("[http]\ntoken_file = {:?}\n", f.display().to_string()), 1);
     }
     let (mut cfg, _) = config::load_str(&text, Mode::Run).map_err(|e| anyhow::anyhow!("demo configuration: {e}"))?;
     let http_free = match &cfg.http {

@@ -19,7 +19,8 @@ fn yuan(fen: i64) -> String {
 }
 
 fn num(v: f64) -> String {
-    format!("{v:.1}")
+    // no "-0.0" for a rounding residue
+    format!("{:.1}", if v.abs() < 0.05 { 0.0 } else { v })
 }
 
 fn status_class(s: Option<Status>) -> &'static str {

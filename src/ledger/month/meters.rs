@@ -194,10 +194,13 @@ fn meter(
     // A meter silent past the month's end: what it used since its last reading is not
     // known yet, and is booked when it reads again (in the month it then falls into).
     let late = TimeDelta::from_std(interval * 3).unwrap_or(TimeDelta::hours(1));
-    if let Some(last) = c.last.filter(|(ts, _)| *ts < to - late && *ts >= from - MARGIN) {
+    // a month still running is judged at `as_of`, not at its end
+    let judged_at = spec.as_of.map_or(to, |t| t.min(to));
+    if let Some(last) = c.last.filter(|(ts, _)| *ts < judged_at - late && *ts >= from - MARGIN) {
         if !trusted.iter().any(|x| x.ts >= to) {
+            let until = if judged_at < to { "now" } else { "the end of the month" };
             notes.push(format!(
-                "no readings from {} to the end of the month: consumption after that is not booked yet",
+                "no readings from {} to {until}: consumption after that is not booked yet",
                 last.0.with_timezone(&tz).format("%Y-%m-%d %H:%M")
             ));
             flagged = true;

@@ -52,6 +52,9 @@ pub struct Spec<'a> {
     pub prices: &'a Prices,
     /// Polling interval per device name.
     pub intervals: HashMap<&'a str, Duration>,
+    /// When the figures are computed, for a month still running: a meter is "silent"
+    /// only if it has not read for a while before this, not before the month's end.
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 impl Spec<'_> {

@@ -1,0 +1,333 @@
+//! The utilities team's screens on a demo year: every Grafana dashboard's queries on a
+//! real InfluxDB filled by `demo --influxdb`, and every page of the gateway in a real
+//! browser (headless Chromium), its figures checked against the API's.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The dashboards' queries with Grafana's macros and variables substituted.
+fn substitute(q: &str) -> String {
+    q.replace("$timeFilter", "time > now() - 800d")
+        .replace("$__interval", "1h")
+        .replace("/^$site$/", "/^demo-campus$/")
+        .replace("/^$zone$/", "/^.*$/")
+        .replace("/^$utility$/", "/^.*$/")
+        .replace("$site", "demo-campus")
+}
+
+fn influx_query(port: u16, q: &str) -> Value {
+    let url = format!("http://127.0.0.1:{port}/query");
+    let body = reqwest::blocking::Client::new()
+        .post(url)
+        .form(&[("db", "pumphouse"), ("q", q), ("epoch", "s")])
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// True when the answer holds at least one value that is not null.
+fn has_data(v: &Value) -> bool {
+    v["results"].as_array().into_iter().flatten().any(|r| {
+        r["series"].as_array().into_iter().flatten().any(|s| {
+            s["values"].as_array().into_iter().flatten().any(|row| {
+                row.as_array().is_some_and(|cells| cells.iter().skip(1).any(|c| !c.is_null()))
+                    || row.as_array().is_some_and(|cells| cells.len() == 1 && !cells[0].is_null())
+            })
+        })
+    })
+}
+
+fn dashboards() -> Vec<(String, Value)> {
+    let dir = common::manifest_dir().join("dashboards/pumphouse");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        out.push((p.file_name().unwrap().to_string_lossy().into_owned(), serde_json::from_str(&text).unwrap()));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn dashboards_are_provisionable_and_well_formed() {
+    let ds = std::fs::read_to_string(common::manifest_dir().join("dashboards/provisioning/datasources/pumphouse.yaml"))
+        .unwrap();
+    assert!(ds.contains("uid: pumphouse-influxdb") && ds.contains("type: influxdb"));
+    let provider =
+        std::fs::read_to_string(common::manifest_dir().join("dashboards/provisioning/dashboards/pumphouse.yaml"))
+            .unwrap();
+    assert!(provider.contains("type: file") && provider.contains("path: /var/lib/grafana/dashboards/pumphouse"));
+    let all = dashboards();
+    let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "campus-overview.json",
+            "device-health.json",
+            "money.json",
+            "night-flow.json",
+            "pump-house.json",
+            "zones.json"
+        ]
+    );
+    let mut uids = std::collections::HashSet::new();
+    for (name, d) in &all {
+        assert!(uids.insert(d["uid"].as_str().unwrap().to_string()), "{name}: uid reused");
+        assert!(d["schemaVersion"].as_i64().unwrap() >= 36, "{name}");
+        let vars: Vec<&str> =
+            d["templating"]["list"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+        assert!(vars.contains(&"site"), "{name}: no site variable");
+        let mut ids = std::collections::HashSet::new();
+        let panels = d["panels"].as_array().unwrap();
+        assert!(!panels.is_empty(), "{name}");
+        for p in panels {
+            assert!(ids.insert(p["id"].as_i64().unwrap()), "{name}: panel id {} twice", p["id"]);
+            assert_eq!(p["datasource"]["uid"], "pumphouse-influxdb", "{name}: {}", p["title"]);
+            let targets = p["targets"].as_array().unwrap();
+            assert!(!targets.is_empty(), "{name}: {} has no query", p["title"]);
+            for t in targets {
+                assert_eq!(t["datasource"]["uid"], "pumphouse-influxdb");
+                assert!(t["query"].as_str().is_some_and(|q| q.starts_with("SELECT")), "{name}: {t}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_demo_year_fills_every_dashboard_and_every_page_shows_the_apis_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let influx = common::influx1(d, "bootstrap");
+    let http = common::free_port();
+    let token = "page-test-token-0123456789abcdef";
+    let token_file = d.join("token");
+    std::fs::write(&token_file, token).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
+        .args([
+            "demo",
+            "--history",
+            "13",
+            "--duration",
+            "600s",
+            "--store",
+            &d.join("demo.db").to_string_lossy(),
+            "--http",
+            &format!("127.0.0.1:{http}"),
+            "--influxdb",
+            &format!("http://127.0.0.1:{}/pumphouse", influx.port),
+            "--token-file",
+            &token_file.to_string_lossy(),
+        ])
+        .stdout(std::fs::File::create(d.join("demo.out")).unwrap())
+        .stderr(std::fs::File::create(d.join("demo.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let api = |path: &str| -> Value {
+        let body = reqwest::blocking::get(format!("http://127.0.0.1:{http}{path}")).unwrap().text().unwrap();
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    };
+    // the history generated, then the sink drains it into InfluxDB
+    let started = Instant::now();
+    loop {
+        let up = std::net::TcpStream::connect(("127.0.0.1", http)).is_ok();
+        if up {
+            let s = api("/api/status");
+            let backlog = s["sinks"][0]["backlog"].as_i64().unwrap_or(i64::MAX);
+            if backlog < 2_000 && s["store"]["records"].as_i64().unwrap_or(0) > 1_000_000 {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(420),
+            "the demo's history did not reach InfluxDB:\n{}",
+            std::fs::read_to_string(d.join("demo.err")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let out = std::fs::read_to_string(d.join("demo.out")).unwrap();
+    assert!(out.starts_with(&format!("Pumphouse demo — the page: http://127.0.0.1:{http}/")), "{out}");
+    assert!(out.contains("Ledgers of 14 month(s) written to InfluxDB"), "{out}");
+    assert!(out.contains("Active alerts") && out.contains("night_flow"), "{out}");
+    // the alert pass has written the alerts too
+    let started = Instant::now();
+    while !has_data(&influx_query(influx.port, "SELECT count(\"id\") FROM \"alerts\"")) {
+        assert!(started.elapsed() < Duration::from_secs(60), "no alerts in InfluxDB");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // every panel's query, every variable and annotation query, returns data
+    let mut failed = Vec::new();
+    let mut ran = 0;
+    for (name, dash) in dashboards() {
+        let mut queries: Vec<(String, String)> = Vec::new();
+        for p in dash["panels"].as_array().unwrap() {
+            for t in p["targets"].as_array().unwrap() {
+                queries.push((format!("{name}: {}", p["title"]), t["query"].as_str().unwrap().to_string()));
+            }
+        }
+        for v in dash["templating"]["list"].as_array().unwrap() {
+            queries.push((format!("{name}: variable {}", v["name"]), v["query"].as_str().unwrap().to_string()));
+        }
+        for a in dash["annotations"]["list"].as_array().unwrap() {
+            if let Some(q) = a["query"].as_str() {
+                queries.push((format!("{name}: annotation {}", a["name"]), q.to_string()));
+            }
+        }
+        for (what, q) in queries {
+            let q = substitute(&q);
+            let v = influx_query(influx.port, &q);
+            ran += 1;
+            if !has_data(&v) {
+                failed.push(format!("{what}\n  {q}\n  {v}"));
+            }
+        }
+    }
+    assert!(ran >= 30, "{ran} queries");
+    assert!(failed.is_empty(), "queries without data:\n{}", failed.join("\n"));
+
+    // the pages, in a browser
+    let browser = common::browser::Browser::start();
+    let mut page = browser.page();
+    let base = format!("http://127.0.0.1:{http}");
+    let shots = common::manifest_dir().join("target/screens");
+    std::fs::create_dir_all(&shots).unwrap();
+    let yuan = |fen: &Value| format!("{:.2}", fen.as_i64().unwrap() as f64 / 100.0);
+
+    page.open(&format!("{base}/?lang=en"));
+    let f = page.figures();
+    assert_eq!(f.get("devices").map(String::as_str), Some("23"), "{f:?}");
+    let records: i64 = f["store_records"].parse().unwrap();
+    assert!(records > 1_000_000, "{records}");
+    assert!(page.eval("document.querySelectorAll('tr[data-device]').length") == 23);
+    page.screenshot(&shots.join("overview.png"));
+
+    // ledger of last month: the page's figures are the API's
+    page.open(&format!("{base}/ledger?lang=en"));
+    let f = page.figures();
+    let month = f["month"].split_whitespace().next().unwrap().to_string();
+    let l = api(&format!("/api/ledger/{month}"));
+    for u in l["utilities"].as_array().unwrap().iter().chain(std::iter::once(&l["combined"])) {
+        let key = u["utility"].as_str().unwrap();
+        assert_eq!(f[&format!("gap-{key}")], yuan(&u["gap_fen"]), "{key}");
+        assert_eq!(f[&format!("revenue-{key}")], yuan(&u["revenue_fen"]), "{key}");
+        assert_eq!(f[&format!("cost-{key}")], yuan(&u["cost_fen"]), "{key}");
+        if !u["baseline_gap_fen"].is_null() {
+            assert_eq!(f[&format!("baseline-{key}")], yuan(&u["baseline_gap_fen"]), "{key}");
+        }
+    }
+    for z in l["zones"].as_array().unwrap() {
+        assert_eq!(f[&format!("zone-gap-{}", z["zone"].as_str().unwrap())], yuan(&z["gap_fen"]));
+    }
+    // the Excel download
+    let downloads = d.join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    page.allow_downloads(&downloads);
+    page.eval("document.querySelector('a[data-k=xlsx]').click()");
+    let started = Instant::now();
+    let xlsx = loop {
+        let found = std::fs::read_dir(&downloads)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "xlsx"));
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no .xlsx downloaded");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let bytes = std::fs::read(&xlsx).unwrap();
+    assert!(bytes.starts_with(b"PK") && bytes.len() > 5_000, "{} bytes", bytes.len());
+    assert_eq!(xlsx.file_name().unwrap().to_string_lossy(), format!("ledger-{month}.xlsx"));
+
+    // zero-growth view: the year to date is the full ledger's
+    page.open(&format!("{base}/targets?lang=en"));
+    let f = page.figures();
+    let now_month = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai).format("%Y-%m").to_string();
+    let full = api(&format!("/api/ledger/{now_month}"));
+    for y in full["year_to_date"].as_array().unwrap() {
+        let key = y["utility"].as_str().unwrap();
+        assert_eq!(f[&format!("ytd-{key}")], yuan(&y["gap_fen"]), "{key}");
+        assert_eq!(f[&format!("projection-{key}")], yuan(&y["projection_fen"]), "{key}");
+    }
+    assert!(page.eval("document.querySelectorAll('svg[data-k^=chart-]').length").as_i64().unwrap() >= 2);
+    page.screenshot(&shots.join("targets.png"));
+
+    // network map: this month's net input per zone is the ledger's
+    page.open(&format!("{base}/network?lang=en&zone=east"));
+    let f = page.figures();
+    for z in full["zones"].as_array().unwrap() {
+        let name = z["zone"].as_str().unwrap();
+        let shown: f64 = f[&format!("month-net-{name}")].parse().unwrap();
+        // the page computed the month a moment later: live readings may have added a little
+        let api_net = z["net_input"].as_f64().unwrap();
+        assert!((shown - api_net).abs() < 5.0, "{name}: page {shown} api {api_net}");
+    }
+    assert!(page.eval("document.body.innerText.includes('bldg-lab')").as_bool().unwrap());
+
+    // alerts: the active ones are the API's; acknowledge one from the page
+    page.open(&format!("{base}/alerts?lang=en"));
+    let active = api("/api/alerts?active=true");
+    let f = page.figures();
+    assert_eq!(f["active-count"], active.as_array().unwrap().len().to_string());
+    let leak = active
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule"] == "night_flow" && a["zone"] == "east")
+        .expect("the east leak");
+    let id = leak["id"].as_i64().unwrap();
+    page.eval(&format!(
+        "(() => {{ const f = document.querySelector('form[action=\"/alerts/{id}/ack\"]'); f.by.value = 'duty.engineer'; f.token.value = '{token}'; f.querySelector('button').click(); return true }})()"
+    ));
+    page.wait_loaded("the acknowledgement");
+    let started = Instant::now();
+    loop {
+        let acked = api("/api/alerts?active=true")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == id && a["acked_by"] == "duty.engineer");
+        if acked {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the acknowledgement did not land");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let f = page.figures();
+    assert_eq!(f.get(&format!("acked-{id}")).map(String::as_str), Some("duty.engineer"), "{f:?}");
+    assert!(f["note"].contains("acknowledged by duty.engineer"), "{f:?}");
+    // a wrong token acknowledges nothing
+    let other = active.as_array().unwrap().iter().find(|a| a["id"] != id && a["acked_by"].is_null());
+    if let Some(o) = other {
+        let oid = o["id"].as_i64().unwrap();
+        page.eval(&format!(
+            "(() => {{ const f = document.querySelector('form[action=\"/alerts/{oid}/ack\"]'); f.by.value = 'x'; f.token.value = 'wrong'; f.querySelector('button').click(); return true }})()"
+        ));
+        page.wait_loaded("the refusal");
+        assert!(page.figures()["note"].contains("token is wrong"));
+        assert!(api("/api/alerts?active=true")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == oid && a["acked_by"].is_null()));
+    }
+    // the same page in Chinese, chosen by the browser's language
+    page.call("Network.enable", serde_json::json!({}));
+    page.call("Network.setExtraHTTPHeaders", serde_json::json!({"headers": {"Accept-Language": "zh-CN,zh;q=0.9"}}));
+    page.open(&format!("{base}/alerts"));
+    assert!(page.eval("document.body.innerText.includes('当前报警')").as_bool().unwrap());
+
+    common::terminate(&mut demo);
+}
