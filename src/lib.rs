@@ -29,11 +29,13 @@
 //!   `deliver` sends alert changes durably.
 //! - [`config`]: TOML + environment → validated [`config::Config`], every problem at once.
 //! - [`sim`]: a simulated pump house served over Modbus TCP, with fault scenarios.
-//! - [`http`]: health, metrics, status and the API; depends on ledger, alerts and store,
-//!   never on cli or gateway.
+//! - [`http`]: health, metrics, status, the API and the page (server-rendered, Chinese
+//!   and English); depends on ledger, alerts and store, never on cli or gateway.
 //! - [`gateway`]: the running service: pollers, writer, sinks, periodic jobs (prune after
-//!   freeze, ledger publishing, alert passes) and HTTP, stopped from the edges in.
-//! - [`cli`]: what each command does and prints; `main.rs` only parses and dispatches.
+//!   freeze, ledger publishing, alert passes, the monthly ledger files) and HTTP, stopped
+//!   from the edges in.
+//! - [`cli`]: what each command does and prints (the demo's year of history included);
+//!   `main.rs` only parses and dispatches.
 //!
 //! Pure cores (decode, planner, ledger, tariffs, alert rules, sim physics) take data and
 //! `now` and return data, and are tested with tables; the I/O shells around them stay thin

@@ -515,3 +515,115 @@ fn corrections_cannot_poison_the_store() {
     assert_eq!(code, 0);
     assert!(out.contains("correction #1 ") && out.contains("unreadable"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monthly_ledger_is_written_and_announced_by_itself_once_per_state() {
+    use chrono::TimeZone;
+    use pumphouse::config::{self, Mode};
+    use pumphouse::gateway::monthly;
+    use pumphouse::store::{ExportState, Store};
+    use std::io::{Read as _, Write as _};
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let exports = dir.path().join("ledgers");
+    std::fs::create_dir_all(&exports).unwrap();
+    // a webhook that records what it is sent
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook_port = hook.local_addr().unwrap().port();
+    let bodies = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = bodies.clone();
+    std::thread::spawn(move || {
+        for s in hook.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = vec![0u8; 1 << 16];
+            let mut got = 0;
+            loop {
+                let n = s.read(&mut buf[got..]).unwrap_or(0);
+                got += n;
+                let text = String::from_utf8_lossy(&buf[..got]).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        seen.lock().unwrap().push(body.to_string());
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let cfg_path = setup(dir.path());
+    let mut text = std::fs::read_to_string(&cfg_path).unwrap();
+    text.push_str(&format!(
+        "[ledger]\nexport_dir = \"{}\"\nlanguage = \"en\"\n[alerts]\nwebhook_url = \"http://127.0.0.1:{hook_port}/hook\"\n",
+        exports.display()
+    ));
+    std::fs::write(&cfg_path, &text).unwrap();
+    let fixture = common::manifest_dir().join("tests/fixtures/bwdf-2022-01.csv");
+    let (code, _, err) = pumphouse(&["import", "-c", &cfg_path, "--csv", &fixture.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    let (cfg, _) = config::load(Path::new(&cfg_path), Mode::Run).unwrap();
+    let store = Arc::new(Store::open(&cfg.store.path, cfg.store.limits).unwrap());
+    let cfg = Arc::new(cfg);
+    let tz = chrono_tz::Europe::Rome;
+
+    // on the 1st: January, preliminary; once only
+    let feb1 = tz.with_ymd_and_hms(2022, 2, 1, 2, 0, 0).unwrap().with_timezone(&chrono::Utc);
+    let w = monthly::write_due(&cfg, &store, feb1).unwrap();
+    assert_eq!(w.len(), 1);
+    assert_eq!((w[0].month.key(), w[0].state), ("2022-01".to_string(), ExportState::Preliminary));
+    let xlsx = exports.join("ledger-2022-01-preliminary.xlsx");
+    assert!(std::fs::read(&xlsx).unwrap().starts_with(b"PK"));
+    let csv = std::fs::read_to_string(exports.join("ledger-2022-01-preliminary.csv")).unwrap();
+    assert!(csv.contains("non-revenue share"), "in English");
+    assert!(monthly::write_due(&cfg, &store, feb1 + chrono::TimeDelta::hours(1)).unwrap().is_empty());
+
+    // frozen seven days after: the final ledger
+    let feb8 = tz.with_ymd_and_hms(2022, 2, 8, 12, 0, 0).unwrap().with_timezone(&chrono::Utc);
+    // December (the fixture's first days) and January
+    assert_eq!(pumphouse::ledger::book::freeze_closed_months(&cfg.ledger_spec(), &store, feb8).unwrap(), 2);
+    let w = monthly::write_due(&cfg, &store, feb8).unwrap();
+    assert_eq!(w.iter().map(|x| x.state).collect::<Vec<_>>(), [ExportState::Final]);
+    assert!(exports.join("ledger-2022-01.xlsx").exists() && exports.join("ledger-2022-01.csv").exists());
+    assert!(monthly::write_due(&cfg, &store, feb8).unwrap().is_empty());
+
+    // announced once each, with the headline
+    monthly::announce(cfg.clone(), store.clone()).await.unwrap();
+    let sent = bodies.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let v: Value = serde_json::from_str(&sent[1]).unwrap();
+    assert_eq!(v["month"], "2022-01");
+    assert!(
+        sent.iter().any(|b| b.contains("\"state\":\"preliminary\""))
+            && sent.iter().any(|b| b.contains("\"state\":\"final\""))
+    );
+    let water = v["utilities"].as_array().unwrap().iter().find(|u| u["utility"] == "water").unwrap();
+    let l = pumphouse::ledger::book::month_ledger(
+        &cfg.ledger_spec(),
+        &store,
+        Month::new(2022, 1).unwrap(),
+        pumphouse::ledger::month::Depth::Full,
+    )
+    .unwrap();
+    assert_eq!(water["gap_yuan"].as_f64().unwrap(), l.utilities[0].gap_fen as f64 / 100.0);
+    monthly::announce(cfg.clone(), store.clone()).await.unwrap();
+    assert_eq!(bodies.lock().unwrap().len(), 2, "nothing is announced twice");
+
+    // a directory that is gone: the pass says so, for /healthz, and tries again later
+    std::fs::remove_dir_all(&exports).unwrap();
+    let health = Arc::new(pumphouse::http::JobHealth::default());
+    let mar1 = tz.with_ymd_and_hms(2022, 3, 1, 2, 0, 0).unwrap().with_timezone(&chrono::Utc);
+    assert!(monthly::write_due(&cfg, &store, mar1).is_err());
+    monthly::pass(cfg.clone(), store.clone(), health.clone()).await;
+    assert!(health.problem().is_some_and(|p| p.contains("cannot write the monthly ledger")), "{:?}", health.problem());
+}

@@ -15,7 +15,6 @@
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use rumqttc::{AsyncClient, Event, Incoming, QoS};
 
 use crate::config::delivery::{InfluxConfig, MqttConfig, Secret};
 use crate::sinks::line_protocol::Line;
@@ -154,6 +153,25 @@ pub fn robot_verdict(format: WebhookFormat, body: &str) -> Result<(), String> {
     }
 }
 
+/// Posts one message to the webhook: `Ok` when it was taken (a 2xx, and for the robots
+/// `errcode` 0). The error never shows the URL (it carries the robot's key).
+pub async fn post(
+    http: &reqwest::Client,
+    url: &Secret,
+    body: &serde_json::Value,
+    format: WebhookFormat,
+) -> Result<(), String> {
+    let answer = http.post(url.expose()).header("Content-Type", "application/json").body(body.to_string()).send().await;
+    match answer {
+        Err(e) => Err(format!("cannot reach the webhook: {}", e.without_url())),
+        Ok(r) if !r.status().is_success() => Err(format!("the webhook answered HTTP {}", r.status())),
+        Ok(r) => {
+            let body = r.text().await.unwrap_or_default();
+            robot_verdict(format, &body)
+        }
+    }
+}
+
 /// Sends unconfirmed changes to the webhook; returns how many were confirmed. A refusal
 /// (an HTTP error, or a robot's `errcode` ≠ 0) stops the pass, keeps the order, and backs
 /// the webhook off; the reason shows in `/api/status`. Messages never show the URL (it
@@ -173,20 +191,7 @@ pub async fn webhook(
     let Ok(http) = reqwest::Client::builder().timeout(Duration::from_secs(10)).build() else { return 0 };
     let mut n = 0;
     for (a, updated) in pending {
-        let answer = http
-            .post(url.expose())
-            .header("Content-Type", "application/json")
-            .body(webhook_body(&a, site, format).to_string())
-            .send()
-            .await;
-        let verdict = match answer {
-            Err(e) => Err(format!("cannot reach the webhook: {}", e.without_url())),
-            Ok(r) if !r.status().is_success() => Err(format!("the webhook answered HTTP {}", r.status())),
-            Ok(r) => {
-                let body = r.text().await.unwrap_or_default();
-                robot_verdict(format, &body)
-            }
-        };
+        let verdict = post(&http, url, &webhook_body(&a, site, format), format).await;
         if let Err(why) = verdict {
             let mut h = health.lock();
             h.webhook_failures += 1;
@@ -252,15 +257,14 @@ pub async fn mqtt(store: &Store, site: &str, cfg: &MqttConfig, health: &Delivery
     if pending.is_empty() {
         return 0;
     }
-    let opts = match crate::sinks::mqtt::client_options(cfg, format!("{}-alerts", cfg.client_id)) {
-        Ok(o) => o,
+    let mut conn = match crate::sinks::mqtt::OneShot::connect(cfg, "alerts") {
+        Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot deliver alerts over MQTT");
             health.failed("mqtt", e.to_string());
             return 0;
         }
     };
-    let (client, mut eventloop) = AsyncClient::new(opts, 16);
     let mut n = 0;
     for (a, updated) in pending {
         let topic = topic(&cfg.prefix, site, &a);
@@ -271,22 +275,7 @@ pub async fn mqtt(store: &Store, site: &str, cfg: &MqttConfig, health: &Delivery
         }
         let mut ok = true;
         for (p, retain) in messages {
-            if client.publish(topic.clone(), QoS::AtLeastOnce, retain, p).await.is_err() {
-                ok = false;
-                break;
-            }
-            let acked = tokio::time::timeout(Duration::from_secs(5), async {
-                loop {
-                    match eventloop.poll().await {
-                        Ok(Event::Incoming(Incoming::PubAck(_))) => return true,
-                        Ok(_) => continue,
-                        Err(_) => return false,
-                    }
-                }
-            })
-            .await
-            .unwrap_or(false);
-            if !acked {
+            if !conn.publish(&topic, p, retain).await {
                 ok = false;
                 break;
             }
@@ -301,7 +290,7 @@ pub async fn mqtt(store: &Store, site: &str, cfg: &MqttConfig, health: &Delivery
             n += 1;
         }
     }
-    let _ = client.disconnect().await;
+    conn.close().await;
     n
 }
 

@@ -50,8 +50,18 @@ pub struct Config {
     /// Tariffs, time-of-use schedule, costs and the baseline year.
     pub prices: crate::ledger::prices::Prices,
     pub alerts: AlertsConfig,
+    pub ledger: LedgerConfig,
     /// Where the configuration came from, for messages.
     pub source: String,
+}
+
+/// `[ledger]`: the monthly ledger the running gateway writes by itself.
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    /// Where it writes each month's ledger; `None`: it does not.
+    pub export_dir: Option<PathBuf>,
+    /// The language of the files and announcements.
+    pub language: crate::ledger::export::Lang,
 }
 
 #[derive(Debug, Clone)]

@@ -136,3 +136,12 @@ pub struct RawAlerts {
     #[serde(default)]
     pub overrides: Vec<crate::alerts::settings::RawSettings>,
 }
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLedger {
+    /// Where the running gateway writes each month's ledger (XLSX and CSV).
+    pub export_dir: Option<String>,
+    /// zh (default) or en.
+    pub language: Option<String>,
+}

@@ -70,6 +70,7 @@ const SECTIONS: &[&str] = &[
     "costs",
     "baseline",
     "alerts",
+    "ledger",
 ];
 /// Sections that later parts of the gateway read; accepted here so one file serves all.
 const LATER_SECTIONS: &[&str] = &[];
@@ -150,6 +151,7 @@ pub(super) fn validate(
     let raw_costs = array(top, "costs", diags);
     let raw_baseline = array(top, "baseline", diags);
     let raw_alerts: raw::RawAlerts = section(top, "alerts", diags);
+    let raw_ledger: raw::RawLedger = section(top, "ledger", diags);
     let (site_name, timezone) = site(&raw_site, diags);
     let polling = polling(&raw_polling, diags);
     let (profiles, own_profiles) = profiles(&raw_profiles, diags);
@@ -251,7 +253,30 @@ pub(super) fn validate(
         webhook_url,
         webhook_format,
     };
+    let ledger = LedgerConfig {
+        export_dir: raw_ledger.export_dir.as_ref().map(std::path::PathBuf::from),
+        language: match raw_ledger.language.as_deref() {
+            None | Some("zh") => crate::ledger::export::Lang::Zh,
+            Some("en") => crate::ledger::export::Lang::En,
+            Some(other) => {
+                diags.error("ledger.language", format!("unknown language `{other}`; use zh or en"));
+                crate::ledger::export::Lang::Zh
+            }
+        },
+    };
+    if let Some(dir) = &ledger.export_dir {
+        if topology.zones.is_empty() {
+            diags.error("ledger.export_dir", "the monthly ledger needs the network map ([[zones]])");
+        } else if !dir.is_dir() {
+            let m = format!("{} is not a directory (the monthly ledgers are written there)", dir.display());
+            match mode {
+                Mode::Check => diags.warning("ledger.export_dir", m),
+                Mode::Run => diags.error("ledger.export_dir", m),
+            }
+        }
+    }
     Some(Config {
+        ledger,
         site: Site { name: site_name.into(), timezone },
         buses,
         devices,

@@ -4,6 +4,7 @@
 //! offered to the sinks before they stop).
 
 mod jobs;
+pub mod monthly;
 mod writer;
 
 use std::sync::Arc;
@@ -168,6 +169,13 @@ impl Gateway {
                 jobs::publish_ledgers(c.clone(), s.clone())
             }));
         }
+        let monthly_health = Arc::new(crate::http::JobHealth::default());
+        if cfg.ledger.export_dir.is_some() {
+            let (c, s, h) = (shared.clone(), store.clone(), monthly_health.clone());
+            periodic.spawn(jobs::every(cfg.alerts.evaluate_every, sink_cancel.clone(), move || {
+                monthly::pass(c.clone(), s.clone(), h.clone())
+            }));
+        }
         let alert_health = Arc::new(crate::alerts::deliver::DeliveryHealth::default());
         if !cfg.topology.zones.is_empty() || !cfg.devices.is_empty() {
             let (c, s, h) = (shared.clone(), store.clone(), alert_health.clone());
@@ -202,6 +210,7 @@ impl Gateway {
                 started_ms: Utc::now().timestamp_millis(),
                 token: h.token.clone(),
                 alert_delivery: alert_health,
+                jobs: vec![monthly_health],
                 ledger_slot: tokio::sync::Semaphore::new(1),
             });
             let addr = listener.local_addr()?;

@@ -74,6 +74,7 @@ pub fn problems(st: &AppState) -> Vec<String> {
             Vec::new()
         }
     };
+    out.extend(st.jobs.iter().filter_map(|j| j.problem()));
     for v in views {
         let since = now - v.last_progress_ms.max(st.started_ms);
         if v.backlog > 0 && since > st.sink_stall.as_millis() as i64 {

@@ -40,8 +40,26 @@ pub struct AppState {
     pub token: Option<crate::config::delivery::Secret>,
     /// What the alert destinations last said.
     pub alert_delivery: Arc<crate::alerts::deliver::DeliveryHealth>,
+    /// What periodic jobs (the monthly ledger) could not do.
+    pub jobs: Vec<Arc<JobHealth>>,
     /// One ledger computation at a time (each reads a month of every meter).
     pub ledger_slot: tokio::sync::Semaphore,
+}
+
+/// What a periodic job could not do in its last pass, for `/healthz` (`None`: fine).
+#[derive(Debug, Default)]
+pub struct JobHealth {
+    problem: std::sync::Mutex<Option<String>>,
+}
+
+impl JobHealth {
+    pub fn problem(&self) -> Option<String> {
+        self.problem.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, p: Option<String>) {
+        *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = p;
+    }
 }
 
 /// A device's labels in metrics and status.

@@ -83,6 +83,45 @@ pub fn client_options(cfg: &MqttConfig, client_id: String) -> std::io::Result<Mq
     Ok(o)
 }
 
+/// A short-lived connection for a few messages (alert changes, ledger announcements),
+/// each confirmed by its PubAck before the next is sent.
+pub struct OneShot {
+    client: rumqttc::AsyncClient,
+    eventloop: EventLoop,
+}
+
+impl OneShot {
+    /// `suffix` keeps its client id apart from the reading sink's.
+    pub fn connect(cfg: &MqttConfig, suffix: &str) -> std::io::Result<OneShot> {
+        let opts = client_options(cfg, format!("{}-{suffix}", cfg.client_id))?;
+        let (client, eventloop) = rumqttc::AsyncClient::new(opts, 16);
+        Ok(OneShot { client, eventloop })
+    }
+
+    /// Publishes at QoS 1 and waits up to 5 s for the broker's PubAck.
+    pub async fn publish(&mut self, topic: &str, payload: String, retain: bool) -> bool {
+        if self.client.publish(topic, QoS::AtLeastOnce, retain, payload).await.is_err() {
+            return false;
+        }
+        let eventloop = &mut self.eventloop;
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Incoming::PubAck(_))) => return true,
+                    Ok(_) => continue,
+                    Err(_) => return false,
+                }
+            }
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.disconnect().await;
+    }
+}
+
 fn options(cfg: &MqttConfig, site: &str) -> std::io::Result<MqttOptions> {
     let mut o = client_options(cfg, cfg.client_id.clone())?;
     o.set_clean_session(true);

@@ -30,6 +30,7 @@ use crate::model::{Quantity, Reading};
 mod alerts;
 mod corrections;
 mod cursors;
+mod exports;
 mod prune;
 mod readings;
 mod rollups;
@@ -38,6 +39,7 @@ mod tests;
 
 pub use alerts::{Ack, AlertRow, Destination};
 pub use corrections::CorrectionRow;
+pub use exports::{ExportRow, ExportState};
 pub use readings::{Latest, SeriesPoint};
 pub use rollups::RollupRow;
 
@@ -160,6 +162,12 @@ CREATE TABLE IF NOT EXISTS corrections (
     id INTEGER PRIMARY KEY,
     at_ms INTEGER NOT NULL, who TEXT NOT NULL, why TEXT NOT NULL,
     change TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS exports (
+    month TEXT NOT NULL, state TEXT NOT NULL, written_ms INTEGER NOT NULL,
+    -- when each destination confirmed the announcement (0: not yet)
+    mqtt_ms INTEGER NOT NULL DEFAULT 0, webhook_ms INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (month, state)
 );
 CREATE TABLE IF NOT EXISTS set_aside (
     id INTEGER PRIMARY KEY,
