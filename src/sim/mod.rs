@@ -387,7 +387,16 @@ price = "0.62"
 
 # The campus's buildings are large (hundreds of people): they never have a quiet hour,
 # so a meter that never rests is no sign of a leak behind it here.
-[alerts]
+[[alerts.overrides]]
+zone = "north"
+disable = ["continuous_flow"]
+
+[[alerts.overrides]]
+zone = "south"
+disable = ["continuous_flow"]
+
+[[alerts.overrides]]
+zone = "east"
 disable = ["continuous_flow"]
 
 # What the utilities office pays. The pumps' energy is bought with the campus power, so
