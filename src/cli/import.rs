@@ -42,6 +42,9 @@ pub fn import(cfg: &Config, path: &std::path::Path, progress: bool) -> anyhow::R
         );
     };
     let mut report = ImportReport::default();
+    // bytes of the file read so far, on a terminal
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let bar = if progress { super::progress_bar(size, "importing") } else { indicatif::ProgressBar::hidden() };
     let mut batch: Vec<Reading> = Vec::new();
     let flush = |batch: &mut Vec<Reading>, report: &mut ImportReport| -> anyhow::Result<()> {
         if batch.is_empty() {
@@ -64,6 +67,11 @@ pub fn import(cfg: &Config, path: &std::path::Path, progress: bool) -> anyhow::R
                 continue;
             }
         };
+        if report.rows % 10_000 == 0 {
+            if let Some(p) = rec.position() {
+                bar.set_position(p.byte());
+            }
+        }
         let field = |c: usize| rec.get(c).unwrap_or("").to_string();
         let ts = match parse_iso8601(&field(c_ts)) {
             Some(t) => t,
@@ -109,11 +117,9 @@ pub fn import(cfg: &Config, path: &std::path::Path, progress: bool) -> anyhow::R
         if batch.len() >= 5000 {
             flush(&mut batch, &mut report)?;
         }
-        if progress && report.rows % 100_000 == 0 {
-            eprintln!("{}: {} rows read, {} imported", path.display(), report.rows, report.imported);
-        }
     }
     flush(&mut batch, &mut report)?;
+    bar.finish_and_clear();
     // Frozen months the import reaches into are recomputed while their readings are all
     // there, so that back-filled readings count.
     if let (Some(a), Some(b)) = (report.first, report.last) {

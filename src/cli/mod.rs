@@ -54,3 +54,16 @@ pub fn open_store(cfg: &Config, must_exist: bool) -> anyhow::Result<Store> {
     }
     Ok(Store::open(&cfg.store.path, cfg.store.limits)?)
 }
+
+/// A progress bar on a terminal (stderr); nothing when the output goes elsewhere.
+pub fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} {eta}") {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_string());
+    bar
+}

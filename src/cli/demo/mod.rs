@@ -188,7 +188,10 @@ async fn publish_history_ledgers(
     let Some(this) = crate::model::Month::containing(now, tz) else { return Ok(0) };
     let store = crate::store::Store::open(&cfg.store.path, cfg.store.limits)?;
     let mut n = 0;
-    for m in first.iter_from().take_while(|m| *m <= this) {
+    let months: Vec<crate::model::Month> = first.iter_from().take_while(|m| *m <= this).collect();
+    let bar = super::progress_bar(months.len() as u64, "writing the ledgers to InfluxDB");
+    for m in months {
+        bar.inc(1);
         let l = crate::ledger::book::month_ledger(&cfg.ledger_spec(), &store, m, crate::ledger::month::Depth::Month)?;
         let lines = crate::ledger::export::influx_lines(&l);
         for i in &cfg.influxdb {
@@ -196,19 +199,8 @@ async fn publish_history_ledgers(
         }
         n += 1;
     }
+    bar.finish_and_clear();
     Ok(n)
-}
-
-fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
-    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} {eta}") {
-        bar.set_style(style);
-    }
-    bar.set_message(what.to_string());
-    bar
 }
 
 /// `pumphouse demo`: the whole product on one machine. It generates the campus's last
@@ -271,7 +263,7 @@ pub async fn demo(o: &DemoOptions) -> anyhow::Result<()> {
         let from = history::start(now, args.timezone, months).context("no such history start")?;
         campus.add_scenarios(history::script(now, args.timezone));
         let store = crate::store::Store::open(&cfg.store.path, cfg.store.limits)?;
-        let bar = progress_bar(0, "generating the campus's history");
+        let bar = super::progress_bar(0, "generating the campus's history");
         let started = std::time::Instant::now();
         let (cfg2, bar2) = (cfg.clone(), bar.clone());
         let (done, campus_back) = tokio::task::spawn_blocking(move || {
