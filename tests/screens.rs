@@ -337,3 +337,69 @@ fn a_demo_year_fills_every_dashboard_and_every_page_shows_the_apis_figures() {
 
     common::terminate(&mut demo);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_sends_its_history_readings_alerts_and_ledgers_over_mqtt() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::mosquitto(dir.path(), "allow_anonymous true");
+    let got = Arc::new(Mutex::new(Vec::<(String, bool)>::new()));
+    let seen = got.clone();
+    let (client, mut eventloop) =
+        rumqttc::AsyncClient::new(rumqttc::MqttOptions::new("demo-watch", "127.0.0.1", broker.port), 100);
+    let sub = tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Incoming::ConnAck(_))) => {
+                    let _ = client.subscribe("pumphouse/demo-campus/#", rumqttc::QoS::AtMostOnce).await;
+                }
+                Ok(rumqttc::Event::Incoming(rumqttc::Incoming::Publish(p))) => {
+                    seen.lock().unwrap().push((p.topic.clone(), p.retain));
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let out = tokio::task::spawn_blocking({
+        let store = dir.path().join("demo.db");
+        let port = broker.port;
+        move || {
+            common::pumphouse(&[
+                "demo",
+                "--history",
+                "1",
+                "--duration",
+                "8s",
+                "--http",
+                "off",
+                "--store",
+                &store.to_string_lossy(),
+                "--mqtt",
+                &format!("mqtt://127.0.0.1:{port}"),
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.0, 0, "{}", out.2);
+    assert!(out.1.contains("Ledgers of 2 month(s) written to MQTT"), "{}", out.1);
+    let started = Instant::now();
+    loop {
+        let topics = got.lock().unwrap().clone();
+        let ledgers = topics.iter().filter(|(t, _)| t.contains("/ledger/")).count();
+        let readings = topics.iter().filter(|(t, _)| t.ends_with("/positive_total")).count();
+        let alerts = topics.iter().filter(|(t, _)| t.contains("/alerts/")).count();
+        if ledgers >= 2 && readings > 100 && alerts >= 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "ledgers {ledgers}, readings {readings}, alerts {alerts} of {}",
+            topics.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sub.abort();
+}

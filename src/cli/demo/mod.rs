@@ -189,7 +189,11 @@ async fn publish_history_ledgers(
     let store = crate::store::Store::open(&cfg.store.path, cfg.store.limits)?;
     let mut n = 0;
     let months: Vec<crate::model::Month> = first.iter_from().take_while(|m| *m <= this).collect();
-    let bar = super::progress_bar(months.len() as u64, "writing the ledgers to InfluxDB");
+    let bar = super::progress_bar(months.len() as u64, "publishing a ledger per month");
+    let mut mqtt = match &cfg.mqtt {
+        Some(m) => Some(crate::sinks::mqtt::OneShot::connect(m, "ledger")?),
+        None => None,
+    };
     for m in months {
         bar.inc(1);
         let l = crate::ledger::book::month_ledger(&cfg.ledger_spec(), &store, m, crate::ledger::month::Depth::Month)?;
@@ -197,7 +201,20 @@ async fn publish_history_ledgers(
         for i in &cfg.influxdb {
             crate::sinks::influx::write_once(i, &lines).await.map_err(anyhow::Error::msg)?;
         }
+        if let (Some(conn), Some(mc)) = (mqtt.as_mut(), &cfg.mqtt) {
+            // the monthly ledger's announcement, as the running gateway retains it
+            let state =
+                if m < this { crate::store::ExportState::Final } else { crate::store::ExportState::Preliminary };
+            let (_, _, payload) = crate::gateway::monthly::headline(&l, state, cfg.ledger.language);
+            let topic = format!("{}/{}/ledger/{m}", mc.prefix, cfg.site.name);
+            if !conn.publish(&topic, payload.to_string(), true).await {
+                anyhow::bail!("the MQTT broker did not confirm the ledger of {m}");
+            }
+        }
         n += 1;
+    }
+    if let Some(c) = mqtt {
+        c.close().await;
     }
     bar.finish_and_clear();
     Ok(n)
@@ -305,9 +322,14 @@ pub async fn demo(o: &DemoOptions) -> anyhow::Result<()> {
             say(line);
         }
     }
-    if let (Some(from), false) = (history_from, cfg.influxdb.is_empty()) {
+    if let (Some(from), false) = (history_from, cfg.influxdb.is_empty() && cfg.mqtt.is_none()) {
         let months = publish_history_ledgers(&cfg, from, now).await?;
-        say(&format!("Ledgers of {months} month(s) written to InfluxDB (measurement `ledger`)"));
+        let to = match (cfg.influxdb.is_empty(), cfg.mqtt.is_none()) {
+            (false, false) => "InfluxDB (measurement `ledger`) and MQTT (retained, `…/ledger/YYYY-MM`)",
+            (false, true) => "InfluxDB (measurement `ledger`)",
+            _ => "MQTT (retained, `…/ledger/YYYY-MM`)",
+        };
+        say(&format!("Ledgers of {months} month(s) written to {to}"));
     }
     say("Ctrl-C to stop.");
 
