@@ -109,13 +109,38 @@ pub fn episodes(
         }
         total
     };
-    // leaks by night flow, per water zone, on the zone's inlets
+    // leaks by night flow, per water zone: on the zone's balance (inflow less what its
+    // customers' and child zones' meters took) where it has such meters — metered use
+    // moves with demand, the balance only with losses — else on its inflow
     for z in cfg.topology.zones.iter().filter(|z| z.utility == Utility::Water) {
         let inflow = sum(cfg.topology.meters_in(&z.name).filter(|m| m.role == Role::Inlet).collect());
-        let inflow: BTreeMap<DateTime<Utc>, f64> = inflow.range(history..).map(|(t, v)| (*t, *v)).collect();
+        let metered: Vec<&crate::ledger::topology::Meter> = cfg
+            .topology
+            .meters_in(&z.name)
+            .filter(|m| m.role != Role::Inlet)
+            .chain(
+                cfg.topology
+                    .children(&z.name)
+                    .flat_map(|c| cfg.topology.meters_in(&c.name).filter(|m| m.role == Role::Inlet)),
+            )
+            .collect();
+        let has_outputs = metered.iter().any(|m| of(m).is_some_and(|h| !h.is_empty()));
+        let series: BTreeMap<DateTime<Utc>, f64> = if has_outputs {
+            let outputs: Vec<&BTreeMap<DateTime<Utc>, f64>> = metered.iter().filter_map(|m| of(m)).collect();
+            inflow
+                .range(history..)
+                .filter_map(|(t, v)| {
+                    // an hour counts only where every output meter has it
+                    let used: Option<f64> = outputs.iter().map(|h| h.get(t).copied()).sum();
+                    used.map(|u| (*t, v - u))
+                })
+                .collect()
+        } else {
+            inflow.range(history..).map(|(t, v)| (*t, *v)).collect()
+        };
         let set = cfg.alerts.rules.for_subject(&z.name, None);
         if set.enabled(AlertRule::NightFlow) {
-            out.extend(rules::night_leak(&z.name, &inflow, tz, &set.night()));
+            out.extend(rules::night_leak(&z.name, &series, tz, &set.night()));
         }
     }
     // zone imbalance, day by day (local days fully measured at the inlets)

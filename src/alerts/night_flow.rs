@@ -1,127 +1,279 @@
-//! Minimum night flow (MNF) per zone: the classic leak signal of district metered areas.
-//! Pure: a zone's hourly inflow and `now` in, per-night evidence and findings out.
+//! Leaks from a zone's night flow, by change detection on the zone's own recent nights.
+//! Pure: a zone's hourly inflow (or its balance: inflow less metered use) and the site's
+//! time zone in, an evaluation per night hour out.
 //!
-//! Each night's MNF is the lowest hourly mean inflow in the night window (default
-//! 02:00–04:00 site time: the hours starting at 02:00 and 03:00). It is compared with the
-//! zone's own baseline, the median of the previous clean nights (default 14 of them; at
-//! least 5 are needed), plus an allowance for legitimate night use (default 5 % of the
-//! baseline). The excess above that is what the zone is losing.
-//!
-//! A leak is raised when the excess is at least `min_excess` — the largest of 0.3 m³/h,
-//! 10 % of the baseline and three median absolute deviations of the recent clean nights —
-//! on `nights` consecutive nights (default 2), or at least `jump` — the largest of 1 m³/h,
-//! 30 % of the baseline and six deviations — in a single night. The defaults are the ones
-//! the detection benchmark on real DMA inflows supports (BENCHMARKS.md).
-//! Nights that raised are not "clean": they do not feed the baseline, so a leak that
-//! goes on does not become the new normal.
+//! Why this rule (measured on the ten BWDF DMAs, BENCHMARKS.md): night flows drift with
+//! seasons and holidays, so a threshold scaled by their long-run spread misses a small
+//! leak, while from one night to the next they change by a few per cent only. So:
+//! - every hour of the night window (default 23:00–06:00) is compared with the median of
+//!   the same hour over the last 7 clean nights (the *baseline*);
+//! - the noise is the night-to-night change of the nightly mean, from successive
+//!   differences of the last 28 clean nights (1.4826 × median |Δ| / √2, at least 2 % of
+//!   the baseline) — not the long-run spread;
+//! - at the end of every night hour, the residuals of the last 7 night hours (within 30 h)
+//!   form one block and the 7 before them (within 54 h) another; each block's level is
+//!   its mean without its largest residual (one odd hour is not a leak). A leak is raised
+//!   when the last block stands 5 noise units, 10 % of the baseline and `floor` (0.3 m³/h)
+//!   above it, or when the last `blocks` blocks (default 2) all stand 3 noise units and
+//!   `floor` above it;
+//! - a night whose mean residual is above 3 noise units (or below −2: a holiday) is kept
+//!   out of the baseline, so a leak never becomes the new normal; after 14 such nights in
+//!   a row on the same side the new level is accepted (a new building, a term's end) and
+//!   the leak cleared; a leak also clears when a night's mean residual falls below one
+//!   noise unit (the flow came back).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
-use chrono::{DateTime, NaiveDate, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// First and last hour (local) of the night window, inclusive: hours starting at these.
+    /// First and last local hour (their starts) of the night window; it may wrap midnight
+    /// (23..=5: the hours starting at 23:00 up to the one starting at 05:00).
     pub window: (u32, u32),
-    pub percentile: f64,
+    /// Clean nights whose median per hour is the baseline.
     pub history: usize,
+    /// At least this many clean values per hour before there is a baseline.
     pub min_history: usize,
-    pub allowance_share: f64,
-    pub min_excess: f64,
-    pub min_excess_share: f64,
-    pub nights: usize,
-    pub jump: f64,
+    /// Clean nights whose successive differences give the noise.
+    pub noise_nights: usize,
+    /// The noise is at least this share of the baseline.
+    pub noise_floor_share: f64,
+    /// One block raises at `jump_noise` noise units and `jump_share` of the baseline.
+    pub jump_noise: f64,
     pub jump_share: f64,
-    /// The excess must also stand out from the zone's own night-to-night spread: at
-    /// least this many median absolute deviations of the recent clean nights (and
-    /// `jump_mad` for a single-night raise).
-    pub mad: f64,
-    pub jump_mad: f64,
+    /// `blocks` blocks in a row raise at `noise` noise units.
+    pub noise: f64,
+    pub blocks: usize,
+    /// No leak below this rate, m³/h (meter resolution, legitimate night use).
+    pub floor: f64,
+    /// A night this many noise units above (or `low_noise` below) is not clean.
+    pub dirty_noise: f64,
+    pub low_noise: f64,
+    /// A leak clears when a night's residual is below this many noise units.
+    pub clear_noise: f64,
+    /// Unclean nights in a row after which their level is accepted as the new normal.
+    pub accept_after: usize,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            window: (2, 3),
-            percentile: 0.5,
-            history: 14,
+            window: (23, 5),
+            history: 7,
             min_history: 5,
-            allowance_share: 0.05,
-            min_excess: 0.3,
-            min_excess_share: 0.10,
-            nights: 2,
-            jump: 1.0,
-            jump_share: 0.30,
-            mad: 3.0,
-            jump_mad: 6.0,
+            noise_nights: 28,
+            noise_floor_share: 0.02,
+            jump_noise: 5.0,
+            jump_share: 0.10,
+            noise: 3.0,
+            blocks: 2,
+            floor: 0.3,
+            dirty_noise: 3.0,
+            low_noise: 2.0,
+            clear_noise: 1.0,
+            accept_after: 14,
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Night {
-    pub date: NaiveDate,
-    /// Minimum hourly mean inflow in the window, m³/h.
-    pub mnf: f64,
-    /// The zone's baseline from earlier clean nights, when there were enough of them.
-    pub baseline: Option<f64>,
-    /// MNF − baseline − allowance (m³/h), when there is a baseline.
-    pub excess: Option<f64>,
-    /// True when this night raises (or keeps) a leak.
-    pub leak: bool,
-    /// When the night's evidence was complete (the end of the window), for stamping.
-    pub at: DateTime<Utc>,
+impl Settings {
+    /// The night's hours, in order (23, 0, 1, … 5).
+    pub fn hours(&self) -> Vec<u32> {
+        let (a, b) = self.window;
+        let mut out = vec![a % 24];
+        let mut h = a % 24;
+        while h != b % 24 && out.len() < 24 {
+            h = (h + 1) % 24;
+            out.push(h);
+        }
+        out
+    }
 }
 
-fn percentile(values: &[f64], p: f64) -> f64 {
+/// The evaluation at the end of one night hour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NightHour {
+    /// The end of the hour (when its evidence was complete).
+    pub at: DateTime<Utc>,
+    /// The night (local date of its morning).
+    pub night: NaiveDate,
+    /// m³/h in this hour, and the baseline for it.
+    pub flow: f64,
+    pub baseline: Option<f64>,
+    /// The latest block's level above the baseline, and the block before it.
+    pub block: Option<f64>,
+    pub previous_block: Option<f64>,
+    /// The night-to-night noise, m³/h.
+    pub noise: Option<f64>,
+    /// The night's baseline level (mean of the hours' baselines).
+    pub level: Option<f64>,
+    /// True while a leak is raised (from the hour that raised it).
+    pub leak: bool,
+}
+
+/// One night hour's value: (local hour, m³/h, hour start).
+type NightValue = (u32, f64, DateTime<Utc>);
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// A block's level: its mean without the largest value (one odd hour is not a leak).
+fn block_level(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
-    let idx = ((v.len() - 1) as f64 * p).round() as usize;
-    v[idx.min(v.len() - 1)]
+    if v.len() > 3 {
+        v.pop();
+    }
+    v.iter().sum::<f64>() / v.len() as f64
 }
 
-/// Evaluates every complete night in `hourly` (UTC hour start → m³ in that hour).
-pub fn nights(hourly: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> Vec<Night> {
-    // local night date → hourly volumes in the window
-    let mut by_night: BTreeMap<NaiveDate, Vec<(DateTime<Utc>, f64)>> = BTreeMap::new();
+/// Evaluates every night hour in `hourly` (UTC hour start → m³ in that hour).
+pub fn evaluate(hourly: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> Vec<NightHour> {
+    let hours = s.hours();
+    let n_h = hours.len();
+    // nights: the night hours of one local morning (hours from noon on belong to the next day)
+    let mut nights: Vec<(NaiveDate, Vec<NightValue>)> = Vec::new();
     for (t, v) in hourly {
         let local = t.with_timezone(&tz);
-        if (s.window.0..=s.window.1).contains(&local.hour()) {
-            by_night.entry(local.date_naive()).or_default().push((*t, *v));
+        let h = local.hour();
+        if !hours.contains(&h) || !v.is_finite() {
+            continue;
+        }
+        let date = if h >= 12 { local.date_naive() + TimeDelta::days(1) } else { local.date_naive() };
+        match nights.last_mut() {
+            Some((d, hs)) if *d == date => hs.push((h, *v, *t)),
+            _ => nights.push((date, vec![(h, *v, *t)])),
         }
     }
-    let want = (s.window.1 - s.window.0 + 1) as usize;
-    let mut out: Vec<Night> = Vec::new();
-    let mut clean: Vec<f64> = Vec::new();
-    let mut streak = 0usize;
-    for (date, hours) in by_night {
-        if hours.len() < want {
-            continue; // an incomplete night says nothing
+    let mut clean: Vec<BTreeMap<u32, f64>> = Vec::new();
+    let mut levels: Vec<f64> = Vec::new();
+    let mut dirty_run: Vec<(BTreeMap<u32, f64>, f64)> = Vec::new();
+    let mut recent: VecDeque<(DateTime<Utc>, f64)> = VecDeque::new();
+    let mut out = Vec::new();
+    let mut alarm = false;
+    let mean = |m: &BTreeMap<u32, f64>| m.values().sum::<f64>() / m.len().max(1) as f64;
+    for (date, hrs) in nights {
+        let from = clean.len().saturating_sub(s.history);
+        let mut base: BTreeMap<u32, f64> = BTreeMap::new();
+        for h in &hours {
+            let mut vals: Vec<f64> = clean[from..].iter().filter_map(|c| c.get(h).copied()).collect();
+            if vals.len() >= s.min_history {
+                base.insert(*h, median(&mut vals));
+            }
         }
-        let mnf = hours.iter().map(|(_, v)| *v).fold(f64::INFINITY, f64::min);
-        let at = hours.iter().map(|(t, _)| *t).max().unwrap_or_default() + chrono::TimeDelta::hours(1);
-        let recent: Vec<f64> = clean.iter().rev().take(s.history).copied().collect();
-        let baseline = (recent.len() >= s.min_history).then(|| percentile(&recent, s.percentile));
-        let spread = baseline.map(|b| {
-            let dev: Vec<f64> = recent.iter().map(|v| (v - b).abs()).collect();
-            percentile(&dev, 0.5)
+        let level = (base.len() + 1 >= n_h).then(|| base.values().sum::<f64>() / base.len() as f64);
+        let noise = level.and_then(|b| {
+            let lv = &levels[levels.len().saturating_sub(s.noise_nights)..];
+            (lv.len() > s.min_history).then(|| {
+                let mut d: Vec<f64> = lv.windows(2).map(|w| (w[1] - w[0]).abs()).collect();
+                (1.4826 * median(&mut d) / std::f64::consts::SQRT_2).max(s.noise_floor_share * b)
+            })
         });
-        let excess = baseline.map(|b| mnf - b - b * s.allowance_share);
-        let mut leak = false;
-        let mut above = false;
-        if let (Some(b), Some(x), Some(mad)) = (baseline, excess, spread) {
-            let min_excess = s.min_excess.max(b * s.min_excess_share).max(s.mad * mad);
-            let jump = s.jump.max(b * s.jump_share).max(s.jump_mad * mad);
-            above = x >= min_excess;
-            streak = if above { streak + 1 } else { 0 };
-            leak = x >= jump || streak >= s.nights;
+        let mut night_res = Vec::new();
+        for (h, v, t) in &hrs {
+            let at = *t + TimeDelta::hours(1);
+            let Some(b) = base.get(h) else {
+                out.push(NightHour {
+                    at,
+                    night: date,
+                    flow: *v,
+                    baseline: None,
+                    block: None,
+                    previous_block: None,
+                    noise,
+                    level,
+                    leak: alarm,
+                });
+                continue;
+            };
+            let r = v - b;
+            recent.push_back((*t, r));
+            night_res.push(r);
+            let (mut block, mut previous) = (None, None);
+            if let (Some(sig), Some(lv)) = (noise, level) {
+                let span = TimeDelta::hours(30);
+                while recent.front().is_some_and(|(x, _)| *x <= *t - TimeDelta::hours(24 * s.blocks as i64) - span) {
+                    recent.pop_front();
+                }
+                // blocks of n_h residuals, newest first, the k-th within span + 24 (k − 1) h
+                let all: Vec<(DateTime<Utc>, f64)> = recent.iter().copied().collect();
+                let mut blocks: Vec<Option<f64>> = Vec::new();
+                for k in 0..s.blocks.max(1) {
+                    let end = all.len().saturating_sub(k * n_h);
+                    let start = end.saturating_sub(n_h);
+                    let limit = *t - span - TimeDelta::hours(24 * k as i64);
+                    let vals: Vec<f64> = all[start..end].iter().filter(|(x, _)| *x > limit).map(|(_, r)| *r).collect();
+                    blocks.push((vals.len() + 2 >= n_h && vals.len() >= 3).then(|| block_level(&vals)));
+                }
+                block = blocks.first().copied().flatten();
+                previous = blocks.get(1).copied().flatten();
+                let jump = (s.jump_noise * sig).max(s.jump_share * lv).max(s.floor);
+                let low = (s.noise * sig).max(s.floor);
+                let sustained = blocks.iter().all(|b| b.is_some_and(|x| x >= low));
+                if block.is_some_and(|x| x >= jump) || sustained {
+                    alarm = true;
+                }
+            }
+            out.push(NightHour {
+                at,
+                night: date,
+                flow: *v,
+                baseline: Some(*b),
+                block,
+                previous_block: previous,
+                noise,
+                level,
+                leak: alarm,
+            });
         }
-        // A night is clean unless it is above the line (a leak, or the start of one).
-        if !above {
-            clean.push(mnf);
+        if hrs.len() + 1 < n_h {
+            continue; // an incomplete night says nothing about the baseline
         }
-        out.push(Night { date, mnf, baseline, excess, leak, at });
+        let values: BTreeMap<u32, f64> = hrs.iter().map(|(h, v, _)| (*h, *v)).collect();
+        let Some(sig) = noise else {
+            // warming up: the night feeds the history
+            levels.push(mean(&values));
+            clean.push(values);
+            continue;
+        };
+        if night_res.len() + 1 < n_h {
+            continue;
+        }
+        let ns = block_level(&night_res);
+        let low = ns <= -s.low_noise * sig;
+        let mut dirty = alarm || ns >= s.dirty_noise * sig || low;
+        if alarm && ns < s.clear_noise * sig {
+            alarm = false;
+            dirty = false;
+        }
+        if dirty {
+            if dirty_run.last().is_some_and(|(_, x)| (*x < 0.0) != (ns < 0.0)) {
+                dirty_run.clear(); // a run is all high or all low
+            }
+            dirty_run.push((values, ns));
+            if dirty_run.len() >= s.accept_after {
+                // the new level is accepted: it becomes the baseline
+                let keep = dirty_run.len().saturating_sub(s.history);
+                for (v, _) in dirty_run.drain(..).skip(keep) {
+                    levels.push(mean(&v));
+                    clean.push(v);
+                }
+                alarm = false;
+            }
+        } else {
+            dirty_run.clear();
+            levels.push(mean(&values));
+            clean.push(values);
+        }
     }
     out
 }
@@ -129,19 +281,22 @@ pub fn nights(hourly: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{TimeDelta, TimeZone};
+    use chrono::TimeZone;
 
-    /// Hourly inflow: 1.0 m³/h at night (02–04 local), 5.0 by day; `extra` from `leak_from`.
-    fn series(days: i64, leak_from: Option<(i64, u32)>, extra: f64) -> BTreeMap<DateTime<Utc>, f64> {
+    /// Hourly inflow: 1.0 m³/h (±2 %) from 23:00 to 06:00 local, 5.0 by day; `extra`
+    /// from day `from.0` at hour `from.1` for `days` days.
+    fn series(days: i64, change: Option<((i64, u32), f64, i64)>) -> BTreeMap<DateTime<Utc>, f64> {
         let tz = chrono_tz::Asia::Shanghai;
         let start = tz.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap().with_timezone(&Utc);
         let mut out = BTreeMap::new();
         for h in 0..days * 24 {
             let t = start + TimeDelta::hours(h);
             let local = t.with_timezone(&tz);
-            let mut v = if (1..=4).contains(&local.hour()) { 1.0 + 0.02 * ((h * 7919) % 5) as f64 } else { 5.0 };
-            if let Some((day, hour)) = leak_from {
-                if h >= day * 24 + i64::from(hour) {
+            let night = local.hour() >= 23 || local.hour() <= 5;
+            let mut v = if night { 1.0 + 0.02 * ((h * 7919) % 3) as f64 - 0.02 } else { 5.0 };
+            if let Some(((day, hour), extra, len)) = change {
+                let from = day * 24 + i64::from(hour);
+                if h >= from && h < from + len * 24 {
                     v += extra;
                 }
             }
@@ -150,46 +305,77 @@ mod tests {
         out
     }
 
+    fn tz() -> Tz {
+        chrono_tz::Asia::Shanghai
+    }
+
+    #[test]
+    fn the_window_wraps_midnight() {
+        assert_eq!(Settings::default().hours(), [23, 0, 1, 2, 3, 4, 5]);
+        assert_eq!(Settings { window: (2, 3), ..Default::default() }.hours(), [2, 3]);
+    }
+
     #[test]
     fn a_quiet_zone_raises_nothing() {
-        let n = nights(&series(30, None, 0.0), chrono_tz::Asia::Shanghai, &Settings::default());
-        assert_eq!(n.len(), 30);
-        assert!(n.iter().all(|x| !x.leak));
-        assert!(n[..5].iter().all(|x| x.baseline.is_none()), "five nights of history first");
-        assert!((n[10].baseline.unwrap() - 1.0).abs() < 0.05);
+        let e = evaluate(&series(40, None), tz(), &Settings::default());
+        assert_eq!(e.len(), 40 * 7);
+        assert!(e.iter().all(|x| !x.leak));
+        let late = e.last().unwrap();
+        assert!((late.baseline.unwrap() - 1.0).abs() < 0.05 && late.noise.is_some());
     }
 
     #[test]
-    fn a_leak_from_23_00_is_raised_the_second_night_and_a_big_one_the_first() {
-        // day 20, 23:00 local: +0.5 m³/h (the default threshold is 0.3)
-        let n = nights(&series(30, Some((20, 23)), 0.5), chrono_tz::Asia::Shanghai, &Settings::default());
-        let first = n.iter().position(|x| x.leak).unwrap();
-        assert_eq!(n[first].date, NaiveDate::from_ymd_opt(2026, 1, 23).unwrap(), "nights of the 22nd and 23rd");
-        let x = n[first].excess.unwrap();
-        assert!((x - 0.45).abs() < 0.06, "{x}");
-        assert!(n[first..].iter().all(|x| x.leak), "one leak stays raised");
-        // +2 m³/h: the first night
-        let n = nights(&series(30, Some((20, 23)), 2.0), chrono_tz::Asia::Shanghai, &Settings::default());
-        let first = n.iter().position(|x| x.leak).unwrap();
-        assert_eq!(n[first].date, NaiveDate::from_ymd_opt(2026, 1, 22).unwrap());
-        // the leaking nights never enter the baseline
-        assert!((n.last().unwrap().baseline.unwrap() - 1.0).abs() < 0.05);
+    fn a_tenth_of_a_small_zone_is_below_the_floor_but_half_is_raised_the_first_night() {
+        // +0.2 m³/h (the floor is 0.3): never
+        let e = evaluate(&series(40, Some(((20, 23), 0.2, 20))), tz(), &Settings::default());
+        assert!(e.iter().all(|x| !x.leak));
+        // +0.5 m³/h from 23:00 on day 20: raised before the morning, and it stays raised
+        let e = evaluate(&series(40, Some(((20, 23), 0.5, 20))), tz(), &Settings::default());
+        let first = e.iter().position(|x| x.leak).unwrap();
+        let start = tz().with_ymd_and_hms(2026, 1, 21, 23, 0, 0).unwrap().with_timezone(&Utc);
+        let raised = e[first].at;
+        assert!(raised > start && raised <= start + TimeDelta::hours(7), "raised at {raised}");
+        assert!(e[first..].iter().take(7 * 10).all(|x| x.leak), "a leak stays raised");
+        // the leaking nights never become the baseline
+        let later = &e[first + 7 * 5];
+        assert!((later.baseline.unwrap() - 1.0).abs() < 0.05, "{later:?}");
+        assert!((later.block.unwrap() - 0.5).abs() < 0.05, "{later:?}");
     }
 
     #[test]
-    fn a_small_leak_below_the_threshold_is_not_raised() {
-        let n = nights(&series(30, Some((20, 0)), 0.2), chrono_tz::Asia::Shanghai, &Settings::default());
-        assert!(n.iter().all(|x| !x.leak));
+    fn the_leak_clears_when_the_flow_comes_back() {
+        let e = evaluate(&series(50, Some(((20, 23), 0.8, 5))), tz(), &Settings::default());
+        let first = e.iter().position(|x| x.leak).unwrap();
+        let cleared = e[first..].iter().position(|x| !x.leak).map(|k| k + first).unwrap();
+        assert!(e[cleared].at > e[first].at + TimeDelta::days(4));
+        assert!(e[cleared..].iter().all(|x| !x.leak));
     }
 
     #[test]
-    fn incomplete_nights_are_skipped() {
-        let mut s = series(10, None, 0.0);
-        let tz = chrono_tz::Asia::Shanghai;
-        let gap = tz.with_ymd_and_hms(2026, 1, 5, 2, 0, 0).unwrap().with_timezone(&Utc);
-        s.remove(&gap);
-        let n = nights(&s, tz, &Settings::default());
-        assert_eq!(n.len(), 9);
-        assert!(!n.iter().any(|x| x.date == NaiveDate::from_ymd_opt(2026, 1, 5).unwrap()));
+    fn a_new_level_is_accepted_after_fourteen_nights() {
+        // a new building: the night flow rises for good
+        let e = evaluate(&series(70, Some(((20, 23), 0.6, 1000))), tz(), &Settings::default());
+        let first = e.iter().position(|x| x.leak).unwrap();
+        let last = e.iter().rposition(|x| x.leak).unwrap();
+        assert!(e[last].at - e[first].at >= TimeDelta::days(13) && e[last].at - e[first].at <= TimeDelta::days(16));
+        assert!(e.last().is_some_and(|x| !x.leak && (x.baseline.unwrap() - 1.6).abs() < 0.05));
+    }
+
+    #[test]
+    fn a_holiday_raises_nothing() {
+        // a week at 70 %, then back
+        let e = evaluate(&series(50, Some(((20, 12), -0.3, 7))), tz(), &Settings::default());
+        assert!(e.iter().all(|x| !x.leak));
+    }
+
+    #[test]
+    fn hours_missing_are_gaps_not_zero() {
+        let mut s = series(40, None);
+        let gap = tz().with_ymd_and_hms(2026, 1, 25, 2, 0, 0).unwrap().with_timezone(&Utc);
+        for k in 0..30 {
+            s.remove(&(gap + TimeDelta::hours(k)));
+        }
+        let e = evaluate(&s, tz(), &Settings::default());
+        assert!(e.iter().all(|x| !x.leak));
     }
 }

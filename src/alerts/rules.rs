@@ -81,39 +81,61 @@ fn episodes_of(
     out
 }
 
-/// Leaks from the minimum night flow of a zone's inflow (hourly m³).
-pub fn night_leak(zone: &str, inflow: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> Vec<Episode> {
-    let nights = night_flow::nights(inflow, tz, s);
-    let steps: Vec<(DateTime<Utc>, bool, String)> = nights
-        .iter()
-        .map(|n| {
-            let ev = match (n.baseline, n.excess) {
-                (Some(b), Some(x)) => {
-                    format!("night flow {:.2} m³/h vs baseline {:.2} m³/h (+{:.2} m³/h)", n.mnf, b, x.max(0.0))
-                }
-                _ => format!("night flow {:.2} m³/h", n.mnf),
-            };
-            (n.at, n.leak, ev)
-        })
-        .collect();
-    let excess_at = |t: DateTime<Utc>| nights.iter().find(|n| n.at == t).and_then(|n| n.excess);
-    let eps = episodes_of(&steps, 1, |start, end, ev| {
-        let last = nights.iter().rfind(|n| n.leak && n.at >= start && end.is_none_or(|e| n.at < e));
-        let x = last.and_then(|n| n.excess).or_else(|| excess_at(start)).unwrap_or(0.0).max(0.0);
-        Episode {
+/// Leaks from a zone's night flow (hourly m³ of its inflow, or of its balance: inflow less
+/// metered use), by change detection on its recent nights ([`night_flow::evaluate`]).
+/// The leak rate is the median of the night hours' excess over their baseline since the
+/// leak was raised (the hour that raised it and the one before included), with ± two
+/// noise units; it is updated while the leak lasts.
+pub fn night_leak(zone: &str, series: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> Vec<Episode> {
+    let hours = night_flow::evaluate(series, tz, s);
+    let window = {
+        let h = s.hours();
+        format!("{:02}:00–{:02}:00", h.first().copied().unwrap_or(0), (h.last().copied().unwrap_or(0) + 1) % 24)
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < hours.len() {
+        if !hours[i].leak {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < hours.len() && hours[i].leak {
+            i += 1;
+        }
+        let run = &hours[start..i];
+        let end = hours.get(i).map(|h| h.at);
+        // the excess of the hours since the leak showed (the raising hour and the one before)
+        let mut excess: Vec<f64> =
+            hours[start.saturating_sub(1)..i].iter().filter_map(|h| h.baseline.map(|b| h.flow - b)).collect();
+        excess.sort_by(f64::total_cmp);
+        let rate = excess.get(excess.len() / 2).copied().unwrap_or(0.0).max(0.0);
+        let last = &run[run.len() - 1];
+        let noise = last.noise.unwrap_or(0.0);
+        let level = last.level.unwrap_or(0.0);
+        let first = &run[0];
+        let evidence = format!(
+            "night flow ({window}) {rate:.2} ± {:.2} m³/h above this zone's usual {level:.2} m³/h (the median of its last clean nights, night-to-night noise {noise:.2} m³/h); first seen in the night of {}",
+            2.0 * noise,
+            first.night
+        );
+        out.push(Episode {
             rule: AlertRule::NightFlow,
             subject: zone.to_string(),
             zone: zone.to_string(),
             device: None,
-            severity: if x >= 2.0 { Severity::Critical } else { Severity::Warning },
-            start,
+            severity: if rate >= 2.0 || (level > 0.0 && rate >= level) {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
+            start: first.at,
             end,
-            evidence: ev.to_string(),
-            loss_per_day: Some(x * 24.0),
-        }
-    });
-    // a clean night in between does not clear a leak (hysteresis of one night)
-    merge(eps, TimeDelta::hours(30))
+            evidence,
+            loss_per_day: Some(rate * 24.0),
+        });
+    }
+    out
 }
 
 /// A customer or building meter that never drops near zero for `hours` hours: a

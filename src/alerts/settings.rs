@@ -47,7 +47,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            night_window: (2, 3),
+            night_window: (23, 5),
             night_min_excess: 0.3,
             night_nights: 2,
             pressure_band: None,
@@ -69,8 +69,8 @@ impl Settings {
     pub fn night(&self) -> super::night_flow::Settings {
         super::night_flow::Settings {
             window: self.night_window,
-            min_excess: self.night_min_excess,
-            nights: self.night_nights,
+            floor: self.night_min_excess,
+            blocks: self.night_nights.max(1),
             ..Default::default()
         }
     }
@@ -134,8 +134,12 @@ impl RuleSettings {
 
 fn check(r: &RawSettings, path: &str, diags: &mut Diagnostics) {
     if let Some(w) = &r.night_window {
-        if !matches!(w.as_slice(), [a, b] if a <= b && *b <= 23) {
-            diags.error(format!("{path}.night_window"), "two local hours, first ≤ last ≤ 23, e.g. [2, 3]");
+        // at most twelve hours: the night, not the day
+        if !matches!(w.as_slice(), [a, b] if *a <= 23 && *b <= 23 && (b + 24 - a) % 24 < 12) {
+            diags.error(
+                format!("{path}.night_window"),
+                "two local hours 0–23, the first and last of the night (it may wrap midnight, at most 12 hours), e.g. [23, 5]",
+            );
         }
     }
     if let Some(b) = &r.pressure_band {
