@@ -198,7 +198,8 @@ pub fn episodes(
             if let Some(d) = cfg.device(&m.device) {
                 lag = lag.max(TimeDelta::from_std(d.interval * 4).unwrap_or(lag));
                 if let Some(p) = d.profile.points.iter().find(|p| p.quantity == Quantity::WaterFlow) {
-                    flows.extend(store.good(&d.name, &p.name, history.max(from - TimeDelta::hours(2)), to));
+                    // a week before: what the flow usually is at this time of day
+                    flows.extend(store.good(&d.name, &p.name, from - TimeDelta::days(8), to));
                 }
             }
         }
@@ -211,7 +212,7 @@ pub fn episodes(
         flows.sort_by_key(|x| x.0);
         pressures.sort_by_key(|x| x.0);
         let set = cfg.alerts.rules.for_subject(&z.name, None);
-        if !flows.is_empty() && !pressures.is_empty() && set.enabled(AlertRule::Burst) {
+        if !flows.is_empty() && set.enabled(AlertRule::Burst) {
             out.extend(rules::burst(&z.name, &flows, &pressures, set.burst_min_rise, 0.15, lag));
         }
     }
