@@ -14,33 +14,14 @@
 //! `cargo bench --bench burst_detection`; results printed and written to
 //! target/bench/burst_detection.json.
 
+#[path = "bwdf/mod.rs"]
+mod bwdf;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDateTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use pumphouse::alerts::rules::{burst, Episode};
-
-fn load() -> Vec<(String, BTreeMap<DateTime<Utc>, f64>)> {
-    let path = std::env::var("BWDF_CSV")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/bwdf/InflowData.csv").to_string());
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let tz = chrono_tz::Europe::Rome;
-    let mut lines = text.lines();
-    let header: Vec<String> = lines.next().unwrap_or_default().split(',').map(String::from).collect();
-    let mut out: Vec<(String, BTreeMap<DateTime<Utc>, f64>)> =
-        header[1..].iter().map(|h| (h.clone(), BTreeMap::new())).collect();
-    for line in lines {
-        let cells: Vec<&str> = line.split(',').collect();
-        let Ok(local) = NaiveDateTime::parse_from_str(cells[0], "%d/%m/%Y %H:%M") else { continue };
-        let Some(t) = tz.from_local_datetime(&local).single() else { continue };
-        for (k, c) in cells[1..].iter().enumerate() {
-            if let Ok(v) = c.parse::<f64>() {
-                out[k].1.insert(t.with_timezone(&Utc), v * 3.6);
-            }
-        }
-    }
-    out.into_iter().filter(|(_, s)| s.len() > 24 * 200).collect()
-}
 
 fn noise(key: u64, i: i64) -> f64 {
     let mut x = key ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -88,7 +69,8 @@ fn main() {
     println!("| data | burst (share of mean flow) | bursts | within 15 min | median minutes to alert | false bursts per zone-month |");
     println!("|---|---:|---:|---:|---:|---:|");
     // real inflows
-    let zones = load();
+    let zones: Vec<(String, BTreeMap<DateTime<Utc>, f64>)> =
+        bwdf::load().into_iter().filter(|(_, s)| s.len() > 24 * 200).collect();
     let mut fa = 0usize;
     let mut months = 0.0;
     for (z, (_, series)) in zones.iter().enumerate() {

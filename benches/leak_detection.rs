@@ -20,35 +20,15 @@
 //! `cargo bench --bench leak_detection`; results printed and written to
 //! target/bench/leak_detection.json.
 
+#[path = "bwdf/mod.rs"]
+mod bwdf;
+
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
+use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use pumphouse::alerts::night_flow::{evaluate, NightHour, Settings};
 
 type Series = BTreeMap<DateTime<Utc>, f64>;
-
-fn load() -> Vec<(String, Series)> {
-    let path = std::env::var("BWDF_CSV")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/bwdf/InflowData.csv").to_string());
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{path}: {e} (set BWDF_CSV to the BWDF InflowData.csv)"));
-    let tz = chrono_tz::Europe::Rome;
-    let mut lines = text.lines();
-    let header: Vec<String> = lines.next().unwrap_or_default().split(',').map(String::from).collect();
-    let mut out: Vec<(String, Series)> = header[1..].iter().map(|h| (h.clone(), BTreeMap::new())).collect();
-    for line in lines {
-        let cells: Vec<&str> = line.split(',').collect();
-        let Ok(local) = NaiveDateTime::parse_from_str(cells[0], "%d/%m/%Y %H:%M") else { continue };
-        // CET/CEST: skip the ambiguous and missing hours of the clock changes
-        let Some(t) = tz.from_local_datetime(&local).single() else { continue };
-        for (k, c) in cells[1..].iter().enumerate() {
-            if let Ok(v) = c.parse::<f64>() {
-                out[k].1.insert(t.with_timezone(&Utc), v * 3.6); // L/s → m³/h
-            }
-        }
-    }
-    out
-}
 
 fn raises(e: &[NightHour]) -> usize {
     e.windows(2).filter(|w| w[1].leak && !w[0].leak).count() + usize::from(e.first().is_some_and(|x| x.leak))
@@ -69,7 +49,7 @@ fn starts(len: usize) -> Vec<usize> {
 }
 
 fn main() {
-    let zones: Vec<(String, Series)> = load().into_iter().filter(|(_, s)| s.len() >= 24 * 60).collect();
+    let zones: Vec<(String, Series)> = bwdf::load().into_iter().filter(|(_, s)| s.len() >= 24 * 60).collect();
     let tz = chrono_tz::Europe::Rome;
     let s = Settings::default();
     let mut json = Vec::new();

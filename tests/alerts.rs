@@ -72,65 +72,17 @@ fn a_leak_from_23_00_is_one_alert_with_its_loss_and_a_quiet_zone_raises_nothing(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_reach_mqtt_the_webhook_and_influxdb_after_a_refusal() {
-    use std::io::{Read, Write};
     use std::sync::{Arc, Mutex};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let broker = common::mosquitto(d, "allow_anonymous true");
     let influx = common::influx1(d, "meters");
-    // a webhook receiver that refuses the first POST (500) and takes the rest
-    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let hook_port = hook.local_addr().unwrap().port();
-    let bodies = Arc::new(Mutex::new(Vec::<String>::new()));
-    let seen = bodies.clone();
-    std::thread::spawn(move || {
-        let mut n = 0;
-        for stream in hook.incoming() {
-            let Ok(mut s) = stream else { break };
-            let mut buf = vec![0u8; 65536];
-            let mut got = 0;
-            // read until the body (Content-Length) is complete
-            while let Ok(k) = s.read(&mut buf[got..]) {
-                if k == 0 {
-                    break;
-                }
-                got += k;
-                let text = String::from_utf8_lossy(&buf[..got]).to_string();
-                if let Some(i) = text.find("\r\n\r\n") {
-                    let len = text
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if got >= i + 4 + len {
-                        break;
-                    }
-                }
-            }
-            let text = String::from_utf8_lossy(&buf[..got]).to_string();
-            let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-            n += 1;
-            // a server error, then a robot's refusal (HTTP 200 with errcode ≠ 0, as WeCom
-            // answers a rate limit), then what it answers when it takes the message
-            let (status, answer) = match n {
-                1 => ("500 Internal Server Error", ""),
-                2 => ("200 OK", r#"{"errcode":45009,"errmsg":"api freq out of limit"}"#),
-                _ => ("200 OK", r#"{"errcode":0,"errmsg":"ok"}"#),
-            };
-            if n > 2 {
-                seen.lock().unwrap().push(body);
-            }
-            let _ = s.write_all(
-                format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                    answer.len()
-                )
-                .as_bytes(),
-            );
-        }
+    // a webhook that answers a server error, then a robot's refusal (HTTP 200 with
+    // errcode ≠ 0, as WeCom answers a rate limit), then what it answers when it takes one
+    let (hook_port, bodies) = common::webhook(|n| match n {
+        1 => ("500 Internal Server Error", ""),
+        2 => ("200 OK", r#"{"errcode":45009,"errmsg":"api freq out of limit"}"#),
+        _ => ("200 OK", r#"{"errcode":0,"errmsg":"ok"}"#),
     });
     let cfg = d.join("p.toml");
     let mut text = CONFIG.replace("STORE", &d.join("s.db").to_string_lossy());

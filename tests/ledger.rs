@@ -522,46 +522,12 @@ async fn the_monthly_ledger_is_written_and_announced_by_itself_once_per_state() 
     use pumphouse::config::{self, Mode};
     use pumphouse::gateway::monthly;
     use pumphouse::store::{ExportState, Store};
-    use std::io::{Read as _, Write as _};
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
     let exports = dir.path().join("ledgers");
     std::fs::create_dir_all(&exports).unwrap();
     // a webhook that records what it is sent
-    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let hook_port = hook.local_addr().unwrap().port();
-    let bodies = Arc::new(Mutex::new(Vec::<String>::new()));
-    let seen = bodies.clone();
-    std::thread::spawn(move || {
-        for s in hook.incoming() {
-            let Ok(mut s) = s else { continue };
-            let mut buf = vec![0u8; 1 << 16];
-            let mut got = 0;
-            loop {
-                let n = s.read(&mut buf[got..]).unwrap_or(0);
-                got += n;
-                let text = String::from_utf8_lossy(&buf[..got]).to_string();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= len {
-                        seen.lock().unwrap().push(body.to_string());
-                        break;
-                    }
-                }
-                if n == 0 {
-                    break;
-                }
-            }
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
+    let (hook_port, bodies) = common::webhook(|_| ("200 OK", ""));
     let cfg_path = setup(dir.path());
     let mut text = std::fs::read_to_string(&cfg_path).unwrap();
     text.push_str(&format!(

@@ -175,6 +175,64 @@ pub fn two_zone_history(leak: f64) -> String {
     out
 }
 
+/// A webhook receiver on a free loopback port: `answer(n)` gives the status line and body
+/// of the n-th request (from 1). The bodies it takes are recorded: those answered 200
+/// without a robot's refusal (no `errcode`, or `errcode` 0).
+pub fn webhook(
+    answer: impl Fn(usize) -> (&'static str, &'static str) + Send + 'static,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hook.local_addr().unwrap().port();
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = bodies.clone();
+    std::thread::spawn(move || {
+        let mut n = 0;
+        for stream in hook.incoming() {
+            let Ok(mut s) = stream else { break };
+            let mut buf = vec![0u8; 1 << 16];
+            let mut got = 0;
+            // read until the body (Content-Length) is complete
+            while let Ok(k) = s.read(&mut buf[got..]) {
+                if k == 0 {
+                    break;
+                }
+                got += k;
+                let text = String::from_utf8_lossy(&buf[..got]).to_string();
+                if let Some(i) = text.find("\r\n\r\n") {
+                    let len = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if got >= i + 4 + len {
+                        break;
+                    }
+                }
+            }
+            let text = String::from_utf8_lossy(&buf[..got]).to_string();
+            let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+            n += 1;
+            let (status, answer) = answer(n);
+            let refused = answer.contains("\"errcode\"") && !answer.contains("\"errcode\":0");
+            if status.starts_with("200") && !refused {
+                seen.lock().unwrap().push(body);
+            }
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    (port, bodies)
+}
+
 // ------------------------------------------------------------------ receivers for delivery
 
 pub fn free_port() -> u16 {

@@ -60,14 +60,7 @@ fn ledger() -> Ledger {
     }
     let data: HashMap<String, Vec<(DateTime<Utc>, f64)>> =
         ["main", "za", "c1", "c2", "pm", "e1"].iter().map(|d| (d.to_string(), readings(d))).collect();
-    let samples =
-        |device: &str, _point: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Result<Vec<Sample>, ReadError> {
-            Ok(data[device]
-                .iter()
-                .filter(|(t, _)| *t >= from && *t < to)
-                .map(|(t, v)| Sample { ts: *t, value: Some(*v), good: true })
-                .collect())
-        };
+    let samples = samples_of(&data);
     compute(&cfg.ledger_spec(), mo(2026, 3), &samples, &[]).unwrap()
 }
 
@@ -181,17 +174,7 @@ fn corrections_change_the_bill_and_are_listed() {
     let (cfg, _) = config::load_str(&text, Mode::Check).unwrap();
     let data: HashMap<String, Vec<(DateTime<Utc>, f64)>> =
         ["c2"].iter().map(|d| (d.to_string(), readings(d))).collect();
-    let samples = |device: &str, _p: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Result<Vec<Sample>, ReadError> {
-        Ok(data
-            .get(device)
-            .map(|v| {
-                v.iter()
-                    .filter(|(t, _)| *t >= from && *t < to)
-                    .map(|(t, x)| Sample { ts: *t, value: Some(*x), good: true })
-                    .collect()
-            })
-            .unwrap_or_default())
-    };
+    let samples = samples_of(&data);
     let at = Utc.with_ymd_and_hms(2026, 3, 20, 0, 0, 0).unwrap();
     let corrections = vec![
         Correction {
@@ -268,14 +251,7 @@ fn year_to_date_sums_the_months_and_projects_the_year() {
     let (cfg, _) = config::load_str(&text, Mode::Check).unwrap_or_else(|e| panic!("{e}"));
     let data: HashMap<String, Vec<(DateTime<Utc>, f64)>> =
         ["main", "za", "c1", "c2", "pm", "e1"].iter().map(|d| (d.to_string(), readings(d))).collect();
-    let samples =
-        |device: &str, _point: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Result<Vec<Sample>, ReadError> {
-            Ok(data[device]
-                .iter()
-                .filter(|(t, _)| *t >= from && *t < to)
-                .map(|(t, v)| Sample { ts: *t, value: Some(*v), good: true })
-                .collect())
-        };
+    let samples = samples_of(&data);
     let l = compute(&cfg.ledger_spec(), mo(2026, 3), &samples, &[]).unwrap();
     let month = |m: u32| {
         compute_from(
@@ -321,14 +297,7 @@ fn without_old_books_the_baseline_comes_from_last_years_readings() {
             (d.to_string(), v)
         })
         .collect();
-    let samples =
-        |device: &str, _point: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Result<Vec<Sample>, ReadError> {
-            Ok(data[device]
-                .iter()
-                .filter(|(t, _)| *t >= from && *t < to)
-                .map(|(t, v)| Sample { ts: *t, value: Some(*v), good: true })
-                .collect())
-        };
+    let samples = samples_of(&data);
     let now = compute_from(
         &cfg.ledger_spec(),
         mo(2026, 3),
@@ -472,17 +441,7 @@ fn no_silent_zero_in_money() {
     let (cfg, _) = config::load_str(&text, Mode::Check).unwrap_or_else(|e| panic!("{e}"));
     let data: HashMap<String, Vec<(DateTime<Utc>, f64)>> =
         ["c1"].iter().map(|d| (d.to_string(), readings(d))).collect();
-    let samples = |device: &str, _p: &str, from: DateTime<Utc>, to: DateTime<Utc>| -> Result<Vec<Sample>, ReadError> {
-        Ok(data
-            .get(device)
-            .map(|v| {
-                v.iter()
-                    .filter(|(t, _)| *t >= from && *t < to)
-                    .map(|(t, x)| Sample { ts: *t, value: Some(*x), good: true })
-                    .collect()
-            })
-            .unwrap_or_default())
-    };
+    let samples = samples_of(&data);
     let l = compute(&cfg.ledger_spec(), mo(2026, 3), &samples, &[]).unwrap();
     let c1 = l.meters.iter().find(|m| m.device == "c1").unwrap();
     // 1–10 March local: 240 h × 0.05 = 12.000 m³ not charged; 11–31 March 25.2 m³ charged
@@ -496,4 +455,21 @@ fn no_silent_zero_in_money() {
     );
     assert_eq!(c1.amount_fen, Some(8_455));
     assert!(l.notes.iter().any(|n| n.contains("meter(s) flagged")), "{:?}", l.notes);
+}
+
+/// Readings of the meters in `data` (device → hourly readings), as the ledger's source.
+fn samples_of(
+    data: &HashMap<String, Vec<(DateTime<Utc>, f64)>>,
+) -> impl Fn(&str, &str, DateTime<Utc>, DateTime<Utc>) -> Result<Vec<Sample>, ReadError> + '_ {
+    move |device, _point, from, to| {
+        Ok(data
+            .get(device)
+            .map(|v| {
+                v.iter()
+                    .filter(|(t, _)| *t >= from && *t < to)
+                    .map(|(t, x)| Sample { ts: *t, value: Some(*x), good: true })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
 }
