@@ -37,7 +37,7 @@ fn today(cfg: &Config, store: &Store, now: DateTime<Utc>, out: &mut String) -> a
     let _ = writeln!(out, "Today since 00:00, water (m³):   net input    billed   non-revenue");
     for z in l.zone_volumes_since(&cfg.topology, midnight).iter().filter(|z| z.utility == Utility::Water) {
         let share =
-            if z.net_input > 0.0 { format!("{:.0} %", 100.0 * z.non_revenue / z.net_input) } else { "—".into() };
+            if z.net_input > 0.05 { format!("{:.0} %", 100.0 * z.non_revenue / z.net_input) } else { "—".into() };
         let _ = writeln!(
             out,
             "  {:<28} {:>10.1} {:>9.1} {:>9.1} ({share})",
