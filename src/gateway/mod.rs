@@ -116,7 +116,8 @@ impl Gateway {
         let pollers = TaskTracker::new();
         let (rx, stats) = start_pollers(cfg, &pollers, &poll_cancel);
         pollers.close();
-        let writer = writer::spawn(store.clone(), rx, notify_tx, last_commit.clone(), tap)
+        let last_good = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let writer = writer::spawn(store.clone(), rx, notify_tx, last_commit.clone(), last_good.clone(), tap)
             .context("cannot start the store writer thread")?;
 
         let sinks = TaskTracker::new();
@@ -205,6 +206,7 @@ impl Gateway {
                     })
                     .collect(),
                 last_commit_ms: last_commit,
+                last_good_ms: last_good,
                 polling_stall: (max_interval * 3).max(Duration::from_secs(60)),
                 sink_stall: h.stall_after,
                 started_ms: Utc::now().timestamp_millis(),

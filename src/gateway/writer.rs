@@ -22,18 +22,20 @@ pub(super) fn spawn(
     rx: mpsc::Receiver<Vec<Reading>>,
     notify: watch::Sender<i64>,
     last_commit_ms: Arc<AtomicI64>,
+    last_good_ms: Arc<AtomicI64>,
     tap: Option<mpsc::Sender<Vec<Reading>>>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("pumphouse-writer".into())
-        .spawn(move || run(&store, rx, &notify, &last_commit_ms, tap.as_ref()))
+        .spawn(move || run(&store, rx, &notify, (&last_commit_ms, &last_good_ms), tap.as_ref()))
 }
 
 fn run(
     store: &Store,
     mut rx: mpsc::Receiver<Vec<Reading>>,
     notify: &watch::Sender<i64>,
-    last_commit_ms: &AtomicI64,
+    // when readings were last committed, and when a good one was
+    (last_commit_ms, last_good_ms): (&AtomicI64, &AtomicI64),
     tap: Option<&mpsc::Sender<Vec<Reading>>>,
 ) {
     while let Some(first) = rx.blocking_recv() {
@@ -54,7 +56,11 @@ fn run(
             match store.append(&all) {
                 Ok(last) => {
                     let _ = notify.send(last);
-                    last_commit_ms.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+                    let now = Utc::now().timestamp_millis();
+                    last_commit_ms.store(now, Ordering::Relaxed);
+                    if all.iter().any(|r| r.quality.is_good()) {
+                        last_good_ms.store(now, Ordering::Relaxed);
+                    }
                     break;
                 }
                 Err(e) => {

@@ -63,6 +63,10 @@ fn sink_views(st: &AppState) -> Result<(i64, Vec<SinkView>), StoreError> {
 pub fn problems(st: &AppState) -> Vec<String> {
     let now = Utc::now().timestamp_millis();
     let mut out = Vec::new();
+    let since_good = now - st.last_good_ms.load(Ordering::Relaxed).max(st.started_ms);
+    if !st.devices.is_empty() && since_good > st.polling_stall.as_millis() as i64 {
+        out.push(format!("no device has given a good reading for {} s", since_good / 1000));
+    }
     let since_commit = now - st.last_commit_ms.load(Ordering::Relaxed).max(st.started_ms);
     if since_commit > st.polling_stall.as_millis() as i64 {
         out.push(format!("no readings committed for {} s", since_commit / 1000));
@@ -75,6 +79,21 @@ pub fn problems(st: &AppState) -> Vec<String> {
         }
     };
     out.extend(st.jobs.iter().filter_map(|j| j.problem()));
+    // a receiver that refuses every batch moves its queue (the batches are set aside),
+    // but delivers nothing
+    for sink in &st.sinks {
+        let refused = sink.last_refused_ms.load(Ordering::Relaxed);
+        let delivered = sink.last_success_ms.load(Ordering::Relaxed);
+        let since = now - delivered.max(st.started_ms);
+        if refused > delivered && since > st.sink_stall.as_millis() as i64 {
+            out.push(format!(
+                "sink {} has refused every batch for {} s (set aside in the store; delivered nothing){}",
+                sink.name,
+                since / 1000,
+                sink.error().map(|e| format!(": {e}")).unwrap_or_default()
+            ));
+        }
+    }
     for v in views {
         let since = now - v.last_progress_ms.max(st.started_ms);
         if v.backlog > 0 && since > st.sink_stall.as_millis() as i64 {
@@ -305,4 +324,67 @@ fn status_json(st: &AppState) -> serde_json::Value {
         "devices": devices,
         "sinks": sinks,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicI64;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::http::DeviceLabels;
+    use crate::sinks::SinkHealth;
+
+    fn state(dir: &std::path::Path, sinks: Vec<Arc<SinkHealth>>, started_ago_s: i64) -> AppState {
+        let (cfg, _) = crate::config::load_str("[site]\nname = \"s\"\n", crate::config::Mode::Check).unwrap();
+        let now = Utc::now().timestamp_millis();
+        AppState {
+            store: Arc::new(crate::store::Store::open(&dir.join("s.db"), Default::default()).unwrap()),
+            config: Arc::new(cfg),
+            sinks,
+            stats: Default::default(),
+            devices: vec![DeviceLabels { device: "m1".into(), bus: "b".into(), zone: "z".into() }],
+            last_commit_ms: Arc::new(AtomicI64::new(now)),
+            last_good_ms: Arc::new(AtomicI64::new(0)),
+            polling_stall: Duration::from_secs(60),
+            sink_stall: Duration::from_secs(60),
+            started_ms: now - started_ago_s * 1000,
+            token: None,
+            alert_delivery: Default::default(),
+            jobs: Vec::new(),
+            ledger_slot: tokio::sync::Semaphore::new(1),
+        }
+    }
+
+    #[test]
+    fn every_meter_timing_out_is_unhealthy_though_readings_are_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        // commits go on (timeouts are readings too), but none was good for five minutes
+        let st = state(dir.path(), Vec::new(), 300);
+        let p = problems(&st);
+        assert!(p.iter().any(|x| x.starts_with("no device has given a good reading for")), "{p:?}");
+        st.last_good_ms.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+        assert!(problems(&st).is_empty());
+    }
+
+    #[test]
+    fn a_receiver_that_refuses_every_batch_is_unhealthy_though_its_queue_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Arc::new(SinkHealth::new("influxdb:x", "influxdb:x"));
+        let st = state(dir.path(), vec![sink.clone()], 300);
+        st.last_good_ms.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+        // refusals set the batches aside: the queue moves, nothing is delivered
+        sink.refused();
+        sink.progress();
+        sink.failure("InfluxDB refused the batch (400): field type conflict".into());
+        let p = problems(&st);
+        assert!(
+            p.iter()
+                .any(|x| x.contains("sink influxdb:x has refused every batch") && x.contains("field type conflict")),
+            "{p:?}"
+        );
+        // one delivery later, it is fine again
+        sink.success(10);
+        assert!(problems(&st).is_empty(), "{:?}", problems(&st));
+    }
 }

@@ -32,6 +32,9 @@ pub struct AppState {
     pub devices: Vec<DeviceLabels>,
     /// Unix ms of the last commit of readings to the store.
     pub last_commit_ms: Arc<AtomicI64>,
+    /// Unix ms of the last commit that held a good reading: timeouts are committed too,
+    /// so every meter dead still commits.
+    pub last_good_ms: Arc<AtomicI64>,
     /// No commit for this long means polling has stopped.
     pub polling_stall: Duration,
     pub sink_stall: Duration,

@@ -129,7 +129,8 @@ pub fn judge(status: u16, text: &str, cfg: &InfluxConfig) -> Verdict {
             InfluxApi::V2 { org, bucket, .. } => format!("InfluxDB answered 404: org `{org}` or bucket `{bucket}` does not exist, or the URL is not an InfluxDB 2.x API. {text}"),
         }),
         413 => Verdict::TooLarge,
-        429 | 500..=599 => Verdict::Retry(format!("InfluxDB answered {status}: {text}")),
+        // a timeout, "too early" and rate limits say nothing against the data: try again
+        408 | 425 | 429 | 500..=599 => Verdict::Retry(format!("InfluxDB answered {status}: {text}")),
         _ => Verdict::Refused(format!("InfluxDB refused the batch ({status}): {text}")),
     }
 }
@@ -258,7 +259,7 @@ pub async fn run(
             }
             Verdict::Refused(why) => {
                 tracing::error!(sink = %health.name, first, last, reason = %why, "batch refused; set aside in the store");
-                health.set_aside.fetch_add(1, Ordering::Relaxed);
+                health.refused();
                 health.failure(why.clone());
                 if store
                     .set_aside(&consumer, first, last, &why, &text)
@@ -282,7 +283,7 @@ pub async fn run(
                         .and_then(|()| store.advance(&consumer, last))
                         .is_ok()
                     {
-                        health.set_aside.fetch_add(1, Ordering::Relaxed);
+                        health.refused();
                         health.progress();
                     }
                 }
@@ -389,7 +390,9 @@ mod tests {
             cfg(InfluxApi::V1 { database: "meters".into(), retention_policy: None, username: None, password: None });
         assert_eq!(judge(204, "", &v1), Verdict::Delivered);
         assert!(matches!(judge(503, "busy", &v1), Verdict::Retry(_)));
-        assert!(matches!(judge(429, "", &v1), Verdict::Retry(_)));
+        for retry in [408, 425, 429] {
+            assert!(matches!(judge(retry, "", &v1), Verdict::Retry(_)), "{retry}");
+        }
         match judge(404, "database not found", &v1) {
             Verdict::Blocked(m) => assert!(m.contains("database `meters` does not exist"), "{m}"),
             other => panic!("{other:?}"),

@@ -30,6 +30,9 @@ pub struct SinkHealth {
     pub last_progress_ms: AtomicI64,
     pub connected: AtomicBool,
     pub last_error: Mutex<Option<String>>,
+    /// Unix ms of the last batch the receiver refused (0 = never): with no delivery since,
+    /// it refuses everything.
+    pub last_refused_ms: AtomicI64,
 }
 
 impl SinkHealth {
@@ -43,6 +46,12 @@ impl SinkHealth {
         self.last_success_ms.store(now, Ordering::Relaxed);
         self.last_progress_ms.store(now, Ordering::Relaxed);
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// A batch was refused as malformed and set aside.
+    pub fn refused(&self) {
+        self.set_aside.fetch_add(1, Ordering::Relaxed);
+        self.last_refused_ms.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
     }
 
     /// The queue moved without a delivery (a refused batch was set aside).

@@ -71,6 +71,29 @@ impl Store {
                 }
             }
         }
+        // refused batches are kept for inspection, within bounds: as long as readings, and
+        // at most a twentieth of the store (at least 1 MiB); what goes is counted
+        let aside_cutoff = conn.execute("DELETE FROM set_aside WHERE at_ms < ?1", params![cutoff]).map_err(e)? as i64;
+        let budget = (self.limits.max_size / 20).max(1 << 20) as i64;
+        let mut aside_size = 0i64;
+        let sizes: Vec<(i64, i64)> = {
+            let mut stmt = conn.prepare_cached("SELECT id, length(body) FROM set_aside ORDER BY id DESC").map_err(e)?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(e)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(e)?
+        };
+        let mut keep_from = None;
+        for (id, len) in sizes {
+            aside_size += len;
+            if aside_size > budget {
+                keep_from = Some(id);
+                break;
+            }
+        }
+        let aside_size_dropped = match keep_from {
+            Some(id) => conn.execute("DELETE FROM set_aside WHERE id <= ?1", params![id]).map_err(e)? as i64,
+            None => 0,
+        };
+        Self::count_drop(conn, "set_aside_batches", aside_cutoff + aside_size_dropped).map_err(e)?;
         self.records.fetch_sub(report.delivered + report.undelivered, Ordering::Relaxed);
         if report.undelivered > 0 {
             tracing::warn!(dropped = report.undelivered, store = %self.path, "store limits reached: dropped undelivered readings");

@@ -161,3 +161,26 @@ fn acknowledging_twice_or_after_clearing_changes_nothing() {
     assert!(store.undelivered_alerts(Destination::Mqtt).unwrap().is_empty(), "nothing to send again");
     assert_eq!(store.alert(active).unwrap().unwrap().acked_by.as_deref(), Some("a"));
 }
+
+#[test]
+fn refused_batches_are_kept_within_bounds_and_what_goes_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits { max_size: 40 << 20, max_age: Duration::from_secs(3600) };
+    let store = Store::open(&dir.path().join("s.db"), limits).unwrap();
+    // 30 refused batches of 100 KiB; the budget is a twentieth of 40 MiB (2 MiB): the
+    // newest 20 stay, the oldest 10 go, counted
+    let body = "x".repeat(100 * 1024);
+    for i in 0..30 {
+        store.set_aside("influxdb:x", i, i, "field type conflict", &body).unwrap();
+    }
+    assert_eq!(store.stats().unwrap().set_aside, 30);
+    store.prune(Utc::now(), &[]).unwrap();
+    let st = store.stats().unwrap();
+    assert_eq!(st.set_aside, 20);
+    assert_eq!(st.dropped.get("set_aside_batches"), Some(&10));
+    // and none outlives the readings' age limit
+    store.prune(Utc::now() + chrono::TimeDelta::hours(2), &[]).unwrap();
+    let st = store.stats().unwrap();
+    assert_eq!(st.set_aside, 0);
+    assert_eq!(st.dropped.get("set_aside_batches"), Some(&30));
+}
