@@ -109,22 +109,26 @@ pub fn night_leak(zone: &str, series: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: 
         let mut excess: Vec<f64> =
             hours[start.saturating_sub(1)..i].iter().filter_map(|h| h.baseline.map(|b| h.flow - b)).collect();
         excess.sort_by(f64::total_cmp);
-        let rate = excess.get(excess.len() / 2).copied().unwrap_or(0.0).max(0.0);
+        // a leak is raised only against a baseline, so its hours have an excess; should
+        // none, the loss is unknown, not zero
+        let rate = excess.get(excess.len() / 2).map(|r| r.max(0.0));
         let last = &run[run.len() - 1];
         let noise = last.noise.unwrap_or(0.0);
         let level = last.level.unwrap_or(0.0);
         let first = &run[0];
         let evidence = format!(
-            "night flow ({window}) {rate:.2} ± {:.2} m³/h above this zone's usual {level:.2} m³/h (the median of its last clean nights, night-to-night noise {noise:.2} m³/h); first seen in the night of {}",
+            "night flow ({window}) {} ± {:.2} m³/h above this zone's usual {level:.2} m³/h (the median of its last clean nights, night-to-night noise {noise:.2} m³/h); first seen in the night of {}",
+            rate.map_or("?".to_string(), |r| format!("{r:.2}")),
             2.0 * noise,
             first.night
         );
+        let rate_or = rate.unwrap_or(0.0);
         out.push(Episode {
             rule: AlertRule::NightFlow,
             subject: zone.to_string(),
             zone: zone.to_string(),
             device: None,
-            severity: if rate >= 2.0 || (level > 0.0 && rate >= level) {
+            severity: if rate_or >= 2.0 || (level > 0.0 && rate_or >= level) {
                 Severity::Critical
             } else {
                 Severity::Warning
@@ -132,7 +136,7 @@ pub fn night_leak(zone: &str, series: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: 
             start: first.at,
             end,
             evidence,
-            loss_per_day: Some(rate * 24.0),
+            loss_per_day: rate.map(|r| r * 24.0),
         });
     }
     out
