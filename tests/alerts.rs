@@ -217,10 +217,10 @@ async fn the_simulated_pump_house_bursts_and_a_valve_sticks() {
         std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     text.push_str(&format!(
-        "[store]\npath = \"{}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\ntoken_file = \"{}\"\n[alerts]\nevaluate_every = \"1s\"\n",
-        d.join("s.db").display(),
+        "[http]\nlisten = \"127.0.0.1:{http}\"\ntoken_file = \"{}\"\n[alerts]\nevaluate_every = \"1s\"\n",
         token_file.display()
     ));
+    let text = text.replacen("[store]\n", &format!("[store]\npath = \"{}\"\n", d.join("s.db").display()), 1);
     let cfg = d.join("sim.toml");
     std::fs::write(&cfg, text).unwrap();
     let mut gw = std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))

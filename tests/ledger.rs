@@ -358,7 +358,7 @@ fn a_frozen_month_outlives_its_pruned_readings() {
     // every raw reading pruned
     let short = Store::open(&cfg.store.path, Limits { max_size: u64::MAX, max_age: std::time::Duration::from_secs(1) })
         .unwrap();
-    let r = short.prune(now, &[]).unwrap();
+    let r = short.prune(now, &[], None).unwrap();
     assert_eq!(r.delivered, 2975);
     assert_eq!(short.stats().unwrap().records, 0);
     let after = pumphouse::ledger::book::month_ledger(
@@ -592,4 +592,46 @@ async fn the_monthly_ledger_is_written_and_announced_by_itself_once_per_state() 
     assert!(monthly::write_due(&cfg, &store, mar1).is_err());
     monthly::pass(cfg.clone(), store.clone(), health.clone()).await;
     assert!(health.problem().is_some_and(|p| p.contains("cannot write the monthly ledger")), "{:?}", health.problem());
+}
+
+#[test]
+fn pruning_for_size_never_eats_a_month_not_frozen_yet() {
+    use chrono::TimeZone;
+    use pumphouse::config::{self, Mode};
+    use pumphouse::ledger::month::Depth;
+    use pumphouse::store::{Limits, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = setup(dir.path());
+    let fixture = common::manifest_dir().join("tests/fixtures/bwdf-2022-01.csv");
+    let (code, _, err) = pumphouse(&["import", "-c", &cfg_path, "--csv", &fixture.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    let (cfg, _) = config::load(Path::new(&cfg_path), Mode::Check).unwrap();
+    let jan = Month::new(2022, 1).unwrap();
+    let before = {
+        let store = Store::open(&cfg.store.path, cfg.store.limits).unwrap();
+        pumphouse::ledger::book::month_ledger(&cfg.ledger_spec(), &store, jan, Depth::Bare).unwrap()
+    };
+    // a store far over its size limit on 3 February: December is frozen (it closed more
+    // than seven days ago), January is not yet
+    let tiny = Store::open(&cfg.store.path, Limits { max_size: 1, max_age: std::time::Duration::from_secs(10 << 30) })
+        .unwrap();
+    let feb3 = chrono_tz::Europe::Rome.with_ymd_and_hms(2022, 2, 3, 12, 0, 0).unwrap().with_timezone(&chrono::Utc);
+    pumphouse::gateway::jobs::prune_once(&cfg, &tiny, feb3, &[]);
+    let jan_start = jan.bounds(chrono_tz::Europe::Rome).unwrap().0;
+    // the fixture starts on 25 December: all of it is January's or its seven-day margin,
+    // and none of it goes, far over the size limit as the store is
+    let oldest = tiny.oldest_ts().unwrap().unwrap();
+    assert!(oldest < jan_start, "{oldest}");
+    assert_eq!(tiny.stats().unwrap().dropped.values().sum::<i64>(), 0);
+    let after = pumphouse::ledger::book::month_ledger(&cfg.ledger_spec(), &tiny, jan, Depth::Bare).unwrap();
+    assert!(!after.frozen);
+    for (a, b) in before.meters.iter().zip(&after.meters) {
+        assert!(
+            (a.consumption - b.consumption).abs() < 1e-9,
+            "{}: {} before, {} after",
+            a.device,
+            a.consumption,
+            b.consumption
+        );
+    }
 }

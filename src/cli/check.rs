@@ -10,6 +10,15 @@ use crate::config::{self, Config};
 pub fn plan_report(cfg: &Config) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "site {} ({})", cfg.site.name, cfg.site.timezone.name());
+    if let Some(days) = cfg.store_days() {
+        let _ = writeln!(
+            out,
+            "store {}: about {:.0} readings a day, ~{:.0} MB a day: max_size holds about {days:.0} days",
+            cfg.store.path.display(),
+            cfg.readings_per_day(),
+            cfg.readings_per_day() * config::STORE_BYTES_PER_READING / 1e6
+        );
+    }
     for bus in &cfg.buses {
         let devices: Vec<&config::Device> = cfg.devices.iter().filter(|d| d.bus == bus.name).collect();
         let _ = writeln!(

@@ -190,6 +190,21 @@ impl Config {
         self.devices.iter().find(|d| &*d.name == name)
     }
 
+    /// Readings a day the polling plan produces (every point of every device each interval).
+    pub fn readings_per_day(&self) -> f64 {
+        self.devices
+            .iter()
+            .map(|d| d.profile.points.len() as f64 * 86_400.0 / d.interval.as_secs_f64().max(0.001))
+            .sum()
+    }
+
+    /// How many days of readings `[store] max_size` holds, at the bytes per reading the
+    /// store takes (≈ 70, BENCHMARKS.md).
+    pub fn store_days(&self) -> Option<f64> {
+        let per_day = self.readings_per_day() * STORE_BYTES_PER_READING;
+        (per_day > 0.0).then(|| self.store.limits.max_size as f64 / per_day)
+    }
+
     /// What the ledger needs of this configuration.
     pub fn ledger_spec(&self) -> crate::ledger::month::Spec<'_> {
         crate::ledger::month::Spec {
@@ -202,6 +217,9 @@ impl Config {
         }
     }
 }
+
+/// What one reading takes in the store, index included (measured: 69 bytes).
+pub const STORE_BYTES_PER_READING: f64 = 70.0;
 
 pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 

@@ -371,3 +371,19 @@ fn max_reading_means_the_last_reading_before_the_wrap() {
     let errs = errors(&map("max_reading = 99999.999\nrollover_at = 100000"));
     has(&errs, "meters[0].rollover_at", "not both");
 }
+
+#[test]
+fn a_store_too_small_for_the_ledger_is_an_error() {
+    // a month and the freeze delay: 40 days of readings
+    let map = |interval: &str, size: &str| {
+        format!(
+            "{}\n[[zones]]\nname = \"campus\"\nutility = \"water\"\ninlets = [\"inlet-main\"]\n[store]\npath = \"s.db\"\nmax_size = \"{size}\"\n",
+            GOOD.replace("interval = \"10s\"", &format!("interval = \"{interval}\""))
+        )
+    };
+    // six points every 10 s ≈ 51 840 readings a day, ≈ 3.6 MB: 100 MiB holds ≈ 29 days
+    let errs = errors(&map("10s", "100MiB"));
+    has(&errs, "store.max_size", "holds about 29 days of this configuration's readings");
+    assert!(load_str(&map("10s", "200MiB"), Mode::Check).is_ok());
+    assert!(load_str(&map("1m", "100MiB"), Mode::Check).is_ok());
+}

@@ -253,6 +253,20 @@ pub(super) fn validate(
         webhook_url,
         webhook_format,
     };
+    // the ledger needs a month of readings and the seven days before it is frozen
+    let per_day: f64 =
+        devices.iter().map(|d| d.profile.points.len() as f64 * 86_400.0 / d.interval.as_secs_f64().max(0.001)).sum();
+    let days = store.limits.max_size as f64 / (per_day * STORE_BYTES_PER_READING).max(1.0);
+    if !topology.zones.is_empty() && per_day > 0.0 && days < 40.0 {
+        diags.error(
+            "store.max_size",
+            format!(
+                "{} holds about {days:.0} days of this configuration's readings ({per_day:.0} a day, ~{STORE_BYTES_PER_READING:.0} bytes each); the ledger needs 40 (a month and seven days until it is frozen): raise it to at least {:.1} GiB, or poll less often",
+                humantime_size(store.limits.max_size),
+                40.0 * per_day * STORE_BYTES_PER_READING / (1u64 << 30) as f64
+            ),
+        );
+    }
     let ledger = LedgerConfig {
         export_dir: raw_ledger.export_dir.as_ref().map(std::path::PathBuf::from),
         language: match raw_ledger.language.as_deref() {
@@ -708,5 +722,13 @@ fn validate_transport(rb: &RawBus, path: &str, mode: Mode, diags: &mut Diagnosti
             );
             None
         }
+    }
+}
+
+fn humantime_size(bytes: u64) -> String {
+    if bytes >= 1 << 30 {
+        format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)
     }
 }

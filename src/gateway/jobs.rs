@@ -30,17 +30,31 @@ where
 }
 
 /// Closed months are frozen first: the ledger must never depend on readings the pruning
-/// is about to drop. Then the age and size limits.
+/// is about to drop. Then the age and size limits — the size pass never touches the
+/// oldest month not frozen yet (nor anything after it), so a freeze that fails holds back
+/// only its own month's pruning.
+pub fn prune_once(cfg: &Config, store: &Store, now: chrono::DateTime<Utc>, consumers: &[&str]) {
+    let spec = cfg.ledger_spec();
+    if let Err(e) = book::freeze_closed_months(&spec, store, now) {
+        tracing::error!(error = %e, "freezing closed ledger months failed; their readings are kept");
+    }
+    // when the months cannot be read, nothing is pruned for size
+    let keep = match book::keep_from(&spec, store) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot tell which ledger months are frozen; no pruning for size");
+            Some(chrono::DateTime::<Utc>::MIN_UTC)
+        }
+    };
+    if let Err(e) = store.prune(now, consumers, keep) {
+        tracing::error!(error = %e, "pruning the store failed");
+    }
+}
+
 pub(super) async fn prune(cfg: Arc<Config>, store: Arc<Store>, consumers: Arc<Vec<String>>) {
     let done = tokio::task::spawn_blocking(move || {
-        if let Err(e) = book::freeze_closed_months(&cfg.ledger_spec(), &store, Utc::now()) {
-            tracing::error!(error = %e, "freezing closed ledger months failed; not pruning");
-            return;
-        }
         let names: Vec<&str> = consumers.iter().map(String::as_str).collect();
-        if let Err(e) = store.prune(Utc::now(), &names) {
-            tracing::error!(error = %e, "pruning the store failed");
-        }
+        prune_once(&cfg, &store, Utc::now(), &names);
     })
     .await;
     if let Err(e) = done {

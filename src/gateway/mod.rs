@@ -3,7 +3,7 @@
 //! stopped from the edges in (polling first, so that everything read is committed and
 //! offered to the sinks before they stop).
 
-mod jobs;
+pub mod jobs;
 pub mod monthly;
 mod writer;
 

@@ -154,6 +154,22 @@ pub fn freeze_closed_months(spec: &Spec<'_>, store: &Store, now: DateTime<Utc>) 
     Ok(frozen)
 }
 
+/// Seven days before the start of the oldest month with readings that is not frozen yet
+/// (the ledger bridges gaps across a month's start with them): pruning for size must keep
+/// every reading from there on (`None` without a network map: no ledger).
+pub fn keep_from(spec: &Spec<'_>, store: &Store) -> Result<Option<DateTime<Utc>>> {
+    if spec.topology.zones.is_empty() {
+        return Ok(None);
+    }
+    let Some(oldest) = store.oldest_ts()? else { return Ok(None) };
+    for (m, from, _) in month::months(spec.tz, oldest) {
+        if !store.is_frozen(m)? {
+            return Ok(Some(from - month::MARGIN));
+        }
+    }
+    Ok(None)
+}
+
 /// What happened to a frozen month that new data reaches into.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refrozen {

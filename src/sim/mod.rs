@@ -221,6 +221,15 @@ pub fn gateway_config(campus: &PumpHouse, site: &str, tz: Tz, address: &str, int
             d.name, d.unit, d.profile.name, d.zone
         );
     }
+    // a store that holds 45 days of these readings (the ledger needs 40)
+    let points: usize = campus.devices.iter().map(|d| d.profile.points.len()).sum();
+    let secs = humantime::parse_duration(interval).map(|d| d.as_secs_f64()).unwrap_or(10.0).max(0.001);
+    let bytes = points as f64 * 86_400.0 / secs * crate::config::STORE_BYTES_PER_READING * 45.0;
+    let gib = (bytes / (1u64 << 30) as f64).ceil().max(2.0);
+    let _ = writeln!(
+        s,
+        "[store]\n# path = \"pumphouse.db\"\nmax_size = \"{gib:.0}GiB\"          # 45 days of these readings\n"
+    );
     s.push_str(CAMPUS_TOPOLOGY);
     s
 }

@@ -28,7 +28,14 @@ impl Store {
 
     /// Applies the age and size limits. `consumers` are the active consumers: records at
     /// or below all their cursors count as delivered.
-    pub fn prune(&self, now: DateTime<Utc>, consumers: &[&str]) -> Result<PruneReport> {
+    /// Readings at or after `keep_from` are never removed for size: the ledger's month that
+    /// is not frozen yet needs them (the caller knows which; `None`: no such month).
+    pub fn prune(
+        &self,
+        now: DateTime<Utc>,
+        consumers: &[&str],
+        keep_from: Option<DateTime<Utc>>,
+    ) -> Result<PruneReport> {
         let mut cursors = Vec::new();
         for c in consumers {
             cursors.push(self.cursor(c)?);
@@ -54,13 +61,17 @@ impl Store {
                     break;
                 }
                 let bound = if pass == "size_delivered" { delivered_upto } else { i64::MAX };
+                let keep = keep_from.map_or(i64::MAX, |t| t.timestamp_millis());
                 let n = conn
                     .execute(
-                        "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE seq <= ?1 ORDER BY seq LIMIT 10000)",
-                        params![bound],
+                        "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE seq <= ?1 AND ts_ms < ?2 ORDER BY seq LIMIT 10000)",
+                        params![bound, keep],
                     )
                     .map_err(e)? as i64;
                 if n == 0 {
+                    if pass == "size_undelivered" && keep_from.is_some() {
+                        tracing::warn!(store = %self.path, max_size = self.limits.max_size, "store over its size limit: the readings of the ledger month not frozen yet are kept");
+                    }
                     break;
                 }
                 Self::count_drop(conn, pass, n).map_err(e)?;

@@ -90,7 +90,7 @@ fn age_limit_drops_delivered_and_counts_undelivered() {
         .unwrap();
     store.advance("mqtt", 2).unwrap();
     store.advance("influx", 4).unwrap();
-    let r = store.prune(now, &["mqtt", "influx"]).unwrap();
+    let r = store.prune(now, &["mqtt", "influx"], None).unwrap();
     assert_eq!(r, PruneReport { delivered: 2, undelivered: 1 });
     let st = store.stats().unwrap();
     assert_eq!(st.records, 1);
@@ -113,12 +113,12 @@ fn size_limit_drops_what_everyone_has_first() {
     let full = store.stats().unwrap().bytes;
     // allow about half of what is there: the delivered 15 000 can cover it
     let store = Store { limits: Limits { max_size: full / 2, max_age: Duration::from_secs(1 << 30) }, ..store };
-    let r = store.prune(Utc.timestamp_millis_opt(2_000_000).unwrap(), &["c"]).unwrap();
+    let r = store.prune(Utc.timestamp_millis_opt(2_000_000).unwrap(), &["c"], None).unwrap();
     assert!(r.delivered >= 10_000 && r.undelivered == 0, "{r:?}");
     assert_eq!(store.read_after(0, 1).unwrap()[0].seq, r.delivered + 1);
     // now allow almost nothing: undelivered ones go too, counted
     let store = Store { limits: Limits { max_size: 1, max_age: Duration::from_secs(1 << 30) }, ..store };
-    let r = store.prune(Utc.timestamp_millis_opt(2_000_000).unwrap(), &["c"]).unwrap();
+    let r = store.prune(Utc.timestamp_millis_opt(2_000_000).unwrap(), &["c"], None).unwrap();
     assert_eq!(r.undelivered, 5_000);
     assert_eq!(store.stats().unwrap().dropped.get("size_undelivered"), Some(&5_000));
 }
@@ -174,13 +174,29 @@ fn refused_batches_are_kept_within_bounds_and_what_goes_is_counted() {
         store.set_aside("influxdb:x", i, i, "field type conflict", &body).unwrap();
     }
     assert_eq!(store.stats().unwrap().set_aside, 30);
-    store.prune(Utc::now(), &[]).unwrap();
+    store.prune(Utc::now(), &[], None).unwrap();
     let st = store.stats().unwrap();
     assert_eq!(st.set_aside, 20);
     assert_eq!(st.dropped.get("set_aside_batches"), Some(&10));
     // and none outlives the readings' age limit
-    store.prune(Utc::now() + chrono::TimeDelta::hours(2), &[]).unwrap();
+    store.prune(Utc::now() + chrono::TimeDelta::hours(2), &[], None).unwrap();
     let st = store.stats().unwrap();
     assert_eq!(st.set_aside, 0);
     assert_eq!(st.dropped.get("set_aside_batches"), Some(&30));
+}
+
+#[test]
+fn size_pruning_keeps_what_an_unfrozen_month_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Store::open(&dir.path().join("s.db"), Limits { max_size: 1, max_age: Duration::from_secs(1 << 30) }).unwrap();
+    let batch: Vec<Reading> =
+        (0..2_000).map(|i| reading("a", "p", 1_000_000 + i * 1000, Some(i as f64), Quality::Good)).collect();
+    store.append(&batch).unwrap();
+    let keep = Utc.timestamp_millis_opt(1_000_000 + 1_500 * 1000).unwrap();
+    store.prune(Utc.timestamp_millis_opt(3_000_000).unwrap(), &[], Some(keep)).unwrap();
+    let left = store.read_after(0, 10_000).unwrap();
+    assert_eq!(left.len(), 500, "everything from the unfrozen month's start stays, over the limit as it is");
+    assert!(left.iter().all(|s| s.reading.ts >= keep));
+    assert_eq!(store.stats().unwrap().dropped.get("size_delivered"), Some(&1_500));
 }

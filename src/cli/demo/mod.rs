@@ -233,12 +233,14 @@ pub async fn demo(o: &DemoOptions) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let mut text = sim::gateway_config(&campus, &args.site, args.timezone, &addr.to_string(), &o.interval);
     // a year of history is kept raw (dashboards read it), not only in frozen months
-    let _ = write!(
-        text,
-        "\n[store]\npath = {:?}\nmax_age = \"800d\"\n\n[http]\nlisten = {:?}\n",
-        o.store.display().to_string(),
-        o.http
+    // under the [store] the simulator's configuration sizes: its path, and a year of
+    // history kept raw
+    text = text.replacen(
+        "[store]\n",
+        &format!("[store]\npath = {:?}\nmax_age = \"800d\"\n", o.store.display().to_string()),
+        1,
     );
+    let _ = write!(text, "\n[http]\nlisten = {:?}\n", o.http);
     if let Some(url) = &o.influxdb {
         let (base, db) = influx_target(url).await?;
         let _ = write!(text, "\n[[influxdb]]\nname = \"demo\"\nurl = {base:?}\ndatabase = {db:?}\n");
