@@ -112,27 +112,27 @@ pub fn night_leak(zone: &str, series: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: 
         // a leak is raised only against a baseline, so its hours have an excess; should
         // none, the loss is unknown, not zero
         let rate = excess.get(excess.len() / 2).map(|r| r.max(0.0));
-        let last = &run[run.len() - 1];
-        let noise = last.noise.unwrap_or(0.0);
-        let level = last.level.unwrap_or(0.0);
+        // the latest level and noise the run knows; an unknown one reads "?", never 0
+        let noise = run.iter().rev().find_map(|h| h.noise);
+        let level = run.iter().rev().find_map(|h| h.level);
+        let num = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.2}"));
         let first = &run[0];
         let evidence = format!(
-            "night flow ({window}) {} ± {:.2} m³/h above this zone's usual {level:.2} m³/h (the median of its last clean nights, night-to-night noise {noise:.2} m³/h); first seen in the night of {}",
-            rate.map_or("?".to_string(), |r| format!("{r:.2}")),
-            2.0 * noise,
+            "night flow ({window}) {} ± {} m³/h above this zone's usual {} m³/h (the median of its last clean nights, night-to-night noise {} m³/h); first seen in the night of {}",
+            num(rate),
+            num(noise.map(|n| 2.0 * n)),
+            num(level),
+            num(noise),
             first.night
         );
-        let rate_or = rate.unwrap_or(0.0);
+        // severity needs only a rate: critical from 2 m³/h, or from the zone's own usual level
+        let critical = rate.is_some_and(|r| r >= 2.0 || level.is_some_and(|l| l > 0.0 && r >= l));
         out.push(Episode {
             rule: AlertRule::NightFlow,
             subject: zone.to_string(),
             zone: zone.to_string(),
             device: None,
-            severity: if rate_or >= 2.0 || (level > 0.0 && rate_or >= level) {
-                Severity::Critical
-            } else {
-                Severity::Warning
-            },
+            severity: if critical { Severity::Critical } else { Severity::Warning },
             start: first.at,
             end,
             evidence,
