@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use crate::alerts::deliver::{self, WebhookFormat};
 use crate::config::Config;
 use crate::http::JobHealth;
-use crate::ledger::export::{self, Lang};
+use crate::ledger::export::{self, yuan_text as yuan, Lang};
 use crate::ledger::month::{Depth, Ledger};
 use crate::ledger::{book, topology::Utility};
 use crate::model::Month;
@@ -71,10 +71,6 @@ pub fn write_due(cfg: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Res
     store.export_written(last, state, now)?;
     tracing::info!(month = %last, state = state.as_str(), dir = %dir.display(), "monthly ledger written");
     Ok(vec![Written { month: last, state, files: vec![xlsx, csv] }])
-}
-
-fn yuan(fen: i64) -> String {
-    format!("{:.2}", fen as f64 / 100.0)
 }
 
 /// The announcement: a title, a markdown text and the JSON payload.

@@ -30,6 +30,13 @@ fn yuan(fen: i64) -> f64 {
     fen as f64 / 100.0
 }
 
+/// An amount in fen as yuan text with two decimals ("-1234.05"), exact: no float rounding.
+pub fn yuan_text(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let a = fen.unsigned_abs();
+    format!("{sign}{}.{:02}", a / 100, a % 100)
+}
+
 pub fn status_label(lang: Lang, s: Option<Status>) -> &'static str {
     match s {
         None => "",

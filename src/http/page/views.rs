@@ -8,15 +8,11 @@ use super::charts;
 use super::Lang;
 use crate::http::AppState;
 use crate::ledger::book::{self, BookError};
-use crate::ledger::export::{status_label, utility_label};
+use crate::ledger::export::{status_label, utility_label, yuan_text as yuan};
 use crate::ledger::month::{Depth, Ledger, Status, UtilityRow};
 use crate::ledger::topology::{Role, Utility};
 use crate::model::Month;
 use crate::store::StoreError;
-
-fn yuan(fen: i64) -> String {
-    format!("{:.2}", fen as f64 / 100.0)
-}
 
 fn num(v: f64) -> String {
     // no "-0.0" for a rounding residue
