@@ -357,6 +357,16 @@ impl Month {
         }
     }
 
+    /// The month `n` months before this one.
+    pub fn back(self, n: u32) -> Option<Month> {
+        (0..n).try_fold(self, |m, _| m.prev())
+    }
+
+    /// Day `dom` of the month.
+    pub fn day(self, dom: u32) -> Option<chrono::NaiveDate> {
+        chrono::NaiveDate::from_ymd_opt(self.year, self.month, dom)
+    }
+
     /// The same month a year earlier (the baseline year's).
     pub fn year_before(self) -> Option<Month> {
         Month::new(self.year - 1, self.month)

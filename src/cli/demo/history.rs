@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, Duration as TimeDelta, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration as TimeDelta, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::config::Config;
@@ -37,10 +37,7 @@ pub fn script(now: DateTime<Utc>, tz: Tz) -> Vec<Scenario> {
         tz.from_local_datetime(&d.and_hms_opt(h, m, 0)?).earliest().map(|t| t.with_timezone(&Utc))
     };
     let today = local.date_naive();
-    let months_ago = |n: i32, dom: u32| {
-        let total = local.year() * 12 + local.month0() as i32 - n;
-        NaiveDate::from_ymd_opt(total.div_euclid(12), total.rem_euclid(12) as u32 + 1, dom)
-    };
+    let months_ago = |n: u32, dom: u32| Month::containing(now, tz)?.back(n)?.day(dom);
     let mut out = Vec::new();
     if let Some(t) = day(today - TimeDelta::days(3), 1, 30) {
         out.push(Scenario::from(t, ScenarioKind::Leak { zone: "east".into(), rate: 1.6 }));
@@ -70,12 +67,7 @@ pub fn script(now: DateTime<Utc>, tz: Tz) -> Vec<Scenario> {
 
 /// The first hour of the history: the first day of the month `months` before this one.
 pub fn start(now: DateTime<Utc>, tz: Tz, months: u32) -> Option<DateTime<Utc>> {
-    let m = Month::containing(now, tz)?;
-    let mut first = m;
-    for _ in 0..months {
-        first = first.prev()?;
-    }
-    first.bounds(tz).map(|(a, _)| a)
+    Month::containing(now, tz)?.back(months)?.bounds(tz).map(|(a, _)| a)
 }
 
 /// What was generated.
@@ -137,9 +129,8 @@ pub fn generate(
         };
         book::record_correction(&spec, store, CLERK, &format!("{device}: meter replaced (work order)"), &change, now)?;
     }
-    let local = now.with_timezone(&cfg.site.timezone);
-    let total = local.year() * 12 + local.month0() as i32 - 4;
-    if let Some(first) = NaiveDate::from_ymd_opt(total.div_euclid(12), total.rem_euclid(12) as u32 + 1, 1) {
+    // a price change four months back, so that the ledger shows months on both sides
+    if let Some(first) = Month::containing(now, cfg.site.timezone).and_then(|m| m.back(4)?.day(1)) {
         let change = Change::Tariff {
             utility: Utility::Water,
             category: "student_dormitory".into(),
