@@ -381,23 +381,25 @@ fn a_cost_on_a_meter_outside_the_network_map_is_booked_from_its_totalizer() {
     assert!(l.notes.iter().any(|n| n.contains("pump energy")), "{:?}", l.notes);
 }
 
+/// The errors a config text draws in check mode, as "path: message".
+fn config_errors(text: &str) -> Vec<String> {
+    match config::load_str(text, Mode::Check) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => {
+            e.0.into_iter()
+                .filter(|d| d.severity == crate::diag::Severity::Error)
+                .map(|d| format!("{}: {}", d.path, d.message))
+                .collect()
+        }
+    }
+}
+
 #[test]
 fn a_cost_naming_no_device_or_one_without_the_totalizer_is_a_config_error() {
-    let errs = |text: &str| -> Vec<String> {
-        match config::load_str(text, Mode::Check) {
-            Ok(_) => panic!("expected errors"),
-            Err(e) => {
-                e.0.into_iter()
-                    .filter(|d| d.severity == crate::diag::Severity::Error)
-                    .map(|d| format!("{}: {}", d.path, d.message))
-                    .collect()
-            }
-        }
-    };
-    let e = errs(&with_pump_grid("").replace("meters = [\"pumps-grid\"]", "meters = [\"pump-grid\"]"));
+    let e = config_errors(&with_pump_grid("").replace("meters = [\"pumps-grid\"]", "meters = [\"pump-grid\"]"));
     assert!(e.iter().any(|x| x.contains("costs[4].meters: no device `pump-grid`")), "{e:?}");
     // a cost on a pressure transmitter, which has no totalizer
-    let e = errs(&format!(
+    let e = config_errors(&format!(
         "{}\n[[devices]]\nname = \"p1\"\nbus = \"lan\"\nunit = 8\nprofile = \"analog-4-20ma\"\n[[costs]]\nutility = \"electricity\"\nname = \"x\"\nkind = \"meters\"\nmeters = [\"p1\"]\nprice = \"1\"\n",
         with_pump_grid("")
     ));
@@ -409,26 +411,15 @@ fn a_cost_naming_no_device_or_one_without_the_totalizer_is_a_config_error() {
 
 #[test]
 fn no_silent_zero_in_money() {
-    let errs = |text: &str| -> Vec<String> {
-        match config::load_str(text, Mode::Check) {
-            Ok(_) => panic!("expected errors"),
-            Err(e) => {
-                e.0.into_iter()
-                    .filter(|d| d.severity == crate::diag::Severity::Error)
-                    .map(|d| format!("{}: {}", d.path, d.message))
-                    .collect()
-            }
-        }
-    };
     // a demand charge priced by time of use
     let text = CONFIG.replace(
         "name = \"demand\"\nkind = \"demand\"\nprice = \"38\"",
         "name = \"demand\"\nkind = \"demand\"\ntou = { peak = \"40\", flat = \"38\", valley = \"30\" }",
     );
-    let e = errs(&text);
+    let e = config_errors(&text);
     assert!(e.iter().any(|x| x.contains("costs[3].price: a demand charge is priced per kW")), "{e:?}");
     // the same baseline month twice, and a baseline month that does not parse
-    let e = errs(&format!("{CONFIG}\n[[baseline]]\nmonth = \"2025-03\"\nutility = \"water\"\nrevenue = \"1\"\ncost = \"2\"\n[[baseline]]\nmonth = \"March 2025\"\nutility = \"water\"\nrevenue = \"1\"\ncost = \"2\"\n"));
+    let e = config_errors(&format!("{CONFIG}\n[[baseline]]\nmonth = \"2025-03\"\nutility = \"water\"\nrevenue = \"1\"\ncost = \"2\"\n[[baseline]]\nmonth = \"March 2025\"\nutility = \"water\"\nrevenue = \"1\"\ncost = \"2\"\n"));
     assert!(e.iter().any(|x| x.contains("baseline[1].month: another water baseline is given for 2025-03")), "{e:?}");
     assert!(e.iter().any(|x| x.starts_with("baseline[2]: needs month (YYYY-MM)")), "{e:?}");
 
