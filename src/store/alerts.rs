@@ -138,9 +138,7 @@ impl Store {
         let inner = self.lock();
         let filter = if active { "WHERE end_ms IS NULL" } else { "" };
         let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts {filter} ORDER BY start_ms DESC");
-        let mut stmt = inner.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([], alert_row).map_err(|e| self.err(e))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
+        self.select(&inner.conn, &sql, [], alert_row)
     }
 
     /// One alert by id.
@@ -158,9 +156,7 @@ impl Store {
         let inner = self.lock();
         let sql =
             format!("SELECT {ALERT_COLUMNS}, updated_ms FROM alerts WHERE updated_ms > {column} ORDER BY updated_ms");
-        let mut stmt = inner.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([], |r| Ok((alert_row(r)?, r.get(13)?))).map_err(|e| self.err(e))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
+        self.select(&inner.conn, &sql, [], |r| Ok((alert_row(r)?, r.get(13)?)))
     }
 
     /// Records that `destination` confirmed the alert's change of `updated_ms`.

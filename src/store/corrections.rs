@@ -35,17 +35,12 @@ impl Store {
 
     /// Every correction, oldest first.
     pub fn corrections(&self) -> Result<Vec<CorrectionRow>> {
-        let raw: Vec<(i64, i64, String, String, String)> = {
-            let inner = self.lock();
-            let mut stmt = inner
-                .conn
-                .prepare_cached("SELECT id, at_ms, who, why, change FROM corrections ORDER BY id")
-                .map_err(|e| self.err(e))?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-                .map_err(|e| self.err(e))?;
-            rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))?
-        };
+        let raw: Vec<(i64, i64, String, String, String)> = self.select(
+            &self.lock().conn,
+            "SELECT id, at_ms, who, why, change FROM corrections ORDER BY id",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
         raw.into_iter()
             .map(|(id, at_ms, who, why, change)| Ok(CorrectionRow { id, at: self.time(at_ms)?, who, why, change }))
             .collect()

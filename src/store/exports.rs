@@ -70,19 +70,12 @@ impl Store {
 
     /// Every export written, oldest first.
     pub fn exports(&self) -> Result<Vec<ExportRow>> {
-        let raw: Vec<(String, String, i64, i64, i64)> = {
-            let inner = self.lock();
-            let mut stmt = inner
-                .conn
-                .prepare_cached(
-                    "SELECT month, state, written_ms, mqtt_ms, webhook_ms FROM exports ORDER BY month, state",
-                )
-                .map_err(|e| self.err(e))?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-                .map_err(|e| self.err(e))?;
-            rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))?
-        };
+        let raw: Vec<(String, String, i64, i64, i64)> = self.select(
+            &self.lock().conn,
+            "SELECT month, state, written_ms, mqtt_ms, webhook_ms FROM exports ORDER BY month, state",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
         raw.into_iter()
             .map(|(m, s, w, mq, wh)| {
                 let month =

@@ -209,6 +209,19 @@ impl Store {
         StoreError::Sqlite { path: self.path.clone(), source }
     }
 
+    /// Every row of `sql`, each mapped by `row`; any failing step is the store's error.
+    fn select<T, P: rusqlite::Params>(
+        &self,
+        conn: &rusqlite::Connection,
+        sql: &str,
+        params: P,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut stmt = conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(params, row).map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -222,16 +235,10 @@ impl Store {
     /// gateway runs) may have added series: readers call this when they meet an unknown
     /// id, so that no reading is skipped.
     fn refresh_series(&self, inner: &mut Inner) -> Result<()> {
-        let rows: Vec<(i64, String, String, String, String, String, String)> = {
-            let mut stmt = inner
-                .conn
-                .prepare("SELECT id, site, zone, device, point, quantity, unit FROM series")
-                .map_err(|e| self.err(e))?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
-                .map_err(|e| self.err(e))?;
-            rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))?
-        };
+        let rows: Vec<(i64, String, String, String, String, String, String)> =
+            self.select(&inner.conn, "SELECT id, site, zone, device, point, quantity, unit FROM series", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+            })?;
         for (id, site, zone, device, point, quantity, unit) in rows {
             let s = Series {
                 site: site.into(),

@@ -183,20 +183,12 @@ impl Store {
     /// Up to `limit` readings with sequence numbers above `after`, in order.
     pub fn read_after(&self, after: i64, limit: usize) -> Result<Vec<Stored>> {
         let mut inner = self.lock();
-        let raw: Vec<(i64, i64, i64, Option<f64>, String)> = {
-            let mut stmt = inner
-                .conn
-                .prepare_cached(
-                    "SELECT seq, series, ts_ms, value, quality FROM readings WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-                )
-                .map_err(|e| self.err(e))?;
-            let rows = stmt
-                .query_map(params![after, limit as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .map_err(|e| self.err(e))?;
-            rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))?
-        };
+        let raw: Vec<(i64, i64, i64, Option<f64>, String)> = self.select(
+            &inner.conn,
+            "SELECT seq, series, ts_ms, value, quality FROM readings WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            params![after, limit as i64],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
         if raw.iter().any(|r| !inner.series.contains_key(&r.1)) {
             self.refresh_series(&mut inner)?;
         }

@@ -64,19 +64,12 @@ impl Store {
 
     /// The frozen hourly consumption of a meter (`device.point`) between two times.
     pub fn rollups(&self, meter: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<RollupRow>> {
-        let raw: Vec<(i64, f64, f64)> = {
-            let inner = self.lock();
-            let mut stmt = inner
-                .conn
-                .prepare_cached("SELECT hour_ms, volume, estimated FROM rollups WHERE meter = ?1 AND hour_ms >= ?2 AND hour_ms < ?3 ORDER BY hour_ms")
-                .map_err(|e| self.err(e))?;
-            let rows = stmt
-                .query_map(params![meter, from.timestamp_millis(), to.timestamp_millis()], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
-                .map_err(|e| self.err(e))?;
-            rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))?
-        };
+        let raw: Vec<(i64, f64, f64)> = self.select(
+            &self.lock().conn,
+            "SELECT hour_ms, volume, estimated FROM rollups WHERE meter = ?1 AND hour_ms >= ?2 AND hour_ms < ?3 ORDER BY hour_ms",
+            params![meter, from.timestamp_millis(), to.timestamp_millis()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
         raw.into_iter()
             .map(|(ms, volume, estimated)| Ok(RollupRow { hour: self.time(ms)?, volume, estimated }))
             .collect()
