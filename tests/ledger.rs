@@ -11,6 +11,13 @@ use serde_json::Value;
 
 const CONFIG: &str = include_str!("fixtures/bwdf-dmas.toml");
 
+/// Imports the month of real DMA inflows (tests/fixtures/bwdf-2022-01.csv) into the store.
+fn import_fixture(cfg: &str) {
+    let fixture = common::manifest_dir().join("tests/fixtures/bwdf-2022-01.csv");
+    let (code, _, err) = pumphouse(&["import", "-c", cfg, "--csv", &fixture.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+}
+
 fn setup(dir: &Path) -> String {
     let cfg = dir.join("pumphouse.toml");
     std::fs::write(&cfg, CONFIG.replace("STORE", &dir.join("store.db").to_string_lossy())).unwrap();
@@ -100,9 +107,7 @@ fn bad_rows_are_reported_with_their_line_and_good_ones_kept() {
 fn ledger_exports_csv_and_xlsx_in_both_languages() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = setup(dir.path());
-    let fixture = common::manifest_dir().join("tests/fixtures/bwdf-2022-01.csv");
-    let (code, _, err) = pumphouse(&["import", "-c", &cfg, "--csv", &fixture.to_string_lossy()]);
-    assert_eq!(code, 0, "{err}");
+    import_fixture(&cfg);
     let (code, out, _) = pumphouse(&["ledger", "-c", &cfg, "--month", "2022-01", "--format", "csv", "--lang", "en"]);
     assert_eq!(code, 0);
     assert!(out.starts_with("site,bwdf,2022-01\n"), "{out}");
@@ -224,9 +229,7 @@ async fn the_ledger_is_served_over_http() {
     let mut text = std::fs::read_to_string(&cfg).unwrap();
     text.push_str(&format!("[http]\nlisten = \"127.0.0.1:{http}\"\n"));
     std::fs::write(&cfg, text).unwrap();
-    let fixture = common::manifest_dir().join("tests/fixtures/bwdf-2022-01.csv");
-    let (code, _, err) = pumphouse(&["import", "-c", &cfg, "--csv", &fixture.to_string_lossy()]);
-    assert_eq!(code, 0, "{err}");
+    import_fixture(&cfg);
     let mut gw = std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
         .args(["run", "-c", &cfg])
         .stdout(std::process::Stdio::null())
@@ -338,9 +341,7 @@ fn a_frozen_month_outlives_its_pruned_readings() {
     use pumphouse::store::{Limits, Store};
     let dir = tempfile::tempdir().unwrap();
     let cfg_path = setup(dir.path());
-    let fixture = common::manifest_dir().join("tests/fixtures/bwdf-2022-01.csv");
-    let (code, _, err) = pumphouse(&["import", "-c", &cfg_path, "--csv", &fixture.to_string_lossy()]);
-    assert_eq!(code, 0, "{err}");
+    import_fixture(&cfg_path);
     let (cfg, _) = config::load(Path::new(&cfg_path), Mode::Check).unwrap();
     let store = Store::open(&cfg.store.path, cfg.store.limits).unwrap();
     let before = pumphouse::ledger::book::month_ledger(
@@ -446,9 +447,7 @@ fn corrections_cannot_poison_the_store() {
     use pumphouse::store::Store;
     let dir = tempfile::tempdir().unwrap();
     let cfg_path = setup(dir.path());
-    let fixture = common::manifest_dir().join("tests/fixtures/bwdf-2022-01.csv");
-    let (code, _, err) = pumphouse(&["import", "-c", &cfg_path, "--csv", &fixture.to_string_lossy()]);
-    assert_eq!(code, 0, "{err}");
+    import_fixture(&cfg_path);
     // every number of every kind is checked before it is stored
     let base = ["correct", "-c", &cfg_path, "--by", "li", "--why", "test"];
     for (kind, args) in [
@@ -535,9 +534,7 @@ async fn the_monthly_ledger_is_written_and_announced_by_itself_once_per_state() 
         exports.display()
     ));
     std::fs::write(&cfg_path, &text).unwrap();
-    let fixture = common::manifest_dir().join("tests/fixtures/bwdf-2022-01.csv");
-    let (code, _, err) = pumphouse(&["import", "-c", &cfg_path, "--csv", &fixture.to_string_lossy()]);
-    assert_eq!(code, 0, "{err}");
+    import_fixture(&cfg_path);
     let (cfg, _) = config::load(Path::new(&cfg_path), Mode::Run).unwrap();
     let store = Arc::new(Store::open(&cfg.store.path, cfg.store.limits).unwrap());
     let cfg = Arc::new(cfg);
@@ -602,9 +599,7 @@ fn pruning_for_size_never_eats_a_month_not_frozen_yet() {
     use pumphouse::store::{Limits, Store};
     let dir = tempfile::tempdir().unwrap();
     let cfg_path = setup(dir.path());
-    let fixture = common::manifest_dir().join("tests/fixtures/bwdf-2022-01.csv");
-    let (code, _, err) = pumphouse(&["import", "-c", &cfg_path, "--csv", &fixture.to_string_lossy()]);
-    assert_eq!(code, 0, "{err}");
+    import_fixture(&cfg_path);
     let (cfg, _) = config::load(Path::new(&cfg_path), Mode::Check).unwrap();
     let jan = Month::new(2022, 1).unwrap();
     let before = {
