@@ -143,34 +143,47 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/targets", get(targets))
 }
 
-async fn overview(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>, headers: HeaderMap) -> Response {
-    let lang = Lang::pick(q.lang.as_deref(), &headers);
+/// Renders a view on the blocking pool inside the layout. The ledger's pages (`slot`)
+/// wait for the one ledger slot first: each reads a month of every meter.
+async fn show<E: std::fmt::Display + Send + 'static>(
+    st: Arc<AppState>,
+    lang: Lang,
+    slot: bool,
+    on: &'static str,
+    title: &'static str,
+    view: impl FnOnce(&AppState) -> Result<Result<Markup, String>, E> + Send + 'static,
+) -> Response {
+    let _slot = if slot {
+        let Ok(permit) = st.ledger_slot.acquire().await else { return StatusCode::SERVICE_UNAVAILABLE.into_response() };
+        Some(permit)
+    } else {
+        None
+    };
     let st2 = st.clone();
-    match super::blocking(move || views::overview(&st2, lang)).await {
-        Ok(body) => layout(lang, "/", lang.t("Overview", "概览"), body),
+    match super::blocking(move || view(&st2)).await {
+        Ok(Ok(body)) => layout(lang, on, title, body),
+        Ok(Err(message)) => error_page(lang, on, message),
         Err(r) => r,
     }
+}
+
+async fn overview(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>, headers: HeaderMap) -> Response {
+    let lang = Lang::pick(q.lang.as_deref(), &headers);
+    show(st, lang, false, "/", lang.t("Overview", "概览"), move |st| views::overview(st, lang).map(Ok)).await
 }
 
 async fn network(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>, headers: HeaderMap) -> Response {
     let lang = Lang::pick(q.lang.as_deref(), &headers);
-    let Ok(_slot) = st.ledger_slot.acquire().await else { return StatusCode::SERVICE_UNAVAILABLE.into_response() };
-    let st2 = st.clone();
-    let zone = q.zone.clone();
-    match super::blocking(move || views::network(&st2, lang, zone.as_deref())).await {
-        Ok(body) => layout(lang, "/network", lang.t("Network map", "管网分区"), body),
-        Err(r) => r,
-    }
+    let title = lang.t("Network map", "管网分区");
+    show(st, lang, true, "/network", title, move |st| views::network(st, lang, q.zone.as_deref()).map(Ok)).await
 }
 
 async fn alerts(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>, headers: HeaderMap) -> Response {
     let lang = Lang::pick(q.lang.as_deref(), &headers);
-    let st2 = st.clone();
-    let note = q.note.clone();
-    match super::blocking(move || views::alerts(&st2, lang, note.as_deref())).await {
-        Ok(body) => layout(lang, "/alerts", lang.t("Alerts", "报警"), body),
-        Err(r) => r,
-    }
+    show(st, lang, false, "/alerts", lang.t("Alerts", "报警"), move |st| {
+        views::alerts(st, lang, q.note.as_deref()).map(Ok)
+    })
+    .await
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -217,24 +230,14 @@ async fn ack(State(st): State<Arc<AppState>>, Path(id): Path<i64>, Form(f): Form
 
 async fn ledger(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>, headers: HeaderMap) -> Response {
     let lang = Lang::pick(q.lang.as_deref(), &headers);
-    let Ok(_slot) = st.ledger_slot.acquire().await else { return StatusCode::SERVICE_UNAVAILABLE.into_response() };
-    let st2 = st.clone();
-    let month = q.month.clone();
-    match super::blocking(move || views::ledger(&st2, lang, month.as_deref())).await {
-        Ok(Ok(body)) => layout(lang, "/ledger", lang.t("Monthly ledger", "月度台账"), body),
-        Ok(Err(message)) => error_page(lang, "/ledger", message),
-        Err(r) => r,
-    }
+    let title = lang.t("Monthly ledger", "月度台账");
+    show(st, lang, true, "/ledger", title, move |st| views::ledger(st, lang, q.month.as_deref())).await
 }
 
 async fn targets(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>, headers: HeaderMap) -> Response {
     let lang = Lang::pick(q.lang.as_deref(), &headers);
-    let Ok(_slot) = st.ledger_slot.acquire().await else { return StatusCode::SERVICE_UNAVAILABLE.into_response() };
-    let st2 = st.clone();
-    match super::blocking(move || views::targets(&st2, lang)).await {
-        Ok(body) => layout(lang, "/targets", lang.t("Zero-growth targets", "零增长目标"), body),
-        Err(r) => r,
-    }
+    let title = lang.t("Zero-growth targets", "零增长目标");
+    show(st, lang, true, "/targets", title, move |st| views::targets(st, lang).map(Ok)).await
 }
 
 #[cfg(test)]
