@@ -27,6 +27,9 @@
 //!   (pure, from a [`ledger::month::Spec`]); [`ledger::book`] is its one bridge to the store.
 //! - [`alerts`]: pure rules and night-flow evidence; `evaluate` reads the store for them;
 //!   `deliver` sends alert changes durably.
+//! - [`targets`]: the three zero-growth targets (money, safety incidents, service
+//!   interruptions) for a month and the year to date against the baseline year, from the
+//!   ledger and the alert records; `[[baseline_targets]]` is its configuration.
 //! - [`config`]: TOML + environment → validated [`config::Config`], every problem at once.
 //! - [`sim`]: a simulated pump house served over Modbus TCP, with fault scenarios.
 //! - [`http`]: health, metrics, status, the API and the page (server-rendered, Chinese
@@ -55,3 +58,4 @@ pub mod model;
 pub mod sim;
 pub mod sinks;
 pub mod store;
+pub mod targets;

@@ -242,6 +242,8 @@ enum FormatArg {
     Json,
     Csv,
     Xlsx,
+    /// The three targets and each utility's gap, for a terminal.
+    Text,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -392,6 +394,7 @@ async fn run(command: Command) -> Result<Report, Failure> {
                 FormatArg::Json => cli::ledger::LedgerFormat::Json,
                 FormatArg::Csv => cli::ledger::LedgerFormat::Csv,
                 FormatArg::Xlsx => cli::ledger::LedgerFormat::Xlsx,
+                FormatArg::Text => cli::ledger::LedgerFormat::Text,
             };
             let lang = match lang {
                 LangArg::Zh => pumphouse::ledger::export::Lang::Zh,

@@ -44,12 +44,20 @@ pub enum Quantity {
     /// Analog loop current in mA (diagnostics of 4–20 mA transmitters).
     LoopCurrent,
     Temperature,
+    /// Free (residual) chlorine, mg/L.
+    FreeChlorine,
+    /// Turbidity, NTU.
+    Turbidity,
+    /// pH (dimensionless).
+    Ph,
+    /// Electrical conductivity, µS/cm.
+    Conductivity,
     /// Anything device-specific: error words, signal quality, unit codes.
     Status,
 }
 
 impl Quantity {
-    pub const ALL: [Quantity; 17] = [
+    pub const ALL: [Quantity; 21] = [
         Quantity::WaterVolume,
         Quantity::WaterFlow,
         Quantity::EnergyImport,
@@ -66,6 +74,10 @@ impl Quantity {
         Quantity::ValveClosed,
         Quantity::LoopCurrent,
         Quantity::Temperature,
+        Quantity::FreeChlorine,
+        Quantity::Turbidity,
+        Quantity::Ph,
+        Quantity::Conductivity,
         Quantity::Status,
     ];
 
@@ -87,6 +99,10 @@ impl Quantity {
             Quantity::ValveClosed => "valve_closed",
             Quantity::LoopCurrent => "loop_current",
             Quantity::Temperature => "temperature",
+            Quantity::FreeChlorine => "free_chlorine",
+            Quantity::Turbidity => "turbidity",
+            Quantity::Ph => "ph",
+            Quantity::Conductivity => "conductivity",
             Quantity::Status => "status",
         }
     }
@@ -225,10 +241,24 @@ pub enum AlertRule {
     TotalizerStuck,
     ValvePosition,
     ValveSwitches,
+    /// A water-quality parameter outside its limits (GB 5749-2022 by default).
+    WaterQuality,
+    /// A phase current above the rated current.
+    Overcurrent,
+    /// A phase voltage outside the tolerance around the nominal voltage.
+    VoltageRange,
+    /// A phase without voltage while the others have it.
+    PhaseLoss,
+    /// Phase voltages that differ from their mean by more than the allowed share.
+    PhaseImbalance,
+    /// Power factor below its minimum, under load, for an hour or more.
+    LowPowerFactor,
+    /// A zone without supply: no pressure (or no inflow) during its supply hours.
+    SupplyInterruption,
 }
 
 impl AlertRule {
-    pub const ALL: [AlertRule; 11] = [
+    pub const ALL: [AlertRule; 18] = [
         AlertRule::NightFlow,
         AlertRule::Burst,
         AlertRule::ZoneImbalance,
@@ -240,6 +270,13 @@ impl AlertRule {
         AlertRule::TotalizerStuck,
         AlertRule::ValvePosition,
         AlertRule::ValveSwitches,
+        AlertRule::WaterQuality,
+        AlertRule::Overcurrent,
+        AlertRule::VoltageRange,
+        AlertRule::PhaseLoss,
+        AlertRule::PhaseImbalance,
+        AlertRule::LowPowerFactor,
+        AlertRule::SupplyInterruption,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -255,11 +292,33 @@ impl AlertRule {
             AlertRule::TotalizerStuck => "totalizer_stuck",
             AlertRule::ValvePosition => "valve_position",
             AlertRule::ValveSwitches => "valve_switches",
+            AlertRule::WaterQuality => "water_quality",
+            AlertRule::Overcurrent => "overcurrent",
+            AlertRule::VoltageRange => "voltage_range",
+            AlertRule::PhaseLoss => "phase_loss",
+            AlertRule::PhaseImbalance => "phase_imbalance",
+            AlertRule::LowPowerFactor => "low_power_factor",
+            AlertRule::SupplyInterruption => "supply_interruption",
         }
     }
 
     pub fn parse(s: &str) -> Option<AlertRule> {
         AlertRule::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Whether an episode of this rule counts as a safety incident against the
+    /// zero-growth target: bursts, over-pressure, water out of the drinking-water limits,
+    /// electrical overload and a lost phase. Power-quality rules (voltage range,
+    /// imbalance, power factor) and metering faults are alerts, not incidents.
+    pub fn is_safety_incident(self) -> bool {
+        matches!(
+            self,
+            AlertRule::Burst
+                | AlertRule::PressureHigh
+                | AlertRule::WaterQuality
+                | AlertRule::Overcurrent
+                | AlertRule::PhaseLoss
+        )
     }
 }
 

@@ -8,6 +8,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use rust_decimal::prelude::ToPrimitive;
 
 use super::rules::{self, Episode};
+use super::safety;
 use crate::config::Config;
 use crate::ledger::intervals::{self, MeterSpec, Sample};
 use crate::ledger::tariff::{in_force, Price};
@@ -227,6 +228,62 @@ pub fn episodes(
                 cfg.topology.zone(&c.zone).and_then(|z| z.parent.as_deref()) == Some(e.zone.as_str()) && overlaps(e, c)
             })
     });
+    // supply interruptions: no pressure at the zone's pressure points (or, without one, no
+    // inflow at its inlets) during its supply hours
+    for z in cfg.topology.zones.iter().filter(|z| z.utility == Utility::Water) {
+        let set = cfg.alerts.rules.for_subject(&z.name, None);
+        if !set.enabled(AlertRule::SupplyInterruption) {
+            continue;
+        }
+        // (point, unit, readings) of each pressure point in the zone
+        type Series = Vec<(DateTime<Utc>, f64)>;
+        let mut pressures: Vec<(String, std::sync::Arc<str>, Series)> = Vec::new();
+        for d in cfg.devices.iter().filter(|d| &*d.zone == z.name.as_str()) {
+            for p in d.profile.points.iter().filter(|p| p.quantity == Quantity::Pressure) {
+                pressures.push((
+                    format!("{}.{}", d.name, p.name),
+                    p.unit.clone(),
+                    store.good(&d.name, &p.name, history, to),
+                ));
+            }
+        }
+        let mut inflow: Vec<(DateTime<Utc>, f64)> = Vec::new();
+        if pressures.is_empty() {
+            for m in cfg.topology.meters_in(&z.name).filter(|m| m.role == Role::Inlet) {
+                if let Some(d) = cfg.device(&m.device) {
+                    if let Some(p) = d.profile.points.iter().find(|p| p.quantity == Quantity::WaterFlow) {
+                        inflow.extend(store.good(&d.name, &p.name, history, to));
+                    }
+                }
+            }
+            inflow.sort_by_key(|x| x.0);
+        }
+        let signals: Vec<safety::SupplySignal<'_>> = if pressures.is_empty() {
+            vec![safety::SupplySignal::Inflow { readings: &inflow, below: set.no_supply_flow }]
+        } else {
+            pressures
+                .iter()
+                .map(|(point, unit, readings)| safety::SupplySignal::Pressure {
+                    point,
+                    unit,
+                    readings,
+                    below: set.no_supply_pressure.unwrap_or(match &**unit {
+                        "bar" => 0.5,
+                        "kPa" => 50.0,
+                        _ => 0.05,
+                    }),
+                })
+                .collect()
+        };
+        out.extend(safety::interruptions(
+            &z.name,
+            &signals,
+            set.supply_hours,
+            tz,
+            TimeDelta::from_std(set.interruption_after).unwrap_or(TimeDelta::minutes(15)),
+            cfg.topology.customers(&z.name),
+        ));
+    }
     // continuous flow at customer and unbilled water meters
     for m in cfg.topology.meters.iter().filter(|m| m.utility == Utility::Water && m.role != Role::Inlet) {
         let set = cfg.alerts.rules.for_subject(&m.zone, Some(&m.device));
@@ -300,6 +357,62 @@ pub fn episodes(
             eps.retain(|e| set.enabled(e.rule));
             out.extend(eps);
         }
+        // water quality against the drinking-water limits
+        if set.enabled(AlertRule::WaterQuality) {
+            let after = TimeDelta::from_std(set.quality_after).unwrap_or(TimeDelta::minutes(5));
+            for p in points {
+                let (what, limits) = match p.quantity {
+                    Quantity::FreeChlorine => ("free chlorine", set.free_chlorine),
+                    Quantity::Turbidity => ("turbidity", set.turbidity),
+                    Quantity::Ph => ("pH", set.ph),
+                    Quantity::Conductivity => ("conductivity", set.conductivity),
+                    _ => continue,
+                };
+                let r = store.good(&d.name, &p.name, history, to);
+                let subject = format!("{}.{}", d.name, p.name);
+                out.extend(safety::water_quality(&d.zone, &subject, what, &p.unit, &r, limits, after));
+            }
+        }
+        // overload and supply faults of electricity meters
+        let phase_points = |q: Quantity| points.iter().filter(move |p| p.quantity == q);
+        if phase_points(Quantity::Voltage).next().is_some() || phase_points(Quantity::Current).next().is_some() {
+            let pf_point = {
+                let pfs: Vec<&crate::modbus::profile::Point> = phase_points(Quantity::PowerFactor).collect();
+                pfs.iter().find(|p| p.name.contains("total")).or(pfs.first()).copied()
+            };
+            let mut samples: BTreeMap<DateTime<Utc>, safety::PhaseSample> = BTreeMap::new();
+            let nv = phase_points(Quantity::Voltage).count();
+            let nc = phase_points(Quantity::Current).count();
+            let mut blank =
+                || safety::PhaseSample { voltages: vec![None; nv], currents: vec![None; nc], power_factor: None };
+            for (i, p) in phase_points(Quantity::Voltage).enumerate() {
+                for (t, v) in store.good(&d.name, &p.name, history, to) {
+                    samples.entry(t).or_insert_with(&mut blank).voltages[i] = Some(v);
+                }
+            }
+            for (i, p) in phase_points(Quantity::Current).enumerate() {
+                for (t, v) in store.good(&d.name, &p.name, history, to) {
+                    samples.entry(t).or_insert_with(&mut blank).currents[i] = Some(v);
+                }
+            }
+            if let Some(p) = pf_point {
+                for (t, v) in store.good(&d.name, &p.name, history, to) {
+                    samples.entry(t).or_insert_with(&mut blank).power_factor = Some(v);
+                }
+            }
+            let ratings = d.profile.ratings;
+            let e = safety::Electrical {
+                nominal_voltage: set.nominal_voltage.or(ratings.nominal_voltage),
+                voltage_tolerance: set.voltage_tolerance.or(ratings.voltage_tolerance).unwrap_or((-7.0, 7.0)),
+                rated_current: set.rated_current.or(ratings.max_current),
+                imbalance_max: set.imbalance_max,
+                power_factor_min: set.power_factor_min,
+                min: TimeDelta::from_std(set.electrical_after).unwrap_or(TimeDelta::minutes(5)),
+            };
+            let mut eps = safety::electrical(&d.zone, &d.name, &samples, &e);
+            eps.retain(|e| set.enabled(e.rule));
+            out.extend(eps);
+        }
     }
     if let Some(e) = reader.error.take() {
         return Err(e);
@@ -348,5 +461,6 @@ pub fn record(
             changed.push(AlertRow { id, ..row });
         }
     }
+    store.record_alert_pass(from.timestamp_millis(), to.timestamp_millis())?;
     Ok(changed)
 }

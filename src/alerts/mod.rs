@@ -6,4 +6,5 @@ pub mod deliver;
 pub mod evaluate;
 pub mod night_flow;
 pub mod rules;
+pub mod safety;
 pub mod settings;

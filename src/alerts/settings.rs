@@ -24,8 +24,40 @@ pub struct RawSettings {
     pub stuck_hours: Option<i64>,
     pub imbalance_share: Option<f64>,
     pub burst_min_rise: Option<f64>,
+    /// Water quality limits: [low, high] free chlorine (mg/L) and pH; highest turbidity
+    /// (NTU) and conductivity (µS/cm).
+    pub free_chlorine: Option<Vec<f64>>,
+    pub ph: Option<Vec<f64>>,
+    pub turbidity_max: Option<f64>,
+    pub conductivity_max: Option<f64>,
+    /// How long a parameter stays out of its limits before it is an episode.
+    pub quality_after: Option<String>,
+    /// Electrical: nominal phase voltage (V), tolerance [below, above] in percent, rated
+    /// current per phase (A), largest phase-voltage imbalance (percent), lowest power
+    /// factor, and how long a condition lasts before it is an episode.
+    pub nominal_voltage: Option<f64>,
+    pub voltage_tolerance: Option<Vec<f64>>,
+    pub rated_current: Option<f64>,
+    pub imbalance_max: Option<f64>,
+    pub power_factor_min: Option<f64>,
+    pub electrical_after: Option<String>,
+    /// Supply: the pressure below which a zone has no supply (the pressure point's unit),
+    /// the inflow below which it has none (m³/h, for zones without a pressure point), the
+    /// local hours it should have supply ([first, last], their starts), and how long
+    /// without supply is an interruption.
+    pub no_supply_pressure: Option<f64>,
+    pub no_supply_flow: Option<f64>,
+    pub supply_hours: Option<Vec<u32>>,
+    pub interruption_after: Option<String>,
     #[serde(default)]
     pub disable: Vec<String>,
+}
+
+/// The limits of one water-quality parameter; `None` is no limit on that side.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    pub low: Option<f64>,
+    pub high: Option<f64>,
 }
 
 /// Effective settings for one zone or device.
@@ -41,6 +73,28 @@ pub struct Settings {
     pub stuck_hours: i64,
     pub imbalance_share: f64,
     pub burst_min_rise: f64,
+    /// Drinking-water limits, GB 5749-2022 by default: free chlorine at the plant
+    /// outlet 0.3–2 mg/L (table 2), turbidity ≤ 1 NTU and pH 6.5–8.5 (table 1).
+    /// Conductivity has no limit in the standard (set one per site if wanted).
+    pub free_chlorine: Limits,
+    pub ph: Limits,
+    pub turbidity: Limits,
+    pub conductivity: Limits,
+    pub quality_after: std::time::Duration,
+    /// `None`: from the meter's profile.
+    pub nominal_voltage: Option<f64>,
+    pub voltage_tolerance: Option<(f64, f64)>,
+    pub rated_current: Option<f64>,
+    pub imbalance_max: f64,
+    pub power_factor_min: f64,
+    pub electrical_after: std::time::Duration,
+    /// `None`: by the pressure point's unit (0.05 MPa, 0.5 bar, 50 kPa: water no higher
+    /// than the ground floor).
+    pub no_supply_pressure: Option<f64>,
+    pub no_supply_flow: f64,
+    /// `None`: all day.
+    pub supply_hours: Option<(u32, u32)>,
+    pub interruption_after: std::time::Duration,
     pub disabled: Vec<AlertRule>,
 }
 
@@ -56,6 +110,21 @@ impl Default for Settings {
             stuck_hours: 6,
             imbalance_share: 0.10,
             burst_min_rise: 5.0,
+            free_chlorine: Limits { low: Some(0.3), high: Some(2.0) },
+            ph: Limits { low: Some(6.5), high: Some(8.5) },
+            turbidity: Limits { low: None, high: Some(1.0) },
+            conductivity: Limits { low: None, high: None },
+            quality_after: std::time::Duration::from_secs(300),
+            nominal_voltage: None,
+            voltage_tolerance: None,
+            rated_current: None,
+            imbalance_max: 4.0,
+            power_factor_min: 0.9,
+            electrical_after: std::time::Duration::from_secs(300),
+            no_supply_pressure: None,
+            no_supply_flow: 0.01,
+            supply_hours: None,
+            interruption_after: std::time::Duration::from_secs(900),
             disabled: Vec::new(),
         }
     }
@@ -103,6 +172,52 @@ impl Settings {
         if let Some(v) = r.burst_min_rise {
             self.burst_min_rise = v;
         }
+        if let Some([lo, hi]) = r.free_chlorine.as_deref() {
+            self.free_chlorine = Limits { low: Some(*lo), high: Some(*hi) };
+        }
+        if let Some([lo, hi]) = r.ph.as_deref() {
+            self.ph = Limits { low: Some(*lo), high: Some(*hi) };
+        }
+        if let Some(v) = r.turbidity_max {
+            self.turbidity.high = Some(v);
+        }
+        if let Some(v) = r.conductivity_max {
+            self.conductivity.high = Some(v);
+        }
+        let duration = |s: &Option<String>| s.as_deref().and_then(|s| humantime::parse_duration(s).ok());
+        if let Some(d) = duration(&r.quality_after) {
+            self.quality_after = d;
+        }
+        if let Some(v) = r.nominal_voltage {
+            self.nominal_voltage = Some(v);
+        }
+        if let Some([lo, hi]) = r.voltage_tolerance.as_deref() {
+            self.voltage_tolerance = Some((*lo, *hi));
+        }
+        if let Some(v) = r.rated_current {
+            self.rated_current = Some(v);
+        }
+        if let Some(v) = r.imbalance_max {
+            self.imbalance_max = v;
+        }
+        if let Some(v) = r.power_factor_min {
+            self.power_factor_min = v;
+        }
+        if let Some(d) = duration(&r.electrical_after) {
+            self.electrical_after = d;
+        }
+        if let Some(v) = r.no_supply_pressure {
+            self.no_supply_pressure = Some(v);
+        }
+        if let Some(v) = r.no_supply_flow {
+            self.no_supply_flow = v;
+        }
+        if let Some([a, b]) = r.supply_hours.as_deref() {
+            self.supply_hours = Some((*a, *b));
+        }
+        if let Some(d) = duration(&r.interruption_after) {
+            self.interruption_after = d;
+        }
         // unknown names were reported by validation
         self.disabled.extend(r.disable.iter().filter_map(|d| AlertRule::parse(d)));
     }
@@ -147,10 +262,45 @@ fn check(r: &RawSettings, path: &str, diags: &mut Diagnostics) {
             diags.error(format!("{path}.pressure_band"), "[low, high] in the pressure point's unit, low below high");
         }
     }
+    for (f, v) in [("free_chlorine", &r.free_chlorine), ("ph", &r.ph)] {
+        if let Some(b) = v {
+            if !matches!(b.as_slice(), [lo, hi] if lo.is_finite() && hi.is_finite() && 0.0 <= *lo && lo < hi) {
+                diags.error(format!("{path}.{f}"), "[low, high], two numbers with low below high");
+            }
+        }
+    }
+    if let Some(t) = &r.voltage_tolerance {
+        if !matches!(t.as_slice(), [lo, hi] if lo.is_finite() && hi.is_finite() && *lo < 0.0 && *hi > 0.0) {
+            diags.error(
+                format!("{path}.voltage_tolerance"),
+                "[below, above] in percent of nominal, below negative and above positive, e.g. [-10, 7]",
+            );
+        }
+    }
+    if let Some(h) = &r.supply_hours {
+        if !matches!(h.as_slice(), [a, b] if *a <= 23 && *b <= 23) {
+            diags.error(
+                format!("{path}.supply_hours"),
+                "two local hours 0–23, the first and last hour with supply (it may wrap midnight), e.g. [6, 22]",
+            );
+        }
+    }
+    if r.power_factor_min.is_some_and(|x| !(x > 0.0 && x <= 1.0)) {
+        diags.error(format!("{path}.power_factor_min"), "a power factor above 0 and at most 1");
+    }
+    if r.no_supply_flow.is_some_and(|x| !(x.is_finite() && x >= 0.0)) {
+        diags.error(format!("{path}.no_supply_flow"), "must be a flow of zero or more (m³/h)");
+    }
     for (f, v) in [
         ("night_min_excess", r.night_min_excess),
         ("imbalance_share", r.imbalance_share),
         ("burst_min_rise", r.burst_min_rise),
+        ("turbidity_max", r.turbidity_max),
+        ("conductivity_max", r.conductivity_max),
+        ("nominal_voltage", r.nominal_voltage),
+        ("rated_current", r.rated_current),
+        ("imbalance_max", r.imbalance_max),
+        ("no_supply_pressure", r.no_supply_pressure),
     ] {
         if v.is_some_and(|x| !(x.is_finite() && x > 0.0)) {
             diags.error(format!("{path}.{f}"), "must be a positive number");
@@ -163,9 +313,16 @@ fn check(r: &RawSettings, path: &str, diags: &mut Diagnostics) {
             diags.error(format!("{path}.{f}"), "must be a whole number from 1 to 1000");
         }
     }
-    if let Some(s) = &r.silent_after {
-        if humantime::parse_duration(s).is_err() {
-            diags.error(format!("{path}.silent_after"), format!("`{s}` is not a duration"));
+    for (f, v) in [
+        ("silent_after", &r.silent_after),
+        ("quality_after", &r.quality_after),
+        ("electrical_after", &r.electrical_after),
+        ("interruption_after", &r.interruption_after),
+    ] {
+        if let Some(s) = v {
+            if humantime::parse_duration(s).is_err() {
+                diags.error(format!("{path}.{f}"), format!("`{s}` is not a duration"));
+            }
         }
     }
     for d in &r.disable {

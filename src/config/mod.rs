@@ -49,6 +49,8 @@ pub struct Config {
     pub topology: crate::ledger::topology::Topology,
     /// Tariffs, time-of-use schedule, costs and the baseline year.
     pub prices: crate::ledger::prices::Prices,
+    /// The baseline year's safety and service figures from the old books.
+    pub target_baselines: Vec<crate::targets::baseline::TargetBaseline>,
     pub alerts: AlertsConfig,
     pub ledger: LedgerConfig,
     /// Where the configuration came from, for messages.

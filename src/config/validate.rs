@@ -69,6 +69,7 @@ const SECTIONS: &[&str] = &[
     "tariffs",
     "costs",
     "baseline",
+    "baseline_targets",
     "alerts",
     "ledger",
 ];
@@ -150,6 +151,7 @@ pub(super) fn validate(
     let raw_tariffs = array(top, "tariffs", diags);
     let raw_costs = array(top, "costs", diags);
     let raw_baseline = array(top, "baseline", diags);
+    let raw_target_baselines = array(top, "baseline_targets", diags);
     let raw_alerts: raw::RawAlerts = section(top, "alerts", diags);
     let raw_ledger: raw::RawLedger = section(top, "ledger", diags);
     let (site_name, timezone) = site(&raw_site, diags);
@@ -301,6 +303,7 @@ pub(super) fn validate(
         http,
         topology,
         prices,
+        target_baselines: crate::targets::baseline::validate(&raw_target_baselines, diags),
         alerts,
         source: source.to_string(),
     })

@@ -62,12 +62,12 @@ pub fn write_due(cfg: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Res
         Some(ExportState::Preliminary)
     };
     let Some(state) = due else { return Ok(Vec::new()) };
-    let l = book::month_ledger(&cfg.ledger_spec(), store, last, Depth::Full)?;
+    let report = crate::targets::MonthReport::from_store(cfg, store, last)?;
     let stem = file_stem(last, state);
     let xlsx = dir.join(format!("{stem}.xlsx"));
     let csv = dir.join(format!("{stem}.csv"));
-    write_atomically(&xlsx, &export::to_xlsx(&l, cfg.ledger.language)?)?;
-    write_atomically(&csv, export::to_csv(&l, cfg.ledger.language).as_bytes())?;
+    write_atomically(&xlsx, &report.xlsx(cfg.ledger.language)?)?;
+    write_atomically(&csv, report.csv(cfg.ledger.language).as_bytes())?;
     store.export_written(last, state, now)?;
     tracing::info!(month = %last, state = state.as_str(), dir = %dir.display(), "monthly ledger written");
     Ok(vec![Written { month: last, state, files: vec![xlsx, csv] }])

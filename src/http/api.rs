@@ -9,9 +9,10 @@ use axum::Json;
 use chrono::Utc;
 
 use super::{blocking, AppState};
-use crate::ledger::{book, export, month::Depth};
+use crate::ledger::export;
 use crate::model::Month;
 use crate::store::Ack;
+use crate::targets::MonthReport;
 
 #[derive(Debug, serde::Deserialize)]
 pub struct LedgerQuery {
@@ -44,15 +45,14 @@ pub(super) async fn ledger(
         return (StatusCode::NOT_FOUND, "no [[zones]] are configured: there is no ledger\n").into_response();
     }
     let st2 = st.clone();
-    let computed =
-        blocking(move || book::month_ledger(&st2.config.ledger_spec(), &st2.store, month, Depth::Full)).await;
+    let computed = blocking(move || MonthReport::from_store(&st2.config, &st2.store, month)).await;
     let l = match computed {
         Ok(l) => l,
         Err(r) => return r,
     };
     match ext.as_str() {
-        "csv" => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], export::to_csv(&l, lang)).into_response(),
-        "xlsx" => match export::to_xlsx(&l, lang) {
+        "csv" => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], l.csv(lang)).into_response(),
+        "xlsx" => match l.xlsx(lang) {
             Ok(bytes) => (
                 [
                     (

@@ -19,7 +19,8 @@ pub enum Lang {
     En,
 }
 
-fn l(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
+/// A label in the ledger's language.
+pub fn l(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
     match lang {
         Lang::En => en,
         Lang::Zh => zh,
@@ -64,18 +65,21 @@ fn role_label(lang: Lang, r: Role) -> &'static str {
 }
 
 /// A table: header and rows of cells.
-enum Cell {
+/// One cell of an exported table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
     Text(String),
     Num(f64),
     Empty,
 }
 
+/// A table of the export: its name (the sheet's), header and rows. Sections computed
+/// beside the ledger (the targets report) are passed in as more tables.
+pub type Table = (&'static str, Vec<String>, Vec<Vec<Cell>>);
+
 fn opt(v: Option<f64>) -> Cell {
     v.map(Cell::Num).unwrap_or(Cell::Empty)
 }
-
-/// (name, header, rows)
-type Table = (&'static str, Vec<String>, Vec<Vec<Cell>>);
 
 fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
     let summary_head = vec![
@@ -302,7 +306,8 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-pub fn to_csv(ledger: &Ledger, lang: Lang) -> String {
+/// The ledger's tables, then `extra`, as CSV.
+pub fn to_csv(ledger: &Ledger, lang: Lang, extra: &[Table]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -311,7 +316,7 @@ pub fn to_csv(ledger: &Ledger, lang: Lang) -> String {
         csv_field(&ledger.site),
         csv_field(&ledger.month.key())
     );
-    for (name, head, rows) in tables(ledger, lang) {
+    for (name, head, rows) in tables(ledger, lang).iter().chain(extra) {
         let _ = writeln!(out, "\n{}", csv_field(name));
         let _ = writeln!(out, "{}", head.iter().map(|h| csv_field(h)).collect::<Vec<_>>().join(","));
         for r in rows {
@@ -355,18 +360,19 @@ fn sheet(ws: &mut Worksheet, head: &[String], rows: &[Vec<Cell>]) -> Result<(), 
     Ok(())
 }
 
-pub fn to_xlsx(ledger: &Ledger, lang: Lang) -> Result<Vec<u8>, XlsxError> {
+/// The ledger's tables, then `extra`, as a workbook: one sheet each.
+pub fn to_xlsx(ledger: &Ledger, lang: Lang, extra: &[Table]) -> Result<Vec<u8>, XlsxError> {
     let mut wb = Workbook::new();
-    for (name, head, rows) in tables(ledger, lang) {
+    for (name, head, rows) in tables(ledger, lang).iter().chain(extra) {
         let ws = wb.add_worksheet();
-        ws.set_name(name)?;
-        sheet(ws, &head, &rows)?;
+        ws.set_name(*name)?;
+        sheet(ws, head, rows)?;
     }
     wb.save_to_buffer()
 }
 
-pub fn write_xlsx(ledger: &Ledger, lang: Lang, path: &Path) -> Result<(), XlsxError> {
-    let bytes = to_xlsx(ledger, lang)?;
+pub fn write_xlsx(ledger: &Ledger, lang: Lang, extra: &[Table], path: &Path) -> Result<(), XlsxError> {
+    let bytes = to_xlsx(ledger, lang, extra)?;
     std::fs::write(path, bytes).map_err(XlsxError::IoError)
 }
 

@@ -162,6 +162,12 @@ impl Topology {
         self.zones.iter().filter(move |z| z.parent.as_deref() == Some(zone))
     }
 
+    /// The customer meters (role `billed`) a zone feeds: its own and its descendants'.
+    pub fn customers(&self, zone: &str) -> usize {
+        let own = self.meters_in(zone).filter(|m| m.role == Role::Billed).count();
+        own + self.children(zone).map(|c| self.customers(&c.name)).sum::<usize>()
+    }
+
     pub fn meters_in<'a>(&'a self, zone: &'a str) -> impl Iterator<Item = &'a Meter> + 'a {
         self.meters.iter().filter(move |m| m.zone == zone)
     }

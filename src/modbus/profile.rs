@@ -233,8 +233,21 @@ pub struct Profile {
     pub description: String,
     pub points: Vec<Point>,
     pub vectors: Vec<Vector>,
+    /// Electrical ratings, the defaults of the electrical rules.
+    pub ratings: Ratings,
     /// The TOML text of a built-in profile, for `profiles show`.
     pub source: Option<&'static str>,
+}
+
+/// A device's electrical ratings as its profile gives them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Ratings {
+    /// Nominal phase-to-neutral voltage, V.
+    pub nominal_voltage: Option<f64>,
+    /// Allowed deviation from nominal in percent, (below, above), e.g. (−10, +7).
+    pub voltage_tolerance: Option<(f64, f64)>,
+    /// The meter's maximum current, A.
+    pub max_current: Option<f64>,
 }
 
 /// What was read from a device in one cycle: blocks of registers or bits per table, or
@@ -292,6 +305,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("tuf-2000m", include_str!("../../profiles/tuf-2000m.toml")),
     ("analog-4-20ma", include_str!("../../profiles/analog-4-20ma.toml")),
     ("valve-actuator", include_str!("../../profiles/valve-actuator.toml")),
+    ("water-quality-analyser", include_str!("../../profiles/water-quality-analyser.toml")),
 ];
 
 /// Parses a register-map number such as 30001 or 400010 into (table, 0-based address).

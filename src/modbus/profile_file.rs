@@ -19,6 +19,19 @@ pub struct RawProfile {
     /// Test vectors: raw registers with the values they must decode to.
     #[serde(default)]
     pub vectors: Vec<RawVector>,
+    /// The device's electrical ratings (defaults of the electrical rules).
+    pub ratings: Option<RawRatings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRatings {
+    /// Nominal phase-to-neutral voltage, V.
+    pub nominal_voltage: Option<f64>,
+    /// Allowed deviation from nominal, percent: [below, above], e.g. [-10, 7].
+    pub voltage_tolerance: Option<Vec<f64>>,
+    /// The highest current the meter is rated for, A.
+    pub max_current: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -314,6 +327,31 @@ fn validate_point(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option
     ))
 }
 
+fn validate_ratings(r: &RawRatings, path: &str, diags: &mut Diagnostics) -> Ratings {
+    let positive = |v: Option<f64>, key: &str, diags: &mut Diagnostics| match v {
+        Some(x) if x.is_finite() && x > 0.0 => Some(x),
+        Some(x) => {
+            diags.error(format!("{path}.{key}"), format!("{x} is not a rating (a positive number)"));
+            None
+        }
+        None => None,
+    };
+    let nominal_voltage = positive(r.nominal_voltage, "nominal_voltage", diags);
+    let max_current = positive(r.max_current, "max_current", diags);
+    let voltage_tolerance = match r.voltage_tolerance.as_deref() {
+        None => None,
+        Some([lo, hi]) if lo.is_finite() && hi.is_finite() && *lo < 0.0 && *hi > 0.0 => Some((*lo, *hi)),
+        Some(_) => {
+            diags.error(
+                format!("{path}.voltage_tolerance"),
+                "[below, above] in percent of nominal, below negative and above positive, e.g. [-10, 7]",
+            );
+            None
+        }
+    };
+    Ratings { nominal_voltage, voltage_tolerance, max_current }
+}
+
 fn validate_vector(
     raw: &RawVector,
     names: &HashMap<&str, usize>,
@@ -437,11 +475,17 @@ pub fn validate_profile(raw: &RawProfile, path: &str, diags: &mut Diagnostics) -
     if diags.items.len() > before {
         return None;
     }
+    let ratings =
+        raw.ratings.as_ref().map(|r| validate_ratings(r, &format!("{path}.ratings"), diags)).unwrap_or_default();
+    if diags.items.len() > before {
+        return None;
+    }
     let profile = Profile {
         name: name.into(),
         description: raw.description.clone().unwrap_or_default(),
         points: points.into_iter().map(|(_, p)| p).collect(),
         vectors,
+        ratings,
         source: None,
     };
     for f in profile.check_vectors() {

@@ -33,7 +33,7 @@ use model::{Bank, PumpHouse};
 
 /// What is being simulated.
 pub enum World {
-    Campus(PumpHouse),
+    Campus(Box<PumpHouse>),
     /// `count` devices (unit ids 1..=count), each with `registers` holding registers that
     /// change every tick.
     Fleet {
@@ -407,6 +407,12 @@ disable = ["continuous_flow"]
 [[alerts.overrides]]
 zone = "east"
 disable = ["continuous_flow"]
+
+# The main meter is CT-connected behind a 400 A incoming breaker: its rated current is
+# the breaker's, not the meter's own 100 A.
+[[alerts.overrides]]
+device = "power-main"
+rated_current = 400
 
 # What the utilities office pays. The pumps' energy is bought with the campus power, so
 # it counts on the electricity side.

@@ -219,6 +219,8 @@ pub struct PumpHouse {
     zones: Vec<Zone>,
     plant: usize,
     plant_pressure: usize,
+    /// The water-quality analyser at the plant outlet.
+    plant_quality: usize,
     plant_volume: f64,
     pumps: Vec<(usize, f64)>,
     /// The campus's main electricity meter (all buildings, pumps, unmetered loads and
@@ -241,12 +243,13 @@ impl PumpHouse {
         scenarios: Vec<Scenario>,
     ) -> Result<PumpHouse, String> {
         let get = |n: &str| profiles.get(n).cloned().ok_or_else(|| format!("built-in profile {n} is missing"));
-        let (tuf, ai, valve, sdm630, sdm120) = (
+        let (tuf, ai, valve, sdm630, sdm120, wq) = (
             get("tuf-2000m")?,
             get("analog-4-20ma")?,
             get("valve-actuator")?,
             get("eastron-sdm630")?,
             get("eastron-sdm120")?,
+            get("water-quality-analyser")?,
         );
         let mut devices = Vec::new();
         let mut add = |name: &str, unit: u8, profile: &Arc<Profile>, zone: &str| {
@@ -255,6 +258,7 @@ impl PumpHouse {
         };
         let plant = add("plant-outlet", 1, &tuf, "campus");
         let plant_pressure = add("pressure-plant", 21, &ai, "campus");
+        let plant_quality = add("quality-plant", 61, &wq, "campus");
         let pump1 = add("pump-1", 41, &sdm630, "plant");
         let pump2 = add("pump-2", 42, &sdm630, "plant");
         let main_power = add("power-main", 40, &sdm630, "campus");
@@ -335,6 +339,7 @@ impl PumpHouse {
             zones,
             plant,
             plant_pressure,
+            plant_quality,
             plant_volume: 150_000.0,
             pumps: vec![(pump1, 80_000.0), (pump2, 60_000.0)],
             main_power,
@@ -358,12 +363,15 @@ impl PumpHouse {
                     b.set(&p, "command", 100.0);
                     b.set(&p, "fault", 0.0);
                 }
-                "analog-4-20ma" => b.set(&p, "status", 0.0),
+                "analog-4-20ma" | "water-quality-analyser" => b.set(&p, "status", 0.0),
                 _ => {}
             }
         }
         for s in &sim.scenarios {
-            if let ScenarioKind::Leak { zone, .. } = &s.kind {
+            if let ScenarioKind::Leak { zone, .. }
+            | ScenarioKind::Outage { zone }
+            | ScenarioKind::Overpressure { zone, .. } = &s.kind
+            {
                 if !sim.zones.iter().any(|z| &z.name == zone) {
                     return Err(format!("scenario {s}: no zone `{zone}` (zones: north, south, east)"));
                 }
@@ -479,7 +487,8 @@ impl PumpHouse {
                     z.valve_position += delta;
                 }
             }
-            let open_factor = (z.valve_position / 100.0 * 3.0).clamp(0.0, 1.0);
+            let cut = active.iter().any(|k| matches!(k, ScenarioKind::Outage { zone } if zone == &z.name));
+            let open_factor = if cut { 0.0 } else { (z.valve_position / 100.0 * 3.0).clamp(0.0, 1.0) };
             let mut zone_flow = 0.0;
             for &bi in &z.buildings.clone() {
                 let b = &mut self.buildings[bi];
@@ -550,7 +559,17 @@ impl PumpHouse {
         self.banks[ppi].set(&ap, "ch1_current", 4.0 + p_plant.max(0.0) / 1.6 * 16.0);
         for z in &self.zones {
             let q = self.banks[z.inlet].get(&pp, "flow_rate").unwrap_or(0.0);
-            let p = (p_plant - 0.000_12 * q * q).max(0.0);
+            // the pressure point is downstream of the zone valve: a closed valve or a cut
+            // supply leaves it without pressure
+            let open = (z.valve_position / 100.0 * 3.0).clamp(0.0, 1.0);
+            let mut p = (p_plant - 0.000_12 * q * q).max(0.0) * open;
+            for k in &active {
+                match k {
+                    ScenarioKind::Outage { zone } if zone == &z.name => p = 0.0,
+                    ScenarioKind::Overpressure { zone, mpa } if zone == &z.name => p = *mpa,
+                    _ => {}
+                }
+            }
             self.banks[z.pressure].set(&ap, "pressure", p);
             self.banks[z.pressure].set(&ap, "ch1_current", 4.0 + p / 1.6 * 16.0);
         }
@@ -564,12 +583,45 @@ impl PumpHouse {
             let p = self.devices[*dev].profile.clone();
             write_power(&mut self.banks[*dev], &p, power, *energy, bucket, *dev as u64);
         }
+        // Water quality at the plant outlet: chlorine dosed to about 0.6 mg/L (decaying
+        // towards 0.05 mg/L with a 15-minute time constant when dosing fails), turbidity
+        // about 0.25 NTU unless a scenario raises it.
+        let chlorine_fail = self
+            .scenarios
+            .iter()
+            .filter(|s| s.active_at(now) && s.kind == ScenarioKind::ChlorineFail)
+            .map(|s| (now - s.start).num_seconds().max(0) as f64 / 900.0)
+            .fold(None, |acc: Option<f64>, x| Some(acc.map_or(x, |a| a.max(x))));
+        let normal = 0.6 + 0.03 * noise(800, bucket);
+        let chlorine = chlorine_fail.map_or(normal, |tau| 0.05 + (normal - 0.05) * (-tau).exp());
+        let turbidity = active
+            .iter()
+            .find_map(|k| match k {
+                ScenarioKind::Turbidity { ntu } => Some(*ntu),
+                _ => None,
+            })
+            .unwrap_or(0.25 + 0.03 * noise(801, bucket));
+        let (qi, qp) = (self.plant_quality, self.devices[self.plant_quality].profile.clone());
+        let qb = &mut self.banks[qi];
+        qb.set(&qp, "free_chlorine", chlorine);
+        qb.set(&qp, "turbidity", turbidity);
+        qb.set(&qp, "ph", 7.3 + 0.05 * noise(802, bucket));
+        qb.set(&qp, "conductivity", 420.0 + 10.0 * noise(803, bucket));
+        qb.set(&qp, "temperature", 16.0 + 0.5 * noise(804, bucket));
         // Main meter: metered loads, 15 kW of unmetered campus loads, 3 % line losses.
         let main_w = (load_w + 15_000.0) * 1.03;
         self.main_energy += main_w / 1000.0 * dt_h;
         let mp = self.devices[self.main_power].profile.clone();
         let (mi, me) = (self.main_power, self.main_energy);
         write_power(&mut self.banks[mi], &mp, main_w, me, bucket, mi as u64);
+        for k in &active {
+            if let ScenarioKind::Overload { device, amps } = k {
+                let Some(i) = self.devices.iter().position(|d| &d.name == device) else { continue };
+                let p = self.devices[i].profile.clone();
+                let point = if p.points.iter().any(|x| &*x.name == "current_l1") { "current_l1" } else { "current" };
+                self.banks[i].set(&p, point, *amps);
+            }
+        }
         for (device, initial) in swaps {
             let Some(b) = self.buildings.iter_mut().find(|b| self.devices[b.meter].name == device) else { continue };
             self.swaps.push((device, now, b.volume));

@@ -7,6 +7,13 @@
 //! | `stuck:DEVICE[@WHEN]`             | the device's totalizer stops counting           |
 //! | `silent:DEVICE[@WHEN]`            | the device stops answering                      |
 //! | `valve-stuck:DEVICE:PCT[@WHEN]`   | the valve stays at PCT % whatever its command   |
+//! | `outage:ZONE[@WHEN]`              | the zone loses supply (no flow, no pressure)    |
+//! | `overpressure:ZONE:MPA[@WHEN]`    | the zone's pressure rises to MPA                |
+//! | `chlorine-fail[@WHEN]`            | chlorine dosing at the plant stops             |
+//! | `turbidity:NTU[@WHEN]`            | the plant's outlet turbidity rises to NTU       |
+//! | `overload:DEVICE:AMPS[@WHEN]`     | an electricity meter's phase L1 carries AMPS    |
+//!
+//! In a scenario file, `until` (a WHEN) ends a scenario: a burst repaired, supply back.
 //!
 //! WHEN is `+10m` (after the simulation starts), `23:00` (the next such local time at or
 //! after the start) or an RFC 3339 instant; without it, from the start.
@@ -40,13 +47,38 @@ pub enum ScenarioKind {
         device: String,
         new_initial: f64,
     },
+    /// The zone's supply is cut upstream of its pressure point.
+    Outage {
+        zone: String,
+    },
+    /// The zone's pressure rises to `mpa` (a pressure-reducing valve failed open).
+    Overpressure {
+        zone: String,
+        mpa: f64,
+    },
+    /// Chlorine dosing at the plant stops: free chlorine decays towards 0.05 mg/L.
+    ChlorineFail,
+    /// Outlet turbidity rises to `ntu`.
+    Turbidity {
+        ntu: f64,
+    },
+    /// Phase L1 of an electricity meter carries `amps`.
+    Overload {
+        device: String,
+        amps: f64,
+    },
 }
 
 impl ScenarioKind {
     pub fn device(&self) -> Option<&str> {
         match self {
-            ScenarioKind::Leak { .. } => None,
-            ScenarioKind::StuckTotalizer { device }
+            ScenarioKind::Leak { .. }
+            | ScenarioKind::Outage { .. }
+            | ScenarioKind::Overpressure { .. }
+            | ScenarioKind::ChlorineFail
+            | ScenarioKind::Turbidity { .. } => None,
+            ScenarioKind::Overload { device, .. }
+            | ScenarioKind::StuckTotalizer { device }
             | ScenarioKind::Silent { device }
             | ScenarioKind::ValveStuck { device, .. }
             | ScenarioKind::MeterReplaced { device, .. } => Some(device),
@@ -86,6 +118,11 @@ impl fmt::Display for Scenario {
             ScenarioKind::MeterReplaced { device, new_initial } => {
                 write!(f, "{device} replaced by a meter reading {new_initial}")?
             }
+            ScenarioKind::Outage { zone } => write!(f, "supply cut to zone {zone}")?,
+            ScenarioKind::Overpressure { zone, mpa } => write!(f, "pressure of {mpa} MPa in zone {zone}")?,
+            ScenarioKind::ChlorineFail => write!(f, "chlorine dosing fails")?,
+            ScenarioKind::Turbidity { ntu } => write!(f, "turbidity of {ntu} NTU at the plant")?,
+            ScenarioKind::Overload { device, amps } => write!(f, "{device} L1 carries {amps} A")?,
         }
         write!(f, " from {}", self.start.to_rfc3339())?;
         match self.end {
@@ -149,7 +186,12 @@ pub fn parse(spec: &str, start: DateTime<Utc>, tz: Tz) -> Result<Scenario, Strin
             }
             ScenarioKind::ValveStuck { device: device.to_string(), position }
         }
-        _ => return Err(format!("scenario `{spec}` is not one of leak:ZONE:M3H, stuck:DEVICE, silent:DEVICE, valve-stuck:DEVICE:PCT (each with an optional @WHEN)")),
+        ["outage", zone] => ScenarioKind::Outage { zone: zone.to_string() },
+        ["overpressure", zone, mpa] => ScenarioKind::Overpressure { zone: zone.to_string(), mpa: number(mpa, "pressure")? },
+        ["chlorine-fail"] => ScenarioKind::ChlorineFail,
+        ["turbidity", ntu] => ScenarioKind::Turbidity { ntu: number(ntu, "turbidity")? },
+        ["overload", device, amps] => ScenarioKind::Overload { device: device.to_string(), amps: number(amps, "current")? },
+        _ => return Err(format!("scenario `{spec}` is not one of leak:ZONE:M3H, stuck:DEVICE, silent:DEVICE, valve-stuck:DEVICE:PCT, outage:ZONE, overpressure:ZONE:MPA, chlorine-fail, turbidity:NTU, overload:DEVICE:AMPS (each with an optional @WHEN)")),
     };
     Ok(Scenario::from(at, kind))
 }
@@ -169,7 +211,11 @@ struct RawScenario {
     device: Option<String>,
     rate: Option<f64>,
     position: Option<f64>,
+    /// The scenario's figure for the kinds that have one other than rate and position
+    /// (MPa, NTU, A).
+    value: Option<f64>,
     start: Option<String>,
+    until: Option<String>,
 }
 
 /// Reads a scenario file: `[[scenario]]` tables with kind, zone/device, rate/position and
@@ -184,9 +230,24 @@ pub fn load_file(path: &Path, start: DateTime<Utc>, tz: Tz) -> Result<Vec<Scenar
     let mut errors = Vec::new();
     for (i, s) in raw.scenario.iter().enumerate() {
         let target = s.zone.as_deref().or(s.device.as_deref()).unwrap_or("?");
-        let value = s.rate.or(s.position).map(|v| format!(":{v}")).unwrap_or_default();
+        let value = s.rate.or(s.position).or(s.value).map(|v| format!(":{v}")).unwrap_or_default();
         let when = s.start.as_deref().map(|w| format!("@{w}")).unwrap_or_default();
-        match parse(&format!("{}:{target}{value}{when}", s.kind), start, tz) {
+        let spec = match s.kind.as_str() {
+            "chlorine-fail" => format!("chlorine-fail{when}"),
+            "turbidity" => format!("turbidity{value}{when}"),
+            _ => format!("{}:{target}{value}{when}", s.kind),
+        };
+        let parsed = parse(&spec, start, tz).and_then(|mut sc| {
+            if let Some(u) = &s.until {
+                let end = parse_when(u, start, tz)?;
+                if end <= sc.start {
+                    return Err(format!("`until` {u} is not after the start"));
+                }
+                sc.end = Some(end);
+            }
+            Ok(sc)
+        });
+        match parsed {
             Ok(sc) => out.push(sc),
             Err(e) => errors.push(format!("{}: scenario[{i}]: {e}", path.display())),
         }
@@ -221,6 +282,17 @@ mod tests {
             Scenario::from(start, ScenarioKind::ValveStuck { device: "valve-east".into(), position: 35.0 })
         );
         assert_eq!(parse("silent:x@2026-12-01T00:00:00+08:00", start, tz).unwrap().start, t("2026-11-30T16:00:00Z"));
+        assert_eq!(parse("chlorine-fail@+1h", start, tz).unwrap().kind, ScenarioKind::ChlorineFail);
+        assert_eq!(parse("turbidity:3.5", start, tz).unwrap().kind, ScenarioKind::Turbidity { ntu: 3.5 });
+        assert_eq!(parse("outage:east", start, tz).unwrap().kind, ScenarioKind::Outage { zone: "east".into() });
+        assert_eq!(
+            parse("overpressure:south:0.75", start, tz).unwrap().kind,
+            ScenarioKind::Overpressure { zone: "south".into(), mpa: 0.75 }
+        );
+        assert_eq!(
+            parse("overload:pump-1:130", start, tz).unwrap().kind,
+            ScenarioKind::Overload { device: "pump-1".into(), amps: 130.0 }
+        );
     }
 
     #[test]

@@ -141,6 +141,48 @@ impl Store {
         self.select(&inner.conn, &sql, [], alert_row)
     }
 
+    /// Alerts whose episode overlaps `[from_ms, to_ms)`, oldest first.
+    pub fn alerts_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<AlertRow>> {
+        let inner = self.lock();
+        let sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE start_ms < ?2 AND (end_ms IS NULL OR end_ms > ?1) ORDER BY start_ms, id"
+        );
+        self.select(&inner.conn, &sql, [from_ms, to_ms], alert_row)
+    }
+
+    /// Records that the rules ran over `[from_ms, to_ms)`; the ranges are kept merged.
+    pub fn record_alert_pass(&self, from_ms: i64, to_ms: i64) -> Result<()> {
+        let mut inner = self.lock();
+        let tx = inner.conn.transaction().map_err(|e| self.err(e))?;
+        let mut ranges: Vec<(i64, i64)> = {
+            let mut stmt = tx.prepare_cached("SELECT from_ms, to_ms FROM alert_passes").map_err(|e| self.err(e))?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.err(e))?;
+            rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))?
+        };
+        ranges.push((from_ms, to_ms));
+        ranges.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::new();
+        for (a, b) in ranges {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        tx.execute("DELETE FROM alert_passes", []).map_err(|e| self.err(e))?;
+        for (a, b) in merged {
+            tx.execute("INSERT INTO alert_passes (from_ms, to_ms) VALUES (?1, ?2)", [a, b]).map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// The data-time ranges (ms) the rules have run over, merged, oldest first.
+    pub fn alert_passes(&self) -> Result<Vec<(i64, i64)>> {
+        let inner = self.lock();
+        self.select(&inner.conn, "SELECT from_ms, to_ms FROM alert_passes ORDER BY from_ms", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+    }
+
     /// One alert by id.
     pub fn alert(&self, id: i64) -> Result<Option<AlertRow>> {
         let inner = self.lock();

@@ -158,6 +158,9 @@ CREATE TABLE IF NOT EXISTS alerts (
     mqtt_ms INTEGER NOT NULL DEFAULT 0, webhook_ms INTEGER NOT NULL DEFAULT 0, influx_ms INTEGER NOT NULL DEFAULT 0,
     UNIQUE (rule, subject, start_ms)
 );
+-- the data-time ranges the alert rules have been run over (merged): where incident and
+-- interruption counts are complete
+CREATE TABLE IF NOT EXISTS alert_passes (from_ms INTEGER NOT NULL, to_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS corrections (
     id INTEGER PRIMARY KEY,
     at_ms INTEGER NOT NULL, who TEXT NOT NULL, why TEXT NOT NULL,

@@ -61,7 +61,7 @@ pub async fn simulate(
     let start = args.start.unwrap_or_else(Utc::now);
     let world = match fleet {
         Some((n, regs)) => World::fleet(n, regs),
-        None => World::Campus(build_campus(args, start)?),
+        None => World::Campus(Box::new(build_campus(args, start)?)),
     };
     if let (Some(interval), World::Campus(c)) = (print_config, &world) {
         print!("{}", sim::gateway_config(c, &args.site, args.timezone, listen, interval));
@@ -340,7 +340,7 @@ pub async fn demo(o: &DemoOptions) -> anyhow::Result<()> {
     let sim_cancel = cancel.child_token();
     let clock = Clock::new(now, args.speed);
     tracker.spawn(async move {
-        if let Err(e) = sim::serve(listener, Arc::new(Mutex::new(World::Campus(campus))), clock, sim_cancel).await {
+        if let Err(e) = sim::serve(listener, Arc::new(Mutex::new(World::Campus(Box::new(campus)))), clock, sim_cancel).await {
             tracing::error!(error = %e, "simulator stopped");
         }
     });

@@ -155,12 +155,12 @@ fn costs_gap_and_baseline_to_the_fen() {
 #[test]
 fn exports_carry_the_same_figures() {
     let l = ledger();
-    let csv = crate::ledger::export::to_csv(&l, crate::ledger::export::Lang::En);
+    let csv = crate::ledger::export::to_csv(&l, crate::ledger::export::Lang::En, &[]);
     assert!(csv.contains("\nwater,3720,409.2,62,3248.8,3310.8,"), "{csv}");
     assert!(csv.contains(",1761.55,10306.4,8544.85,8300,244.85,521.71,-345.5,68.63,at risk,m3\n"), "{csv}");
-    let zh = crate::ledger::export::to_csv(&l, crate::ledger::export::Lang::Zh);
+    let zh = crate::ledger::export::to_csv(&l, crate::ledger::export::Lang::Zh, &[]);
     assert!(zh.contains("收支差额(元)") && zh.contains("预警"), "{zh}");
-    let xlsx = crate::ledger::export::to_xlsx(&l, crate::ledger::export::Lang::Zh).unwrap();
+    let xlsx = crate::ledger::export::to_xlsx(&l, crate::ledger::export::Lang::Zh, &[]).unwrap();
     assert!(xlsx.starts_with(b"PK"), "an xlsx is a zip file");
     let json = serde_json::to_value(&l).unwrap();
     assert_eq!(json["utilities"][0]["gap_fen"], 854_485);
@@ -209,7 +209,7 @@ fn corrections_change_the_bill_and_are_listed() {
     assert_eq!(c2.amount_fen, Some(166_200));
     assert!(c2.tariff.as_deref().unwrap().contains("correction #7"), "{:?}", c2.tariff);
     assert_eq!(l.corrections.iter().map(|c| c.id).collect::<Vec<_>>(), vec![7], "April's change does not affect March");
-    let csv = crate::ledger::export::to_csv(&l, crate::ledger::export::Lang::En);
+    let csv = crate::ledger::export::to_csv(&l, crate::ledger::export::Lang::En, &[]);
     assert!(
         csv.contains("li.wei,water tariff for canteen from 2026-03-25: 5.00 per unit,price notice 2026-12,7"),
         "{csv}"
