@@ -284,6 +284,21 @@ pub fn episodes(
             cfg.topology.customers(&z.name),
         ));
     }
+    // Supply coming back refills the zone's pipes: the inflow's jump in the hour after an
+    // interruption (in the zone or a zone below it) is no burst.
+    let refills: Vec<(String, DateTime<Utc>, Option<DateTime<Utc>>)> = out
+        .iter()
+        .filter(|e| e.rule == AlertRule::SupplyInterruption)
+        .map(|e| (e.zone.clone(), e.start, e.end))
+        .collect();
+    out.retain(|e| {
+        e.rule != AlertRule::Burst
+            || !refills.iter().any(|(zone, start, end)| {
+                let here = zone == &e.zone
+                    || cfg.topology.zone(zone).and_then(|z| z.parent.as_deref()) == Some(e.zone.as_str());
+                here && e.start >= *start && end.is_none_or(|end| e.start <= end + TimeDelta::hours(1))
+            })
+    });
     // continuous flow at customer and unbilled water meters
     for m in cfg.topology.meters.iter().filter(|m| m.utility == Utility::Water && m.role != Role::Inlet) {
         let set = cfg.alerts.rules.for_subject(&m.zone, Some(&m.device));

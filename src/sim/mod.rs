@@ -408,11 +408,23 @@ disable = ["continuous_flow"]
 zone = "east"
 disable = ["continuous_flow"]
 
-# The main meter is CT-connected behind a 400 A incoming breaker: its rated current is
-# the breaker's, not the meter's own 100 A.
+# The building and main meters are CT-connected: their rated current is the breaker's,
+# not the meter's own (45 A for the single-phase SDM120, 100 A for the SDM630).
 [[alerts.overrides]]
 device = "power-main"
-rated_current = 400
+rated_current = 630
+
+[[alerts.overrides]]
+device = "power-dorm-1"
+rated_current = 160
+
+[[alerts.overrides]]
+device = "power-canteen"
+rated_current = 250
+
+[[alerts.overrides]]
+device = "power-teaching"
+rated_current = 250
 
 # What the utilities office pays. The pumps' energy is bought with the campus power, so
 # it counts on the electricity side.

@@ -340,7 +340,9 @@ pub async fn demo(o: &DemoOptions) -> anyhow::Result<()> {
     let sim_cancel = cancel.child_token();
     let clock = Clock::new(now, args.speed);
     tracker.spawn(async move {
-        if let Err(e) = sim::serve(listener, Arc::new(Mutex::new(World::Campus(Box::new(campus)))), clock, sim_cancel).await {
+        if let Err(e) =
+            sim::serve(listener, Arc::new(Mutex::new(World::Campus(Box::new(campus)))), clock, sim_cancel).await
+        {
             tracing::error!(error = %e, "simulator stopped");
         }
     });
