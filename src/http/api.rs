@@ -1,4 +1,4 @@
-//! The API: `/api/ledger/YYYY-MM[.csv|.xlsx]`, `/api/alerts`, `POST /api/alerts/{id}/ack`.
+//! The API: `/api/ledger/YYYY-MM[.csv|.xlsx]`, `/api/targets/YYYY-MM`, `/api/alerts`, `POST /api/alerts/{id}/ack`.
 
 use std::sync::Arc;
 
@@ -67,6 +67,28 @@ pub(super) async fn ledger(
             Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
         },
         _ => Json(l).into_response(),
+    }
+}
+
+/// `/api/targets/2026-03`: the three zero-growth targets for the month and the year to
+/// date (JSON).
+pub(super) async fn targets(State(st): State<Arc<AppState>>, Path(month): Path<String>) -> Response {
+    let Some(month) = Month::parse(&month) else {
+        return (StatusCode::BAD_REQUEST, format!("`{month}` is not a month: use YYYY-MM\n")).into_response();
+    };
+    let st2 = st.clone();
+    let computed = blocking(move || {
+        if st2.config.topology.zones.is_empty() {
+            // no ledger: safety and service only
+            return crate::targets::from_store(&st2.config, &st2.store, month, None, Utc::now())
+                .map_err(crate::ledger::book::BookError::from);
+        }
+        MonthReport::from_store(&st2.config, &st2.store, month).map(|r| r.targets)
+    })
+    .await;
+    match computed {
+        Ok(t) => Json(t).into_response(),
+        Err(r) => r,
     }
 }
 

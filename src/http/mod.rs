@@ -125,6 +125,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/api/status", get(health::status))
         .route("/api/ledger/{month}", get(api::ledger))
+        .route("/api/targets/{month}", get(api::targets))
         .route("/api/alerts", get(api::alerts))
         .route("/api/alerts/{id}/ack", axum::routing::post(api::ack))
         .merge(page::routes())

@@ -59,6 +59,14 @@ pub fn script(now: DateTime<Utc>, tz: Tz) -> Vec<Scenario> {
     if let Some(t) = day(today - TimeDelta::days(6), 9, 0) {
         out.push(Scenario::between(t, t + TimeDelta::hours(6), ScenarioKind::Silent { device: "bldg-lab".into() }));
     }
+    // the plant's chlorine dosing fails one night, and the east zone's main is shut for a
+    // repair one morning: a safety incident and a supply interruption
+    if let Some(t) = day(today - TimeDelta::days(12), 2, 0) {
+        out.push(Scenario::between(t, t + TimeDelta::hours(3), ScenarioKind::ChlorineFail));
+    }
+    if let Some(t) = day(today - TimeDelta::days(9), 10, 0) {
+        out.push(Scenario::between(t, t + TimeDelta::hours(4), ScenarioKind::Outage { zone: "east".into() }));
+    }
     if let Some(t) = months_ago(1, 12).and_then(|d| day(d, 10, 0)) {
         out.push(Scenario::from(t, ScenarioKind::MeterReplaced { device: "bldg-canteen".into(), new_initial: 0.0 }));
     }

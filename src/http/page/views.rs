@@ -348,7 +348,10 @@ pub(super) fn targets(st: &AppState, lang: Lang) -> Result<Markup, BookError> {
             Some(_) => l.utilities.iter().find(|u| u.utility == a).cloned(),
         }
     };
+    let report = crate::targets::from_store(cfg, &st.store, this, Some(&current), Utc::now())?;
     Ok(html! {
+        (three_targets(&report, lang, tz))
+        h2 { (lang.t("Fee–cost gap", "水电费收支差额")) }
         p.muted { (lang.t("The gap is costs minus fees collected; the target is no growth against the baseline year's same months. The current month is still running.", "收支差额 = 成本 − 收费；目标是与基准年同期相比不增长。本月尚未结束。")) }
         @for a in &accounts {
             @let key = a.map_or("combined", Utility::as_str);
@@ -380,4 +383,66 @@ pub(super) fn targets(st: &AppState, lang: Lang) -> Result<Markup, BookError> {
             }
         }
     })
+}
+
+/// The three targets for the month and the year to date, with the month's incidents and
+/// interruptions.
+fn three_targets(t: &crate::targets::Targets, lang: Lang, tz: chrono_tz::Tz) -> Markup {
+    use crate::targets::{tables::measure_label, Measure, Period, Target};
+    let target_name = |x: Target| match x {
+        Target::Money => lang.t("Fee–cost gap", "水电费收支差额"),
+        Target::Safety => lang.t("Safety incidents", "安全事故"),
+        Target::Service => lang.t("Service (interruptions, low pressure)", "服务(停水、低压)"),
+    };
+    let key = |x: Target| match x {
+        Target::Money => "money",
+        Target::Safety => "safety",
+        Target::Service => "service",
+    };
+    let period_name = |p: Period| match p {
+        Period::Month => lang.t("month", "本月"),
+        Period::YearToDate => lang.t("year to date", "本年累计"),
+    };
+    let figure = |m: Measure, v: Option<i64>| match (m, v) {
+        (_, None) => "—".to_string(),
+        (Measure::GapFen, Some(f)) => yuan(f),
+        (_, Some(n)) => n.to_string(),
+    };
+    let when = |d: chrono::DateTime<Utc>| d.with_timezone(&tz).format("%m-%d %H:%M").to_string();
+    html! {
+        h2 { (lang.t("Three zero-growth targets", "三个零增长")) " · " (t.month.key()) }
+        div.cards {
+            @for s in t.summary.iter().filter(|s| s.period == Period::Month) {
+                div.card {
+                    div.muted { (target_name(s.target)) }
+                    div class=(format!("v {}", status_class(s.status))) data-k=(format!("target-{}", key(s.target))) {
+                        (if s.status.is_some() { status_label(lang.export(), s.status) } else { lang.t("unknown", "未知") })
+                    }
+                }
+            }
+        }
+        table {
+            tr { th { (lang.t("Target", "目标")) } th { (lang.t("Measure", "指标")) } th { (lang.t("Period", "期间")) } th { (lang.t("This year", "本年")) } th { (lang.t("Baseline year", "基准年")) } th { (lang.t("Change", "变化")) } th { (lang.t("Status", "状态")) } }
+            @for r in &t.rows {
+                tr {
+                    td { (target_name(r.target)) } td { (measure_label(lang.export(), r.measure)) } td { (period_name(r.period)) }
+                    td.n data-k=(format!("{:?}-{:?}", r.measure, r.period)) { (figure(r.measure, r.this)) }
+                    td.n { (figure(r.measure, r.baseline)) } td.n { (figure(r.measure, r.change)) }
+                    td class=(status_class(r.status)) { (status_label(lang.export(), r.status)) }
+                }
+            }
+        }
+        @if !t.incidents.is_empty() {
+            h3 { (lang.t("Incidents this month", "本月安全事故")) }
+            ul { @for i in &t.incidents { li { (when(i.start)) " " (i.rule.as_str()) " · " (i.zone) " · " (i.subject) ": " (i.evidence) } } }
+        }
+        @if !t.interruptions.is_empty() || !t.low_pressure.is_empty() {
+            h3 { (lang.t("Interruptions and low pressure this month", "本月停水与低压")) }
+            ul {
+                @for i in &t.interruptions { li { (when(i.start)) " " (i.zone) ": " (i.minutes) " min × " (i.customers) " = " (i.customer_minutes) " " (lang.t("customer-minutes", "户·分钟")) } }
+                @for l in &t.low_pressure { li { (l.zone) ": " (l.minutes) " " (lang.t("low-pressure minutes", "低压分钟")) } }
+            }
+        }
+        @for n in &t.notes { p.muted { (n) } }
+    }
 }
