@@ -112,9 +112,32 @@ fn ledger_exports_csv_and_xlsx_in_both_languages() {
     assert_eq!(code, 0);
     assert!(out.starts_with("site,bwdf,2022-01\n"), "{out}");
     assert!(out.contains("\nmeters\nutility,zone,device,point,role,category,opening reading,"), "{out}");
+    // the targets follow the ledger's tables
+    assert!(
+        out.contains(
+            "\nzero-growth targets\ntarget,measure,period,this year,baseline year,change,status,baseline from\n"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("\nsafety incidents,incidents,month,0,,,,\n"), "{out}");
     let (code, out, _) = pumphouse(&["ledger", "-c", &cfg, "--month", "2022-01", "--format", "csv"]);
     assert_eq!(code, 0);
-    assert!(out.contains("表计台账") && out.contains("产销差率"), "{out}");
+    assert!(out.contains("表计台账") && out.contains("产销差率") && out.contains("三个零增长"), "{out}");
+    // in a terminal: the targets first; these DMAs have only totalizers, and the report
+    // says what they cannot see, and that no baseline is known
+    let (code, out, _) = pumphouse(&["ledger", "-c", &cfg, "--month", "2022-01", "--format", "text", "--lang", "en"]);
+    assert_eq!(code, 0);
+    for want in [
+        "zero-growth targets",
+        "safety incidents | incidents | month | 0 | ? | ? |",
+        "no baseline for 2021-01",
+        "over-pressure, low pressure and loss of pressure are not observed",
+        "electrical incidents are not observed",
+        "water-quality incidents are not observed",
+        "water: revenue",
+    ] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
     let xlsx = dir.path().join("ledger.xlsx");
     let (code, _, err) =
         pumphouse(&["ledger", "-c", &cfg, "--month", "2022-01", "--format", "xlsx", "-o", &xlsx.to_string_lossy()]);

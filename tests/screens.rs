@@ -6,6 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use pumphouse::model::Month;
 use serde_json::Value;
 
 /// The dashboards' queries with Grafana's macros and variables substituted.
@@ -205,10 +206,10 @@ fn a_demo_year_fills_every_dashboard_and_every_page_shows_the_apis_figures() {
 
     page.open(&format!("{base}/?lang=en"));
     let f = page.figures();
-    assert_eq!(f.get("devices").map(String::as_str), Some("23"), "{f:?}");
+    assert_eq!(f.get("devices").map(String::as_str), Some("24"), "{f:?}");
     let records: i64 = f["store_records"].parse().unwrap();
     assert!(records > 1_000_000, "{records}");
-    assert!(page.eval("document.querySelectorAll('tr[data-device]').length") == 23);
+    assert!(page.eval("document.querySelectorAll('tr[data-device]').length") == 24);
     page.screenshot(&shots.join("overview.png"));
 
     // ledger of last month: the page's figures are the API's
@@ -268,6 +269,33 @@ fn a_demo_year_fills_every_dashboard_and_every_page_shows_the_apis_figures() {
         close(&f[&format!("projection-{key}")], &y["projection_fen"], key);
     }
     assert!(page.eval("document.querySelectorAll('svg[data-k^=chart-]').length").as_i64().unwrap() >= 2);
+    // the three targets: the page's status per target and counts are the API's; the
+    // demo's history has a night without chlorine dosing and a morning without supply in
+    // zone east this month
+    let t = api(&format!("/api/targets/{now_month}"));
+    for s in t["summary"].as_array().unwrap().iter().filter(|s| s["period"] == "month") {
+        let key = s["target"].as_str().unwrap();
+        let status = s["status"].as_str().unwrap_or("unknown");
+        assert_eq!(f.get(&format!("target-{key}")).map(String::as_str), Some(status), "{key}: {f:?}");
+    }
+    let count = |t: &Value, m: &str| {
+        t["rows"].as_array().unwrap().iter().find(|r| r["measure"] == m && r["period"] == "month").unwrap()["this"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(f.get("Incidents-Month"), Some(&count(&t, "incidents").to_string()), "{f:?}");
+    assert_eq!(f.get("Interruptions-Month"), Some(&count(&t, "interruptions").to_string()), "{f:?}");
+    // the events fall 12 and 9 days ago: in this month or the one before
+    let before = Month::parse(&now_month).unwrap().prev().unwrap().key();
+    let earlier = api(&format!("/api/targets/{before}"));
+    let both =
+        |key: &str| -> Vec<Value> { [&t, &earlier].iter().flat_map(|r| r[key].as_array().unwrap().clone()).collect() };
+    let incidents = both("incidents");
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    assert_eq!(incidents[0]["rule"], "water_quality");
+    let cuts = both("interruptions");
+    assert_eq!(cuts.len(), 1, "{cuts:#?}");
+    assert_eq!((cuts[0]["zone"].as_str(), cuts[0]["minutes"].as_i64()), (Some("east"), Some(240)));
     page.screenshot(&shots.join("targets.png"));
 
     // network map: this month's net input per zone is the ledger's

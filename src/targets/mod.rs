@@ -508,7 +508,7 @@ pub fn from_store(
     let alerts = store.alerts_between(from, to)?;
     let passes = store.alert_passes()?;
     let customers = |zone: &str| cfg.topology.customers(zone);
-    Ok(compute(&Input {
+    let mut t = compute(&Input {
         site: &cfg.site.name,
         month,
         tz,
@@ -518,7 +518,36 @@ pub fn from_store(
         customers: &customers,
         baselines: &cfg.target_baselines,
         ledger,
-    }))
+    });
+    t.notes.extend(unobserved(cfg));
+    Ok(t)
+}
+
+/// What the configured devices cannot see, so that a count of 0 is read as "none seen by
+/// what is measured", with the gaps named.
+pub fn unobserved(cfg: &Config) -> Vec<String> {
+    use crate::model::Quantity;
+    let has = |q: Quantity| cfg.devices.iter().any(|d| d.profile.points.iter().any(|p| p.quantity == q));
+    let mut out = Vec::new();
+    let quality = [Quantity::FreeChlorine, Quantity::Turbidity, Quantity::Ph];
+    if !quality.into_iter().any(has) {
+        out.push("no water-quality analyser is configured: water-quality incidents are not observed".to_string());
+    }
+    if !has(Quantity::Pressure) {
+        out.push(
+            "no pressure point is configured: over-pressure, low pressure and loss of pressure are not observed"
+                .to_string(),
+        );
+    }
+    if !has(Quantity::WaterFlow) {
+        out.push("no flow-rate point is configured: bursts are not observed".to_string());
+    }
+    if !has(Quantity::Current) && !has(Quantity::Voltage) {
+        out.push(
+            "no electricity meter with phase currents or voltages: electrical incidents are not observed".to_string(),
+        );
+    }
+    out
 }
 
 /// A month's ledger with its targets report: what every ledger output (command, API,
