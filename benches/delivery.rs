@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use pumphouse::config::delivery::{InfluxApi, InfluxConfig, MqttConfig, Precision};
+use pumphouse::config::delivery::{InfluxApi, InfluxConfig, MqttConfig, Payload, Precision};
 use pumphouse::model::{Quality, Quantity, Reading};
 use pumphouse::sinks::{influx, mqtt, SinkHealth};
 use pumphouse::store::{Limits, Store};
@@ -170,13 +170,28 @@ fn main() {
             retain: false,
             qos: 1,
             window: 1000,
+            payload: Payload::Point,
             keep_alive: Duration::from_secs(30),
         };
         let (s, r) = (store.clone(), rx.clone());
+        let device_mode = MqttConfig { payload: Payload::Device, ..mq.clone() };
         out.push((
-            "MQTT QoS 1 to Mosquitto (window 1000)",
+            "MQTT QoS 1 to Mosquitto (window 1000, a message per reading)",
             drain(store.clone(), mqtt::CONSUMER, move |h, c| {
                 tokio::spawn(mqtt::run(mq, "bench".into(), s, r, h, c, Duration::from_secs(5)))
+            })
+            .await,
+        ));
+        // the same backlog again, one message per poll of a device: the cursor goes back
+        // to the start (a cursor never moves back through the store's API)
+        rusqlite::Connection::open(d.join("store.db"))
+            .and_then(|c| c.execute("UPDATE cursors SET seq = 0 WHERE consumer = ?1", [mqtt::CONSUMER]))
+            .expect("reset the MQTT cursor");
+        let (s, r) = (store.clone(), rx.clone());
+        out.push((
+            "MQTT QoS 1 to Mosquitto (window 1000, a message per poll of a device)",
+            drain(store.clone(), mqtt::CONSUMER, move |h, c| {
+                tokio::spawn(mqtt::run(device_mode, "bench".into(), s, r, h, c, Duration::from_secs(5)))
             })
             .await,
         ));

@@ -585,3 +585,52 @@ stall_after = "1s"
     assert!(!bad_log.contains("wrong") && !bad.to_string().contains("wrong"), "{bad_log}");
     assert!(!std::fs::read_to_string(d.join("good.log")).unwrap().contains("s3cret"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_per_poll_of_a_device_carries_every_reading_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let broker = common::mosquitto(d, "allow_anonymous true");
+    let (_sim, sim_addr) = simulator(3);
+    // InfluxDB is configured but not running: only MQTT is looked at here
+    let ports = Ports { mqtt: broker.port, influx: free_port(), vm: free_port(), http: free_port() };
+    let cfg = config(d, &sim_addr, 3, &ports, true);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("window = 50", "window = 50\npayload = \"device\"");
+    std::fs::write(&cfg, text).unwrap();
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let sub = subscriber(broker.port, received.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut gw = gateway(&cfg, &d.join("gateway.log"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // SIGTERM drains what was committed to the broker before it stops
+    terminate(&mut gw);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sub.abort();
+
+    let stored = store_contents(&d.join("store.db"));
+    let mut sent: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
+    let msgs = received.lock().unwrap().clone();
+    let mut messages = 0;
+    for (topic, payload) in msgs.iter().filter(|(t, _)| !t.ends_with("/status")) {
+        // pumphouse/{site}/{zone}/{device}
+        let parts: Vec<&str> = topic.split('/').collect();
+        assert_eq!(parts.len(), 4, "{topic}");
+        let v: serde_json::Value = serde_json::from_str(payload).unwrap();
+        let ts = chrono::DateTime::parse_from_rfc3339(v["ts"].as_str().unwrap()).unwrap().timestamp_millis();
+        assert_eq!(v["quality"], "good", "{payload}");
+        let points = v["points"].as_object().unwrap();
+        assert_eq!(points.len(), 2, "both points of the poll in one message: {payload}");
+        for (p, value) in points {
+            assert!(value.is_number(), "{payload}");
+            sent.entry((parts[3].to_string(), p.clone())).or_default().push(ts);
+        }
+        messages += 1;
+    }
+    for v in sent.values_mut() {
+        v.sort();
+    }
+    let readings: usize = stored.values().map(Vec::len).sum();
+    assert!(readings >= 3 * 2 * 10, "the fleet was polled: {readings} readings");
+    assert_eq!(sent, stored, "every stored reading in exactly one message");
+    assert_eq!(messages * 2, readings, "one message per poll of a device");
+}

@@ -38,6 +38,15 @@ pub struct StoreConfig {
     pub limits: store::Limits,
 }
 
+/// What one MQTT message carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    /// One message per reading on `{prefix}/{site}/{zone}/{device}/{point}` (the default).
+    Point,
+    /// One message per poll of a device on `{prefix}/{site}/{zone}/{device}`.
+    Device,
+}
+
 #[derive(Debug, Clone)]
 pub struct MqttConfig {
     pub host: String,
@@ -52,6 +61,7 @@ pub struct MqttConfig {
     pub retain: bool,
     pub qos: u8,
     pub window: usize,
+    pub payload: Payload,
     pub keep_alive: Duration,
 }
 
@@ -278,6 +288,14 @@ pub fn validate_mqtt(raw: &RawMqtt, site: &str, mode: Mode, diags: &mut Diagnost
             100
         }
     };
+    let payload = match raw.payload.as_deref() {
+        None | Some("point") => Payload::Point,
+        Some("device") => Payload::Device,
+        Some(other) => {
+            diags.error("mqtt.payload", format!("unknown payload `{other}`; use point or device"));
+            Payload::Point
+        }
+    };
     let password = secret(&raw.password_env, &raw.password_file, "mqtt.password", "MQTT password", mode, diags);
     if password.is_some() && raw.username.is_none() {
         diags.error("mqtt.username", "a password is configured but no username");
@@ -319,6 +337,7 @@ pub fn validate_mqtt(raw: &RawMqtt, site: &str, mode: Mode, diags: &mut Diagnost
         retain: raw.retain.unwrap_or(false),
         qos,
         window,
+        payload,
         keep_alive,
     })
 }

@@ -82,6 +82,8 @@ pub struct RawMqtt {
     pub qos: Option<i64>,
     /// Publishes in flight (sent, not yet acknowledged) at once.
     pub window: Option<i64>,
+    /// `point` (one message per reading) or `device` (one per poll of a device).
+    pub payload: Option<String>,
     pub keep_alive: Option<String>,
 }
 

@@ -13,6 +13,12 @@ use crate::store::Store;
 /// Largest number of readings committed in one transaction.
 const MAX_BATCH: usize = 5000;
 
+/// How long the writer gathers polls after the first arrives before it commits them in
+/// one transaction (group commit): the transaction's cost (its WAL frames, the header
+/// write) is shared by every poll in the window. A reading waits at most this long
+/// before it is committed; under load the window fills up at once.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Commits readings from the pollers to the store in batches and tells the consumers.
 /// Ends when every poller has ended and the channel is drained: nothing read is dropped
 /// on shutdown. Committed batches are also offered to `tap` (a display), which may miss
@@ -25,12 +31,14 @@ pub(super) fn spawn(
     last_good_ms: Arc<AtomicI64>,
     tap: Option<mpsc::Sender<Vec<Reading>>>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    // a runtime of the writer's own, for waiting on the channel with a deadline
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     std::thread::Builder::new()
         .name("pumphouse-writer".into())
-        .spawn(move || run(&store, rx, &notify, (&last_commit_ms, &last_good_ms), tap.as_ref()))
+        .spawn(move || rt.block_on(run(&store, rx, &notify, (&last_commit_ms, &last_good_ms), tap.as_ref())))
 }
 
-fn run(
+async fn run(
     store: &Store,
     mut rx: mpsc::Receiver<Vec<Reading>>,
     notify: &watch::Sender<i64>,
@@ -38,19 +46,25 @@ fn run(
     (last_commit_ms, last_good_ms): (&AtomicI64, &AtomicI64),
     tap: Option<&mpsc::Sender<Vec<Reading>>>,
 ) {
-    while let Some(first) = rx.blocking_recv() {
+    while let Some(first) = rx.recv().await {
         let mut batches = vec![first];
         let mut count = batches[0].len();
+        let deadline = tokio::time::Instant::now() + GATHER;
         while count < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(more) => {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(more)) => {
                     count += more.len();
                     batches.push(more);
                 }
-                Err(_) => break,
+                // the pollers have ended (shutdown), or the window is over
+                Ok(None) | Err(_) => break,
             }
         }
-        let all: Vec<Reading> = batches.iter().flatten().cloned().collect();
+        // the display gets the batches as they came; without one they are moved, not copied
+        let all: Vec<Reading> = match tap {
+            Some(_) => batches.iter().flatten().cloned().collect(),
+            None => std::mem::take(&mut batches).into_iter().flatten().collect(),
+        };
         let mut attempt = 0u32;
         loop {
             match store.append(&all) {

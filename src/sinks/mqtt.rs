@@ -17,7 +17,7 @@
 //! quantity, quality, ts); a retained `online` on `{prefix}/{site}/status` after each
 //! connect, and `offline` as the last will.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,8 +30,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{retry_delay, SinkHealth};
 use crate::config::delivery::MqttConfig;
+use crate::config::delivery::Payload;
 use crate::model::Reading;
-use crate::store::Store;
+use crate::store::{Store, Stored};
 
 pub const CONSUMER: &str = "mqtt";
 
@@ -40,14 +41,75 @@ pub fn topic(prefix: &str, r: &Reading) -> String {
 }
 
 pub fn payload(r: &Reading) -> String {
-    serde_json::json!({
-        "value": r.value,
-        "unit": &*r.unit,
-        "quantity": r.quantity.as_str(),
-        "quality": r.quality.code(),
-        "ts": r.ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    })
-    .to_string()
+    #[derive(serde::Serialize)]
+    struct Point<'a> {
+        value: Option<f64>,
+        unit: &'a str,
+        quantity: &'static str,
+        quality: &'a str,
+        ts: String,
+    }
+    let quality = r.quality.code();
+    let p = Point {
+        value: r.value,
+        unit: &r.unit,
+        quantity: r.quantity.as_str(),
+        quality: &quality,
+        ts: r.ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    };
+    serde_json::to_string(&p).unwrap_or_default()
+}
+
+/// The topic of a device's message (`payload = "device"`): `{prefix}/{site}/{zone}/{device}`.
+pub fn device_topic(prefix: &str, r: &Reading) -> String {
+    format!("{prefix}/{}/{}/{}", r.site, r.zone, r.device)
+}
+
+/// One message for one poll of a device (`payload = "device"`):
+/// `{"ts", "quality", "points": {name: value, …}}`. `quality` is `good` when every point
+/// is, else the first point's code that is not; `bad` then lists each such point's code
+/// (a point without a value is `null` in `points`).
+pub fn device_payload(readings: &[&Reading]) -> String {
+    use std::fmt::Write as _;
+    let Some(first) = readings.first() else { return String::new() };
+    let quality = readings.iter().find(|r| !r.quality.is_good()).map_or("good".into(), |r| r.quality.code());
+    let mut out = String::with_capacity(64 + readings.len() * 24);
+    let _ = write!(
+        out,
+        "{{\"ts\":\"{}\",\"quality\":\"{quality}\",\"points\":{{",
+        first.ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    );
+    let name = |out: &mut String, r: &Reading| {
+        out.push_str(&serde_json::to_string(&*r.point).unwrap_or_else(|_| "\"?\"".into()));
+        out.push(':');
+    };
+    for (i, r) in readings.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        name(&mut out, r);
+        // as serde writes a float (1.0, not 1), like the per-point payload
+        match r.value.and_then(serde_json::Number::from_f64) {
+            Some(v) => {
+                let _ = write!(out, "{v}");
+            }
+            None => out.push_str("null"),
+        }
+    }
+    out.push('}');
+    if quality != "good" {
+        out.push_str(",\"bad\":{");
+        for (i, r) in readings.iter().filter(|r| !r.quality.is_good()).enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            name(&mut out, r);
+            let _ = write!(out, "\"{}\"", r.quality.code());
+        }
+        out.push('}');
+    }
+    out.push('}');
+    out
 }
 
 pub fn status_topic(cfg: &MqttConfig, site: &str) -> String {
@@ -157,28 +219,55 @@ async fn drive(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<LoopEvent>) {
 }
 
 /// Delivery state of one connection.
+/// What the sink has handed to the client and what the broker has confirmed. Each
+/// message carries a range of sequence numbers (one reading, or one poll of a device).
 #[derive(Default)]
 struct Session {
-    /// Sequence numbers queued to the client, waiting for their packet id (-1 = status).
-    queued: VecDeque<i64>,
-    inflight: HashMap<u16, i64>,
-    /// Published in this session and not yet acknowledged.
-    outstanding: BTreeSet<i64>,
-    /// Highest sequence number queued in this session.
+    /// Ranges handed to the client, waiting for their packet id (in order).
+    queued: VecDeque<(i64, i64)>,
+    /// Packet id → the range it carries.
+    inflight: HashMap<u16, (i64, i64)>,
+    /// Every range not yet confirmed: first → last.
+    outstanding: BTreeMap<i64, i64>,
+    /// The last sequence number handed to the client.
     sent_up_to: i64,
 }
 
 impl Session {
-    /// The cursor the acknowledgements so far allow.
+    /// Everything up to this sequence number is confirmed.
     fn confirmed(&self) -> i64 {
-        match self.outstanding.first() {
-            Some(first) => first - 1,
+        match self.outstanding.first_key_value() {
+            Some((first, _)) => first - 1,
             None => self.sent_up_to,
         }
     }
 }
 
-/// Runs the sink until `cancel`; on cancel, waits up to `drain` for in-flight publishes.
+/// Readings read ahead from the store in one query.
+const READ_AHEAD: usize = 2000;
+
+/// The cursor is written at most this often (and every [`SAVE_EVERY`] readings): a crash
+/// re-sends at most what was confirmed since, besides the unconfirmed tail.
+const SAVE_INTERVAL: Duration = Duration::from_millis(250);
+const SAVE_EVERY: i64 = 5000;
+
+/// The next message from the front of `pending`: one reading, or in device mode the
+/// readings of one poll of one device (same device, same instant). Returns how many
+/// readings it takes.
+fn next_message(pending: &VecDeque<Stored>, device_mode: bool) -> usize {
+    let Some(first) = pending.front() else { return 0 };
+    if !device_mode {
+        return 1;
+    }
+    let same = |s: &Stored| {
+        s.reading.ts == first.reading.ts
+            && s.reading.device == first.reading.device
+            && s.reading.zone == first.reading.zone
+            && s.reading.site == first.reading.site
+    };
+    pending.iter().take_while(|s| same(s)).count()
+}
+
 pub async fn run(
     cfg: MqttConfig,
     site: Arc<str>,
@@ -216,36 +305,73 @@ pub async fn run(
         let mut s = Session { sent_up_to: start, ..Default::default() };
         let mut connected = false;
         let mut saved = start;
+        let mut reported = start;
+        let mut last_save = tokio::time::Instant::now();
         let mut draining: Option<tokio::time::Instant> = None;
+        let device_mode = cfg.payload == Payload::Device;
+        let qos = if cfg.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+        // read ahead of what is handed to the client; re-read only when the writer
+        // committed more (or a timer says so), never once per acknowledgement
+        let mut pending: VecDeque<Stored> = VecDeque::new();
+        let mut fetched = start;
+        let mut more = true;
         loop {
-            // Fill the window.
             if connected && draining.is_none() && s.outstanding.len() < cfg.window {
-                let want = cfg.window - s.outstanding.len();
-                match store.read_after(s.sent_up_to, want) {
-                    Ok(batch) => {
-                        for st in batch {
-                            let qos = if cfg.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
-                            if client
-                                .try_publish(topic(&cfg.prefix, &st.reading), qos, cfg.retain, payload(&st.reading))
-                                .is_err()
-                            {
-                                break;
+                if pending.len() < cfg.window.max(64) && more {
+                    match store.read_after(fetched, READ_AHEAD) {
+                        Ok(mut batch) => {
+                            more = batch.len() >= READ_AHEAD;
+                            if more && device_mode {
+                                // the last poll may continue past the read: leave it for the next one
+                                let tail = batch.last().map(|l| (l.reading.ts, l.reading.device.clone()));
+                                let keep = batch
+                                    .iter()
+                                    .rposition(|x| Some((x.reading.ts, x.reading.device.clone())) != tail)
+                                    .map_or(batch.len(), |i| i + 1);
+                                batch.truncate(keep);
                             }
-                            s.queued.push_back(st.seq);
-                            s.outstanding.insert(st.seq);
-                            s.sent_up_to = st.seq;
+                            if let Some(l) = batch.last() {
+                                fetched = l.seq;
+                            }
+                            pending.extend(batch);
                         }
+                        Err(e) => health.failure(e.to_string()),
                     }
-                    Err(e) => health.failure(e.to_string()),
+                }
+                while s.outstanding.len() < cfg.window {
+                    let n = next_message(&pending, device_mode);
+                    if n == 0 {
+                        break;
+                    }
+                    let (topic, body) = if device_mode {
+                        let group: Vec<&Reading> = pending.iter().take(n).map(|x| &x.reading).collect();
+                        (device_topic(&cfg.prefix, group[0]), device_payload(&group))
+                    } else {
+                        let r = &pending[0].reading;
+                        (topic(&cfg.prefix, r), payload(r))
+                    };
+                    if client.try_publish(topic, qos, cfg.retain, body).is_err() {
+                        break;
+                    }
+                    let range = (pending[0].seq, pending[n - 1].seq);
+                    pending.drain(..n);
+                    s.queued.push_back(range);
+                    s.outstanding.insert(range.0, range.1);
+                    s.sent_up_to = range.1;
                 }
             }
             let confirmed = s.confirmed();
-            if confirmed > saved {
+            if confirmed > reported {
+                health.success((confirmed - reported) as u64);
+                reported = confirmed;
+            }
+            let due = confirmed - saved >= SAVE_EVERY || last_save.elapsed() >= SAVE_INTERVAL || draining.is_some();
+            if confirmed > saved && due {
                 if let Err(e) = store.advance(CONSUMER, confirmed) {
                     health.failure(e.to_string());
                 } else {
-                    health.success((confirmed - saved).max(0) as u64);
                     saved = confirmed;
+                    last_save = tokio::time::Instant::now();
                 }
             }
             if let Some(deadline) = draining {
@@ -268,22 +394,22 @@ pub async fn run(
                         health.connected.store(true, Ordering::Relaxed);
                         tracing::info!(broker = %format!("{}:{}", cfg.host, cfg.port), from = s.sent_up_to, "MQTT connected");
                         if client.try_publish(status.clone(), QoS::AtLeastOnce, true, "online").is_ok() {
-                            s.queued.push_back(-1);
+                            s.queued.push_back((-1, -1));
                         }
                     }
                     Some(LoopEvent::Sent(pkid)) => {
-                        if let Some(seq) = s.queued.pop_front() {
+                        if let Some(range) = s.queued.pop_front() {
                             if pkid == 0 {
                                 // QoS 0: sent is all there is.
-                                s.outstanding.remove(&seq);
+                                s.outstanding.remove(&range.0);
                             } else {
-                                s.inflight.insert(pkid, seq);
+                                s.inflight.insert(pkid, range);
                             }
                         }
                     }
                     Some(LoopEvent::Acked(pkid)) => {
-                        if let Some(seq) = s.inflight.remove(&pkid) {
-                            s.outstanding.remove(&seq);
+                        if let Some(range) = s.inflight.remove(&pkid) {
+                            s.outstanding.remove(&range.0);
                         }
                     }
                     Some(LoopEvent::Failed(e)) => {
@@ -306,8 +432,8 @@ pub async fn run(
                         continue 'connection;
                     }
                 },
-                () = super::changed(&mut notify), if connected && draining.is_none() => {}
-                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                () = super::changed(&mut notify), if connected && draining.is_none() => more = true,
+                () = tokio::time::sleep(Duration::from_millis(500)) => more = true,
             }
         }
     }
@@ -346,7 +472,7 @@ mod tests {
         let mut s = Session { sent_up_to: 10, ..Default::default() };
         assert_eq!(s.confirmed(), 10);
         for seq in 11..=15 {
-            s.outstanding.insert(seq);
+            s.outstanding.insert(seq, seq);
         }
         s.sent_up_to = 15;
         s.outstanding.remove(&12);
@@ -357,5 +483,58 @@ mod tests {
         s.outstanding.remove(&14);
         s.outstanding.remove(&15);
         assert_eq!(s.confirmed(), 15);
+        // a device's message carries a range: nothing in it is confirmed before its ack
+        s.outstanding.insert(16, 25);
+        s.sent_up_to = 25;
+        assert_eq!(s.confirmed(), 15);
+        s.outstanding.remove(&16);
+        assert_eq!(s.confirmed(), 25);
+    }
+
+    fn reading(device: &str, point: &str, ms: i64, value: Option<f64>, quality: Quality) -> Reading {
+        Reading {
+            ts: chrono::Utc.timestamp_millis_opt(ms).unwrap(),
+            site: "s".into(),
+            zone: "z".into(),
+            device: device.into(),
+            point: point.into(),
+            quantity: Quantity::Status,
+            value,
+            unit: "".into(),
+            quality,
+        }
+    }
+
+    #[test]
+    fn one_message_per_poll_of_a_device() {
+        let t = 1_764_000_000_000;
+        let rows: VecDeque<Stored> = [
+            reading("d1", "r0", t, Some(1.0), Quality::Good),
+            reading("d1", "r1", t, Some(2.5), Quality::Good),
+            reading("d2", "r0", t, None, Quality::Timeout),
+            reading("d2", "r\"1", t, Some(7.0), Quality::OutOfRange),
+            reading("d1", "r0", t + 1000, Some(1.0), Quality::Good),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, reading)| Stored { seq: i as i64 + 1, reading })
+        .collect();
+        assert_eq!(next_message(&rows, false), 1);
+        assert_eq!(next_message(&rows, true), 2);
+        let d1: Vec<&Reading> = rows.iter().take(2).map(|s| &s.reading).collect();
+        assert_eq!(device_topic("ph", d1[0]), "ph/s/z/d1");
+        let v: serde_json::Value = serde_json::from_str(&device_payload(&d1)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"ts": "2025-11-24T16:00:00.000Z", "quality": "good", "points": {"r0": 1.0, "r1": 2.5}})
+        );
+        let rest: VecDeque<Stored> = rows.iter().skip(2).cloned().collect();
+        assert_eq!(next_message(&rest, true), 2);
+        let d2: Vec<&Reading> = rest.iter().take(2).map(|s| &s.reading).collect();
+        let v: serde_json::Value = serde_json::from_str(&device_payload(&d2)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"ts": "2025-11-24T16:00:00.000Z", "quality": "timeout", "points": {"r0": null, "r\"1": 7.0}, "bad": {"r0": "timeout", "r\"1": "out_of_range"}})
+        );
     }
 }

@@ -11,11 +11,13 @@ impl Store {
         let inner = self.lock();
         inner
             .conn
-            .execute("INSERT INTO cursors (consumer, seq) VALUES (?1, 0) ON CONFLICT DO NOTHING", [consumer])
+            .prepare_cached("INSERT INTO cursors (consumer, seq) VALUES (?1, 0) ON CONFLICT DO NOTHING")
+            .and_then(|mut st| st.execute([consumer]))
             .map_err(|e| self.err(e))?;
         inner
             .conn
-            .query_row("SELECT seq FROM cursors WHERE consumer = ?1", [consumer], |r| r.get(0))
+            .prepare_cached("SELECT seq FROM cursors WHERE consumer = ?1")
+            .and_then(|mut st| st.query_row([consumer], |r| r.get(0)))
             .map_err(|e| self.err(e))
     }
 
@@ -24,11 +26,11 @@ impl Store {
         let inner = self.lock();
         inner
             .conn
-            .execute(
+            .prepare_cached(
                 "INSERT INTO cursors (consumer, seq) VALUES (?1, ?2)
                  ON CONFLICT (consumer) DO UPDATE SET seq = max(seq, excluded.seq)",
-                params![consumer, seq],
             )
+            .and_then(|mut st| st.execute(params![consumer, seq]))
             .map_err(|e| self.err(e))?;
         Ok(())
     }

@@ -193,6 +193,10 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+        // The planner must not look at bound values: otherwise a statement such as
+        // `… LIMIT ?2` is compiled anew at every call with a new value, and the statement
+        // cache saves nothing on the hot path (reading for the sinks).
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         let store = Store {
             inner: Mutex::new(Inner { conn, ids: HashMap::new(), series: HashMap::new() }),
