@@ -149,15 +149,18 @@ impl Quality {
 
     /// The stable code used in JSON, MQTT and InfluxDB: `good`, `timeout`, `transport`,
     /// `exception_02`, `decode_error`, `not_finite`, `out_of_range`.
-    pub fn code(&self) -> String {
+    /// Borrowed for every code but an exception's: no allocation per reading on the hot
+    /// path.
+    pub fn code(&self) -> std::borrow::Cow<'static, str> {
+        use std::borrow::Cow;
         match self {
-            Quality::Good => "good".into(),
-            Quality::Timeout => "timeout".into(),
-            Quality::Transport => "transport".into(),
-            Quality::Exception(c) => format!("exception_{c:02x}"),
-            Quality::DecodeError => "decode_error".into(),
-            Quality::NotFinite => "not_finite".into(),
-            Quality::OutOfRange => "out_of_range".into(),
+            Quality::Good => Cow::Borrowed("good"),
+            Quality::Timeout => Cow::Borrowed("timeout"),
+            Quality::Transport => Cow::Borrowed("transport"),
+            Quality::Exception(c) => Cow::Owned(format!("exception_{c:02x}")),
+            Quality::DecodeError => Cow::Borrowed("decode_error"),
+            Quality::NotFinite => Cow::Borrowed("not_finite"),
+            Quality::OutOfRange => Cow::Borrowed("out_of_range"),
         }
     }
 }

@@ -1,0 +1,274 @@
+//! An RS-485 line under the gateway: how much of the line's time does a poll cycle use,
+//! how many requests does it send against the planner's minimum, and how long is the
+//! line silent between the requests of a cycle against the configured gap?
+//!
+//! The line is made of two socat pseudo-terminal pairs with a relay between them that
+//! passes every byte on at the line's speed (ten bit times per character, 8N1) and
+//! timestamps each frame: the gateway on one side, a pymodbus RTU fleet (a device we did
+//! not write) on the other. A pseudo-terminal alone moves bytes instantly whatever its
+//! baud setting; the relay makes the line as slow as a real one.
+//!
+//! `cargo bench --bench serial_line` (needs socat and a Python with pymodbus: the one
+//! `scripts/test` creates in `.venv`, or `PUMPHOUSE_TEST_PYTHON`). `BENCH_SECONDS` (20)
+//! per run; `BENCH_DEVICES` (8) SDM120 meters polled every second. Results also go to
+//! `target/bench/serial_line.json`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pumphouse::config::{load_str, Mode};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn env_or(key: &str, default: u64) -> u64 {
+    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn pty_pair(dir: &Path, name: &str) -> (Kill, PathBuf, PathBuf) {
+    let (a, b) = (dir.join(format!("{name}-a")), dir.join(format!("{name}-b")));
+    let child = Command::new("socat")
+        .arg(format!("pty,raw,echo=0,link={}", a.display()))
+        .arg(format!("pty,raw,echo=0,link={}", b.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("socat (apt install socat)");
+    let t = Instant::now();
+    while !(a.exists() && b.exists()) {
+        assert!(t.elapsed() < Duration::from_secs(10), "socat made no pty pair");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (Kill(child), a, b)
+}
+
+/// A frame as it crossed the relay: when its first byte arrived, when its last byte left
+/// at line speed, and its length.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    start: Instant,
+    end: Instant,
+    bytes: usize,
+}
+
+/// Copies bytes from `from` to `to` at `baud` (ten bit times per character), recording
+/// each burst (bytes arriving less than 1.5 characters apart) as one frame.
+fn relay(mut from: std::fs::File, mut to: std::fs::File, baud: u32, frames: Arc<Mutex<Vec<Frame>>>) {
+    let char_time = Duration::from_secs_f64(10.0 / f64::from(baud));
+    let mut buf = [0u8; 512];
+    let mut current: Option<Frame> = None;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let now = Instant::now();
+        let frame = match current {
+            // a continuation of the frame being sent
+            Some(f) if now <= f.end + char_time.mul_f64(1.5) => Frame { bytes: f.bytes + n, ..f },
+            Some(f) => {
+                frames.lock().unwrap_or_else(|e| e.into_inner()).push(f);
+                Frame { start: now, end: now, bytes: n }
+            }
+            None => Frame { start: now, end: now, bytes: n },
+        };
+        // the bytes leave one character time apart, after what is still on the line
+        let leave = frame.end.max(now) + char_time * n as u32;
+        std::thread::sleep(leave.saturating_duration_since(Instant::now()));
+        if to.write_all(&buf[..n]).is_err() {
+            return;
+        }
+        current = Some(Frame { end: leave, ..frame });
+    }
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("PUMPHOUSE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+struct Run {
+    baud: u32,
+    requests_per_cycle: f64,
+    planner_minimum: usize,
+    line_busy: f64,
+    estimated_busy: f64,
+    silence_median_ms: f64,
+    silence_min_ms: f64,
+    gap_ms: f64,
+    cycles: u64,
+    late_cycles: u64,
+}
+
+fn run(baud: u32, devices: u8, seconds: u64) -> Run {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (_gw_pair, gw_side, relay_a) = pty_pair(d, "gw");
+    let (_dev_pair, relay_b, dev_side) = pty_pair(d, "dev");
+    let spec = serde_json::json!({
+        "transport": "rtu",
+        "tty": dev_side.to_string_lossy(),
+        "devices": (1..=devices).map(|u| serde_json::json!({
+            "id": u, "input": [{"address": 0, "type": "registers", "values": vec![0; 400]}]
+        })).collect::<Vec<_>>(),
+    });
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/modbus_device.py");
+    let mut child = Command::new(python())
+        .arg(&script)
+        .arg(spec.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python with pymodbus (run scripts/test once, or set PUMPHOUSE_TEST_PYTHON)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("READY");
+    assert!(line.starts_with("READY"), "pymodbus did not start: {line}");
+    let _device = Kill(child);
+    let open = |p: &Path| std::fs::OpenOptions::new().read(true).write(true).open(p).expect("open pty");
+    let (requests, responses) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
+    let (a, b) = (open(&relay_a), open(&relay_b));
+    {
+        let (a2, b2) = (a.try_clone().expect("clone"), b.try_clone().expect("clone"));
+        let (rq, rs) = (requests.clone(), responses.clone());
+        std::thread::spawn(move || relay(a, b2, baud, rq));
+        std::thread::spawn(move || relay(b, a2, baud, rs));
+    }
+    let gap = Duration::from_millis(5);
+    let mut cfg = format!(
+        "[site]\nname = \"bench\"\n[polling]\ninterval = \"1s\"\nretries = 0\n[[buses]]\nname = \"rs485\"\ntransport = \"rtu\"\ndevice = \"{}\"\nbaud = {baud}\ntimeout = \"500ms\"\ngap = \"{}ms\"\n",
+        gw_side.display(),
+        gap.as_millis()
+    );
+    for u in 1..=devices {
+        cfg.push_str(&format!(
+            "[[devices]]\nname = \"m{u}\"\nbus = \"rs485\"\nunit = {u}\nprofile = \"eastron-sdm120\"\n"
+        ));
+    }
+    let (cfg, _) = load_str(&cfg, Mode::Check).unwrap_or_else(|e| panic!("{e}"));
+    let plan: Vec<_> = cfg.devices.iter().flat_map(|d| d.plan()).collect();
+    let planner_minimum = plan.len() / usize::from(devices);
+    let bus = &cfg.buses[0];
+    let (b, bits) = bus.transport.line().expect("a serial line");
+    let estimated: Duration = plan.iter().map(|r| r.line_time(b, bits, Duration::ZERO)).sum();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let (stats, window) = rt.block_on(async {
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let (mut rx, stats) = pumphouse::gateway::start_pollers(&cfg, &tracker, &cancel);
+        tracker.close();
+        // a few seconds to settle, then the measured window
+        let settle = tokio::time::Instant::now() + Duration::from_secs(3);
+        while tokio::time::timeout_at(settle, rx.recv()).await.is_ok_and(|b| b.is_some()) {}
+        let before: Vec<(u64, u64)> = stats
+            .values()
+            .map(|s| {
+                (
+                    s.cycles.load(std::sync::atomic::Ordering::Relaxed),
+                    s.requests.load(std::sync::atomic::Ordering::Relaxed),
+                )
+            })
+            .collect();
+        requests.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        responses.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let t0 = Instant::now();
+        let end = tokio::time::Instant::now() + Duration::from_secs(seconds);
+        while tokio::time::timeout_at(end, rx.recv()).await.is_ok_and(|b| b.is_some()) {}
+        let window = t0.elapsed();
+        cancel.cancel();
+        drop(rx);
+        let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+        (stats, (window, before))
+    });
+    let (window, before) = window;
+    let (mut cycles, mut sent, mut late) = (0u64, 0u64, 0u64);
+    for (s, (c0, r0)) in stats.values().zip(before) {
+        cycles += s.cycles.load(std::sync::atomic::Ordering::Relaxed) - c0;
+        sent += s.requests.load(std::sync::atomic::Ordering::Relaxed) - r0;
+        late += s.slow_cycles.load(std::sync::atomic::Ordering::Relaxed);
+    }
+    let rq = requests.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let rs = responses.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let char_s = 10.0 / f64::from(baud);
+    let busy: f64 = rq.iter().chain(rs.iter()).map(|f| f.bytes as f64 * char_s).sum();
+    // silence on the line before each request that follows an answer within 100 ms (the
+    // requests of one cycle, back to back)
+    let mut silences: Vec<f64> = Vec::new();
+    for r in &rq {
+        let last_answer = rs.iter().filter(|a| a.end <= r.start).map(|a| a.end).max();
+        if let Some(e) = last_answer {
+            let s = (r.start - e).as_secs_f64() * 1000.0;
+            if s < 100.0 {
+                silences.push(s);
+            }
+        }
+    }
+    let min = silences.iter().copied().fold(f64::INFINITY, f64::min);
+    Run {
+        baud,
+        requests_per_cycle: sent as f64 / cycles.max(1) as f64,
+        planner_minimum,
+        line_busy: busy / window.as_secs_f64(),
+        // every device once a second: the plan's line time per second
+        estimated_busy: estimated.as_secs_f64(),
+        silence_median_ms: median(&mut silences),
+        silence_min_ms: min,
+        gap_ms: gap.as_secs_f64() * 1000.0,
+        cycles,
+        late_cycles: late,
+    }
+}
+
+fn main() {
+    let seconds = env_or("BENCH_SECONDS", 20);
+    let devices = env_or("BENCH_DEVICES", 8).clamp(1, 32) as u8;
+    let mut rows = Vec::new();
+    for baud in [9600, 19200] {
+        rows.push(run(baud, devices, seconds));
+    }
+    println!("{devices} SDM120 meters on one RTU line, polled every 1 s, gap 5 ms, {seconds} s per run");
+    println!("| baud | requests per device cycle | planner minimum | line busy with bytes | `check`'s estimate (bytes and 3.5-character silences) | silence before a request in a cycle, median | minimum | configured gap | cycles | late cycles |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut json = Vec::new();
+    for r in &rows {
+        println!(
+            "| {} | {:.2} | {} | {:.1} % | {:.1} % | {:.1} ms | {:.1} ms | {:.0} ms | {} | {} |",
+            r.baud,
+            r.requests_per_cycle,
+            r.planner_minimum,
+            r.line_busy * 100.0,
+            r.estimated_busy * 100.0,
+            r.silence_median_ms,
+            r.silence_min_ms,
+            r.gap_ms,
+            r.cycles,
+            r.late_cycles
+        );
+        json.push(format!(
+            "{{\"baud\":{},\"requests_per_cycle\":{:.3},\"planner_minimum\":{},\"line_busy\":{:.4},\"estimated_busy\":{:.4},\"silence_median_ms\":{:.2},\"silence_min_ms\":{:.2},\"gap_ms\":{},\"cycles\":{},\"late_cycles\":{}}}",
+            r.baud, r.requests_per_cycle, r.planner_minimum, r.line_busy, r.estimated_busy, r.silence_median_ms, r.silence_min_ms, r.gap_ms, r.cycles, r.late_cycles
+        ));
+    }
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    let _ = std::fs::create_dir_all(&out);
+    let _ = std::fs::write(out.join("serial_line.json"), format!("[{}]\n", json.join(",")));
+}
