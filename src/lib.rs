@@ -15,6 +15,8 @@
 //!
 //! Modules, lowest layer first:
 //! - [`diag`]: diagnostics with their path; every layer's validators report through it.
+//! - [`supervise`]: the supervisor every long-running task runs under (restart on a
+//!   panic or an unasked end, counted), a leaf.
 //! - [`model`]: the vocabulary: [`model::Reading`], [`model::Quantity`],
 //!   [`model::Quality`], [`model::AlertRule`], [`model::Severity`], [`model::Month`].
 //! - [`modbus`]: profiles as data and their TOML form, the pure decoder and request
@@ -58,4 +60,5 @@ pub mod model;
 pub mod sim;
 pub mod sinks;
 pub mod store;
+pub mod supervise;
 pub mod targets;

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{self, Config};
 use crate::modbus::poller;
 use crate::model::Reading;
+use crate::supervise::{self, Restarts};
 
 /// How long tasks get to finish after a stop is asked for.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
@@ -53,6 +54,16 @@ pub fn start_pollers(
     tracker: &TaskTracker,
     cancel: &CancellationToken,
 ) -> (mpsc::Receiver<Vec<Reading>>, poller::Stats) {
+    spawn_pollers(cfg, tracker, cancel, &Arc::new(Restarts::default()))
+}
+
+/// [`start_pollers`], each bus under a supervisor that restarts it (counted in `restarts`).
+fn spawn_pollers(
+    cfg: &Config,
+    tracker: &TaskTracker,
+    cancel: &CancellationToken,
+    restarts: &Arc<Restarts>,
+) -> (mpsc::Receiver<Vec<Reading>>, poller::Stats) {
     let (tx, rx) = mpsc::channel(1024);
     let stats = poller::new_stats(&cfg.devices);
     for bus in &cfg.buses {
@@ -60,14 +71,12 @@ pub fn start_pollers(
         if devices.is_empty() {
             continue;
         }
-        tracker.spawn(poller::run_bus(
-            bus.clone(),
-            devices,
-            cfg.site.name.clone(),
-            stats.clone(),
-            tx.clone(),
-            cancel.child_token(),
-        ));
+        let (bus, site, stats, tx, cancel) =
+            (bus.clone(), cfg.site.name.clone(), stats.clone(), tx.clone(), cancel.child_token());
+        let name = format!("bus {}", bus.name);
+        supervise::spawn(tracker, name, cancel.clone(), restarts.clone(), move || {
+            poller::run_bus(bus.clone(), devices.clone(), site.clone(), stats.clone(), tx.clone(), cancel.clone())
+        });
     }
     (rx, stats)
 }
@@ -84,6 +93,8 @@ pub struct Gateway {
     pollers: TaskTracker,
     sinks: TaskTracker,
     writer: std::thread::JoinHandle<()>,
+    /// Cancelled when the writer ends before it was asked to.
+    pub failed: CancellationToken,
     /// Prune, ledger publishing and alert passes.
     jobs: TaskTracker,
     http_task: Option<tokio::task::JoinHandle<()>>,
@@ -113,40 +124,46 @@ impl Gateway {
 
         let poll_cancel = CancellationToken::new();
         let sink_cancel = CancellationToken::new();
+        let restarts = Arc::new(Restarts::default());
         let pollers = TaskTracker::new();
-        let (rx, stats) = start_pollers(cfg, &pollers, &poll_cancel);
+        let (rx, stats) = spawn_pollers(cfg, &pollers, &poll_cancel, &restarts);
         pollers.close();
         let last_good = Arc::new(std::sync::atomic::AtomicI64::new(0));
-        let writer = writer::spawn(store.clone(), rx, notify_tx, last_commit.clone(), last_good.clone(), tap)
-            .context("cannot start the store writer thread")?;
+        // The writer cannot be restarted (it owns the channel the pollers send to): if it
+        // ends before the pollers, `failed` tells `run`, which exits non-zero so that the
+        // service manager starts the gateway again.
+        let failed = CancellationToken::new();
+        let writer =
+            writer::spawn(store.clone(), rx, notify_tx, last_commit.clone(), last_good.clone(), tap, failed.clone())
+                .context("cannot start the store writer thread")?;
 
         let sinks = TaskTracker::new();
         let mut healths: Vec<Arc<SinkHealth>> = Vec::new();
         if let Some(m) = cfg.mqtt.clone() {
             let h = Arc::new(SinkHealth::new("mqtt", mqtt::CONSUMER));
             healths.push(h.clone());
-            sinks.spawn(mqtt::run(
-                m,
-                cfg.site.name.clone(),
-                store.clone(),
-                notify_rx.clone(),
-                h,
-                sink_cancel.clone(),
-                SHUTDOWN_DEADLINE,
-            ));
+            let (site, store, notify, cancel) =
+                (cfg.site.name.clone(), store.clone(), notify_rx.clone(), sink_cancel.clone());
+            supervise::spawn(&sinks, "sink mqtt".into(), sink_cancel.clone(), restarts.clone(), move || {
+                mqtt::run(
+                    m.clone(),
+                    site.clone(),
+                    store.clone(),
+                    notify.clone(),
+                    h.clone(),
+                    cancel.clone(),
+                    SHUTDOWN_DEADLINE,
+                )
+            });
         }
         for i in &cfg.influxdb {
             let consumer = influx::consumer_name(i);
             let h = Arc::new(SinkHealth::new(&consumer, &consumer));
             healths.push(h.clone());
-            sinks.spawn(influx::run(
-                i.clone(),
-                store.clone(),
-                notify_rx.clone(),
-                h,
-                sink_cancel.clone(),
-                SHUTDOWN_DEADLINE,
-            ));
+            let (i, store, notify, cancel) = (i.clone(), store.clone(), notify_rx.clone(), sink_cancel.clone());
+            supervise::spawn(&sinks, format!("sink {consumer}"), sink_cancel.clone(), restarts.clone(), move || {
+                influx::run(i.clone(), store.clone(), notify.clone(), h.clone(), cancel.clone(), SHUTDOWN_DEADLINE)
+            });
         }
         sinks.close();
         if healths.is_empty() {
@@ -159,30 +176,42 @@ impl Gateway {
         let shared = Arc::new(cfg.clone());
         let consumers: Arc<Vec<String>> = Arc::new(healths.iter().map(|h| h.consumer.clone()).collect());
         {
-            let (c, s, n) = (shared.clone(), store.clone(), consumers.clone());
-            periodic.spawn(jobs::every(Duration::from_secs(60), sink_cancel.clone(), move || {
-                jobs::prune(c.clone(), s.clone(), n.clone())
-            }));
+            let (c, s, n, k) = (shared.clone(), store.clone(), consumers.clone(), sink_cancel.clone());
+            supervise::spawn(&periodic, "job prune".into(), sink_cancel.clone(), restarts.clone(), move || {
+                let (c, s, n) = (c.clone(), s.clone(), n.clone());
+                jobs::every(Duration::from_secs(60), k.clone(), move || jobs::prune(c.clone(), s.clone(), n.clone()))
+            });
         }
         if !cfg.topology.zones.is_empty() && !cfg.influxdb.is_empty() {
-            let (c, s) = (shared.clone(), store.clone());
-            periodic.spawn(jobs::every(Duration::from_secs(3600), sink_cancel.clone(), move || {
-                jobs::publish_ledgers(c.clone(), s.clone())
-            }));
+            let (c, s, k) = (shared.clone(), store.clone(), sink_cancel.clone());
+            supervise::spawn(&periodic, "job ledger".into(), sink_cancel.clone(), restarts.clone(), move || {
+                let (c, s) = (c.clone(), s.clone());
+                jobs::every(Duration::from_secs(3600), k.clone(), move || jobs::publish_ledgers(c.clone(), s.clone()))
+            });
         }
         let monthly_health = Arc::new(crate::http::JobHealth::default());
         if cfg.ledger.export_dir.is_some() {
-            let (c, s, h) = (shared.clone(), store.clone(), monthly_health.clone());
-            periodic.spawn(jobs::every(cfg.alerts.evaluate_every, sink_cancel.clone(), move || {
-                monthly::pass(c.clone(), s.clone(), h.clone())
-            }));
+            let (c, s, h, k, every) =
+                (shared.clone(), store.clone(), monthly_health.clone(), sink_cancel.clone(), cfg.alerts.evaluate_every);
+            supervise::spawn(
+                &periodic,
+                "job monthly ledger".into(),
+                sink_cancel.clone(),
+                restarts.clone(),
+                move || {
+                    let (c, s, h) = (c.clone(), s.clone(), h.clone());
+                    jobs::every(every, k.clone(), move || monthly::pass(c.clone(), s.clone(), h.clone()))
+                },
+            );
         }
         let alert_health = Arc::new(crate::alerts::deliver::DeliveryHealth::default());
         if !cfg.topology.zones.is_empty() || !cfg.devices.is_empty() {
-            let (c, s, h) = (shared.clone(), store.clone(), alert_health.clone());
-            periodic.spawn(jobs::every(cfg.alerts.evaluate_every, sink_cancel.clone(), move || {
-                jobs::alert_pass(c.clone(), s.clone(), h.clone())
-            }));
+            let (c, s, h, k, every) =
+                (shared.clone(), store.clone(), alert_health.clone(), sink_cancel.clone(), cfg.alerts.evaluate_every);
+            supervise::spawn(&periodic, "job alerts".into(), sink_cancel.clone(), restarts.clone(), move || {
+                let (c, s, h) = (c.clone(), s.clone(), h.clone());
+                jobs::every(every, k.clone(), move || jobs::alert_pass(c.clone(), s.clone(), h.clone()))
+            });
         }
         periodic.close();
 
@@ -214,6 +243,7 @@ impl Gateway {
                 alert_delivery: alert_health,
                 jobs: vec![monthly_health],
                 ledger_slot: tokio::sync::Semaphore::new(1),
+                restarts: restarts.clone(),
             });
             let addr = listener.local_addr()?;
             http_addr = Some(addr);
@@ -235,6 +265,7 @@ impl Gateway {
             pollers,
             sinks,
             writer,
+            failed,
             jobs: periodic,
             http_task,
         })
@@ -268,11 +299,64 @@ impl Gateway {
     }
 }
 
-/// `pumphouse run`: the gateway until SIGTERM or Ctrl-C.
+/// `pumphouse run`: the gateway until SIGTERM or Ctrl-C — or until the store writer
+/// fails, when it stops what it can and exits non-zero for the service manager to start
+/// it again.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let gw = Gateway::start(&cfg, None).await?;
-    shutdown_signal().await;
+    let failed = gw.failed.clone();
+    let failure = tokio::select! {
+        () = shutdown_signal() => false,
+        () = failed.cancelled() => true,
+    };
     tracing::info!("stopping: pollers first, then the store writer, then the sinks");
     gw.shutdown().await;
+    if failure {
+        anyhow::bail!("the store writer stopped; nothing more can be committed (see the log above)");
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_poll_that_panics_frees_its_device_which_is_polled_again() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cancel = CancellationToken::new();
+        let world = Arc::new(std::sync::Mutex::new(crate::sim::World::fleet(2, 2)));
+        tokio::spawn(crate::sim::serve(listener, world, crate::sim::Clock::new(Utc::now(), 1.0), cancel.clone()));
+        let text = format!(
+            "[site]\nname = \"s\"\n[polling]\ninterval = \"100ms\"\nbackoff_max = \"400ms\"\n[[buses]]\nname = \"lan\"\ntransport = \"tcp\"\naddress = \"{addr}\"\n[[profiles]]\nname = \"r\"\npoints = [{{ name = \"a\", table = \"holding\", address = 0, quantity = \"status\" }}]\n[[devices]]\nname = \"panicky-meter\"\nbus = \"lan\"\nunit = 1\nprofile = \"r\"\n[[devices]]\nname = \"steady-meter\"\nbus = \"lan\"\nunit = 2\nprofile = \"r\"\n"
+        );
+        let (cfg, _) = config::load_str(&text, config::Mode::Check).unwrap();
+        *poller::PANIC_ON.lock().unwrap() = Some("panicky-meter".into());
+        let tracker = TaskTracker::new();
+        let (mut rx, stats) = start_pollers(&cfg, &tracker, &cancel);
+        async fn seen(rx: &mut mpsc::Receiver<Vec<Reading>>, device: &str) {
+            loop {
+                let batch = rx.recv().await.expect("pollers run");
+                if batch.iter().any(|r| &*r.device == device) {
+                    return;
+                }
+            }
+        }
+        // the neighbour is polled while the panicky device's polls fail, again and again
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while stats["panicky-meter"].panics.load(Ordering::Relaxed) < 3 {
+                seen(&mut rx, "steady-meter").await;
+            }
+        })
+        .await
+        .expect("the failing polls are retried, not left busy");
+        // once the fault is gone, the device answers again
+        *poller::PANIC_ON.lock().unwrap() = None;
+        tokio::time::timeout(Duration::from_secs(10), seen(&mut rx, "panicky-meter"))
+            .await
+            .expect("the device is polled again after its polls panicked");
+        cancel.cancel();
+    }
 }

@@ -30,12 +30,24 @@ pub(super) fn spawn(
     last_commit_ms: Arc<AtomicI64>,
     last_good_ms: Arc<AtomicI64>,
     tap: Option<mpsc::Sender<Vec<Reading>>>,
+    failed: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     // a runtime of the writer's own, for waiting on the channel with a deadline
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
-    std::thread::Builder::new()
-        .name("pumphouse-writer".into())
-        .spawn(move || rt.block_on(run(&store, rx, &notify, (&last_commit_ms, &last_good_ms), tap.as_ref())))
+    std::thread::Builder::new().name("pumphouse-writer".into()).spawn(move || {
+        // Runs when the thread ends, normally or by a panic: the end is seen, never silent.
+        struct Ended(tokio_util::sync::CancellationToken);
+        impl Drop for Ended {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    tracing::error!("the store writer failed");
+                    self.0.cancel();
+                }
+            }
+        }
+        let _ended = Ended(failed);
+        rt.block_on(run(&store, rx, &notify, (&last_commit_ms, &last_good_ms), tap.as_ref()))
+    })
 }
 
 async fn run(

@@ -133,7 +133,7 @@ pub fn render_metrics(st: &AppState) -> String {
         let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };
     type DeviceCounter = (&'static str, &'static str, fn(&poller::DeviceStats) -> u64);
-    let device_counters: [DeviceCounter; 7] = [
+    let device_counters: [DeviceCounter; 8] = [
         ("pumphouse_device_readings_total", "Readings produced per device (any quality).", |s| {
             s.readings.load(Ordering::Relaxed)
         }),
@@ -148,6 +148,9 @@ pub fn render_metrics(st: &AppState) -> String {
         ("pumphouse_device_exceptions_total", "Modbus exception responses.", |s| s.exceptions.load(Ordering::Relaxed)),
         ("pumphouse_device_slow_cycles_total", "Poll cycles that overran their interval.", |s| {
             s.slow_cycles.load(Ordering::Relaxed)
+        }),
+        ("pumphouse_device_poll_failures_total", "Poll tasks that panicked (polled again after a backoff).", |s| {
+            s.panics.load(Ordering::Relaxed)
         }),
     ];
     for (name, help, get) in device_counters {
@@ -164,6 +167,15 @@ pub fn render_metrics(st: &AppState) -> String {
                 );
             }
         }
+    }
+    family(
+        &mut m,
+        "pumphouse_task_restarts_total",
+        "counter",
+        "Tasks started again after a failure or an unasked end.",
+    );
+    for (task, n) in st.restarts.snapshot() {
+        let _ = writeln!(m, "pumphouse_task_restarts_total{{task=\"{}\"}} {n}", label(&task));
     }
     family(&mut m, "pumphouse_point_exceptions_total", "counter", "Modbus exception responses per point.");
     for d in &st.devices {
@@ -292,6 +304,7 @@ fn status_json(st: &AppState) -> serde_json::Value {
                 "transport_errors": g(|s| s.transport_errors.load(Ordering::Relaxed)),
                 "exceptions": g(|s| s.exceptions.load(Ordering::Relaxed)),
                 "slow_cycles": g(|s| s.slow_cycles.load(Ordering::Relaxed)),
+                "poll_failures": g(|s| s.panics.load(Ordering::Relaxed)),
             })
         })
         .collect();
@@ -353,6 +366,7 @@ mod tests {
             alert_delivery: Default::default(),
             jobs: Vec::new(),
             ledger_slot: tokio::sync::Semaphore::new(1),
+            restarts: Default::default(),
         }
     }
 

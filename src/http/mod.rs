@@ -47,6 +47,8 @@ pub struct AppState {
     pub jobs: Vec<Arc<JobHealth>>,
     /// One ledger computation at a time (each reads a month of every meter).
     pub ledger_slot: tokio::sync::Semaphore,
+    /// Tasks started again after a failure, by name.
+    pub restarts: Arc<crate::supervise::Restarts>,
 }
 
 /// What a periodic job could not do in its last pass, for `/healthz` (`None`: fine).

@@ -53,6 +53,8 @@ pub struct DeviceStats {
     pub exceptions: AtomicU64,
     pub slow_cycles: AtomicU64,
     pub readings: AtomicU64,
+    /// Poll tasks that panicked (the device is polled again after a backoff).
+    pub panics: AtomicU64,
     /// Exception responses per point name.
     pub point_exceptions: Mutex<HashMap<String, u64>>,
 }
@@ -189,6 +191,10 @@ impl Job {
     }
 
     async fn poll(&self) -> PollOutcome {
+        #[cfg(test)]
+        if PANIC_ON.lock().unwrap_or_else(|e| e.into_inner()).as_deref() == Some(&*self.device.name) {
+            panic!("poll of {} failed", self.device.name);
+        }
         let started = Instant::now();
         let points = &self.device.profile.points;
         let mut queue: Vec<(Option<usize>, Request)> = Vec::new();
@@ -353,6 +359,8 @@ pub async fn run_bus(
         .collect();
     tracing::info!(bus = %bus.name, transport = %bus.transport.describe(), devices = slots.len(), "polling");
     let mut running: JoinSet<(usize, PollOutcome)> = JoinSet::new();
+    // which slot each running task polls: a task that panics returns no index
+    let mut tasks: HashMap<tokio::task::Id, usize> = HashMap::new();
     loop {
         let now = Instant::now();
         while running.len() < bus.concurrency {
@@ -366,7 +374,8 @@ pub async fn run_bus(
                 Some((i, due)) if due <= now => {
                     slots[i].busy = true;
                     let job = slots[i].job.clone();
-                    running.spawn(async move { (i, job.poll().await) });
+                    let handle = running.spawn(async move { (i, job.poll().await) });
+                    tasks.insert(handle.id(), i);
                 }
                 _ => break,
             }
@@ -376,8 +385,25 @@ pub async fn run_bus(
         let wake = next_due.unwrap_or(now + Duration::from_secs(3600));
         tokio::select! {
             () = cancel.cancelled() => break,
-            Some(done) = running.join_next(), if !running.is_empty() => {
-                let Ok((i, outcome)) = done else { continue };
+            Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                let (i, outcome) = match done {
+                    Ok((id, (i, outcome))) => {
+                        tasks.remove(&id);
+                        (i, outcome)
+                    }
+                    Err(e) => {
+                        // A poll that panicked: the device is freed, counted and polled
+                        // again after a backoff, never left marked busy.
+                        let Some(i) = tasks.remove(&e.id()) else { continue };
+                        let slot = &mut slots[i];
+                        slot.busy = false;
+                        slot.failures += 1;
+                        slot.job.stats.panics.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(device = %slot.job.device.name, error = %e, "poll task failed; polling the device again after a backoff");
+                        slot.next_due = Instant::now() + backoff(slot.job.device.interval, slot.failures, slot.job.device.backoff_max);
+                        continue;
+                    }
+                };
                 let slot = &mut slots[i];
                 slot.busy = false;
                 if !outcome.split.is_empty() {
@@ -419,6 +445,10 @@ pub async fn run_bus(
     }
     running.abort_all();
 }
+
+/// Tests make the polls of the named device panic.
+#[cfg(test)]
+pub(crate) static PANIC_ON: Mutex<Option<String>> = Mutex::new(None);
 
 #[cfg(test)]
 mod tests {
