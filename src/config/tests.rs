@@ -156,6 +156,11 @@ address = 70000
 type = "float"
 order = "ABDC"
 quantity = "wetness"
+[[profiles.points]]
+name = "flow+rate"
+table = "holding"
+address = 100
+quantity = "status"
 "#;
     let errs = errors(text);
     has(&errs, "site.name", "contains a space");
@@ -188,6 +193,7 @@ quantity = "wetness"
     has(&errs, "profiles[0].points[4].type", "unknown type `float`");
     has(&errs, "profiles[0].points[4].order", "unknown order `ABDC`");
     has(&errs, "profiles[0].points[4].quantity", "unknown quantity `wetness`");
+    has(&errs, "profiles[0].points[5].name", "`flow+rate` contains a space, '/', '+' or '#'");
     // the missing serial device is only a warning when checking…
     assert!(!errs.iter().any(|(p, _)| p == "buses[2].device"));
 }

@@ -119,6 +119,13 @@ fn validate_point(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option
     let name = raw.name.clone().unwrap_or_default();
     if name.is_empty() {
         diags.error(format!("{path}.name"), "every point needs a name");
+    } else if name.chars().any(|c| c == '/' || c == '+' || c == '#' || c.is_whitespace() || c.is_control()) {
+        // a point's name is the last level of its MQTT topic: a broker refuses a topic
+        // with '+' or '#', and the sink would stall on it
+        diags.error(
+            format!("{path}.name"),
+            format!("`{name}` contains a space, '/', '+' or '#'; point names become MQTT topic levels, use letters, digits, '-', '_' or '.'"),
+        );
     }
     let location = match (&raw.table, raw.address, raw.register) {
         (_, _, Some(reg)) if raw.table.is_some() || raw.address.is_some() => {
