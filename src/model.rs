@@ -258,10 +258,12 @@ pub enum AlertRule {
     LowPowerFactor,
     /// A zone without supply: no pressure (or no inflow) during its supply hours.
     SupplyInterruption,
+    /// The store failed its integrity check at start and was replaced by a fresh one.
+    StoreReplaced,
 }
 
 impl AlertRule {
-    pub const ALL: [AlertRule; 18] = [
+    pub const ALL: [AlertRule; 19] = [
         AlertRule::NightFlow,
         AlertRule::Burst,
         AlertRule::ZoneImbalance,
@@ -280,6 +282,7 @@ impl AlertRule {
         AlertRule::PhaseImbalance,
         AlertRule::LowPowerFactor,
         AlertRule::SupplyInterruption,
+        AlertRule::StoreReplaced,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -302,6 +305,7 @@ impl AlertRule {
             AlertRule::PhaseImbalance => "phase_imbalance",
             AlertRule::LowPowerFactor => "low_power_factor",
             AlertRule::SupplyInterruption => "supply_interruption",
+            AlertRule::StoreReplaced => "store_replaced",
         }
     }
 

@@ -272,3 +272,44 @@ fn bad_simulator_arguments_are_refused_clearly() {
     assert_eq!(code, 1);
     assert!(err.contains("--speed"), "{err}");
 }
+
+#[test]
+fn run_on_a_damaged_store_moves_it_aside_keeps_going_and_raises_an_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store.db");
+    // a store whose pages a disk fault overwrote
+    let mut bytes = b"SQLite format 3\0".to_vec();
+    bytes.resize(64 * 1024, 0xA5);
+    std::fs::write(&db, &bytes).unwrap();
+    let port = common::free_port();
+    let cfg = dir.path().join("p.toml");
+    std::fs::write(
+        &cfg,
+        format!("[site]\nname = \"s\"\n[store]\npath = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n", db.display()),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_pumphouse"))
+        .args(["run", "-c"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut gw = Proc(child);
+    common::wait_port(port, "the gateway");
+    let text = reqwest::blocking::get(format!("http://127.0.0.1:{port}/api/alerts")).unwrap().text().unwrap();
+    let alerts: Vec<Value> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let a = alerts.iter().find(|a| a["rule"] == "store_replaced").unwrap_or_else(|| panic!("{alerts:?}"));
+    assert_eq!(a["severity"], "critical");
+    assert!(a["evidence"].as_str().unwrap().contains("store.db.corrupt-"), "{a}");
+    let health = reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")).unwrap();
+    assert!(health.status().is_success() || health.status().as_u16() == 503);
+    common::terminate(&mut gw.0);
+    let aside: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("store.db.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(std::fs::read(dir.path().join(&aside[0])).unwrap(), bytes, "kept as it was");
+}

@@ -106,7 +106,31 @@ impl Gateway {
     pub async fn start(cfg: &Config, tap: Option<mpsc::Sender<Vec<Reading>>>) -> anyhow::Result<Gateway> {
         use crate::sinks::{influx, mqtt, SinkHealth};
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let store = Arc::new(crate::store::Store::open(&cfg.store.path, cfg.store.limits)?);
+        let (store, replaced) = crate::store::Store::open_or_replace(&cfg.store.path, cfg.store.limits)?;
+        let store = Arc::new(store);
+        if let Some(aside) = replaced {
+            // raised as an alert, delivered like any other, so that someone looks at it
+            let now = Utc::now().timestamp_millis();
+            let row = crate::store::AlertRow {
+                id: 0,
+                rule: crate::model::AlertRule::StoreReplaced,
+                subject: "store".into(),
+                zone: cfg.site.name.to_string(),
+                device: None,
+                severity: crate::model::Severity::Critical,
+                start_ms: now,
+                end_ms: None,
+                evidence: format!(
+                    "the store failed its integrity check at start; it was moved to {} and a fresh store was started (undelivered readings and ledger records before now are in the old file)",
+                    aside.display()
+                ),
+                loss_per_day: None,
+                loss_fen_per_day: None,
+                acked_by: None,
+                acked_ms: None,
+            };
+            store.upsert_alert(&row)?;
+        }
         let last = store.last_seq()?;
         tracing::info!(store = %cfg.store.path.display(), last_seq = last, "store open");
         let (notify_tx, notify_rx) = tokio::sync::watch::channel(last);

@@ -212,6 +212,51 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens the store for the running gateway. A store that SQLite cannot open or that
+    /// fails `PRAGMA quick_check` (a disk fault, a file overwritten) is moved aside as
+    /// `NAME.corrupt-YYYYMMDDTHHMMSSZ` (with its `-wal` and `-shm`), a fresh store is
+    /// started in its place, and the returned path says where the old one went: polling
+    /// never stops in a restart loop over a damaged file. The old file is kept for
+    /// recovery by hand.
+    pub fn open_or_replace(path: &Path, limits: Limits) -> Result<(Store, Option<std::path::PathBuf>)> {
+        let checked = Store::open(path, limits).and_then(|s| {
+            let verdict: String =
+                s.lock().conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(|e| s.err(e))?;
+            if verdict == "ok" {
+                Ok(s)
+            } else {
+                Err(s.invalid(format!("quick_check: {verdict}")))
+            }
+        });
+        match checked {
+            Ok(s) => Ok((s, None)),
+            Err(e) if path.exists() => {
+                let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+                let aside = path.with_file_name(format!(
+                    "{}.corrupt-{stamp}",
+                    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+                ));
+                tracing::error!(store = %path.display(), error = %e, moved_to = %aside.display(), "the store is damaged; moved aside, starting a fresh one");
+                let moved = |from: &Path, to: &Path| {
+                    std::fs::rename(from, to).map_err(|io| StoreError::Invalid {
+                        path: from.display().to_string(),
+                        message: format!("the store is damaged ({e}) and cannot be moved aside: {io}"),
+                    })
+                };
+                moved(path, &aside)?;
+                for ext in ["-wal", "-shm"] {
+                    let side = std::path::PathBuf::from(format!("{}{ext}", path.display()));
+                    if side.exists() {
+                        moved(&side, &std::path::PathBuf::from(format!("{}{ext}", aside.display())))?;
+                    }
+                }
+                let fresh = Store::open(path, limits)?;
+                Ok((fresh, Some(aside)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn err(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Sqlite { path: self.path.clone(), source }
     }

@@ -200,3 +200,34 @@ fn size_pruning_keeps_what_an_unfrozen_month_needs() {
     assert!(left.iter().all(|s| s.reading.ts >= keep));
     assert_eq!(store.stats().unwrap().dropped.get("size_delivered"), Some(&1_500));
 }
+
+#[test]
+fn a_damaged_store_is_moved_aside_and_a_fresh_one_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        let store = Store::open(&path, Limits::default()).unwrap();
+        store.append(&[reading("d", "p", 1_000, Some(1.0), Quality::Good)]).unwrap();
+    }
+    // a healthy store opens as it is
+    let (store, replaced) = Store::open_or_replace(&path, Limits::default()).unwrap();
+    assert!(replaced.is_none());
+    assert_eq!(store.records(), 1);
+    drop(store);
+    // a disk fault: the file's pages overwritten past the header
+    let mut bytes = std::fs::read(&path).unwrap();
+    for b in bytes.iter_mut().skip(100) {
+        *b = 0xA5;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let _ = std::fs::remove_file(dir.path().join("s.db-wal"));
+    assert!(Store::open(&path, Limits::default()).and_then(|s| s.last_seq()).is_err(), "the plain open refuses it");
+    let (store, replaced) = Store::open_or_replace(&path, Limits::default()).unwrap();
+    let aside = replaced.expect("moved aside");
+    assert!(aside.file_name().unwrap().to_string_lossy().starts_with("s.db.corrupt-"), "{}", aside.display());
+    assert_eq!(std::fs::read(&aside).unwrap(), bytes, "the damaged file is kept as it was");
+    // the fresh store works
+    assert_eq!(store.records(), 0);
+    store.append(&[reading("d", "p", 2_000, Some(2.0), Quality::Good)]).unwrap();
+    assert_eq!(store.records(), 1);
+}
