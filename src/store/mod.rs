@@ -2,9 +2,13 @@
 //!
 //! Invariants:
 //! 1. **A reading exists once it is committed here.** Pollers hand readings to one writer,
-//!    which commits them in batches (SQLite, WAL, `synchronous = NORMAL`: a committed
-//!    transaction survives a process crash; a power cut may lose the last few hundred
-//!    milliseconds, never corrupt the file).
+//!    which commits them in batches (SQLite, WAL, `synchronous = NORMAL`). A committed
+//!    transaction survives a crash of the process (`kill -9`, a panic). A power cut or
+//!    a kernel crash may roll back the transactions committed since the WAL was last
+//!    synced to disk, which NORMAL does at each checkpoint: up to the WAL's 1000 pages
+//!    (about 4 MB; tens of seconds to minutes of readings, depending on the rate). The
+//!    file is never left corrupt by it, on storage that honours fsync. A file damaged
+//!    anyway (a failing card) is caught at start (`open_or_replace`).
 //! 2. **Every consumer has its own persistent cursor** (the highest sequence number it has
 //!    had confirmed by its receiver) and reads in sequence order after it. A cursor only
 //!    moves forward, and only after the receiver confirmed (MQTT PubAck, InfluxDB 2xx).
