@@ -14,43 +14,20 @@
 //! `target/bench/serial_line.json`.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pumphouse::config::{load_str, Mode};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn env_or(key: &str, default: u64) -> u64 {
     std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn pty_pair(dir: &Path, name: &str) -> (Kill, PathBuf, PathBuf) {
-    let (a, b) = (dir.join(format!("{name}-a")), dir.join(format!("{name}-b")));
-    let child = Command::new("socat")
-        .arg(format!("pty,raw,echo=0,link={}", a.display()))
-        .arg(format!("pty,raw,echo=0,link={}", b.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("socat (apt install socat)");
-    let t = Instant::now();
-    while !(a.exists() && b.exists()) {
-        assert!(t.elapsed() < Duration::from_secs(10), "socat made no pty pair");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (Kill(child), a, b)
 }
 
 /// A frame as it crossed the relay: when its first byte arrived, when its last byte left
@@ -93,12 +70,6 @@ fn relay(mut from: std::fs::File, mut to: std::fs::File, baud: u32, frames: Arc<
     }
 }
 
-fn python() -> PathBuf {
-    std::env::var_os("PUMPHOUSE_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
-}
-
 fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -123,8 +94,14 @@ struct Run {
 fn run(baud: u32, devices: u8, seconds: u64) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let (_gw_pair, gw_side, relay_a) = pty_pair(d, "gw");
-    let (_dev_pair, relay_b, dev_side) = pty_pair(d, "dev");
+    // the tests' null-modem cables: one for the gateway, one for the fleet
+    let (gw_dir, dev_dir) = (d.join("gw"), d.join("dev"));
+    std::fs::create_dir_all(&gw_dir).expect("dir");
+    std::fs::create_dir_all(&dev_dir).expect("dir");
+    let gw_pair = common::serial_pair(&gw_dir);
+    let dev_pair = common::serial_pair(&dev_dir);
+    let (gw_side, relay_a) = (gw_pair.a.clone(), gw_pair.b.clone());
+    let (relay_b, dev_side) = (dev_pair.a.clone(), dev_pair.b.clone());
     let spec = serde_json::json!({
         "transport": "rtu",
         "tty": dev_side.to_string_lossy(),
@@ -133,7 +110,7 @@ fn run(baud: u32, devices: u8, seconds: u64) -> Run {
         })).collect::<Vec<_>>(),
     });
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/modbus_device.py");
-    let mut child = Command::new(python())
+    let mut child = Command::new(common::python())
         .arg(&script)
         .arg(spec.to_string())
         .stdout(Stdio::piped())
@@ -143,7 +120,7 @@ fn run(baud: u32, devices: u8, seconds: u64) -> Run {
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("READY");
     assert!(line.starts_with("READY"), "pymodbus did not start: {line}");
-    let _device = Kill(child);
+    let _device = common::Proc(child);
     let open = |p: &Path| std::fs::OpenOptions::new().read(true).write(true).open(p).expect("open pty");
     let (requests, responses) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
     let (a, b) = (open(&relay_a), open(&relay_b));
