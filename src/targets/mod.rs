@@ -499,12 +499,11 @@ pub fn from_store(
     as_of: DateTime<Utc>,
 ) -> Result<Targets, StoreError> {
     let tz = cfg.site.timezone;
+    // from the baseline year's January to the month's end; where a bound does not
+    // exist (a baseline year before 2000), everything on that side — never an empty read
     let first = month.year_before().and_then(|b| Month::new(b.year(), 1)).and_then(|m| m.bounds(tz));
-    let last = month.bounds(tz);
-    let (from, to) = match (first, last) {
-        (Some((a, _)), Some((_, b))) => (ms(a), ms(b)),
-        _ => (0, 0),
-    };
+    let from = first.map_or(i64::MIN, |(a, _)| ms(a));
+    let to = month.bounds(tz).map_or(i64::MAX, |(_, b)| ms(b));
     let alerts = store.alerts_between(from, to)?;
     let passes = store.alert_passes()?;
     let customers = |zone: &str| cfg.topology.customers(zone);
