@@ -174,14 +174,16 @@ struct Figures {
 }
 
 impl Figures {
-    fn value(&self, m: Measure) -> i64 {
-        match m {
+    /// The figure of a safety or service measure; `None` for the gap, which the ledger
+    /// gives, not the alert records.
+    fn value(&self, m: Measure) -> Option<i64> {
+        Some(match m {
             Measure::Incidents => self.incidents.len() as i64,
             Measure::Interruptions => self.interruptions.len() as i64,
             Measure::CustomerMinutes => self.interruptions.iter().map(|i| i.customer_minutes).sum(),
             Measure::LowPressureMinutes => self.low_pressure_ms.values().sum::<i64>() / 60_000,
-            Measure::GapFen => 0,
-        }
+            Measure::GapFen => return None,
+        })
     }
 }
 
@@ -349,7 +351,7 @@ pub fn compute(input: &Input<'_>) -> Targets {
         });
         given
             .map(|v| (v, BaselineSource::Config))
-            .or_else(|| hist.as_ref().map(|f| (f.value(measure), BaselineSource::History)))
+            .or_else(|| hist.as_ref().and_then(|f| f.value(measure)).map(|v| (v, BaselineSource::History)))
     };
     let months: Vec<Month> = Month::new(month.year(), 1)
         .map(|jan| jan.iter_from().take_while(|m| *m <= month).collect())
@@ -404,7 +406,7 @@ pub fn compute(input: &Input<'_>) -> Targets {
         if base.is_none() {
             missing_base.push(measure);
         }
-        let this = this_month.as_ref().map(|f| f.value(measure));
+        let this = this_month.as_ref().and_then(|f| f.value(measure));
         rows.push(Row {
             target: measure.target(),
             measure,
@@ -415,7 +417,7 @@ pub fn compute(input: &Input<'_>) -> Targets {
             status: judge(this, base.map(|b| b.0)),
             baseline_source: base.map(|b| b.1),
         });
-        let this: Option<i64> = ytd_this.iter().map(|f| f.as_ref().map(|f| f.value(measure))).sum();
+        let this: Option<i64> = ytd_this.iter().map(|f| f.as_ref().and_then(|f| f.value(measure))).sum();
         let bases: Option<Vec<(i64, BaselineSource)>> =
             ytd_hist.iter().map(|(m, h)| m.year_before().and_then(|b| base_of(b, measure, h))).collect();
         let base = bases.as_ref().map(|v| v.iter().map(|x| x.0).sum::<i64>());
