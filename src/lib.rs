@@ -19,6 +19,8 @@
 //!   panic or an unasked end, counted), a leaf.
 //! - [`model`]: the vocabulary: [`model::Reading`], [`model::Quantity`],
 //!   [`model::Quality`], [`model::AlertRule`], [`model::Severity`], [`model::Month`].
+//! - [`clock`]: whether the wall clock can stamp readings (not set yet, stepped back);
+//!   pure verdicts the writer applies.
 //! - [`modbus`]: profiles as data and their TOML form, the pure decoder and request
 //!   planner, and the poller (the only part that does Modbus I/O).
 //! - [`store`]: the local store, one file per table family (readings, cursors, pruning,
@@ -50,6 +52,7 @@
 
 pub mod alerts;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod diag;
 pub mod gateway;

@@ -140,6 +140,9 @@ pub enum Quality {
     /// The value is outside the point's plausible range (or a 4–20 mA loop outside its
     /// live zone: a broken wire or a failed transmitter). The value is kept for diagnosis.
     OutOfRange,
+    /// Stamped by a wall clock that had stepped back behind readings already committed
+    /// (see `clock`): kept and delivered, not used by the ledger or the alert rules.
+    ClockBehind,
 }
 
 impl Quality {
@@ -148,7 +151,7 @@ impl Quality {
     }
 
     /// The stable code used in JSON, MQTT and InfluxDB: `good`, `timeout`, `transport`,
-    /// `exception_02`, `decode_error`, `not_finite`, `out_of_range`.
+    /// `exception_02`, `decode_error`, `not_finite`, `out_of_range`, `clock_behind`.
     /// Borrowed for every code but an exception's: no allocation per reading on the hot
     /// path.
     pub fn code(&self) -> std::borrow::Cow<'static, str> {
@@ -161,6 +164,7 @@ impl Quality {
             Quality::DecodeError => Cow::Borrowed("decode_error"),
             Quality::NotFinite => Cow::Borrowed("not_finite"),
             Quality::OutOfRange => Cow::Borrowed("out_of_range"),
+            Quality::ClockBehind => Cow::Borrowed("clock_behind"),
         }
     }
 }
@@ -175,6 +179,7 @@ impl Quality {
             "decode_error" => Quality::DecodeError,
             "not_finite" => Quality::NotFinite,
             "out_of_range" => Quality::OutOfRange,
+            "clock_behind" => Quality::ClockBehind,
             other => Quality::Exception(u8::from_str_radix(other.strip_prefix("exception_")?, 16).ok()?),
         })
     }

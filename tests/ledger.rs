@@ -81,18 +81,20 @@ fn bad_rows_are_reported_with_their_line_and_good_ones_kept() {
          2022-01-01T01:00:00+01:00,dma-4,flow,101\n\
          2022-01-01T01:00:00+01:00,dma-4,positive_total,NaN\n\
          2022-01-01T01:00:00+01:00,dma-4,positive_total\n\
-         2022-01-01T02:00:00+01:00,dma-4,positive_total,102.25\n",
+         2022-01-01T02:00:00+01:00,dma-4,positive_total,102.25\n\
+         2099-01-01T00:00:00Z,dma-4,positive_total,103\n",
     )
     .unwrap();
     let (code, out, err) = pumphouse(&["import", "-c", &cfg, "--csv", &csv.to_string_lossy()]);
     assert_eq!(code, 3, "bad rows make the exit status non-zero");
-    assert!(out.contains("7 rows, 2 imported, 0 already present, 5 refused"), "{out}");
+    assert!(out.contains("8 rows, 2 imported, 0 already present, 6 refused"), "{out}");
     for (line, why) in [
         (3, "`yesterday` is not an ISO 8601 time"),
         (4, "no device `dma-99`"),
         (5, "device `dma-4` has no point `flow`"),
         (6, "`NaN` is not a number"),
         (7, "`` is not a number"),
+        (9, "2099-01-01T00:00:00+00:00 is in the future"),
     ] {
         assert!(err.contains(&format!("bad.csv:{line}: {why}")), "line {line}: {err}");
     }

@@ -46,6 +46,7 @@ pub fn import(cfg: &Config, path: &std::path::Path, progress: bool) -> anyhow::R
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let bar = if progress { super::progress_bar(size, "importing") } else { indicatif::ProgressBar::hidden() };
     let mut batch: Vec<Reading> = Vec::new();
+    let now = chrono::Utc::now();
     let flush = |batch: &mut Vec<Reading>, report: &mut ImportReport| -> anyhow::Result<()> {
         if batch.is_empty() {
             return Ok(());
@@ -83,6 +84,15 @@ pub fn import(cfg: &Config, path: &std::path::Path, progress: bool) -> anyhow::R
                 continue;
             }
         };
+        // A reading from the future is a typo or a wrong offset; stored, it would also
+        // make every live reading look stamped by a clock gone back.
+        if ts > now + chrono::TimeDelta::minutes(5) {
+            report.bad.push((
+                line,
+                format!("{} is in the future (this machine's clock reads {})", ts.to_rfc3339(), now.to_rfc3339()),
+            ));
+            continue;
+        }
         let dev_name = field(c_dev);
         let Some(device) = cfg.device(&dev_name) else {
             report.bad.push((line, format!("no device `{dev_name}` in the configuration")));

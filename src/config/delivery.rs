@@ -36,6 +36,9 @@ impl fmt::Debug for Secret {
 pub struct StoreConfig {
     pub path: PathBuf,
     pub limits: store::Limits,
+    /// Most readings kept in memory while the store refuses writes or the clock is not
+    /// set; past it the oldest are dropped (counted).
+    pub memory_queue: usize,
 }
 
 /// What one MQTT message carries.
@@ -242,9 +245,17 @@ pub fn validate_store(raw: &RawStore, diags: &mut Diagnostics) -> StoreConfig {
         },
     };
     let max_age = duration(&raw.max_age, defaults.max_age, "store.max_age", diags);
+    let memory_queue = match raw.memory_queue.unwrap_or(200_000) {
+        n @ 1000..=50_000_000 => n as usize,
+        n => {
+            diags.error("store.memory_queue", format!("{n} is outside 1000..=50000000 readings"));
+            200_000
+        }
+    };
     StoreConfig {
         path: PathBuf::from(raw.path.clone().unwrap_or_else(|| "/var/lib/pumphouse/store.db".into())),
         limits: store::Limits { max_size, max_age },
+        memory_queue,
     }
 }
 

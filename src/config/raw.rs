@@ -64,6 +64,7 @@ pub struct RawStore {
     pub path: Option<String>,
     pub max_size: Option<String>,
     pub max_age: Option<String>,
+    pub memory_queue: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

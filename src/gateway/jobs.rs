@@ -29,6 +29,16 @@ where
     }
 }
 
+/// Whether the wall clock is set; jobs that read "now" (which month, which nights) wait
+/// for it. Pruning does not: the store's bounds hold whatever the clock says.
+pub(super) fn clock_set(now: chrono::DateTime<Utc>, job: &str) -> bool {
+    let set = crate::clock::is_set(now);
+    if !set {
+        tracing::warn!(clock = %now, job, "the clock is not set (earlier than this build): skipped");
+    }
+    set
+}
+
 /// Closed months are frozen first: the ledger must never depend on readings the pruning
 /// is about to drop. Then the age and size limits — the size pass never touches the
 /// oldest month not frozen yet (nor anything after it), so a freeze that fails holds back
@@ -66,6 +76,9 @@ pub(super) async fn prune(cfg: Arc<Config>, store: Arc<Store>, consumers: Arc<Ve
 /// to every InfluxDB as the `ledger` measurement.
 pub(super) async fn publish_ledgers(cfg: Arc<Config>, store: Arc<Store>) {
     let now = Utc::now();
+    if !clock_set(now, "publishing the ledger") {
+        return;
+    }
     let Some(this) = Month::containing(now, cfg.site.timezone) else { return };
     let mut months = vec![this];
     if let Some(last) = Month::containing(now - TimeDelta::days(3), cfg.site.timezone).filter(|m| *m != this) {
@@ -98,6 +111,9 @@ pub(super) async fn publish_ledgers(cfg: Arc<Config>, store: Arc<Store>) {
 /// change not yet confirmed by MQTT, the webhook and InfluxDB.
 pub(super) async fn alert_pass(cfg: Arc<Config>, store: Arc<Store>, health: Arc<deliver::DeliveryHealth>) {
     let now = Utc::now();
+    if !clock_set(now, "the alert pass") {
+        return;
+    }
     let (c, s) = (cfg.clone(), store.clone());
     let evaluated = tokio::task::spawn_blocking(move || evaluate::record(&c, &s, now - TimeDelta::days(3), now)).await;
     match evaluated {

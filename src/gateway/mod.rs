@@ -134,7 +134,9 @@ impl Gateway {
         let last = store.last_seq()?;
         tracing::info!(store = %cfg.store.path.display(), last_seq = last, "store open");
         let (notify_tx, notify_rx) = tokio::sync::watch::channel(last);
-        let last_commit = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let intake = Arc::new(crate::store::Intake::default());
+        // stamps are judged against the newest committed: a clock gone back is seen
+        let guard = crate::clock::Guard::new(crate::clock::build_time(), store.newest_ts()?);
 
         // HTTP first: a port conflict is a start-up error, before anything runs.
         let listener = match &cfg.http {
@@ -152,14 +154,20 @@ impl Gateway {
         let pollers = TaskTracker::new();
         let (rx, stats) = spawn_pollers(cfg, &pollers, &poll_cancel, &restarts);
         pollers.close();
-        let last_good = Arc::new(std::sync::atomic::AtomicI64::new(0));
         // The writer cannot be restarted (it owns the channel the pollers send to): if it
         // ends before the pollers, `failed` tells `run`, which exits non-zero so that the
         // service manager starts the gateway again.
         let failed = CancellationToken::new();
-        let writer =
-            writer::spawn(store.clone(), rx, notify_tx, last_commit.clone(), last_good.clone(), tap, failed.clone())
-                .context("cannot start the store writer thread")?;
+        let w = writer::Writer {
+            store: store.clone(),
+            notify: notify_tx,
+            intake: intake.clone(),
+            tap,
+            capacity: cfg.store.memory_queue,
+            clock: Arc::new(crate::clock::SystemClock::default()),
+            guard,
+        };
+        let writer = writer::spawn(w, rx, failed.clone()).context("cannot start the store writer thread")?;
 
         let sinks = TaskTracker::new();
         let mut healths: Vec<Arc<SinkHealth>> = Vec::new();
@@ -258,8 +266,7 @@ impl Gateway {
                         zone: d.zone.to_string(),
                     })
                     .collect(),
-                last_commit_ms: last_commit,
-                last_good_ms: last_good,
+                intake,
                 polling_stall: (max_interval * 3).max(Duration::from_secs(60)),
                 sink_stall: h.stall_after,
                 started_ms: Utc::now().timestamp_millis(),

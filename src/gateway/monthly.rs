@@ -185,6 +185,9 @@ pub async fn announce(cfg: std::sync::Arc<Config>, store: std::sync::Arc<Store>)
 
 /// One pass: write what is due, announce what is not confirmed, and say what failed.
 pub async fn pass(cfg: std::sync::Arc<Config>, store: std::sync::Arc<Store>, health: std::sync::Arc<JobHealth>) {
+    if !super::jobs::clock_set(Utc::now(), "the monthly ledger") {
+        return;
+    }
     let (c, s) = (cfg.clone(), store.clone());
     let written = tokio::task::spawn_blocking(move || write_due(&c, &s, Utc::now())).await;
     let mut problem = match written {

@@ -1,14 +1,27 @@
 //! The writer: the one place polled readings are committed. It runs on a thread of its
 //! own, so that SQLite's blocking calls never hold an async worker.
+//!
+//! It never holds the pollers up: readings it cannot commit yet wait in a bounded memory
+//! queue, for two reasons.
+//! - **The store refuses writes** (disk full, I/O error, read-only): the writer tries
+//!   again with a growing delay (0.5 s up to 30 s, never a busy loop) and commits the
+//!   queue when the store takes writes again.
+//! - **The wall clock is not set** (see [`crate::clock`]): readings are held with their
+//!   monotonic time and stamped again once it is.
+//!
+//! When the queue is full the oldest readings go first; each is counted (in `/metrics`
+//! at once, and in the store's `dropped` table as `memory_queue` once it takes writes).
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use chrono::Utc;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
+use crate::clock::{Clock, Guard, Held};
 use crate::model::Reading;
-use crate::store::Store;
+use crate::store::{Intake, Store};
 
 /// Largest number of readings committed in one transaction.
 const MAX_BATCH: usize = 5000;
@@ -19,17 +32,32 @@ const MAX_BATCH: usize = 5000;
 /// before it is committed; under load the window fills up at once.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Commits readings from the pollers to the store in batches and tells the consumers.
-/// Ends when every poller has ended and the channel is drained: nothing read is dropped
-/// on shutdown. Committed batches are also offered to `tap` (a display), which may miss
-/// some when it is slow; the store has them all.
+/// How often held readings look at the clock again when nothing arrives.
+const CLOCK_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long the writer keeps trying, once the pollers have stopped, to commit what waits
+/// in memory before it gives up (and says how many readings are lost).
+const LAST_TRIES: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Everything the writer works with.
+pub struct Writer {
+    pub store: Arc<Store>,
+    pub notify: watch::Sender<i64>,
+    pub intake: Arc<Intake>,
+    /// Committed batches are also offered here (a display), which may miss some when it is
+    /// slow; the store has them all.
+    pub tap: Option<mpsc::Sender<Vec<Reading>>>,
+    /// Most readings waiting in memory (unwritten and held together).
+    pub capacity: usize,
+    pub clock: Arc<dyn Clock>,
+    pub guard: Guard,
+}
+
+/// Starts the writer on its own thread. It ends when every poller has ended and what it
+/// holds is committed (or, with the store refusing writes, after [`LAST_TRIES`]).
 pub(super) fn spawn(
-    store: Arc<Store>,
+    w: Writer,
     rx: mpsc::Receiver<Vec<Reading>>,
-    notify: watch::Sender<i64>,
-    last_commit_ms: Arc<AtomicI64>,
-    last_good_ms: Arc<AtomicI64>,
-    tap: Option<mpsc::Sender<Vec<Reading>>>,
     failed: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     // a runtime of the writer's own, for waiting on the channel with a deadline
@@ -46,64 +74,186 @@ pub(super) fn spawn(
             }
         }
         let _ended = Ended(failed);
-        rt.block_on(run(&store, rx, &notify, (&last_commit_ms, &last_good_ms), tap.as_ref()))
+        rt.block_on(run(w, rx))
     })
 }
 
-async fn run(
-    store: &Store,
-    mut rx: mpsc::Receiver<Vec<Reading>>,
-    notify: &watch::Sender<i64>,
-    // when readings were last committed, and when a good one was
-    (last_commit_ms, last_good_ms): (&AtomicI64, &AtomicI64),
-    tap: Option<&mpsc::Sender<Vec<Reading>>>,
-) {
-    while let Some(first) = rx.recv().await {
-        let mut batches = vec![first];
-        let mut count = batches[0].len();
-        let deadline = tokio::time::Instant::now() + GATHER;
-        while count < MAX_BATCH {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(more)) => {
-                    count += more.len();
-                    batches.push(more);
-                }
-                // the pollers have ended (shutdown), or the window is over
-                Ok(None) | Err(_) => break,
-            }
-        }
-        // the display gets the batches as they came; without one they are moved, not copied
-        let all: Vec<Reading> = match tap {
-            Some(_) => batches.iter().flatten().cloned().collect(),
-            None => std::mem::take(&mut batches).into_iter().flatten().collect(),
+/// The store refusing writes: how many tries so far, and when the next one is due.
+struct Failing {
+    attempt: u32,
+    next: Instant,
+    last_log: Instant,
+}
+
+pub async fn run(mut w: Writer, mut rx: mpsc::Receiver<Vec<Reading>>) {
+    let mut pending: VecDeque<Reading> = VecDeque::new();
+    let mut held: VecDeque<Held> = VecDeque::new();
+    let mut failing: Option<Failing> = None;
+    // dropped from memory, not yet counted in the store
+    let mut uncounted: i64 = 0;
+    let mut closed_at: Option<Instant> = None;
+    loop {
+        // Wait for readings, or until a retry is due or the clock should be looked at.
+        let wake = match (&failing, held.is_empty()) {
+            (Some(f), _) => Some(f.next),
+            (None, false) => Some(Instant::now() + CLOCK_CHECK),
+            (None, true) => None,
         };
-        let mut attempt = 0u32;
-        loop {
-            match store.append(&all) {
-                Ok(last) => {
-                    let _ = notify.send(last);
-                    let now = Utc::now().timestamp_millis();
-                    last_commit_ms.store(now, Ordering::Relaxed);
-                    if all.iter().any(|r| r.quality.is_good()) {
-                        last_good_ms.store(now, Ordering::Relaxed);
+        let mut batches = Vec::new();
+        if closed_at.is_none() {
+            let first = match wake {
+                None => rx.recv().await.ok_or(()),
+                Some(at) => match tokio::time::timeout_at(at, rx.recv()).await {
+                    Ok(Some(b)) => Ok(b),
+                    Ok(None) => Err(()),
+                    Err(_) => Ok(Vec::new()),
+                },
+            };
+            match first {
+                Ok(b) => {
+                    let mut count = b.len();
+                    batches.push(b);
+                    let deadline = Instant::now() + GATHER;
+                    while count > 0 && count < MAX_BATCH {
+                        match tokio::time::timeout_at(deadline, rx.recv()).await {
+                            Ok(Some(more)) => {
+                                count += more.len();
+                                batches.push(more);
+                            }
+                            // the pollers have ended (shutdown), or the window is over
+                            Ok(None) => {
+                                closed_at = Some(Instant::now());
+                                break;
+                            }
+                            Err(_) => break,
+                        }
                     }
-                    break;
                 }
-                Err(e) => {
-                    // Keep the batch and hold the pollers (back-pressure) until the disk
-                    // takes it again: losing readings here is what the store prevents.
-                    if attempt == 0 {
-                        tracing::error!(error = %e, readings = all.len(), "cannot commit readings; retrying");
+                Err(()) => closed_at = Some(Instant::now()),
+            }
+        } else if let Some(f) = &failing {
+            tokio::time::sleep_until(f.next).await;
+        }
+
+        // Judge every stamp: hold those of a clock not set, flag those of a clock behind.
+        let (wall, mono) = (w.clock.wall(), w.clock.mono().as_millis() as i64);
+        for r in batches.into_iter().flatten() {
+            match w.guard.admit(r, wall, mono) {
+                Ok(r) => {
+                    if r.quality == crate::model::Quality::ClockBehind {
+                        w.intake.behind.fetch_add(1, Ordering::Relaxed);
                     }
-                    attempt += 1;
-                    std::thread::sleep(crate::sinks::retry_delay(attempt));
+                    pending.push_back(r);
+                }
+                Err(h) => {
+                    if held.is_empty() {
+                        tracing::error!(clock = %wall, built = %crate::clock::build_time(), "the clock is not set (earlier than this build): readings are held until it is");
+                        w.intake.holding_since_ms.store(wall.timestamp_millis(), Ordering::Relaxed);
+                    }
+                    held.push_back(h);
                 }
             }
         }
-        if let Some(t) = tap {
-            for b in batches {
-                let _ = t.try_send(b);
+        if !held.is_empty() && w.guard.is_set(wall) {
+            tracing::warn!(clock = %wall, readings = held.len(), "the clock is set: held readings stamped again from the time they were taken");
+            let mut released: VecDeque<Reading> = held.drain(..).map(|h| w.guard.release(h, wall, mono)).collect();
+            released.append(&mut pending);
+            pending = released;
+            w.intake.holding_since_ms.store(0, Ordering::Relaxed);
+        }
+
+        // Bounded: the oldest go first, held ones (older) before unwritten ones.
+        let over = (pending.len() + held.len()).saturating_sub(w.capacity);
+        if over > 0 {
+            let from_held = over.min(held.len());
+            held.drain(..from_held);
+            pending.drain(..over - from_held);
+            if uncounted == 0 {
+                tracing::error!(capacity = w.capacity, "readings waiting in memory exceed [store] memory_queue: the oldest are dropped (counted as memory_queue)");
+            }
+            uncounted += over as i64;
+            w.intake.dropped.fetch_add(over as u64, Ordering::Relaxed);
+        }
+
+        // Commit what waits, unless the store refused and the next try is not due yet.
+        if !pending.is_empty() && failing.as_ref().is_none_or(|f| Instant::now() >= f.next) {
+            commit(&mut w, &mut pending, &mut failing, &mut uncounted);
+        }
+        w.intake.unwritten.store(pending.len() as i64, Ordering::Relaxed);
+        w.intake.held.store(held.len() as i64, Ordering::Relaxed);
+
+        if let Some(at) = closed_at {
+            let given_up = Instant::now() >= at + LAST_TRIES;
+            if (pending.is_empty() && held.is_empty()) || given_up {
+                if !pending.is_empty() {
+                    tracing::error!(
+                        readings = pending.len(),
+                        "stopping with readings the store refused: they are lost"
+                    );
+                }
+                if !held.is_empty() {
+                    tracing::error!(
+                        readings = held.len(),
+                        "stopping while the clock is not set: the readings held are lost"
+                    );
+                }
+                return;
+            }
+            if failing.is_none() {
+                // only held readings are left: look at the clock again in a while
+                tokio::time::sleep(CLOCK_CHECK).await;
             }
         }
     }
 }
+
+/// Commits `pending` in transactions of at most [`MAX_BATCH`], oldest first, until it is
+/// empty or the store refuses.
+fn commit(w: &mut Writer, pending: &mut VecDeque<Reading>, failing: &mut Option<Failing>, uncounted: &mut i64) {
+    while !pending.is_empty() {
+        let n = pending.len().min(MAX_BATCH);
+        let chunk = &pending.make_contiguous()[..n];
+        match w.store.append(chunk) {
+            Ok(last) => {
+                let _ = w.notify.send(last);
+                let now = chrono::Utc::now().timestamp_millis();
+                w.intake.last_commit_ms.store(now, Ordering::Relaxed);
+                if chunk.iter().any(|r| r.quality.is_good()) {
+                    w.intake.last_good_ms.store(now, Ordering::Relaxed);
+                }
+                if let Some(t) = &w.tap {
+                    let _ = t.try_send(chunk.to_vec());
+                }
+                pending.drain(..n);
+                if let Some(f) = failing.take() {
+                    tracing::warn!(tries = f.attempt, "the store takes writes again");
+                    w.intake.failing_since_ms.store(0, Ordering::Relaxed);
+                    w.intake.set_error(None);
+                }
+                if *uncounted > 0 && w.store.count_dropped("memory_queue", *uncounted).is_ok() {
+                    *uncounted = 0;
+                }
+            }
+            Err(e) => {
+                let now = Instant::now();
+                let f = failing.get_or_insert_with(|| {
+                    tracing::error!(error = %e, readings = pending.len(), "the store refuses writes; readings wait in memory");
+                    w.intake.failing_since_ms.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+                    Failing { attempt: 0, next: now, last_log: now }
+                });
+                f.attempt += 1;
+                w.intake.refusals.fetch_add(1, Ordering::Relaxed);
+                f.next = now + crate::sinks::retry_delay(f.attempt);
+                if now.duration_since(f.last_log) >= std::time::Duration::from_secs(60) {
+                    tracing::warn!(error = %e, readings = pending.len(), tries = f.attempt, "the store still refuses writes");
+                    f.last_log = now;
+                }
+                w.intake.set_error(Some(e.to_string()));
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

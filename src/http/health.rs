@@ -63,11 +63,11 @@ fn sink_views(st: &AppState) -> Result<(i64, Vec<SinkView>), StoreError> {
 pub fn problems(st: &AppState) -> Vec<String> {
     let now = Utc::now().timestamp_millis();
     let mut out = Vec::new();
-    let since_good = now - st.last_good_ms.load(Ordering::Relaxed).max(st.started_ms);
+    let since_good = now - st.intake.last_good_ms.load(Ordering::Relaxed).max(st.started_ms);
     if !st.devices.is_empty() && since_good > st.polling_stall.as_millis() as i64 {
         out.push(format!("no device has given a good reading for {} s", since_good / 1000));
     }
-    let since_commit = now - st.last_commit_ms.load(Ordering::Relaxed).max(st.started_ms);
+    let since_commit = now - st.intake.last_commit_ms.load(Ordering::Relaxed).max(st.started_ms);
     if since_commit > st.polling_stall.as_millis() as i64 {
         out.push(format!("no readings committed for {} s", since_commit / 1000));
     }
@@ -78,6 +78,7 @@ pub fn problems(st: &AppState) -> Vec<String> {
             Vec::new()
         }
     };
+    out.extend(st.intake.problems(now));
     out.extend(st.jobs.iter().filter_map(|j| j.problem()));
     // a receiver that refuses every batch moves its queue (the batches are set aside),
     // but delivers nothing
@@ -193,6 +194,50 @@ pub fn render_metrics(st: &AppState) -> String {
                 );
             }
         }
+    }
+    // the writer's figures come from memory: shown even when the store cannot be read
+    let i = &st.intake;
+    let intake: [(&str, &str, &str, i64); 6] = [
+        (
+            "pumphouse_intake_unwritten",
+            "gauge",
+            "Readings waiting in memory because the store refuses writes.",
+            i.unwritten.load(Ordering::Relaxed),
+        ),
+        (
+            "pumphouse_intake_held",
+            "gauge",
+            "Readings held in memory until the wall clock is set.",
+            i.held.load(Ordering::Relaxed),
+        ),
+        (
+            "pumphouse_intake_dropped_total",
+            "counter",
+            "Readings dropped from memory (oldest first) because the queue was full: losses.",
+            i.dropped.load(Ordering::Relaxed) as i64,
+        ),
+        (
+            "pumphouse_intake_clock_behind_total",
+            "counter",
+            "Readings committed flagged clock_behind (the clock stepped back).",
+            i.behind.load(Ordering::Relaxed) as i64,
+        ),
+        (
+            "pumphouse_intake_store_refusals_total",
+            "counter",
+            "Commits of readings the store refused (each retry counts).",
+            i.refusals.load(Ordering::Relaxed) as i64,
+        ),
+        (
+            "pumphouse_intake_store_refusing",
+            "gauge",
+            "1 while the store refuses writes (disk full, I/O error, read-only).",
+            i64::from(i.failing_since_ms.load(Ordering::Relaxed) > 0),
+        ),
+    ];
+    for (name, kind, help, v) in intake {
+        family(&mut m, name, kind, help);
+        let _ = writeln!(m, "{name} {v}");
     }
     let store_stats = st.store.stats();
     if let Err(e) = &store_stats {
@@ -341,7 +386,6 @@ fn status_json(st: &AppState) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicI64;
     use std::time::Duration;
 
     use super::*;
@@ -351,14 +395,15 @@ mod tests {
     fn state(dir: &std::path::Path, sinks: Vec<Arc<SinkHealth>>, started_ago_s: i64) -> AppState {
         let (cfg, _) = crate::config::load_str("[site]\nname = \"s\"\n", crate::config::Mode::Check).unwrap();
         let now = Utc::now().timestamp_millis();
+        let intake = crate::store::Intake::default();
+        intake.last_commit_ms.store(now, Ordering::Relaxed);
         AppState {
             store: Arc::new(crate::store::Store::open(&dir.join("s.db"), Default::default()).unwrap()),
             config: Arc::new(cfg),
             sinks,
             stats: Default::default(),
             devices: vec![DeviceLabels { device: "m1".into(), bus: "b".into(), zone: "z".into() }],
-            last_commit_ms: Arc::new(AtomicI64::new(now)),
-            last_good_ms: Arc::new(AtomicI64::new(0)),
+            intake: Arc::new(intake),
             polling_stall: Duration::from_secs(60),
             sink_stall: Duration::from_secs(60),
             started_ms: now - started_ago_s * 1000,
@@ -377,7 +422,7 @@ mod tests {
         let st = state(dir.path(), Vec::new(), 300);
         let p = problems(&st);
         assert!(p.iter().any(|x| x.starts_with("no device has given a good reading for")), "{p:?}");
-        st.last_good_ms.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+        st.intake.last_good_ms.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
         assert!(problems(&st).is_empty());
     }
 
@@ -386,7 +431,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sink = Arc::new(SinkHealth::new("influxdb:x", "influxdb:x"));
         let st = state(dir.path(), vec![sink.clone()], 300);
-        st.last_good_ms.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+        st.intake.last_good_ms.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
         // refusals set the batches aside: the queue moves, nothing is delivered
         sink.refused();
         sink.progress();

@@ -9,7 +9,6 @@ pub mod page;
 
 pub use health::{problems, render_metrics};
 
-use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,11 +29,8 @@ pub struct AppState {
     pub stats: poller::Stats,
     /// Every configured device with its labels.
     pub devices: Vec<DeviceLabels>,
-    /// Unix ms of the last commit of readings to the store.
-    pub last_commit_ms: Arc<AtomicI64>,
-    /// Unix ms of the last commit that held a good reading: timeouts are committed too,
-    /// so every meter dead still commits.
-    pub last_good_ms: Arc<AtomicI64>,
+    /// What the writer reports: last commits, readings waiting in memory and why.
+    pub intake: Arc<crate::store::Intake>,
     /// No commit for this long means polling has stopped.
     pub polling_stall: Duration,
     pub sink_stall: Duration,

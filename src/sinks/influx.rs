@@ -216,17 +216,19 @@ pub async fn run(
         if cancel.is_cancelled() && stop_at.is_none() {
             stop_at = Some(tokio::time::Instant::now() + drain);
         }
-        let cursor = match store.cursor(&consumer) {
-            Ok(c) => c,
+        // A store that cannot be read is waited for, with the same backoff as the
+        // receiver: never a cursor taken as 0 (everything again), never a busy loop.
+        let read = store.cursor(&consumer).and_then(|c| store.read_after(c, batch_size));
+        let batch = match read {
+            Ok(b) => b,
             Err(e) => {
-                health.failure(e.to_string());
-                0
+                attempt += 1;
+                if store_trouble(&health, &e, attempt, &cancel, stop_at).await {
+                    return;
+                }
+                continue;
             }
         };
-        let batch = store.read_after(cursor, batch_size).unwrap_or_else(|e| {
-            health.failure(e.to_string());
-            Vec::new()
-        });
         if batch.is_empty()
             || (batch.len() < batch_size && stop_at.is_none() && attempt == 0 && young(&batch, cfg.flush_interval))
         {
@@ -248,14 +250,19 @@ pub async fn run(
         };
         match verdict {
             Verdict::Delivered => {
+                health.connected.store(true, Ordering::Relaxed);
+                batch_size = cfg.batch_size;
                 if let Err(e) = store.advance(&consumer, last) {
-                    health.failure(e.to_string());
+                    // delivered but not recorded: the batch goes again (at least once),
+                    // after a pause rather than as fast as the database answers
+                    attempt += 1;
+                    if store_trouble(&health, &e, attempt, &cancel, stop_at).await {
+                        return;
+                    }
                 } else {
                     health.success(batch.len() as u64);
-                    health.connected.store(true, Ordering::Relaxed);
+                    attempt = 0;
                 }
-                attempt = 0;
-                batch_size = cfg.batch_size;
                 continue;
             }
             Verdict::Refused(why) => {
@@ -271,7 +278,11 @@ pub async fn run(
                 } else {
                     attempt += 1;
                     // the store itself failed: wait before trying again
-                    tokio::time::sleep(retry_delay(attempt)).await;
+                    let e = "the store cannot set the refused batch aside".to_string();
+                    health.failure(e);
+                    if pause(attempt, &cancel, stop_at).await {
+                        return;
+                    }
                 }
                 continue;
             }
@@ -296,20 +307,44 @@ pub async fn run(
                     tracing::warn!(sink = %health.name, reason = %why, "InfluxDB write failed; retrying");
                 }
                 health.failure(why);
-                let delay = retry_delay(attempt);
+                if pause(attempt, &cancel, stop_at).await {
+                    return;
+                }
                 attempt += 1;
-                if let Some(at) = stop_at {
-                    if tokio::time::Instant::now() + delay > at {
-                        return;
-                    }
-                }
-                tokio::select! {
-                    () = cancel.cancelled(), if stop_at.is_none() => {}
-                    () = tokio::time::sleep(delay) => {}
-                }
             }
         }
     }
+}
+
+/// Waits `retry_delay(attempt)`, cut short by a cancel (then the drain deadline counts);
+/// true when the sink should stop now.
+async fn pause(attempt: u32, cancel: &CancellationToken, stop_at: Option<tokio::time::Instant>) -> bool {
+    let delay = retry_delay(attempt);
+    if let Some(at) = stop_at {
+        if tokio::time::Instant::now() + delay > at {
+            return true;
+        }
+    }
+    tokio::select! {
+        () = cancel.cancelled(), if stop_at.is_none() => {}
+        () = tokio::time::sleep(delay) => {}
+    }
+    false
+}
+
+/// Reports a store error (logged on the first of a run) and pauses; true: stop now.
+async fn store_trouble(
+    health: &SinkHealth,
+    e: &crate::store::StoreError,
+    attempt: u32,
+    cancel: &CancellationToken,
+    stop_at: Option<tokio::time::Instant>,
+) -> bool {
+    if attempt == 1 {
+        tracing::error!(sink = %health.name, error = %e, "the store cannot be read or updated; waiting");
+    }
+    health.failure(e.to_string());
+    pause(attempt, cancel, stop_at).await
 }
 
 /// True while the oldest reading of a partial batch is younger than the flush interval.
@@ -354,6 +389,59 @@ mod tests {
             unit: "m3/h".into(),
             quality,
         }
+    }
+
+    /// A receiver that accepts everything and counts the posts.
+    async fn counting_receiver() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let posts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let p = posts.clone();
+        let app = axum::Router::new().route(
+            "/write",
+            axum::routing::post(move || {
+                let p = p.clone();
+                async move {
+                    p.fetch_add(1, Ordering::Relaxed);
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, posts)
+    }
+
+    #[tokio::test]
+    async fn a_store_that_cannot_record_delivery_is_waited_for_not_hammered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("s.db"), Default::default()).unwrap());
+        store.append(&[reading(Some(1.0), Quality::Good)]).unwrap();
+        let (url, posts) = counting_receiver().await;
+        let mut c =
+            cfg(InfluxApi::V1 { database: "db".into(), retention_policy: None, username: None, password: None });
+        c.url = url;
+        c.flush_interval = Duration::from_millis(10);
+        // the cursor can be read, not moved (a read-only or failing disk)
+        store.set_query_only(true).unwrap();
+        let health = Arc::new(SinkHealth::new("influxdb:0", "influxdb:0"));
+        let cancel = CancellationToken::new();
+        let (_tx, notify) = watch::channel(0);
+        let task = tokio::spawn(run(c, store.clone(), notify, health.clone(), cancel.clone(), Duration::from_secs(1)));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        // delivered, not recorded: posted again after 0.5, 1 and 2 s, not hundreds of times
+        let n = posts.load(Ordering::Relaxed);
+        assert!((1..=4).contains(&n), "{n} posts in 3 s");
+        assert_eq!(store.cursor("influxdb:0").unwrap(), 0);
+        assert!(health.error().is_some_and(|e| e.contains("readonly")), "{:?}", health.error());
+        // the store takes writes again: the cursor moves and the posts stop
+        store.set_query_only(false).unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(store.cursor("influxdb:0").unwrap(), 1);
+        let after = posts.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(posts.load(Ordering::Relaxed), after);
+        cancel.cancel();
+        task.await.unwrap();
     }
 
     #[test]

@@ -1,23 +1,20 @@
 //! Consumers' cursors and the batches receivers refused.
 
 use chrono::Utc;
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::{Result, Store};
 
 impl Store {
     /// The consumer's cursor; a consumer seen for the first time starts at 0 (everything).
+    /// Only reads: it works on a store that refuses writes.
     pub fn cursor(&self, consumer: &str) -> Result<i64> {
         let inner = self.lock();
         inner
             .conn
-            .prepare_cached("INSERT INTO cursors (consumer, seq) VALUES (?1, 0) ON CONFLICT DO NOTHING")
-            .and_then(|mut st| st.execute([consumer]))
-            .map_err(|e| self.err(e))?;
-        inner
-            .conn
             .prepare_cached("SELECT seq FROM cursors WHERE consumer = ?1")
-            .and_then(|mut st| st.query_row([consumer], |r| r.get(0)))
+            .and_then(|mut st| st.query_row([consumer], |r| r.get(0)).optional())
+            .map(|seq| seq.unwrap_or(0))
             .map_err(|e| self.err(e))
     }
 

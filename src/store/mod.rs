@@ -35,6 +35,7 @@ mod alerts;
 mod corrections;
 mod cursors;
 mod exports;
+mod intake;
 mod prune;
 mod readings;
 mod rollups;
@@ -44,6 +45,7 @@ mod tests;
 pub use alerts::{Ack, AlertRow, Destination};
 pub use corrections::CorrectionRow;
 pub use exports::{ExportRow, ExportState};
+pub use intake::Intake;
 pub use readings::{Latest, SeriesPoint};
 pub use rollups::RollupRow;
 
@@ -196,6 +198,9 @@ impl Store {
         let conn = Connection::open(path).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        // After a checkpoint the WAL file is cut back to this size: a burst (a long read
+        // holding checkpoints back, a large prune) does not leave a WAL of gigabytes.
+        conn.pragma_update(None, "journal_size_limit", 64i64 << 20).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
         // The planner must not look at bound values: otherwise a statement such as
         // `… LIMIT ?2` is compiled anew at every call with a new value, and the statement

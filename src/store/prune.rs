@@ -46,14 +46,28 @@ impl Store {
         let e = |source| StoreError::Sqlite { path: self.path.clone(), source };
         let mut report = PruneReport::default();
         let cutoff = now.timestamp_millis() - self.limits.max_age.as_millis() as i64;
-        let d = conn
-            .execute("DELETE FROM readings WHERE ts_ms < ?1 AND seq <= ?2", params![cutoff, delivered_upto])
-            .map_err(e)? as i64;
-        let u = conn.execute("DELETE FROM readings WHERE ts_ms < ?1", params![cutoff]).map_err(e)? as i64;
-        Self::count_drop(conn, "age_delivered", d).map_err(e)?;
-        Self::count_drop(conn, "age_undelivered", u).map_err(e)?;
-        report.delivered += d;
-        report.undelivered += u;
+        // In chunks, each its own transaction: a month of readings past the limit at once
+        // (the clock stepped, the limit lowered) neither holds the store for minutes nor
+        // needs a WAL the size of what is deleted.
+        for (reason, bound) in [("age_delivered", delivered_upto), ("age_undelivered", i64::MAX)] {
+            loop {
+                let n = conn
+                    .execute(
+                        "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE ts_ms < ?1 AND seq <= ?2 LIMIT 10000)",
+                        params![cutoff, bound],
+                    )
+                    .map_err(e)? as i64;
+                Self::count_drop(conn, reason, n).map_err(e)?;
+                if reason == "age_delivered" {
+                    report.delivered += n;
+                } else {
+                    report.undelivered += n;
+                }
+                if n < 10_000 {
+                    break;
+                }
+            }
+        }
         // Size: delete the oldest in chunks until under the limit; delivered ones first.
         for pass in ["size_delivered", "size_undelivered"] {
             loop {
@@ -110,6 +124,34 @@ impl Store {
             tracing::warn!(dropped = report.undelivered, store = %self.path, "store limits reached: dropped undelivered readings");
         }
         Ok(report)
+    }
+
+    /// Counts `n` readings dropped for `reason` (persistently, like the limits' drops).
+    pub fn count_dropped(&self, reason: &str, n: i64) -> Result<()> {
+        let inner = self.lock();
+        Self::count_drop(&inner.conn, reason, n).map_err(|e| self.err(e))
+    }
+
+    /// Caps the database at `pages` pages, as a full disk would (for tests).
+    #[doc(hidden)]
+    pub fn limit_pages(&self, pages: i64) -> Result<()> {
+        let inner = self.lock();
+        inner.conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(())).map_err(|e| self.err(e))
+    }
+
+    /// Refuses every write from now on (`PRAGMA query_only`), as a disk remounted
+    /// read-only would (for tests).
+    #[doc(hidden)]
+    pub fn set_query_only(&self, on: bool) -> Result<()> {
+        let inner = self.lock();
+        inner.conn.pragma_update(None, "query_only", on).map_err(|e| self.err(e))
+    }
+
+    /// The database's size in pages now.
+    #[doc(hidden)]
+    pub fn page_count(&self) -> Result<i64> {
+        let inner = self.lock();
+        inner.conn.query_row("PRAGMA page_count", [], |r| r.get(0)).map_err(|e| self.err(e))
     }
 
     pub fn stats(&self) -> Result<Stats> {
