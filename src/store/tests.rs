@@ -231,3 +231,126 @@ fn a_damaged_store_is_moved_aside_and_a_fresh_one_started() {
     store.append(&[reading("d", "p", 2_000, Some(2.0), Quality::Good)]).unwrap();
     assert_eq!(store.records(), 1);
 }
+
+#[test]
+fn the_age_limit_deletes_in_chunks_and_counts_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db"), Limits::default()).unwrap();
+    // 25 000 readings a year old: three chunks
+    let old: Vec<Reading> =
+        (0..25_000).map(|i| reading("m1", "total", 1_700_000_000_000 + i, Some(1.0), Quality::Good)).collect();
+    store.append(&old).unwrap();
+    store.advance("mqtt", 10_000).unwrap();
+    let now = Utc.timestamp_millis_opt(1_700_000_000_000 + 365 * 86_400_000).unwrap();
+    let r = store.prune(now, &["mqtt"], None).unwrap();
+    assert_eq!((r.delivered, r.undelivered), (10_000, 15_000));
+    assert_eq!(store.records(), 0);
+    let dropped = store.stats().unwrap().dropped;
+    assert_eq!((dropped["age_delivered"], dropped["age_undelivered"]), (10_000, 15_000));
+}
+
+#[test]
+fn the_wal_is_cut_back_after_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db"), Limits::default()).unwrap();
+    let limit: i64 = store.lock().conn.query_row("PRAGMA journal_size_limit", [], |r| r.get(0)).unwrap();
+    assert_eq!(limit, 64 << 20);
+}
+
+/// The child of [`a_crash_loses_no_commit_and_a_lost_wal_tail_only_rolls_back`]: commits
+/// batches until it is killed, printing each committed sequence number.
+#[test]
+#[ignore = "run as a child process by the crash test"]
+fn crash_child_commits_until_killed() {
+    use std::io::Write;
+    let Ok(path) = std::env::var("PUMPHOUSE_CRASH_CHILD_STORE") else { return };
+    let store = Store::open(std::path::Path::new(&path), Limits::default()).unwrap();
+    let mut out = std::io::stdout().lock();
+    for b in 0i64.. {
+        let batch: Vec<Reading> = (0..200)
+            .map(|i| reading("m1", "total", 1_700_000_000_000 + b * 200 + i, Some(i as f64), Quality::Good))
+            .collect();
+        let last = store.append(&batch).unwrap();
+        writeln!(out, "{last}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+/// What a crash and a power cut can do to the store (invariant 1). A process killed
+/// mid-write loses no committed batch: the files it leaves (the page cache, as an OS
+/// that had written everything out would leave them) open whole with every commit it
+/// reported. A power cut can lose the WAL's tail written since its last sync (NORMAL
+/// syncs at checkpoints): cut the WAL at arbitrary points, and the store still opens
+/// whole with a prefix of the commits — an older state, never a corrupt one or a hole.
+#[test]
+fn a_crash_loses_no_commit_and_a_lost_wal_tail_only_rolls_back() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "store::tests::crash_child_commits_until_killed",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PUMPHOUSE_CRASH_CHILD_STORE", &path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut reported = 0i64;
+    // past the first automatic checkpoint (1000 pages), so the database file holds part
+    while reported < 40_000 {
+        match lines.next() {
+            Some(Ok(l)) => reported = l.trim().parse().unwrap_or(reported),
+            other => panic!("the child stopped: {other:?}"),
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // what is left, as it is
+    let check = |p: &std::path::Path| -> i64 {
+        let s = Store::open(p, Limits::default()).unwrap();
+        let verdict: String = s.lock().conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(verdict, "ok");
+        let (n, hi): (i64, i64) = s
+            .lock()
+            .conn
+            .query_row("SELECT count(*), coalesce(max(seq), 0) FROM readings", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        // a prefix of the commits: no hole (sequence numbers start at 1), whole batches
+        assert_eq!(n, hi, "holes in 1..={hi}");
+        assert_eq!(hi % 200, 0, "a batch committed in part");
+        hi
+    };
+    let wal = std::fs::read(dir.path().join("s.db-wal")).unwrap();
+    let db = std::fs::read(&path).unwrap();
+    let copy = |name: &str, wal_bytes: Option<&[u8]>| {
+        let d = dir.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("s.db"), &db).unwrap();
+        if let Some(w) = wal_bytes {
+            std::fs::write(d.join("s.db-wal"), w).unwrap();
+        }
+        d.join("s.db")
+    };
+    let whole = check(&copy("crash", Some(&wal)));
+    assert!(whole >= reported, "a crash lost commits: {whole} < {reported}");
+    // power cuts: the WAL's unsynced tail lost at arbitrary points, and all of it
+    let mut last = 0;
+    for (i, cut) in [0, 32, 4096 + 24, wal.len() / 3, wal.len() / 2 + 7, wal.len() - 1].into_iter().enumerate() {
+        let kept = check(&copy(&format!("cut{i}"), Some(&wal[..cut.min(wal.len())])));
+        eprintln!("WAL cut at {cut} of {} bytes: {kept} of {whole} readings", wal.len());
+        assert!(kept <= whole);
+        assert!(kept >= last, "a longer WAL kept less");
+        last = kept;
+    }
+    let without = check(&copy("nowal", None));
+    assert!(without <= last);
+    // the cuts did reach commits the crash kept: a power cut can cost them
+    assert!(without < whole, "the WAL held nothing to lose");
+}
