@@ -393,3 +393,14 @@ fn a_store_too_small_for_the_ledger_is_an_error() {
     assert!(load_str(&map("10s", "200MiB"), Mode::Check).is_ok());
     assert!(load_str(&map("1m", "100MiB"), Mode::Check).is_ok());
 }
+
+#[test]
+fn the_memory_queue_is_bounded_both_ways() {
+    let cfg = |n: &str| format!("{GOOD}\n[store]\npath = \"s.db\"\nmemory_queue = {n}\n");
+    let (c, _) = load_str(&cfg("5000"), Mode::Check).unwrap();
+    assert_eq!(c.store.memory_queue, 5000);
+    has(&errors(&cfg("10")), "store.memory_queue", "10 is outside 1000..=50000000");
+    has(&errors(&cfg("-1")), "store.memory_queue", "outside");
+    let (d, _) = load_str(GOOD, Mode::Check).unwrap();
+    assert_eq!(d.store.memory_queue, 200_000);
+}

@@ -6,9 +6,12 @@
 //!    transaction survives a crash of the process (`kill -9`, a panic). A power cut or
 //!    a kernel crash may roll back the transactions committed since the WAL was last
 //!    synced to disk, which NORMAL does at each checkpoint: up to the WAL's 1000 pages
-//!    (about 4 MB; tens of seconds to minutes of readings, depending on the rate). The
-//!    file is never left corrupt by it, on storage that honours fsync. A file damaged
-//!    anyway (a failing card) is caught at start (`open_or_replace`).
+//!    (about 4 MB; tens of seconds to minutes of readings, depending on the rate). What
+//!    remains is an earlier commit's state: whole batches, no hole in the sequence, never
+//!    a corrupt file, on storage that honours fsync (`tests::a_crash_loses_no_commit_…`).
+//!    A file damaged anyway (a failing card) is caught at start (`open_or_replace`).
+//!    A store that refuses writes (full, failing, read-only) loses nothing committed; the
+//!    writer keeps what it cannot commit in a bounded memory queue (`Intake`).
 //! 2. **Every consumer has its own persistent cursor** (the highest sequence number it has
 //!    had confirmed by its receiver) and reads in sequence order after it. A cursor only
 //!    moves forward, and only after the receiver confirmed (MQTT PubAck, InfluxDB 2xx).
