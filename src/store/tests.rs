@@ -257,44 +257,34 @@ fn the_wal_is_cut_back_after_checkpoints() {
     assert_eq!(limit, 64 << 20);
 }
 
-/// The child of [`a_crash_loses_no_commit_and_a_lost_wal_tail_only_rolls_back`]: commits
-/// batches until it is killed, printing each committed sequence number.
-#[test]
-#[ignore = "run as a child process by the crash test"]
-fn crash_child_commits_until_killed() {
-    use std::io::Write;
-    let Ok(path) = std::env::var("PUMPHOUSE_CRASH_CHILD_STORE") else { return };
-    let store = Store::open(std::path::Path::new(&path), Limits::default()).unwrap();
-    let mut out = std::io::stdout().lock();
-    for b in 0i64.. {
-        let batch: Vec<Reading> = (0..200)
-            .map(|i| reading("m1", "total", 1_700_000_000_000 + b * 200 + i, Some(i as f64), Quality::Good))
-            .collect();
-        let last = store.append(&batch).unwrap();
-        writeln!(out, "{last}").unwrap();
-        out.flush().unwrap();
-    }
-}
-
 /// What a crash and a power cut can do to the store (invariant 1). A process killed
 /// mid-write loses no committed batch: the files it leaves (the page cache, as an OS
 /// that had written everything out would leave them) open whole with every commit it
 /// reported. A power cut can lose the WAL's tail written since its last sync (NORMAL
 /// syncs at checkpoints): cut the WAL at arbitrary points, and the store still opens
 /// whole with a prefix of the commits — an older state, never a corrupt one or a hole.
+///
+/// The test runs itself again as the child that writes (`PUMPHOUSE_CRASH_CHILD_STORE`
+/// set): it commits batches until it is killed, printing each committed sequence number.
 #[test]
 fn a_crash_loses_no_commit_and_a_lost_wal_tail_only_rolls_back() {
-    use std::io::BufRead;
+    use std::io::{BufRead, Write};
+    if let Ok(path) = std::env::var("PUMPHOUSE_CRASH_CHILD_STORE") {
+        let store = Store::open(std::path::Path::new(&path), Limits::default()).unwrap();
+        let mut out = std::io::stdout().lock();
+        for b in 0i64.. {
+            let batch: Vec<Reading> = (0..200)
+                .map(|i| reading("m1", "total", 1_700_000_000_000 + b * 200 + i, Some(i as f64), Quality::Good))
+                .collect();
+            let last = store.append(&batch).unwrap();
+            writeln!(out, "{last}").unwrap();
+            out.flush().unwrap();
+        }
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "store::tests::crash_child_commits_until_killed",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", "store::tests::a_crash_loses_no_commit_and_a_lost_wal_tail_only_rolls_back", "--nocapture"])
         .env("PUMPHOUSE_CRASH_CHILD_STORE", &path)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -305,6 +295,7 @@ fn a_crash_loses_no_commit_and_a_lost_wal_tail_only_rolls_back() {
     // past the first automatic checkpoint (1000 pages), so the database file holds part
     while reported < 40_000 {
         match lines.next() {
+            // the harness's own lines are not numbers
             Some(Ok(l)) => reported = l.trim().parse().unwrap_or(reported),
             other => panic!("the child stopped: {other:?}"),
         }
