@@ -12,7 +12,10 @@
 //!   [`BEHIND_TOLERANCE`]): readings are committed and delivered, but with the quality
 //!   `clock_behind`, which the ledger and the alert rules do not use, until the clock
 //!   passes the newest committed reading again. A totalizer loses nothing by it: the next
-//!   good reading books the volume since the last good one.
+//!   good reading books the volume since the last good one. A step back of more than a
+//!   day ([`FAR_BACK`]) is taken as the end of a clock that had run ahead (a bad RTC or
+//!   NTP server): logged, and stamps are fine again from there, rather than flagging
+//!   every reading until that far time comes.
 //!
 //! What it cannot catch: a clock that is set but wrong and never steps back (a box that
 //! boots at its last saved time and is never corrected). The service is ordered after
@@ -27,13 +30,18 @@ use crate::model::{Quality, Reading};
 /// seconds, and a step this small moves nothing into another hour.
 pub const BEHIND_TOLERANCE: TimeDelta = TimeDelta::seconds(60);
 
-/// When this binary was built: the earliest time a running gateway can really be at.
+/// A step back larger than this is taken as the end of a clock that ran ahead, not as
+/// this clock being behind (see [`Guard::judge`]).
+pub const FAR_BACK: TimeDelta = TimeDelta::days(1);
+
+/// When this binary was built, less a day (a build machine's clock may run ahead): the
+/// earliest time a running gateway can really be at.
 pub fn build_time() -> DateTime<Utc> {
     env!("PUMPHOUSE_BUILD_EPOCH")
         .parse::<i64>()
         .ok()
         .and_then(|s| DateTime::from_timestamp(s, 0))
-        .unwrap_or(DateTime::UNIX_EPOCH)
+        .map_or(DateTime::UNIX_EPOCH, |t| t - TimeDelta::days(1))
 }
 
 /// False while the wall clock reads earlier than the build (it has not been set).
@@ -91,11 +99,12 @@ pub struct Held {
 pub struct Guard {
     floor: DateTime<Utc>,
     newest: Option<DateTime<Utc>>,
+    stepped_far_back: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 impl Guard {
     pub fn new(floor: DateTime<Utc>, newest: Option<DateTime<Utc>>) -> Guard {
-        Guard { floor, newest }
+        Guard { floor, newest, stepped_far_back: None }
     }
 
     /// Whether the wall clock reading `now` is set.
@@ -108,11 +117,27 @@ impl Guard {
         if ts < self.floor {
             return Stamp::Hold;
         }
-        if self.newest.is_some_and(|n| ts < n - BEHIND_TOLERANCE) {
-            return Stamp::Behind;
+        if let Some(n) = self.newest {
+            if ts < n - FAR_BACK {
+                // a step back of more than a day: the clock was ahead (a bad RTC or NTP
+                // server), not this one; flagging until that time comes would blind the
+                // ledger for as long
+                self.stepped_far_back = Some((n, ts));
+                self.newest = Some(ts);
+                return Stamp::Fine;
+            }
+            if ts < n - BEHIND_TOLERANCE {
+                return Stamp::Behind;
+            }
         }
         self.newest = Some(self.newest.map_or(ts, |n| n.max(ts)));
         Stamp::Fine
+    }
+
+    /// The last step back of more than [`FAR_BACK`] (the newest stamp before it, and the
+    /// stamp after it) since the last call, for the caller to report.
+    pub fn take_far_step(&mut self) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        self.stepped_far_back.take()
     }
 
     /// Applies [`Guard::judge`] to a reading: `Err` holds it (with its monotonic time, from
@@ -125,7 +150,11 @@ impl Guard {
                 Ok(r)
             }
             Stamp::Hold => {
-                let age_ms = (wall - r.ts).num_milliseconds().max(0);
+                // Its age by the clock that stamped it — unless that clock was set in
+                // between (NTP stepped while the reading was on its way): then the stamp
+                // says nothing, and the reading is as old as its way here (milliseconds).
+                let age_ms =
+                    if self.is_set(wall) { 0 } else { (wall - r.ts).num_milliseconds().clamp(0, mono_ms.max(0)) };
                 Err(Held { mono_ms: mono_ms - age_ms, reading: r })
             }
         }
@@ -214,7 +243,33 @@ mod tests {
     #[test]
     fn the_build_time_is_recorded() {
         let built = build_time();
-        assert!(built > at("2026-01-01T00:00:00Z"), "{built}");
-        assert!(built <= Utc::now());
+        assert!(built > DateTime::UNIX_EPOCH, "{built}");
+        assert!(built <= Utc::now() - TimeDelta::hours(23), "a day's margin: {built}");
+    }
+
+    #[test]
+    fn a_reading_stamped_before_the_clock_was_set_and_judged_after_gets_its_arrival_time() {
+        let mut g = Guard::new(at("2026-11-01T00:00:00Z"), None);
+        // stamped 1970 by the clock before NTP stepped it; judged 80 ms later, after
+        let set = at("2026-11-29T08:00:00Z");
+        let held = g.admit(reading(DateTime::UNIX_EPOCH + TimeDelta::seconds(40)), set, 40_080).unwrap_err();
+        let r = g.release(held, set, 40_080);
+        assert_eq!(r.ts, set, "never 1970");
+        // and a 1970 stamp never makes a held reading older than the process
+        let mut g = Guard::new(at("2026-11-01T00:00:00Z"), None);
+        let held =
+            g.admit(reading(DateTime::UNIX_EPOCH), DateTime::UNIX_EPOCH + TimeDelta::days(400), 5_000).unwrap_err();
+        assert_eq!(held.mono_ms, 0);
+    }
+
+    #[test]
+    fn a_clock_that_ran_far_ahead_does_not_flag_readings_until_that_time() {
+        let mut g = Guard::new(at("2026-11-01T00:00:00Z"), Some(at("2036-02-07T06:28:16Z")));
+        assert_eq!(g.judge(at("2026-11-29T08:00:00Z")), Stamp::Fine);
+        assert_eq!(g.take_far_step(), Some((at("2036-02-07T06:28:16Z"), at("2026-11-29T08:00:00Z"))));
+        assert_eq!(g.take_far_step(), None);
+        assert_eq!(g.judge(at("2026-11-29T08:00:01Z")), Stamp::Fine);
+        // a step back within the day is still flagged
+        assert_eq!(g.judge(at("2026-11-29T06:00:00Z")), Stamp::Behind);
     }
 }

@@ -36,8 +36,9 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(100);
 const CLOCK_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long the writer keeps trying, once the pollers have stopped, to commit what waits
-/// in memory before it gives up (and says how many readings are lost).
-const LAST_TRIES: std::time::Duration = std::time::Duration::from_secs(5);
+/// in memory before it gives up (and says how many readings are lost): well inside the
+/// gateway's shutdown deadline, so that the report is written.
+const LAST_TRIES: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Everything the writer works with.
 pub struct Writer {
@@ -131,8 +132,9 @@ pub async fn run(mut w: Writer, mut rx: mpsc::Receiver<Vec<Reading>>) {
                 }
                 Err(()) => closed_at = Some(Instant::now()),
             }
-        } else if let Some(f) = &failing {
-            tokio::time::sleep_until(f.next).await;
+        } else if let (Some(f), Some(at)) = (&failing, closed_at) {
+            // stopping: the next try, but not past the last one
+            tokio::time::sleep_until(f.next.min(at + LAST_TRIES)).await;
         }
 
         // Judge every stamp: hold those of a clock not set, flag those of a clock behind.
@@ -162,7 +164,18 @@ pub async fn run(mut w: Writer, mut rx: mpsc::Receiver<Vec<Reading>>) {
             w.intake.holding_since_ms.store(0, Ordering::Relaxed);
         }
 
-        // Bounded: the oldest go first, held ones (older) before unwritten ones.
+        if let Some((ahead, now)) = w.guard.take_far_step() {
+            tracing::error!(newest = %ahead, clock = %now, "the clock stepped back more than a day: readings stamped after now were taken by a clock that ran ahead");
+        }
+
+        // Commit what waits, unless the store refused and the next try is not due yet.
+        let last_chance = closed_at.is_some_and(|at| Instant::now() >= at + LAST_TRIES);
+        if !pending.is_empty() && (last_chance || failing.as_ref().is_none_or(|f| Instant::now() >= f.next)) {
+            commit(&mut w, &mut pending, &mut failing, &mut uncounted);
+        }
+
+        // Bounded: what could not be committed (or is held) past the capacity goes, the
+        // oldest first, held ones (older) before unwritten ones.
         let over = (pending.len() + held.len()).saturating_sub(w.capacity);
         if over > 0 {
             let from_held = over.min(held.len());
@@ -173,11 +186,6 @@ pub async fn run(mut w: Writer, mut rx: mpsc::Receiver<Vec<Reading>>) {
             }
             uncounted += over as i64;
             w.intake.dropped.fetch_add(over as u64, Ordering::Relaxed);
-        }
-
-        // Commit what waits, unless the store refused and the next try is not due yet.
-        if !pending.is_empty() && failing.as_ref().is_none_or(|f| Instant::now() >= f.next) {
-            commit(&mut w, &mut pending, &mut failing, &mut uncounted);
         }
         w.intake.unwritten.store(pending.len() as i64, Ordering::Relaxed);
         w.intake.held.store(held.len() as i64, Ordering::Relaxed);
@@ -201,7 +209,7 @@ pub async fn run(mut w: Writer, mut rx: mpsc::Receiver<Vec<Reading>>) {
             }
             if failing.is_none() {
                 // only held readings are left: look at the clock again in a while
-                tokio::time::sleep(CLOCK_CHECK).await;
+                tokio::time::sleep_until((Instant::now() + CLOCK_CHECK).min(at + LAST_TRIES)).await;
             }
         }
     }

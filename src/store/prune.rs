@@ -41,23 +41,17 @@ impl Store {
             cursors.push(self.cursor(c)?);
         }
         let delivered_upto = cursors.iter().copied().min().unwrap_or(i64::MAX);
-        let inner = self.lock();
-        let conn = &inner.conn;
-        let e = |source| StoreError::Sqlite { path: self.path.clone(), source };
         let mut report = PruneReport::default();
         let cutoff = now.timestamp_millis() - self.limits.max_age.as_millis() as i64;
-        // In chunks, each its own transaction: a month of readings past the limit at once
-        // (the clock stepped, the limit lowered) neither holds the store for minutes nor
-        // needs a WAL the size of what is deleted.
+        // In chunks, each its own transaction with its count, and the store let go between
+        // them: a month of readings past the limit at once (the clock stepped, the limit
+        // lowered) neither holds the writer up for minutes nor needs a WAL the size of
+        // what is deleted.
+        const AGED: &str =
+            "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE ts_ms < ?1 AND seq <= ?2 LIMIT 10000)";
         for (reason, bound) in [("age_delivered", delivered_upto), ("age_undelivered", i64::MAX)] {
             loop {
-                let n = conn
-                    .execute(
-                        "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE ts_ms < ?1 AND seq <= ?2 LIMIT 10000)",
-                        params![cutoff, bound],
-                    )
-                    .map_err(e)? as i64;
-                Self::count_drop(conn, reason, n).map_err(e)?;
+                let n = self.delete_chunk(AGED, params![cutoff, bound], reason)?;
                 if reason == "age_delivered" {
                     report.delivered += n;
                 } else {
@@ -69,26 +63,22 @@ impl Store {
             }
         }
         // Size: delete the oldest in chunks until under the limit; delivered ones first.
+        const OLDEST: &str = "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE seq <= ?1 AND ts_ms < ?2 ORDER BY seq LIMIT 10000)";
+        let keep = keep_from.map_or(i64::MAX, |t| t.timestamp_millis());
         for pass in ["size_delivered", "size_undelivered"] {
             loop {
-                if Self::used_bytes(conn).map_err(e)? <= self.limits.max_size {
+                let used = Self::used_bytes(&self.lock().conn).map_err(|e| self.err(e))?;
+                if used <= self.limits.max_size {
                     break;
                 }
                 let bound = if pass == "size_delivered" { delivered_upto } else { i64::MAX };
-                let keep = keep_from.map_or(i64::MAX, |t| t.timestamp_millis());
-                let n = conn
-                    .execute(
-                        "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE seq <= ?1 AND ts_ms < ?2 ORDER BY seq LIMIT 10000)",
-                        params![bound, keep],
-                    )
-                    .map_err(e)? as i64;
+                let n = self.delete_chunk(OLDEST, params![bound, keep], pass)?;
                 if n == 0 {
                     if pass == "size_undelivered" && keep_from.is_some() {
                         tracing::warn!(store = %self.path, max_size = self.limits.max_size, "store over its size limit: the readings of the ledger month not frozen yet are kept");
                     }
                     break;
                 }
-                Self::count_drop(conn, pass, n).map_err(e)?;
                 if pass == "size_delivered" {
                     report.delivered += n;
                 } else {
@@ -96,6 +86,9 @@ impl Store {
                 }
             }
         }
+        let inner = self.lock();
+        let conn = &inner.conn;
+        let e = |source| StoreError::Sqlite { path: self.path.clone(), source };
         // refused batches are kept for inspection, within bounds: as long as readings, and
         // at most a twentieth of the store (at least 1 MiB); what goes is counted
         let aside_cutoff = conn.execute("DELETE FROM set_aside WHERE at_ms < ?1", params![cutoff]).map_err(e)? as i64;
@@ -119,11 +112,23 @@ impl Store {
             None => 0,
         };
         Self::count_drop(conn, "set_aside_batches", aside_cutoff + aside_size_dropped).map_err(e)?;
-        self.records.fetch_sub(report.delivered + report.undelivered, Ordering::Relaxed);
         if report.undelivered > 0 {
             tracing::warn!(dropped = report.undelivered, store = %self.path, "store limits reached: dropped undelivered readings");
         }
         Ok(report)
+    }
+
+    /// Runs one chunk's DELETE and counts what it removed as `reason`, in one transaction;
+    /// the number removed.
+    fn delete_chunk(&self, sql: &str, params: impl rusqlite::Params, reason: &str) -> Result<i64> {
+        let mut inner = self.lock();
+        let e = |source| StoreError::Sqlite { path: self.path.clone(), source };
+        let tx = inner.conn.transaction().map_err(e)?;
+        let n = tx.prepare_cached(sql).and_then(|mut st| st.execute(params)).map_err(e)? as i64;
+        Self::count_drop(&tx, reason, n).map_err(e)?;
+        tx.commit().map_err(e)?;
+        self.records.fetch_sub(n, Ordering::Relaxed);
+        Ok(n)
     }
 
     /// Counts `n` readings dropped for `reason` (persistently, like the limits' drops).
