@@ -372,8 +372,18 @@ fn status_json(st: &AppState) -> serde_json::Value {
         "errors": st.alert_delivery.errors(),
         "webhook_retry_in_s": st.alert_delivery.webhook_retry_in(),
     });
+    let i = &st.intake;
+    let intake = serde_json::json!({
+        "unwritten": i.unwritten.load(Ordering::Relaxed),
+        "held_for_clock": i.held.load(Ordering::Relaxed),
+        "dropped": i.dropped.load(Ordering::Relaxed),
+        "clock_behind": i.behind.load(Ordering::Relaxed),
+        "store_refusals": i.refusals.load(Ordering::Relaxed),
+        "store_write_error": i.error(),
+    });
     serde_json::json!({
         "healthy": problems.is_empty(),
+        "intake": intake,
         "alerts_delivery": alerts_delivery,
         "problems": problems,
         "store": store,
@@ -413,6 +423,35 @@ mod tests {
             ledger_slot: tokio::sync::Semaphore::new(1),
             restarts: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_store_refusing_writes_and_a_clock_not_set_are_unhealthy_with_their_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = state(dir.path(), Vec::new(), 0);
+        st.intake.last_good_ms.store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+        assert!(problems(&st).is_empty());
+        st.intake.failing_since_ms.store(Utc::now().timestamp_millis() - 30_000, Ordering::Relaxed);
+        st.intake.set_error(Some("database or disk is full".into()));
+        st.intake.unwritten.store(15_000, Ordering::Relaxed);
+        st.intake.held.store(12, Ordering::Relaxed);
+        let p = problems(&st);
+        assert!(
+            p.iter().any(|x| x.starts_with(
+                "the store has refused writes for 30 s (database or disk is full); 15000 readings wait in memory"
+            )),
+            "{p:?}"
+        );
+        assert!(p.iter().any(|x| x.contains("12 readings are held until it is")), "{p:?}");
+        let v = status_json(&st);
+        assert_eq!(v["healthy"], false);
+        assert_eq!(v["intake"]["unwritten"], 15_000);
+        assert_eq!(v["intake"]["store_write_error"], "database or disk is full");
+        let m = render_metrics(&st);
+        assert!(
+            m.contains("pumphouse_intake_unwritten 15000\n") && m.contains("pumphouse_intake_store_refusing 1\n"),
+            "{m}"
+        );
     }
 
     #[test]
