@@ -38,13 +38,16 @@ fn today(cfg: &Config, store: &Store, now: DateTime<Utc>, out: &mut String) -> a
     for z in l.zone_volumes_since(&cfg.topology, midnight).iter().filter(|z| z.utility == Utility::Water) {
         let share =
             if z.net_input > 0.05 { format!("{:.0} %", 100.0 * z.non_revenue / z.net_input) } else { "—".into() };
+        // as measured: a parent zone whose children's meters read a little more than its
+        // inlet shows a small negative net input, not a 0 (only a rounded -0.0 is tidied)
+        let tidy = |v: f64| if (v * 10.0).round() == 0.0 { 0.0 } else { v };
         let _ = writeln!(
             out,
             "  {:<28} {:>10.1} {:>9.1} {:>9.1} ({share})",
             z.zone,
-            z.net_input.max(0.0),
-            z.billed.max(0.0),
-            z.non_revenue
+            tidy(z.net_input),
+            tidy(z.billed),
+            tidy(z.non_revenue)
         );
     }
     Ok(())
