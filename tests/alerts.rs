@@ -121,12 +121,15 @@ async fn alerts_reach_mqtt_the_webhook_and_influxdb_after_a_refusal() {
             }
         }
     });
-    let mut gw = std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
-        .args(["run", "-c", &cfg])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(d.join("gw.log")).unwrap())
-        .spawn()
-        .unwrap();
+    // killed when dropped, a failing assertion included
+    let mut gw = common::Proc(
+        std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
+            .args(["run", "-c", &cfg])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(d.join("gw.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let started = std::time::Instant::now();
     loop {
         let done_hook = !bodies.lock().unwrap().is_empty();
@@ -151,7 +154,7 @@ async fn alerts_reach_mqtt_the_webhook_and_influxdb_after_a_refusal() {
         assert!(started.elapsed() < std::time::Duration::from_secs(10), "the acknowledgement did not reach MQTT");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    common::terminate(&mut gw);
+    common::terminate(&mut gw.0);
     sub.abort();
     let log = std::fs::read_to_string(d.join("gw.log")).unwrap_or_default();
     assert!(
@@ -192,24 +195,26 @@ async fn the_simulated_pump_house_bursts_and_a_valve_sticks() {
     // The simulated time is fixed (04:00 on a Wednesday, Asia/Shanghai): at the morning
     // peak the burst would also pull the other zones' pressure low, and what the test
     // sees would depend on the hour it runs.
-    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
-        .args([
-            "simulate",
-            "--listen",
-            "127.0.0.1:0",
-            "--start",
-            "2026-03-10T20:00:00Z",
-            "--scenario",
-            "leak:east:50@+6s",
-            "--scenario",
-            "valve-stuck:valve-south:40@+2s",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut sim = common::Proc(
+        std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
+            .args([
+                "simulate",
+                "--listen",
+                "127.0.0.1:0",
+                "--start",
+                "2026-03-10T20:00:00Z",
+                "--scenario",
+                "leak:east:50@+6s",
+                "--scenario",
+                "valve-stuck:valve-south:40@+2s",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
-    std::io::BufReader::new(sim.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    std::io::BufReader::new(sim.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let addr = line.trim().trim_start_matches("simulator listening on ").to_string();
     let (code, mut text, _) = pumphouse(&["simulate", "--print-config", "--listen", &addr, "--interval", "500ms"]);
     assert_eq!(code, 0);
@@ -228,12 +233,14 @@ async fn the_simulated_pump_house_bursts_and_a_valve_sticks() {
     let text = text.replacen("[store]\n", &format!("[store]\npath = \"{}\"\n", d.join("s.db").display()), 1);
     let cfg = d.join("sim.toml");
     std::fs::write(&cfg, text).unwrap();
-    let mut gw = std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
-        .args(["run", "-c", &cfg.to_string_lossy()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut gw = common::Proc(
+        std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
+            .args(["run", "-c", &cfg.to_string_lossy()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     common::wait_port(http, "pumphouse run");
     let url = format!("http://127.0.0.1:{http}/api/alerts?active=true");
     let started = std::time::Instant::now();
@@ -297,9 +304,8 @@ async fn the_simulated_pump_house_bursts_and_a_valve_sticks() {
     assert!(matches!(big, Ok(200 | 413) | Err(_)), "{big:?}");
     let list: Vec<Value> = serde_json::from_str(&reqwest::get(&url).await.unwrap().text().await.unwrap()).unwrap();
     assert!(list.iter().any(|a| a["id"] == id && a["acked_by"] == "control.room"));
-    common::terminate(&mut gw);
-    let _ = sim.kill();
-    let _ = sim.wait();
+    common::terminate(&mut gw.0);
+    drop(sim);
 }
 
 #[test]

@@ -255,12 +255,15 @@ async fn the_ledger_is_served_over_http() {
     text.push_str(&format!("[http]\nlisten = \"127.0.0.1:{http}\"\n"));
     std::fs::write(&cfg, text).unwrap();
     import_fixture(&cfg);
-    let mut gw = std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
-        .args(["run", "-c", &cfg])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    // killed when dropped, a failing assertion included
+    let mut gw = common::Proc(
+        std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
+            .args(["run", "-c", &cfg])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     common::wait_port(http, "pumphouse run");
     let get = |path: &str| {
         let url = format!("http://127.0.0.1:{http}{path}");
@@ -299,7 +302,7 @@ async fn the_ledger_is_served_over_http() {
     // ledgers asked for at once are computed one after the other, each answered in full
     let all = futures::future::join_all((0..4).map(|_| get("/api/ledger/2022-01"))).await;
     assert!(all.iter().all(|(code, _, body)| *code == 200 && body.len() > 100));
-    common::terminate(&mut gw);
+    common::terminate(&mut gw.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,12 +327,15 @@ async fn the_gateway_writes_the_ledger_to_influxdb() {
         influx.port
     ));
     std::fs::write(&cfg, text).unwrap();
-    let mut gw = std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
-        .args(["run", "-c", &cfg])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    // killed when dropped, a failing assertion included
+    let mut gw = common::Proc(
+        std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
+            .args(["run", "-c", &cfg])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let url = format!("http://127.0.0.1:{}/query", influx.port);
     let started = std::time::Instant::now();
     let series = loop {
@@ -352,7 +358,7 @@ async fn the_gateway_writes_the_ledger_to_influxdb() {
         assert!(started.elapsed() < std::time::Duration::from_secs(20), "no ledger in InfluxDB: {body}");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
-    common::terminate(&mut gw);
+    common::terminate(&mut gw.0);
     // 47 hourly intervals of 2.5 m³ within this month (or fewer if the month just began)
     let input = series["values"][0][1].as_f64().unwrap();
     let cost = series["values"][0][2].as_f64().unwrap();

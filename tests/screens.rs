@@ -113,26 +113,29 @@ fn a_demo_year_fills_every_dashboard_and_every_page_shows_the_apis_figures() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
-    let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
-        .args([
-            "demo",
-            "--history",
-            "13",
-            "--duration",
-            "600s",
-            "--store",
-            &d.join("demo.db").to_string_lossy(),
-            "--http",
-            &format!("127.0.0.1:{http}"),
-            "--influxdb",
-            &format!("http://127.0.0.1:{}/pumphouse", influx.port),
-            "--token-file",
-            &token_file.to_string_lossy(),
-        ])
-        .stdout(std::fs::File::create(d.join("demo.out")).unwrap())
-        .stderr(std::fs::File::create(d.join("demo.err")).unwrap())
-        .spawn()
-        .unwrap();
+    // killed when dropped, a failing assertion included
+    let mut demo = common::Proc(
+        std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
+            .args([
+                "demo",
+                "--history",
+                "13",
+                "--duration",
+                "600s",
+                "--store",
+                &d.join("demo.db").to_string_lossy(),
+                "--http",
+                &format!("127.0.0.1:{http}"),
+                "--influxdb",
+                &format!("http://127.0.0.1:{}/pumphouse", influx.port),
+                "--token-file",
+                &token_file.to_string_lossy(),
+            ])
+            .stdout(std::fs::File::create(d.join("demo.out")).unwrap())
+            .stderr(std::fs::File::create(d.join("demo.err")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let api = |path: &str| -> Value {
         let body = reqwest::blocking::get(format!("http://127.0.0.1:{http}{path}")).unwrap().text().unwrap();
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
@@ -363,7 +366,7 @@ fn a_demo_year_fills_every_dashboard_and_every_page_shows_the_apis_figures() {
     page.open(&format!("{base}/alerts"));
     assert!(page.eval("document.body.innerText.includes('当前报警')").as_bool().unwrap());
 
-    common::terminate(&mut demo);
+    common::terminate(&mut demo.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
