@@ -121,15 +121,7 @@ async fn alerts_reach_mqtt_the_webhook_and_influxdb_after_a_refusal() {
             }
         }
     });
-    // killed when dropped, a failing assertion included
-    let mut gw = common::Proc(
-        std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
-            .args(["run", "-c", &cfg])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(d.join("gw.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let mut gw = common::gateway(std::path::Path::new(&cfg), &d.join("gw.log"));
     let started = std::time::Instant::now();
     loop {
         let done_hook = !bodies.lock().unwrap().is_empty();
@@ -233,14 +225,7 @@ async fn the_simulated_pump_house_bursts_and_a_valve_sticks() {
     let text = text.replacen("[store]\n", &format!("[store]\npath = \"{}\"\n", d.join("s.db").display()), 1);
     let cfg = d.join("sim.toml");
     std::fs::write(&cfg, text).unwrap();
-    let mut gw = common::Proc(
-        std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
-            .args(["run", "-c", &cfg.to_string_lossy()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut gw = common::gateway(&cfg, &d.join("gw.log"));
     common::wait_port(http, "pumphouse run");
     let url = format!("http://127.0.0.1:{http}/api/alerts?active=true");
     let started = std::time::Instant::now();

@@ -288,14 +288,7 @@ fn run_on_a_damaged_store_moves_it_aside_keeps_going_and_raises_an_alert() {
         format!("[site]\nname = \"s\"\n[store]\npath = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n", db.display()),
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_pumphouse"))
-        .args(["run", "-c"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut gw = Proc(child);
+    let mut gw = common::gateway(&cfg, &dir.path().join("gw.log"));
     common::wait_port(port, "the gateway");
     let text = reqwest::blocking::get(format!("http://127.0.0.1:{port}/api/alerts")).unwrap().text().unwrap();
     let alerts: Vec<Value> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));

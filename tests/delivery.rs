@@ -7,23 +7,12 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{free_port, terminate, Proc};
+use common::{free_port, gateway, terminate, Proc};
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
-
-fn gateway(cfg: &Path, log: &Path) -> Child {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_pumphouse"))
-        .args(["run", "-c"])
-        .arg(cfg)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start pumphouse run")
-}
 
 fn simulator(devices: u8) -> (Proc, String) {
     use std::io::BufRead;
@@ -232,12 +221,12 @@ async fn nothing_is_lost_when_the_broker_the_database_and_the_gateway_go_down() 
     influx.restart();
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Crash: SIGKILL, then start again on the same store.
-    let _ = gw.kill();
-    let _ = gw.wait();
+    let _ = gw.0.kill();
+    let _ = gw.0.wait();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut gw = gateway(&cfg, &log);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    terminate(&mut gw);
+    terminate(&mut gw.0);
     // Drain: same store and sinks, no devices, until every sink has caught up.
     let mut gw = gateway(&drain, &log);
     let started = Instant::now();
@@ -255,7 +244,7 @@ async fn nothing_is_lost_when_the_broker_the_database_and_the_gateway_go_down() 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let metrics = reqwest::get(format!("http://127.0.0.1:{http}/metrics")).await.unwrap().text().await.unwrap();
-    terminate(&mut gw);
+    terminate(&mut gw.0);
     tokio::time::sleep(Duration::from_millis(500)).await;
     sub.abort();
 
@@ -392,7 +381,7 @@ stall_after = "1s"
     let code = health.status().as_u16();
     let text = health.text().await.unwrap();
     let metrics = reqwest::get(format!("http://127.0.0.1:{http}/metrics")).await.unwrap().text().await.unwrap();
-    terminate(&mut gw);
+    terminate(&mut gw.0);
     let sinks = status["sinks"].as_array().unwrap();
     let conflict = sinks.iter().find(|s| s["sink"] == "influxdb:conflict").unwrap();
     let missing = sinks.iter().find(|s| s["sink"] == "influxdb:missing").unwrap();
@@ -569,7 +558,7 @@ stall_after = "1s"
     let good = api_status(ports[0]).await.expect("status of the good gateway");
     let bad = api_status(ports[1]).await.expect("status of the bad gateway");
     for mut g in gateways {
-        terminate(&mut g);
+        terminate(&mut g.0);
     }
     sub.abort();
     let msgs = received.lock().unwrap().clone();
@@ -603,7 +592,7 @@ async fn a_message_per_poll_of_a_device_carries_every_reading_once() {
     let mut gw = gateway(&cfg, &d.join("gateway.log"));
     tokio::time::sleep(Duration::from_secs(2)).await;
     // SIGTERM drains what was committed to the broker before it stops
-    terminate(&mut gw);
+    terminate(&mut gw.0);
     tokio::time::sleep(Duration::from_millis(500)).await;
     sub.abort();
 

@@ -255,15 +255,7 @@ async fn the_ledger_is_served_over_http() {
     text.push_str(&format!("[http]\nlisten = \"127.0.0.1:{http}\"\n"));
     std::fs::write(&cfg, text).unwrap();
     import_fixture(&cfg);
-    // killed when dropped, a failing assertion included
-    let mut gw = common::Proc(
-        std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
-            .args(["run", "-c", &cfg])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut gw = common::gateway(Path::new(&cfg), &dir.path().join("gw.log"));
     common::wait_port(http, "pumphouse run");
     let get = |path: &str| {
         let url = format!("http://127.0.0.1:{http}{path}");
@@ -327,15 +319,7 @@ async fn the_gateway_writes_the_ledger_to_influxdb() {
         influx.port
     ));
     std::fs::write(&cfg, text).unwrap();
-    // killed when dropped, a failing assertion included
-    let mut gw = common::Proc(
-        std::process::Command::new(env!("CARGO_BIN_EXE_pumphouse"))
-            .args(["run", "-c", &cfg])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut gw = common::gateway(Path::new(&cfg), &dir.path().join("gw.log"));
     let url = format!("http://127.0.0.1:{}/query", influx.port);
     let started = std::time::Instant::now();
     let series = loop {

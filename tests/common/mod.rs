@@ -55,6 +55,21 @@ impl Drop for Proc {
     }
 }
 
+/// `pumphouse run -c CFG`, its log appended to `log`; killed when dropped (a failing
+/// assertion included).
+pub fn gateway(cfg: &Path, log: &Path) -> Proc {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_pumphouse"))
+            .args(["run", "-c"])
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start pumphouse run"),
+    )
+}
+
 /// A file for a child's stderr (a pipe nobody reads could fill up and stall it).
 fn stderr_file() -> (Stdio, PathBuf) {
     let f = tempfile::Builder::new().prefix("pumphouse-test-").suffix(".log").tempfile().expect("temp file");
