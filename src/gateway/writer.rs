@@ -150,7 +150,6 @@ pub async fn run(mut w: Writer, mut rx: mpsc::Receiver<Vec<Reading>>) {
                 Err(h) => {
                     if held.is_empty() {
                         tracing::error!(clock = %wall, built = %crate::clock::build_time(), "the clock is not set (earlier than this build): readings are held until it is");
-                        w.intake.holding_since_ms.store(wall.timestamp_millis(), Ordering::Relaxed);
                     }
                     held.push_back(h);
                 }
@@ -161,7 +160,6 @@ pub async fn run(mut w: Writer, mut rx: mpsc::Receiver<Vec<Reading>>) {
             let mut released: VecDeque<Reading> = held.drain(..).map(|h| w.guard.release(h, wall, mono)).collect();
             released.append(&mut pending);
             pending = released;
-            w.intake.holding_since_ms.store(0, Ordering::Relaxed);
         }
 
         if let Some((ahead, now)) = w.guard.take_far_step() {

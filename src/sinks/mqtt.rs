@@ -57,6 +57,8 @@ pub fn payload(r: &Reading) -> String {
         quality: &quality,
         ts: r.ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     };
+    // cannot fail: named fields of strings and an optional float (a non-finite one is
+    // written as null), so the empty default is never what is sent
     serde_json::to_string(&p).unwrap_or_default()
 }
 

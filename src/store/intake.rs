@@ -26,8 +26,6 @@ pub struct Intake {
     pub failing_since_ms: AtomicI64,
     /// Why the store refuses writes.
     error: Mutex<Option<String>>,
-    /// The wall clock when readings began to be held (0: none held).
-    pub holding_since_ms: AtomicI64,
 }
 
 impl Intake {
