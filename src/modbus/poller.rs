@@ -358,8 +358,8 @@ pub async fn run_bus(
         })
         .collect();
     tracing::info!(bus = %bus.name, transport = %bus.transport.describe(), devices = slots.len(), "polling");
-    let mut running: JoinSet<(usize, PollOutcome)> = JoinSet::new();
-    // which slot each running task polls: a task that panics returns no index
+    let mut running: JoinSet<PollOutcome> = JoinSet::new();
+    // which slot each running task polls (a task that panics still has its id)
     let mut tasks: HashMap<tokio::task::Id, usize> = HashMap::new();
     loop {
         let now = Instant::now();
@@ -374,7 +374,7 @@ pub async fn run_bus(
                 Some((i, due)) if due <= now => {
                     slots[i].busy = true;
                     let job = slots[i].job.clone();
-                    let handle = running.spawn(async move { (i, job.poll().await) });
+                    let handle = running.spawn(async move { job.poll().await });
                     tasks.insert(handle.id(), i);
                 }
                 _ => break,
@@ -386,17 +386,18 @@ pub async fn run_bus(
         tokio::select! {
             () = cancel.cancelled() => break,
             Some(done) = running.join_next_with_id(), if !running.is_empty() => {
-                let (i, outcome) = match done {
-                    Ok((id, (i, outcome))) => {
-                        tasks.remove(&id);
-                        (i, outcome)
-                    }
+                let id = match &done {
+                    Ok((id, _)) => *id,
+                    Err(e) => e.id(),
+                };
+                let Some(i) = tasks.remove(&id) else { continue };
+                slots[i].busy = false;
+                let outcome = match done {
+                    Ok((_, outcome)) => outcome,
                     Err(e) => {
                         // A poll that panicked: the device is freed, counted and polled
                         // again after a backoff, never left marked busy.
-                        let Some(i) = tasks.remove(&e.id()) else { continue };
                         let slot = &mut slots[i];
-                        slot.busy = false;
                         slot.failures += 1;
                         slot.job.stats.panics.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(device = %slot.job.device.name, error = %e, "poll task failed; polling the device again after a backoff");
@@ -405,7 +406,6 @@ pub async fn run_bus(
                     }
                 };
                 let slot = &mut slots[i];
-                slot.busy = false;
                 if !outcome.split.is_empty() {
                     let mut split = (*slot.job.split).clone();
                     split.extend(outcome.split.iter().copied());
