@@ -242,7 +242,8 @@ impl Store {
         });
         match checked {
             Ok(s) => Ok((s, None)),
-            Err(e) if path.exists() => {
+            // only a file is moved aside: a path naming a directory is a configuration error
+            Err(e) if path.is_file() => {
                 let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
                 let aside = path.with_file_name(format!(
                     "{}.corrupt-{stamp}",
