@@ -1,4 +1,4 @@
-//! Detection quality of the burst rule (`alerts::rules::burst`) on readings every minute:
+//! Detection quality of the burst rule (`alerts::burst`) on readings every minute:
 //! bursts of 50 % and 100 % of a zone's mean flow, alerted within 15 minutes?
 //!
 //! - Real inflows: the ten BWDF DMAs' hourly inflows (Alvisi et al. 2025, doi
@@ -21,7 +21,21 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use pumphouse::alerts::rules::{burst, Episode};
+use pumphouse::alerts::burst::{self, Settings};
+use pumphouse::alerts::rules::Episode;
+
+/// The rule as the gateway runs it, over what follows the first eight days of `flows`.
+fn burst(zone: &str, flows: &[(DateTime<Utc>, f64)], pressures: &[(DateTime<Utc>, f64)]) -> Vec<Episode> {
+    let Some(first) = flows.first() else { return Vec::new() };
+    let s = Settings {
+        min_rise: 0.0,
+        drop_share: 0.15,
+        confirm: TimeDelta::minutes(30),
+        lag: TimeDelta::minutes(4),
+        tz: chrono_tz::Asia::Shanghai,
+    };
+    burst::burst(zone, flows, pressures, first.0 + TimeDelta::days(8), &s)
+}
 
 fn noise(key: u64, i: i64) -> f64 {
     let mut x = key ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -79,7 +93,7 @@ fn main() {
             let i = 24 * 10 + (k * 4099 + 17 * k * k) % (keys.len() - 24 * 45);
             let from = keys[i];
             let mins = minutes(series, from - TimeDelta::days(8), from + TimeDelta::days(30), z as u64);
-            let eps = burst("z", &mins, &[], 0.0, 0.15, TimeDelta::minutes(4));
+            let eps = burst("z", &mins, &[]);
             fa += eps.iter().filter(|e| e.start >= from).count();
             months += 30.0 / 30.4;
         }
@@ -101,7 +115,7 @@ fn main() {
                     }
                 }
                 total += 1;
-                let eps = burst("z", &mins, &[], 0.0, 0.15, TimeDelta::minutes(4));
+                let eps = burst("z", &mins, &[]);
                 if let Some(m) = detected(&eps, start) {
                     ttd.push(m);
                 }
@@ -139,10 +153,7 @@ fn main() {
     let (clean_flows, clean_pressures) = run(Vec::new());
     let mut sim_fa = 0;
     for (z, f) in &clean_flows {
-        sim_fa += burst(z, f, &clean_pressures[z], 0.0, 0.15, TimeDelta::minutes(4))
-            .iter()
-            .filter(|e| e.start >= t0 + TimeDelta::days(7))
-            .count();
+        sim_fa += burst(z, f, &clean_pressures[z]).iter().filter(|e| e.start >= t0 + TimeDelta::days(7)).count();
     }
     let sim_fa_rate = sim_fa as f64 / (3.0 * 3.0 / 30.4);
     for share in [0.5, 1.0] {
@@ -163,7 +174,7 @@ fn main() {
                 })
                 .collect();
             let (flows, pressures) = run(scen);
-            let eps = burst(z, &flows[z], &pressures[z], 0.0, 0.15, TimeDelta::minutes(4));
+            let eps = burst(z, &flows[z], &pressures[z]);
             for s in starts {
                 total += 1;
                 match detected(

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use pumphouse::config::delivery::{InfluxApi, InfluxConfig, MqttConfig, Payload, Precision};
+use pumphouse::config::{InfluxApi, InfluxConfig, MqttConfig, Payload, Precision};
 use pumphouse::model::{Quality, Quantity, Reading};
 use pumphouse::sinks::{influx, mqtt, SinkHealth};
 use pumphouse::store::{Limits, Store};

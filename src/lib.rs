@@ -13,28 +13,45 @@
 //!                         http (API, health) ◄────────┴──── cli (one file per command)
 //! ```
 //!
-//! Modules, lowest layer first:
-//! - [`diag`]: diagnostics with their path; every layer's validators report through it.
+//! Modules, lowest layer first. A module imports only from its own layer and the layers
+//! below it; `tests/layers.rs` reads the next line and checks every `crate::` path in
+//! `src/` against it, so this map cannot drift from the code.
+//!
+//! Layers: diag | supervise | lang | line_protocol | model, secret | clock, modbus | http::config, store, sinks, ledger, alerts, targets, config, sim, http, gateway, cli.
+//!
+//! - [`diag`]: diagnostics with their path, and the field parsers every component's
+//!   validation uses ([`diag::Mode`], durations, sizes, names).
 //! - [`supervise`]: the supervisor every long-running task runs under (restart on a
 //!   panic or an unasked end, counted), a leaf.
+//! - [`lang`]: the one language type (Chinese or English) and its text helper.
+//! - [`line_protocol`]: the one InfluxDB line-protocol encoder (readings, alert events,
+//!   the ledger measurement).
 //! - [`model`]: the vocabulary: [`model::Reading`], [`model::Quantity`],
 //!   [`model::Quality`], [`model::AlertRule`], [`model::Severity`], [`model::Month`].
+//! - [`secret`]: secrets read from a variable or a file, never printed; URLs without them.
 //! - [`clock`]: whether the wall clock can stamp readings (not set yet, stepped back);
 //!   pure verdicts the writer applies.
-//! - [`modbus`]: profiles as data and their TOML form, the pure decoder and request
-//!   planner, and the poller (the only part that does Modbus I/O).
-//! - [`store`]: the local store, one file per table family (readings, cursors, pruning,
-//!   frozen rollups, alerts, corrections); it imports no ledger or alert logic.
-//! - [`sinks`]: MQTT and InfluxDB delivery, one line-protocol encoder and one MQTT
-//!   client-options builder for every writer.
+//! - [`modbus`]: buses and devices with their configuration (`modbus::config`), profiles
+//!   as data and their TOML form, the pure decoder and request planner, and the poller
+//!   (the only part that does Modbus I/O).
+//! - `http::config`: the `[http]` section; it sits low so that [`config`] can assemble it
+//!   while the HTTP server itself, above, serves a whole [`config::Config`].
+//! - [`store`]: the local store (and `[store]`), one file per table family (readings,
+//!   cursors, pruning, frozen rollups, alerts, corrections); no ledger or alert logic.
+//! - [`sinks`]: MQTT and InfluxDB delivery, each with its configuration
+//!   (`sinks::mqtt::config`, `sinks::influx::config`); one MQTT client-options builder.
 //! - [`ledger`]: topology, intervals, tariffs, prices, balance and the monthly ledger
 //!   (pure, from a [`ledger::month::Spec`]); [`ledger::book`] is its one bridge to the store.
-//! - [`alerts`]: pure rules and night-flow evidence; `evaluate` reads the store for them;
-//!   `deliver` sends alert changes durably.
+//! - [`alerts`]: pure rules and night-flow evidence, from an [`alerts::spec::Spec`];
+//!   `evaluate` reads the store for them, one evaluator per rule family; `deliver` sends
+//!   alert changes durably.
 //! - [`targets`]: the three zero-growth targets (money, safety incidents, service
 //!   interruptions) for a month and the year to date against the baseline year, from the
-//!   ledger and the alert records; `[[baseline_targets]]` is its configuration.
+//!   ledger and the alert records (`compute`, pure) and its report (`report`), from a
+//!   [`targets::Spec`]; `[[baseline_targets]]` is its configuration.
 //! - [`config`]: TOML + environment → validated [`config::Config`], every problem at once.
+//!   It only parses and assembles: each section's types and checks belong to the
+//!   component, and it builds the narrow specs the ledger, alerts and targets take.
 //! - [`sim`]: a simulated pump house served over Modbus TCP, with fault scenarios.
 //! - [`http`]: health, metrics, status, the API and the page (server-rendered, Chinese
 //!   and English); depends on ledger, alerts and store, never on cli or gateway.
@@ -57,9 +74,12 @@ pub mod config;
 pub mod diag;
 pub mod gateway;
 pub mod http;
+pub mod lang;
 pub mod ledger;
+pub mod line_protocol;
 pub mod modbus;
 pub mod model;
+pub mod secret;
 pub mod sim;
 pub mod sinks;
 pub mod store;

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use pumphouse::cli::{self, Report};
 use pumphouse::config::{Config, Mode};
 use pumphouse::gateway;
+use pumphouse::lang::Lang;
 
 #[derive(Parser)]
 #[command(
@@ -63,8 +64,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = FormatArg::Json)]
         format: FormatArg,
         /// Labels in Chinese or English.
-        #[arg(long, value_enum, default_value_t = LangArg::Zh)]
-        lang: LangArg,
+        #[arg(long, value_parser = Lang::parse, default_value = "zh")]
+        lang: Lang,
         /// Where to write it (stdout when absent; required for xlsx).
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -80,7 +81,7 @@ enum Command {
         #[arg(long, default_value = "")]
         why: String,
         #[command(subcommand)]
-        what: CorrectWhat,
+        what: cli::correct::What,
     },
     /// Alerts: evaluate the rules over stored readings, list them, acknowledge one.
     Alerts {
@@ -168,51 +169,6 @@ enum Command {
 }
 
 #[derive(Subcommand)]
-enum CorrectWhat {
-    /// A reading taken by hand.
-    Reading {
-        #[arg(long)]
-        device: String,
-        /// Default: the meter's totalizer point in the network map.
-        #[arg(long)]
-        point: Option<String>,
-        /// When it was read (RFC 3339 with offset).
-        #[arg(long)]
-        at: DateTime<Utc>,
-        #[arg(long)]
-        value: f64,
-    },
-    /// A meter swapped: the old one's final reading and the new one's initial reading.
-    Replacement {
-        #[arg(long)]
-        device: String,
-        #[arg(long)]
-        point: Option<String>,
-        #[arg(long)]
-        at: DateTime<Utc>,
-        #[arg(long)]
-        old_final: f64,
-        #[arg(long)]
-        new_initial: f64,
-    },
-    /// A flat tariff for a customer category from a date.
-    Tariff {
-        #[arg(long)]
-        utility: String,
-        #[arg(long)]
-        category: String,
-        /// First day (YYYY-MM-DD, local).
-        #[arg(long)]
-        from: chrono::NaiveDate,
-        /// Yuan per unit, e.g. 3.10.
-        #[arg(long)]
-        price: rust_decimal::Decimal,
-    },
-    /// List every correction.
-    List,
-}
-
-#[derive(Subcommand)]
 enum AlertsWhat {
     /// Run the rules over the stored readings (default: all of them) and record the alerts.
     Evaluate {
@@ -244,12 +200,6 @@ enum FormatArg {
     Xlsx,
     /// The three targets and each utility's gap, for a terminal.
     Text,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LangArg {
-    Zh,
-    En,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -396,53 +346,12 @@ async fn run(command: Command) -> Result<Report, Failure> {
                 FormatArg::Xlsx => cli::ledger::LedgerFormat::Xlsx,
                 FormatArg::Text => cli::ledger::LedgerFormat::Text,
             };
-            let lang = match lang {
-                LangArg::Zh => pumphouse::ledger::export::Lang::Zh,
-                LangArg::En => pumphouse::ledger::export::Lang::En,
-            };
             cli::ledger::ledger(&cfg, &month, format, lang, output.as_deref())?;
             Ok(Report::default())
         }
         Command::Correct { config: path, by, why, what } => {
-            use pumphouse::ledger::corrections::Change;
             let cfg = config(&path, Mode::Check)?;
-            let point_of = |device: &str, point: Option<String>| -> Result<String, Failure> {
-                point
-                    .or_else(|| cfg.topology.meters.iter().find(|m| m.device == device).map(|m| m.point.clone()))
-                    .ok_or_else(|| {
-                        Failure::Error(anyhow::anyhow!(
-                            "`{device}` is not a meter of the network map: name the device's totalizer with --point"
-                        ))
-                    })
-            };
-            let change = match what {
-                CorrectWhat::List => return Ok(Report::text(cli::correct::corrections_list(&cfg)?)),
-                CorrectWhat::Reading { device, point, at, value } => {
-                    let point = point_of(&device, point)?;
-                    Change::Reading { device, point, ts: at, value }
-                }
-                CorrectWhat::Replacement { device, point, at, old_final, new_initial } => {
-                    let point = point_of(&device, point)?;
-                    Change::Replacement { device, point, ts: at, old_final, new_initial }
-                }
-                CorrectWhat::Tariff { utility, category, from, price } => {
-                    let Some(utility) = pumphouse::ledger::topology::Utility::parse(&utility) else {
-                        return Err(Failure::Error(anyhow::anyhow!("utility `{utility}`: use water or electricity")));
-                    };
-                    Change::Tariff { utility, category, from, price }
-                }
-            };
-            if let Change::Reading { value, .. } | Change::Replacement { old_final: value, .. } = &change {
-                if !value.is_finite() {
-                    return Err(Failure::Error(anyhow::anyhow!("readings must be finite numbers")));
-                }
-            }
-            let (id, lines) = cli::correct::correct(&cfg, &by, &why, change)?;
-            Ok(Report {
-                stdout: format!("correction #{id} recorded\n"),
-                stderr: lines.iter().map(|l| format!("{l}\n")).collect(),
-                code: 0,
-            })
+            Ok(cli::correct::run(&cfg, &by, &why, what)?)
         }
         Command::Alerts { config: path, what } => {
             let cfg = config(&path, Mode::Check)?;
@@ -454,21 +363,7 @@ async fn run(command: Command) -> Result<Report, Failure> {
         }
         Command::Import { config: path, csv } => {
             let cfg = config(&path, Mode::Check)?;
-            let r = cli::import::import(&cfg, &csv, true)?;
-            let stderr: String = r.bad.iter().map(|(line, why)| format!("{}:{line}: {why}\n", csv.display())).collect();
-            Ok(Report {
-                stdout: format!(
-                    "{}: {} rows, {} imported, {} already present, {} refused; {} alert(s) raised or updated\n",
-                    csv.display(),
-                    r.rows,
-                    r.imported,
-                    r.already_present,
-                    r.bad.len(),
-                    r.alerts
-                ),
-                stderr,
-                code: if r.bad.is_empty() { 0 } else { 3 },
-            })
+            Ok(cli::import::run(&cfg, &csv)?)
         }
         Command::Topology { config: path, format } => {
             let cfg = config(&path, Mode::Check)?;

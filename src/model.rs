@@ -494,7 +494,7 @@ impl MeterId {
 
     /// `device.point`, the key of frozen records.
     pub fn key(&self) -> String {
-        format!("{}.{}", self.device, self.point)
+        self.to_string()
     }
 }
 

@@ -1,3 +1,5 @@
+//! tier: fast (needs nothing installed: `scripts/test-fast` runs it)
+//!
 //! Property-based fuzzing of what a device, a file or a user can hand the gateway: Modbus
 //! answers decoded through every type and word order (short, long and failed blocks),
 //! configuration text with random damage, CSV import rows, and line protocol / MQTT
@@ -11,7 +13,7 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use pumphouse::config::delivery::Precision;
+use pumphouse::config::Precision;
 use pumphouse::modbus::profile::{DataType, Point, Profile, RegisterImage, Table, Transform, WordOrder};
 use pumphouse::model::{Quality, Quantity, Reading};
 

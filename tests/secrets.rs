@@ -1,3 +1,5 @@
+//! tier: fast (needs nothing installed: `scripts/test-fast` runs it)
+//!
 //! No secret leaves the gateway: not in `check`'s output, the logs, `/api/status`,
 //! `/metrics`, error messages or a debug print of the configuration — with every receiver
 //! unreachable, so that every error path that could quote a URL or a credential runs.

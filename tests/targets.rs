@@ -1,3 +1,5 @@
+//! tier: fast (needs nothing installed: `scripts/test-fast` runs it)
+//!
 //! The simulator's fault scenarios, through the alert rules and the store, give the
 //! counts a working group would write down by hand.
 
@@ -62,8 +64,9 @@ fn simulated_faults_give_the_hand_counted_incidents_and_interruptions() {
     }
     let month = Month::parse("2026-04").unwrap();
     let (from, to) = month.bounds(Shanghai).unwrap();
-    pumphouse::alerts::evaluate::record(&cfg, &store, from, to).unwrap();
-    let report = targets::from_store(&cfg, &store, month, None, local(30, 23, 0) + TimeDelta::days(2)).unwrap();
+    pumphouse::alerts::evaluate::record(&cfg.alert_spec(), &store, from, to).unwrap();
+    let report =
+        targets::from_store(&cfg.targets_spec(), &store, month, None, local(30, 23, 0) + TimeDelta::days(2)).unwrap();
 
     let incidents: Vec<(AlertRule, String, DateTime<Utc>)> =
         report.incidents.iter().map(|i| (i.rule, i.subject.clone(), i.start)).collect();

@@ -16,8 +16,10 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 
-use crate::config::delivery::{InfluxConfig, MqttConfig, Secret};
-use crate::sinks::line_protocol::Line;
+use crate::line_protocol::Line;
+use crate::secret::Secret;
+use crate::sinks::influx::config::InfluxConfig;
+use crate::sinks::mqtt::config::MqttConfig;
 use crate::store::{AlertRow, Destination, Store};
 
 fn ts(ms: Option<i64>) -> Option<String> {

@@ -2,9 +2,11 @@
 //! (see [`crate::ledger::intervals`]); they take data and return evidence, stamped with
 //! the data's time, so replaying imported history gives what live data would have.
 
+pub mod burst;
 pub mod deliver;
 pub mod evaluate;
 pub mod night_flow;
 pub mod rules;
 pub mod safety;
 pub mod settings;
+pub mod spec;

@@ -15,7 +15,7 @@ pub fn alerts_evaluate(cfg: &Config, from: Option<DateTime<Utc>>, to: Option<Dat
     };
     let from = from.unwrap_or(oldest);
     let to = to.unwrap_or(newest + chrono::TimeDelta::milliseconds(1));
-    let changed = crate::alerts::evaluate::record(cfg, &store, from, to)?;
+    let changed = crate::alerts::evaluate::record(&cfg.alert_spec(), &store, from, to)?;
     Ok(format!("{} alert(s) raised or updated between {} and {}\n", changed.len(), from.to_rfc3339(), to.to_rfc3339()))
 }
 

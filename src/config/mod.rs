@@ -6,8 +6,14 @@
 //! deserialised on its own so one malformed device does not hide the problems of the
 //! others.
 
-pub mod delivery;
 pub use crate::diag;
+pub use crate::diag::{parse_duration, Mode};
+pub use crate::http::config::HttpConfig;
+pub use crate::modbus::config::{Bus, Device, Parity, Transport, DEFAULT_INTERVAL};
+pub use crate::secret::Secret;
+pub use crate::sinks::influx::config::{InfluxApi, InfluxConfig, Precision};
+pub use crate::sinks::mqtt::config::{MqttConfig, Payload};
+pub use crate::store::config::StoreConfig;
 pub mod raw;
 mod validate;
 
@@ -18,18 +24,8 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 
-use crate::modbus::planner::{self, Limits};
 use crate::modbus::profile::Profile;
-use delivery::{HttpConfig, InfluxConfig, MqttConfig, StoreConfig};
 use diag::{ConfigErrors, Diagnostics};
-
-/// What the configuration is being loaded for: a missing serial device is a warning when
-/// checking a file on another machine, and an error when about to poll.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Check,
-    Run,
-}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -63,14 +59,14 @@ pub struct LedgerConfig {
     /// Where it writes each month's ledger; `None`: it does not.
     pub export_dir: Option<PathBuf>,
     /// The language of the files and announcements.
-    pub language: crate::ledger::export::Lang,
+    pub language: crate::lang::Lang,
 }
 
 #[derive(Debug, Clone)]
 pub struct AlertsConfig {
     pub evaluate_every: Duration,
     /// The webhook URL (it carries the robot's key).
-    pub webhook_url: Option<delivery::Secret>,
+    pub webhook_url: Option<Secret>,
     pub webhook_format: crate::alerts::deliver::WebhookFormat,
     pub rules: crate::alerts::settings::RuleSettings,
 }
@@ -79,108 +75,6 @@ pub struct AlertsConfig {
 pub struct Site {
     pub name: Arc<str>,
     pub timezone: Tz,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Parity {
-    None,
-    Even,
-    Odd,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Transport {
-    Tcp {
-        address: String,
-    },
-    Rtu {
-        device: PathBuf,
-        baud: u32,
-        parity: Parity,
-        stop_bits: u8,
-        data_bits: u8,
-    },
-    /// RTU frames over a TCP stream (serial device servers in transparent mode). `baud`
-    /// is the serial side's rate, used only to estimate line time.
-    RtuOverTcp {
-        address: String,
-        baud: Option<u32>,
-    },
-}
-
-impl Transport {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Transport::Tcp { .. } => "tcp",
-            Transport::Rtu { .. } => "rtu",
-            Transport::RtuOverTcp { .. } => "rtu-over-tcp",
-        }
-    }
-
-    /// A serial line (or one behind a device server) carries one request at a time.
-    pub fn is_half_duplex(&self) -> bool {
-        !matches!(self, Transport::Tcp { .. })
-    }
-
-    pub fn describe(&self) -> String {
-        match self {
-            Transport::Tcp { address } => format!("tcp {address}"),
-            Transport::Rtu { device, baud, parity, stop_bits, data_bits } => {
-                let p = match parity {
-                    Parity::None => 'N',
-                    Parity::Even => 'E',
-                    Parity::Odd => 'O',
-                };
-                format!("rtu {} {baud} {data_bits}{p}{stop_bits}", device.display())
-            }
-            Transport::RtuOverTcp { address, .. } => format!("rtu-over-tcp {address}"),
-        }
-    }
-
-    /// (baud, bits per character) of the serial line, when known.
-    pub fn line(&self) -> Option<(u32, u32)> {
-        match self {
-            Transport::Rtu { baud, parity, stop_bits, data_bits, .. } => {
-                let parity_bits = u32::from(*parity != Parity::None);
-                Some((*baud, 1 + u32::from(*data_bits) + parity_bits + u32::from(*stop_bits)))
-            }
-            Transport::RtuOverTcp { baud: Some(b), .. } => Some((*b, 10)),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Bus {
-    pub name: Arc<str>,
-    pub transport: Transport,
-    /// How long to wait for one answer.
-    pub timeout: Duration,
-    /// Silence between two requests on the line (serial), or none.
-    pub gap: Duration,
-    /// Requests in flight at once (TCP only; serial lines are always 1).
-    pub concurrency: usize,
-}
-
-#[derive(Debug, Clone)]
-pub struct Device {
-    pub name: Arc<str>,
-    pub bus: Arc<str>,
-    pub unit: u8,
-    pub profile: Arc<Profile>,
-    pub zone: Arc<str>,
-    pub interval: Duration,
-    pub limits: Limits,
-    /// Extra attempts after a failed request before the cycle gives up on the device.
-    pub retries: u32,
-    /// Longest wait between attempts at a device that does not answer.
-    pub backoff_max: Duration,
-}
-
-impl Device {
-    pub fn plan(&self) -> Vec<planner::Request> {
-        planner::plan(&self.profile.points, self.limits)
-    }
 }
 
 impl Config {
@@ -207,6 +101,38 @@ impl Config {
         (per_day > 0.0).then(|| self.store.limits.max_size as f64 / per_day)
     }
 
+    /// What the alert rules need of this configuration.
+    pub fn alert_spec(&self) -> crate::alerts::spec::Spec<'_> {
+        crate::alerts::spec::Spec {
+            tz: self.site.timezone,
+            topology: &self.topology,
+            prices: &self.prices,
+            rules: &self.alerts.rules,
+            devices: self
+                .devices
+                .iter()
+                .map(|d| crate::alerts::spec::DeviceSpec {
+                    name: &d.name,
+                    zone: &d.zone,
+                    interval: d.interval,
+                    profile: &d.profile,
+                })
+                .collect(),
+        }
+    }
+
+    /// What the zero-growth targets need of this configuration.
+    pub fn targets_spec(&self) -> crate::targets::Spec<'_> {
+        crate::targets::Spec {
+            site: &self.site.name,
+            tz: self.site.timezone,
+            topology: &self.topology,
+            baselines: &self.target_baselines,
+            observed: self.devices.iter().flat_map(|d| d.profile.points.iter().map(|p| p.quantity)).collect(),
+            ledger: self.ledger_spec(),
+        }
+    }
+
     /// What the ledger needs of this configuration.
     pub fn ledger_spec(&self) -> crate::ledger::month::Spec<'_> {
         crate::ledger::month::Spec {
@@ -222,13 +148,6 @@ impl Config {
 
 /// What one reading takes in the store, index included (measured: 69 bytes).
 pub const STORE_BYTES_PER_READING: f64 = 70.0;
-
-pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Parses `10s`, `500ms`, `1m 30s` (humantime) into a duration.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 500ms, 10s, 5m"))
-}
 
 /// Loads a configuration file, applies `PUMPHOUSE__…` environment overrides, validates.
 /// On success, the warnings come with the config.

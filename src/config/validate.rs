@@ -8,9 +8,14 @@ use chrono_tz::Tz;
 use serde::de::DeserializeOwned;
 
 use super::*;
-use crate::modbus::planner::{self, Limits};
+use crate::diag::{check_name, duration_field, human_size};
+use crate::http::config as http_config;
+use crate::modbus::config::{RawBus, RawDevice, RawPolling};
 use crate::modbus::profile_file::{self, RawProfile};
-use raw::{RawBus, RawDevice, RawHttp, RawInflux, RawMqtt, RawPolling, RawSite, RawStore};
+use crate::sinks::influx::config::RawInflux;
+use crate::sinks::mqtt::config::RawMqtt;
+use crate::{modbus, secret, sinks, store};
+use raw::RawSite;
 
 fn section<T: DeserializeOwned + Default>(
     top: &HashMap<String, config::Value>,
@@ -76,58 +81,6 @@ const SECTIONS: &[&str] = &[
 /// Sections that later parts of the gateway read; accepted here so one file serves all.
 const LATER_SECTIONS: &[&str] = &[];
 
-fn duration_field(value: &Option<String>, default: Duration, path: &str, diags: &mut Diagnostics) -> Duration {
-    match value {
-        None => default,
-        Some(s) => match parse_duration(s) {
-            Ok(d) if d.is_zero() => {
-                diags.error(path, "must be longer than zero");
-                default
-            }
-            Ok(d) => d,
-            Err(e) => {
-                diags.error(path, e);
-                default
-            }
-        },
-    }
-}
-
-fn int_field(
-    value: Option<i64>,
-    default: i64,
-    range: std::ops::RangeInclusive<i64>,
-    path: &str,
-    what: &str,
-    diags: &mut Diagnostics,
-) -> i64 {
-    match value {
-        None => default,
-        Some(v) if range.contains(&v) => v,
-        Some(v) => {
-            diags.error(path, format!("{v} is outside {}..={}: {what}", range.start(), range.end()));
-            default
-        }
-    }
-}
-
-fn check_name(name: &Option<String>, path: &str, what: &str, diags: &mut Diagnostics) -> Option<String> {
-    match name.as_deref() {
-        None | Some("") => {
-            diags.error(format!("{path}.name"), format!("every {what} needs a name"));
-            None
-        }
-        Some(n) if n.chars().any(|c| c == '/' || c == '+' || c == '#' || c.is_whitespace() || c.is_control()) => {
-            diags.error(
-                format!("{path}.name"),
-                format!("`{n}` contains a space, '/', '+' or '#'; names become MQTT topic levels and series tags, use letters, digits, '-', '_' or '.'"),
-            );
-            None
-        }
-        Some(n) => Some(n.to_string()),
-    }
-}
-
 pub(super) fn validate(
     top: &HashMap<String, config::Value>,
     source: &str,
@@ -140,10 +93,10 @@ pub(super) fn validate(
     let raw_buses: Vec<(usize, RawBus)> = array(top, "buses", diags);
     let raw_devices: Vec<(usize, RawDevice)> = array(top, "devices", diags);
     let raw_profiles: Vec<(usize, RawProfile)> = array(top, "profiles", diags);
-    let raw_store: RawStore = section(top, "store", diags);
+    let raw_store: store::config::RawStore = section(top, "store", diags);
     let raw_mqtt: Option<RawMqtt> = top.contains_key("mqtt").then(|| section(top, "mqtt", diags));
     let raw_influx: Vec<(usize, RawInflux)> = array(top, "influxdb", diags);
-    let raw_http: RawHttp = section(top, "http", diags);
+    let raw_http: http_config::RawHttp = section(top, "http", diags);
     let raw_zones = array(top, "zones", diags);
     let raw_meters = array(top, "meters", diags);
     let raw_unmetered = array(top, "unmetered", diags);
@@ -155,13 +108,13 @@ pub(super) fn validate(
     let raw_alerts: raw::RawAlerts = section(top, "alerts", diags);
     let raw_ledger: raw::RawLedger = section(top, "ledger", diags);
     let (site_name, timezone) = site(&raw_site, diags);
-    let polling = polling(&raw_polling, diags);
+    let polling = modbus::config::polling(&raw_polling, diags);
     let (profiles, own_profiles) = profiles(&raw_profiles, diags);
-    let (buses, bus_index) = buses(&raw_buses, mode, diags);
+    let (buses, bus_index) = modbus::config::buses(&raw_buses, mode, diags);
     if raw_buses.is_empty() && top.contains_key("devices") {
         diags.error("buses", "devices are configured but no bus: add a [[buses]] entry");
     }
-    let devices = devices(&raw_devices, &buses, &bus_index, &profiles, &own_profiles, &polling, diags);
+    let devices = modbus::config::devices(&raw_devices, &buses, &bus_index, &profiles, &own_profiles, &polling, diags);
     let used: HashSet<&str> = devices.iter().map(|d| &*d.bus).collect();
     for b in &buses {
         if !used.contains(&*b.name) {
@@ -171,11 +124,11 @@ pub(super) fn validate(
             );
         }
     }
-    let store = delivery::validate_store(&raw_store, diags);
-    let mqtt = raw_mqtt.as_ref().and_then(|m| delivery::validate_mqtt(m, &site_name, mode, diags));
+    let store = store::config::validate(&raw_store, diags);
+    let mqtt = raw_mqtt.as_ref().and_then(|m| sinks::mqtt::config::validate(m, &site_name, mode, diags));
     let mut influxdb: Vec<InfluxConfig> = Vec::new();
     for (i, r) in &raw_influx {
-        if let Some(c) = delivery::validate_influx(r, *i, mode, diags) {
+        if let Some(c) = sinks::influx::config::validate(r, *i, mode, diags) {
             if influxdb.iter().any(|o| o.name == c.name) {
                 diags.error(
                     format!("influxdb[{i}].name"),
@@ -186,7 +139,7 @@ pub(super) fn validate(
         }
     }
     let http =
-        if raw_http.listen.as_deref() == Some("off") { None } else { delivery::validate_http(&raw_http, mode, diags) };
+        if raw_http.listen.as_deref() == Some("off") { None } else { http_config::validate(&raw_http, mode, diags) };
     let known: Vec<crate::ledger::topology::KnownDevice<'_>> =
         devices.iter().map(|d| crate::ledger::topology::KnownDevice { name: &d.name, profile: &d.profile }).collect();
     let topology = crate::ledger::topology::validate(&raw_zones, &raw_meters, &raw_unmetered, &known, diags);
@@ -218,8 +171,8 @@ pub(super) fn validate(
     };
     // The robot's key is in its URL: it is a secret like the others.
     let webhook_url = match (&raw_alerts.webhook_url, &raw_alerts.webhook_url_env, &raw_alerts.webhook_url_file) {
-        (Some(_), None, None) => raw_alerts.webhook_url.clone().map(delivery::Secret::new),
-        (None, _, _) => delivery::secret(
+        (Some(_), None, None) => raw_alerts.webhook_url.clone().map(Secret::new),
+        (None, _, _) => secret::read(
             &raw_alerts.webhook_url_env,
             &raw_alerts.webhook_url_file,
             "alerts.webhook_url",
@@ -240,7 +193,7 @@ pub(super) fn validate(
     {
         diags.error(
             "alerts.webhook_url",
-            format!("{} is not an http:// or https:// URL", delivery::url_origin(u.expose())),
+            format!("{} is not an http:// or https:// URL", secret::url_origin(u.expose())),
         );
     }
     let rules = crate::alerts::settings::validate(raw_alerts.settings.clone(), raw_alerts.overrides.clone(), diags);
@@ -264,19 +217,18 @@ pub(super) fn validate(
             "store.max_size",
             format!(
                 "{} holds about {days:.0} days of this configuration's readings ({per_day:.0} a day, ~{STORE_BYTES_PER_READING:.0} bytes each); the ledger needs 40 (a month and seven days until it is frozen): raise it to at least {:.1} GiB, or poll less often",
-                humantime_size(store.limits.max_size),
+                human_size(store.limits.max_size),
                 40.0 * per_day * STORE_BYTES_PER_READING / (1u64 << 30) as f64
             ),
         );
     }
     let ledger = LedgerConfig {
         export_dir: raw_ledger.export_dir.as_ref().map(std::path::PathBuf::from),
-        language: match raw_ledger.language.as_deref() {
-            None | Some("zh") => crate::ledger::export::Lang::Zh,
-            Some("en") => crate::ledger::export::Lang::En,
-            Some(other) => {
-                diags.error("ledger.language", format!("unknown language `{other}`; use zh or en"));
-                crate::ledger::export::Lang::Zh
+        language: match raw_ledger.language.as_deref().map(crate::lang::Lang::parse).transpose() {
+            Ok(l) => l.unwrap_or_default(),
+            Err(e) => {
+                diags.error("ledger.language", e.to_string());
+                crate::lang::Lang::Zh
             }
         },
     };
@@ -365,27 +317,6 @@ fn site(raw_site: &RawSite, diags: &mut Diagnostics) -> (String, Tz) {
     (site_name, timezone)
 }
 
-/// `[polling]`: what a device has unless it says otherwise.
-struct PollingDefaults {
-    interval: Duration,
-    retries: i64,
-    backoff_max: Duration,
-    max_hole: i64,
-}
-
-fn polling(raw_polling: &RawPolling, diags: &mut Diagnostics) -> PollingDefaults {
-    let default_interval = duration_field(&raw_polling.interval, DEFAULT_INTERVAL, "polling.interval", diags);
-    let default_retries =
-        int_field(raw_polling.retries, 1, 0..=10, "polling.retries", "extra attempts per request", diags);
-    let backoff_max = duration_field(&raw_polling.backoff_max, Duration::from_secs(300), "polling.backoff_max", diags);
-    let default_hole =
-        int_field(raw_polling.max_hole, 8, 0..=124, "polling.max_hole", "unused registers a read may span", diags);
-
-    PollingDefaults { interval: default_interval, retries: default_retries, backoff_max, max_hole: default_hole }
-}
-
-/// Profiles: built-in, then the configuration's own. Returns them by name, and where each
-/// of the configuration's own was defined.
 fn profiles(
     raw_profiles: &[(usize, RawProfile)],
     diags: &mut Diagnostics,
@@ -410,328 +341,4 @@ fn profiles(
     }
 
     (profiles, own_profiles)
-}
-
-/// Buses, and where each name was first defined.
-fn buses(raw_buses: &[(usize, RawBus)], mode: Mode, diags: &mut Diagnostics) -> (Vec<Bus>, HashMap<String, usize>) {
-    let mut buses: Vec<Bus> = Vec::new();
-    let mut bus_index: HashMap<String, usize> = HashMap::new();
-    for (i, rb) in raw_buses {
-        let path = format!("buses[{i}]");
-        let name = check_name(&rb.name, &path, "bus", diags);
-        if let Some(n) = &name {
-            if let Some(first) = bus_index.get(n) {
-                diags.error(format!("{path}.name"), format!("bus `{n}` is already defined at buses[{first}]"));
-            } else {
-                bus_index.insert(n.clone(), *i);
-            }
-        }
-        let transport = validate_transport(rb, &path, mode, diags);
-        let timeout = duration_field(&rb.timeout, Duration::from_secs(1), &format!("{path}.timeout"), diags);
-        let gap_default =
-            if matches!(transport, Some(Transport::Tcp { .. })) { Duration::ZERO } else { Duration::from_millis(5) };
-        let gap = match &rb.gap {
-            None => gap_default,
-            Some(s) => parse_duration(s).unwrap_or_else(|e| {
-                diags.error(format!("{path}.gap"), e);
-                gap_default
-            }),
-        };
-        let concurrency =
-            int_field(rb.concurrency, 4, 1..=64, &format!("{path}.concurrency"), "requests in flight at once", diags)
-                as usize;
-        if rb.concurrency.is_some() && transport.as_ref().is_some_and(Transport::is_half_duplex) {
-            diags.warning(
-                format!("{path}.concurrency"),
-                "a serial line carries one request at a time; concurrency is ignored",
-            );
-        }
-        if rb.retries.is_some() {
-            diags.error(format!("{path}.retries"), "retries are set per device or in [polling]");
-        }
-        let duplicate = name.as_ref().is_some_and(|n| bus_index.get(n) != Some(i));
-        if let (Some(name), Some(transport), false) = (name, transport, duplicate) {
-            let concurrency = if transport.is_half_duplex() { 1 } else { concurrency };
-            buses.push(Bus { name: name.into(), transport, timeout, gap, concurrency });
-        }
-    }
-
-    (buses, bus_index)
-}
-
-fn devices(
-    raw_devices: &[(usize, RawDevice)],
-    buses: &[Bus],
-    bus_index: &HashMap<String, usize>,
-    profiles: &BTreeMap<String, Arc<Profile>>,
-    own_profiles: &HashMap<String, usize>,
-    polling: &PollingDefaults,
-    diags: &mut Diagnostics,
-) -> Vec<Device> {
-    let (default_interval, default_retries, backoff_max, default_hole) =
-        (polling.interval, polling.retries, polling.backoff_max, polling.max_hole);
-    let mut devices = Vec::new();
-    let mut device_names: HashMap<String, usize> = HashMap::new();
-    let mut units: HashMap<(String, u8), (usize, String)> = HashMap::new();
-    for (i, rd) in raw_devices {
-        let path = format!("devices[{i}]");
-        let name = check_name(&rd.name, &path, "device", diags);
-        if let Some(n) = &name {
-            if let Some(first) = device_names.insert(n.clone(), *i) {
-                diags.error(format!("{path}.name"), format!("device `{n}` is already defined at devices[{first}]"));
-            }
-        }
-        let bus = match rd.bus.as_deref() {
-            None => {
-                diags.error(format!("{path}.bus"), "missing: the bus the device is on");
-                None
-            }
-            Some(b) => match buses.iter().find(|x| &*x.name == b) {
-                Some(bus) => Some(bus.clone()),
-                None if bus_index.contains_key(b) => None, // declared, with its own errors
-                None => {
-                    let known: Vec<&str> = buses.iter().map(|b| &*b.name).collect();
-                    diags
-                        .error(format!("{path}.bus"), format!("unknown bus `{b}`; defined buses: {}", or_none(&known)));
-                    None
-                }
-            },
-        };
-        let unit = match rd.unit {
-            None => {
-                diags.error(format!("{path}.unit"), "missing: the device's Modbus unit id (1..=247)");
-                None
-            }
-            Some(u) if (1..=247).contains(&u) => Some(u as u8),
-            Some(u) => {
-                diags.error(
-                    format!("{path}.unit"),
-                    format!("unit id {u} is outside 1..=247 (0 is broadcast, 248..=255 are reserved)"),
-                );
-                None
-            }
-        };
-        if let (Some(b), Some(u), Some(n)) = (rd.bus.as_deref(), unit, &name) {
-            if let Some((first, other)) = units.insert((b.to_string(), u), (*i, n.clone())) {
-                diags.error(
-                    format!("{path}.unit"),
-                    format!("unit id {u} on bus `{b}` is already used by `{other}` (devices[{first}])"),
-                );
-            }
-        }
-        let profile = match rd.profile.as_deref() {
-            None => {
-                diags.error(
-                    format!("{path}.profile"),
-                    "missing: the device's profile (built-in, or defined under [[profiles]])",
-                );
-                None
-            }
-            Some(p) => match profiles.get(p) {
-                Some(p) => Some(p.clone()),
-                None if own_profiles.contains_key(p) => None, // its own errors are reported already
-                None => {
-                    let known: Vec<&str> = profiles.keys().map(String::as_str).collect();
-                    diags.error(
-                        format!("{path}.profile"),
-                        format!("unknown profile `{p}`; known profiles: {}", known.join(", ")),
-                    );
-                    None
-                }
-            },
-        };
-        let zone = match rd.zone.as_deref() {
-            Some(z) => check_name(&Some(z.to_string()), &format!("{path}.zone"), "zone", diags).map(|z| z.to_string()),
-            None => Some("unzoned".to_string()),
-        };
-        let interval = duration_field(&rd.interval, default_interval, &format!("{path}.interval"), diags);
-        let max_registers = int_field(
-            rd.max_registers,
-            i64::from(planner::MAX_REGISTERS),
-            1..=125,
-            &format!("{path}.max_registers"),
-            "registers per read (Modbus allows 125)",
-            diags,
-        ) as u16;
-        let max_bits = int_field(
-            rd.max_bits,
-            i64::from(planner::MAX_BITS),
-            1..=2000,
-            &format!("{path}.max_bits"),
-            "bits per read (Modbus allows 2000)",
-            diags,
-        ) as u16;
-        let max_hole = int_field(
-            rd.max_hole,
-            default_hole,
-            0..=124,
-            &format!("{path}.max_hole"),
-            "unused registers a read may span",
-            diags,
-        ) as u16;
-        let retries = int_field(
-            rd.retries,
-            default_retries,
-            0..=10,
-            &format!("{path}.retries"),
-            "extra attempts per request",
-            diags,
-        ) as u32;
-        if let Some(p) = &profile {
-            let widest = p.widest_register_point();
-            if widest > max_registers {
-                diags.error(
-                    format!("{path}.max_registers"),
-                    format!("profile `{}` has a {widest}-register point, which cannot be read with at most {max_registers} register(s) per request", p.name),
-                );
-            }
-        }
-        if let Some(b) = &bus {
-            if b.timeout * (retries + 1) > interval {
-                diags.warning(
-                    format!("{path}.interval"),
-                    format!(
-                        "{} with {} attempt(s) of {} each can exceed the interval",
-                        humantime::format_duration(interval),
-                        retries + 1,
-                        humantime::format_duration(b.timeout)
-                    ),
-                );
-            }
-        }
-        if rd.enabled == Some(false) {
-            continue;
-        }
-        if let (Some(name), Some(bus), Some(unit), Some(profile), Some(zone)) = (name, bus, unit, profile, zone) {
-            devices.push(Device {
-                name: name.into(),
-                bus: bus.name.clone(),
-                unit,
-                profile,
-                zone: zone.into(),
-                interval,
-                limits: Limits { max_registers, max_bits, max_hole },
-                retries,
-                backoff_max,
-            });
-        }
-    }
-    devices
-}
-
-fn or_none(names: &[&str]) -> String {
-    if names.is_empty() {
-        "none".into()
-    } else {
-        names.join(", ")
-    }
-}
-
-fn validate_transport(rb: &RawBus, path: &str, mode: Mode, diags: &mut Diagnostics) -> Option<Transport> {
-    let kind = match rb.transport.as_deref() {
-        None => {
-            diags.error(format!("{path}.transport"), "missing: tcp, rtu or rtu-over-tcp");
-            return None;
-        }
-        Some(k) => k,
-    };
-    let address = |diags: &mut Diagnostics| -> Option<String> {
-        match rb.address.as_deref() {
-            None => {
-                diags.error(format!("{path}.address"), format!("missing: `host:port` of the {kind} endpoint"));
-                None
-            }
-            Some(a) => match a.rsplit_once(':') {
-                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
-                    Some(a.to_string())
-                }
-                _ => {
-                    diags.error(format!("{path}.address"), format!("`{a}` is not `host:port` (e.g. 192.168.1.20:502)"));
-                    None
-                }
-            },
-        }
-    };
-    let serial_only = |diags: &mut Diagnostics| {
-        for (field, set) in [
-            ("device", rb.device.is_some()),
-            ("parity", rb.parity.is_some()),
-            ("stop_bits", rb.stop_bits.is_some()),
-            ("data_bits", rb.data_bits.is_some()),
-        ] {
-            if set {
-                diags.error(format!("{path}.{field}"), format!("`{field}` applies to rtu buses, not {kind}"));
-            }
-        }
-    };
-    match kind {
-        "tcp" => {
-            serial_only(diags);
-            if rb.baud.is_some() {
-                diags.error(format!("{path}.baud"), "`baud` applies to rtu and rtu-over-tcp buses, not tcp");
-            }
-            address(diags).map(|address| Transport::Tcp { address })
-        }
-        "rtu-over-tcp" => {
-            serial_only(diags);
-            let baud = rb.baud.map(|b| {
-                int_field(Some(b), 9600, 300..=921_600, &format!("{path}.baud"), "the serial side's baud rate", diags)
-                    as u32
-            });
-            address(diags).map(|address| Transport::RtuOverTcp { address, baud })
-        }
-        "rtu" => {
-            if rb.address.is_some() {
-                diags.error(format!("{path}.address"), "an rtu bus has a `device` (serial port path), not an address; for a serial device server use transport = \"rtu-over-tcp\"");
-            }
-            let baud =
-                int_field(rb.baud, 9600, 300..=921_600, &format!("{path}.baud"), "the line's baud rate", diags) as u32;
-            let parity = match rb.parity.as_deref().unwrap_or("none") {
-                "none" => Parity::None,
-                "even" => Parity::Even,
-                "odd" => Parity::Odd,
-                other => {
-                    diags.error(format!("{path}.parity"), format!("unknown parity `{other}`; use none, even or odd"));
-                    Parity::None
-                }
-            };
-            let stop_bits = int_field(rb.stop_bits, 1, 1..=2, &format!("{path}.stop_bits"), "stop bits", diags) as u8;
-            let data_bits =
-                int_field(rb.data_bits, 8, 7..=8, &format!("{path}.data_bits"), "data bits (Modbus RTU uses 8)", diags)
-                    as u8;
-            let device = match rb.device.as_deref() {
-                None | Some("") => {
-                    diags.error(format!("{path}.device"), "missing: the serial port, e.g. /dev/ttyUSB0");
-                    return None;
-                }
-                Some(d) => PathBuf::from(d),
-            };
-            if !device.exists() {
-                let msg = format!(
-                    "serial device {} does not exist (is the adapter plugged in, and is this the right path?)",
-                    device.display()
-                );
-                match mode {
-                    Mode::Check => diags.warning(format!("{path}.device"), msg),
-                    Mode::Run => diags.error(format!("{path}.device"), msg),
-                }
-            }
-            Some(Transport::Rtu { device, baud, parity, stop_bits, data_bits })
-        }
-        other => {
-            diags.error(
-                format!("{path}.transport"),
-                format!("unknown transport `{other}`; use tcp, rtu or rtu-over-tcp"),
-            );
-            None
-        }
-    }
-}
-
-fn humantime_size(bytes: u64) -> String {
-    if bytes >= 1 << 30 {
-        format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
-    } else {
-        format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)
-    }
 }

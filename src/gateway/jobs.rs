@@ -115,7 +115,8 @@ pub(super) async fn alert_pass(cfg: Arc<Config>, store: Arc<Store>, health: Arc<
         return;
     }
     let (c, s) = (cfg.clone(), store.clone());
-    let evaluated = tokio::task::spawn_blocking(move || evaluate::record(&c, &s, now - TimeDelta::days(3), now)).await;
+    let evaluated =
+        tokio::task::spawn_blocking(move || evaluate::record(&c.alert_spec(), &s, now - TimeDelta::days(3), now)).await;
     match evaluated {
         Ok(Ok(changed)) => {
             for a in &changed {

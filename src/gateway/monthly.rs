@@ -62,7 +62,7 @@ pub fn write_due(cfg: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Res
         Some(ExportState::Preliminary)
     };
     let Some(state) = due else { return Ok(Vec::new()) };
-    let report = crate::targets::MonthReport::from_store(cfg, store, last)?;
+    let report = crate::targets::MonthReport::from_store(&cfg.targets_spec(), store, last)?;
     let stem = file_stem(last, state);
     let xlsx = dir.join(format!("{stem}.xlsx"));
     let csv = dir.join(format!("{stem}.csv"));

@@ -9,7 +9,6 @@ use axum::Json;
 use chrono::Utc;
 
 use super::{blocking, AppState};
-use crate::ledger::export;
 use crate::model::Month;
 use crate::store::Ack;
 use crate::targets::MonthReport;
@@ -30,10 +29,9 @@ pub(super) async fn ledger(
         Some((n, e)) => (n.to_string(), e.to_string()),
         None => (month.clone(), "json".to_string()),
     };
-    let lang = match q.lang.as_deref() {
-        None | Some("zh") => export::Lang::Zh,
-        Some("en") => export::Lang::En,
-        Some(other) => return (StatusCode::BAD_REQUEST, format!("lang `{other}`: use zh or en\n")).into_response(),
+    let lang = match q.lang.as_deref().map(crate::lang::Lang::parse).transpose() {
+        Ok(l) => l.unwrap_or_default(),
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
     if !matches!(ext.as_str(), "json" | "csv" | "xlsx") {
         return (StatusCode::NOT_FOUND, format!("unknown format `.{ext}`: use .json, .csv or .xlsx\n")).into_response();
@@ -45,7 +43,7 @@ pub(super) async fn ledger(
         return (StatusCode::NOT_FOUND, "no [[zones]] are configured: there is no ledger\n").into_response();
     }
     let st2 = st.clone();
-    let computed = blocking(move || MonthReport::from_store(&st2.config, &st2.store, month)).await;
+    let computed = blocking(move || MonthReport::from_store(&st2.config.targets_spec(), &st2.store, month)).await;
     let l = match computed {
         Ok(l) => l,
         Err(r) => return r,
@@ -80,10 +78,10 @@ pub(super) async fn targets(State(st): State<Arc<AppState>>, Path(month): Path<S
     let computed = blocking(move || {
         if st2.config.topology.zones.is_empty() {
             // no ledger: safety and service only
-            return crate::targets::from_store(&st2.config, &st2.store, month, None, Utc::now())
+            return crate::targets::from_store(&st2.config.targets_spec(), &st2.store, month, None, Utc::now())
                 .map_err(crate::ledger::book::BookError::from);
         }
-        MonthReport::from_store(&st2.config, &st2.store, month).map(|r| r.targets)
+        MonthReport::from_store(&st2.config.targets_spec(), &st2.store, month).map(|r| r.targets)
     })
     .await;
     match computed {

@@ -4,6 +4,7 @@
 //! worker, and it never depends on the commands or the running service's internals.
 
 mod api;
+pub mod config;
 mod health;
 pub mod page;
 
@@ -36,7 +37,7 @@ pub struct AppState {
     pub sink_stall: Duration,
     pub started_ms: i64,
     /// What every write must carry as `Authorization: Bearer …`; `None`: writes are off.
-    pub token: Option<crate::config::delivery::Secret>,
+    pub token: Option<crate::secret::Secret>,
     /// What the alert destinations last said.
     pub alert_delivery: Arc<crate::alerts::deliver::DeliveryHealth>,
     /// What periodic jobs (the monthly ledger) could not do.

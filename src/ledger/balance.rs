@@ -8,6 +8,16 @@
 
 use serde::Serialize;
 
+/// The least volume a share is taken of: half a count of a meter's last decimal
+/// (0.001 m³ or kWh). A parent zone whose inlet equals its children's has a net input of
+/// 0, or of float noise: its shares are unknown ("—"), never 100 %.
+pub const MEASURABLE: f64 = 0.0005;
+
+/// `part / whole`, when the whole is a measurable volume.
+pub fn share(part: f64, whole: f64) -> Option<f64> {
+    (whole > MEASURABLE).then(|| part / whole)
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Balance {
     /// System input volume: what the zone's inlets measured.
@@ -43,14 +53,21 @@ impl Balance {
 
     /// A part of the net input as a share (0–1), or `None` without input.
     pub fn share(&self, part: f64) -> Option<f64> {
-        let n = self.net_input();
-        (n > 0.0).then(|| part / n)
+        share(part, self.net_input())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_share_of_nothing() {
+        assert_eq!(share(0.0, 0.0), None);
+        assert_eq!(share(1e-12, 1e-12), None);
+        assert_eq!(share(-3e-11, 2e-11), None);
+        assert_eq!(share(1.0, 4.0), Some(0.25));
+    }
 
     #[test]
     fn a_parent_zone_passes_its_children_inlets_on() {

@@ -11,20 +11,13 @@ use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
 use super::month::{Ledger, Status};
 use super::topology::{Role, Utility};
-use crate::sinks::line_protocol::Line;
+use crate::line_protocol::Line;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    Zh,
-    En,
-}
+pub use crate::lang::Lang;
 
 /// A label in the ledger's language.
 pub fn l(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
-    match lang {
-        Lang::En => en,
-        Lang::Zh => zh,
-    }
+    lang.t(en, zh)
 }
 
 fn yuan(fen: i64) -> f64 {

@@ -121,6 +121,13 @@ pub struct Meter {
     pub max_rate: Option<f64>,
 }
 
+impl Meter {
+    /// `device.point`: the meter's key in frozen records and its name in evidence.
+    pub fn id(&self) -> crate::model::MeterId {
+        crate::model::MeterId::new(&self.device, &self.point)
+    }
+}
+
 /// The wrap modulus a `max_reading` means: the reading plus one count of its last decimal
 /// place as written (99999.999 → 100000, 9999 → 10000, 999999.9 → 1000000).
 pub fn modulus_of_max_reading(max: f64) -> f64 {

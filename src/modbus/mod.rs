@@ -2,6 +2,7 @@
 //! (registers → values), planner (points → fewest reads) and the poller (the only part
 //! that does I/O).
 
+pub mod config;
 pub mod decode;
 pub mod planner;
 pub mod poller;

@@ -36,7 +36,7 @@ use tokio_modbus::prelude::{Reader, SlaveContext};
 use tokio_modbus::{ExceptionCode, Slave};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Bus, Device, Transport};
+use super::config::{Bus, Device, Transport};
 use crate::model::{Quality, Reading};
 
 use super::planner::{self, Request};

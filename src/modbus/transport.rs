@@ -8,7 +8,7 @@ use tokio::net::TcpStream;
 use tokio_modbus::client::{rtu, tcp, Context};
 use tokio_serial::{SerialPort, SerialPortBuilderExt};
 
-use crate::config::{Parity, Transport};
+use super::config::{Parity, Transport};
 
 /// Connects (or opens the serial port) within `timeout`.
 pub async fn connect(transport: &Transport, timeout: Duration) -> io::Result<Context> {

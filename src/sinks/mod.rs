@@ -5,7 +5,6 @@
 //! `/api/status` read.
 
 pub mod influx;
-pub mod line_protocol;
 pub mod mqtt;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};

@@ -35,6 +35,7 @@ use rusqlite::Connection;
 use crate::model::{Quantity, Reading};
 
 mod alerts;
+pub mod config;
 mod corrections;
 mod cursors;
 mod exports;

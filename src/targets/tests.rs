@@ -5,6 +5,7 @@
 use chrono::TimeZone;
 use chrono_tz::Asia::Shanghai;
 
+use super::compute::time;
 use super::*;
 
 fn local(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> i64 {

@@ -148,6 +148,6 @@ pub fn generate(
         book::record_correction(&spec, store, CLERK, "price notice: students' water 3.10 yuan/m³", &change, now)?;
     }
     out.frozen = book::freeze_closed_months(&spec, store, now)?;
-    out.alerts = crate::alerts::evaluate::record(cfg, store, from, now)?.len();
+    out.alerts = crate::alerts::evaluate::record(&cfg.alert_spec(), store, from, now)?.len();
     Ok(out)
 }

@@ -18,50 +18,15 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::AppState;
 
-/// The page's language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    Zh,
-    En,
-}
+pub use crate::lang::Lang;
 
-impl Lang {
-    /// `?lang=` first, then the browser's Accept-Language; Chinese by default.
-    pub fn pick(query: Option<&str>, headers: &HeaderMap) -> Lang {
-        match query {
-            Some("en") => return Lang::En,
-            Some("zh") => return Lang::Zh,
-            _ => {}
-        }
-        let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let first = accept.split(',').next().unwrap_or("").trim().to_ascii_lowercase();
-        if first.is_empty() || first.starts_with("zh") {
-            Lang::Zh
-        } else {
-            Lang::En
-        }
+/// The page's language: `?lang=` first, then the browser's Accept-Language; Chinese by
+/// default.
+pub fn pick_lang(query: Option<&str>, headers: &HeaderMap) -> Lang {
+    if let Some(l) = query.and_then(|q| Lang::parse(q).ok()) {
+        return l;
     }
-
-    pub fn t(self, en: &'static str, zh: &'static str) -> &'static str {
-        match self {
-            Lang::En => en,
-            Lang::Zh => zh,
-        }
-    }
-
-    fn code(self) -> &'static str {
-        match self {
-            Lang::En => "en",
-            Lang::Zh => "zh",
-        }
-    }
-
-    pub fn export(self) -> crate::ledger::export::Lang {
-        match self {
-            Lang::En => crate::ledger::export::Lang::En,
-            Lang::Zh => crate::ledger::export::Lang::Zh,
-        }
-    }
+    Lang::from_accept(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or(""))
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -168,18 +133,18 @@ async fn show<E: std::fmt::Display + Send + 'static>(
 }
 
 async fn overview(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>, headers: HeaderMap) -> Response {
-    let lang = Lang::pick(q.lang.as_deref(), &headers);
+    let lang = pick_lang(q.lang.as_deref(), &headers);
     show(st, lang, false, "/", lang.t("Overview", "概览"), move |st| views::overview(st, lang).map(Ok)).await
 }
 
 async fn network(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>, headers: HeaderMap) -> Response {
-    let lang = Lang::pick(q.lang.as_deref(), &headers);
+    let lang = pick_lang(q.lang.as_deref(), &headers);
     let title = lang.t("Network map", "管网分区");
     show(st, lang, true, "/network", title, move |st| views::network(st, lang, q.zone.as_deref()).map(Ok)).await
 }
 
 async fn alerts(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>, headers: HeaderMap) -> Response {
-    let lang = Lang::pick(q.lang.as_deref(), &headers);
+    let lang = pick_lang(q.lang.as_deref(), &headers);
     show(st, lang, false, "/alerts", lang.t("Alerts", "报警"), move |st| {
         views::alerts(st, lang, q.note.as_deref()).map(Ok)
     })
@@ -196,7 +161,7 @@ pub struct AckForm {
 /// The page's acknowledge form: the same token check as the API, then back to the list
 /// with what happened.
 async fn ack(State(st): State<Arc<AppState>>, Path(id): Path<i64>, Form(f): Form<AckForm>) -> Response {
-    let lang = Lang::pick(f.lang.as_deref(), &HeaderMap::new());
+    let lang = pick_lang(f.lang.as_deref(), &HeaderMap::new());
     let mut headers = HeaderMap::new();
     if let Ok(v) = format!("Bearer {}", f.token.unwrap_or_default()).parse() {
         headers.insert(header::AUTHORIZATION, v);
@@ -229,13 +194,13 @@ async fn ack(State(st): State<Arc<AppState>>, Path(id): Path<i64>, Form(f): Form
 }
 
 async fn ledger(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>, headers: HeaderMap) -> Response {
-    let lang = Lang::pick(q.lang.as_deref(), &headers);
+    let lang = pick_lang(q.lang.as_deref(), &headers);
     let title = lang.t("Monthly ledger", "月度台账");
     show(st, lang, true, "/ledger", title, move |st| views::ledger(st, lang, q.month.as_deref())).await
 }
 
 async fn targets(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>, headers: HeaderMap) -> Response {
-    let lang = Lang::pick(q.lang.as_deref(), &headers);
+    let lang = pick_lang(q.lang.as_deref(), &headers);
     let title = lang.t("Zero-growth targets", "零增长目标");
     show(st, lang, true, "/targets", title, move |st| views::targets(st, lang).map(Ok)).await
 }
@@ -247,12 +212,12 @@ mod tests {
     #[test]
     fn the_language_follows_the_query_then_the_browser() {
         let mut h = HeaderMap::new();
-        assert_eq!(Lang::pick(None, &h), Lang::Zh);
+        assert_eq!(pick_lang(None, &h), Lang::Zh);
         h.insert(header::ACCEPT_LANGUAGE, "en-US,en;q=0.9".parse().unwrap());
-        assert_eq!(Lang::pick(None, &h), Lang::En);
-        assert_eq!(Lang::pick(Some("zh"), &h), Lang::Zh);
+        assert_eq!(pick_lang(None, &h), Lang::En);
+        assert_eq!(pick_lang(Some("zh"), &h), Lang::Zh);
         h.insert(header::ACCEPT_LANGUAGE, "zh-CN,zh;q=0.9,en;q=0.8".parse().unwrap());
-        assert_eq!(Lang::pick(None, &h), Lang::Zh);
-        assert_eq!(Lang::pick(Some("en"), &h), Lang::En);
+        assert_eq!(pick_lang(None, &h), Lang::Zh);
+        assert_eq!(pick_lang(Some("en"), &h), Lang::En);
     }
 }

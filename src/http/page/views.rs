@@ -235,7 +235,7 @@ fn utility_rows(lang: Lang, l: &Ledger) -> Markup {
             @for u in l.utilities.iter().chain(std::iter::once(&l.combined)) {
                 @let key = u.utility.map_or("combined", Utility::as_str);
                 tr {
-                    td { (utility_label(lang.export(), u.utility)) }
+                    td { (utility_label(lang, u.utility)) }
                     td.n { @if u.utility.is_some() { (num(u.input)) " " (u.unit) } }
                     td.n { @if u.utility.is_some() { (num(u.billed)) } }
                     td.n { @if u.utility.is_some() { (num(u.non_revenue)) } }
@@ -243,7 +243,7 @@ fn utility_rows(lang: Lang, l: &Ledger) -> Markup {
                     td.n data-k=(format!("cost-{key}")) { (yuan(u.cost_fen)) }
                     td.n data-k=(format!("gap-{key}")) { (yuan(u.gap_fen)) }
                     td.n data-k=(format!("baseline-{key}")) { (u.baseline_gap_fen.map(yuan).unwrap_or_default()) }
-                    td class=(status_class(u.status)) data-k=(format!("status-{key}")) { (status_label(lang.export(), u.status)) }
+                    td class=(status_class(u.status)) data-k=(format!("status-{key}")) { (status_label(lang, u.status)) }
                 }
             }
         }
@@ -348,7 +348,7 @@ pub(super) fn targets(st: &AppState, lang: Lang) -> Result<Markup, BookError> {
             Some(_) => l.utilities.iter().find(|u| u.utility == a).cloned(),
         }
     };
-    let report = crate::targets::from_store(cfg, &st.store, this, Some(&current), Utc::now())?;
+    let report = crate::targets::from_store(&cfg.targets_spec(), &st.store, this, Some(&current), Utc::now())?;
     Ok(html! {
         (three_targets(&report, lang, tz))
         h2 { (lang.t("Fee–cost gap", "水电费收支差额")) }
@@ -356,13 +356,13 @@ pub(super) fn targets(st: &AppState, lang: Lang) -> Result<Markup, BookError> {
         @for a in &accounts {
             @let key = a.map_or("combined", Utility::as_str);
             @let ytd = current.year_to_date.iter().find(|y| y.utility == *a);
-            h2 { (utility_label(lang.export(), *a)) }
+            h2 { (utility_label(lang, *a)) }
             @if let Some(y) = ytd {
                 div.cards {
                     div.card { div.muted { (lang.t("Gap, year to date (yuan)", "年初至今差额(元)")) } div.v data-k=(format!("ytd-{key}")) { (yuan(y.gap_fen)) } }
                     div.card { div.muted { (lang.t("Baseline, same months (yuan)", "基准年同期(元)")) } div.v data-k=(format!("ytd-baseline-{key}")) { (y.baseline_gap_fen.map(yuan).unwrap_or_else(|| "—".into())) } }
                     div.card { div.muted { (lang.t("Year-end projection (yuan)", "全年预测(元)")) } div.v data-k=(format!("projection-{key}")) { (yuan(y.projection_fen)) } div.muted { (y.projection_method) } }
-                    div.card { div.muted { (lang.t("Status", "状态")) } div class=(format!("v {}", status_class(y.status))) data-k=(format!("ytd-status-{key}")) { (if y.status.is_some() { status_label(lang.export(), y.status) } else { lang.t("no full baseline year", "基准年不全") }) } }
+                    div.card { div.muted { (lang.t("Status", "状态")) } div class=(format!("v {}", status_class(y.status))) data-k=(format!("ytd-status-{key}")) { (if y.status.is_some() { status_label(lang, y.status) } else { lang.t("no full baseline year", "基准年不全") }) } }
                 }
             }
             @let series: Vec<(String, Option<i64>, Option<i64>)> = months.iter().map(|(m, l)| (m.key(), pick(l, *a).map(|r| r.gap_fen), pick(l, *a).and_then(|r| r.baseline_gap_fen)))
@@ -376,7 +376,7 @@ pub(super) fn targets(st: &AppState, lang: Lang) -> Result<Markup, BookError> {
                         tr {
                             td { (m.key()) } td.n data-k=(format!("gap-{key}-{}", m.key())) { (yuan(r.gap_fen)) }
                             td.n { (r.baseline_gap_fen.map(yuan).unwrap_or_default()) }
-                            td class=(status_class(r.status)) { (status_label(lang.export(), r.status)) }
+                            td class=(status_class(r.status)) { (status_label(lang, r.status)) }
                         }
                     }
                 }
@@ -416,7 +416,7 @@ fn three_targets(t: &crate::targets::Targets, lang: Lang, tz: chrono_tz::Tz) -> 
                 div.card {
                     div.muted { (target_name(s.target)) }
                     div class=(format!("v {}", status_class(s.status))) data-k=(format!("target-{}", key(s.target))) {
-                        (if s.status.is_some() { status_label(lang.export(), s.status) } else { lang.t("unknown", "未知") })
+                        (if s.status.is_some() { status_label(lang, s.status) } else { lang.t("unknown", "未知") })
                     }
                 }
             }
@@ -425,10 +425,10 @@ fn three_targets(t: &crate::targets::Targets, lang: Lang, tz: chrono_tz::Tz) -> 
             tr { th { (lang.t("Target", "目标")) } th { (lang.t("Measure", "指标")) } th { (lang.t("Period", "期间")) } th { (lang.t("This year", "本年")) } th { (lang.t("Baseline year", "基准年")) } th { (lang.t("Change", "变化")) } th { (lang.t("Status", "状态")) } }
             @for r in &t.rows {
                 tr {
-                    td { (target_name(r.target)) } td { (measure_label(lang.export(), r.measure)) } td { (period_name(r.period)) }
+                    td { (target_name(r.target)) } td { (measure_label(lang, r.measure)) } td { (period_name(r.period)) }
                     td.n data-k=(format!("{:?}-{:?}", r.measure, r.period)) { (figure(r.measure, r.this)) }
                     td.n { (figure(r.measure, r.baseline)) } td.n { (figure(r.measure, r.change)) }
-                    td class=(status_class(r.status)) { (status_label(lang.export(), r.status)) }
+                    td class=(status_class(r.status)) { (status_label(lang, r.status)) }
                 }
             }
         }

@@ -42,7 +42,7 @@ impl Booked {
 type BookedMeter = (MeterRow, BTreeMap<DateTime<Utc>, Bucket>, bool);
 
 pub(crate) fn meter_key(m: &Meter) -> String {
-    format!("{}.{}", m.device, m.point)
+    m.id().key()
 }
 
 /// Hours in local time, as tariffs read them.

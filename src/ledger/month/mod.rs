@@ -333,6 +333,33 @@ pub(crate) struct Period {
     pub to: DateTime<Utc>,
     /// Days in the month (23- and 25-hour days count as such).
     pub days: f64,
+    /// The share of the month that has passed when it is judged: 1 for a closed month.
+    /// A running month is judged month-to-date: fixed costs accrue by it, and the
+    /// baseline month's gap is taken in the same share, so like is compared with like.
+    pub elapsed: f64,
+}
+
+impl Period {
+    fn new(month: Month, from: DateTime<Utc>, to: DateTime<Utc>, as_of: Option<DateTime<Utc>>) -> Period {
+        let span = (to - from).num_milliseconds().max(1) as f64;
+        let elapsed =
+            as_of.filter(|t| *t < to).map_or(1.0, |t| ((t - from).num_milliseconds() as f64 / span).clamp(0.0, 1.0));
+        Period { month, from, to, days: (to - from).num_hours() as f64 / 24.0, elapsed }
+    }
+
+    /// Whether the month is still running when judged.
+    pub fn running(&self) -> bool {
+        self.elapsed < 1.0
+    }
+
+    /// A whole month's amount in the share that has passed (fen, rounded).
+    pub fn accrued(&self, whole_fen: i64) -> i64 {
+        if self.running() {
+            (whole_fen as f64 * self.elapsed).round() as i64
+        } else {
+            whole_fen
+        }
+    }
 }
 
 /// [`compute`], taking a frozen month's hourly consumption from where it was kept.
@@ -349,7 +376,7 @@ pub fn compute_from(
 ) -> Result<Ledger, LedgerError> {
     let tz = spec.tz;
     let (from, to) = month.bounds(tz).ok_or(LedgerError::Bounds(month, tz))?;
-    let period = Period { month, from, to, days: (to - from).num_hours() as f64 / 24.0 };
+    let period = Period::new(month, from, to, spec.as_of);
     let local_to = to.with_timezone(&tz).date_naive();
     let applied: Vec<Correction> = corrections.iter().filter(|c| c.affects(from, to, local_to)).cloned().collect();
     // Tariff corrections join the configured tariffs as effective-dated entries.
@@ -397,7 +424,17 @@ pub fn compute_from(
         combined,
         year_to_date,
         zones,
-        notes: summary_notes(&booked.rows, &costs),
+        notes: {
+            let mut n = summary_notes(&booked.rows, &costs);
+            if period.running() {
+                n.push(format!(
+                    "a running month, judged month-to-date ({:.1} of {:.0} days): fees and metered costs so far, fixed costs accrued by day, against the same share of the baseline month's gap",
+                    period.elapsed * period.days,
+                    period.days
+                ));
+            }
+            n
+        },
         costs,
         meters: booked.rows,
     })
@@ -423,7 +460,7 @@ impl Ledger {
                 .meters
                 .iter()
                 .filter(|m| m.zone == zone && m.role == role)
-                .filter_map(|m| self.hourly.get(&format!("{}.{}", m.device, m.point)))
+                .filter_map(|m| self.hourly.get(&m.id().key()))
                 .flat_map(|h| h.range(since..))
                 .map(|(_, b)| b.volume)
                 .sum()

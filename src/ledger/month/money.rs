@@ -113,7 +113,19 @@ fn cost_item(
         (ch.quantity().to_f64(), ch.total_fen())
     };
     let (quantity, amount) = match (kind, price) {
-        (CostKind::Fixed(a), _) => (None, tariff::amount_fen(*a, Decimal::ONE)),
+        (CostKind::Fixed(a), _) => {
+            let whole = tariff::amount_fen(*a, Decimal::ONE);
+            let accrued = period.accrued(whole);
+            if accrued != whole {
+                notes.push(format!(
+                    "accrued for {:.1} of {:.0} days ({} yuan for the whole month)",
+                    period.elapsed * period.days,
+                    period.days,
+                    crate::ledger::export::yuan_text(whole)
+                ));
+            }
+            (None, accrued)
+        }
         (CostKind::Input, Some(t)) => priced(input_hours, t, &mut notes),
         (CostKind::Meters(ids), Some(t)) => {
             let mut h: BTreeMap<DateTime<Utc>, f64> = BTreeMap::new();
@@ -188,7 +200,8 @@ pub(crate) fn utility_rows(
         }
         let gap = cost - revenue;
         let base = baseline_of(prices, period, u, history);
-        let baseline_gap = base.map(|b| b.cost_fen - b.revenue_fen);
+        // a running month against the same share of the baseline month
+        let baseline_gap = base.map(|b| period.accrued(b.cost_fen - b.revenue_fen));
         let fx = base.and_then(|b| {
             effects(
                 Figures { input: b.input?, billed: b.billed?, cost: b.cost_fen as f64, revenue: b.revenue_fen as f64 },
@@ -203,7 +216,7 @@ pub(crate) fn utility_rows(
             unbilled,
             losses: input - billed - unbilled,
             non_revenue: input - billed,
-            non_revenue_share: (input > 0.0).then(|| (input - billed) / input),
+            non_revenue_share: crate::ledger::balance::share(input - billed, input),
             revenue_fen: revenue,
             cost_fen: cost,
             gap_fen: gap,

@@ -48,6 +48,10 @@ fn readings(device: &str) -> Vec<(DateTime<Utc>, f64)> {
 }
 
 fn ledger() -> Ledger {
+    ledger_as_of(None)
+}
+
+fn ledger_as_of(as_of: Option<DateTime<Utc>>) -> Ledger {
     let text = CONFIG.replace("[[meters]]\ndevice = \"main\"\nmax_rate = 50\n", "");
     let (mut cfg, _) = config::load_str(&text, Mode::Check).unwrap_or_else(|e| panic!("{e}"));
     // limits of the inlets (not settable on [[zones]] inlets): main 50 m³/h, za wraps at 10 000
@@ -61,7 +65,8 @@ fn ledger() -> Ledger {
     let data: HashMap<String, Vec<(DateTime<Utc>, f64)>> =
         ["main", "za", "c1", "c2", "pm", "e1"].iter().map(|d| (d.to_string(), readings(d))).collect();
     let samples = samples_of(&data);
-    compute(&cfg.ledger_spec(), mo(2026, 3), &samples, &[]).unwrap()
+    let spec = Spec { as_of, ..cfg.ledger_spec() };
+    compute(&spec, mo(2026, 3), &samples, &[]).unwrap()
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -119,6 +124,25 @@ fn zone_balances_add_up_and_pass_children_on() {
     let w = l.utilities.iter().find(|u| u.utility == Some(Utility::Water)).unwrap();
     assert!(close(w.input, 3720.0) && close(w.billed, 409.2) && close(w.unbilled, 62.0));
     assert!(close(w.losses, 3248.8) && close(w.non_revenue, 3310.8));
+}
+
+#[test]
+fn a_running_month_is_judged_month_to_date_against_the_same_share_of_the_baseline() {
+    // judged at 8 March 00:00 local: 7 of 31 days have passed
+    let as_of = chrono_tz::Asia::Shanghai.with_ymd_and_hms(2026, 3, 8, 0, 0, 0).unwrap().with_timezone(&Utc);
+    let l = ledger_as_of(Some(as_of));
+    let maintenance = l.costs.iter().find(|c| c.utility == Utility::Water && c.quantity.is_none()).unwrap();
+    // 8000.00 × 7/31 = 1806.4516… → 1806.45
+    assert_eq!(maintenance.amount_fen, 180_645);
+    assert!(maintenance.notes.iter().any(|n| n.contains("accrued for 7.0 of 31 days")), "{:?}", maintenance.notes);
+    let w = l.utilities.iter().find(|u| u.utility == Some(Utility::Water)).unwrap();
+    // the baseline month's gap, 8300.00, in the same share: 1874.1935… → 1874.19
+    assert_eq!(w.baseline_gap_fen, Some(187_419));
+    assert!(l.notes.iter().any(|n| n.starts_with("a running month, judged month-to-date")), "{:?}", l.notes);
+    // the closed month books the whole fixed cost against the whole baseline
+    let closed = ledger();
+    let m = closed.costs.iter().find(|c| c.utility == Utility::Water && c.quantity.is_none()).unwrap();
+    assert_eq!(m.amount_fen, 800_000);
 }
 
 #[test]

@@ -25,11 +25,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::line_protocol::Line;
 use super::{retry_delay, SinkHealth};
-use crate::config::delivery::{InfluxApi, InfluxConfig, Precision};
+use crate::line_protocol::Line;
+pub mod config;
+
 use crate::model::{Quantity, Reading};
 use crate::store::{Store, Stored};
+use config::{InfluxApi, InfluxConfig, Precision};
 
 pub fn measurement(q: Quantity) -> &'static str {
     match q {

@@ -29,10 +29,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{retry_delay, SinkHealth};
-use crate::config::delivery::MqttConfig;
-use crate::config::delivery::Payload;
+pub mod config;
+
 use crate::model::Reading;
 use crate::store::{Store, Stored};
+use config::{MqttConfig, Payload};
 
 pub const CONSUMER: &str = "mqtt";
 

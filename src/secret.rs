@@ -1,0 +1,134 @@
+//! Secrets (passwords, tokens, a robot's webhook URL with its key): read from the
+//! environment variable or file the configuration names, never printed, and URLs shown
+//! without them.
+
+use std::fmt;
+
+use crate::diag::{Diagnostics, Mode};
+
+/// A secret value: shown as `***` in every debug print.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A URL as it may be shown: its user information (`user:password@`) replaced.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..end].rfind('@') {
+                Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+                None => url.to_string(),
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+/// The scheme and host of a URL, for messages about a URL that is itself a secret (a
+/// robot's webhook with its key).
+pub fn url_origin(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+            let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+            format!("{scheme}://{host}/…")
+        }
+        None => "(not a URL)".into(),
+    }
+}
+
+/// Reads a secret from the environment variable or the file named (`path` is the
+/// configuration path without `_env`/`_file`, `what` names it in messages).
+pub fn read(
+    env: &Option<String>,
+    file: &Option<String>,
+    path: &str,
+    what: &str,
+    mode: Mode,
+    diags: &mut Diagnostics,
+) -> Option<Secret> {
+    let problem = |diags: &mut Diagnostics, p: String, m: String| match mode {
+        Mode::Check => diags.warning(p, m),
+        Mode::Run => diags.error(p, m),
+    };
+    match (env, file) {
+        (Some(_), Some(_)) => {
+            diags.error(
+                format!("{path}_env"),
+                format!("give the {what} either from an environment variable or from a file, not both"),
+            );
+            None
+        }
+        (Some(var), None) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Some(Secret(v)),
+            _ => {
+                problem(diags, format!("{path}_env"), format!("environment variable {var} (the {what}) is not set"));
+                None
+            }
+        },
+        (None, Some(f)) => match std::fs::read_to_string(f) {
+            Ok(v) if !v.trim().is_empty() => {
+                if readable_by_others(f) {
+                    diags.warning(
+                        format!("{path}_file"),
+                        format!("{f} (the {what}) is readable by every user of this machine: chmod 600 it (or 640 with the service's group)"),
+                    );
+                }
+                Some(Secret(v.trim_end_matches(['\n', '\r']).to_string()))
+            }
+            Ok(_) => {
+                problem(diags, format!("{path}_file"), format!("{f} (the {what}) is empty"));
+                None
+            }
+            Err(e) => {
+                problem(diags, format!("{path}_file"), format!("cannot read {f} (the {what}): {e}"));
+                None
+            }
+        },
+        (None, None) => None,
+    }
+}
+
+#[cfg(unix)]
+fn readable_by_others(path: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_path: &str) -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "***");
+    }
+
+    #[test]
+    fn urls_lose_their_user_information() {
+        assert_eq!(redact_url("http://u:p@host:8086/x"), "http://***@host:8086/x");
+        assert_eq!(url_origin("https://qyapi.example/cgi?key=abc"), "https://qyapi.example/…");
+    }
+}

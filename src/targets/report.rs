@@ -1,0 +1,102 @@
+//! The shell: the report from the store, and the ledger with its targets as the
+//! command, the API and the monthly files show it.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use super::compute::ms;
+use super::{compute, tables, Input, Spec, Targets};
+use crate::ledger::month::Ledger;
+use crate::model::{Month, Quantity};
+use crate::store::{Store, StoreError};
+
+/// The report from the store's alert records and the configuration's baselines.
+pub fn from_store(
+    spec: &Spec<'_>,
+    store: &Store,
+    month: Month,
+    ledger: Option<&Ledger>,
+    as_of: DateTime<Utc>,
+) -> Result<Targets, StoreError> {
+    let tz = spec.tz;
+    // from the baseline year's January to the month's end; where a bound does not
+    // exist (a baseline year before 2000), everything on that side — never an empty read
+    let first = month.year_before().and_then(|b| Month::new(b.year(), 1)).and_then(|m| m.bounds(tz));
+    let from = first.map_or(i64::MIN, |(a, _)| ms(a));
+    let to = month.bounds(tz).map_or(i64::MAX, |(_, b)| ms(b));
+    let alerts = store.alerts_between(from, to)?;
+    let passes = store.alert_passes()?;
+    let customers = |zone: &str| spec.topology.customers(zone);
+    let mut t = compute(&Input {
+        site: spec.site,
+        month,
+        tz,
+        as_of,
+        alerts: &alerts,
+        passes: &passes,
+        customers: &customers,
+        baselines: spec.baselines,
+        ledger,
+    });
+    t.notes.extend(unobserved(spec));
+    Ok(t)
+}
+
+/// What the configured devices cannot see, so that a count of 0 is read as "none seen by
+/// what is measured", with the gaps named.
+pub fn unobserved(spec: &Spec<'_>) -> Vec<String> {
+    let has = |q: Quantity| spec.observed.contains(&q);
+    let mut out = Vec::new();
+    let quality = [Quantity::FreeChlorine, Quantity::Turbidity, Quantity::Ph];
+    if !quality.into_iter().any(has) {
+        out.push("no water-quality analyser is configured: water-quality incidents are not observed".to_string());
+    }
+    if !has(Quantity::Pressure) {
+        out.push(
+            "no pressure point is configured: over-pressure, low pressure and loss of pressure are not observed"
+                .to_string(),
+        );
+    }
+    if !has(Quantity::WaterFlow) {
+        out.push("no flow-rate point is configured: bursts are not observed".to_string());
+    }
+    if !has(Quantity::Current) && !has(Quantity::Voltage) {
+        out.push(
+            "no electricity meter with phase currents or voltages: electrical incidents are not observed".to_string(),
+        );
+    }
+    out
+}
+
+/// A month's ledger with its targets report: what every ledger output (command, API,
+/// monthly files) shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct MonthReport {
+    #[serde(flatten)]
+    pub ledger: Ledger,
+    pub targets: Targets,
+}
+
+impl MonthReport {
+    /// The ledger of `month` from the store, and its targets as of now.
+    pub fn from_store(spec: &Spec<'_>, store: &Store, month: Month) -> crate::ledger::book::Result<MonthReport> {
+        let ledger = crate::ledger::book::month_ledger(&spec.ledger, store, month, crate::ledger::month::Depth::Full)?;
+        let targets = from_store(spec, store, month, Some(&ledger), Utc::now())?;
+        Ok(MonthReport { ledger, targets })
+    }
+
+    pub fn csv(&self, lang: crate::ledger::export::Lang) -> String {
+        let extra = tables::tables(&self.targets, lang, self.tz());
+        crate::ledger::export::to_csv(&self.ledger, lang, &extra)
+    }
+
+    pub fn xlsx(&self, lang: crate::ledger::export::Lang) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+        let extra = tables::tables(&self.targets, lang, self.tz());
+        crate::ledger::export::to_xlsx(&self.ledger, lang, &extra)
+    }
+
+    fn tz(&self) -> Tz {
+        self.ledger.timezone.parse().unwrap_or(chrono_tz::UTC)
+    }
+}
