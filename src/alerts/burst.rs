@@ -171,6 +171,21 @@ fn pressure_drop(pressures: &Series, start: DateTime<Utc>, end: DateTime<Utc>, s
     (low <= was * (1.0 - share)).then_some((low, was))
 }
 
+/// A burst's episode: critical, stamped at its start, its loss the median excess.
+fn episode(zone: &str, start: DateTime<Utc>, end: Option<DateTime<Utc>>, evidence: String, rise: f64) -> Episode {
+    Episode {
+        rule: AlertRule::Burst,
+        subject: zone.to_string(),
+        zone: zone.to_string(),
+        device: None,
+        severity: Severity::Critical,
+        start,
+        end,
+        evidence,
+        loss_per_day: Some(rise * 24.0),
+    }
+}
+
 /// Confirmed bursts in a zone's inflow (`flows` and `pressures` in time order, with the
 /// history before the range evaluated).
 pub fn burst(zone: &str, flows: &Series, pressures: &Series, from: DateTime<Utc>, s: &Settings) -> Vec<Episode> {
@@ -233,20 +248,10 @@ pub fn burst(zone: &str, flows: &Series, pressures: &Series, from: DateTime<Utc>
             let (high, mid) = u.map_or((v, v), |u| (u.high, u.mid));
             let kind = if weekend(t, s.tz) { "weekend" } else { "weekday" };
             let p = drop.map(|(now, was)| format!(", pressure {now:.3} (usually {was:.3})")).unwrap_or_default();
-            out.push(Episode {
-                rule: AlertRule::Burst,
-                subject: zone.to_string(),
-                zone: zone.to_string(),
-                device: None,
-                severity: Severity::Critical,
-                start: started,
-                end,
-                evidence: format!(
+            out.push(episode(zone, started, end, format!(
                     "inflow {v:.1} m³/h where {mid:.1} is usual at this time on a {kind} (at most {high:.1}; mean {mean:.1}){p}; {rise:.1} m³/h above usual for {} min",
                     lasted.num_minutes()
-                ),
-                loss_per_day: Some(rise * 24.0),
-            });
+                ), rise));
         }
         i = last + 1;
     }
@@ -300,19 +305,9 @@ fn without_history(zone: &str, flows: &Series, pressures: &Series, s: &Settings)
         let (_, before) = steps[begin].1.unwrap_or((0.0, 0.0));
         let drop = pressure_drop(pressures, steps[begin].0, steps[i - 1].0, s.drop_share);
         let p = drop.map(|(now, was)| format!(", pressure {now:.3} (usually {was:.3})")).unwrap_or_default();
-        out.push(Episode {
-            rule: AlertRule::Burst,
-            subject: zone.to_string(),
-            zone: zone.to_string(),
-            device: None,
-            severity: Severity::Critical,
-            start: steps[begin].0,
-            end: steps.get(i).map(|x| x.0),
-            evidence: format!(
+        out.push(episode(zone, steps[begin].0, steps.get(i).map(|x| x.0), format!(
                 "inflow {rise:.1} m³/h above the hour before ({before:.1}){p}; no three earlier days yet to know what is usual"
-            ),
-            loss_per_day: Some(rise * 24.0),
-        });
+            ), rise));
     }
     super::rules::merge(out, TimeDelta::minutes(10))
 }
