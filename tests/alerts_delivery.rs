@@ -8,10 +8,6 @@ use serde_json::Value;
 
 const CONFIG: &str = include_str!("fixtures/alerts-two-zones.toml");
 
-fn csv(leak: f64) -> String {
-    common::two_zone_history(leak)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_reach_mqtt_the_webhook_and_influxdb_after_a_refusal() {
     use std::sync::{Arc, Mutex};
@@ -36,7 +32,7 @@ async fn alerts_reach_mqtt_the_webhook_and_influxdb_after_a_refusal() {
     std::fs::write(&cfg, text).unwrap();
     let cfg = cfg.to_string_lossy().into_owned();
     let data = d.join("history.csv");
-    std::fs::write(&data, csv(2.0)).unwrap();
+    std::fs::write(&data, common::two_zone_history(2.0)).unwrap();
     let (code, _, err) = pumphouse(&["import", "-c", &cfg, "--csv", &data.to_string_lossy()]);
     assert_eq!(code, 0, "{err}");
 
@@ -108,14 +104,11 @@ async fn alerts_reach_mqtt_the_webhook_and_influxdb_after_a_refusal() {
     assert_eq!(v["state"], "active");
     assert!(v["loss_m3_per_day"].as_f64().unwrap() > 40.0);
     let _ = retained;
-    let q = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{}/query", influx.port))
-        .query(&[("db", "meters"), ("q", "SELECT state, evidence FROM alerts WHERE rule = 'night_flow'")])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let q = common::text(
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{}/query", influx.port))
+            .query(&[("db", "meters"), ("q", "SELECT state, evidence FROM alerts WHERE rule = 'night_flow'")]),
+    )
+    .await;
     assert!(q.contains("\"active\"") && q.contains("night flow"), "{q}");
 }

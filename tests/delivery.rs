@@ -97,15 +97,12 @@ async fn victoria_contents(port: u16) -> BTreeMap<(String, String), BTreeSet<i64
     let client = reqwest::Client::new();
     let _ = client.get(format!("http://127.0.0.1:{port}/internal/force_flush")).send().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let text = client
-        .get(format!("http://127.0.0.1:{port}/api/v1/export"))
-        .query(&[("match[]", "{__name__=\"status_value\"}")])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::text(
+        client
+            .get(format!("http://127.0.0.1:{port}/api/v1/export"))
+            .query(&[("match[]", "{__name__=\"status_value\"}")]),
+    )
+    .await;
     let mut out: BTreeMap<(String, String), BTreeSet<i64>> = BTreeMap::new();
     for line in text.lines().filter(|l| !l.is_empty()) {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();

@@ -11,8 +11,6 @@ use common::pumphouse;
 use pumphouse::model::Month;
 use serde_json::Value;
 
-const CONFIG: &str = include_str!("fixtures/bwdf-dmas.toml");
-
 /// Imports the month of real DMA inflows (tests/fixtures/bwdf-2022-01.csv) into the store.
 fn import_fixture(cfg: &str) {
     let fixture = common::manifest_dir().join("tests/fixtures/bwdf-2022-01.csv");
@@ -20,16 +18,10 @@ fn import_fixture(cfg: &str) {
     assert_eq!(code, 0, "{err}");
 }
 
-fn setup(dir: &Path) -> String {
-    let cfg = dir.join("pumphouse.toml");
-    std::fs::write(&cfg, CONFIG.replace("STORE", &dir.join("store.db").to_string_lossy())).unwrap();
-    cfg.to_string_lossy().into_owned()
-}
-
 #[test]
 fn real_dma_inflows_survive_their_gaps_and_reimport_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = setup(dir.path());
+    let cfg = common::bwdf_config(dir.path());
     let fixture = common::manifest_dir().join("tests/fixtures/bwdf-2022-01.csv");
     let fixture = fixture.to_string_lossy();
     let (code, out, err) = pumphouse(&["import", "-c", &cfg, "--csv", &fixture]);
@@ -72,7 +64,7 @@ fn real_dma_inflows_survive_their_gaps_and_reimport_changes_nothing() {
 #[test]
 fn bad_rows_are_reported_with_their_line_and_good_ones_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = setup(dir.path());
+    let cfg = common::bwdf_config(dir.path());
     let csv = dir.path().join("bad.csv");
     std::fs::write(
         &csv,
@@ -110,7 +102,7 @@ fn bad_rows_are_reported_with_their_line_and_good_ones_kept() {
 #[test]
 fn ledger_exports_csv_and_xlsx_in_both_languages() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = setup(dir.path());
+    let cfg = common::bwdf_config(dir.path());
     import_fixture(&cfg);
     let (code, out, _) = pumphouse(&["ledger", "-c", &cfg, "--month", "2022-01", "--format", "csv", "--lang", "en"]);
     assert_eq!(code, 0);
@@ -159,7 +151,7 @@ fn ledger_exports_csv_and_xlsx_in_both_languages() {
 #[test]
 fn corrections_are_audited_and_a_replacement_is_not_booked_as_consumption() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = setup(dir.path());
+    let cfg = common::bwdf_config(dir.path());
     let csv = dir.path().join("swap.csv");
     // dma-4 reads 1000 → 1010 by 10:00; the meter is swapped at 10:30 (old final 1012.5,
     // new initial 3.0); the new meter reads 5.0 at 11:00 and 9.0 at 12:00.
@@ -251,7 +243,7 @@ fn corrections_are_audited_and_a_replacement_is_not_booked_as_consumption() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ledger_is_served_over_http() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = setup(dir.path());
+    let cfg = common::bwdf_config(dir.path());
     let http = common::free_port();
     let mut text = std::fs::read_to_string(&cfg).unwrap();
     text.push_str(&format!("[http]\nlisten = \"127.0.0.1:{http}\"\n"));
@@ -304,7 +296,7 @@ fn a_frozen_month_outlives_its_pruned_readings() {
     use pumphouse::config::{self, Mode};
     use pumphouse::store::{Limits, Store};
     let dir = tempfile::tempdir().unwrap();
-    let cfg_path = setup(dir.path());
+    let cfg_path = common::bwdf_config(dir.path());
     import_fixture(&cfg_path);
     let (cfg, _) = config::load(Path::new(&cfg_path), Mode::Check).unwrap();
     let store = Store::open(&cfg.store.path, cfg.store.limits).unwrap();
@@ -355,7 +347,7 @@ fn a_meter_silent_across_a_frozen_month_end_is_booked_late_not_lost() {
     use pumphouse::ledger::month::Depth;
     use pumphouse::store::Store;
     let dir = tempfile::tempdir().unwrap();
-    let cfg_path = setup(dir.path());
+    let cfg_path = common::bwdf_config(dir.path());
     let tz = chrono_tz::Europe::Rome;
     // dma-4 at 2 m³/h from 1 January; silent from 30 January 00:00 to 12 February 00:00
     let start = tz.with_ymd_and_hms(2022, 1, 1, 0, 0, 0).unwrap();
@@ -410,7 +402,7 @@ fn corrections_cannot_poison_the_store() {
     use pumphouse::ledger::month::Depth;
     use pumphouse::store::Store;
     let dir = tempfile::tempdir().unwrap();
-    let cfg_path = setup(dir.path());
+    let cfg_path = common::bwdf_config(dir.path());
     import_fixture(&cfg_path);
     // every number of every kind is checked before it is stored
     let base = ["correct", "-c", &cfg_path, "--by", "li", "--why", "test"];
@@ -491,7 +483,7 @@ async fn the_monthly_ledger_is_written_and_announced_by_itself_once_per_state() 
     std::fs::create_dir_all(&exports).unwrap();
     // a webhook that records what it is sent
     let (hook_port, bodies) = common::webhook(|_| ("200 OK", ""));
-    let cfg_path = setup(dir.path());
+    let cfg_path = common::bwdf_config(dir.path());
     let mut text = std::fs::read_to_string(&cfg_path).unwrap();
     text.push_str(&format!(
         "[ledger]\nexport_dir = \"{}\"\nlanguage = \"en\"\n[alerts]\nwebhook_url = \"http://127.0.0.1:{hook_port}/hook\"\n",
@@ -562,7 +554,7 @@ fn pruning_for_size_never_eats_a_month_not_frozen_yet() {
     use pumphouse::ledger::month::Depth;
     use pumphouse::store::{Limits, Store};
     let dir = tempfile::tempdir().unwrap();
-    let cfg_path = setup(dir.path());
+    let cfg_path = common::bwdf_config(dir.path());
     import_fixture(&cfg_path);
     let (cfg, _) = config::load(Path::new(&cfg_path), Mode::Check).unwrap();
     let jan = Month::new(2022, 1).unwrap();

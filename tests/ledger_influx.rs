@@ -7,18 +7,10 @@ use std::path::Path;
 use common::pumphouse;
 use serde_json::Value;
 
-const CONFIG: &str = include_str!("fixtures/bwdf-dmas.toml");
-
-fn setup(dir: &Path) -> String {
-    let cfg = dir.join("pumphouse.toml");
-    std::fs::write(&cfg, CONFIG.replace("STORE", &dir.join("store.db").to_string_lossy())).unwrap();
-    cfg.to_string_lossy().into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_writes_the_ledger_to_influxdb() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = setup(dir.path());
+    let cfg = common::bwdf_config(dir.path());
     let influx = common::influx1(dir.path(), "meters");
     // A month that is "this month" for the gateway: readings from the last two days.
     let now = chrono::Utc::now();
@@ -41,18 +33,11 @@ async fn the_gateway_writes_the_ledger_to_influxdb() {
     let url = format!("http://127.0.0.1:{}/query", influx.port);
     let started = std::time::Instant::now();
     let series = loop {
-        let body = reqwest::Client::new()
-            .get(&url)
-            .query(&[
-                ("db", "meters"),
-                ("q", "SELECT input, cost_yuan FROM ledger WHERE kind = 'utility' AND utility = 'water'"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = common::text(reqwest::Client::new().get(&url).query(&[
+            ("db", "meters"),
+            ("q", "SELECT input, cost_yuan FROM ledger WHERE kind = 'utility' AND utility = 'water'"),
+        ]))
+        .await;
         let v: Value = serde_json::from_str(&body).unwrap();
         if let Some(s) = v["results"][0]["series"].as_array().filter(|a| !a.is_empty()) {
             break s[0].clone();

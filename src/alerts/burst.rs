@@ -33,8 +33,8 @@ use crate::ledger::intervals::usual_spacing;
 use crate::model::{AlertRule, Severity};
 
 type Series = [(DateTime<Utc>, f64)];
-/// (bin start, mean flow, what is usual there when known).
-type Judged = (DateTime<Utc>, f64, Option<Usual>);
+/// (bin start, mean flow, its judgement when what is usual there is known).
+type Judged = (DateTime<Utc>, f64, Option<Judgement>);
 /// (reading time, its rise against the hour before and that hour's mean, when above).
 type Step = (DateTime<Utc>, Option<(f64, f64)>);
 
@@ -131,6 +131,15 @@ struct Usual {
     spread: f64,
 }
 
+/// A bin judged: what is usual there, the zone's mean flow over the week before it, and
+/// the excess over `usual.high` that counts as above.
+#[derive(Debug, Clone, Copy)]
+struct Judgement {
+    usual: Usual,
+    mean: f64,
+    need: f64,
+}
+
 fn usual(b: &[Bin], at: DateTime<Utc>, width: TimeDelta, per_bin: usize, tz: Tz) -> Option<Usual> {
     let kind = weekend(at, tz);
     let mut same = (Vec::new(), Vec::new());
@@ -203,17 +212,33 @@ pub fn burst(zone: &str, flows: &Series, pressures: &Series, from: DateTime<Utc>
         out.extend(without_history(zone, young, pressures, s).into_iter().filter(|e| e.start >= recent_from));
     }
     let first = b.partition_point(|(t, _, _)| *t < recent_from.max(learnt));
-    // the zone's mean flow over the week before the range
-    let week = &b[b.partition_point(|(t, _, _)| *t < recent_from - TimeDelta::days(7))..first];
-    let mean = if week.is_empty() { 0.0 } else { week.iter().map(|p| p.1).sum::<f64>() / week.len() as f64 };
-    let floor = s.min_rise.max(0.2 * mean);
-    // above: beyond the floor, and beyond three spreads of the days at this time
-    let need = |u: &Usual| floor.max(3.0 * u.spread);
-    // (bin start, value, usual high, usual mid) of each evaluated bin
-    let judged: Vec<Judged> = b[first..].iter().map(|(t, v, n)| (*t, *v, usual(&b, *t, width, *n, s.tz))).collect();
+    // the zone's mean flow over the week before each bin, from running sums of the bins
+    let mut sums = Vec::with_capacity(b.len() + 1);
+    let mut total = 0.0;
+    sums.push(total);
+    for (_, v, _) in &b {
+        total += v;
+        sums.push(total);
+    }
+    let week_mean = |i: usize| -> Option<f64> {
+        let lo = b.partition_point(|(t, _, _)| *t < b[i].0 - TimeDelta::days(7));
+        (i > lo).then(|| (sums[i] - sums[lo]) / (i - lo) as f64)
+    };
+    let judged: Vec<Judged> = (first..b.len())
+        .map(|i| {
+            let (t, v, n) = b[i];
+            let judgement = usual(&b, t, width, n, s.tz).zip(week_mean(i)).map(|(usual, mean)| Judgement {
+                usual,
+                mean,
+                // above: beyond `min_rise`, a fifth of the mean, and three spreads of the days
+                need: s.min_rise.max(0.2 * mean).max(3.0 * usual.spread),
+            });
+            (t, v, judgement)
+        })
+        .collect();
     let mut i = 0;
     while i < judged.len() {
-        let above = judged[i].2.is_some_and(|u| judged[i].1 - u.high >= need(&u));
+        let above = judged[i].2.is_some_and(|j| judged[i].1 - j.usual.high >= j.need);
         if !above {
             i += 1;
             continue;
@@ -227,7 +252,7 @@ pub fn burst(zone: &str, flows: &Series, pressures: &Series, from: DateTime<Utc>
             if judged[j].0 - judged[last].0 > TimeDelta::hours(1) {
                 break;
             }
-            let keeps = |k: usize| judged[k].2.is_some_and(|u| judged[k].1 - u.high >= need(&u) / 2.0);
+            let keeps = |k: usize| judged[k].2.is_some_and(|j| judged[k].1 - j.usual.high >= j.need / 2.0);
             if keeps(j) {
                 last = j;
             } else if !(j + 1 < judged.len() && keeps(j + 1)) {
@@ -241,17 +266,20 @@ pub fn burst(zone: &str, flows: &Series, pressures: &Series, from: DateTime<Utc>
         let end = judged.get(last + 1).map(|x| x.0);
         let drop = pressure_drop(pressures, started, judged[last].0 + width, s.drop_share);
         let confirmed = run.len() >= 2 && (lasted >= s.confirm || drop.is_some());
-        if confirmed {
-            let mut excess: Vec<f64> = run.iter().filter_map(|(_, v, u)| u.map(|u| v - u.high)).collect();
-            let rise = median(&mut excess).unwrap_or(floor);
-            let (t, v, u) = run[run.len() - 1];
-            let (high, mid) = u.map_or((v, v), |u| (u.high, u.mid));
+        // the run's first and last bins were judged above (or kept above half), so they
+        // have a judgement and the run an excess
+        let mut excess: Vec<f64> = run.iter().filter_map(|(_, v, j)| j.map(|j| v - j.usual.high)).collect();
+        if let (true, Some(rise), (t, v, Some(j))) = (confirmed, median(&mut excess), judged[last]) {
             let kind = if weekend(t, s.tz) { "weekend" } else { "weekday" };
             let p = drop.map(|(now, was)| format!(", pressure {now:.3} (usually {was:.3})")).unwrap_or_default();
-            out.push(episode(zone, started, end, format!(
-                    "inflow {v:.1} m³/h where {mid:.1} is usual at this time on a {kind} (at most {high:.1}; mean {mean:.1}){p}; {rise:.1} m³/h above usual for {} min",
-                    lasted.num_minutes()
-                ), rise));
+            let evidence = format!(
+                "inflow {v:.1} m³/h where {:.1} is usual at this time on a {kind} (at most {:.1}; mean {:.1}){p}; {rise:.1} m³/h above usual for {} min",
+                j.usual.mid,
+                j.usual.high,
+                j.mean,
+                lasted.num_minutes()
+            );
+            out.push(episode(zone, started, end, evidence, rise));
         }
         i = last + 1;
     }
@@ -263,10 +291,11 @@ pub fn burst(zone: &str, flows: &Series, pressures: &Series, from: DateTime<Utc>
 /// falling — a morning's ramp does not drop the pressure by 15 %.
 fn without_history(zone: &str, flows: &Series, pressures: &Series, s: &Settings) -> Vec<Episode> {
     let mut prefix = Vec::with_capacity(flows.len() + 1);
-    prefix.push(0.0);
+    let mut total = 0.0;
+    prefix.push(total);
     for (_, v) in flows {
-        let last = prefix.last().copied().unwrap_or(0.0);
-        prefix.push(last + v);
+        total += v;
+        prefix.push(total);
     }
     let mean = |a: DateTime<Utc>, b: DateTime<Utc>| -> Option<f64> {
         let lo = flows.partition_point(|(x, _)| *x < a);
@@ -300,14 +329,15 @@ fn without_history(zone: &str, flows: &Series, pressures: &Series, s: &Settings)
         if i - begin < 3 {
             continue; // one or two readings: a spike, not a burst
         }
+        // every step of the run is above, so each has its rise and the hour before it
         let mut rises: Vec<f64> = steps[begin..i].iter().filter_map(|x| x.1.map(|h| h.0)).collect();
-        let rise = median(&mut rises).unwrap_or(0.0);
-        let (_, before) = steps[begin].1.unwrap_or((0.0, 0.0));
-        let drop = pressure_drop(pressures, steps[begin].0, steps[i - 1].0, s.drop_share);
+        let (Some(rise), (t, Some((_, before)))) = (median(&mut rises), steps[begin]) else { continue };
+        let drop = pressure_drop(pressures, t, steps[i - 1].0, s.drop_share);
         let p = drop.map(|(now, was)| format!(", pressure {now:.3} (usually {was:.3})")).unwrap_or_default();
-        out.push(episode(zone, steps[begin].0, steps.get(i).map(|x| x.0), format!(
-                "inflow {rise:.1} m³/h above the hour before ({before:.1}){p}; no three earlier days yet to know what is usual"
-            ), rise));
+        let evidence = format!(
+            "inflow {rise:.1} m³/h above the hour before ({before:.1}){p}; no three earlier days yet to know what is usual"
+        );
+        out.push(episode(zone, t, steps.get(i).map(|x| x.0), evidence, rise));
     }
     super::rules::merge(out, TimeDelta::minutes(10))
 }

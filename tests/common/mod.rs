@@ -166,6 +166,20 @@ pub fn pumphouse(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Writes the ten BWDF DMAs' configuration (tests/fixtures/bwdf-dmas.toml) into `dir`,
+/// with its store there; returns the configuration's path.
+pub fn bwdf_config(dir: &Path) -> String {
+    let cfg = dir.join("pumphouse.toml");
+    let text = include_str!("../fixtures/bwdf-dmas.toml").replace("STORE", &dir.join("store.db").to_string_lossy());
+    std::fs::write(&cfg, text).unwrap();
+    cfg.to_string_lossy().into_owned()
+}
+
+/// The body of an answer to `req`, which must arrive.
+pub async fn text(req: reqwest::RequestBuilder) -> String {
+    req.send().await.unwrap().text().await.unwrap()
+}
+
 /// History for `fixtures/alerts-two-zones.toml`: 30 days of hourly totalizer readings
 /// from 2026-01-01 local, 1 m³/h in the small hours and 5 m³/h by day; the leaky zone
 /// gains `leak` m³/h from 20 January 23:00; the shop's meter rests every night.
