@@ -63,10 +63,6 @@ pub fn read(
     mode: Mode,
     diags: &mut Diagnostics,
 ) -> Option<Secret> {
-    let problem = |diags: &mut Diagnostics, p: String, m: String| match mode {
-        Mode::Check => diags.warning(p, m),
-        Mode::Run => diags.error(p, m),
-    };
     match (env, file) {
         (Some(_), Some(_)) => {
             diags.error(
@@ -78,7 +74,11 @@ pub fn read(
         (Some(var), None) => match std::env::var(var) {
             Ok(v) if !v.is_empty() => Some(Secret(v)),
             _ => {
-                problem(diags, format!("{path}_env"), format!("environment variable {var} (the {what}) is not set"));
+                diags.of_machine(
+                    mode,
+                    format!("{path}_env"),
+                    format!("environment variable {var} (the {what}) is not set"),
+                );
                 None
             }
         },
@@ -93,11 +93,11 @@ pub fn read(
                 Some(Secret(v.trim_end_matches(['\n', '\r']).to_string()))
             }
             Ok(_) => {
-                problem(diags, format!("{path}_file"), format!("{f} (the {what}) is empty"));
+                diags.of_machine(mode, format!("{path}_file"), format!("{f} (the {what}) is empty"));
                 None
             }
             Err(e) => {
-                problem(diags, format!("{path}_file"), format!("cannot read {f} (the {what}): {e}"));
+                diags.of_machine(mode, format!("{path}_file"), format!("cannot read {f} (the {what}): {e}"));
                 None
             }
         },

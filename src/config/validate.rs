@@ -237,10 +237,7 @@ pub(super) fn validate(
             diags.error("ledger.export_dir", "the monthly ledger needs the network map ([[zones]])");
         } else if !dir.is_dir() {
             let m = format!("{} is not a directory (the monthly ledgers are written there)", dir.display());
-            match mode {
-                Mode::Check => diags.warning("ledger.export_dir", m),
-                Mode::Run => diags.error("ledger.export_dir", m),
-            }
+            diags.of_machine(mode, "ledger.export_dir", m);
         }
     }
     Some(Config {

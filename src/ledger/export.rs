@@ -15,11 +15,6 @@ use crate::line_protocol::Line;
 
 pub use crate::lang::Lang;
 
-/// A label in the ledger's language.
-pub fn l(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
-    lang.t(en, zh)
-}
-
 fn yuan(fen: i64) -> f64 {
     fen as f64 / 100.0
 }
@@ -34,26 +29,26 @@ pub fn yuan_text(fen: i64) -> String {
 pub fn status_label(lang: Lang, s: Option<Status>) -> &'static str {
     match s {
         None => "",
-        Some(Status::OnTrack) => l(lang, "on track", "达标"),
-        Some(Status::AtRisk) => l(lang, "at risk", "预警"),
-        Some(Status::Breached) => l(lang, "breached", "超标"),
+        Some(Status::OnTrack) => lang.t("on track", "达标"),
+        Some(Status::AtRisk) => lang.t("at risk", "预警"),
+        Some(Status::Breached) => lang.t("breached", "超标"),
     }
 }
 
 /// A utility's name; `None` is the combined account.
 pub fn utility_label(lang: Lang, u: Option<Utility>) -> &'static str {
     match u {
-        Some(Utility::Water) => l(lang, "water", "水"),
-        Some(Utility::Electricity) => l(lang, "electricity", "电"),
-        None => l(lang, "combined", "合计"),
+        Some(Utility::Water) => lang.t("water", "水"),
+        Some(Utility::Electricity) => lang.t("electricity", "电"),
+        None => lang.t("combined", "合计"),
     }
 }
 
 fn role_label(lang: Lang, r: Role) -> &'static str {
     match r {
-        Role::Inlet => l(lang, "inlet", "进水/进线"),
-        Role::Billed => l(lang, "billed", "计费"),
-        Role::Unbilled => l(lang, "unbilled", "免费"),
+        Role::Inlet => lang.t("inlet", "进水/进线"),
+        Role::Billed => lang.t("billed", "计费"),
+        Role::Unbilled => lang.t("unbilled", "免费"),
     }
 }
 
@@ -76,23 +71,23 @@ fn opt(v: Option<f64>) -> Cell {
 
 fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
     let summary_head = vec![
-        l(lang, "utility", "类别"),
-        l(lang, "input", "供给量"),
-        l(lang, "billed", "计费用量"),
-        l(lang, "unbilled authorised", "免费授权用量"),
-        l(lang, "losses", "漏损量"),
-        l(lang, "non-revenue", "产销差"),
-        l(lang, "non-revenue share", "产销差率"),
-        l(lang, "revenue (yuan)", "收入(元)"),
-        l(lang, "cost (yuan)", "成本(元)"),
-        l(lang, "gap (yuan)", "收支差额(元)"),
-        l(lang, "baseline gap (yuan)", "基准年差额(元)"),
-        l(lang, "change (yuan)", "变化(元)"),
-        l(lang, "volume effect (yuan)", "量的影响(元)"),
-        l(lang, "price effect (yuan)", "价的影响(元)"),
-        l(lang, "loss effect (yuan)", "漏损影响(元)"),
-        l(lang, "target status", "零增长目标"),
-        l(lang, "unit", "单位"),
+        lang.t("utility", "类别"),
+        lang.t("input", "供给量"),
+        lang.t("billed", "计费用量"),
+        lang.t("unbilled authorised", "免费授权用量"),
+        lang.t("losses", "漏损量"),
+        lang.t("non-revenue", "产销差"),
+        lang.t("non-revenue share", "产销差率"),
+        lang.t("revenue (yuan)", "收入(元)"),
+        lang.t("cost (yuan)", "成本(元)"),
+        lang.t("gap (yuan)", "收支差额(元)"),
+        lang.t("baseline gap (yuan)", "基准年差额(元)"),
+        lang.t("change (yuan)", "变化(元)"),
+        lang.t("volume effect (yuan)", "量的影响(元)"),
+        lang.t("price effect (yuan)", "价的影响(元)"),
+        lang.t("loss effect (yuan)", "漏损影响(元)"),
+        lang.t("target status", "零增长目标"),
+        lang.t("unit", "单位"),
     ];
     let mut summary = Vec::new();
     for u in ledger.utilities.iter().chain(std::iter::once(&ledger.combined)) {
@@ -119,14 +114,14 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
         ]);
     }
     let ytd_head = vec![
-        l(lang, "utility", "类别"),
-        l(lang, "months", "月数"),
-        l(lang, "gap to date (yuan)", "累计收支差额(元)"),
-        l(lang, "baseline to date (yuan)", "基准年同期(元)"),
-        l(lang, "year-end projection (yuan)", "全年预测(元)"),
-        l(lang, "baseline year (yuan)", "基准年全年(元)"),
-        l(lang, "target status", "零增长目标"),
-        l(lang, "projection method", "预测方法"),
+        lang.t("utility", "类别"),
+        lang.t("months", "月数"),
+        lang.t("gap to date (yuan)", "累计收支差额(元)"),
+        lang.t("baseline to date (yuan)", "基准年同期(元)"),
+        lang.t("year-end projection (yuan)", "全年预测(元)"),
+        lang.t("baseline year (yuan)", "基准年全年(元)"),
+        lang.t("target status", "零增长目标"),
+        lang.t("projection method", "预测方法"),
     ];
     let ytd = ledger
         .year_to_date
@@ -152,8 +147,8 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
             let unit = if *u == Utility::Water { "m³" } else { "kWh" };
             let v = |en: &str, zh: &str| format!("{} ({unit})", if lang == Lang::En { en } else { zh });
             let head: Vec<String> = vec![
-                l(lang, "zone", "分区").to_string(),
-                l(lang, "parent", "上级分区").to_string(),
+                lang.t("zone", "分区").to_string(),
+                lang.t("parent", "上级分区").to_string(),
                 v("input", "进水/进线量"),
                 v("to child zones", "转供下级分区"),
                 v("net input", "净供给量"),
@@ -162,10 +157,10 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
                 v("unbilled estimated", "免费估算用量"),
                 v("losses", "漏损量"),
                 v("non-revenue", "产销差"),
-                l(lang, "non-revenue share", "产销差率").to_string(),
-                l(lang, "revenue (yuan)", "收入(元)").to_string(),
-                l(lang, "allocated cost (yuan)", "分摊成本(元)").to_string(),
-                l(lang, "gap (yuan)", "收支差额(元)").to_string(),
+                lang.t("non-revenue share", "产销差率").to_string(),
+                lang.t("revenue (yuan)", "收入(元)").to_string(),
+                lang.t("allocated cost (yuan)", "分摊成本(元)").to_string(),
+                lang.t("gap (yuan)", "收支差额(元)").to_string(),
             ];
             let rows = ledger
                 .zones
@@ -200,22 +195,22 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
         })
         .collect();
     let meter_head = vec![
-        l(lang, "utility", "类别"),
-        l(lang, "zone", "分区"),
-        l(lang, "device", "表计"),
-        l(lang, "point", "读数点"),
-        l(lang, "role", "用途"),
-        l(lang, "category", "用户类别"),
-        l(lang, "opening reading", "期初读数"),
-        l(lang, "opening time", "期初时间"),
-        l(lang, "closing reading", "期末读数"),
-        l(lang, "closing time", "期末时间"),
-        l(lang, "consumption", "用量"),
-        l(lang, "estimated share", "估算部分"),
-        l(lang, "quarantined readings", "隔离读数"),
-        l(lang, "tariff", "价格"),
-        l(lang, "amount (yuan)", "金额(元)"),
-        l(lang, "quality notes", "数据说明"),
+        lang.t("utility", "类别"),
+        lang.t("zone", "分区"),
+        lang.t("device", "表计"),
+        lang.t("point", "读数点"),
+        lang.t("role", "用途"),
+        lang.t("category", "用户类别"),
+        lang.t("opening reading", "期初读数"),
+        lang.t("opening time", "期初时间"),
+        lang.t("closing reading", "期末读数"),
+        lang.t("closing time", "期末时间"),
+        lang.t("consumption", "用量"),
+        lang.t("estimated share", "估算部分"),
+        lang.t("quarantined readings", "隔离读数"),
+        lang.t("tariff", "价格"),
+        lang.t("amount (yuan)", "金额(元)"),
+        lang.t("quality notes", "数据说明"),
     ];
     let meters = ledger
         .meters
@@ -242,10 +237,10 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
         })
         .collect();
     let cost_head = vec![
-        l(lang, "utility", "类别"),
-        l(lang, "cost item", "成本项目"),
-        l(lang, "quantity", "数量"),
-        l(lang, "amount (yuan)", "金额(元)"),
+        lang.t("utility", "类别"),
+        lang.t("cost item", "成本项目"),
+        lang.t("quantity", "数量"),
+        lang.t("amount (yuan)", "金额(元)"),
     ];
     let costs = ledger
         .costs
@@ -260,10 +255,10 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
         })
         .collect();
     let corr_head = vec![
-        l(lang, "recorded", "记录时间"),
-        l(lang, "by", "操作人"),
-        l(lang, "what", "内容"),
-        l(lang, "why", "原因"),
+        lang.t("recorded", "记录时间"),
+        lang.t("by", "操作人"),
+        lang.t("what", "内容"),
+        lang.t("why", "原因"),
         "#",
     ];
     let corrections = ledger
@@ -281,13 +276,13 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
         .collect();
     let own = |h: Vec<&'static str>| h.into_iter().map(String::from).collect::<Vec<String>>();
     let mut out: Vec<Table> = vec![
-        (l(lang, "summary", "汇总"), own(summary_head), summary),
-        (l(lang, "year to date", "年度累计"), own(ytd_head), ytd),
+        (lang.t("summary", "汇总"), own(summary_head), summary),
+        (lang.t("year to date", "年度累计"), own(ytd_head), ytd),
     ];
     out.extend(zone_tables);
-    out.push((l(lang, "costs", "成本"), own(cost_head), costs));
-    out.push((l(lang, "meters", "表计台账"), own(meter_head), meters));
-    out.push((l(lang, "corrections", "更正记录"), own(corr_head), corrections));
+    out.push((lang.t("costs", "成本"), own(cost_head), costs));
+    out.push((lang.t("meters", "表计台账"), own(meter_head), meters));
+    out.push((lang.t("corrections", "更正记录"), own(corr_head), corrections));
     out
 }
 
@@ -305,7 +300,7 @@ pub fn to_csv(ledger: &Ledger, lang: Lang, extra: &[Table]) -> String {
     let _ = writeln!(
         out,
         "{},{},{}",
-        csv_field(l(lang, "site", "站点")),
+        csv_field(lang.t("site", "站点")),
         csv_field(&ledger.site),
         csv_field(&ledger.month.key())
     );

@@ -472,10 +472,7 @@ fn validate_transport(rb: &RawBus, path: &str, mode: Mode, diags: &mut Diagnosti
                     "serial device {} does not exist (is the adapter plugged in, and is this the right path?)",
                     device.display()
                 );
-                match mode {
-                    Mode::Check => diags.warning(format!("{path}.device"), msg),
-                    Mode::Run => diags.error(format!("{path}.device"), msg),
-                }
+                diags.of_machine(mode, format!("{path}.device"), msg);
             }
             Some(Transport::Rtu { device, baud, parity, stop_bits, data_bits })
         }

@@ -4,30 +4,30 @@
 use chrono_tz::Tz;
 
 use super::{Measure, Period, Target, Targets};
-use crate::ledger::export::{l, status_label, Cell, Lang, Table};
+use crate::ledger::export::{status_label, Cell, Lang, Table};
 
 fn target_label(lang: Lang, t: Target) -> &'static str {
     match t {
-        Target::Money => l(lang, "fee-cost gap", "水电费收支差额"),
-        Target::Safety => l(lang, "safety incidents", "安全事故"),
-        Target::Service => l(lang, "service", "服务投诉"),
+        Target::Money => lang.t("fee-cost gap", "水电费收支差额"),
+        Target::Safety => lang.t("safety incidents", "安全事故"),
+        Target::Service => lang.t("service", "服务投诉"),
     }
 }
 
 pub fn measure_label(lang: Lang, m: Measure) -> &'static str {
     match m {
-        Measure::GapFen => l(lang, "gap (yuan)", "收支差额(元)"),
-        Measure::Incidents => l(lang, "incidents", "事故次数"),
-        Measure::Interruptions => l(lang, "supply interruptions", "停水次数"),
-        Measure::CustomerMinutes => l(lang, "customer-minutes without supply", "停水户·分钟"),
-        Measure::LowPressureMinutes => l(lang, "low-pressure minutes", "低压分钟数"),
+        Measure::GapFen => lang.t("gap (yuan)", "收支差额(元)"),
+        Measure::Incidents => lang.t("incidents", "事故次数"),
+        Measure::Interruptions => lang.t("supply interruptions", "停水次数"),
+        Measure::CustomerMinutes => lang.t("customer-minutes without supply", "停水户·分钟"),
+        Measure::LowPressureMinutes => lang.t("low-pressure minutes", "低压分钟数"),
     }
 }
 
 fn period_label(lang: Lang, p: Period) -> &'static str {
     match p {
-        Period::Month => l(lang, "month", "本月"),
-        Period::YearToDate => l(lang, "year to date", "本年累计"),
+        Period::Month => lang.t("month", "本月"),
+        Period::YearToDate => lang.t("year to date", "本年累计"),
     }
 }
 
@@ -44,14 +44,14 @@ pub fn tables(t: &Targets, lang: Lang, tz: Tz) -> Vec<Table> {
     let own = |v: Vec<&str>| v.into_iter().map(String::from).collect::<Vec<String>>();
     let when = |d: chrono::DateTime<chrono::Utc>| d.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
     let head = own(vec![
-        l(lang, "target", "目标"),
-        l(lang, "measure", "指标"),
-        l(lang, "period", "期间"),
-        l(lang, "this year", "本年"),
-        l(lang, "baseline year", "基准年"),
-        l(lang, "change", "变化"),
-        l(lang, "status", "状态"),
-        l(lang, "baseline from", "基准来源"),
+        lang.t("target", "目标"),
+        lang.t("measure", "指标"),
+        lang.t("period", "期间"),
+        lang.t("this year", "本年"),
+        lang.t("baseline year", "基准年"),
+        lang.t("change", "变化"),
+        lang.t("status", "状态"),
+        lang.t("baseline from", "基准来源"),
     ]);
     let mut rows: Vec<Vec<Cell>> = t
         .rows
@@ -65,29 +65,29 @@ pub fn tables(t: &Targets, lang: Lang, tz: Tz) -> Vec<Table> {
                 figure(r.measure, r.baseline),
                 figure(r.measure, r.change),
                 Cell::Text(if r.this.is_none() {
-                    l(lang, "unknown", "未知").into()
+                    lang.t("unknown", "未知").into()
                 } else {
                     status_label(lang, r.status).into()
                 }),
                 Cell::Text(match r.baseline_source {
-                    Some(crate::ledger::month::BaselineSource::Config) => l(lang, "old books", "台账录入").into(),
-                    Some(crate::ledger::month::BaselineSource::History) => l(lang, "records", "历史记录").into(),
+                    Some(crate::ledger::month::BaselineSource::Config) => lang.t("old books", "台账录入").into(),
+                    Some(crate::ledger::month::BaselineSource::History) => lang.t("records", "历史记录").into(),
                     None => String::new(),
                 }),
             ]
         })
         .collect();
     for n in &t.notes {
-        rows.push(vec![Cell::Text(l(lang, "note", "说明").into()), Cell::Text(n.clone())]);
+        rows.push(vec![Cell::Text(lang.t("note", "说明").into()), Cell::Text(n.clone())]);
     }
     let incident_head = own(vec![
-        l(lang, "rule", "类型"),
-        l(lang, "zone", "分区"),
-        l(lang, "subject", "对象"),
-        l(lang, "severity", "级别"),
-        l(lang, "start", "开始"),
-        l(lang, "end", "结束"),
-        l(lang, "evidence", "依据"),
+        lang.t("rule", "类型"),
+        lang.t("zone", "分区"),
+        lang.t("subject", "对象"),
+        lang.t("severity", "级别"),
+        lang.t("start", "开始"),
+        lang.t("end", "结束"),
+        lang.t("evidence", "依据"),
     ]);
     let incidents = t
         .incidents
@@ -105,13 +105,13 @@ pub fn tables(t: &Targets, lang: Lang, tz: Tz) -> Vec<Table> {
         })
         .collect();
     let interruption_head = own(vec![
-        l(lang, "zone", "分区"),
-        l(lang, "start", "开始"),
-        l(lang, "end", "结束"),
-        l(lang, "minutes", "分钟"),
-        l(lang, "customer meters", "用户表数"),
-        l(lang, "customer-minutes", "户·分钟"),
-        l(lang, "cause", "原因"),
+        lang.t("zone", "分区"),
+        lang.t("start", "开始"),
+        lang.t("end", "结束"),
+        lang.t("minutes", "分钟"),
+        lang.t("customer meters", "用户表数"),
+        lang.t("customer-minutes", "户·分钟"),
+        lang.t("cause", "原因"),
     ]);
     let mut interruptions: Vec<Vec<Cell>> = t
         .interruptions
@@ -136,12 +136,12 @@ pub fn tables(t: &Targets, lang: Lang, tz: Tz) -> Vec<Table> {
             Cell::Num(lp.minutes as f64),
             Cell::Empty,
             Cell::Empty,
-            Cell::Text(l(lang, "low pressure (below the service level)", "低压(低于服务压力)").into()),
+            Cell::Text(lang.t("low pressure (below the service level)", "低压(低于服务压力)").into()),
         ]);
     }
     vec![
-        (l(lang, "zero-growth targets", "三个零增长"), head, rows),
-        (l(lang, "incidents", "安全事故记录"), incident_head, incidents),
-        (l(lang, "interruptions", "停水与低压记录"), interruption_head, interruptions),
+        (lang.t("zero-growth targets", "三个零增长"), head, rows),
+        (lang.t("incidents", "安全事故记录"), incident_head, incidents),
+        (lang.t("interruptions", "停水与低压记录"), interruption_head, interruptions),
     ]
 }

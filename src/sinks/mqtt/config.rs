@@ -111,10 +111,7 @@ pub fn validate(raw: &RawMqtt, site: &str, mode: Mode, diags: &mut Diagnostics) 
         let f = PathBuf::from(v.as_ref()?);
         if !f.exists() {
             let m = format!("{} does not exist", f.display());
-            match mode {
-                Mode::Check => diags.warning(p, m),
-                Mode::Run => diags.error(p, m),
-            }
+            diags.of_machine(mode, p, m);
         }
         Some(f)
     };
