@@ -8,7 +8,8 @@
 //! - *usual* at a time is, for each earlier day of the same kind (up to two weeks back),
 //!   the highest bin within ±20 minutes of that time of day — the envelope of the day's
 //!   pattern, which a ramp that comes a little earlier or later stays under — and the
-//!   median of those highs over the days (at least three days, else every kind of day);
+//!   median of those highs over the days (at least three days of that kind, else the
+//!   time is not judged: a zone's first weekends wait for three earlier ones);
 //!   a day read more sparsely than the bins judged is no reference (an hourly day does
 //!   not show the peaks between its readings), so readings finer than their history are
 //!   not judged until three days of that fineness exist;
@@ -141,22 +142,16 @@ struct Judgement {
 }
 
 fn usual(b: &[Bin], at: DateTime<Utc>, width: TimeDelta, per_bin: usize, tz: Tz) -> Option<Usual> {
+    // only days of the same kind: a Saturday morning is not judged against weekdays'
     let kind = weekend(at, tz);
-    let mut same = (Vec::new(), Vec::new());
-    let mut any = (Vec::new(), Vec::new());
-    for d in 1..=DAYS_BACK {
+    let (mut highs, mut mids) = (Vec::new(), Vec::new());
+    for d in (1..=DAYS_BACK).filter(|d| weekend(at - TimeDelta::days(*d), tz) == kind) {
         let r = at - TimeDelta::days(d);
         let Some(high) = envelope(b, r, width, per_bin) else { continue };
         let i = b.partition_point(|(t, _, _)| *t < r);
-        let mid = b.get(i).filter(|(t, _, _)| *t - r <= WINDOW).map_or(high, |p| p.1);
-        if weekend(r, tz) == kind {
-            same.0.push(high);
-            same.1.push(mid);
-        }
-        any.0.push(high);
-        any.1.push(mid);
+        highs.push(high);
+        mids.push(b.get(i).filter(|(t, _, _)| *t - r <= WINDOW).map_or(high, |p| p.1));
     }
-    let (mut highs, mut mids) = if same.0.len() >= 3 { same } else { any };
     if highs.len() < 3 {
         return None;
     }
@@ -178,6 +173,13 @@ fn pressure_drop(pressures: &Series, start: DateTime<Utc>, end: DateTime<Utc>, s
     let was = median(&mut before)?;
     let low = pressures[mid..hi].iter().map(|p| p.1).reduce(f64::min)?;
     (low <= was * (1.0 - share)).then_some((low, was))
+}
+
+/// Whether a burst is the pipes refilling after an interruption of its zone: it starts
+/// after the supply was lost and at most an hour after it came back. A burst that starts
+/// with the interruption (or before it) is its cause, and stays.
+pub fn is_refill(burst: &Episode, interruption: &Episode) -> bool {
+    burst.start > interruption.start && interruption.end.is_none_or(|end| burst.start <= end + TimeDelta::hours(1))
 }
 
 /// A burst's episode: critical, stamped at its start, its loss the median excess.
@@ -353,7 +355,17 @@ mod tests {
     /// at 10 m³/h, a morning ramp to 55 m³/h that starts between 05:40 and 06:20 (a
     /// different time each day), the day at 45, and ±2 % of noise; plus `extra` on top.
     fn campus(step: TimeDelta, days: i64, extra: &dyn Fn(DateTime<Utc>) -> f64) -> Vec<(DateTime<Utc>, f64)> {
-        let end = Shanghai.with_ymd_and_hms(2026, 3, 20, 0, 0, 0).unwrap().with_timezone(&Utc);
+        campus_until(at(20, 0, 0), 0.8, step, days, extra)
+    }
+
+    /// The same zone to `end`, its weekends at `weekend` times the weekdays' flow.
+    fn campus_until(
+        end: DateTime<Utc>,
+        weekend_factor: f64,
+        step: TimeDelta,
+        days: i64,
+        extra: &dyn Fn(DateTime<Utc>) -> f64,
+    ) -> Vec<(DateTime<Utc>, f64)> {
         let mut t = end - TimeDelta::days(days);
         let mut seed: u64 = 7;
         let mut rnd = move || {
@@ -377,7 +389,7 @@ mod tests {
                 m if m < 480.0 => 55.0 - 10.0 * (m - 420.0) / 60.0,
                 m if m < 1320.0 => 45.0,
                 _ => 10.0,
-            } * if weekend { 0.8 } else { 1.0 };
+            } * if weekend { weekend_factor } else { 1.0 };
             out.push((t, base * (1.0 + 0.04 * (rnd() - 0.5)) + extra(t)));
             t += step;
         }
@@ -447,6 +459,37 @@ mod tests {
         let eps = burst("north", &flows, &pressures, at(17, 0, 0), &settings());
         assert_eq!(eps.len(), 1, "{eps:#?}");
         assert!(eps[0].evidence.contains("pressure 2.000 (usually 3.000)"), "{}", eps[0].evidence);
+    }
+
+    #[test]
+    fn a_jump_after_supply_returns_is_a_refill_and_a_burst_that_cuts_supply_is_its_cause() {
+        let outage = Episode {
+            rule: AlertRule::SupplyInterruption,
+            severity: Severity::Critical,
+            evidence: String::new(),
+            loss_per_day: None,
+            ..episode("south", at(8, 19, 0), Some(at(8, 23, 0)), String::new(), 0.0)
+        };
+        // (burst start, refill)
+        for (start, refill) in [
+            (at(8, 19, 0), false), // the scripted burst that emptied the zone
+            (at(8, 18, 0), false),
+            (at(8, 23, 0), true),
+            (at(9, 0, 0), true),
+            (at(9, 0, 5), false),
+        ] {
+            let b = episode("south", start, None, String::new(), 10.0);
+            assert_eq!(is_refill(&b, &outage), refill, "{start}");
+        }
+    }
+
+    #[test]
+    fn a_weekend_is_not_judged_against_weekdays() {
+        // from Monday 2 March: the first weekend's mornings are a third busier than the
+        // weekdays', and there is no earlier weekend to know it by
+        let flows = campus_until(at(9, 0, 0), 1.3, TimeDelta::minutes(5), 7, &|_| 0.0);
+        let eps = burst("north", &flows, &[], at(7, 0, 0), &settings());
+        assert!(eps.is_empty(), "{eps:#?}");
     }
 
     #[test]

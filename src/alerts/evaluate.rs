@@ -217,7 +217,8 @@ fn anomalies(pass: &Pass<'_, '_>) -> Vec<Episode> {
 /// Bursts: a zone's inlet flow against the pressure of the zone's own devices. A burst in
 /// a child zone also shows at its parent's inlet: the most specific one is kept. Supply
 /// coming back refills the zone's pipes: the inflow's jump in the hour after an
-/// interruption (in the zone or a zone below it) is no burst.
+/// interruption (in the zone or a zone below it) is no burst; a burst that starts with
+/// the interruption is its cause.
 fn bursts(pass: &Pass<'_, '_>, interruptions: &[Episode]) -> Result<Vec<Episode>, StoreError> {
     let mut out: Vec<Episode> = Vec::new();
     for z in pass.water_zones() {
@@ -260,7 +261,7 @@ fn bursts(pass: &Pass<'_, '_>, interruptions: &[Episode]) -> Result<Vec<Episode>
     out.retain(|e| {
         !interruptions.iter().any(|i| {
             let here = i.zone == e.zone || pass.is_parent_of(&e.zone, &i.zone);
-            here && e.start >= i.start && i.end.is_none_or(|end| e.start <= end + TimeDelta::hours(1))
+            here && burst::is_refill(e, i)
         })
     });
     Ok(out)

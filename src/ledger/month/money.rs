@@ -113,19 +113,7 @@ fn cost_item(
         (ch.quantity().to_f64(), ch.total_fen())
     };
     let (quantity, amount) = match (kind, price) {
-        (CostKind::Fixed(a), _) => {
-            let whole = tariff::amount_fen(*a, Decimal::ONE);
-            let accrued = period.accrued(whole);
-            if accrued != whole {
-                notes.push(format!(
-                    "accrued for {:.1} of {:.0} days ({} yuan for the whole month)",
-                    period.elapsed * period.days,
-                    period.days,
-                    crate::ledger::export::yuan_text(whole)
-                ));
-            }
-            (None, accrued)
-        }
+        (CostKind::Fixed(a), _) => (None, tariff::amount_fen(*a, Decimal::ONE)),
         (CostKind::Input, Some(t)) => priced(input_hours, t, &mut notes),
         (CostKind::Meters(ids), Some(t)) => {
             let mut h: BTreeMap<DateTime<Utc>, f64> = BTreeMap::new();
@@ -162,6 +150,22 @@ fn cost_item(
             notes.push("not charged: the cost has no price".into());
             (None, 0)
         }
+    };
+    // A charge by the month (a fixed sum, the demand charge on the month's peak) accrues by
+    // day in a running month, so that it meets fees of the same days; a metered cost is
+    // already of those days.
+    let amount = match kind {
+        CostKind::Fixed(_) | CostKind::Demand if period.running() && amount != 0 => {
+            let accrued = period.accrued(amount);
+            notes.push(format!(
+                "accrued for {:.1} of {:.0} days ({} yuan for the whole month)",
+                period.elapsed * period.days,
+                period.days,
+                crate::ledger::export::yuan_text(amount)
+            ));
+            accrued
+        }
+        _ => amount,
     };
     (quantity, amount, notes)
 }

@@ -136,6 +136,8 @@ fn a_running_month_is_judged_month_to_date_against_the_same_share_of_the_baselin
     assert_eq!(maintenance.amount_fen, 180_645);
     assert!(maintenance.notes.iter().any(|n| n.contains("accrued for 7.0 of 31 days")), "{:?}", maintenance.notes);
     let w = l.utilities.iter().find(|u| u.utility == Some(Utility::Water)).unwrap();
+    // the demand charge is by the month too: 760.00 × 7/31 = 171.6129… → 171.61
+    assert_eq!(l.costs.iter().find(|c| c.name == "demand").unwrap().amount_fen, 17_161);
     // the baseline month's gap, 8300.00, in the same share: 1874.1935… → 1874.19
     assert_eq!(w.baseline_gap_fen, Some(187_419));
     assert!(l.notes.iter().any(|n| n.starts_with("a running month, judged month-to-date")), "{:?}", l.notes);
