@@ -19,7 +19,6 @@ const MAX_FN_LINES: usize = 120;
 const NOT_YET_SPLIT: &[(&str, &str, usize)] = &[
     ("alerts/night_flow.rs", "evaluate", 140),
     ("cli/demo/mod.rs", "demo", 181),
-    ("cli/import.rs", "import", 123),
     ("config/validate.rs", "validate", 179),
     ("gateway/mod.rs", "start", 198),
     ("gateway/writer.rs", "run", 126),

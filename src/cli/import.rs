@@ -45,6 +45,67 @@ pub fn run(cfg: &Config, csv: &std::path::Path) -> anyhow::Result<super::Report>
     })
 }
 
+/// Where the CSV's columns are.
+#[derive(Debug, Clone, Copy)]
+struct Columns {
+    ts: usize,
+    device: usize,
+    point: usize,
+    value: usize,
+}
+
+/// Why a row is refused, in a sentence for its line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BadRow(String);
+
+/// One row as a reading of a configured point, or why it is refused.
+fn row_reading(
+    cfg: &Config,
+    rec: &csv::StringRecord,
+    c: Columns,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Reading, BadRow> {
+    let field = |c: usize| rec.get(c).unwrap_or("").to_string();
+    let ts = parse_iso8601(&field(c.ts)).ok_or_else(|| {
+        BadRow(format!("`{}` is not an ISO 8601 time with offset (e.g. 2025-03-01T08:00:00+08:00)", field(c.ts)))
+    })?;
+    // A reading from the future is a typo or a wrong offset; stored, it would also make
+    // every live reading look stamped by a clock gone back.
+    if ts > now + chrono::TimeDelta::minutes(5) {
+        return Err(BadRow(format!(
+            "{} is in the future (this machine's clock reads {})",
+            ts.to_rfc3339(),
+            now.to_rfc3339()
+        )));
+    }
+    let dev_name = field(c.device);
+    let device = cfg.device(&dev_name).ok_or_else(|| BadRow(format!("no device `{dev_name}` in the configuration")))?;
+    let pt_name = field(c.point);
+    let point = device
+        .profile
+        .points
+        .iter()
+        .find(|p| *p.name == *pt_name)
+        .ok_or_else(|| BadRow(format!("device `{dev_name}` has no point `{pt_name}`")))?;
+    let value = match field(c.value).parse::<f64>() {
+        Ok(v) if v.is_finite() => v,
+        _ => return Err(BadRow(format!("`{}` is not a number", field(c.value)))),
+    };
+    let out_of_range = point.min.is_some_and(|m| value < m) || point.max.is_some_and(|m| value > m);
+    Ok(Reading {
+        ts,
+        site: cfg.site.name.clone(),
+        zone: device.zone.clone(),
+        device: device.name.clone(),
+        point: point.name.clone(),
+        quantity: point.quantity,
+        value: Some(value),
+        unit: point.unit.clone(),
+        quality: if out_of_range { Quality::OutOfRange } else { Quality::Good },
+    })
+}
+
 pub fn import(cfg: &Config, path: &std::path::Path, progress: bool) -> anyhow::Result<ImportReport> {
     let store = super::open_store(cfg, false)?;
     let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -60,6 +121,7 @@ pub fn import(cfg: &Config, path: &std::path::Path, progress: bool) -> anyhow::R
             headers.iter().collect::<Vec<_>>().join(",")
         );
     };
+    let columns = Columns { ts: c_ts, device: c_dev, point: c_pt, value: c_val };
     let mut report = ImportReport::default();
     // bytes of the file read so far, on a terminal
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -92,57 +154,17 @@ pub fn import(cfg: &Config, path: &std::path::Path, progress: bool) -> anyhow::R
                 bar.set_position(p.byte());
             }
         }
-        let field = |c: usize| rec.get(c).unwrap_or("").to_string();
-        let ts = match parse_iso8601(&field(c_ts)) {
-            Some(t) => t,
-            None => {
-                report.bad.push((
-                    line,
-                    format!("`{}` is not an ISO 8601 time with offset (e.g. 2025-03-01T08:00:00+08:00)", field(c_ts)),
-                ));
+        let reading = match row_reading(cfg, &rec, columns, now) {
+            Ok(r) => r,
+            Err(BadRow(why)) => {
+                report.bad.push((line, why));
                 continue;
             }
         };
-        // A reading from the future is a typo or a wrong offset; stored, it would also
-        // make every live reading look stamped by a clock gone back.
-        if ts > now + chrono::TimeDelta::minutes(5) {
-            report.bad.push((
-                line,
-                format!("{} is in the future (this machine's clock reads {})", ts.to_rfc3339(), now.to_rfc3339()),
-            ));
-            continue;
-        }
-        let dev_name = field(c_dev);
-        let Some(device) = cfg.device(&dev_name) else {
-            report.bad.push((line, format!("no device `{dev_name}` in the configuration")));
-            continue;
-        };
-        let pt_name = field(c_pt);
-        let Some(point) = device.profile.points.iter().find(|p| *p.name == *pt_name) else {
-            report.bad.push((line, format!("device `{dev_name}` has no point `{pt_name}`")));
-            continue;
-        };
-        let value = match field(c_val).parse::<f64>() {
-            Ok(v) if v.is_finite() => v,
-            _ => {
-                report.bad.push((line, format!("`{}` is not a number", field(c_val))));
-                continue;
-            }
-        };
-        let out_of_range = point.min.is_some_and(|m| value < m) || point.max.is_some_and(|m| value > m);
+        let ts = reading.ts;
         report.first = Some(report.first.map_or(ts, |f| f.min(ts)));
         report.last = Some(report.last.map_or(ts, |l| l.max(ts)));
-        batch.push(Reading {
-            ts,
-            site: cfg.site.name.clone(),
-            zone: device.zone.clone(),
-            device: device.name.clone(),
-            point: point.name.clone(),
-            quantity: point.quantity,
-            value: Some(value),
-            unit: point.unit.clone(),
-            quality: if out_of_range { Quality::OutOfRange } else { Quality::Good },
-        });
+        batch.push(reading);
         if batch.len() >= 5000 {
             flush(&mut batch, &mut report)?;
         }
