@@ -136,11 +136,8 @@ fn block_level(values: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
 
-/// Evaluates every night hour in `hourly` (UTC hour start → m³ in that hour).
-pub fn evaluate(hourly: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> Vec<NightHour> {
-    let hours = s.hours();
-    let n_h = hours.len();
-    // nights: the night hours of one local morning (hours from noon on belong to the next day)
+/// The night hours of each local morning (hours from noon on belong to the next day).
+fn nights_of(hourly: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, hours: &[u32]) -> Vec<(NaiveDate, Vec<NightValue>)> {
     let mut nights: Vec<(NaiveDate, Vec<NightValue>)> = Vec::new();
     for (t, v) in hourly {
         let local = t.with_timezone(&tz);
@@ -154,6 +151,35 @@ pub fn evaluate(hourly: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> 
             _ => nights.push((date, vec![(h, *v, *t)])),
         }
     }
+    nights
+}
+
+/// The levels of the last `s.blocks` blocks of `n_h` residuals up to `t`, newest first;
+/// the k-th must lie within 30 h + 24 (k − 1) h of `t`, else it is unknown.
+fn blocks_before(
+    recent: &VecDeque<(DateTime<Utc>, f64)>,
+    t: DateTime<Utc>,
+    n_h: usize,
+    s: &Settings,
+) -> Vec<Option<f64>> {
+    let span = TimeDelta::hours(30);
+    let all: Vec<(DateTime<Utc>, f64)> = recent.iter().copied().collect();
+    (0..s.blocks.max(1))
+        .map(|k| {
+            let end = all.len().saturating_sub(k * n_h);
+            let start = end.saturating_sub(n_h);
+            let limit = t - span - TimeDelta::hours(24 * k as i64);
+            let vals: Vec<f64> = all[start..end].iter().filter(|(x, _)| *x > limit).map(|(_, r)| *r).collect();
+            (vals.len() + 2 >= n_h && vals.len() >= 3).then(|| block_level(&vals))
+        })
+        .collect()
+}
+
+/// Evaluates every night hour in `hourly` (UTC hour start → m³ in that hour).
+pub fn evaluate(hourly: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> Vec<NightHour> {
+    let hours = s.hours();
+    let n_h = hours.len();
+    let nights = nights_of(hourly, tz, &hours);
     let mut clean: Vec<BTreeMap<u32, f64>> = Vec::new();
     let mut levels: Vec<f64> = Vec::new();
     let mut dirty_run: Vec<(BTreeMap<u32, f64>, f64)> = Vec::new();
@@ -200,20 +226,11 @@ pub fn evaluate(hourly: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> 
             night_res.push(r);
             let (mut block, mut previous) = (None, None);
             if let (Some(sig), Some(lv)) = (noise, level) {
-                let span = TimeDelta::hours(30);
-                while recent.front().is_some_and(|(x, _)| *x <= *t - TimeDelta::hours(24 * s.blocks as i64) - span) {
+                let oldest = *t - TimeDelta::hours(24 * s.blocks as i64 + 30);
+                while recent.front().is_some_and(|(x, _)| *x <= oldest) {
                     recent.pop_front();
                 }
-                // blocks of n_h residuals, newest first, the k-th within span + 24 (k − 1) h
-                let all: Vec<(DateTime<Utc>, f64)> = recent.iter().copied().collect();
-                let mut blocks: Vec<Option<f64>> = Vec::new();
-                for k in 0..s.blocks.max(1) {
-                    let end = all.len().saturating_sub(k * n_h);
-                    let start = end.saturating_sub(n_h);
-                    let limit = *t - span - TimeDelta::hours(24 * k as i64);
-                    let vals: Vec<f64> = all[start..end].iter().filter(|(x, _)| *x > limit).map(|(_, r)| *r).collect();
-                    blocks.push((vals.len() + 2 >= n_h && vals.len() >= 3).then(|| block_level(&vals)));
-                }
+                let blocks = blocks_before(&recent, *t, n_h, s);
                 block = blocks.first().copied().flatten();
                 previous = blocks.get(1).copied().flatten();
                 let jump = (s.jump_noise * sig).max(s.jump_share * lv).max(s.floor);
