@@ -23,7 +23,6 @@ const NOT_YET_SPLIT: &[(&str, &str, usize)] = &[
     ("gateway/writer.rs", "run", 126),
     ("http/health.rs", "render_metrics", 187),
     ("ledger/export.rs", "tables", 216),
-    ("ledger/month/meters.rs", "meter", 128),
     ("ledger/prices.rs", "validate", 216),
     ("ledger/topology.rs", "validate", 213),
     ("modbus/config.rs", "devices", 159),

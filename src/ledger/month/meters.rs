@@ -129,6 +129,44 @@ fn samples_of(
     Ok((s, replacements))
 }
 
+/// A billed meter's charge for its hours: the tariffs applied and the amount, with a
+/// flagged note for whatever could not be charged.
+fn bill(
+    spec: &Spec<'_>,
+    prices: &Prices,
+    m: &Meter,
+    h: &BTreeMap<DateTime<Utc>, Bucket>,
+    notes: &mut Vec<String>,
+    flagged: &mut bool,
+) -> (Option<String>, Option<i64>) {
+    let cat = m.category.clone().unwrap_or_default();
+    match prices.tariffs.get(&(m.utility, cat.clone())) {
+        Some(ts) => {
+            let ch = charge(&local_hours(spec, h, |b| b.volume), ts, prices.tou.as_ref());
+            if ch.implausible {
+                notes.push("implausible consumption: not charged; check the meter's readings".into());
+                *flagged = true;
+            }
+            if ch.uncharged > 1e-9 {
+                notes.push(format!(
+                    "{:.3} not charged: no {} tariff for category `{cat}` in force from {}",
+                    ch.uncharged,
+                    m.utility.as_str(),
+                    ch.uncharged_from.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default()
+                ));
+                *flagged = true;
+            }
+            let names: Vec<String> = ch.lines.iter().map(|l| format!("{} {}", l.tariff, l.band)).collect();
+            (Some(names.join("; ")), Some(ch.total_fen()))
+        }
+        None => {
+            notes.push(format!("no {} tariff for category `{cat}`: not charged", m.utility.as_str()));
+            *flagged = true;
+            (None, None)
+        }
+    }
+}
+
 fn meter(
     spec: &Spec<'_>,
     prices: &Prices,
@@ -206,36 +244,8 @@ fn meter(
             flagged = true;
         }
     }
-    let (tariff_name, amount) = if m.role == Role::Billed {
-        let cat = m.category.clone().unwrap_or_default();
-        match prices.tariffs.get(&(m.utility, cat.clone())) {
-            Some(ts) => {
-                let ch = charge(&local_hours(spec, &h, |b| b.volume), ts, prices.tou.as_ref());
-                if ch.implausible {
-                    notes.push("implausible consumption: not charged; check the meter's readings".into());
-                    flagged = true;
-                }
-                if ch.uncharged > 1e-9 {
-                    notes.push(format!(
-                        "{:.3} not charged: no {} tariff for category `{cat}` in force from {}",
-                        ch.uncharged,
-                        m.utility.as_str(),
-                        ch.uncharged_from.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default()
-                    ));
-                    flagged = true;
-                }
-                let names: Vec<String> = ch.lines.iter().map(|l| format!("{} {}", l.tariff, l.band)).collect();
-                (Some(names.join("; ")), Some(ch.total_fen()))
-            }
-            None => {
-                notes.push(format!("no {} tariff for category `{cat}`: not charged", m.utility.as_str()));
-                flagged = true;
-                (None, None)
-            }
-        }
-    } else {
-        (None, None)
-    };
+    let (tariff_name, amount) =
+        if m.role == Role::Billed { bill(spec, prices, m, &h, &mut notes, &mut flagged) } else { (None, None) };
     let row = MeterRow {
         utility: m.utility,
         zone: m.zone.clone(),
