@@ -40,6 +40,17 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A URL's user information taken out: (the URL without it, user, password), or `None`
+/// when it has none.
+pub fn take_user_info(url: &str) -> Option<(String, String, Secret)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let at = rest[..end].rfind('@')?;
+    let info = &rest[..at];
+    let (user, pass) = info.split_once(':').unwrap_or((info, ""));
+    Some((format!("{scheme}://{}", &rest[at + 1..]), user.to_string(), Secret::new(pass)))
+}
+
 /// The scheme and host of a URL, for messages about a URL that is itself a secret (a
 /// robot's webhook with its key).
 pub fn url_origin(url: &str) -> String {
@@ -130,5 +141,8 @@ mod tests {
     fn urls_lose_their_user_information() {
         assert_eq!(redact_url("http://u:p@host:8086/x"), "http://***@host:8086/x");
         assert_eq!(url_origin("https://qyapi.example/cgi?key=abc"), "https://qyapi.example/…");
+        let (bare, user, password) = take_user_info("http://u:p@host:8086/x").unwrap();
+        assert_eq!((bare.as_str(), user.as_str(), password.expose()), ("http://host:8086/x", "u", "p"));
+        assert!(take_user_info("http://host:8086/x?a=b@c").is_none());
     }
 }

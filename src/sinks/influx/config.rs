@@ -54,6 +54,13 @@ pub struct InfluxConfig {
     pub timeout: Duration,
 }
 
+/// Fields set that belong to the other API: each an error saying where it belongs.
+fn foreign(path: &str, fields: &[(&str, bool)], belongs: &str, diags: &mut Diagnostics) {
+    for (f, _) in fields.iter().filter(|(_, set)| *set) {
+        diags.error(format!("{path}.{f}"), format!("`{f}` belongs to {belongs}"));
+    }
+}
+
 pub fn validate(raw: &RawInflux, i: usize, mode: Mode, diags: &mut Diagnostics) -> Option<InfluxConfig> {
     let path = format!("influxdb[{i}]");
     let before = diags.errors().count();
@@ -67,33 +74,28 @@ pub fn validate(raw: &RawInflux, i: usize, mode: Mode, diags: &mut Diagnostics) 
     // Credentials in the URL would be printed wherever the URL is (logs, status, errors):
     // they are taken out of it, and used as the v1 username and password.
     let mut url_credentials: Option<(String, Secret)> = None;
-    if redact_url(&url) != url {
-        if let Some((scheme, rest)) = url.clone().split_once("://") {
-            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            if let Some(at) = rest[..end].rfind('@') {
-                let info = &rest[..at];
-                let (user, pass) = info.split_once(':').unwrap_or((info, ""));
-                url_credentials = Some((user.to_string(), Secret::new(pass)));
-                url = format!("{scheme}://{}", &rest[at + 1..]);
-                diags.warning(
-                    format!("{path}.url"),
-                    "the URL carries a user and password: they are used as username and password; better give them as username and password_env or password_file",
-                );
-            }
-        }
+    if let Some((bare, user, password)) = secret::take_user_info(&url) {
+        url_credentials = Some((user, password));
+        url = bare;
+        diags.warning(
+            format!("{path}.url"),
+            "the URL carries a user and password: they are used as username and password; better give them as username and password_env or password_file",
+        );
     }
     let api = match raw.api.as_deref().unwrap_or("v1") {
         "v1" => {
-            for (f, set) in [
+            let v2_only = [
                 ("org", raw.org.is_some()),
                 ("bucket", raw.bucket.is_some()),
                 ("token_env", raw.token_env.is_some()),
                 ("token_file", raw.token_file.is_some()),
-            ] {
-                if set {
-                    diags.error(format!("{path}.{f}"), format!("`{f}` belongs to api = \"v2\"; the v1 API takes database, retention_policy, username and password"));
-                }
-            }
+            ];
+            foreign(
+                &path,
+                &v2_only,
+                "api = \"v2\"; the v1 API takes database, retention_policy, username and password",
+                diags,
+            );
             let database = raw.database.clone().unwrap_or_default();
             if database.is_empty() {
                 diags.error(format!("{path}.database"), "missing: the database to write to (api v1)");
@@ -120,18 +122,12 @@ pub fn validate(raw: &RawInflux, i: usize, mode: Mode, diags: &mut Diagnostics) 
             InfluxApi::V1 { database, retention_policy: raw.retention_policy.clone(), username, password }
         }
         "v2" => {
-            for (f, set) in [
+            let v1_only = [
                 ("database", raw.database.is_some()),
                 ("retention_policy", raw.retention_policy.is_some()),
                 ("username", raw.username.is_some()),
-            ] {
-                if set {
-                    diags.error(
-                        format!("{path}.{f}"),
-                        format!("`{f}` belongs to api = \"v1\"; the v2 API takes org, bucket and a token"),
-                    );
-                }
-            }
+            ];
+            foreign(&path, &v1_only, "api = \"v1\"; the v2 API takes org, bucket and a token", diags);
             let org = raw.org.clone().unwrap_or_default();
             let bucket = raw.bucket.clone().unwrap_or_default();
             if org.is_empty() {
