@@ -86,6 +86,47 @@ struct Failing {
     last_log: Instant,
 }
 
+/// Waits for readings (or until `wake`), then gathers what else arrives within
+/// [`GATHER`], up to [`MAX_BATCH`]; marks `closed_at` when the pollers have ended.
+async fn receive(
+    rx: &mut mpsc::Receiver<Vec<Reading>>,
+    wake: Option<Instant>,
+    closed_at: &mut Option<Instant>,
+) -> Vec<Vec<Reading>> {
+    let mut batches = Vec::new();
+    let first = match wake {
+        None => rx.recv().await.ok_or(()),
+        Some(at) => match tokio::time::timeout_at(at, rx.recv()).await {
+            Ok(Some(b)) => Ok(b),
+            Ok(None) => Err(()),
+            Err(_) => Ok(Vec::new()),
+        },
+    };
+    match first {
+        Ok(b) => {
+            let mut count = b.len();
+            batches.push(b);
+            let deadline = Instant::now() + GATHER;
+            while count > 0 && count < MAX_BATCH {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(more)) => {
+                        count += more.len();
+                        batches.push(more);
+                    }
+                    // the pollers have ended (shutdown), or the window is over
+                    Ok(None) => {
+                        *closed_at = Some(Instant::now());
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        Err(()) => *closed_at = Some(Instant::now()),
+    }
+    batches
+}
+
 pub async fn run(mut w: Writer, mut rx: mpsc::Receiver<Vec<Reading>>) {
     let mut pending: VecDeque<Reading> = VecDeque::new();
     let mut held: VecDeque<Held> = VecDeque::new();
@@ -102,36 +143,7 @@ pub async fn run(mut w: Writer, mut rx: mpsc::Receiver<Vec<Reading>>) {
         };
         let mut batches = Vec::new();
         if closed_at.is_none() {
-            let first = match wake {
-                None => rx.recv().await.ok_or(()),
-                Some(at) => match tokio::time::timeout_at(at, rx.recv()).await {
-                    Ok(Some(b)) => Ok(b),
-                    Ok(None) => Err(()),
-                    Err(_) => Ok(Vec::new()),
-                },
-            };
-            match first {
-                Ok(b) => {
-                    let mut count = b.len();
-                    batches.push(b);
-                    let deadline = Instant::now() + GATHER;
-                    while count > 0 && count < MAX_BATCH {
-                        match tokio::time::timeout_at(deadline, rx.recv()).await {
-                            Ok(Some(more)) => {
-                                count += more.len();
-                                batches.push(more);
-                            }
-                            // the pollers have ended (shutdown), or the window is over
-                            Ok(None) => {
-                                closed_at = Some(Instant::now());
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                }
-                Err(()) => closed_at = Some(Instant::now()),
-            }
+            batches = receive(&mut rx, wake, &mut closed_at).await;
         } else if let (Some(f), Some(at)) = (&failing, closed_at) {
             // stopping: the next try, but not past the last one
             tokio::time::sleep_until(f.next.min(at + LAST_TRIES)).await;
