@@ -29,7 +29,6 @@ const NOT_YET_SPLIT: &[(&str, &str, usize)] = &[
     ("sim/model.rs", "", 658),
     ("sim/model.rs", "campus", 147),
     ("sim/model.rs", "step", 186),
-    ("sinks/influx/mod.rs", "run", 126),
     ("sinks/mqtt/mod.rs", "run", 170),
     ("targets/compute.rs", "compute", 185),
 ];

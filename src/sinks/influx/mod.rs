@@ -237,11 +237,7 @@ pub async fn run(
             if stop_at.is_some() {
                 return;
             }
-            tokio::select! {
-                () = cancel.cancelled() => {}
-                () = super::changed(&mut notify), if batch.is_empty() => {}
-                () = tokio::time::sleep(if batch.is_empty() { cfg.flush_interval } else { remaining(&batch, cfg.flush_interval) }) => {}
-            }
+            wait_for_more(&batch, cfg.flush_interval, &cancel, &mut notify).await;
             continue;
         }
         let (first, last) = (batch[0].seq, batch[batch.len() - 1].seq);
@@ -271,8 +267,7 @@ pub async fn run(
                 tracing::error!(sink = %health.name, first, last, reason = %why, "batch refused; set aside in the store");
                 health.refused();
                 health.failure(why.clone());
-                match store.set_aside(&consumer, first, last, &why, &text).and_then(|()| store.advance(&consumer, last))
-                {
+                match set_aside(&store, &consumer, (first, last), &why, &text) {
                     Ok(()) => health.progress(),
                     Err(e) => {
                         // the store itself failed: wait before trying again
@@ -288,10 +283,7 @@ pub async fn run(
                 batch_size = (batch.len() / 2).max(1);
                 if batch.len() == 1 {
                     let why = "a single reading is larger than InfluxDB accepts".to_string();
-                    match store
-                        .set_aside(&consumer, first, last, &why, &text)
-                        .and_then(|()| store.advance(&consumer, last))
-                    {
+                    match set_aside(&store, &consumer, (first, last), &why, &text) {
                         Ok(()) => {
                             health.refused();
                             health.progress();
@@ -319,6 +311,33 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Waits for a batch to fill: until the store has more (an empty batch), the oldest
+/// reading is `flush` old, or the sink is cancelled.
+async fn wait_for_more(
+    batch: &[Stored],
+    flush: Duration,
+    cancel: &CancellationToken,
+    notify: &mut watch::Receiver<i64>,
+) {
+    tokio::select! {
+        () = cancel.cancelled() => {}
+        () = super::changed(notify), if batch.is_empty() => {}
+        () = tokio::time::sleep(if batch.is_empty() { flush } else { remaining(batch, flush) }) => {}
+    }
+}
+
+/// A batch the database will never take, kept in the store with the reason, and the
+/// cursor moved past it.
+fn set_aside(
+    store: &Store,
+    consumer: &str,
+    (first, last): (i64, i64),
+    why: &str,
+    text: &str,
+) -> crate::store::Result<()> {
+    store.set_aside(consumer, first, last, why, text).and_then(|()| store.advance(consumer, last))
 }
 
 /// Waits `retry_delay(attempt)`, cut short by a cancel (then the drain deadline counts);
