@@ -24,7 +24,6 @@ const NOT_YET_SPLIT: &[(&str, &str, usize)] = &[
     ("ledger/export.rs", "tables", 216),
     ("ledger/prices.rs", "validate", 216),
     ("ledger/topology.rs", "validate", 213),
-    ("modbus/config.rs", "devices", 159),
     ("modbus/profile_file.rs", "validate_point", 219),
     ("sim/model.rs", "", 658),
     ("sim/model.rs", "campus", 147),

@@ -228,6 +228,94 @@ pub fn buses(raw_buses: &[(usize, RawBus)], mode: Mode, diags: &mut Diagnostics)
     (buses, bus_index)
 }
 
+/// How much one request to a device may read: registers and bits per read (Modbus allows
+/// 125 and 2000), and how many unused registers a read may span.
+fn request_limits(rd: &RawDevice, path: &str, default_hole: i64, diags: &mut Diagnostics) -> Limits {
+    let max_registers = int_field(
+        rd.max_registers,
+        i64::from(planner::MAX_REGISTERS),
+        1..=125,
+        &format!("{path}.max_registers"),
+        "registers per read (Modbus allows 125)",
+        diags,
+    ) as u16;
+    let max_bits = int_field(
+        rd.max_bits,
+        i64::from(planner::MAX_BITS),
+        1..=2000,
+        &format!("{path}.max_bits"),
+        "bits per read (Modbus allows 2000)",
+        diags,
+    ) as u16;
+    let max_hole = int_field(
+        rd.max_hole,
+        default_hole,
+        0..=124,
+        &format!("{path}.max_hole"),
+        "unused registers a read may span",
+        diags,
+    ) as u16;
+    Limits { max_registers, max_bits, max_hole }
+}
+
+/// The bus a device names: `None` (reported) when it names none or an unknown one, and
+/// when its bus was declared with errors of its own.
+fn bus_of(
+    rd: &RawDevice,
+    path: &str,
+    buses: &[Bus],
+    bus_index: &HashMap<String, usize>,
+    diags: &mut Diagnostics,
+) -> Option<Bus> {
+    match rd.bus.as_deref() {
+        None => {
+            diags.error(format!("{path}.bus"), "missing: the bus the device is on");
+            None
+        }
+        Some(b) => match buses.iter().find(|x| &*x.name == b) {
+            Some(bus) => Some(bus.clone()),
+            None if bus_index.contains_key(b) => None, // declared, with its own errors
+            None => {
+                let known: Vec<&str> = buses.iter().map(|b| &*b.name).collect();
+                diags.error(format!("{path}.bus"), format!("unknown bus `{b}`; defined buses: {}", or_none(&known)));
+                None
+            }
+        },
+    }
+}
+
+/// The profile a device names: `None` (reported) when it names none or an unknown one,
+/// and when its own profile has errors of its own.
+fn profile_of(
+    rd: &RawDevice,
+    path: &str,
+    profiles: &BTreeMap<String, Arc<Profile>>,
+    own_profiles: &HashMap<String, usize>,
+    diags: &mut Diagnostics,
+) -> Option<Arc<Profile>> {
+    match rd.profile.as_deref() {
+        None => {
+            diags.error(
+                format!("{path}.profile"),
+                "missing: the device's profile (built-in, or defined under [[profiles]])",
+            );
+            None
+        }
+        Some(p) => match profiles.get(p) {
+            Some(p) => Some(p.clone()),
+            None if own_profiles.contains_key(p) => None, // its own errors are reported already
+            None => {
+                let known: Vec<&str> = profiles.keys().map(String::as_str).collect();
+                diags.error(
+                    format!("{path}.profile"),
+                    format!("unknown profile `{p}`; known profiles: {}", known.join(", ")),
+                );
+                None
+            }
+        },
+    }
+}
+
 pub fn devices(
     raw_devices: &[(usize, RawDevice)],
     buses: &[Bus],
@@ -250,22 +338,7 @@ pub fn devices(
                 diags.error(format!("{path}.name"), format!("device `{n}` is already defined at devices[{first}]"));
             }
         }
-        let bus = match rd.bus.as_deref() {
-            None => {
-                diags.error(format!("{path}.bus"), "missing: the bus the device is on");
-                None
-            }
-            Some(b) => match buses.iter().find(|x| &*x.name == b) {
-                Some(bus) => Some(bus.clone()),
-                None if bus_index.contains_key(b) => None, // declared, with its own errors
-                None => {
-                    let known: Vec<&str> = buses.iter().map(|b| &*b.name).collect();
-                    diags
-                        .error(format!("{path}.bus"), format!("unknown bus `{b}`; defined buses: {}", or_none(&known)));
-                    None
-                }
-            },
-        };
+        let bus = bus_of(rd, &path, buses, bus_index, diags);
         let unit = match rd.unit {
             None => {
                 diags.error(format!("{path}.unit"), "missing: the device's Modbus unit id (1..=247)");
@@ -288,56 +361,14 @@ pub fn devices(
                 );
             }
         }
-        let profile = match rd.profile.as_deref() {
-            None => {
-                diags.error(
-                    format!("{path}.profile"),
-                    "missing: the device's profile (built-in, or defined under [[profiles]])",
-                );
-                None
-            }
-            Some(p) => match profiles.get(p) {
-                Some(p) => Some(p.clone()),
-                None if own_profiles.contains_key(p) => None, // its own errors are reported already
-                None => {
-                    let known: Vec<&str> = profiles.keys().map(String::as_str).collect();
-                    diags.error(
-                        format!("{path}.profile"),
-                        format!("unknown profile `{p}`; known profiles: {}", known.join(", ")),
-                    );
-                    None
-                }
-            },
-        };
+        let profile = profile_of(rd, &path, profiles, own_profiles, diags);
         let zone = match rd.zone.as_deref() {
             Some(z) => check_name(&Some(z.to_string()), &format!("{path}.zone"), "zone", diags).map(|z| z.to_string()),
             None => Some("unzoned".to_string()),
         };
         let interval = duration_field(&rd.interval, default_interval, &format!("{path}.interval"), diags);
-        let max_registers = int_field(
-            rd.max_registers,
-            i64::from(planner::MAX_REGISTERS),
-            1..=125,
-            &format!("{path}.max_registers"),
-            "registers per read (Modbus allows 125)",
-            diags,
-        ) as u16;
-        let max_bits = int_field(
-            rd.max_bits,
-            i64::from(planner::MAX_BITS),
-            1..=2000,
-            &format!("{path}.max_bits"),
-            "bits per read (Modbus allows 2000)",
-            diags,
-        ) as u16;
-        let max_hole = int_field(
-            rd.max_hole,
-            default_hole,
-            0..=124,
-            &format!("{path}.max_hole"),
-            "unused registers a read may span",
-            diags,
-        ) as u16;
+        let limits = request_limits(rd, &path, default_hole, diags);
+        let max_registers = limits.max_registers;
         let retries = int_field(
             rd.retries,
             default_retries,
@@ -379,7 +410,7 @@ pub fn devices(
                 profile,
                 zone: zone.into(),
                 interval,
-                limits: Limits { max_registers, max_bits, max_hole },
+                limits,
                 retries,
                 backoff_max,
             });
