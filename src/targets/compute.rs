@@ -147,6 +147,95 @@ fn worst(a: Option<Status>, b: Option<Status>) -> Option<Status> {
 const SERVICE: [Measure; 4] =
     [Measure::Incidents, Measure::Interruptions, Measure::CustomerMinutes, Measure::LowPressureMinutes];
 
+/// The baseline of one measure for one month: the old books (`[[baseline_targets]]`)
+/// first, then the store's records of that month.
+fn baseline_of(
+    baselines: &[TargetBaseline],
+    m: Month,
+    measure: Measure,
+    hist: &Option<Figures>,
+) -> Option<(i64, BaselineSource)> {
+    let entry = baselines.iter().find(|b| b.month == m);
+    let given = entry.and_then(|b| match measure {
+        Measure::Incidents => b.incidents,
+        Measure::Interruptions => b.interruptions,
+        Measure::CustomerMinutes => b.customer_minutes,
+        Measure::LowPressureMinutes => b.low_pressure_minutes,
+        Measure::GapFen => None,
+    });
+    given
+        .map(|v| (v, BaselineSource::Config))
+        .or_else(|| hist.as_ref().and_then(|f| f.value(measure)).map(|v| (v, BaselineSource::History)))
+}
+
+/// The money target's rows: the month's combined gap and the year to date, from the ledger.
+fn money_rows(l: &Ledger) -> Vec<Row> {
+    let c = &l.combined;
+    let mut rows = Vec::new();
+    rows.push(Row {
+        target: Target::Money,
+        measure: Measure::GapFen,
+        period: Period::Month,
+        this: Some(c.gap_fen),
+        baseline: c.baseline_gap_fen,
+        change: c.gap_change_fen,
+        status: c.status,
+        baseline_source: c.baseline_source,
+    });
+    if let Some(y) = l.year_to_date.iter().find(|y| y.utility.is_none()) {
+        rows.push(Row {
+            target: Target::Money,
+            measure: Measure::GapFen,
+            period: Period::YearToDate,
+            this: Some(y.gap_fen),
+            baseline: y.baseline_gap_fen,
+            change: y.baseline_gap_fen.map(|b| y.gap_fen - b),
+            status: y.status,
+            baseline_source: None,
+        });
+    }
+    rows
+}
+
+/// The note naming the measures the baseline month `b` has no figure for.
+fn no_baseline_note(b: Month, missing: &[Measure]) -> String {
+    let names: Vec<&str> = missing
+        .iter()
+        .map(|m| match m {
+            Measure::Incidents => "incidents",
+            Measure::Interruptions => "interruptions",
+            Measure::CustomerMinutes => "customer_minutes",
+            Measure::LowPressureMinutes => "low_pressure_minutes",
+            Measure::GapFen => "gap",
+        })
+        .collect();
+    format!(
+        "no baseline for {b} ({}): give it under [[baseline_targets]] from the old books, or keep that month's readings and run the alert rules over it",
+        names.join(", ")
+    )
+}
+
+/// Each target's status per period: the worst of its measures', unknown when one is.
+fn summary_of(rows: &[Row]) -> Vec<Summary> {
+    let mut summary = Vec::new();
+    for target in [Target::Money, Target::Safety, Target::Service] {
+        for period in [Period::Month, Period::YearToDate] {
+            let of: Vec<&Row> = rows.iter().filter(|r| r.target == target && r.period == period).collect();
+            if of.is_empty() {
+                continue;
+            }
+            // a measure without a status leaves the target's status unknown
+            let status = if of.iter().all(|r| r.status.is_some()) {
+                of.iter().fold(None, |acc, r| worst(acc, r.status))
+            } else {
+                None
+            };
+            summary.push(Summary { target, period, status });
+        }
+    }
+    summary
+}
+
 /// The report for `input.month`.
 pub fn compute(input: &Input<'_>) -> Targets {
     let tz = input.tz;
@@ -181,20 +270,7 @@ pub fn compute(input: &Input<'_>) -> Targets {
     };
     let month = input.month;
     let this_month = month_figures(month, &mut notes, false);
-    // the baseline of one measure for one month: config first, then history
-    let base_of = |m: Month, measure: Measure, hist: &Option<Figures>| -> Option<(i64, BaselineSource)> {
-        let entry = input.baselines.iter().find(|b| b.month == m);
-        let given = entry.and_then(|b| match measure {
-            Measure::Incidents => b.incidents,
-            Measure::Interruptions => b.interruptions,
-            Measure::CustomerMinutes => b.customer_minutes,
-            Measure::LowPressureMinutes => b.low_pressure_minutes,
-            Measure::GapFen => None,
-        });
-        given
-            .map(|v| (v, BaselineSource::Config))
-            .or_else(|| hist.as_ref().and_then(|f| f.value(measure)).map(|v| (v, BaselineSource::History)))
-    };
+    let base_of = |m: Month, measure: Measure, hist: &Option<Figures>| baseline_of(input.baselines, m, measure, hist);
     let months: Vec<Month> = Month::new(month.year(), 1)
         .map(|jan| jan.iter_from().take_while(|m| *m <= month).collect())
         .unwrap_or_default();
@@ -206,32 +282,7 @@ pub fn compute(input: &Input<'_>) -> Targets {
         let b = m.year_before();
         ytd_hist.push((*m, b.and_then(|b| month_figures(b, &mut Vec::new(), true))));
     }
-    let mut rows = Vec::new();
-    if let Some(l) = input.ledger {
-        let c = &l.combined;
-        rows.push(Row {
-            target: Target::Money,
-            measure: Measure::GapFen,
-            period: Period::Month,
-            this: Some(c.gap_fen),
-            baseline: c.baseline_gap_fen,
-            change: c.gap_change_fen,
-            status: c.status,
-            baseline_source: c.baseline_source,
-        });
-        if let Some(y) = l.year_to_date.iter().find(|y| y.utility.is_none()) {
-            rows.push(Row {
-                target: Target::Money,
-                measure: Measure::GapFen,
-                period: Period::YearToDate,
-                this: Some(y.gap_fen),
-                baseline: y.baseline_gap_fen,
-                change: y.baseline_gap_fen.map(|b| y.gap_fen - b),
-                status: y.status,
-                baseline_source: None,
-            });
-        }
-    }
+    let mut rows = input.ledger.map(money_rows).unwrap_or_default();
     let mut missing_base: Vec<Measure> = Vec::new();
     for measure in SERVICE {
         let judge = |this: Option<i64>, base: Option<i64>| -> Option<Status> {
@@ -281,40 +332,10 @@ pub fn compute(input: &Input<'_>) -> Targets {
             baseline_source: source,
         });
     }
-    if !missing_base.is_empty() {
-        if let Some(b) = month.year_before() {
-            let names: Vec<&str> = missing_base
-                .iter()
-                .map(|m| match m {
-                    Measure::Incidents => "incidents",
-                    Measure::Interruptions => "interruptions",
-                    Measure::CustomerMinutes => "customer_minutes",
-                    Measure::LowPressureMinutes => "low_pressure_minutes",
-                    Measure::GapFen => "gap",
-                })
-                .collect();
-            notes.push(format!(
-                "no baseline for {b} ({}): give it under [[baseline_targets]] from the old books, or keep that month's readings and run the alert rules over it",
-                names.join(", ")
-            ));
-        }
+    if let (false, Some(b)) = (missing_base.is_empty(), month.year_before()) {
+        notes.push(no_baseline_note(b, &missing_base));
     }
-    let mut summary = Vec::new();
-    for target in [Target::Money, Target::Safety, Target::Service] {
-        for period in [Period::Month, Period::YearToDate] {
-            let of: Vec<&Row> = rows.iter().filter(|r| r.target == target && r.period == period).collect();
-            if of.is_empty() {
-                continue;
-            }
-            // a measure without a status leaves the target's status unknown
-            let status = if of.iter().all(|r| r.status.is_some()) {
-                of.iter().fold(None, |acc, r| worst(acc, r.status))
-            } else {
-                None
-            };
-            summary.push(Summary { target, period, status });
-        }
-    }
+    let summary = summary_of(&rows);
     let f = this_month.unwrap_or_default();
     Targets {
         site: input.site.to_string(),
