@@ -25,9 +25,7 @@ const NOT_YET_SPLIT: &[(&str, &str, usize)] = &[
     ("ledger/prices.rs", "validate", 216),
     ("ledger/topology.rs", "validate", 213),
     ("modbus/profile_file.rs", "validate_point", 219),
-    ("sim/model.rs", "", 658),
     ("sim/model.rs", "campus", 147),
-    ("sim/model.rs", "step", 186),
     ("sinks/mqtt/mod.rs", "run", 170),
 ];
 

@@ -10,7 +10,9 @@
 //! simulated gets 0x0B (gateway target failed to respond), as from a TCP gateway; a
 //! device silenced by a scenario gets no answer at all.
 
+pub mod demand;
 pub mod model;
+pub mod registers;
 pub mod scenario;
 
 use std::collections::HashMap;

@@ -3,169 +3,24 @@
 //! writes the devices' registers through their profiles, so what the gateway reads is
 //! exactly what the built-in profiles describe.
 //!
-//! Demand follows hourly profiles per building type (night minimum, meal and evening
-//! peaks, weekday/weekend), with reproducible noise. Each zone's inlet carries its
+//! Demand follows hourly profiles per building type (`demand`); registers are written
+//! through the profiles (`registers`). Each zone's inlet carries its
 //! buildings, its unmetered authorised use and a small background leakage; the plant
 //! outlet carries all zones. Totalizers integrate flow, so volumes add up.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc, Weekday};
+use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use crate::modbus::decode::encode_register_value;
-use crate::modbus::profile::{DataType, Profile, Table, Transform};
+use crate::modbus::profile::Profile;
 
+use super::demand::noise;
+pub use super::demand::{demand_factor, Kind};
+use super::registers::write_power;
+pub use super::registers::Bank;
 use super::scenario::{Scenario, ScenarioKind};
-
-/// The registers of one unit id.
-#[derive(Debug, Default, Clone)]
-pub struct Bank {
-    pub coils: HashMap<u16, bool>,
-    pub discrete: HashMap<u16, bool>,
-    pub input: HashMap<u16, u16>,
-    pub holding: HashMap<u16, u16>,
-}
-
-impl Bank {
-    pub fn registers(&self, table: Table) -> Option<&HashMap<u16, u16>> {
-        match table {
-            Table::Input => Some(&self.input),
-            Table::Holding => Some(&self.holding),
-            _ => None,
-        }
-    }
-
-    pub fn bits(&self, table: Table) -> Option<&HashMap<u16, bool>> {
-        match table {
-            Table::Coil => Some(&self.coils),
-            Table::Discrete => Some(&self.discrete),
-            _ => None,
-        }
-    }
-
-    /// Writes a point's engineering value, inverting the profile's transforms.
-    pub fn set(&mut self, profile: &Profile, point: &str, value: f64) {
-        let Some(p) = profile.points.iter().find(|p| &*p.name == point) else { return };
-        let mut v = value;
-        if let Transform::CurrentLoop { low, high, .. } = p.transform {
-            v = 4.0 + (v - low) / (high - low) * 16.0;
-        }
-        if let Some(e) = p.exponent_from {
-            let exp = profile.points.get(e).and_then(|ep| self.holding.get(&ep.address).copied()).unwrap_or(3);
-            v /= 10f64.powi(i32::from(exp) + p.exponent_offset);
-        }
-        let raw = (v - p.offset) / p.scale;
-        match p.table {
-            Table::Coil => {
-                self.coils.insert(p.address, raw != 0.0);
-            }
-            Table::Discrete => {
-                self.discrete.insert(p.address, raw != 0.0);
-            }
-            Table::Input | Table::Holding => {
-                let map = if p.table == Table::Input { &mut self.input } else { &mut self.holding };
-                if let DataType::Bit(n) = p.data_type {
-                    let w = map.entry(p.address).or_default();
-                    *w = (*w & !(1 << n)) | (u16::from(raw != 0.0) << n);
-                } else {
-                    for (k, w) in encode_register_value(raw, p.data_type, p.order).into_iter().enumerate() {
-                        map.insert(p.address + k as u16, w);
-                    }
-                }
-            }
-        }
-    }
-
-    /// A point's current engineering value as a device would report it.
-    pub fn get(&self, profile: &Profile, point: &str) -> Option<f64> {
-        let idx = profile.points.iter().position(|p| &*p.name == point)?;
-        let mut image = crate::modbus::profile::RegisterImage::default();
-        for p in &profile.points {
-            let words: Option<Vec<u16>> = match p.table {
-                Table::Coil | Table::Discrete => {
-                    self.bits(p.table).and_then(|m| m.get(&p.address)).map(|b| vec![u16::from(*b)])
-                }
-                _ => self
-                    .registers(p.table)
-                    .and_then(|m| (0..p.width()).map(|k| m.get(&(p.address + k)).copied()).collect()),
-            };
-            if let Some(w) = words {
-                image.push(p.table, p.address, p.width(), Ok(w));
-            }
-        }
-        profile.decode(&image).get(idx).and_then(|d| d.value)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Dormitory,
-    Canteen,
-    Teaching,
-    StaffHousing,
-}
-
-/// Hourly demand multipliers (mean ≈ 1) for a building type.
-fn profile(kind: Kind, weekend: bool) -> [f64; 24] {
-    match (kind, weekend) {
-        (Kind::Dormitory, false) => [
-            0.35, 0.2, 0.15, 0.12, 0.12, 0.2, 0.6, 1.8, 1.7, 1.0, 0.8, 0.9, 1.4, 1.2, 0.8, 0.7, 0.8, 1.0, 1.3, 1.6,
-            1.9, 2.0, 1.7, 0.9,
-        ],
-        (Kind::Dormitory, true) => [
-            0.6, 0.35, 0.2, 0.15, 0.12, 0.12, 0.2, 0.4, 0.9, 1.4, 1.6, 1.5, 1.4, 1.2, 1.0, 0.9, 0.9, 1.0, 1.2, 1.5,
-            1.7, 1.8, 1.6, 1.1,
-        ],
-        (Kind::Canteen, false) => [
-            0.05, 0.05, 0.05, 0.05, 0.1, 0.8, 2.2, 2.0, 1.0, 0.8, 1.6, 2.6, 2.4, 1.2, 0.8, 0.9, 1.8, 2.5, 2.0, 1.0,
-            0.6, 0.3, 0.1, 0.05,
-        ],
-        (Kind::Canteen, true) => [
-            0.05, 0.05, 0.05, 0.05, 0.05, 0.4, 1.2, 1.4, 0.8, 0.6, 1.2, 1.8, 1.6, 0.8, 0.5, 0.6, 1.2, 1.6, 1.2, 0.6,
-            0.4, 0.2, 0.1, 0.05,
-        ],
-        (Kind::Teaching, false) => [
-            0.05, 0.05, 0.05, 0.05, 0.05, 0.1, 0.3, 1.2, 2.0, 2.0, 1.9, 1.8, 1.2, 1.5, 1.9, 1.9, 1.7, 1.2, 0.6, 0.5,
-            0.4, 0.3, 0.1, 0.05,
-        ],
-        (Kind::Teaching, true) => [
-            0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.1, 0.2, 0.3, 0.4, 0.4, 0.4, 0.3, 0.3, 0.3, 0.3, 0.3, 0.2, 0.1, 0.1,
-            0.1, 0.05, 0.05, 0.05,
-        ],
-        (Kind::StaffHousing, false) => [
-            0.3, 0.2, 0.15, 0.15, 0.2, 0.5, 1.5, 1.9, 1.2, 0.7, 0.6, 0.9, 1.3, 1.0, 0.6, 0.6, 0.8, 1.3, 1.8, 1.9, 1.6,
-            1.3, 0.9, 0.5,
-        ],
-        (Kind::StaffHousing, true) => [
-            0.4, 0.25, 0.2, 0.15, 0.15, 0.3, 0.7, 1.2, 1.6, 1.6, 1.3, 1.3, 1.4, 1.1, 0.9, 0.9, 1.0, 1.4, 1.7, 1.7, 1.5,
-            1.2, 0.9, 0.6,
-        ],
-    }
-}
-
-/// Demand multiplier at a local time, interpolated between hours.
-pub fn demand_factor(kind: Kind, local: &DateTime<Tz>) -> f64 {
-    let weekend = matches!(local.weekday(), Weekday::Sat | Weekday::Sun);
-    let hours = profile(kind, weekend);
-    let h = local.hour() as usize;
-    let frac = (f64::from(local.minute()) + f64::from(local.second()) / 60.0) / 60.0;
-    let next =
-        if h == 23 { profile(kind, matches!(local.weekday(), Weekday::Fri | Weekday::Sat))[0] } else { hours[h + 1] };
-    hours[h] * (1.0 - frac) + next * frac
-}
-
-/// Reproducible noise in [-1, 1] from a key and a time bucket.
-fn noise(key: u64, bucket: i64) -> f64 {
-    let mut x = key ^ (bucket as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^= x >> 33;
-    (x as f64 / u64::MAX as f64) * 2.0 - 1.0
-}
 
 #[derive(Debug, Clone)]
 pub struct SimDevice {
@@ -470,23 +325,8 @@ impl PumpHouse {
         let mut total_flow = 0.0;
         let mut load_w = 0.0;
         for zi in 0..self.zones.len() {
-            // Valve: move towards the command at 2 %/s unless stuck.
-            let valve = self.zones[zi].valve;
-            let vp = self.devices[valve].profile.clone();
-            let command = self.banks[valve].get(&vp, "command").unwrap_or(100.0).clamp(0.0, 100.0);
-            let stuck_at = active.iter().find_map(|k| match k {
-                ScenarioKind::ValveStuck { device, position } if device == &self.devices[valve].name => Some(*position),
-                _ => None,
-            });
+            self.move_valve(zi, dt_h, &active);
             let z = &mut self.zones[zi];
-            match stuck_at {
-                Some(p) => z.valve_position = p,
-                None => {
-                    let max_move = 2.0 * dt_h * 3600.0;
-                    let delta = (command - z.valve_position).clamp(-max_move, max_move);
-                    z.valve_position += delta;
-                }
-            }
             let cut = active.iter().any(|k| matches!(k, ScenarioKind::Outage { zone } if zone == &z.name));
             let open_factor = if cut { 0.0 } else { (z.valve_position / 100.0 * 3.0).clamp(0.0, 1.0) };
             let mut zone_flow = 0.0;
@@ -535,11 +375,6 @@ impl PumpHouse {
             if !stuck(&iname) {
                 self.banks[inlet].set(&ip, "positive_total", volume);
             }
-            let vpos = z.valve_position;
-            let vb = &mut self.banks[valve];
-            vb.set(&vp, "position", vpos);
-            vb.set(&vp, "open_limit", f64::from(u8::from(vpos >= 99.5)));
-            vb.set(&vp, "closed_limit", f64::from(u8::from(vpos <= 0.5)));
             let _ = zname;
         }
         self.plant_volume += total_flow * dt_h;
@@ -551,28 +386,7 @@ impl PumpHouse {
         if !stuck(&plant_name) {
             self.banks[plant].set(&pp, "positive_total", self.plant_volume);
         }
-        // Pressure: the pumps hold ~0.42 MPa at the plant; friction loss grows with flow².
-        let p_plant = 0.42 - 0.000_03 * total_flow * total_flow + 0.002 * noise(7, bucket);
-        let ap = self.devices[self.plant_pressure].profile.clone();
-        let ppi = self.plant_pressure;
-        self.banks[ppi].set(&ap, "pressure", p_plant.max(0.0));
-        self.banks[ppi].set(&ap, "ch1_current", 4.0 + p_plant.max(0.0) / 1.6 * 16.0);
-        for z in &self.zones {
-            let q = self.banks[z.inlet].get(&pp, "flow_rate").unwrap_or(0.0);
-            // the pressure point is downstream of the zone valve: a closed valve or a cut
-            // supply leaves it without pressure
-            let open = (z.valve_position / 100.0 * 3.0).clamp(0.0, 1.0);
-            let mut p = (p_plant - 0.000_12 * q * q).max(0.0) * open;
-            for k in &active {
-                match k {
-                    ScenarioKind::Outage { zone } if zone == &z.name => p = 0.0,
-                    ScenarioKind::Overpressure { zone, mpa } if zone == &z.name => p = *mpa,
-                    _ => {}
-                }
-            }
-            self.banks[z.pressure].set(&ap, "pressure", p);
-            self.banks[z.pressure].set(&ap, "ch1_current", 4.0 + p / 1.6 * 16.0);
-        }
+        self.write_pressures(total_flow, bucket, &active);
         // Pumps: lead pump always, lag pump above 30 m³/h.
         for (k, (dev, energy)) in self.pumps.iter_mut().enumerate() {
             let running = k == 0 || total_flow > 30.0;
@@ -583,9 +397,28 @@ impl PumpHouse {
             let p = self.devices[*dev].profile.clone();
             write_power(&mut self.banks[*dev], &p, power, *energy, bucket, *dev as u64);
         }
-        // Water quality at the plant outlet: chlorine dosed to about 0.6 mg/L (decaying
-        // towards 0.05 mg/L with a 15-minute time constant when dosing fails), turbidity
-        // about 0.25 NTU unless a scenario raises it.
+        self.write_quality(now, bucket, &active);
+        // Main meter: metered loads, 15 kW of unmetered campus loads, 3 % line losses.
+        let main_w = (load_w + 15_000.0) * 1.03;
+        self.main_energy += main_w / 1000.0 * dt_h;
+        let mp = self.devices[self.main_power].profile.clone();
+        let (mi, me) = (self.main_power, self.main_energy);
+        write_power(&mut self.banks[mi], &mp, main_w, me, bucket, mi as u64);
+        for k in &active {
+            if let ScenarioKind::Overload { device, amps } = k {
+                let Some(i) = self.devices.iter().position(|d| &d.name == device) else { continue };
+                let p = self.devices[i].profile.clone();
+                let point = if p.points.iter().any(|x| &*x.name == "current_l1") { "current_l1" } else { "current" };
+                self.banks[i].set(&p, point, *amps);
+            }
+        }
+        self.swap_meters(swaps, now);
+    }
+
+    /// Water quality at the plant outlet: chlorine dosed to about 0.6 mg/L (decaying
+    /// towards 0.05 mg/L with a 15-minute time constant when dosing fails), turbidity
+    /// about 0.25 NTU unless a scenario raises it.
+    fn write_quality(&mut self, now: DateTime<Utc>, bucket: i64, active: &[ScenarioKind]) {
         let chlorine_fail = self
             .scenarios
             .iter()
@@ -608,20 +441,37 @@ impl PumpHouse {
         qb.set(&qp, "ph", 7.3 + 0.05 * noise(802, bucket));
         qb.set(&qp, "conductivity", 420.0 + 10.0 * noise(803, bucket));
         qb.set(&qp, "temperature", 16.0 + 0.5 * noise(804, bucket));
-        // Main meter: metered loads, 15 kW of unmetered campus loads, 3 % line losses.
-        let main_w = (load_w + 15_000.0) * 1.03;
-        self.main_energy += main_w / 1000.0 * dt_h;
-        let mp = self.devices[self.main_power].profile.clone();
-        let (mi, me) = (self.main_power, self.main_energy);
-        write_power(&mut self.banks[mi], &mp, main_w, me, bucket, mi as u64);
-        for k in &active {
-            if let ScenarioKind::Overload { device, amps } = k {
-                let Some(i) = self.devices.iter().position(|d| &d.name == device) else { continue };
-                let p = self.devices[i].profile.clone();
-                let point = if p.points.iter().any(|x| &*x.name == "current_l1") { "current_l1" } else { "current" };
-                self.banks[i].set(&p, point, *amps);
+    }
+
+    /// Pressure: the pumps hold ~0.42 MPa at the plant; friction loss grows with flow²;
+    /// a zone's point is downstream of its valve.
+    fn write_pressures(&mut self, total_flow: f64, bucket: i64, active: &[ScenarioKind]) {
+        let pp = self.devices[self.plant].profile.clone();
+        let p_plant = 0.42 - 0.000_03 * total_flow * total_flow + 0.002 * noise(7, bucket);
+        let ap = self.devices[self.plant_pressure].profile.clone();
+        let ppi = self.plant_pressure;
+        self.banks[ppi].set(&ap, "pressure", p_plant.max(0.0));
+        self.banks[ppi].set(&ap, "ch1_current", 4.0 + p_plant.max(0.0) / 1.6 * 16.0);
+        for z in &self.zones {
+            let q = self.banks[z.inlet].get(&pp, "flow_rate").unwrap_or(0.0);
+            // the pressure point is downstream of the zone valve: a closed valve or a cut
+            // supply leaves it without pressure
+            let open = (z.valve_position / 100.0 * 3.0).clamp(0.0, 1.0);
+            let mut p = (p_plant - 0.000_12 * q * q).max(0.0) * open;
+            for k in active {
+                match k {
+                    ScenarioKind::Outage { zone } if zone == &z.name => p = 0.0,
+                    ScenarioKind::Overpressure { zone, mpa } if zone == &z.name => p = *mpa,
+                    _ => {}
+                }
             }
+            self.banks[z.pressure].set(&ap, "pressure", p);
+            self.banks[z.pressure].set(&ap, "ch1_current", 4.0 + p / 1.6 * 16.0);
         }
+    }
+
+    /// Meters swapped at the end of this step, after the old meter counted its flow.
+    fn swap_meters(&mut self, swaps: Vec<(String, f64)>, now: DateTime<Utc>) {
         for (device, initial) in swaps {
             let Some(b) = self.buildings.iter_mut().find(|b| self.devices[b.meter].name == device) else { continue };
             self.swaps.push((device, now, b.volume));
@@ -630,29 +480,30 @@ impl PumpHouse {
             self.banks[meter].set(&p, "positive_total", initial);
         }
     }
-}
 
-fn write_power(bank: &mut Bank, p: &Profile, watts: f64, energy_kwh: f64, bucket: i64, key: u64) {
-    let v = 230.0 + 2.0 * noise(key + 500, bucket);
-    let pf = 0.93 + 0.03 * noise(key + 600, bucket);
-    bank.set(p, "frequency", 50.0 + 0.02 * noise(key + 700, bucket));
-    bank.set(p, "energy_import", energy_kwh);
-    bank.set(p, "energy_export", 0.0);
-    if p.points.iter().any(|x| &*x.name == "voltage_l1") {
-        for (k, l) in ["l1", "l2", "l3"].iter().enumerate() {
-            let share = watts / 3.0 * (1.0 + 0.03 * noise(key + k as u64, bucket));
-            bank.set(p, &format!("voltage_{l}"), v + noise(key + 10 + k as u64, bucket));
-            bank.set(p, &format!("current_{l}"), share / (v * pf));
-            bank.set(p, &format!("power_{l}"), share);
-            bank.set(p, &format!("power_factor_{l}"), pf);
+    /// A zone's valve moves towards its command at 2 %/s unless stuck.
+    fn move_valve(&mut self, zi: usize, dt_h: f64, active: &[ScenarioKind]) {
+        let valve = self.zones[zi].valve;
+        let vp = self.devices[valve].profile.clone();
+        let command = self.banks[valve].get(&vp, "command").unwrap_or(100.0).clamp(0.0, 100.0);
+        let stuck_at = active.iter().find_map(|k| match k {
+            ScenarioKind::ValveStuck { device, position } if device == &self.devices[valve].name => Some(*position),
+            _ => None,
+        });
+        let z = &mut self.zones[zi];
+        match stuck_at {
+            Some(p) => z.valve_position = p,
+            None => {
+                let max_move = 2.0 * dt_h * 3600.0;
+                let delta = (command - z.valve_position).clamp(-max_move, max_move);
+                z.valve_position += delta;
+            }
         }
-        bank.set(p, "power_total", watts);
-        bank.set(p, "power_factor_total", pf);
-    } else {
-        bank.set(p, "voltage", v);
-        bank.set(p, "current", watts / (v * pf));
-        bank.set(p, "power", watts);
-        bank.set(p, "power_factor", pf);
+        let vpos = z.valve_position;
+        let vb = &mut self.banks[valve];
+        vb.set(&vp, "position", vpos);
+        vb.set(&vp, "open_limit", f64::from(u8::from(vpos >= 99.5)));
+        vb.set(&vp, "closed_limit", f64::from(u8::from(vpos <= 0.5)));
     }
 }
 
