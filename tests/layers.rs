@@ -25,7 +25,6 @@ const NOT_YET_SPLIT: &[(&str, &str, usize)] = &[
     ("ledger/prices.rs", "validate", 216),
     ("ledger/topology.rs", "validate", 213),
     ("modbus/profile_file.rs", "validate_point", 219),
-    ("sim/model.rs", "campus", 147),
     ("sinks/mqtt/mod.rs", "run", 170),
 ];
 

@@ -203,9 +203,17 @@ impl PumpHouse {
             last: None,
             swaps: Vec::new(),
         };
-        for (i, d) in sim.devices.iter().enumerate() {
+        sim.initial_registers();
+        sim.check_scenarios()?;
+        Ok(sim)
+    }
+
+    /// The registers a device holds from power-on: units, multipliers, status words and
+    /// the valves' commands.
+    fn initial_registers(&mut self) {
+        for (i, d) in self.devices.iter().enumerate() {
             let p = d.profile.clone();
-            let b = &mut sim.banks[i];
+            let b = &mut self.banks[i];
             match &*p.name {
                 "tuf-2000m" => {
                     b.set(&p, "totalizer_unit", 0.0);
@@ -222,22 +230,26 @@ impl PumpHouse {
                 _ => {}
             }
         }
-        for s in &sim.scenarios {
+    }
+
+    /// Every scenario names a zone or device of the campus.
+    fn check_scenarios(&self) -> Result<(), String> {
+        for s in &self.scenarios {
             if let ScenarioKind::Leak { zone, .. }
             | ScenarioKind::Outage { zone }
             | ScenarioKind::Overpressure { zone, .. } = &s.kind
             {
-                if !sim.zones.iter().any(|z| &z.name == zone) {
+                if !self.zones.iter().any(|z| &z.name == zone) {
                     return Err(format!("scenario {s}: no zone `{zone}` (zones: north, south, east)"));
                 }
             }
             if let Some(dev) = s.kind.device() {
-                if !sim.devices.iter().any(|d| d.name == dev) {
+                if !self.devices.iter().any(|d| d.name == dev) {
                     return Err(format!("scenario {s}: no device `{dev}`"));
                 }
             }
         }
-        Ok(sim)
+        Ok(())
     }
 
     pub fn index(&self, name: &str) -> Option<usize> {
