@@ -20,7 +20,6 @@ const NOT_YET_SPLIT: &[(&str, &str, usize)] = &[
     ("cli/demo/mod.rs", "demo", 181),
     ("config/validate.rs", "validate", 179),
     ("gateway/mod.rs", "start", 198),
-    ("http/health.rs", "render_metrics", 187),
     ("ledger/export.rs", "tables", 216),
     ("ledger/prices.rs", "validate", 216),
     ("ledger/topology.rs", "validate", 213),

@@ -126,13 +126,13 @@ fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-/// The Prometheus text. Reads the store: call it on the blocking pool. Families whose
-/// figures the store cannot give are left out (and logged), never shown as zero.
-pub fn render_metrics(st: &AppState) -> String {
-    let mut m = String::new();
-    let family = |m: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
+/// `# HELP` and `# TYPE` of a metric family.
+fn family(m: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Per device and point: readings, cycles, requests and their failures; task restarts.
+fn device_metrics(st: &AppState, m: &mut String) {
     type DeviceCounter = (&'static str, &'static str, fn(&poller::DeviceStats) -> u64);
     let device_counters: [DeviceCounter; 8] = [
         ("pumphouse_device_readings_total", "Readings produced per device (any quality).", |s| {
@@ -155,7 +155,7 @@ pub fn render_metrics(st: &AppState) -> String {
         }),
     ];
     for (name, help, get) in device_counters {
-        family(&mut m, name, "counter", help);
+        family(m, name, "counter", help);
         for d in &st.devices {
             if let Some(s) = st.stats.get(&d.device) {
                 let _ = writeln!(
@@ -169,16 +169,11 @@ pub fn render_metrics(st: &AppState) -> String {
             }
         }
     }
-    family(
-        &mut m,
-        "pumphouse_task_restarts_total",
-        "counter",
-        "Tasks started again after a failure or an unasked end.",
-    );
+    family(m, "pumphouse_task_restarts_total", "counter", "Tasks started again after a failure or an unasked end.");
     for (task, n) in st.restarts.snapshot() {
         let _ = writeln!(m, "pumphouse_task_restarts_total{{task=\"{}\"}} {n}", label(&task));
     }
-    family(&mut m, "pumphouse_point_exceptions_total", "counter", "Modbus exception responses per point.");
+    family(m, "pumphouse_point_exceptions_total", "counter", "Modbus exception responses per point.");
     for d in &st.devices {
         let dev = &d.device;
         if let Some(s) = st.stats.get(dev) {
@@ -195,7 +190,10 @@ pub fn render_metrics(st: &AppState) -> String {
             }
         }
     }
-    // the writer's figures come from memory: shown even when the store cannot be read
+}
+
+/// The writer's figures, from memory: shown even when the store cannot be read.
+fn intake_metrics(st: &AppState, m: &mut String) {
     let i = &st.intake;
     let intake: [(&str, &str, &str, i64); 6] = [
         (
@@ -236,22 +234,26 @@ pub fn render_metrics(st: &AppState) -> String {
         ),
     ];
     for (name, kind, help, v) in intake {
-        family(&mut m, name, kind, help);
+        family(m, name, kind, help);
         let _ = writeln!(m, "{name} {v}");
     }
+}
+
+/// The store's size, sequence and what its limits dropped; left out when it cannot be read.
+fn store_metrics(st: &AppState, m: &mut String) {
     let store_stats = st.store.stats();
     if let Err(e) = &store_stats {
         tracing::error!(error = %e, "cannot read the store's figures for /metrics");
     }
     if let Ok(s) = store_stats {
-        family(&mut m, "pumphouse_store_records", "gauge", "Readings held in the local store.");
+        family(m, "pumphouse_store_records", "gauge", "Readings held in the local store.");
         let _ = writeln!(m, "pumphouse_store_records {}", s.records);
-        family(&mut m, "pumphouse_store_bytes", "gauge", "Bytes used by the local store.");
+        family(m, "pumphouse_store_bytes", "gauge", "Bytes used by the local store.");
         let _ = writeln!(m, "pumphouse_store_bytes {}", s.bytes);
-        family(&mut m, "pumphouse_store_last_seq", "counter", "Sequence number of the last committed reading.");
+        family(m, "pumphouse_store_last_seq", "counter", "Sequence number of the last committed reading.");
         let _ = writeln!(m, "pumphouse_store_last_seq {}", s.last_seq);
         family(
-            &mut m,
+            m,
             "pumphouse_store_dropped_total",
             "counter",
             "Readings dropped by the store limits, by reason (undelivered ones are losses).",
@@ -262,13 +264,17 @@ pub fn render_metrics(st: &AppState) -> String {
             let _ = writeln!(m, "pumphouse_store_dropped_total{{reason=\"{}\"}} {n}", label(&r));
         }
         family(
-            &mut m,
+            m,
             "pumphouse_store_set_aside_batches",
             "gauge",
             "Batches refused by a receiver and kept for inspection.",
         );
         let _ = writeln!(m, "pumphouse_store_set_aside_batches {}", s.set_aside);
     }
+}
+
+/// Each sink's backlog, lag and deliveries.
+fn sink_metrics(st: &AppState, m: &mut String) {
     let views = match sink_views(st) {
         Ok((_, v)) => v,
         Err(e) => {
@@ -304,13 +310,23 @@ pub fn render_metrics(st: &AppState) -> String {
         }),
     ];
     for (name, kind, help, get) in gauges {
-        family(&mut m, name, kind, help);
+        family(m, name, kind, help);
         for v in &views {
             if let Some(x) = get(v) {
                 let _ = writeln!(m, "{name}{{sink=\"{}\"}} {x}", label(&v.name));
             }
         }
     }
+}
+
+/// The Prometheus text. Reads the store: call it on the blocking pool. Families whose
+/// figures the store cannot give are left out (and logged), never shown as zero.
+pub fn render_metrics(st: &AppState) -> String {
+    let mut m = String::new();
+    device_metrics(st, &mut m);
+    intake_metrics(st, &mut m);
+    store_metrics(st, &mut m);
+    sink_metrics(st, &mut m);
     family(&mut m, "pumphouse_up", "gauge", "1 when /healthz would answer 200.");
     let _ = writeln!(m, "pumphouse_up {}", u8::from(problems(st).is_empty()));
     m
