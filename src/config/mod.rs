@@ -88,10 +88,7 @@ impl Config {
 
     /// Readings a day the polling plan produces (every point of every device each interval).
     pub fn readings_per_day(&self) -> f64 {
-        self.devices
-            .iter()
-            .map(|d| d.profile.points.len() as f64 * 86_400.0 / d.interval.as_secs_f64().max(0.001))
-            .sum()
+        readings_per_day(&self.devices)
     }
 
     /// How many days of readings `[store] max_size` holds, at the bytes per reading the
@@ -144,6 +141,11 @@ impl Config {
             as_of: None,
         }
     }
+}
+
+/// Readings a day some devices produce (every point each interval).
+pub fn readings_per_day(devices: &[Device]) -> f64 {
+    devices.iter().map(|d| d.profile.points.len() as f64 * 86_400.0 / d.interval.as_secs_f64().max(0.001)).sum()
 }
 
 /// What one reading takes in the store, index included (measured: 69 bytes).

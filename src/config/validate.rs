@@ -143,16 +143,8 @@ pub(super) fn validate(
     let known: Vec<crate::ledger::topology::KnownDevice<'_>> =
         devices.iter().map(|d| crate::ledger::topology::KnownDevice { name: &d.name, profile: &d.profile }).collect();
     let topology = crate::ledger::topology::validate(&raw_zones, &raw_meters, &raw_unmetered, &known, diags);
-    // Months are frozen for the ledger seven days after they close: raw readings must
-    // live at least that long (31 + 7 days, and a margin).
-    if !topology.zones.is_empty() && store.limits.max_age < Duration::from_secs(40 * 86_400) {
-        diags.error(
-            "store.max_age",
-            format!(
-                "{} is too short for the ledger: a month is frozen seven days after it closes, so readings must be kept at least 40 days",
-                humantime::format_duration(store.limits.max_age)
-            ),
-        );
+    if !topology.zones.is_empty() {
+        store_keeps_a_month(&store, readings_per_day(&devices), diags);
     }
     let raw_prices = crate::ledger::prices::RawPrices {
         seasons: &raw_tou,
@@ -161,6 +153,29 @@ pub(super) fn validate(
         baseline: &raw_baseline,
     };
     let prices = crate::ledger::prices::validate(&raw_prices, &topology, &known, diags);
+    let alerts = alerts(&raw_alerts, mode, diags);
+    let ledger = ledger(&raw_ledger, !topology.zones.is_empty(), mode, diags);
+    Some(Config {
+        ledger,
+        site: Site { name: site_name.into(), timezone },
+        buses,
+        devices,
+        profiles,
+        store,
+        mqtt,
+        influxdb,
+        http,
+        topology,
+        prices,
+        target_baselines: crate::targets::baseline::validate(&raw_target_baselines, diags),
+        alerts,
+        source: source.to_string(),
+    })
+}
+
+/// `[alerts]`: the pass interval, the robot's webhook (a secret: its key is in the URL)
+/// and the rule settings.
+fn alerts(raw_alerts: &raw::RawAlerts, mode: Mode, diags: &mut Diagnostics) -> AlertsConfig {
     use crate::alerts::deliver::WebhookFormat;
     let webhook_format = match raw_alerts.webhook_format.as_deref() {
         None => WebhookFormat::Generic,
@@ -197,7 +212,7 @@ pub(super) fn validate(
         );
     }
     let rules = crate::alerts::settings::validate(raw_alerts.settings.clone(), raw_alerts.overrides.clone(), diags);
-    let alerts = AlertsConfig {
+    AlertsConfig {
         rules,
         evaluate_every: duration_field(
             &raw_alerts.evaluate_every,
@@ -207,21 +222,11 @@ pub(super) fn validate(
         ),
         webhook_url,
         webhook_format,
-    };
-    // the ledger needs a month of readings and the seven days before it is frozen
-    let per_day: f64 =
-        devices.iter().map(|d| d.profile.points.len() as f64 * 86_400.0 / d.interval.as_secs_f64().max(0.001)).sum();
-    let days = store.limits.max_size as f64 / (per_day * STORE_BYTES_PER_READING).max(1.0);
-    if !topology.zones.is_empty() && per_day > 0.0 && days < 40.0 {
-        diags.error(
-            "store.max_size",
-            format!(
-                "{} holds about {days:.0} days of this configuration's readings ({per_day:.0} a day, ~{STORE_BYTES_PER_READING:.0} bytes each); the ledger needs 40 (a month and seven days until it is frozen): raise it to at least {:.1} GiB, or poll less often",
-                human_size(store.limits.max_size),
-                40.0 * per_day * STORE_BYTES_PER_READING / (1u64 << 30) as f64
-            ),
-        );
     }
+}
+
+/// `[ledger]`: where the running gateway writes each month's ledger, and its language.
+fn ledger(raw_ledger: &raw::RawLedger, has_zones: bool, mode: Mode, diags: &mut Diagnostics) -> LedgerConfig {
     let ledger = LedgerConfig {
         export_dir: raw_ledger.export_dir.as_ref().map(std::path::PathBuf::from),
         language: match raw_ledger.language.as_deref().map(crate::lang::Lang::parse).transpose() {
@@ -233,29 +238,42 @@ pub(super) fn validate(
         },
     };
     if let Some(dir) = &ledger.export_dir {
-        if topology.zones.is_empty() {
+        if !has_zones {
             diags.error("ledger.export_dir", "the monthly ledger needs the network map ([[zones]])");
         } else if !dir.is_dir() {
             let m = format!("{} is not a directory (the monthly ledgers are written there)", dir.display());
             diags.of_machine(mode, "ledger.export_dir", m);
         }
     }
-    Some(Config {
-        ledger,
-        site: Site { name: site_name.into(), timezone },
-        buses,
-        devices,
-        profiles,
-        store,
-        mqtt,
-        influxdb,
-        http,
-        topology,
-        prices,
-        target_baselines: crate::targets::baseline::validate(&raw_target_baselines, diags),
-        alerts,
-        source: source.to_string(),
-    })
+    ledger
+}
+
+/// A network map needs a month of readings and the seven days before it is frozen: the
+/// store must keep them, by age and by size.
+fn store_keeps_a_month(store: &StoreConfig, per_day: f64, diags: &mut Diagnostics) {
+    // Months are frozen for the ledger seven days after they close: raw readings must
+    // live at least that long (31 + 7 days, and a margin).
+    if store.limits.max_age < Duration::from_secs(40 * 86_400) {
+        diags.error(
+            "store.max_age",
+            format!(
+                "{} is too short for the ledger: a month is frozen seven days after it closes, so readings must be kept at least 40 days",
+                humantime::format_duration(store.limits.max_age)
+            ),
+        );
+    }
+    // the ledger needs a month of readings and the seven days before it is frozen
+    let days = store.limits.max_size as f64 / (per_day * STORE_BYTES_PER_READING).max(1.0);
+    if per_day > 0.0 && days < 40.0 {
+        diags.error(
+            "store.max_size",
+            format!(
+                "{} holds about {days:.0} days of this configuration's readings ({per_day:.0} a day, ~{STORE_BYTES_PER_READING:.0} bytes each); the ledger needs 40 (a month and seven days until it is frozen): raise it to at least {:.1} GiB, or poll less often",
+                human_size(store.limits.max_size),
+                40.0 * per_day * STORE_BYTES_PER_READING / (1u64 << 30) as f64
+            ),
+        );
+    }
 }
 
 /// Unknown top-level sections, and unknown keys of `[alerts]`.
