@@ -281,6 +281,16 @@ pub fn validate(
 ) -> Prices {
     let RawPrices { seasons, tariffs, costs, baseline } = *raw;
     let mut out = Prices::default();
+    tou_into(&mut out, seasons, diags);
+    tariffs_into(&mut out, tariffs, diags);
+    warn_unpriced(tariffs, topology, diags);
+    costs_into(&mut out, costs, topology, devices, diags);
+    baseline_into(&mut out, baseline, diags);
+    out
+}
+
+/// `[[tou]]`: the time-of-use seasons, every month in one and every minute in a period.
+fn tou_into(out: &mut Prices, seasons: &[(usize, RawSeason)], diags: &mut Diagnostics) {
     if !seasons.is_empty() {
         let mut schedule = TouSchedule { seasons: Vec::new() };
         let mut covered = [false; 13];
@@ -323,6 +333,10 @@ pub fn validate(
         }
         out.tou = Some(schedule);
     }
+}
+
+/// `[[tariffs]]`: each category's prices by the day they start.
+fn tariffs_into(out: &mut Prices, tariffs: &[(usize, RawTariff)], diags: &mut Diagnostics) {
     for (i, t) in tariffs {
         let path = format!("tariffs[{i}]");
         let Some(utility) = t.utility.as_deref().and_then(Utility::parse) else {
@@ -352,6 +366,10 @@ pub fn validate(
         }
         list.push(Tariff { name, from, price: p });
     }
+}
+
+/// Tariffs no billed meter uses, and billed meters no tariff prices: warnings.
+fn warn_unpriced(tariffs: &[(usize, RawTariff)], topology: &Topology, diags: &mut Diagnostics) {
     // A tariff no meter uses is often a category misspelt on one side (the meters that
     // should pay it are then flagged in every ledger as not charged), or a category kept
     // from the price notice for meters still to come: a warning, not an error.
@@ -397,6 +415,16 @@ pub fn validate(
             );
         }
     }
+}
+
+/// `[[costs]]`: what the utility pays, by input, by meters, by demand or fixed.
+fn costs_into(
+    out: &mut Prices,
+    costs: &[(usize, RawCost)],
+    topology: &Topology,
+    devices: &[KnownDevice<'_>],
+    diags: &mut Diagnostics,
+) {
     for (i, c) in costs {
         let path = format!("costs[{i}]");
         let Some(utility) = c.utility.as_deref().and_then(Utility::parse) else {
@@ -453,6 +481,10 @@ pub fn validate(
         };
         out.costs.push(Cost { utility, name, kind, tariff });
     }
+}
+
+/// `[[baseline]]`: the baseline year's months from the old books.
+fn baseline_into(out: &mut Prices, baseline: &[(usize, RawBaseline)], diags: &mut Diagnostics) {
     for (i, b) in baseline {
         let path = format!("baseline[{i}]");
         let month = b.month.as_deref().and_then(|m| NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").ok());
@@ -487,5 +519,4 @@ pub fn validate(
             _ => diags.error(path, "needs month (YYYY-MM), utility, and revenue and cost in yuan as decimal strings"),
         }
     }
-    out
 }
