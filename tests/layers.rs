@@ -20,7 +20,6 @@ const NOT_YET_SPLIT: &[(&str, &str, usize)] = &[
     ("cli/demo/mod.rs", "demo", 181),
     ("gateway/mod.rs", "start", 198),
     ("ledger/export.rs", "tables", 216),
-    ("ledger/topology.rs", "validate", 213),
     ("modbus/profile_file.rs", "validate_point", 219),
     ("sinks/mqtt/mod.rs", "run", 170),
 ];

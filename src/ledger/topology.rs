@@ -265,56 +265,8 @@ pub fn validate(
 ) -> Topology {
     let mut topo = Topology::default();
     let device = |name: &str| devices.iter().find(|d| d.name == name);
-    let mut zone_index: HashMap<String, usize> = HashMap::new();
-    for (i, z) in zones {
-        let path = format!("zones[{i}]");
-        let Some(name) = z.name.clone().filter(|n| !n.is_empty()) else {
-            diags.error(format!("{path}.name"), "every zone needs a name");
-            continue;
-        };
-        if let Some(first) = zone_index.insert(name.clone(), *i) {
-            diags.error(format!("{path}.name"), format!("zone `{name}` is already defined at zones[{first}]"));
-            continue;
-        }
-        let Some(utility) = z.utility.as_deref().and_then(Utility::parse) else {
-            diags.error(format!("{path}.utility"), "needs utility = \"water\" or \"electricity\"");
-            continue;
-        };
-        topo.zones.push(Zone { name, utility, parent: z.parent.clone(), inlets: z.inlets.clone() });
-    }
-    // parents exist, have the same utility, and the tree has no cycle
-    for (k, z) in topo.zones.iter().enumerate() {
-        let path = format!("zones[{}]", zone_index.get(&z.name).copied().unwrap_or(k));
-        if let Some(p) = &z.parent {
-            match topo.zone(p) {
-                None => diags.error(format!("{path}.parent"), format!("no zone `{p}`")),
-                Some(pz) if pz.utility != z.utility => diags.error(
-                    format!("{path}.parent"),
-                    format!("`{p}` is a {} zone; `{}` is {}", pz.utility.as_str(), z.name, z.utility.as_str()),
-                ),
-                Some(_) => {
-                    let mut seen = HashSet::from([z.name.as_str()]);
-                    let mut cur = Some(p.as_str());
-                    while let Some(c) = cur {
-                        if !seen.insert(c) {
-                            diags.error(
-                                format!("{path}.parent"),
-                                format!("zone `{}` is its own ancestor (a cycle through `{c}`)", z.name),
-                            );
-                            break;
-                        }
-                        cur = topo.zone(c).and_then(|x| x.parent.as_deref());
-                    }
-                }
-            }
-        }
-        if z.inlets.is_empty() {
-            diags.error(
-                format!("{path}.inlets"),
-                format!("zone `{}` has no inlet meter: its input cannot be measured", z.name),
-            );
-        }
-    }
+    let zone_index = zones_into(&mut topo, zones, diags);
+    check_tree(&topo, &zone_index, diags);
     // inlet meters
     let mut placed: HashMap<String, String> = HashMap::new();
     let mut place = |device: &str, point: &str, place: String, path: &str, diags: &mut Diagnostics| -> bool {
@@ -325,29 +277,6 @@ pub fn validate(
         }
         placed.insert(key, place);
         true
-    };
-    let totalizer = |d: &KnownDevice<'_>, u: Utility, point: Option<&str>| -> Result<String, String> {
-        let pts: Vec<&str> =
-            d.profile.points.iter().filter(|p| p.quantity == u.totalizer()).map(|p| &*p.name).collect();
-        match point {
-            Some(p) if pts.contains(&p) => Ok(p.to_string()),
-            Some(p) => Err(format!(
-                "device `{}` has no {} point `{p}` (its {} totalizers: {})",
-                d.name,
-                u.as_str(),
-                u.totalizer(),
-                if pts.is_empty() { "none".into() } else { pts.join(", ") }
-            )),
-            None => pts.first().map(|p| p.to_string()).ok_or_else(|| {
-                format!(
-                    "device `{}` (profile {}) has no {} point to read {} from",
-                    d.name,
-                    d.profile.name,
-                    u.totalizer(),
-                    u.as_str()
-                )
-            }),
-        }
     };
     let zones_snapshot = topo.zones.clone();
     for z in &zones_snapshot {
@@ -413,23 +342,7 @@ pub fn validate(
         if role == Role::Billed && m.category.is_none() {
             diags.error(format!("{path}.category"), "a billed meter needs a customer category (its tariff)");
         }
-        if let Some(x) = m.max_reading.filter(|x| !(x.is_finite() && *x > 0.0)) {
-            diags.error(format!("{path}.max_reading"), format!("{x} is not a positive number"));
-        }
-        if let Some(x) = m.rollover_at.filter(|x| !(x.is_finite() && *x > 0.0)) {
-            diags.error(format!("{path}.rollover_at"), format!("{x} is not a positive number"));
-        }
-        let rollover_at = match (m.max_reading, m.rollover_at) {
-            (Some(_), Some(_)) => {
-                diags.error(
-                    format!("{path}.rollover_at"),
-                    "give max_reading (the last reading before the wrap) or rollover_at (the wrap modulus), not both",
-                );
-                None
-            }
-            (Some(max), None) => Some(modulus_of_max_reading(max)),
-            (None, at) => at,
-        };
+        let rollover_at = rollover_of(m, &path, diags);
         if let Some(x) = m.max_rate.filter(|x| !(x.is_finite() && *x > 0.0)) {
             diags.error(format!("{path}.max_rate"), format!("{x} is not a positive number"));
         }
@@ -451,6 +364,117 @@ pub fn validate(
             Err(e) => diags.error(format!("{path}.point"), e),
         }
     }
+    unmetered_into(&mut topo, unmetered, diags);
+    topo
+}
+
+/// `[[zones]]`: each zone with its utility; returns where each name was defined.
+fn zones_into(topo: &mut Topology, zones: &[(usize, RawZone)], diags: &mut Diagnostics) -> HashMap<String, usize> {
+    let mut zone_index: HashMap<String, usize> = HashMap::new();
+    for (i, z) in zones {
+        let path = format!("zones[{i}]");
+        let Some(name) = z.name.clone().filter(|n| !n.is_empty()) else {
+            diags.error(format!("{path}.name"), "every zone needs a name");
+            continue;
+        };
+        if let Some(first) = zone_index.insert(name.clone(), *i) {
+            diags.error(format!("{path}.name"), format!("zone `{name}` is already defined at zones[{first}]"));
+            continue;
+        }
+        let Some(utility) = z.utility.as_deref().and_then(Utility::parse) else {
+            diags.error(format!("{path}.utility"), "needs utility = \"water\" or \"electricity\"");
+            continue;
+        };
+        topo.zones.push(Zone { name, utility, parent: z.parent.clone(), inlets: z.inlets.clone() });
+    }
+    zone_index
+}
+
+/// Parents exist and have the same utility, the tree has no cycle, and every zone has
+/// an inlet.
+fn check_tree(topo: &Topology, zone_index: &HashMap<String, usize>, diags: &mut Diagnostics) {
+    for (k, z) in topo.zones.iter().enumerate() {
+        let path = format!("zones[{}]", zone_index.get(&z.name).copied().unwrap_or(k));
+        if let Some(p) = &z.parent {
+            match topo.zone(p) {
+                None => diags.error(format!("{path}.parent"), format!("no zone `{p}`")),
+                Some(pz) if pz.utility != z.utility => diags.error(
+                    format!("{path}.parent"),
+                    format!("`{p}` is a {} zone; `{}` is {}", pz.utility.as_str(), z.name, z.utility.as_str()),
+                ),
+                Some(_) => {
+                    let mut seen = HashSet::from([z.name.as_str()]);
+                    let mut cur = Some(p.as_str());
+                    while let Some(c) = cur {
+                        if !seen.insert(c) {
+                            diags.error(
+                                format!("{path}.parent"),
+                                format!("zone `{}` is its own ancestor (a cycle through `{c}`)", z.name),
+                            );
+                            break;
+                        }
+                        cur = topo.zone(c).and_then(|x| x.parent.as_deref());
+                    }
+                }
+            }
+        }
+        if z.inlets.is_empty() {
+            diags.error(
+                format!("{path}.inlets"),
+                format!("zone `{}` has no inlet meter: its input cannot be measured", z.name),
+            );
+        }
+    }
+}
+
+/// A device's totalizer point of a utility: the one named, else its first.
+fn totalizer(d: &KnownDevice<'_>, u: Utility, point: Option<&str>) -> Result<String, String> {
+    let pts: Vec<&str> = d.profile.points.iter().filter(|p| p.quantity == u.totalizer()).map(|p| &*p.name).collect();
+    match point {
+        Some(p) if pts.contains(&p) => Ok(p.to_string()),
+        Some(p) => Err(format!(
+            "device `{}` has no {} point `{p}` (its {} totalizers: {})",
+            d.name,
+            u.as_str(),
+            u.totalizer(),
+            if pts.is_empty() { "none".into() } else { pts.join(", ") }
+        )),
+        None => pts.first().map(|p| p.to_string()).ok_or_else(|| {
+            format!(
+                "device `{}` (profile {}) has no {} point to read {} from",
+                d.name,
+                d.profile.name,
+                u.totalizer(),
+                u.as_str()
+            )
+        }),
+    }
+}
+
+/// A meter's wrap modulus: `max_reading` (the last reading before the wrap) or
+/// `rollover_at` (the modulus), not both.
+fn rollover_of(m: &RawMeter, path: &str, diags: &mut Diagnostics) -> Option<f64> {
+    if let Some(x) = m.max_reading.filter(|x| !(x.is_finite() && *x > 0.0)) {
+        diags.error(format!("{path}.max_reading"), format!("{x} is not a positive number"));
+    }
+    if let Some(x) = m.rollover_at.filter(|x| !(x.is_finite() && *x > 0.0)) {
+        diags.error(format!("{path}.rollover_at"), format!("{x} is not a positive number"));
+    }
+    match (m.max_reading, m.rollover_at) {
+        (Some(_), Some(_)) => {
+            diags.error(
+                format!("{path}.rollover_at"),
+                "give max_reading (the last reading before the wrap) or rollover_at (the wrap modulus), not both",
+            );
+            None
+        }
+        (Some(max), None) => Some(modulus_of_max_reading(max)),
+        (None, at) => at,
+    }
+}
+
+/// `[[unmetered]]`: estimated unmetered use per zone.
+fn unmetered_into(topo: &mut Topology, unmetered: &[(usize, RawUnmetered)], diags: &mut Diagnostics) {
     for (i, u) in unmetered {
         let path = format!("unmetered[{i}]");
         let zone = u.zone.clone().unwrap_or_default();
@@ -467,7 +491,6 @@ pub fn validate(
             _ => diags.error(format!("{path}.per_day"), "needs the estimated use per day (a number ≥ 0)"),
         }
     }
-    topo
 }
 
 #[cfg(test)]
