@@ -70,6 +70,20 @@ fn opt(v: Option<f64>) -> Cell {
 }
 
 fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
+    let mut out = vec![summary_table(ledger, lang), year_to_date_table(ledger, lang)];
+    out.extend(zone_tables(ledger, lang));
+    out.push(costs_table(ledger, lang));
+    out.push(meters_table(ledger, lang));
+    out.push(corrections_table(ledger, lang));
+    out
+}
+
+fn own(head: Vec<&str>) -> Vec<String> {
+    head.into_iter().map(String::from).collect()
+}
+
+/// Each utility's figures and the combined row.
+fn summary_table(ledger: &Ledger, lang: Lang) -> Table {
     let summary_head = vec![
         lang.t("utility", "类别"),
         lang.t("input", "供给量"),
@@ -113,6 +127,11 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
             Cell::Text(u.unit.to_string()),
         ]);
     }
+    (lang.t("summary", "汇总"), own(summary_head), summary)
+}
+
+/// The year to date and its projection.
+fn year_to_date_table(ledger: &Ledger, lang: Lang) -> Table {
     let ytd_head = vec![
         lang.t("utility", "类别"),
         lang.t("months", "月数"),
@@ -123,7 +142,7 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
         lang.t("target status", "零增长目标"),
         lang.t("projection method", "预测方法"),
     ];
-    let ytd = ledger
+    let ytd: Vec<Vec<Cell>> = ledger
         .year_to_date
         .iter()
         .map(|y| {
@@ -139,8 +158,12 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
             ]
         })
         .collect();
-    // One zone sheet per utility, volumes with their unit in the header.
-    let zone_tables: Vec<Table> = [Utility::Water, Utility::Electricity]
+    (lang.t("year to date", "年度累计"), own(ytd_head), ytd)
+}
+
+/// One zone sheet per utility, volumes with their unit in the header.
+fn zone_tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
+    [Utility::Water, Utility::Electricity]
         .iter()
         .filter(|u| ledger.zones.iter().any(|z| z.utility == **u))
         .map(|u| {
@@ -193,7 +216,11 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
             };
             (name, head, rows)
         })
-        .collect();
+        .collect()
+}
+
+/// Every meter's readings, consumption and bill.
+fn meters_table(ledger: &Ledger, lang: Lang) -> Table {
     let meter_head = vec![
         lang.t("utility", "类别"),
         lang.t("zone", "分区"),
@@ -212,7 +239,7 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
         lang.t("amount (yuan)", "金额(元)"),
         lang.t("quality notes", "数据说明"),
     ];
-    let meters = ledger
+    let meters: Vec<Vec<Cell>> = ledger
         .meters
         .iter()
         .map(|m| {
@@ -236,13 +263,18 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
             ]
         })
         .collect();
+    (lang.t("meters", "表计台账"), own(meter_head), meters)
+}
+
+/// The cost lines.
+fn costs_table(ledger: &Ledger, lang: Lang) -> Table {
     let cost_head = vec![
         lang.t("utility", "类别"),
         lang.t("cost item", "成本项目"),
         lang.t("quantity", "数量"),
         lang.t("amount (yuan)", "金额(元)"),
     ];
-    let costs = ledger
+    let costs: Vec<Vec<Cell>> = ledger
         .costs
         .iter()
         .map(|c| {
@@ -254,6 +286,11 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
             ]
         })
         .collect();
+    (lang.t("costs", "成本"), own(cost_head), costs)
+}
+
+/// The audited corrections applied.
+fn corrections_table(ledger: &Ledger, lang: Lang) -> Table {
     let corr_head = vec![
         lang.t("recorded", "记录时间"),
         lang.t("by", "操作人"),
@@ -261,7 +298,7 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
         lang.t("why", "原因"),
         "#",
     ];
-    let corrections = ledger
+    let corrections: Vec<Vec<Cell>> = ledger
         .corrections
         .iter()
         .map(|c| {
@@ -274,16 +311,7 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
             ]
         })
         .collect();
-    let own = |h: Vec<&'static str>| h.into_iter().map(String::from).collect::<Vec<String>>();
-    let mut out: Vec<Table> = vec![
-        (lang.t("summary", "汇总"), own(summary_head), summary),
-        (lang.t("year to date", "年度累计"), own(ytd_head), ytd),
-    ];
-    out.extend(zone_tables);
-    out.push((lang.t("costs", "成本"), own(cost_head), costs));
-    out.push((lang.t("meters", "表计台账"), own(meter_head), meters));
-    out.push((lang.t("corrections", "更正记录"), own(corr_head), corrections));
-    out
+    (lang.t("corrections", "更正记录"), own(corr_head), corrections)
 }
 
 fn csv_field(s: &str) -> String {
