@@ -78,7 +78,8 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
     out
 }
 
-fn own(head: Vec<&str>) -> Vec<String> {
+/// A header row of labels.
+pub fn own(head: Vec<&str>) -> Vec<String> {
     head.into_iter().map(String::from).collect()
 }
 

@@ -4,7 +4,7 @@
 use chrono_tz::Tz;
 
 use super::{Measure, Period, Target, Targets};
-use crate::ledger::export::{status_label, Cell, Lang, Table};
+use crate::ledger::export::{own, status_label, Cell, Lang, Table};
 
 fn target_label(lang: Lang, t: Target) -> &'static str {
     match t {
@@ -41,7 +41,6 @@ fn figure(m: Measure, v: Option<i64>) -> Cell {
 }
 
 pub fn tables(t: &Targets, lang: Lang, tz: Tz) -> Vec<Table> {
-    let own = |v: Vec<&str>| v.into_iter().map(String::from).collect::<Vec<String>>();
     let when = |d: chrono::DateTime<chrono::Utc>| d.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
     let head = own(vec![
         lang.t("target", "目标"),
