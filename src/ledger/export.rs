@@ -79,7 +79,7 @@ fn tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
 }
 
 /// A header row of labels.
-pub fn own(head: Vec<&str>) -> Vec<String> {
+pub fn header_row(head: Vec<&str>) -> Vec<String> {
     head.into_iter().map(String::from).collect()
 }
 
@@ -128,7 +128,7 @@ fn summary_table(ledger: &Ledger, lang: Lang) -> Table {
             Cell::Text(u.unit.to_string()),
         ]);
     }
-    (lang.t("summary", "汇总"), own(summary_head), summary)
+    (lang.t("summary", "汇总"), header_row(summary_head), summary)
 }
 
 /// The year to date and its projection.
@@ -159,7 +159,7 @@ fn year_to_date_table(ledger: &Ledger, lang: Lang) -> Table {
             ]
         })
         .collect();
-    (lang.t("year to date", "年度累计"), own(ytd_head), ytd)
+    (lang.t("year to date", "年度累计"), header_row(ytd_head), ytd)
 }
 
 /// One zone sheet per utility, volumes with their unit in the header.
@@ -264,7 +264,7 @@ fn meters_table(ledger: &Ledger, lang: Lang) -> Table {
             ]
         })
         .collect();
-    (lang.t("meters", "表计台账"), own(meter_head), meters)
+    (lang.t("meters", "表计台账"), header_row(meter_head), meters)
 }
 
 /// The cost lines.
@@ -287,7 +287,7 @@ fn costs_table(ledger: &Ledger, lang: Lang) -> Table {
             ]
         })
         .collect();
-    (lang.t("costs", "成本"), own(cost_head), costs)
+    (lang.t("costs", "成本"), header_row(cost_head), costs)
 }
 
 /// The audited corrections applied.
@@ -312,7 +312,7 @@ fn corrections_table(ledger: &Ledger, lang: Lang) -> Table {
             ]
         })
         .collect();
-    (lang.t("corrections", "更正记录"), own(corr_head), corrections)
+    (lang.t("corrections", "更正记录"), header_row(corr_head), corrections)
 }
 
 fn csv_field(s: &str) -> String {

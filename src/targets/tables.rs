@@ -4,7 +4,7 @@
 use chrono_tz::Tz;
 
 use super::{Measure, Period, Target, Targets};
-use crate::ledger::export::{own, status_label, Cell, Lang, Table};
+use crate::ledger::export::{header_row, status_label, Cell, Lang, Table};
 
 fn target_label(lang: Lang, t: Target) -> &'static str {
     match t {
@@ -42,7 +42,7 @@ fn figure(m: Measure, v: Option<i64>) -> Cell {
 
 pub fn tables(t: &Targets, lang: Lang, tz: Tz) -> Vec<Table> {
     let when = |d: chrono::DateTime<chrono::Utc>| d.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
-    let head = own(vec![
+    let head = header_row(vec![
         lang.t("target", "目标"),
         lang.t("measure", "指标"),
         lang.t("period", "期间"),
@@ -79,7 +79,7 @@ pub fn tables(t: &Targets, lang: Lang, tz: Tz) -> Vec<Table> {
     for n in &t.notes {
         rows.push(vec![Cell::Text(lang.t("note", "说明").into()), Cell::Text(n.clone())]);
     }
-    let incident_head = own(vec![
+    let incident_head = header_row(vec![
         lang.t("rule", "类型"),
         lang.t("zone", "分区"),
         lang.t("subject", "对象"),
@@ -103,7 +103,7 @@ pub fn tables(t: &Targets, lang: Lang, tz: Tz) -> Vec<Table> {
             ]
         })
         .collect();
-    let interruption_head = own(vec![
+    let interruption_head = header_row(vec![
         lang.t("zone", "分区"),
         lang.t("start", "开始"),
         lang.t("end", "结束"),
