@@ -127,7 +127,111 @@ fn validate_point(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option
             format!("`{name}` contains a space, '/', '+' or '#'; point names become MQTT topic levels, use letters, digits, '-', '_' or '.'"),
         );
     }
-    let location = match (&raw.table, raw.address, raw.register) {
+    let location = location(raw, path, diags);
+    let bit = bit(raw, path, diags);
+    let is_bits_table = location.map(|(t, _)| t.is_bits());
+    let type_name =
+        raw.data_type.clone().unwrap_or_else(|| if is_bits_table == Some(true) { "bool".into() } else { "u16".into() });
+    let data_type = match DataType::parse(&type_name, bit) {
+        Some(t) => Some(t),
+        None if type_name == "bit" => {
+            diags.error(format!("{path}.bit"), "`type = \"bit\"` needs `bit = N` (0 = least significant)");
+            None
+        }
+        None => {
+            diags.error(
+                format!("{path}.type"),
+                format!("unknown type `{type_name}`; use bool, bit, u16, i16, u32, i32, u64, i64, f32, f64 or i32_f32"),
+            );
+            None
+        }
+    };
+    if raw.bit.is_some() && !matches!(data_type, Some(DataType::Bit(_)) | None) {
+        diags.error(format!("{path}.bit"), format!("`bit` only applies to `type = \"bit\"`, not {type_name}"));
+    }
+    if let (Some((table, address)), Some(dt)) = (location, data_type) {
+        if table.is_bits() && dt != DataType::Bool {
+            diags.error(
+                format!("{path}.type"),
+                format!(
+                    "a {} is a single bit; it cannot hold a {} (use type = \"bool\", or read a register table)",
+                    table.as_str(),
+                    dt.name()
+                ),
+            );
+        }
+        if !table.is_bits() && u32::from(address) + u32::from(dt.registers()) > 65_536 {
+            diags.error(
+                format!("{path}.address"),
+                format!(
+                    "a {} at {address} needs {} registers and runs past the last address 65535",
+                    dt.name(),
+                    dt.registers()
+                ),
+            );
+        }
+    }
+    let order = match raw.order.as_deref() {
+        None => WordOrder::Abcd,
+        Some(o) => WordOrder::parse(o).unwrap_or_else(|| {
+            diags.error(format!("{path}.order"), format!("unknown order `{o}`; use ABCD, CDAB, BADC or DCBA"));
+            WordOrder::Abcd
+        }),
+    };
+    let quantity = quantity(raw, path, diags);
+    let scale = raw.scale.unwrap_or(1.0);
+    if !scale.is_finite() || scale == 0.0 {
+        diags.error(format!("{path}.scale"), format!("{scale} is not a usable scale (finite, non-zero)"));
+    }
+    let offset = raw.offset.unwrap_or(0.0);
+    if !offset.is_finite() {
+        diags.error(format!("{path}.offset"), "the offset must be a finite number");
+    }
+    if let (Some(lo), Some(hi)) = (raw.min, raw.max) {
+        if lo > hi {
+            diags.error(format!("{path}.min"), format!("min {lo} is above max {hi}"));
+        }
+    }
+    let exponent_offset = match raw.exponent_offset.unwrap_or(0) {
+        e @ -12..=12 => e as i32,
+        e => {
+            diags.error(format!("{path}.exponent_offset"), format!("{e} is outside -12..=12"));
+            0
+        }
+    };
+    if raw.exponent_offset.is_some() && raw.exponent_from.is_none() {
+        diags.error(format!("{path}.exponent_offset"), "only meaningful with `exponent_from`");
+    }
+    let transform = current_loop(raw, path, diags);
+    if diags.items.len() > before {
+        return None;
+    }
+    let (table, address) = location?;
+    Some((
+        Point {
+            name: name.into(),
+            table,
+            address,
+            data_type: data_type?,
+            order,
+            scale,
+            offset,
+            unit: raw.unit.clone().unwrap_or_default().into(),
+            quantity: quantity?,
+            min: raw.min,
+            max: raw.max,
+            exponent_from: None,
+            exponent_offset,
+            transform,
+            description: raw.description.clone().unwrap_or_default(),
+        },
+        raw.exponent_from.clone(),
+    ))
+}
+
+/// Where a point is: `register = 40001` style, or `table` and `address`.
+fn location(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option<(Table, u16)> {
+    match (&raw.table, raw.address, raw.register) {
         (_, _, Some(reg)) if raw.table.is_some() || raw.address.is_some() => {
             diags.error(
                 format!("{path}.register"),
@@ -186,65 +290,24 @@ fn validate_point(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option
             };
             t.zip(a)
         }
-    };
-    let bit = match raw.bit {
+    }
+}
+
+/// The bit of a register a `type = "bit"` point reads, 0 the least significant.
+fn bit(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option<u8> {
+    match raw.bit {
         Some(b) if (0..=15).contains(&b) => Some(b as u8),
         Some(b) => {
             diags.error(format!("{path}.bit"), format!("bit {b} does not exist in a 16-bit register; use 0..=15"));
             None
         }
         None => None,
-    };
-    let is_bits_table = location.map(|(t, _)| t.is_bits());
-    let type_name =
-        raw.data_type.clone().unwrap_or_else(|| if is_bits_table == Some(true) { "bool".into() } else { "u16".into() });
-    let data_type = match DataType::parse(&type_name, bit) {
-        Some(t) => Some(t),
-        None if type_name == "bit" => {
-            diags.error(format!("{path}.bit"), "`type = \"bit\"` needs `bit = N` (0 = least significant)");
-            None
-        }
-        None => {
-            diags.error(
-                format!("{path}.type"),
-                format!("unknown type `{type_name}`; use bool, bit, u16, i16, u32, i32, u64, i64, f32, f64 or i32_f32"),
-            );
-            None
-        }
-    };
-    if raw.bit.is_some() && !matches!(data_type, Some(DataType::Bit(_)) | None) {
-        diags.error(format!("{path}.bit"), format!("`bit` only applies to `type = \"bit\"`, not {type_name}"));
     }
-    if let (Some((table, address)), Some(dt)) = (location, data_type) {
-        if table.is_bits() && dt != DataType::Bool {
-            diags.error(
-                format!("{path}.type"),
-                format!(
-                    "a {} is a single bit; it cannot hold a {} (use type = \"bool\", or read a register table)",
-                    table.as_str(),
-                    dt.name()
-                ),
-            );
-        }
-        if !table.is_bits() && u32::from(address) + u32::from(dt.registers()) > 65_536 {
-            diags.error(
-                format!("{path}.address"),
-                format!(
-                    "a {} at {address} needs {} registers and runs past the last address 65535",
-                    dt.name(),
-                    dt.registers()
-                ),
-            );
-        }
-    }
-    let order = match raw.order.as_deref() {
-        None => WordOrder::Abcd,
-        Some(o) => WordOrder::parse(o).unwrap_or_else(|| {
-            diags.error(format!("{path}.order"), format!("unknown order `{o}`; use ABCD, CDAB, BADC or DCBA"));
-            WordOrder::Abcd
-        }),
-    };
-    let quantity = match raw.quantity.as_deref() {
+}
+
+/// What a point measures.
+fn quantity(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option<Quantity> {
+    match raw.quantity.as_deref() {
         Some(q) => Quantity::parse(q).or_else(|| {
             let all: Vec<&str> = Quantity::ALL.iter().map(|q| q.as_str()).collect();
             diags.error(format!("{path}.quantity"), format!("unknown quantity `{q}`; use one of {}", all.join(", ")));
@@ -257,31 +320,12 @@ fn validate_point(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option
             );
             None
         }
-    };
-    let scale = raw.scale.unwrap_or(1.0);
-    if !scale.is_finite() || scale == 0.0 {
-        diags.error(format!("{path}.scale"), format!("{scale} is not a usable scale (finite, non-zero)"));
     }
-    let offset = raw.offset.unwrap_or(0.0);
-    if !offset.is_finite() {
-        diags.error(format!("{path}.offset"), "the offset must be a finite number");
-    }
-    if let (Some(lo), Some(hi)) = (raw.min, raw.max) {
-        if lo > hi {
-            diags.error(format!("{path}.min"), format!("min {lo} is above max {hi}"));
-        }
-    }
-    let exponent_offset = match raw.exponent_offset.unwrap_or(0) {
-        e @ -12..=12 => e as i32,
-        e => {
-            diags.error(format!("{path}.exponent_offset"), format!("{e} is outside -12..=12"));
-            0
-        }
-    };
-    if raw.exponent_offset.is_some() && raw.exponent_from.is_none() {
-        diags.error(format!("{path}.exponent_offset"), "only meaningful with `exponent_from`");
-    }
-    let transform = match &raw.current_loop {
+}
+
+/// A 4–20 mA point's scaling and fault limits, or none.
+fn current_loop(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Transform {
+    match &raw.current_loop {
         None => Transform::None,
         Some(l) => {
             let p = format!("{path}.current_loop");
@@ -307,31 +351,7 @@ fn validate_point(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option
             }
             Transform::CurrentLoop { low, high, fault_below, fault_above }
         }
-    };
-    if diags.items.len() > before {
-        return None;
     }
-    let (table, address) = location?;
-    Some((
-        Point {
-            name: name.into(),
-            table,
-            address,
-            data_type: data_type?,
-            order,
-            scale,
-            offset,
-            unit: raw.unit.clone().unwrap_or_default().into(),
-            quantity: quantity?,
-            min: raw.min,
-            max: raw.max,
-            exponent_from: None,
-            exponent_offset,
-            transform,
-            description: raw.description.clone().unwrap_or_default(),
-        },
-        raw.exponent_from.clone(),
-    ))
 }
 
 fn validate_ratings(r: &RawRatings, path: &str, diags: &mut Diagnostics) -> Ratings {
