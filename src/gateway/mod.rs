@@ -104,32 +104,11 @@ impl Gateway {
     /// Opens the store and starts every task. `tap` receives committed readings (for a
     /// live display).
     pub async fn start(cfg: &Config, tap: Option<mpsc::Sender<Vec<Reading>>>) -> anyhow::Result<Gateway> {
-        use crate::sinks::{influx, mqtt, SinkHealth};
         let _ = rustls::crypto::ring::default_provider().install_default();
         let (store, replaced) = crate::store::Store::open_or_replace(&cfg.store.path, cfg.store.limits)?;
         let store = Arc::new(store);
         if let Some(aside) = replaced {
-            // raised as an alert, delivered like any other, so that someone looks at it
-            let now = Utc::now().timestamp_millis();
-            let row = crate::store::AlertRow {
-                id: 0,
-                rule: crate::model::AlertRule::StoreReplaced,
-                subject: "store".into(),
-                zone: cfg.site.name.to_string(),
-                device: None,
-                severity: crate::model::Severity::Critical,
-                start_ms: now,
-                end_ms: None,
-                evidence: format!(
-                    "the store failed its integrity check at start; it was moved to {} and a fresh store was started (undelivered readings and ledger records before now are in the old file)",
-                    aside.display()
-                ),
-                loss_per_day: None,
-                loss_fen_per_day: None,
-                acked_by: None,
-                acked_ms: None,
-            };
-            store.upsert_alert(&row)?;
+            raise_store_replaced(&store, &cfg.site.name, &aside)?;
         }
         let last = store.last_seq()?;
         tracing::info!(store = %cfg.store.path.display(), last_seq = last, "store open");
@@ -169,83 +148,13 @@ impl Gateway {
         };
         let writer = writer::spawn(w, rx, failed.clone()).context("cannot start the store writer thread")?;
 
-        let sinks = TaskTracker::new();
-        let mut healths: Vec<Arc<SinkHealth>> = Vec::new();
-        if let Some(m) = cfg.mqtt.clone() {
-            let h = Arc::new(SinkHealth::new("mqtt", mqtt::CONSUMER));
-            healths.push(h.clone());
-            let (site, store, notify, cancel) =
-                (cfg.site.name.clone(), store.clone(), notify_rx.clone(), sink_cancel.clone());
-            supervise::spawn(&sinks, "sink mqtt".into(), sink_cancel.clone(), restarts.clone(), move || {
-                mqtt::run(
-                    m.clone(),
-                    site.clone(),
-                    store.clone(),
-                    notify.clone(),
-                    h.clone(),
-                    cancel.clone(),
-                    SHUTDOWN_DEADLINE,
-                )
-            });
-        }
-        for i in &cfg.influxdb {
-            let consumer = influx::consumer_name(i);
-            let h = Arc::new(SinkHealth::new(&consumer, &consumer));
-            healths.push(h.clone());
-            let (i, store, notify, cancel) = (i.clone(), store.clone(), notify_rx.clone(), sink_cancel.clone());
-            supervise::spawn(&sinks, format!("sink {consumer}"), sink_cancel.clone(), restarts.clone(), move || {
-                influx::run(i.clone(), store.clone(), notify.clone(), h.clone(), cancel.clone(), SHUTDOWN_DEADLINE)
-            });
-        }
-        sinks.close();
+        let (sinks, healths) = spawn_sinks(cfg, &store, &notify_rx, &sink_cancel, &restarts);
         if healths.is_empty() {
             tracing::info!("no [mqtt] or [[influxdb]] configured: readings are kept in the local store only");
         }
 
-        // Jobs: pruning (after freezing closed months), the monthly ledger to InfluxDB
-        // (measurement `ledger`) every hour, and the alert passes.
-        let periodic = TaskTracker::new();
-        let shared = Arc::new(cfg.clone());
-        let consumers: Arc<Vec<String>> = Arc::new(healths.iter().map(|h| h.consumer.clone()).collect());
-        {
-            let (c, s, n, k) = (shared.clone(), store.clone(), consumers.clone(), sink_cancel.clone());
-            supervise::spawn(&periodic, "job prune".into(), sink_cancel.clone(), restarts.clone(), move || {
-                let (c, s, n) = (c.clone(), s.clone(), n.clone());
-                jobs::every(Duration::from_secs(60), k.clone(), move || jobs::prune(c.clone(), s.clone(), n.clone()))
-            });
-        }
-        if !cfg.topology.zones.is_empty() && !cfg.influxdb.is_empty() {
-            let (c, s, k) = (shared.clone(), store.clone(), sink_cancel.clone());
-            supervise::spawn(&periodic, "job ledger".into(), sink_cancel.clone(), restarts.clone(), move || {
-                let (c, s) = (c.clone(), s.clone());
-                jobs::every(Duration::from_secs(3600), k.clone(), move || jobs::publish_ledgers(c.clone(), s.clone()))
-            });
-        }
-        let monthly_health = Arc::new(crate::http::JobHealth::default());
-        if cfg.ledger.export_dir.is_some() {
-            let (c, s, h, k, every) =
-                (shared.clone(), store.clone(), monthly_health.clone(), sink_cancel.clone(), cfg.alerts.evaluate_every);
-            supervise::spawn(
-                &periodic,
-                "job monthly ledger".into(),
-                sink_cancel.clone(),
-                restarts.clone(),
-                move || {
-                    let (c, s, h) = (c.clone(), s.clone(), h.clone());
-                    jobs::every(every, k.clone(), move || monthly::pass(c.clone(), s.clone(), h.clone()))
-                },
-            );
-        }
-        let alert_health = Arc::new(crate::alerts::deliver::DeliveryHealth::default());
-        if !cfg.topology.zones.is_empty() || !cfg.devices.is_empty() {
-            let (c, s, h, k, every) =
-                (shared.clone(), store.clone(), alert_health.clone(), sink_cancel.clone(), cfg.alerts.evaluate_every);
-            supervise::spawn(&periodic, "job alerts".into(), sink_cancel.clone(), restarts.clone(), move || {
-                let (c, s, h) = (c.clone(), s.clone(), h.clone());
-                jobs::every(every, k.clone(), move || jobs::alert_pass(c.clone(), s.clone(), h.clone()))
-            });
-        }
-        periodic.close();
+        let consumers: Vec<String> = healths.iter().map(|h| h.consumer.clone()).collect();
+        let (periodic, monthly_health, alert_health) = spawn_jobs(cfg, &store, consumers, &sink_cancel, &restarts);
 
         let http_cancel = CancellationToken::new();
         let mut http_task = None;
@@ -346,6 +255,122 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         anyhow::bail!("the store writer stopped; nothing more can be committed (see the log above)");
     }
     Ok(())
+}
+
+/// A store moved aside as damaged at start is raised as a critical alert, delivered like
+/// any other, so that someone looks at it.
+fn raise_store_replaced(store: &crate::store::Store, site: &str, aside: &std::path::Path) -> anyhow::Result<()> {
+    let now = Utc::now().timestamp_millis();
+    let row = crate::store::AlertRow {
+        id: 0,
+        rule: crate::model::AlertRule::StoreReplaced,
+        subject: "store".into(),
+        zone: site.to_string(),
+        device: None,
+        severity: crate::model::Severity::Critical,
+        start_ms: now,
+        end_ms: None,
+        evidence: format!(
+            "the store failed its integrity check at start; it was moved to {} and a fresh store was started (undelivered readings and ledger records before now are in the old file)",
+            aside.display()
+        ),
+        loss_per_day: None,
+        loss_fen_per_day: None,
+        acked_by: None,
+        acked_ms: None,
+    };
+    store.upsert_alert(&row)?;
+    Ok(())
+}
+
+/// The sinks, each under the supervisor, with their health.
+fn spawn_sinks(
+    cfg: &Config,
+    store: &Arc<crate::store::Store>,
+    notify_rx: &tokio::sync::watch::Receiver<i64>,
+    sink_cancel: &CancellationToken,
+    restarts: &Arc<Restarts>,
+) -> (TaskTracker, Vec<Arc<crate::sinks::SinkHealth>>) {
+    use crate::sinks::{influx, mqtt, SinkHealth};
+    let sinks = TaskTracker::new();
+    let mut healths: Vec<Arc<SinkHealth>> = Vec::new();
+    if let Some(m) = cfg.mqtt.clone() {
+        let h = Arc::new(SinkHealth::new("mqtt", mqtt::CONSUMER));
+        healths.push(h.clone());
+        let (site, store, notify, cancel) =
+            (cfg.site.name.clone(), store.clone(), notify_rx.clone(), sink_cancel.clone());
+        supervise::spawn(&sinks, "sink mqtt".into(), sink_cancel.clone(), restarts.clone(), move || {
+            mqtt::run(
+                m.clone(),
+                site.clone(),
+                store.clone(),
+                notify.clone(),
+                h.clone(),
+                cancel.clone(),
+                SHUTDOWN_DEADLINE,
+            )
+        });
+    }
+    for i in &cfg.influxdb {
+        let consumer = influx::consumer_name(i);
+        let h = Arc::new(SinkHealth::new(&consumer, &consumer));
+        healths.push(h.clone());
+        let (i, store, notify, cancel) = (i.clone(), store.clone(), notify_rx.clone(), sink_cancel.clone());
+        supervise::spawn(&sinks, format!("sink {consumer}"), sink_cancel.clone(), restarts.clone(), move || {
+            influx::run(i.clone(), store.clone(), notify.clone(), h.clone(), cancel.clone(), SHUTDOWN_DEADLINE)
+        });
+    }
+    sinks.close();
+    (sinks, healths)
+}
+
+/// The periodic jobs: pruning (after freezing closed months), the monthly ledger to
+/// InfluxDB (measurement `ledger`) every hour, the monthly ledger files and the alert
+/// passes, each under the supervisor.
+fn spawn_jobs(
+    cfg: &Config,
+    store: &Arc<crate::store::Store>,
+    consumers: Vec<String>,
+    sink_cancel: &CancellationToken,
+    restarts: &Arc<Restarts>,
+) -> (TaskTracker, Arc<crate::http::JobHealth>, Arc<crate::alerts::deliver::DeliveryHealth>) {
+    let periodic = TaskTracker::new();
+    let shared = Arc::new(cfg.clone());
+    let consumers: Arc<Vec<String>> = Arc::new(consumers);
+    {
+        let (c, s, n, k) = (shared.clone(), store.clone(), consumers.clone(), sink_cancel.clone());
+        supervise::spawn(&periodic, "job prune".into(), sink_cancel.clone(), restarts.clone(), move || {
+            let (c, s, n) = (c.clone(), s.clone(), n.clone());
+            jobs::every(Duration::from_secs(60), k.clone(), move || jobs::prune(c.clone(), s.clone(), n.clone()))
+        });
+    }
+    if !cfg.topology.zones.is_empty() && !cfg.influxdb.is_empty() {
+        let (c, s, k) = (shared.clone(), store.clone(), sink_cancel.clone());
+        supervise::spawn(&periodic, "job ledger".into(), sink_cancel.clone(), restarts.clone(), move || {
+            let (c, s) = (c.clone(), s.clone());
+            jobs::every(Duration::from_secs(3600), k.clone(), move || jobs::publish_ledgers(c.clone(), s.clone()))
+        });
+    }
+    let monthly_health = Arc::new(crate::http::JobHealth::default());
+    if cfg.ledger.export_dir.is_some() {
+        let (c, s, h, k, every) =
+            (shared.clone(), store.clone(), monthly_health.clone(), sink_cancel.clone(), cfg.alerts.evaluate_every);
+        supervise::spawn(&periodic, "job monthly ledger".into(), sink_cancel.clone(), restarts.clone(), move || {
+            let (c, s, h) = (c.clone(), s.clone(), h.clone());
+            jobs::every(every, k.clone(), move || monthly::pass(c.clone(), s.clone(), h.clone()))
+        });
+    }
+    let alert_health = Arc::new(crate::alerts::deliver::DeliveryHealth::default());
+    if !cfg.topology.zones.is_empty() || !cfg.devices.is_empty() {
+        let (c, s, h, k, every) =
+            (shared.clone(), store.clone(), alert_health.clone(), sink_cancel.clone(), cfg.alerts.evaluate_every);
+        supervise::spawn(&periodic, "job alerts".into(), sink_cancel.clone(), restarts.clone(), move || {
+            let (c, s, h) = (c.clone(), s.clone(), h.clone());
+            jobs::every(every, k.clone(), move || jobs::alert_pass(c.clone(), s.clone(), h.clone()))
+        });
+    }
+    periodic.close();
+    (periodic, monthly_health, alert_health)
 }
 
 #[cfg(test)]
