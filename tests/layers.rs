@@ -16,7 +16,7 @@ const MAX_FN_LINES: usize = 120;
 /// What was already over the limits when they were set, at its length then: a ratchet.
 /// An entry may only shrink (the test fails when one grows, and when one is within the
 /// limit, so that its entry is removed); nothing new may join it.
-const NOT_YET_SPLIT: &[(&str, &str, usize)] = &[("cli/demo/mod.rs", "demo", 181), ("sinks/mqtt/mod.rs", "run", 170)];
+const NOT_YET_SPLIT: &[(&str, &str, usize)] = &[("cli/demo/mod.rs", "demo", 181)];
 
 /// Whether a length is over the limit, given the ratchet; a message when it is.
 fn over_limit(file: &str, name: &str, len: usize, limit: usize, seen: &mut Vec<(String, String)>) -> Option<String> {

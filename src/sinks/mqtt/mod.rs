@@ -237,6 +237,25 @@ struct Session {
 }
 
 impl Session {
+    /// The client sent the next queued range as packet `pkid` (0: QoS 0, sent is all
+    /// there is).
+    fn sent(&mut self, pkid: u16) {
+        if let Some(range) = self.queued.pop_front() {
+            if pkid == 0 {
+                self.outstanding.remove(&range.0);
+            } else {
+                self.inflight.insert(pkid, range);
+            }
+        }
+    }
+
+    /// The broker acknowledged packet `pkid`: its range is delivered.
+    fn acked(&mut self, pkid: u16) {
+        if let Some(range) = self.inflight.remove(&pkid) {
+            self.outstanding.remove(&range.0);
+        }
+    }
+
     /// Everything up to this sequence number is confirmed.
     fn confirmed(&self) -> i64 {
         match self.outstanding.first_key_value() {
@@ -246,8 +265,84 @@ impl Session {
     }
 }
 
+/// What the broker has confirmed, as counted and as written to the store's cursor.
+struct Cursor {
+    saved: i64,
+    reported: i64,
+    last_save: tokio::time::Instant,
+}
+
+impl Cursor {
+    /// Counts what is newly confirmed, and writes the cursor every [`SAVE_EVERY`]
+    /// readings, every [`SAVE_INTERVAL`], and at every step of a drain.
+    fn record(&mut self, confirmed: i64, store: &Store, health: &SinkHealth, draining: bool) {
+        if confirmed > self.reported {
+            health.success((confirmed - self.reported) as u64);
+            self.reported = confirmed;
+        }
+        let due = confirmed - self.saved >= SAVE_EVERY || self.last_save.elapsed() >= SAVE_INTERVAL || draining;
+        if confirmed > self.saved && due {
+            if let Err(e) = store.advance(CONSUMER, confirmed) {
+                health.failure(e.to_string());
+            } else {
+                self.saved = confirmed;
+                self.last_save = tokio::time::Instant::now();
+            }
+        }
+    }
+}
+
 /// Readings read ahead from the store in one query.
 const READ_AHEAD: usize = 2000;
+
+/// The next readings after `fetched`, and whether the read was full (more may wait); in
+/// device mode a full read leaves its last poll, which may continue past the read, for
+/// the next one.
+fn read_ahead(store: &Store, fetched: i64, device_mode: bool) -> crate::store::Result<(Vec<Stored>, bool)> {
+    let mut batch = store.read_after(fetched, READ_AHEAD)?;
+    let full = batch.len() >= READ_AHEAD;
+    if full && device_mode {
+        let tail = batch.last().map(|l| (l.reading.ts, l.reading.device.clone()));
+        let keep = batch
+            .iter()
+            .rposition(|x| Some((x.reading.ts, x.reading.device.clone())) != tail)
+            .map_or(batch.len(), |i| i + 1);
+        batch.truncate(keep);
+    }
+    Ok((batch, full))
+}
+
+/// Hands the client what is pending, a message at a time, while the window has room.
+fn publish_ready(
+    client: &AsyncClient,
+    cfg: &MqttConfig,
+    qos: QoS,
+    device_mode: bool,
+    pending: &mut VecDeque<Stored>,
+    s: &mut Session,
+) {
+    while s.outstanding.len() < cfg.window {
+        let n = next_message(pending, device_mode);
+        if n == 0 {
+            break;
+        }
+        let (topic, body) = if device_mode {
+            let group: Vec<&Reading> = pending.iter().take(n).map(|x| &x.reading).collect();
+            (device_topic(&cfg.prefix, group[0]), device_payload(&group))
+        } else {
+            let r = &pending[0].reading;
+            (topic(&cfg.prefix, r), payload(r))
+        };
+        if client.try_publish(topic, qos, cfg.retain, body).is_err() {
+            break;
+        }
+        let range = (pending[0].seq, pending[n - 1].seq);
+        pending.drain(..n);
+        s.queued.push_back(range);
+        s.outstanding.insert(range.0, range.1);
+        s.sent_up_to = range.1;
+    }
+}
 
 /// The cursor is written at most this often (and every [`SAVE_EVERY`] readings): a crash
 /// re-sends at most what was confirmed since, besides the unconfirmed tail.
@@ -307,9 +402,7 @@ pub async fn run(
         };
         let mut s = Session { sent_up_to: start, ..Default::default() };
         let mut connected = false;
-        let mut saved = start;
-        let mut reported = start;
-        let mut last_save = tokio::time::Instant::now();
+        let mut cursor = Cursor { saved: start, reported: start, last_save: tokio::time::Instant::now() };
         let mut draining: Option<tokio::time::Instant> = None;
         let device_mode = cfg.payload == Payload::Device;
         let qos = if cfg.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
@@ -321,18 +414,9 @@ pub async fn run(
         loop {
             if connected && draining.is_none() && s.outstanding.len() < cfg.window {
                 if pending.len() < cfg.window.max(64) && more {
-                    match store.read_after(fetched, READ_AHEAD) {
-                        Ok(mut batch) => {
-                            more = batch.len() >= READ_AHEAD;
-                            if more && device_mode {
-                                // the last poll may continue past the read: leave it for the next one
-                                let tail = batch.last().map(|l| (l.reading.ts, l.reading.device.clone()));
-                                let keep = batch
-                                    .iter()
-                                    .rposition(|x| Some((x.reading.ts, x.reading.device.clone())) != tail)
-                                    .map_or(batch.len(), |i| i + 1);
-                                batch.truncate(keep);
-                            }
+                    match read_ahead(&store, fetched, device_mode) {
+                        Ok((batch, full)) => {
+                            more = full;
                             if let Some(l) = batch.last() {
                                 fetched = l.seq;
                             }
@@ -341,42 +425,9 @@ pub async fn run(
                         Err(e) => health.failure(e.to_string()),
                     }
                 }
-                while s.outstanding.len() < cfg.window {
-                    let n = next_message(&pending, device_mode);
-                    if n == 0 {
-                        break;
-                    }
-                    let (topic, body) = if device_mode {
-                        let group: Vec<&Reading> = pending.iter().take(n).map(|x| &x.reading).collect();
-                        (device_topic(&cfg.prefix, group[0]), device_payload(&group))
-                    } else {
-                        let r = &pending[0].reading;
-                        (topic(&cfg.prefix, r), payload(r))
-                    };
-                    if client.try_publish(topic, qos, cfg.retain, body).is_err() {
-                        break;
-                    }
-                    let range = (pending[0].seq, pending[n - 1].seq);
-                    pending.drain(..n);
-                    s.queued.push_back(range);
-                    s.outstanding.insert(range.0, range.1);
-                    s.sent_up_to = range.1;
-                }
+                publish_ready(&client, &cfg, qos, device_mode, &mut pending, &mut s);
             }
-            let confirmed = s.confirmed();
-            if confirmed > reported {
-                health.success((confirmed - reported) as u64);
-                reported = confirmed;
-            }
-            let due = confirmed - saved >= SAVE_EVERY || last_save.elapsed() >= SAVE_INTERVAL || draining.is_some();
-            if confirmed > saved && due {
-                if let Err(e) = store.advance(CONSUMER, confirmed) {
-                    health.failure(e.to_string());
-                } else {
-                    saved = confirmed;
-                    last_save = tokio::time::Instant::now();
-                }
-            }
+            cursor.record(s.confirmed(), &store, &health, draining.is_some());
             if let Some(deadline) = draining {
                 if s.outstanding.is_empty() || tokio::time::Instant::now() >= deadline {
                     let _ = client.try_publish(status.clone(), QoS::AtLeastOnce, true, "offline");
@@ -400,21 +451,8 @@ pub async fn run(
                             s.queued.push_back((-1, -1));
                         }
                     }
-                    Some(LoopEvent::Sent(pkid)) => {
-                        if let Some(range) = s.queued.pop_front() {
-                            if pkid == 0 {
-                                // QoS 0: sent is all there is.
-                                s.outstanding.remove(&range.0);
-                            } else {
-                                s.inflight.insert(pkid, range);
-                            }
-                        }
-                    }
-                    Some(LoopEvent::Acked(pkid)) => {
-                        if let Some(range) = s.inflight.remove(&pkid) {
-                            s.outstanding.remove(&range.0);
-                        }
-                    }
+                    Some(LoopEvent::Sent(pkid)) => s.sent(pkid),
+                    Some(LoopEvent::Acked(pkid)) => s.acked(pkid),
                     Some(LoopEvent::Failed(e)) => {
                         health.connected.store(false, Ordering::Relaxed);
                         health.failure(format!("MQTT: {e}"));
