@@ -21,7 +21,7 @@ use super::probe::reading_json;
 
 pub mod history;
 pub mod screen;
-use crate::config::{self, Mode};
+use crate::config::{self, Config, Mode};
 use crate::gateway::{shutdown_signal, Gateway, SHUTDOWN_DEADLINE};
 use crate::sim::{self, model::PumpHouse, scenario, Clock, World};
 
@@ -227,85 +227,18 @@ async fn publish_history_ledgers(
 pub async fn demo(o: &DemoOptions) -> anyhow::Result<()> {
     let args = &o.sim;
     let now = args.start.unwrap_or_else(Utc::now);
-    let mut campus = build_campus(args, now)?;
+    let campus = build_campus(args, now)?;
     fresh_store(&o.store)?;
     let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot open a loopback port for the simulator")?;
     let addr = listener.local_addr()?;
-    let mut text = sim::gateway_config(&campus, &args.site, args.timezone, &addr.to_string(), &o.interval);
-    // a year of history is kept raw (dashboards read it), not only in frozen months
-    // under the [store] the simulator's configuration sizes: its path, and a year of
-    // history kept raw
-    text = text.replacen(
-        "[store]\n",
-        &format!("[store]\npath = {:?}\nmax_age = \"800d\"\n", o.store.display().to_string()),
-        1,
-    );
-    let _ = write!(text, "\n[http]\nlisten = {:?}\n", o.http);
-    if let Some(url) = &o.influxdb {
-        let (base, db) = influx_target(url).await?;
-        let _ = write!(text, "\n[[influxdb]]\nname = \"demo\"\nurl = {base:?}\ndatabase = {db:?}\n");
-    }
-    if let Some(url) = &o.mqtt {
-        let _ = write!(text, "\n[mqtt]\nurl = {url:?}\n");
-    }
-    if let Some(f) = &o.token_file {
-        // the key goes right under the [http] header
-        text = text.replacen("[http]\n", &format!("[http]\ntoken_file = {:?}\n", f.display().to_string()), 1);
-    }
-    let (mut cfg, _) = config::load_str(&text, Mode::Run).map_err(|e| anyhow::anyhow!("demo configuration: {e}"))?;
-    let http_free = match &cfg.http {
-        Some(h) => std::net::TcpListener::bind(h.listen).is_ok(),
-        None => false,
-    };
-    if !http_free && cfg.http.is_some() {
-        tracing::warn!(listen = %o.http, "the demo's HTTP port is taken: running without the page");
-        cfg.http = None;
-    }
-    let say = |line: &str| {
-        if o.json {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
-        }
-    };
+    let cfg = demo_config(o, &campus, addr).await?;
+    let say = |line: &str| say(o, line);
     if let Some(h) = &cfg.http {
         say(&format!("Pumphouse demo — the page: http://{}/", h.listen));
     } else {
         say("Pumphouse demo (no page: --http off)");
     }
-    let mut history_from = None;
-    let months = o.history.unwrap_or_else(|| {
-        use chrono::Datelike;
-        (now.with_timezone(&args.timezone).month0() + 12).max(13)
-    });
-    if months > 0 {
-        let from = history::start(now, args.timezone, months).context("no such history start")?;
-        campus.add_scenarios(history::script(now, args.timezone));
-        let store = crate::store::Store::open(&cfg.store.path, cfg.store.limits)?;
-        let bar = super::progress_bar(0, "generating the campus's history");
-        let started = std::time::Instant::now();
-        let (cfg2, bar2) = (cfg.clone(), bar.clone());
-        let (done, campus_back) = tokio::task::spawn_blocking(move || {
-            let r = history::generate(&cfg2, &store, &mut campus, from, now, |d, total| {
-                bar2.set_length(total);
-                bar2.set_position(d);
-            });
-            (r, campus)
-        })
-        .await?;
-        campus = campus_back;
-        let done = done?;
-        bar.finish_and_clear();
-        say(&format!(
-            "History: {} to now, hourly (every 5 min over the last 3 days) — {} readings, {} months frozen, {} alert(s) raised, in {:.0} s",
-            from.with_timezone(&args.timezone).format("%Y-%m-%d"),
-            done.readings,
-            done.frozen,
-            done.alerts,
-            started.elapsed().as_secs_f64()
-        ));
-        history_from = Some(from);
-    }
+    let (campus, history_from) = generate_history(o, &cfg, campus, now).await?;
     say(&format!(
         "Simulated pump house on {addr} ({} devices, site {}, {}), polled every {}{}; store {}{}",
         cfg.devices.len(),
@@ -404,4 +337,96 @@ pub async fn demo(o: &DemoOptions) -> anyhow::Result<()> {
         eprintln!("stopped after {total} live readings; the store is {}", cfg.store.path.display());
     }
     Ok(())
+}
+
+/// The demo's configuration: the simulator's, with its store, HTTP, InfluxDB, MQTT and
+/// token; without the page when its port is taken.
+async fn demo_config(o: &DemoOptions, campus: &PumpHouse, addr: std::net::SocketAddr) -> anyhow::Result<Config> {
+    let args = &o.sim;
+    let mut text = sim::gateway_config(campus, &args.site, args.timezone, &addr.to_string(), &o.interval);
+    // a year of history is kept raw (dashboards read it), not only in frozen months
+    // under the [store] the simulator's configuration sizes: its path, and a year of
+    // history kept raw
+    text = text.replacen(
+        "[store]\n",
+        &format!("[store]\npath = {:?}\nmax_age = \"800d\"\n", o.store.display().to_string()),
+        1,
+    );
+    let _ = write!(text, "\n[http]\nlisten = {:?}\n", o.http);
+    if let Some(url) = &o.influxdb {
+        let (base, db) = influx_target(url).await?;
+        let _ = write!(text, "\n[[influxdb]]\nname = \"demo\"\nurl = {base:?}\ndatabase = {db:?}\n");
+    }
+    if let Some(url) = &o.mqtt {
+        let _ = write!(text, "\n[mqtt]\nurl = {url:?}\n");
+    }
+    if let Some(f) = &o.token_file {
+        // the key goes right under the [http] header
+        text = text.replacen("[http]\n", &format!("[http]\ntoken_file = {:?}\n", f.display().to_string()), 1);
+    }
+    let (mut cfg, _) = config::load_str(&text, Mode::Run).map_err(|e| anyhow::anyhow!("demo configuration: {e}"))?;
+    let http_free = match &cfg.http {
+        Some(h) => std::net::TcpListener::bind(h.listen).is_ok(),
+        None => false,
+    };
+    if !http_free && cfg.http.is_some() {
+        tracing::warn!(listen = %o.http, "the demo's HTTP port is taken: running without the page");
+        cfg.http = None;
+    }
+    Ok(cfg)
+}
+
+/// A line of the demo's own output: on stdout, or on stderr when stdout carries JSON.
+fn say(o: &DemoOptions, line: &str) {
+    if o.json {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+}
+
+/// The campus's history from `--history` months back (default: from January of last
+/// year) to `now`, committed, frozen and evaluated; returns where it starts.
+async fn generate_history(
+    o: &DemoOptions,
+    cfg: &Config,
+    mut campus: PumpHouse,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(PumpHouse, Option<DateTime<Utc>>)> {
+    let args = &o.sim;
+    let say = |line: &str| say(o, line);
+    let mut history_from = None;
+    let months = o.history.unwrap_or_else(|| {
+        use chrono::Datelike;
+        (now.with_timezone(&args.timezone).month0() + 12).max(13)
+    });
+    if months > 0 {
+        let from = history::start(now, args.timezone, months).context("no such history start")?;
+        campus.add_scenarios(history::script(now, args.timezone));
+        let store = crate::store::Store::open(&cfg.store.path, cfg.store.limits)?;
+        let bar = super::progress_bar(0, "generating the campus's history");
+        let started = std::time::Instant::now();
+        let (cfg2, bar2) = (cfg.clone(), bar.clone());
+        let (done, campus_back) = tokio::task::spawn_blocking(move || {
+            let r = history::generate(&cfg2, &store, &mut campus, from, now, |d, total| {
+                bar2.set_length(total);
+                bar2.set_position(d);
+            });
+            (r, campus)
+        })
+        .await?;
+        campus = campus_back;
+        let done = done?;
+        bar.finish_and_clear();
+        say(&format!(
+            "History: {} to now, hourly (every 5 min over the last 3 days) — {} readings, {} months frozen, {} alert(s) raised, in {:.0} s",
+            from.with_timezone(&args.timezone).format("%Y-%m-%d"),
+            done.readings,
+            done.frozen,
+            done.alerts,
+            started.elapsed().as_secs_f64()
+        ));
+        history_from = Some(from);
+    }
+    Ok((campus, history_from))
 }
