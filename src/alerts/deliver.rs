@@ -83,12 +83,21 @@ pub fn webhook_body(a: &AlertRow, site: &str, format: WebhookFormat) -> serde_js
         ts(a.end_ms).map(|e| format!("- cleared: {e}\n")).unwrap_or_default(),
         a.evidence
     );
-    match format {
-        WebhookFormat::Wecom => serde_json::json!({ "msgtype": "markdown", "markdown": { "content": text } }),
-        WebhookFormat::Dingtalk => {
-            serde_json::json!({ "msgtype": "markdown", "markdown": { "title": title, "text": text } })
+    format.message(&title, &text, || json(a, site))
+}
+
+impl WebhookFormat {
+    /// A message in this format: the group robots' markdown (WeCom takes the text,
+    /// DingTalk a title and the text), or the `generic` JSON. Alerts and the monthly
+    /// announcement both go through it.
+    pub fn message(self, title: &str, text: &str, generic: impl FnOnce() -> serde_json::Value) -> serde_json::Value {
+        match self {
+            WebhookFormat::Wecom => serde_json::json!({ "msgtype": "markdown", "markdown": { "content": text } }),
+            WebhookFormat::Dingtalk => {
+                serde_json::json!({ "msgtype": "markdown", "markdown": { "title": title, "text": text } })
+            }
+            WebhookFormat::Generic => generic(),
         }
-        WebhookFormat::Generic => json(a, site),
     }
 }
 
@@ -174,6 +183,11 @@ pub async fn post(
     }
 }
 
+/// The HTTP client of every robot message (alerts and the monthly announcement).
+pub fn client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).build()
+}
+
 /// Sends unconfirmed changes to the webhook; returns how many were confirmed. A refusal
 /// (an HTTP error, or a robot's `errcode` ≠ 0) stops the pass, keeps the order, and backs
 /// the webhook off; the reason shows in `/api/status`. Messages never show the URL (it
@@ -190,7 +204,13 @@ pub async fn webhook(
         return 0;
     }
     let Some(pending) = pending(store, Destination::Webhook) else { return 0 };
-    let Ok(http) = reqwest::Client::builder().timeout(Duration::from_secs(10)).build() else { return 0 };
+    let http = match client() {
+        Ok(c) => c,
+        Err(e) => {
+            health.failed("webhook", format!("HTTP client: {e}"));
+            return 0;
+        }
+    };
     let mut n = 0;
     for (a, updated) in pending {
         let verdict = post(&http, url, &webhook_body(&a, site, format), format).await;

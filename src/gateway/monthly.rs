@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use crate::alerts::deliver::{self, WebhookFormat};
+use crate::alerts::deliver;
 use crate::config::Config;
 use crate::http::JobHealth;
 use crate::ledger::export::{self, yuan_text as yuan, Lang};
@@ -159,17 +159,8 @@ pub async fn announce(cfg: std::sync::Arc<Config>, store: std::sync::Arc<Store>)
             }
         }
         if let (Some(url), false) = (&cfg.alerts.webhook_url, e.webhook_done) {
-            let body = match cfg.alerts.webhook_format {
-                WebhookFormat::Wecom => serde_json::json!({ "msgtype": "markdown", "markdown": { "content": text } }),
-                WebhookFormat::Dingtalk => {
-                    serde_json::json!({ "msgtype": "markdown", "markdown": { "title": title, "text": text } })
-                }
-                WebhookFormat::Generic => payload.clone(),
-            };
-            let http = reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .build()
-                .map_err(|e| e.to_string())?;
+            let body = cfg.alerts.webhook_format.message(&title, &text, || payload.clone());
+            let http = deliver::client().map_err(|e| e.to_string())?;
             match deliver::post(&http, url, &body, cfg.alerts.webhook_format).await {
                 Ok(()) => record(e.month, e.state, false).await?,
                 Err(why) => problems.push(format!("webhook: {why}")),
