@@ -1,7 +1,6 @@
 //! `pumphouse simulate` and `pumphouse demo`: the simulated pump house alone, and with
 //! the gateway polling it.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -343,27 +342,33 @@ pub async fn demo(o: &DemoOptions) -> anyhow::Result<()> {
 /// token; without the page when its port is taken.
 async fn demo_config(o: &DemoOptions, campus: &PumpHouse, addr: std::net::SocketAddr) -> anyhow::Result<Config> {
     let args = &o.sim;
-    let mut text = sim::gateway_config(campus, &args.site, args.timezone, &addr.to_string(), &o.interval);
-    // a year of history is kept raw (dashboards read it), not only in frozen months
-    // under the [store] the simulator's configuration sizes: its path, and a year of
-    // history kept raw
-    text = text.replacen(
-        "[store]\n",
-        &format!("[store]\npath = {:?}\nmax_age = \"800d\"\n", o.store.display().to_string()),
-        1,
-    );
-    let _ = write!(text, "\n[http]\nlisten = {:?}\n", o.http);
+    let generated = sim::gateway_config(campus, &args.site, args.timezone, &addr.to_string(), &o.interval);
+    // the simulator's configuration as a document, the demo's sections set as values (not
+    // edited as text), written back as TOML
+    let mut doc: toml::Table = generated.parse().context("the simulator's configuration")?;
+    let table = |pairs: &[(&str, String)]| -> toml::Value {
+        toml::Value::Table(pairs.iter().map(|(k, v)| (k.to_string(), toml::Value::from(v.as_str()))).collect())
+    };
+    // the store the simulator's configuration sizes, at its path, with a year of history
+    // kept raw (dashboards read it), not only in frozen months
+    let store = doc.entry("store").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let Some(store) = store.as_table_mut() else { anyhow::bail!("the simulator's [store] is not a table") };
+    store.insert("path".into(), o.store.display().to_string().into());
+    store.insert("max_age".into(), "800d".into());
+    let mut http = vec![("listen", o.http.clone())];
+    if let Some(f) = &o.token_file {
+        http.push(("token_file", f.display().to_string()));
+    }
+    doc.insert("http".into(), table(&http));
     if let Some(url) = &o.influxdb {
         let (base, db) = influx_target(url).await?;
-        let _ = write!(text, "\n[[influxdb]]\nname = \"demo\"\nurl = {base:?}\ndatabase = {db:?}\n");
+        let i = table(&[("name", "demo".into()), ("url", base), ("database", db)]);
+        doc.insert("influxdb".into(), toml::Value::Array(vec![i]));
     }
     if let Some(url) = &o.mqtt {
-        let _ = write!(text, "\n[mqtt]\nurl = {url:?}\n");
+        doc.insert("mqtt".into(), table(&[("url", url.clone())]));
     }
-    if let Some(f) = &o.token_file {
-        // the key goes right under the [http] header
-        text = text.replacen("[http]\n", &format!("[http]\ntoken_file = {:?}\n", f.display().to_string()), 1);
-    }
+    let text = toml::to_string(&doc).context("the demo's configuration")?;
     let (mut cfg, _) = config::load_str(&text, Mode::Run).map_err(|e| anyhow::anyhow!("demo configuration: {e}"))?;
     let http_free = match &cfg.http {
         Some(h) => std::net::TcpListener::bind(h.listen).is_ok(),
