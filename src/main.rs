@@ -237,9 +237,9 @@ struct SimOpts {
 }
 
 impl SimOpts {
-    fn into_args(self) -> Result<cli::demo::SimArgs, String> {
+    fn into_args(self) -> anyhow::Result<cli::demo::SimArgs> {
         if !(self.speed.is_finite() && self.speed > 0.0 && self.speed <= 100_000.0) {
-            return Err(format!("--speed {} must be above 0 and at most 100000", self.speed));
+            anyhow::bail!("--speed {} must be above 0 and at most 100000", self.speed);
         }
         Ok(cli::demo::SimArgs {
             speed: self.speed,
@@ -381,14 +381,14 @@ async fn run(command: Command) -> Result<Report, Failure> {
             }))
         }
         Command::Simulate { listen, sim, print_config, interval, fleet, fleet_registers } => {
-            let args = sim.into_args().map_err(anyhow::Error::msg)?;
+            let args = sim.into_args()?;
             let print = print_config.then_some(interval.as_str());
             cli::demo::simulate(&listen, &args, fleet.map(|n| (n, fleet_registers)), print).await?;
             Ok(Report::default())
         }
         Command::Demo { sim, interval, duration, json, store, http, history, influxdb, mqtt, token_file } => {
             let options = cli::demo::DemoOptions {
-                sim: sim.into_args().map_err(anyhow::Error::msg)?,
+                sim: sim.into_args()?,
                 interval,
                 duration,
                 json,

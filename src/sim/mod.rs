@@ -15,6 +15,18 @@ pub mod model;
 pub mod registers;
 pub mod scenario;
 
+/// Why the simulator cannot be set up as asked: a scenario that does not parse or names
+/// nothing the campus has, or a built-in profile that does not load.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SimError(pub String);
+
+impl From<String> for SimError {
+    fn from(s: String) -> SimError {
+        SimError(s)
+    }
+}
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::future;
@@ -456,11 +468,11 @@ price = "38"
 "#;
 
 /// Built-in profiles by name (the simulator's register layouts).
-pub fn profiles() -> Result<HashMap<String, Arc<Profile>>, String> {
+pub fn profiles() -> Result<HashMap<String, Arc<Profile>>, SimError> {
     let mut d = crate::diag::Diagnostics::default();
     let all = crate::modbus::profile_file::builtin_profiles(&mut d);
     if d.has_errors() {
-        return Err(d.items.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n"));
+        return Err(d.items.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n").into());
     }
     Ok(all.into_iter().map(|p| (p.name.to_string(), Arc::new(p))).collect())
 }

@@ -21,6 +21,7 @@ pub use super::demand::{demand_factor, Kind};
 use super::registers::write_power;
 pub use super::registers::Bank;
 use super::scenario::{Scenario, ScenarioKind};
+use super::SimError;
 
 #[derive(Debug, Clone)]
 pub struct SimDevice {
@@ -96,7 +97,7 @@ impl PumpHouse {
         profiles: &HashMap<String, Arc<Profile>>,
         tz: Tz,
         scenarios: Vec<Scenario>,
-    ) -> Result<PumpHouse, String> {
+    ) -> Result<PumpHouse, SimError> {
         let get = |n: &str| profiles.get(n).cloned().ok_or_else(|| format!("built-in profile {n} is missing"));
         let (tuf, ai, valve, sdm630, sdm120, wq) = (
             get("tuf-2000m")?,
@@ -233,19 +234,19 @@ impl PumpHouse {
     }
 
     /// Every scenario names a zone or device of the campus.
-    fn check_scenarios(&self) -> Result<(), String> {
+    fn check_scenarios(&self) -> Result<(), SimError> {
         for s in &self.scenarios {
             if let ScenarioKind::Leak { zone, .. }
             | ScenarioKind::Outage { zone }
             | ScenarioKind::Overpressure { zone, .. } = &s.kind
             {
                 if !self.zones.iter().any(|z| &z.name == zone) {
-                    return Err(format!("scenario {s}: no zone `{zone}` (zones: north, south, east)"));
+                    return Err(format!("scenario {s}: no zone `{zone}` (zones: north, south, east)").into());
                 }
             }
             if let Some(dev) = s.kind.device() {
                 if !self.devices.iter().any(|d| d.name == dev) {
-                    return Err(format!("scenario {s}: no device `{dev}`"));
+                    return Err(format!("scenario {s}: no device `{dev}`").into());
                 }
             }
         }

@@ -21,6 +21,8 @@
 use std::fmt;
 use std::path::Path;
 
+use super::SimError;
+
 use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
@@ -133,7 +135,7 @@ impl fmt::Display for Scenario {
 }
 
 /// Resolves WHEN against the simulation's start and time zone.
-pub fn parse_when(when: &str, start: DateTime<Utc>, tz: Tz) -> Result<DateTime<Utc>, String> {
+pub fn parse_when(when: &str, start: DateTime<Utc>, tz: Tz) -> Result<DateTime<Utc>, SimError> {
     if let Some(rel) = when.strip_prefix('+') {
         let d = humantime::parse_duration(rel).map_err(|e| format!("`{when}`: {e}"))?;
         let d = chrono::Duration::from_std(d).map_err(|e| format!("`{when}`: {e}"))?;
@@ -149,17 +151,17 @@ pub fn parse_when(when: &str, start: DateTime<Utc>, tz: Tz) -> Result<DateTime<U
                     return Ok(at);
                 }
             }
-            day = day.succ_opt().ok_or("date out of range")?;
+            day = day.succ_opt().ok_or_else(|| SimError(format!("`{when}`: date out of range")))?;
         }
-        return Err(format!("`{when}`: no such local time"));
+        return Err(format!("`{when}`: no such local time").into());
     }
     DateTime::parse_from_rfc3339(when)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| format!("`{when}` is not +DURATION, HH:MM or an RFC 3339 time"))
+        .map_err(|_| SimError(format!("`{when}` is not +DURATION, HH:MM or an RFC 3339 time")))
 }
 
 /// Parses one `--scenario` argument.
-pub fn parse(spec: &str, start: DateTime<Utc>, tz: Tz) -> Result<Scenario, String> {
+pub fn parse(spec: &str, start: DateTime<Utc>, tz: Tz) -> Result<Scenario, SimError> {
     let (body, when) = match spec.split_once('@') {
         Some((b, w)) => (b, Some(w)),
         None => (spec, None),
@@ -169,11 +171,11 @@ pub fn parse(spec: &str, start: DateTime<Utc>, tz: Tz) -> Result<Scenario, Strin
         None => start,
     };
     let parts: Vec<&str> = body.split(':').collect();
-    let number = |s: &str, what: &str| -> Result<f64, String> {
+    let number = |s: &str, what: &str| -> Result<f64, SimError> {
         s.parse::<f64>()
             .ok()
             .filter(|v| v.is_finite() && *v >= 0.0)
-            .ok_or_else(|| format!("scenario `{spec}`: {what} `{s}` is not a non-negative number"))
+            .ok_or_else(|| SimError(format!("scenario `{spec}`: {what} `{s}` is not a non-negative number")))
     };
     let kind = match parts.as_slice() {
         ["leak", zone, rate] => ScenarioKind::Leak { zone: zone.to_string(), rate: number(rate, "rate")? },
@@ -182,7 +184,7 @@ pub fn parse(spec: &str, start: DateTime<Utc>, tz: Tz) -> Result<Scenario, Strin
         ["valve-stuck", device, pos] => {
             let position = number(pos, "position")?;
             if position > 100.0 {
-                return Err(format!("scenario `{spec}`: a valve position is 0–100 %"));
+                return Err(format!("scenario `{spec}`: a valve position is 0–100 %").into());
             }
             ScenarioKind::ValveStuck { device: device.to_string(), position }
         }
@@ -191,7 +193,7 @@ pub fn parse(spec: &str, start: DateTime<Utc>, tz: Tz) -> Result<Scenario, Strin
         ["chlorine-fail"] => ScenarioKind::ChlorineFail,
         ["turbidity", ntu] => ScenarioKind::Turbidity { ntu: number(ntu, "turbidity")? },
         ["overload", device, amps] => ScenarioKind::Overload { device: device.to_string(), amps: number(amps, "current")? },
-        _ => return Err(format!("scenario `{spec}` is not one of leak:ZONE:M3H, stuck:DEVICE, silent:DEVICE, valve-stuck:DEVICE:PCT, outage:ZONE, overpressure:ZONE:MPA, chlorine-fail, turbidity:NTU, overload:DEVICE:AMPS (each with an optional @WHEN)")),
+        _ => return Err(format!("scenario `{spec}` is not one of leak:ZONE:M3H, stuck:DEVICE, silent:DEVICE, valve-stuck:DEVICE:PCT, outage:ZONE, overpressure:ZONE:MPA, chlorine-fail, turbidity:NTU, overload:DEVICE:AMPS (each with an optional @WHEN)").into()),
     };
     Ok(Scenario::from(at, kind))
 }
@@ -220,7 +222,7 @@ struct RawScenario {
 
 /// Reads a scenario file: `[[scenario]]` tables with kind, zone/device, rate/position and
 /// start (WHEN). Every bad entry is reported.
-pub fn load_file(path: &Path, start: DateTime<Utc>, tz: Tz) -> Result<Vec<Scenario>, String> {
+pub fn load_file(path: &Path, start: DateTime<Utc>, tz: Tz) -> Result<Vec<Scenario>, SimError> {
     let raw: RawFile = config::Config::builder()
         .add_source(config::File::from(path).format(config::FileFormat::Toml))
         .build()
@@ -241,7 +243,7 @@ pub fn load_file(path: &Path, start: DateTime<Utc>, tz: Tz) -> Result<Vec<Scenar
             if let Some(u) = &s.until {
                 let end = parse_when(u, start, tz)?;
                 if end <= sc.start {
-                    return Err(format!("`until` {u} is not after the start"));
+                    return Err(format!("`until` {u} is not after the start").into());
                 }
                 sc.end = Some(end);
             }
@@ -255,7 +257,7 @@ pub fn load_file(path: &Path, start: DateTime<Utc>, tz: Tz) -> Result<Vec<Scenar
     if errors.is_empty() {
         Ok(out)
     } else {
-        Err(errors.join("\n"))
+        Err(errors.join("\n").into())
     }
 }
 
@@ -299,9 +301,9 @@ mod tests {
     fn bad_specs_say_why() {
         let start = t("2026-11-25T10:00:00Z");
         let tz = chrono_tz::UTC;
-        assert!(parse("leak:north", start, tz).unwrap_err().contains("is not one of"));
-        assert!(parse("leak:north:-1", start, tz).unwrap_err().contains("not a non-negative number"));
-        assert!(parse("valve-stuck:v:140", start, tz).unwrap_err().contains("0–100"));
-        assert!(parse("silent:x@tomorrow", start, tz).unwrap_err().contains("is not +DURATION"));
+        assert!(parse("leak:north", start, tz).unwrap_err().0.contains("is not one of"));
+        assert!(parse("leak:north:-1", start, tz).unwrap_err().0.contains("not a non-negative number"));
+        assert!(parse("valve-stuck:v:140", start, tz).unwrap_err().0.contains("0–100"));
+        assert!(parse("silent:x@tomorrow", start, tz).unwrap_err().0.contains("is not +DURATION"));
     }
 }

@@ -38,16 +38,16 @@ pub struct SimArgs {
 fn build_campus(args: &SimArgs, start: DateTime<Utc>) -> anyhow::Result<PumpHouse> {
     let mut scenarios = Vec::new();
     for s in &args.scenarios {
-        scenarios.push(scenario::parse(s, start, args.timezone).map_err(anyhow::Error::msg)?);
+        scenarios.push(scenario::parse(s, start, args.timezone)?);
     }
     if let Some(f) = &args.scenario_file {
-        scenarios.extend(scenario::load_file(f, start, args.timezone).map_err(anyhow::Error::msg)?);
+        scenarios.extend(scenario::load_file(f, start, args.timezone)?);
     }
     for s in &scenarios {
         tracing::info!(scenario = %s, "scenario armed");
     }
-    let profiles = sim::profiles().map_err(anyhow::Error::msg)?;
-    PumpHouse::campus(&profiles, args.timezone, scenarios).map_err(anyhow::Error::msg)
+    let profiles = sim::profiles()?;
+    Ok(PumpHouse::campus(&profiles, args.timezone, scenarios)?)
 }
 
 /// `pumphouse simulate`: serves the campus (or a fleet) until stopped.
