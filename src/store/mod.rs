@@ -61,6 +61,29 @@ pub enum StoreError {
     Invalid { path: String, message: String },
 }
 
+impl StoreError {
+    /// Proven damage: SQLite says the file is corrupt or not a database. A lock held by
+    /// another process, a full disk or a read-only directory is not damage: the file is
+    /// fine, and moving it aside would hide a healthy store's history.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            StoreError::Sqlite { source: rusqlite::Error::SqliteFailure(e, _), .. } => {
+                matches!(e.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+            }
+            _ => false,
+        }
+    }
+
+    /// Another connection holds a lock longer than the busy timeout.
+    pub fn is_locked(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite { source: rusqlite::Error::SqliteFailure(e, _), .. }
+                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Debug, Clone, Copy)]
@@ -189,6 +212,9 @@ CREATE TABLE IF NOT EXISTS set_aside (
 );
 ";
 
+/// How long a statement waits for another connection's lock before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Store {
     pub fn open(path: &Path, limits: Limits) -> Result<Store> {
         let p = path.display().to_string();
@@ -200,12 +226,14 @@ impl Store {
             })?;
         }
         let conn = Connection::open(path).map_err(err)?;
+        // First: a lock held by another process (an import, a backup, a second gateway)
+        // is waited for, not taken as an error at the first statement.
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
         // After a checkpoint the WAL file is cut back to this size: a burst (a long read
         // holding checkpoints back, a large prune) does not leave a WAL of gigabytes.
         conn.pragma_update(None, "journal_size_limit", 64i64 << 20).map_err(err)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
         // The planner must not look at bound values: otherwise a statement such as
         // `… LIMIT ?2` is compiled anew at every call with a new value, and the statement
         // cache saves nothing on the hot path (reading for the sinks).
@@ -225,26 +253,42 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens the store for the running gateway. A store that SQLite cannot open or that
-    /// fails `PRAGMA quick_check` (a disk fault, a file overwritten) is moved aside as
-    /// `NAME.corrupt-YYYYMMDDTHHMMSSZ` (with its `-wal` and `-shm`), a fresh store is
-    /// started in its place, and the returned path says where the old one went: polling
-    /// never stops in a restart loop over a damaged file. The old file is kept for
-    /// recovery by hand.
+    /// Opens the store for the running gateway. A store with *proven* damage — SQLite
+    /// reports it corrupt or not a database, or `PRAGMA quick_check` fails (a disk fault,
+    /// a file overwritten) — is moved aside as `NAME.corrupt-YYYYMMDDTHHMMSSZ` (with its
+    /// `-wal` and `-shm`), a fresh store is started in its place, and the returned path
+    /// says where the old one went: polling never stops in a restart loop over a damaged
+    /// file. The old file is kept for recovery by hand. Any other failure (a lock held
+    /// past the busy timeout, a full disk, a directory that cannot be written) is returned
+    /// as it is: the file is never moved for it.
     pub fn open_or_replace(path: &Path, limits: Limits) -> Result<(Store, Option<std::path::PathBuf>)> {
         let checked = Store::open(path, limits).and_then(|s| {
             let verdict: String =
                 s.lock().conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(|e| s.err(e))?;
             if verdict == "ok" {
-                Ok(s)
+                Ok(Ok(s))
             } else {
-                Err(s.invalid(format!("quick_check: {verdict}")))
+                Ok(Err(s.invalid(format!("quick_check: {verdict}"))))
             }
         });
-        match checked {
-            Ok(s) => Ok((s, None)),
+        let damage = match checked {
+            Ok(Ok(s)) => return Ok((s, None)),
+            Ok(Err(failed_check)) => failed_check,
+            Err(e) if e.is_damage() => e,
+            Err(e) if e.is_locked() => {
+                return Err(StoreError::Invalid {
+                    path: path.display().to_string(),
+                    message: format!(
+                        "another process holds a lock on the store ({e}); waited {}s. Stop it (a second gateway, an import, a backup) and start again; the store is left as it is",
+                        BUSY_TIMEOUT.as_secs()
+                    ),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        match damage {
             // only a file is moved aside: a path naming a directory is a configuration error
-            Err(e) if path.is_file() => {
+            e if path.is_file() => {
                 let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
                 let aside = path.with_file_name(format!(
                     "{}.corrupt-{stamp}",
@@ -267,7 +311,7 @@ impl Store {
                 let fresh = Store::open(path, limits)?;
                 Ok((fresh, Some(aside)))
             }
-            Err(e) => Err(e),
+            e => Err(e),
         }
     }
 

@@ -357,3 +357,57 @@ fn a_crash_loses_no_commit_and_a_lost_wal_tail_only_rolls_back() {
     }
     panic!("the WAL held nothing to lose in three crashes");
 }
+
+#[test]
+fn a_locked_store_is_waited_for_then_refused_and_never_moved_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        let store = Store::open(&path, Limits::default()).unwrap();
+        store.append(&[reading("d", "p", 1_000, Some(1.0), Quality::Good)]).unwrap();
+    }
+    // another connection (a second gateway, a backup) holds an exclusive lock
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;").unwrap();
+    let started = std::time::Instant::now();
+    let refused = Store::open_or_replace(&path, Limits::default()).map(|_| ()).unwrap_err();
+    assert!(started.elapsed() >= std::time::Duration::from_secs(4), "the lock is waited for first");
+    assert!(refused.to_string().contains("another process holds a lock"), "{refused}");
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.contains("corrupt")), "nothing moved aside: {names:?}");
+    // once the lock is gone, the same store opens with its reading
+    drop(holder);
+    let (store, replaced) = Store::open_or_replace(&path, Limits::default()).unwrap();
+    assert!(replaced.is_none());
+    assert_eq!(store.records(), 1);
+}
+
+#[test]
+fn only_proven_damage_counts_as_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    // a path under a regular file cannot be opened: an error, not damage, nothing moved
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let e = Store::open_or_replace(&blocker.join("s.db"), Limits::default()).map(|_| ()).unwrap_err();
+    assert!(!e.is_damage(), "{e}");
+    assert_eq!(std::fs::read(&blocker).unwrap(), b"x");
+    // a full disk, a read-only directory, a lock: refusals, not damage
+    for code in [
+        rusqlite::ffi::SQLITE_FULL,
+        rusqlite::ffi::SQLITE_READONLY,
+        rusqlite::ffi::SQLITE_CANTOPEN,
+        rusqlite::ffi::SQLITE_BUSY,
+    ] {
+        let e = StoreError::Sqlite {
+            path: "s.db".into(),
+            source: rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None),
+        };
+        assert!(!e.is_damage(), "{e}");
+    }
+    // a file that is not a database is damage
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, vec![0x5Au8; 8192]).unwrap();
+    let e = Store::open(&junk, Limits::default()).map(|_| ()).unwrap_err();
+    assert!(e.is_damage(), "{e}");
+}
