@@ -105,7 +105,7 @@ fn main() {
     let (scfg, _) = config::load_str(&config_text(store_meters, &store_path.display().to_string()), Mode::Check)
         .unwrap_or_else(|e| panic!("{e}"));
     let store =
-        Store::open(&store_path, Limits { max_size: u64::MAX, max_age: std::time::Duration::from_secs(1 << 40) })
+        Store::open(&store_path, Limits { max_size: u64::MAX, max_age: Some(std::time::Duration::from_secs(1 << 40)) })
             .expect("store");
     let site: Arc<str> = "bench".into();
     let fill = Instant::now();

@@ -128,22 +128,34 @@ pub fn parse_size(s: &str) -> Result<u64, BadValue> {
 }
 
 /// A duration field: its default when absent, an error (and the default) when it does
-/// not parse or is zero.
-pub fn duration_field(value: &Option<String>, default: Duration, path: &str, diags: &mut Diagnostics) -> Duration {
+/// not parse or lies outside `range` (every duration the gateway reads has one: a
+/// 1 ns interval spins a worker, and 10⁹ years overflow the arithmetic done with it).
+pub fn duration_field(
+    value: &Option<String>,
+    default: Duration,
+    range: std::ops::RangeInclusive<Duration>,
+    path: &str,
+    diags: &mut Diagnostics,
+) -> Duration {
     match value {
         None => default,
         Some(s) => match parse_duration(s) {
-            Ok(d) if d.is_zero() => {
-                diags.error(path, "must be longer than zero");
+            Ok(d) if range.contains(&d) => d,
+            Ok(_) => {
+                diags.error(path, format!("`{s}` is outside {}", duration_range(&range)));
                 default
             }
-            Ok(d) => d,
             Err(e) => {
                 diags.error(path, e.0);
                 default
             }
         },
     }
+}
+
+/// `10ms..=1day`, as `check` says it.
+pub fn duration_range(range: &std::ops::RangeInclusive<Duration>) -> String {
+    format!("{}..={}", humantime::format_duration(*range.start()), humantime::format_duration(*range.end()))
 }
 
 /// An integer field within `range`; `what` says what it counts.

@@ -17,7 +17,7 @@
 //! below it; `tests/layers.rs` reads the next line and checks every `crate::` path in
 //! `src/` against it, so this map cannot drift from the code.
 //!
-//! Layers: diag | supervise | lang | line_protocol | model, secret | clock, modbus | http::config, store, sinks, ledger, alerts, targets, config, sim, http, gateway, cli.
+//! Layers: diag | supervise | lang | line_protocol | untrusted | model, secret | clock, modbus | http::config, store, sinks, ledger, alerts, targets, config, sim, http, gateway, cli.
 //!
 //! - [`diag`]: diagnostics with their path, and the field parsers every component's
 //!   validation uses ([`diag::Mode`], durations, sizes, names).
@@ -26,6 +26,8 @@
 //! - [`lang`]: the one language type (Chinese or English) and its text helper.
 //! - [`line_protocol`]: the one InfluxDB line-protocol encoder (readings, alert events,
 //!   the ledger measurement).
+//! - [`untrusted`]: outside text made safe where it is shown (bounded, escaped, CSV
+//!   cells neutralised).
 //! - [`model`]: the vocabulary: [`model::Reading`], [`model::Quantity`],
 //!   [`model::Quality`], [`model::AlertRule`], [`model::Severity`], [`model::Month`].
 //! - [`secret`]: secrets read from a variable or a file, never printed; URLs without them.
@@ -85,3 +87,4 @@ pub mod sinks;
 pub mod store;
 pub mod supervise;
 pub mod targets;
+pub mod untrusted;

@@ -243,3 +243,72 @@ proptest! {
         }
     }
 }
+
+/// Every duration key of the configuration, as `section`, `key`.
+const DURATION_KEYS: [(&str, &str); 12] = [
+    ("polling", "interval"),
+    ("polling", "backoff_max"),
+    ("buses", "timeout"),
+    ("buses", "gap"),
+    ("devices", "interval"),
+    ("store", "max_age"),
+    ("http", "stall_after"),
+    ("alerts", "evaluate_every"),
+    ("alerts", "silent_after"),
+    ("mqtt", "keep_alive"),
+    ("influxdb", "flush_interval"),
+    ("influxdb", "timeout"),
+];
+
+/// A configuration with one duration key set to `value` (the rest valid).
+fn with_duration(section: &str, key: &str, value: &str, store: &std::path::Path) -> String {
+    let set = |s: &str| if s == section { format!("{key} = {value:?}\n") } else { String::new() };
+    format!(
+        "[site]\nname = \"s\"\ntimezone = \"Asia/Shanghai\"\n[polling]\n{}[store]\npath = \"{}\"\n{}[http]\nlisten = \"127.0.0.1:0\"\n{}\
+         [alerts]\n{}[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n{}[[influxdb]]\nname = \"i\"\nurl = \"http://127.0.0.1:8086\"\napi = \"v1\"\ndatabase = \"m\"\n{}\
+         [[buses]]\nname = \"b\"\ntransport = \"tcp\"\naddress = \"127.0.0.1:1\"\n{}\
+         [[devices]]\nname = \"m1\"\nbus = \"b\"\nunit = 1\nprofile = \"tuf-2000m\"\n{}",
+        set("polling"),
+        store.display(),
+        set("store"),
+        set("http"),
+        set("alerts"),
+        set("mqtt"),
+        set("influxdb"),
+        set("buses"),
+        set("devices"),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse::<u32>().ok()).unwrap_or(256), ..ProptestConfig::default() })]
+
+    /// Any duration in any duration key — 1 ns, 10⁹ years, nonsense — is accepted within
+    /// its range or refused with the key named; `check` never panics, and what it accepts
+    /// the gateway can compute with (no overflow in `timeout × attempts`, no negative age).
+    #[test]
+    fn duration_keys_are_bounded_where_they_are_read(
+        key in 0..DURATION_KEYS.len(),
+        n in prop_oneof![0u64..100, 1u64..1_000_000, Just(u64::MAX / 2), Just(500_000_000_000u64)],
+        unit in prop_oneof![Just("ns"), Just("ms"), Just("s"), Just("m"), Just("h"), Just("d"), Just("y"), Just("")],
+    ) {
+        let (section, name) = DURATION_KEYS[key];
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = with_duration(section, name, &format!("{n}{unit}"), &dir.path().join("s.db"));
+        let path = format!("{}{}.{name}", section, if matches!(section, "buses" | "devices" | "influxdb") { "[0]" } else { "" });
+        match pumphouse::config::load_str(&text, pumphouse::config::Mode::Check) {
+            Ok((cfg, _)) => {
+                let day = std::time::Duration::from_secs(86_400);
+                prop_assert!(cfg.devices.iter().all(|d| d.interval >= std::time::Duration::from_millis(10) && d.interval <= day));
+                prop_assert!(cfg.buses.iter().all(|b| b.timeout <= std::time::Duration::from_secs(60)));
+                if let Some(age) = cfg.store.limits.max_age {
+                    prop_assert!(i64::try_from(age.as_millis()).is_ok());
+                }
+            }
+            Err(e) => {
+                let text = e.to_string();
+                prop_assert!(text.contains(&path), "{path} not named in: {text}");
+            }
+        }
+    }
+}

@@ -313,8 +313,9 @@ fn a_frozen_month_outlives_its_pruned_readings() {
     assert_eq!(pumphouse::ledger::book::freeze_closed_months(&cfg.ledger_spec(), &store, now).unwrap(), 3);
     assert_eq!(pumphouse::ledger::book::freeze_closed_months(&cfg.ledger_spec(), &store, now).unwrap(), 0);
     // every raw reading pruned
-    let short = Store::open(&cfg.store.path, Limits { max_size: u64::MAX, max_age: std::time::Duration::from_secs(1) })
-        .unwrap();
+    let short =
+        Store::open(&cfg.store.path, Limits { max_size: u64::MAX, max_age: Some(std::time::Duration::from_secs(1)) })
+            .unwrap();
     let r = short.prune(now, &[], None).unwrap();
     assert_eq!(r.delivered, 2975);
     assert_eq!(short.stats().unwrap().records, 0);
@@ -564,8 +565,9 @@ fn pruning_for_size_never_eats_a_month_not_frozen_yet() {
     };
     // a store far over its size limit on 3 February: December is frozen (it closed more
     // than seven days ago), January is not yet
-    let tiny = Store::open(&cfg.store.path, Limits { max_size: 1, max_age: std::time::Duration::from_secs(10 << 30) })
-        .unwrap();
+    let tiny =
+        Store::open(&cfg.store.path, Limits { max_size: 1, max_age: Some(std::time::Duration::from_secs(10 << 30)) })
+            .unwrap();
     let feb3 = chrono_tz::Europe::Rome.with_ymd_and_hms(2022, 2, 3, 12, 0, 0).unwrap().with_timezone(&chrono::Utc);
     pumphouse::gateway::jobs::prune_once(&cfg, &tiny, feb3, &[]);
     let jan_start = jan.bounds(chrono_tz::Europe::Rome).unwrap().0;

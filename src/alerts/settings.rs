@@ -320,8 +320,13 @@ fn check(r: &RawSettings, path: &str, diags: &mut Diagnostics) {
         ("interruption_after", &r.interruption_after),
     ] {
         if let Some(s) = v {
-            if humantime::parse_duration(s).is_err() {
-                diags.error(format!("{path}.{f}"), format!("`{s}` is not a duration"));
+            // a second to thirty days: how long a condition lasts before it is an alert
+            let range = std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(30 * 86_400);
+            match humantime::parse_duration(s) {
+                Ok(d) if range.contains(&d) => {}
+                Ok(_) => diags
+                    .error(format!("{path}.{f}"), format!("`{s}` is outside {}", crate::diag::duration_range(&range))),
+                Err(_) => diags.error(format!("{path}.{f}"), format!("`{s}` is not a duration")),
             }
         }
     }

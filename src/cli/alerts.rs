@@ -29,7 +29,9 @@ fn alert_line(a: &AlertRow, tz: Tz) -> String {
     };
     let state = match (a.end_ms, &a.acked_by) {
         (Some(e), _) => format!("cleared {}", t(e)),
-        (None, Some(by)) => format!("active, acknowledged by {by}"),
+        (None, Some(by)) => {
+            format!("active, acknowledged by {}", crate::untrusted::shown(by, crate::untrusted::NAME_MAX))
+        }
         (None, None) => "ACTIVE".into(),
     };
     format!(
@@ -40,7 +42,7 @@ fn alert_line(a: &AlertRow, tz: Tz) -> String {
         a.zone,
         a.subject,
         t(a.start_ms),
-        a.evidence
+        crate::untrusted::shown(&a.evidence, 2000)
     )
 }
 
@@ -69,12 +71,14 @@ pub fn alerts_ack(cfg: &Config, id: i64, by: &str) -> anyhow::Result<String> {
     if by.trim().is_empty() {
         bail!("--by must name who acknowledges");
     }
+    let by = crate::untrusted::typed("--by", by, crate::untrusted::NAME_MAX)?;
     let store = super::open_store(cfg, true)?;
     match store.ack_alert(id, by, Utc::now())? {
         Ack::Done => Ok(format!("alert #{id} acknowledged by {by}\n")),
-        Ack::AlreadyAcknowledged(first) => {
-            Ok(format!("alert #{id} was already acknowledged by {first}; nothing changed\n"))
-        }
+        Ack::AlreadyAcknowledged(first) => Ok(format!(
+            "alert #{id} was already acknowledged by {}; nothing changed\n",
+            crate::untrusted::shown(&first, crate::untrusted::NAME_MAX)
+        )),
         Ack::Cleared => bail!("alert #{id} has cleared; there is nothing to acknowledge"),
         Ack::NoSuchAlert => bail!("no alert #{id}"),
     }

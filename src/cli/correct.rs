@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::config::Config;
 use crate::ledger::book::{self, Refrozen};
 use crate::ledger::corrections::Change;
+use crate::untrusted::NAME_MAX;
 
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum What {
@@ -91,12 +92,17 @@ pub fn run(cfg: &Config, by: &str, why: &str, what: What) -> anyhow::Result<supe
     })
 }
 
+/// The longest reason kept with a correction.
+const REASON_MAX: usize = 1000;
+
 /// `pumphouse correct …`: records one audited correction; returns its id and a line per
 /// frozen month it recomputed (or could not).
 pub fn correct(cfg: &Config, by: &str, why: &str, change: Change) -> anyhow::Result<(i64, Vec<String>)> {
     if by.trim().is_empty() || why.trim().is_empty() {
         bail!("a correction needs --by (who) and --why (the reason): the ledger shows both");
     }
+    let by = crate::untrusted::typed("--by", by, NAME_MAX)?;
+    let why = crate::untrusted::typed("--why", why, REASON_MAX)?;
     if let Change::Reading { device, point, .. } | Change::Replacement { device, point, .. } = &change {
         let known = cfg.topology.meters.iter().any(|m| &m.device == device && &m.point == point);
         if !known {
@@ -126,7 +132,10 @@ pub fn corrections_list(cfg: &Config) -> anyhow::Result<String> {
         let _ = writeln!(out, "{line}");
     }
     for c in good {
-        let _ = writeln!(out, "#{} {} by {}: {} — {}", c.id, c.at.to_rfc3339(), c.by, c.describe(), c.why);
+        // stored before names were checked, or written into the store by hand: shown safe
+        let shown = |s: &str| crate::untrusted::shown(s, REASON_MAX);
+        let _ =
+            writeln!(out, "#{} {} by {}: {} — {}", c.id, c.at.to_rfc3339(), shown(&c.by), c.describe(), shown(&c.why));
     }
     Ok(out)
 }

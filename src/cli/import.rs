@@ -67,9 +67,16 @@ fn row_reading(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Reading, BadRow> {
     let field = |c: usize| rec.get(c).unwrap_or("").to_string();
+    // a field echoed in a refusal: one line, at most 64 characters
+    let echo = |c: usize| crate::untrusted::shown(rec.get(c).unwrap_or(""), 64);
     let ts = parse_iso8601(&field(c.ts)).ok_or_else(|| {
-        BadRow(format!("`{}` is not an ISO 8601 time with offset (e.g. 2025-03-01T08:00:00+08:00)", field(c.ts)))
+        BadRow(format!("`{}` is not an ISO 8601 time with offset (e.g. 2025-03-01T08:00:00+08:00)", echo(c.ts)))
     })?;
+    // the ledger's calendar is 2000–2200: a row outside it is a typo, and stored it would
+    // fall outside every ledger month (and every guard that walks them)
+    if crate::model::Month::containing(ts, cfg.site.timezone).is_none() {
+        return Err(BadRow(format!("{} is outside the years 2000 to 2200", echo(c.ts))));
+    }
     // A reading from the future is a typo or a wrong offset; stored, it would also make
     // every live reading look stamped by a clock gone back.
     if ts > now + chrono::TimeDelta::minutes(5) {
@@ -80,17 +87,18 @@ fn row_reading(
         )));
     }
     let dev_name = field(c.device);
-    let device = cfg.device(&dev_name).ok_or_else(|| BadRow(format!("no device `{dev_name}` in the configuration")))?;
+    let device =
+        cfg.device(&dev_name).ok_or_else(|| BadRow(format!("no device `{}` in the configuration", echo(c.device))))?;
     let pt_name = field(c.point);
     let point = device
         .profile
         .points
         .iter()
         .find(|p| *p.name == *pt_name)
-        .ok_or_else(|| BadRow(format!("device `{dev_name}` has no point `{pt_name}`")))?;
+        .ok_or_else(|| BadRow(format!("device `{dev_name}` has no point `{}`", echo(c.point))))?;
     let value = match field(c.value).parse::<f64>() {
         Ok(v) if v.is_finite() => v,
-        _ => return Err(BadRow(format!("`{}` is not a number", field(c.value)))),
+        _ => return Err(BadRow(format!("`{}` is not a number", echo(c.value)))),
     };
     let out_of_range = point.min.is_some_and(|m| value < m) || point.max.is_some_and(|m| value > m);
     Ok(Reading {
@@ -224,5 +232,24 @@ mod tests {
         }
         assert_eq!(parse_iso8601("2025-03-01 08:00:00"), None, "no offset: refused, not guessed");
         assert_eq!(parse_iso8601("01/03/2025 08:00"), None);
+    }
+
+    #[test]
+    fn rows_outside_the_ledgers_years_and_long_names_are_refused_briefly() {
+        let text = "[site]\nname = \"s\"\ntimezone = \"Asia/Shanghai\"\n[[buses]]\nname = \"b\"\ntransport = \"tcp\"\naddress = \"127.0.0.1:1\"\n[[devices]]\nname = \"m1\"\nbus = \"b\"\nunit = 1\nprofile = \"tuf-2000m\"\n";
+        let (cfg, _) = crate::config::load_str(text, crate::config::Mode::Check).unwrap();
+        let cols = Columns { ts: 0, device: 1, point: 2, value: 3 };
+        let now = Utc::now();
+        let row = |ts: &str, dev: &str| {
+            row_reading(&cfg, &csv::StringRecord::from(vec![ts, dev, "positive_total", "1"]), cols, now).map(|r| r.ts)
+        };
+        assert!(row("2025-03-01T08:00:00+08:00", "m1").is_ok());
+        for old in ["0000-01-01T00:00:00+00:00", "1999-12-31T15:59:59Z"] {
+            let why = row(old, "m1").unwrap_err().0;
+            assert!(why.contains("outside the years 2000 to 2200"), "{why}");
+        }
+        let long = format!("dev\x1b[2J{}", "x".repeat(1 << 20));
+        let why = row("2025-03-01T08:00:00+08:00", &long).unwrap_err().0;
+        assert!(why.len() < 200 && !why.contains('\x1b'), "{}", &why[..why.len().min(300)]);
     }
 }

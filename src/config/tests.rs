@@ -176,7 +176,7 @@ quantity = "status"
     has(&errs, "devices[1].bus", "unknown bus `nowhere`");
     has(&errs, "devices[1].unit", "unit id 300 is outside 1..=247");
     has(&errs, "devices[1].profile", "unknown profile `no-such-profile`");
-    has(&errs, "devices[2].interval", "must be longer than zero");
+    has(&errs, "devices[2].interval", "`0s` is outside 10ms..=1day");
     has(&errs, "devices[3].unit", "unit id 5 on bus `lan` is already used by `c`");
     has(&errs, "devices[3].max_registers", "4-register point, which cannot be read with at most 2");
     has(&errs, "devices[4]", "unknown field `adress`");
@@ -403,4 +403,30 @@ fn the_memory_queue_is_bounded_both_ways() {
     has(&errors(&cfg("-1")), "store.memory_queue", "outside");
     let (d, _) = load_str(GOOD, Mode::Check).unwrap();
     assert_eq!(d.store.memory_queue, 200_000);
+}
+
+#[test]
+fn durations_have_ranges_and_forever_keeps_readings() {
+    let with = |extra: &str| format!("{GOOD}\n{extra}");
+    has(
+        &errors(&GOOD.replace("interval = \"10s\"", "interval = \"1ns\"")),
+        "devices[0].interval",
+        "outside 10ms..=1day",
+    );
+    has(&errors(&GOOD.replace("timeout = \"1s\"", "timeout = \"500000000000y\"")), "buses[0].timeout", "");
+    has(&errors(&with("[store]\npath = \"s.db\"\nmax_age = \"300000000y\"\n")), "store.max_age", "outside");
+    has(&errors(&with("[polling]\ninterval = \"0s\"\n")), "polling.interval", "outside");
+    has(
+        &errors(&with("[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\nkeep_alive = \"1s\"\n")),
+        "mqtt.keep_alive",
+        "outside 5s",
+    );
+    has(&errors(&with("[alerts]\nsilent_after = \"900000000y\"\n")), "alerts.silent_after", "outside 1s..=30days");
+    for forever in ["forever", "none"] {
+        let (c, _) =
+            load_str(&with(&format!("[store]\npath = \"s.db\"\nmax_age = \"{forever}\"\n")), Mode::Check).unwrap();
+        assert_eq!(c.store.limits.max_age, None);
+    }
+    let (c, _) = load_str(&with("[store]\npath = \"s.db\"\nmax_age = \"100y\"\n"), Mode::Check).unwrap();
+    assert!(c.store.limits.max_age.is_some());
 }

@@ -217,6 +217,7 @@ fn alerts(raw_alerts: &raw::RawAlerts, mode: Mode, diags: &mut Diagnostics) -> A
         evaluate_every: duration_field(
             &raw_alerts.evaluate_every,
             Duration::from_secs(300),
+            Duration::from_secs(1)..=Duration::from_secs(86_400),
             "alerts.evaluate_every",
             diags,
         ),
@@ -253,12 +254,12 @@ fn ledger(raw_ledger: &raw::RawLedger, has_zones: bool, mode: Mode, diags: &mut 
 fn store_keeps_a_month(store: &StoreConfig, per_day: f64, diags: &mut Diagnostics) {
     // Months are frozen for the ledger seven days after they close: raw readings must
     // live at least that long (31 + 7 days, and a margin).
-    if store.limits.max_age < Duration::from_secs(40 * 86_400) {
+    if let Some(max_age) = store.limits.max_age.filter(|a| *a < Duration::from_secs(40 * 86_400)) {
         diags.error(
             "store.max_age",
             format!(
                 "{} is too short for the ledger: a month is frozen seven days after it closes, so readings must be kept at least 40 days",
-                humantime::format_duration(store.limits.max_age)
+                humantime::format_duration(max_age)
             ),
         );
     }

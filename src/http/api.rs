@@ -130,14 +130,22 @@ pub(super) async fn ack(
     let Some(by) = q.by.filter(|b| !b.trim().is_empty()) else {
         return (StatusCode::BAD_REQUEST, "say who acknowledges: ?by=NAME\n").into_response();
     };
+    let by = match crate::untrusted::typed("by", &by, crate::untrusted::NAME_MAX) {
+        Ok(b) => b.to_string(),
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
     let who = by.clone();
     let acked = blocking(move || st.store.ack_alert(id, &who, Utc::now())).await;
     match acked {
         Ok(Ack::Done) => (StatusCode::OK, format!("alert #{id} acknowledged by {by}\n")).into_response(),
-        Ok(Ack::AlreadyAcknowledged(first)) => {
-            (StatusCode::OK, format!("alert #{id} was already acknowledged by {first}; nothing changed\n"))
-                .into_response()
-        }
+        Ok(Ack::AlreadyAcknowledged(first)) => (
+            StatusCode::OK,
+            format!(
+                "alert #{id} was already acknowledged by {}; nothing changed\n",
+                crate::untrusted::shown(&first, crate::untrusted::NAME_MAX)
+            ),
+        )
+            .into_response(),
         Ok(Ack::Cleared) => {
             (StatusCode::CONFLICT, format!("alert #{id} has cleared; there is nothing to acknowledge\n"))
                 .into_response()

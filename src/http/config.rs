@@ -39,7 +39,13 @@ pub fn validate(raw: &RawHttp, mode: Mode, diags: &mut Diagnostics) -> Option<Ht
             return None;
         }
     };
-    let stall_after = duration_field(&raw.stall_after, Duration::from_secs(300), "http.stall_after", diags);
+    let stall_after = duration_field(
+        &raw.stall_after,
+        Duration::from_secs(300),
+        Duration::from_secs(1)..=Duration::from_secs(7 * 86_400),
+        "http.stall_after",
+        diags,
+    );
     let token = secret::read(&raw.token_env, &raw.token_file, "http.token", "HTTP token", mode, diags);
     if token.as_ref().is_some_and(|t| t.expose().len() < 16) {
         diags.error(

@@ -162,7 +162,10 @@ pub fn keep_from(spec: &Spec<'_>, store: &Store) -> Result<Option<DateTime<Utc>>
         return Ok(None);
     }
     let Some(oldest) = store.oldest_ts()? else { return Ok(None) };
-    for (m, from, _) in month::months(spec.tz, oldest) {
+    // A reading before the ledger's first month (2000) must not switch the guard off:
+    // the months are walked from the first one the ledger knows.
+    let first_known = chrono::DateTime::<Utc>::from_timestamp(946_800_000, 0).unwrap_or(oldest);
+    for (m, from, _) in month::months(spec.tz, oldest.max(first_known)) {
         if !store.is_frozen(m)? {
             return Ok(Some(from - month::MARGIN));
         }

@@ -315,8 +315,11 @@ fn corrections_table(ledger: &Ledger, lang: Lang) -> Table {
     (lang.t("corrections", "更正记录"), header_row(corr_head), corrections)
 }
 
+/// A text cell: quoted when it must be, and never run as a formula by the spreadsheet
+/// that opens it (a correction's `--by`/`--why` is typed by a user).
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
+    let s = crate::untrusted::cell(s);
+    if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
@@ -441,4 +444,15 @@ pub fn influx_lines(ledger: &Ledger) -> String {
             .at(ts);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_typed_cell_is_never_a_formula_in_the_csv() {
+        assert_eq!(super::csv_field("=HYPERLINK(\"http://x\",\"ok\")"), "\"'=HYPERLINK(\"\"http://x\"\",\"\"ok\"\")\"");
+        assert_eq!(super::csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(super::csv_field("wang.fang"), "wang.fang");
+        assert_eq!(super::csv_field("-12.5"), "-12.5");
+    }
 }

@@ -12,6 +12,11 @@ use super::planner::{self, Limits};
 use super::profile::Profile;
 use crate::diag::{check_name, duration_field, int_field, or_none, parse_duration, Diagnostics, Mode};
 
+/// What a polling interval may be: shorter spins a worker; longer is not polling.
+const INTERVAL_RANGE: std::ops::RangeInclusive<Duration> = Duration::from_millis(10)..=Duration::from_secs(86_400);
+/// The longest silence kept between two requests on a serial line.
+const GAP_MAX: Duration = Duration::from_secs(10);
+
 /// The default polling interval of a device.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -171,10 +176,17 @@ pub struct PollingDefaults {
 }
 
 pub fn polling(raw_polling: &RawPolling, diags: &mut Diagnostics) -> PollingDefaults {
-    let default_interval = duration_field(&raw_polling.interval, DEFAULT_INTERVAL, "polling.interval", diags);
+    let default_interval =
+        duration_field(&raw_polling.interval, DEFAULT_INTERVAL, INTERVAL_RANGE, "polling.interval", diags);
     let default_retries =
         int_field(raw_polling.retries, 1, 0..=10, "polling.retries", "extra attempts per request", diags);
-    let backoff_max = duration_field(&raw_polling.backoff_max, Duration::from_secs(300), "polling.backoff_max", diags);
+    let backoff_max = duration_field(
+        &raw_polling.backoff_max,
+        Duration::from_secs(300),
+        Duration::from_millis(100)..=Duration::from_secs(86_400),
+        "polling.backoff_max",
+        diags,
+    );
     let default_hole =
         int_field(raw_polling.max_hole, 8, 0..=124, "polling.max_hole", "unused registers a read may span", diags);
 
@@ -196,15 +208,31 @@ pub fn buses(raw_buses: &[(usize, RawBus)], mode: Mode, diags: &mut Diagnostics)
             }
         }
         let transport = validate_transport(rb, &path, mode, diags);
-        let timeout = duration_field(&rb.timeout, Duration::from_secs(1), &format!("{path}.timeout"), diags);
+        let timeout = duration_field(
+            &rb.timeout,
+            Duration::from_secs(1),
+            Duration::from_millis(10)..=Duration::from_secs(60),
+            &format!("{path}.timeout"),
+            diags,
+        );
         let gap_default =
             if matches!(transport, Some(Transport::Tcp { .. })) { Duration::ZERO } else { Duration::from_millis(5) };
         let gap = match &rb.gap {
             None => gap_default,
-            Some(s) => parse_duration(s).unwrap_or_else(|e| {
-                diags.error(format!("{path}.gap"), e.0);
-                gap_default
-            }),
+            Some(s) => match parse_duration(s) {
+                Ok(d) if d <= GAP_MAX => d,
+                Ok(_) => {
+                    diags.error(
+                        format!("{path}.gap"),
+                        format!("`{s}` is outside 0s..={}", humantime::format_duration(GAP_MAX)),
+                    );
+                    gap_default
+                }
+                Err(e) => {
+                    diags.error(format!("{path}.gap"), e.0);
+                    gap_default
+                }
+            },
         };
         let concurrency =
             int_field(rb.concurrency, 4, 1..=64, &format!("{path}.concurrency"), "requests in flight at once", diags)
@@ -366,7 +394,8 @@ pub fn devices(
             Some(z) => check_name(&Some(z.to_string()), &format!("{path}.zone"), "zone", diags).map(|z| z.to_string()),
             None => Some("unzoned".to_string()),
         };
-        let interval = duration_field(&rd.interval, default_interval, &format!("{path}.interval"), diags);
+        let interval =
+            duration_field(&rd.interval, default_interval, INTERVAL_RANGE, &format!("{path}.interval"), diags);
         let limits = request_limits(rd, &path, default_hole, diags);
         let max_registers = limits.max_registers;
         let retries = int_field(

@@ -2,11 +2,17 @@
 //! memory while it refuses writes.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::Limits;
 use crate::diag::{duration_field, parse_size, Diagnostics};
+
+const DEFAULT_MAX_AGE: Duration = Duration::from_secs(90 * 86_400);
+/// A day to a hundred years; past that, `"forever"`.
+const MAX_AGE_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(86_400)..=Duration::from_secs(36_525 * 86_400);
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,7 +48,17 @@ pub fn validate(raw: &RawStore, diags: &mut Diagnostics) -> StoreConfig {
             }
         },
     };
-    let max_age = duration_field(&raw.max_age, defaults.max_age, "store.max_age", diags);
+    let max_age = match raw.max_age.as_deref().map(str::trim) {
+        // "keep forever": no age limit (size still applies)
+        Some("forever" | "none") => None,
+        _ => Some(duration_field(
+            &raw.max_age,
+            defaults.max_age.unwrap_or(DEFAULT_MAX_AGE),
+            MAX_AGE_RANGE,
+            "store.max_age",
+            diags,
+        )),
+    };
     let memory_queue = match raw.memory_queue.unwrap_or(200_000) {
         n @ 1000..=50_000_000 => n as usize,
         n => {

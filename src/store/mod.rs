@@ -89,12 +89,13 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_size: u64,
-    pub max_age: Duration,
+    /// `None`: kept forever (as far as `max_size` allows).
+    pub max_age: Option<Duration>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_size: 2 << 30, max_age: Duration::from_secs(90 * 86_400) }
+        Limits { max_size: 2 << 30, max_age: Some(Duration::from_secs(90 * 86_400)) }
     }
 }
 

@@ -28,8 +28,9 @@ impl Store {
 
     /// Applies the age and size limits. `consumers` are the active consumers: records at
     /// or below all their cursors count as delivered.
-    /// Readings at or after `keep_from` are never removed for size: the ledger's month that
-    /// is not frozen yet needs them (the caller knows which; `None`: no such month).
+    /// Readings at or after `keep_from` are never removed, for age or for size: the
+    /// ledger's month that is not frozen yet needs them (the caller knows which; `None`:
+    /// no such month). No `max_age` means no age limit.
     pub fn prune(
         &self,
         now: DateTime<Utc>,
@@ -42,7 +43,13 @@ impl Store {
         }
         let delivered_upto = cursors.iter().copied().min().unwrap_or(i64::MAX);
         let mut report = PruneReport::default();
-        let cutoff = now.timestamp_millis() - self.limits.max_age.as_millis() as i64;
+        let keep = keep_from.map_or(i64::MAX, |t| t.timestamp_millis());
+        let age_cutoff = match self.limits.max_age {
+            // saturating: an age beyond the representable is no limit, never a negative one
+            Some(age) => now.timestamp_millis().saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX)),
+            None => i64::MIN,
+        };
+        let cutoff = age_cutoff.min(keep);
         // In chunks, each its own transaction with its count, and the store let go between
         // them: a month of readings past the limit at once (the clock stepped, the limit
         // lowered) neither holds the writer up for minutes nor needs a WAL the size of
@@ -64,7 +71,6 @@ impl Store {
         }
         // Size: delete the oldest in chunks until under the limit; delivered ones first.
         const OLDEST: &str = "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE seq <= ?1 AND ts_ms < ?2 ORDER BY seq LIMIT 10000)";
-        let keep = keep_from.map_or(i64::MAX, |t| t.timestamp_millis());
         for pass in ["size_delivered", "size_undelivered"] {
             loop {
                 let used = Self::used_bytes(&self.lock().conn).map_err(|e| self.err(e))?;
@@ -91,7 +97,8 @@ impl Store {
         let e = |source| StoreError::Sqlite { path: self.path.clone(), source };
         // refused batches are kept for inspection, within bounds: as long as readings, and
         // at most a twentieth of the store (at least 1 MiB); what goes is counted
-        let aside_cutoff = conn.execute("DELETE FROM set_aside WHERE at_ms < ?1", params![cutoff]).map_err(e)? as i64;
+        let aside_cutoff =
+            conn.execute("DELETE FROM set_aside WHERE at_ms < ?1", params![age_cutoff]).map_err(e)? as i64;
         let budget = (self.limits.max_size / 20).max(1 << 20) as i64;
         let mut aside_size = 0i64;
         let sizes: Vec<(i64, i64)> = {

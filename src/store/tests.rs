@@ -75,7 +75,7 @@ fn cursors_never_move_back() {
 #[test]
 fn age_limit_drops_delivered_and_counts_undelivered() {
     let dir = tempfile::tempdir().unwrap();
-    let limits = Limits { max_size: u64::MAX, max_age: Duration::from_secs(3600) };
+    let limits = Limits { max_size: u64::MAX, max_age: Some(Duration::from_secs(3600)) };
     let store = Store::open(&dir.path().join("s.db"), limits).unwrap();
     let now = Utc.timestamp_millis_opt(10 * 3_600_000).unwrap();
     let old = now.timestamp_millis() - 2 * 3_600_000;
@@ -103,21 +103,23 @@ fn age_limit_drops_delivered_and_counts_undelivered() {
 #[test]
 fn size_limit_drops_what_everyone_has_first() {
     let dir = tempfile::tempdir().unwrap();
-    let store =
-        Store::open(&dir.path().join("s.db"), Limits { max_size: u64::MAX, max_age: Duration::from_secs(1 << 30) })
-            .unwrap();
+    let store = Store::open(
+        &dir.path().join("s.db"),
+        Limits { max_size: u64::MAX, max_age: Some(Duration::from_secs(1 << 30)) },
+    )
+    .unwrap();
     let batch: Vec<Reading> =
         (0..20_000).map(|i| reading("a", "p", 1_000_000 + i, Some(i as f64), Quality::Good)).collect();
     store.append(&batch).unwrap();
     store.advance("c", 15_000).unwrap();
     let full = store.stats().unwrap().bytes;
     // allow about half of what is there: the delivered 15 000 can cover it
-    let store = Store { limits: Limits { max_size: full / 2, max_age: Duration::from_secs(1 << 30) }, ..store };
+    let store = Store { limits: Limits { max_size: full / 2, max_age: Some(Duration::from_secs(1 << 30)) }, ..store };
     let r = store.prune(Utc.timestamp_millis_opt(2_000_000).unwrap(), &["c"], None).unwrap();
     assert!(r.delivered >= 10_000 && r.undelivered == 0, "{r:?}");
     assert_eq!(store.read_after(0, 1).unwrap()[0].seq, r.delivered + 1);
     // now allow almost nothing: undelivered ones go too, counted
-    let store = Store { limits: Limits { max_size: 1, max_age: Duration::from_secs(1 << 30) }, ..store };
+    let store = Store { limits: Limits { max_size: 1, max_age: Some(Duration::from_secs(1 << 30)) }, ..store };
     let r = store.prune(Utc.timestamp_millis_opt(2_000_000).unwrap(), &["c"], None).unwrap();
     assert_eq!(r.undelivered, 5_000);
     assert_eq!(store.stats().unwrap().dropped.get("size_undelivered"), Some(&5_000));
@@ -165,7 +167,7 @@ fn acknowledging_twice_or_after_clearing_changes_nothing() {
 #[test]
 fn refused_batches_are_kept_within_bounds_and_what_goes_is_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let limits = Limits { max_size: 40 << 20, max_age: Duration::from_secs(3600) };
+    let limits = Limits { max_size: 40 << 20, max_age: Some(Duration::from_secs(3600)) };
     let store = Store::open(&dir.path().join("s.db"), limits).unwrap();
     // 30 refused batches of 100 KiB; the budget is a twentieth of 40 MiB (2 MiB): the
     // newest 20 stay, the oldest 10 go, counted
@@ -189,7 +191,8 @@ fn refused_batches_are_kept_within_bounds_and_what_goes_is_counted() {
 fn size_pruning_keeps_what_an_unfrozen_month_needs() {
     let dir = tempfile::tempdir().unwrap();
     let store =
-        Store::open(&dir.path().join("s.db"), Limits { max_size: 1, max_age: Duration::from_secs(1 << 30) }).unwrap();
+        Store::open(&dir.path().join("s.db"), Limits { max_size: 1, max_age: Some(Duration::from_secs(1 << 30)) })
+            .unwrap();
     let batch: Vec<Reading> =
         (0..2_000).map(|i| reading("a", "p", 1_000_000 + i * 1000, Some(i as f64), Quality::Good)).collect();
     store.append(&batch).unwrap();
@@ -410,4 +413,31 @@ fn only_proven_damage_counts_as_damage() {
     std::fs::write(&junk, vec![0x5Au8; 8192]).unwrap();
     let e = Store::open(&junk, Limits::default()).map(|_| ()).unwrap_err();
     assert!(e.is_damage(), "{e}");
+}
+
+#[test]
+fn age_pruning_keeps_an_unfrozen_months_readings_and_forever_keeps_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let hour = Limits { max_size: u64::MAX, max_age: Some(Duration::from_secs(3600)) };
+    let store = Store::open(&path, hour).unwrap();
+    let batch: Vec<Reading> =
+        (0..2_000).map(|i| reading("a", "p", 1_000_000 + i * 1000, Some(i as f64), Quality::Good)).collect();
+    store.append(&batch).unwrap();
+    let a_day_later = Utc.timestamp_millis_opt(100_000_000).unwrap();
+    // "forever": nothing goes for age, however old
+    let forever = Store::open(&path, Limits { max_age: None, ..hour }).unwrap();
+    assert_eq!(forever.prune(a_day_later, &[], None).unwrap(), PruneReport::default());
+    // the largest age the config allows is no wrap-around into "everything is too old"
+    let century = Store::open(&path, Limits { max_age: Some(Duration::from_secs(36_525 * 86_400)), ..hour }).unwrap();
+    assert_eq!(century.prune(a_day_later, &[], None).unwrap(), PruneReport::default());
+    let huge = Store::open(&path, Limits { max_age: Some(Duration::MAX), ..hour }).unwrap();
+    assert_eq!(huge.prune(a_day_later, &[], None).unwrap(), PruneReport::default());
+    // an hour's limit: all are past it, but those of the month not frozen yet stay
+    let keep = Utc.timestamp_millis_opt(1_000_000 + 1_500 * 1000).unwrap();
+    let r = store.prune(a_day_later, &[], Some(keep)).unwrap();
+    assert_eq!(r.delivered + r.undelivered, 1_500);
+    let left = store.read_after(0, 10_000).unwrap();
+    assert_eq!(left.len(), 500);
+    assert!(left.iter().all(|s| s.reading.ts >= keep));
 }

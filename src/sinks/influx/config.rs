@@ -163,9 +163,20 @@ pub fn validate(raw: &RawInflux, i: usize, mode: Mode, diags: &mut Diagnostics) 
             Precision::Nanoseconds
         }
     };
-    let flush_interval =
-        duration_field(&raw.flush_interval, Duration::from_secs(2), &format!("{path}.flush_interval"), diags);
-    let timeout = duration_field(&raw.timeout, Duration::from_secs(10), &format!("{path}.timeout"), diags);
+    let flush_interval = duration_field(
+        &raw.flush_interval,
+        Duration::from_secs(2),
+        Duration::from_millis(10)..=Duration::from_secs(3600),
+        &format!("{path}.flush_interval"),
+        diags,
+    );
+    let timeout = duration_field(
+        &raw.timeout,
+        Duration::from_secs(10),
+        Duration::from_millis(100)..=Duration::from_secs(600),
+        &format!("{path}.timeout"),
+        diags,
+    );
     if diags.errors().count() > before {
         return None;
     }

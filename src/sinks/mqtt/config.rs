@@ -124,7 +124,14 @@ pub fn validate(raw: &RawMqtt, site: &str, mode: Mode, diags: &mut Diagnostics) 
     if (ca_file.is_some() || cert.is_some()) && !tls {
         diags.error("mqtt.url", "TLS files are configured but the url is mqtt://; use mqtts://");
     }
-    let keep_alive = duration_field(&raw.keep_alive, Duration::from_secs(30), "mqtt.keep_alive", diags);
+    let keep_alive = duration_field(
+        &raw.keep_alive,
+        Duration::from_secs(30),
+        // MQTT carries the keep-alive as 16-bit seconds
+        Duration::from_secs(5)..=Duration::from_secs(u16::MAX as u64),
+        "mqtt.keep_alive",
+        diags,
+    );
     if diags.items.len() > before && diags.has_errors() {
         return None;
     }
