@@ -148,6 +148,31 @@ pub fn validate(raw: &RawInflux, i: usize, mode: Mode, diags: &mut Diagnostics) 
             return None;
         }
     };
+    let Delivery { batch_size, precision, flush_interval, timeout } = delivery(raw, &path, diags);
+    if diags.errors().count() > before {
+        return None;
+    }
+    Some(InfluxConfig {
+        name: raw.name.clone().unwrap_or_else(|| i.to_string()),
+        url: url.trim_end_matches('/').to_string(),
+        api,
+        batch_size,
+        flush_interval,
+        precision,
+        gzip: raw.gzip.unwrap_or(true),
+        timeout,
+    })
+}
+
+/// How a sink sends: batch size, precision, flush interval and timeout.
+struct Delivery {
+    batch_size: usize,
+    precision: Precision,
+    flush_interval: Duration,
+    timeout: Duration,
+}
+
+fn delivery(raw: &RawInflux, path: &str, diags: &mut Diagnostics) -> Delivery {
     let batch_size = match raw.batch_size.unwrap_or(5000) {
         b @ 1..=100_000 => b as usize,
         b => {
@@ -177,19 +202,7 @@ pub fn validate(raw: &RawInflux, i: usize, mode: Mode, diags: &mut Diagnostics) 
         &format!("{path}.timeout"),
         diags,
     );
-    if diags.errors().count() > before {
-        return None;
-    }
-    Some(InfluxConfig {
-        name: raw.name.clone().unwrap_or_else(|| i.to_string()),
-        url: url.trim_end_matches('/').to_string(),
-        api,
-        batch_size,
-        flush_interval,
-        precision,
-        gzip: raw.gzip.unwrap_or(true),
-        timeout,
-    })
+    Delivery { batch_size, precision, flush_interval, timeout }
 }
 
 #[cfg(test)]
