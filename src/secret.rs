@@ -64,6 +64,24 @@ pub fn url_origin(url: &str) -> String {
     }
 }
 
+/// `text` (a receiver's answer, a `Location`) with everything of the secret URL `url`
+/// that could be its key taken out: the URL itself, its path after the host, and each
+/// query value. A robot that echoes the URL it was called on must not put its key in
+/// `/healthz`.
+pub fn without_url_secrets(text: &str, url: &str) -> String {
+    let mut out = text.replace(url, "[webhook URL]");
+    if let Some((_, rest)) = url.split_once("://") {
+        let after_host = rest.find(['/', '?', '#']).map_or("", |i| &rest[i..]);
+        let (path, query) = after_host.split_once('?').unwrap_or((after_host, ""));
+        let mut parts: Vec<&str> = query.split('&').filter_map(|kv| kv.split_once('=').map(|(_, v)| v)).collect();
+        parts.push(path);
+        for p in parts.into_iter().filter(|p| p.len() >= 6) {
+            out = out.replace(p, "[redacted]");
+        }
+    }
+    out
+}
+
 /// Reads a secret from the environment variable or the file named (`path` is the
 /// configuration path without `_env`/`_file`, `what` names it in messages).
 pub fn read(

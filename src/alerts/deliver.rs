@@ -173,19 +173,29 @@ pub async fn post(
     format: WebhookFormat,
 ) -> Result<(), String> {
     let answer = http.post(url.expose()).header("Content-Type", "application/json").body(body.to_string()).send().await;
+    // what the receiver says is shown on /healthz: bounded, one line, and without the key
+    let safe = |s: &str| crate::untrusted::shown(&crate::secret::without_url_secrets(s, url.expose()), 200);
     match answer {
         Err(e) => Err(format!("cannot reach the webhook: {}", e.without_url())),
+        Ok(r) if r.status().is_redirection() => Err(format!(
+            "the webhook answered HTTP {} redirecting to {}: a redirect is not a delivery; configure the URL that takes the message",
+            r.status(),
+            safe(r.headers().get(reqwest::header::LOCATION).and_then(|l| l.to_str().ok()).unwrap_or("(no Location)"))
+        )),
         Ok(r) if !r.status().is_success() => Err(format!("the webhook answered HTTP {}", r.status())),
         Ok(r) => {
             let body = r.text().await.unwrap_or_default();
-            robot_verdict(format, &body)
+            let body = crate::secret::without_url_secrets(&body, url.expose());
+            robot_verdict(format, &body).map_err(|e| crate::untrusted::shown(&e, 200))
         }
     }
 }
 
-/// The HTTP client of every robot message (alerts and the monthly announcement).
+/// The HTTP client of every robot message (alerts and the monthly announcement). It
+/// follows no redirect: a captive portal's 302 would turn the POST into a GET of its
+/// login page, and that page's 200 is not a robot taking the message.
 pub fn client() -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder().timeout(Duration::from_secs(10)).build()
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).redirect(reqwest::redirect::Policy::none()).build()
 }
 
 /// Sends unconfirmed changes to the webhook; returns how many were confirmed. A refusal
@@ -336,6 +346,37 @@ fn pending(store: &Store, to: Destination) -> Option<Vec<(AlertRow, i64)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_redirect_is_not_a_delivery_and_an_echoed_key_never_shows() {
+        use axum::http::{header, StatusCode, Uri};
+        let app = axum::Router::new()
+            .route(
+                "/portal",
+                axum::routing::any(|| async {
+                    (StatusCode::FOUND, [(header::LOCATION, "http://portal.lan/login?next=/send?key=SECRETKEY123")], "")
+                }),
+            )
+            .route(
+                "/send",
+                axum::routing::post(|uri: Uri| async move {
+                    format!("{{\"errcode\":93000,\"errmsg\":\"invalid webhook url {uri}\"}}")
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = client().unwrap();
+        let body = serde_json::json!({"msgtype": "text"});
+        let url = Secret::new(format!("http://{addr}/portal?key=SECRETKEY123"));
+        let e = post(&http, &url, &body, WebhookFormat::Wecom).await.unwrap_err();
+        assert!(e.contains("302") && e.contains("a redirect is not a delivery"), "{e}");
+        assert!(!e.contains("SECRETKEY123"), "{e}");
+        let url = Secret::new(format!("http://{addr}/send?key=SECRETKEY123"));
+        let e = post(&http, &url, &body, WebhookFormat::Wecom).await.unwrap_err();
+        assert!(e.contains("errcode 93000"), "{e}");
+        assert!(!e.contains("SECRETKEY123"), "{e}");
+    }
 
     #[test]
     fn robots_refuse_with_http_200_and_an_errcode() {

@@ -119,10 +119,21 @@ pub enum Verdict {
     TooLarge,
 }
 
+/// Judges InfluxDB's answer. Only what InfluxDB (or VictoriaMetrics) says on a stored
+/// write counts as delivered: 204, or a 2xx with nothing in it. A redirect or a page
+/// (a captive portal, a proxy's login) is not a delivery: the cursor stays.
 pub fn judge(status: u16, text: &str, cfg: &InfluxConfig) -> Verdict {
     let text = text.trim();
     match status {
-        200..=299 => Verdict::Delivered,
+        204 => Verdict::Delivered,
+        200..=299 if text.is_empty() => Verdict::Delivered,
+        200..=299 => Verdict::Blocked(format!(
+            "the InfluxDB URL answered {status} with a page, not InfluxDB's 204: a proxy or a portal is in the way; nothing was written. {}",
+            crate::untrusted::shown(text, 120)
+        )),
+        300..=399 => Verdict::Blocked(format!(
+            "the InfluxDB URL answered {status} ({text}): a redirect is not a delivery; set url to where InfluxDB itself listens"
+        )),
         401 | 403 => Verdict::Blocked(match &cfg.api {
             InfluxApi::V1 { .. } => format!("InfluxDB refused the credentials ({status}): check username and password. {text}"),
             InfluxApi::V2 { .. } => format!("InfluxDB refused the token ({status}): check token_env/token_file and its write permission on the bucket. {text}"),
@@ -164,8 +175,12 @@ async fn post(http: &reqwest::Client, cfg: &InfluxConfig, url: &str, body: &str)
     match req.send().await {
         Ok(rsp) => {
             let status = rsp.status().as_u16();
+            if rsp.status().is_redirection() {
+                let to = rsp.headers().get(reqwest::header::LOCATION).and_then(|l| l.to_str().ok());
+                return Ok((status, format!("to {}", crate::secret::redact_url(to.unwrap_or("nowhere")))));
+            }
             let text = rsp.text().await.unwrap_or_default();
-            Ok((status, text.chars().take(500).collect()))
+            Ok((status, crate::untrusted::shown(&text, 500)))
         }
         // without_url: a query may carry credentials; the base URL (credentials taken out
         // by the configuration) says where
@@ -176,7 +191,7 @@ async fn post(http: &reqwest::Client, cfg: &InfluxConfig, url: &str, body: &str)
 /// Writes one body of line protocol outside the store's queue (for figures that are
 /// recomputed rather than queued, like the monthly ledger). Errors are sentences.
 pub async fn write_once(cfg: &InfluxConfig, body: &str) -> Result<(), String> {
-    let http = reqwest::Client::builder().timeout(cfg.timeout).build().map_err(|e| e.to_string())?;
+    let http = client(cfg).map_err(|e| e.to_string())?;
     let mut once = cfg.clone();
     once.precision = Precision::Nanoseconds;
     match post(&http, &once, &write_url(&once), body).await {
@@ -187,6 +202,12 @@ pub async fn write_once(cfg: &InfluxConfig, body: &str) -> Result<(), String> {
         },
         Err(e) => Err(e),
     }
+}
+
+/// The sink's HTTP client: it follows no redirect (a 302 would turn the POST into a GET
+/// whose 200 says nothing about the data).
+fn client(cfg: &InfluxConfig) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder().timeout(cfg.timeout).redirect(reqwest::redirect::Policy::none()).build()
 }
 
 pub fn consumer_name(cfg: &InfluxConfig) -> String {
@@ -203,7 +224,7 @@ pub async fn run(
     drain: Duration,
 ) {
     let consumer = consumer_name(&cfg);
-    let http = match reqwest::Client::builder().timeout(cfg.timeout).build() {
+    let http = match client(&cfg) {
         Ok(c) => c,
         Err(e) => {
             health.failure(format!("HTTP client: {e}"));
@@ -433,6 +454,44 @@ mod tests {
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         (url, posts)
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_a_portal_is_not_a_delivery() {
+        use axum::http::{header, StatusCode};
+        // a captive portal: the write is redirected to a login page that answers 200
+        let app = axum::Router::new()
+            .route("/write", axum::routing::any(|| async { (StatusCode::FOUND, [(header::LOCATION, "/login")], "") }))
+            .route("/login", axum::routing::get(|| async { "<html>please log in</html>" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("s.db"), Default::default()).unwrap());
+        store.append(&[reading(Some(1.0), Quality::Good)]).unwrap();
+        let mut c =
+            cfg(InfluxApi::V1 { database: "db".into(), retention_policy: None, username: None, password: None });
+        c.url = url;
+        c.flush_interval = Duration::from_millis(10);
+        let health = Arc::new(SinkHealth::new("influxdb:0", "influxdb:0"));
+        let cancel = CancellationToken::new();
+        let (_tx, notify) = watch::channel(0);
+        let task = tokio::spawn(run(c, store.clone(), notify, health.clone(), cancel.clone(), Duration::from_secs(1)));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while health.error().is_none() {
+            assert!(std::time::Instant::now() < deadline, "no refusal reported");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let e = health.error().unwrap_or_default();
+        assert!(e.contains("302") && e.contains("to /login") && e.contains("a redirect is not a delivery"), "{e}");
+        assert_eq!(store.cursor("influxdb:0").unwrap(), 0, "nothing counted as delivered");
+        assert_eq!(store.stats().unwrap().set_aside, 0, "nor set aside: it is sent again when the URL is right");
+        cancel.cancel();
+        let _ = task.await;
+        // and a proxy's page with 200 is no delivery either
+        let v1 = cfg(InfluxApi::V1 { database: "db".into(), retention_policy: None, username: None, password: None });
+        assert!(matches!(judge(200, "<html>login</html>", &v1), Verdict::Blocked(_)));
+        assert_eq!(judge(200, "", &v1), Verdict::Delivered);
     }
 
     #[tokio::test(start_paused = true)]
