@@ -26,6 +26,14 @@ impl Restarts {
     }
 }
 
+/// A run this long counts as healthy: the next failure backs off from the start again.
+const HEALTHY_RUN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The pause before restart `attempt` (0-based): 0.5 s, doubling to at most 30 s.
+fn backoff(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6))).min(std::time::Duration::from_secs(30))
+}
+
 /// Runs `make()` on `tracker` and keeps it running until `cancel` (see the module doc).
 pub fn spawn<F, Fut>(tracker: &TaskTracker, name: String, cancel: CancellationToken, restarts: Arc<Restarts>, make: F)
 where
@@ -35,6 +43,7 @@ where
     tracker.spawn(async move {
         let mut attempt = 0u32;
         loop {
+            let started = tokio::time::Instant::now();
             let ended = tokio::spawn(make()).await;
             if cancel.is_cancelled() {
                 return;
@@ -44,9 +53,13 @@ where
                 Err(e) => tracing::error!(task = %name, error = %e, "task failed; starting it again"),
             }
             restarts.count(&name);
+            // a task that ran healthily for a while starts its backoff afresh: one bad
+            // moment a day must not cost 30 s each time
+            if started.elapsed() >= HEALTHY_RUN {
+                attempt = 0;
+            }
             // 0.5 s, doubling to at most 30 s
-            let delay = std::time::Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6)))
-                .min(std::time::Duration::from_secs(30));
+            let delay = backoff(attempt);
             attempt = attempt.saturating_add(1);
             tokio::select! {
                 () = cancel.cancelled() => return,
@@ -93,5 +106,43 @@ mod tests {
         cancel.cancel();
         tracker.wait().await;
         assert_eq!(runs.load(Ordering::SeqCst), 3, "a cancelled task is not started again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_healthy_run_the_backoff_starts_again() {
+        let tracker = TaskTracker::new();
+        let cancel = CancellationToken::new();
+        let restarts = Arc::new(Restarts::default());
+        let runs = Arc::new(AtomicU32::new(0));
+        let r = runs.clone();
+        spawn(&tracker, "bus".into(), cancel.clone(), restarts.clone(), move || {
+            let r = r.clone();
+            async move {
+                // eight quick failures (backoff grows to 30 s), then a healthy hour, then
+                // one more failure
+                if r.fetch_add(1, Ordering::SeqCst) == 8 {
+                    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                }
+            }
+        });
+        tracker.close();
+        let start = tokio::time::Instant::now();
+        while runs.load(Ordering::SeqCst) < 9 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        // 0.5 + 1 + 2 + 4 + 8 + 16 + 30 + 30 s of backoff before the ninth run
+        let ninth = start.elapsed();
+        while runs.load(Ordering::SeqCst) < 10 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let tenth = start.elapsed() - ninth;
+        assert!(
+            tenth < std::time::Duration::from_secs(3601),
+            "restarted 0.5 s after the healthy hour, not 30 s: {tenth:?}"
+        );
+        assert_eq!(backoff(0), std::time::Duration::from_millis(500));
+        assert_eq!(backoff(7), std::time::Duration::from_secs(30));
+        cancel.cancel();
+        tracker.wait().await;
     }
 }

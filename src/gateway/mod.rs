@@ -97,7 +97,7 @@ pub struct Gateway {
     pub failed: CancellationToken,
     /// Prune, ledger publishing and alert passes.
     jobs: TaskTracker,
-    http_task: Option<tokio::task::JoinHandle<()>>,
+    http_task: TaskTracker,
 }
 
 impl Gateway {
@@ -157,7 +157,7 @@ impl Gateway {
         let (periodic, monthly_health, alert_health) = spawn_jobs(cfg, &store, consumers, &sink_cancel, &restarts);
 
         let http_cancel = CancellationToken::new();
-        let mut http_task = None;
+        let http_task = TaskTracker::new();
         let mut http_addr = None;
         if let (Some(h), Some(listener)) = (&cfg.http, listener) {
             let max_interval = cfg.devices.iter().map(|d| d.interval).max().unwrap_or(Duration::from_secs(10));
@@ -188,12 +188,16 @@ impl Gateway {
             let addr = listener.local_addr()?;
             http_addr = Some(addr);
             tracing::info!(listen = %addr, "http endpoint: /healthz /metrics /api/status");
+            // supervised like every other task: a panic in the server restarts it on the
+            // same socket
+            let listener = Arc::new(listener);
+            let app = crate::http::router(state);
+            let bounds = crate::http::serve::Bounds::for_this_process(h.max_connections);
             let c = http_cancel.clone();
-            http_task = Some(tokio::spawn(async move {
-                let _ = axum::serve(listener, crate::http::router(state))
-                    .with_graceful_shutdown(async move { c.cancelled().await })
-                    .await;
-            }));
+            supervise::spawn(&http_task, "http".into(), http_cancel.clone(), restarts.clone(), move || {
+                crate::http::serve::serve(listener.clone(), app.clone(), bounds, c.clone())
+            });
+            http_task.close();
         }
         Ok(Gateway {
             store,
@@ -232,9 +236,7 @@ impl Gateway {
             tracing::warn!("periodic jobs did not finish in time");
         }
         self.http_cancel.cancel();
-        if let Some(t) = self.http_task {
-            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
-        }
+        let _ = tokio::time::timeout(Duration::from_secs(6), self.http_task.wait()).await;
         tracing::info!(last_seq = self.store.last_seq().unwrap_or(0), "stopped");
     }
 }

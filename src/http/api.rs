@@ -42,29 +42,39 @@ pub(super) async fn ledger(
     if st.config.topology.zones.is_empty() {
         return (StatusCode::NOT_FOUND, "no [[zones]] are configured: there is no ledger\n").into_response();
     }
+    // computed and rendered in the one ledger slot, off the async workers
+    let _slot = match st.ledger_permit().await {
+        Ok(p) => p,
+        Err(busy) => return busy,
+    };
     let st2 = st.clone();
-    let computed = blocking(move || MonthReport::from_store(&st2.config.targets_spec(), &st2.store, month)).await;
-    let l = match computed {
-        Ok(l) => l,
+    let format = ext.clone();
+    let rendered = blocking(move || {
+        let l = MonthReport::from_store(&st2.config.targets_spec(), &st2.store, month).map_err(|e| e.to_string())?;
+        match format.as_str() {
+            "csv" => Ok(l.csv(lang).into_bytes()),
+            "xlsx" => l.xlsx(lang).map_err(|e| e.to_string()),
+            _ => serde_json::to_vec(&l).map_err(|e| e.to_string()),
+        }
+    })
+    .await;
+    let body = match rendered {
+        Ok(b) => b,
         Err(r) => return r,
     };
-    match ext.as_str() {
-        "csv" => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], l.csv(lang)).into_response(),
-        "xlsx" => match l.xlsx(lang) {
-            Ok(bytes) => (
-                [
-                    (
-                        header::CONTENT_TYPE,
-                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string(),
-                    ),
-                    (header::CONTENT_DISPOSITION, format!("attachment; filename=\"ledger-{name}.xlsx\"")),
-                ],
-                bytes,
-            )
-                .into_response(),
-            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
-        },
-        _ => Json(l).into_response(),
+    let (ctype, disposition) = match ext.as_str() {
+        "csv" => ("text/csv; charset=utf-8", None),
+        "xlsx" => (
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Some(format!("attachment; filename=\"ledger-{name}.xlsx\"")),
+        ),
+        _ => ("application/json", None),
+    };
+    match disposition {
+        Some(d) => {
+            ([(header::CONTENT_TYPE, ctype.to_string()), (header::CONTENT_DISPOSITION, d)], body).into_response()
+        }
+        None => ([(header::CONTENT_TYPE, ctype.to_string())], body).into_response(),
     }
 }
 
@@ -73,6 +83,10 @@ pub(super) async fn ledger(
 pub(super) async fn targets(State(st): State<Arc<AppState>>, Path(month): Path<String>) -> Response {
     let Some(month) = Month::parse(&month) else {
         return (StatusCode::BAD_REQUEST, format!("`{month}` is not a month: use YYYY-MM\n")).into_response();
+    };
+    let _slot = match st.ledger_permit().await {
+        Ok(p) => p,
+        Err(busy) => return busy,
     };
     let st2 = st.clone();
     let computed = blocking(move || {

@@ -19,6 +19,8 @@ pub struct RawHttp {
     /// variable or the file named here.
     pub token_env: Option<String>,
     pub token_file: Option<String>,
+    /// Connections served at once; at the limit the oldest is closed for the newest.
+    pub max_connections: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -28,6 +30,8 @@ pub struct HttpConfig {
     /// Required as `Authorization: Bearer …` by every endpoint that changes state; without
     /// one those endpoints answer 403.
     pub token: Option<Secret>,
+    /// Connections served at once (the process's open-file limit may lower it at start).
+    pub max_connections: usize,
 }
 
 pub fn validate(raw: &RawHttp, mode: Mode, diags: &mut Diagnostics) -> Option<HttpConfig> {
@@ -59,5 +63,13 @@ pub fn validate(raw: &RawHttp, mode: Mode, diags: &mut Diagnostics) -> Option<Ht
             format!("{addr} is reachable from the network and no token is set: anyone who reaches it can read status, ledgers and alerts; writes stay disabled until [http] token_env or token_file is set"),
         );
     }
-    Some(HttpConfig { listen: addr, stall_after, token })
+    let max_connections = crate::diag::int_field(
+        raw.max_connections,
+        256,
+        8..=65_536,
+        "http.max_connections",
+        "connections served at once",
+        diags,
+    ) as usize;
+    Some(HttpConfig { listen: addr, stall_after, token, max_connections })
 }

@@ -501,4 +501,71 @@ mod tests {
         sink.success(10);
         assert!(problems(&st).is_empty(), "{:?}", problems(&st));
     }
+
+    /// The real connection loop on a loopback port, with `bounds`.
+    async fn served(
+        st: AppState,
+        bounds: crate::http::serve::Bounds,
+    ) -> (std::net::SocketAddr, tokio_util::sync::CancellationToken) {
+        let listener = Arc::new(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+        let addr = listener.local_addr().unwrap();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(crate::http::serve::serve(listener, crate::http::router(Arc::new(st)), bounds, cancel.clone()));
+        (addr, cancel)
+    }
+
+    async fn healthz_within(addr: std::net::SocketAddr, limit: Duration) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let answer = async {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        };
+        tokio::time::timeout(limit, answer).await.expect("/healthz answered in time")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_and_slow_clients_neither_stay_nor_lock_healthz_out() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let bounds = crate::http::serve::Bounds { max_connections: 8, header_timeout: Duration::from_millis(500) };
+        let (addr, cancel) = served(state(dir.path(), Vec::new(), 0), bounds).await;
+        // a slowloris: headers begun, never finished; the server closes it
+        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: ").await.unwrap();
+        let mut buf = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
+        assert!(closed.is_ok(), "a client that never finishes its headers is closed");
+        // 40 idle connections, five times the limit: /healthz still answers at once
+        let mut idle = Vec::new();
+        for _ in 0..40 {
+            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        let answer = healthz_within(addr, Duration::from_secs(2)).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        // every answer says: no sniffing, no framing, only the gateway's own resources
+        assert!(answer.contains("x-content-type-options: nosniff"), "{answer}");
+        assert!(answer.contains("x-frame-options: DENY"), "{answer}");
+        assert!(answer.contains("content-security-policy: default-src 'self'"), "{answer}");
+        cancel.cancel();
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = state(dir.path(), Vec::new(), 0);
+        st.token = Some(crate::secret::Secret::new("0123456789abcdef0123"));
+        let with = |v: &str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert(axum::http::header::AUTHORIZATION, v.parse().unwrap());
+            crate::http::refusal(&st, &h).map(|r| r.status().as_u16())
+        };
+        for ok in ["Bearer 0123456789abcdef0123", "bearer 0123456789abcdef0123", "BEARER  0123456789abcdef0123"] {
+            assert_eq!(with(ok), None, "{ok}");
+        }
+        assert_eq!(with("Basic 0123456789abcdef0123"), Some(401));
+        assert_eq!(with("bearer wrong"), Some(401));
+    }
 }

@@ -7,6 +7,7 @@ mod api;
 pub mod config;
 mod health;
 pub mod page;
+pub mod serve;
 
 pub use health::{problems, render_metrics};
 
@@ -84,6 +85,27 @@ pub(crate) async fn blocking<T: Send + 'static, E: std::fmt::Display + Send + 's
     }
 }
 
+impl AppState {
+    /// The one ledger slot (each ledger reads a month of every meter, and holds its
+    /// tables while it renders them): waited for at most 30 s, then 503 with
+    /// `Retry-After`, so that a flood of downloads neither grows memory nor holds
+    /// connections for ever.
+    pub(crate) async fn ledger_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Response> {
+        let busy = || {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::RETRY_AFTER, "10")],
+                "the gateway is computing other ledgers; try again in a few seconds\n",
+            )
+                .into_response()
+        };
+        match tokio::time::timeout(Duration::from_secs(30), self.ledger_slot.acquire()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(busy()),
+        }
+    }
+}
+
 /// Largest request body any endpoint takes.
 pub const MAX_BODY: usize = 64 * 1024;
 
@@ -99,11 +121,13 @@ pub(crate) fn refusal(st: &AppState, headers: &axum::http::HeaderMap) -> Option<
         )
             .into_response());
     };
+    // the scheme is case-insensitive (RFC 9110 §11.1): `bearer`, `BEARER` are the same
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, t)| t.trim());
     if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) {
         None
     } else {
@@ -130,5 +154,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(page::routes())
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found: try /, /healthz, /metrics or /api/status\n") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(serve::timeout))
+        .layer(axum::middleware::from_fn(serve::security_headers))
         .with_state(state)
 }

@@ -119,8 +119,10 @@ async fn show<E: std::fmt::Display + Send + 'static>(
     view: impl FnOnce(&AppState) -> Result<Result<Markup, String>, E> + Send + 'static,
 ) -> Response {
     let _slot = if slot {
-        let Ok(permit) = st.ledger_slot.acquire().await else { return StatusCode::SERVICE_UNAVAILABLE.into_response() };
-        Some(permit)
+        match st.ledger_permit().await {
+            Ok(permit) => Some(permit),
+            Err(busy) => return busy,
+        }
     } else {
         None
     };
