@@ -132,17 +132,21 @@ fn cost_item(
             priced(&h, t, &mut notes)
         }
         (CostKind::Demand, Some(t)) => {
-            let peak = input_hours.values().copied().fold(0.0, f64::max);
             match in_force(std::slice::from_ref(t), period.from.with_timezone(&spec.tz).date_naive()) {
-                Some((_, Tariff { price: Price::Flat(p), .. })) => {
-                    (Some(peak), tariff::amount_fen(tariff::units(peak), *p))
-                }
+                Some((_, Tariff { price: Price::Flat(p), .. })) => match demand_charge(input_hours.values(), *p) {
+                    Some((peak, fen)) => (Some(peak), fen),
+                    // never charged as 0 without a word
+                    None => {
+                        notes.push("implausible peak: not charged; check the meters' readings".into());
+                        (None, 0)
+                    }
+                },
                 _ => {
                     notes.push(format!(
                         "not charged: no flat price per kW in force on the month's first day ({})",
                         t.name
                     ));
-                    (Some(peak), 0)
+                    (demand_charge(input_hours.values(), rust_decimal::Decimal::ZERO).map(|(peak, _)| peak), 0)
                 }
             }
         }
@@ -168,6 +172,30 @@ fn cost_item(
         _ => amount,
     };
     (quantity, amount, notes)
+}
+
+/// The month's peak hour and its demand charge at `price` per unit, or `None` when an
+/// hour is not a number or the charge is beyond any meter.
+fn demand_charge<'a>(hours: impl Iterator<Item = &'a f64>, price: rust_decimal::Decimal) -> Option<(f64, i64)> {
+    let mut peak = 0.0f64;
+    for v in hours {
+        if !v.is_finite() || v.abs() > 1e15 {
+            return None;
+        }
+        peak = peak.max(*v);
+    }
+    Some((peak, tariff::checked_amount_fen(tariff::units(peak), price)?))
+}
+
+#[cfg(test)]
+#[test]
+fn a_demand_charge_on_an_impossible_peak_is_none_not_zero() {
+    let p = rust_decimal::Decimal::from(38);
+    assert_eq!(demand_charge([12.0, 20.0, 3.0].iter(), p), Some((20.0, 76_000)));
+    assert_eq!(demand_charge([].iter(), p), Some((0.0, 0)));
+    assert_eq!(demand_charge([12.0, f64::INFINITY].iter(), p), None);
+    assert_eq!(demand_charge([f64::NAN, 12.0].iter(), p), None);
+    assert_eq!(demand_charge([1e300].iter(), p), None);
 }
 
 /// Each utility's figures and cost lines; fills the zones' cost and gap.
