@@ -357,6 +357,9 @@ fn status_json(st: &AppState) -> serde_json::Value {
         .map(|d| {
             let s = st.stats.get(&d.device);
             let g = |f: fn(&poller::DeviceStats) -> u64| s.map(|s| f(s)).unwrap_or(0);
+            let when = |ms: Option<i64>| {
+                ms.filter(|m| *m > 0).and_then(chrono::DateTime::from_timestamp_millis).map(|t| t.to_rfc3339())
+            };
             serde_json::json!({
                 "device": d.device, "bus": d.bus, "zone": d.zone,
                 "cycles": g(|s| s.cycles.load(Ordering::Relaxed)),
@@ -366,6 +369,11 @@ fn status_json(st: &AppState) -> serde_json::Value {
                 "exceptions": g(|s| s.exceptions.load(Ordering::Relaxed)),
                 "slow_cycles": g(|s| s.slow_cycles.load(Ordering::Relaxed)),
                 "poll_failures": g(|s| s.panics.load(Ordering::Relaxed)),
+                "connect_failures": g(|s| s.connect_failures.load(Ordering::Relaxed)),
+                // the last cycle the device answered, not the last attempt
+                "last_good_reading": when(s.map(|s| s.last_good_ms.load(Ordering::Relaxed))),
+                "failing_since": when(s.map(|s| s.failing_since_ms.load(Ordering::Relaxed))),
+                "last_error": s.and_then(|s| s.last_error()),
             })
         })
         .collect();

@@ -92,6 +92,16 @@ pub enum Transport {
     },
 }
 
+impl std::fmt::Display for Transport {
+    /// Where the bus goes: `127.0.0.1:5020`, `/dev/ttyUSB0`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::Tcp { address } | Transport::RtuOverTcp { address, .. } => f.write_str(address),
+            Transport::Rtu { device, .. } => write!(f, "{}", device.display()),
+        }
+    }
+}
+
 impl Transport {
     pub fn kind(&self) -> &'static str {
         match self {

@@ -23,7 +23,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,9 +57,36 @@ pub struct DeviceStats {
     pub panics: AtomicU64,
     /// Exception responses per point name.
     pub point_exceptions: Mutex<HashMap<String, u64>>,
+    /// Connections that could not be opened (also counted in `transport_errors`).
+    pub connect_failures: AtomicU64,
+    /// Wall-clock ms of the last cycle the device answered (0: never).
+    pub last_good_ms: AtomicI64,
+    /// Wall-clock ms of the first cycle of the current run of failures (0: answering).
+    pub failing_since_ms: AtomicI64,
+    /// Why the last failed request failed, in words (`None` while the device answers).
+    last_error: Mutex<Option<String>>,
 }
 
 impl DeviceStats {
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn failed(&self, why: String) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+    }
+
+    /// Records how a cycle ended, at wall-clock `now_ms`.
+    pub fn cycle_ended(&self, answered: bool, now_ms: i64) {
+        if answered {
+            self.last_good_ms.store(now_ms, Ordering::Relaxed);
+            self.failing_since_ms.store(0, Ordering::Relaxed);
+            *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        } else {
+            let _ = self.failing_since_ms.compare_exchange(0, now_ms, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
     fn count_exception(&self, points: &[Arc<str>]) {
         self.exceptions.fetch_add(1, Ordering::Relaxed);
         let mut m = self.point_exceptions.lock().unwrap_or_else(|e| e.into_inner());
@@ -153,6 +180,11 @@ impl Job {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(device = %self.device.name, error = %e, "connect failed");
+                // a connection refused is a failure of this device's poll: counted and
+                // told, not only logged at debug
+                self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+                self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
+                self.stats.failed(format!("cannot connect to {}: {e}", self.pool.transport));
                 return Attempt::Transport;
             }
         };
@@ -172,6 +204,7 @@ impl Job {
                 // A valid frame with the wrong amount of data: the device is confused.
                 tracing::debug!(device = %self.device.name, got = data.len(), want = req.count, "short answer");
                 self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
+                self.stats.failed(format!("answered {} values where {} were asked", data.len(), req.count));
                 Attempt::Transport
             }
             Ok(Ok(Err(code))) => {
@@ -181,10 +214,16 @@ impl Job {
             Ok(Err(e)) => {
                 tracing::debug!(device = %self.device.name, error = %e, "transport error");
                 self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
+                self.stats.failed(format!("transport error: {e}"));
                 Attempt::Transport
             }
             Err(_) => {
                 self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                self.stats.failed(format!(
+                    "no answer from unit {} within {}",
+                    self.device.unit,
+                    humantime::format_duration(self.pool.timeout)
+                ));
                 Attempt::Timeout
             }
         }
@@ -414,6 +453,7 @@ pub async fn run_bus(
                 }
                 let interval = slot.job.device.interval;
                 let now = Instant::now();
+                slot.job.stats.cycle_ended(outcome.answered, chrono::Utc::now().timestamp_millis());
                 if outcome.answered {
                     if !slot.answering {
                         tracing::info!(device = %slot.job.device.name, "device answers again");

@@ -71,6 +71,22 @@ impl SinkHealth {
 /// Resolves when the store has committed more readings. Once the writer is gone (no
 /// pollers, or shutting down) it never resolves, so callers fall back to their timers
 /// instead of spinning on a closed channel.
+/// Runs store work of a sink on the blocking pool. A store locked by another process
+/// makes a statement wait up to the busy timeout (5 s), and the store has one connection:
+/// on an async worker that wait would stall the pollers' tasks with it.
+pub async fn on_store<T: Send + 'static>(
+    store: &std::sync::Arc<crate::store::Store>,
+    f: impl FnOnce(&crate::store::Store) -> crate::store::Result<T> + Send + 'static,
+) -> crate::store::Result<T> {
+    let s = store.clone();
+    match tokio::task::spawn_blocking(move || f(&s)).await {
+        Ok(r) => r,
+        Err(e) => {
+            Err(crate::store::StoreError::Invalid { path: "store".into(), message: format!("store task failed: {e}") })
+        }
+    }
+}
+
 pub async fn changed(notify: &mut tokio::sync::watch::Receiver<i64>) {
     if notify.changed().await.is_err() {
         std::future::pending::<()>().await;

@@ -54,10 +54,36 @@ pub(super) fn overview(st: &AppState, lang: Lang) -> Result<Markup, StoreError> 
         use crate::model::Quantity::*;
         matches!(q, WaterFlow | WaterVolume | Pressure | ValvePosition | ActivePower | EnergyImport)
     };
+    // devices failing now, from their first failed cycle (before /healthz turns red)
+    let failing: Vec<(&crate::http::DeviceLabels, i64, String)> = st
+        .devices
+        .iter()
+        .filter_map(|d| {
+            let s = st.stats.get(&d.device)?;
+            let since = s.failing_since_ms.load(std::sync::atomic::Ordering::Relaxed);
+            (since > 0).then(|| (d, since, s.last_error().unwrap_or_default()))
+        })
+        .collect();
+    let last_good = |device: &str| {
+        st.stats
+            .get(device)
+            .map(|s| s.last_good_ms.load(std::sync::atomic::Ordering::Relaxed))
+            .filter(|ms| *ms > 0)
+            .and_then(chrono::DateTime::from_timestamp_millis)
+    };
     Ok(html! {
-        @if problems.is_empty() {
+        @if problems.is_empty() && failing.is_empty() {
             p.ok data-k="healthy" { (lang.t("Healthy: polling, store and delivery all move.", "运行正常：采集、存储和转发都在进行。")) }
-        } @else {
+        }
+        @if !failing.is_empty() {
+            div.note data-k="devices-failing" {
+                b { (failing.len()) " / " (st.devices.len()) " " (lang.t("devices give no good reading:", "台设备没有正常读数：")) }
+                ul { @for (d, since, why) in &failing {
+                    li { (d.device) " — " (lang.t("since", "自")) " " (chrono::DateTime::from_timestamp_millis(*since).map(|t| local(st, t, "%H:%M:%S")).unwrap_or_default()) ": " (why) }
+                } }
+            }
+        }
+        @if !problems.is_empty() {
             div.note data-k="problems" {
                 b { (lang.t("Needs attention:", "需要处理：")) }
                 ul { @for p in &problems { li { (p) } } }
@@ -72,19 +98,23 @@ pub(super) fn overview(st: &AppState, lang: Lang) -> Result<Markup, StoreError> 
         table {
             tr {
                 th { (lang.t("Device", "设备")) } th { (lang.t("Bus", "总线")) } th { (lang.t("Zone", "分区")) }
-                th { (lang.t("Last reading", "最近读数")) } th { (lang.t("Age", "距今")) } th { (lang.t("Quality", "质量")) }
+                th { (lang.t("Last good reading", "最近正常读数")) } th { (lang.t("Age", "距今")) } th { (lang.t("Quality", "质量")) }
                 th { (lang.t("Values", "数值")) }
             }
             @for d in &st.devices {
                 @let mine: Vec<&crate::store::Latest> = latest.iter().filter(|l| l.device == d.device).collect();
-                @let newest = mine.iter().map(|l| l.ts).max();
+                // the last cycle the device answered; before the first one since start,
+                // the newest good reading in the store
+                @let newest = last_good(&d.device).or_else(|| mine.iter().filter(|l| l.quality.is_good()).map(|l| l.ts).max());
+                @let cause = failing.iter().find(|(f, _, _)| f.device == d.device).map(|(_, _, why)| why.clone());
                 @let bad = mine.iter().filter(|l| !l.quality.is_good()).count();
                 tr data-device=(d.device) {
                     td { (d.device) } td { (d.bus) } td { (d.zone) }
                     td { (newest.map(|t| local(st, t, "%Y-%m-%d %H:%M:%S")).unwrap_or_else(|| "—".into())) }
                     td { (newest.map(|t| age(lang, t)).unwrap_or_default()) }
-                    td class=(if bad == 0 && !mine.is_empty() { "ok" } else { "bad" }) {
-                        @if mine.is_empty() { (lang.t("no reading yet", "尚无读数")) }
+                    td class=(if bad == 0 && !mine.is_empty() && cause.is_none() { "ok" } else { "bad" }) {
+                        @if let Some(why) = &cause { (lang.t("not answering: ", "无应答：")) (why) }
+                        @else if mine.is_empty() { (lang.t("no reading yet", "尚无读数")) }
                         @else if bad == 0 { (lang.t("good", "正常")) }
                         @else { (bad) " " (lang.t("point(s) bad: ", "个点异常：")) (mine.iter().find(|l| !l.quality.is_good()).map(|l| l.quality.to_string()).unwrap_or_default()) }
                     }

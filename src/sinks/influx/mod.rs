@@ -241,7 +241,8 @@ pub async fn run(
         }
         // A store that cannot be read is waited for, with the same backoff as the
         // receiver: never a cursor taken as 0 (everything again), never a busy loop.
-        let read = store.cursor(&consumer).and_then(|c| store.read_after(c, batch_size));
+        let c = consumer.clone();
+        let read = super::on_store(&store, move |s| s.cursor(&c).and_then(|at| s.read_after(at, batch_size))).await;
         let batch = match read {
             Ok(b) => b,
             Err(e) => {
@@ -271,7 +272,8 @@ pub async fn run(
             Verdict::Delivered => {
                 health.connected.store(true, Ordering::Relaxed);
                 batch_size = cfg.batch_size;
-                if let Err(e) = store.advance(&consumer, last) {
+                let c = consumer.clone();
+                if let Err(e) = super::on_store(&store, move |s| s.advance(&c, last)).await {
                     // delivered but not recorded: the batch goes again (at least once),
                     // after a pause rather than as fast as the database answers
                     attempt += 1;
@@ -288,7 +290,7 @@ pub async fn run(
                 tracing::error!(sink = %health.name, first, last, reason = %why, "batch refused; set aside in the store");
                 health.refused();
                 health.failure(why.clone());
-                match set_aside(&store, &consumer, (first, last), &why, &text) {
+                match set_aside(&store, &consumer, (first, last), &why, &text).await {
                     Ok(()) => health.progress(),
                     Err(e) => {
                         // the store itself failed: wait before trying again
@@ -304,7 +306,7 @@ pub async fn run(
                 batch_size = (batch.len() / 2).max(1);
                 if batch.len() == 1 {
                     let why = "a single reading is larger than InfluxDB accepts".to_string();
-                    match set_aside(&store, &consumer, (first, last), &why, &text) {
+                    match set_aside(&store, &consumer, (first, last), &why, &text).await {
                         Ok(()) => {
                             health.refused();
                             health.progress();
@@ -351,14 +353,18 @@ async fn wait_for_more(
 
 /// A batch the database will never take, kept in the store with the reason, and the
 /// cursor moved past it.
-fn set_aside(
-    store: &Store,
+async fn set_aside(
+    store: &Arc<Store>,
     consumer: &str,
     (first, last): (i64, i64),
     why: &str,
     text: &str,
 ) -> crate::store::Result<()> {
-    store.set_aside(consumer, first, last, why, text).and_then(|()| store.advance(consumer, last))
+    let (consumer, why, text) = (consumer.to_string(), why.to_string(), text.to_string());
+    super::on_store(store, move |s| {
+        s.set_aside(&consumer, first, last, &why, &text).and_then(|()| s.advance(&consumer, last))
+    })
+    .await
 }
 
 /// Waits `retry_delay(attempt)`, cut short by a cancel (then the drain deadline counts);

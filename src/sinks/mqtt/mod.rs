@@ -275,14 +275,14 @@ struct Cursor {
 impl Cursor {
     /// Counts what is newly confirmed, and writes the cursor every [`SAVE_EVERY`]
     /// readings, every [`SAVE_INTERVAL`], and at every step of a drain.
-    fn record(&mut self, confirmed: i64, store: &Store, health: &SinkHealth, draining: bool) {
+    async fn record(&mut self, confirmed: i64, store: &Arc<Store>, health: &SinkHealth, draining: bool) {
         if confirmed > self.reported {
             health.success((confirmed - self.reported) as u64);
             self.reported = confirmed;
         }
         let due = confirmed - self.saved >= SAVE_EVERY || self.last_save.elapsed() >= SAVE_INTERVAL || draining;
         if confirmed > self.saved && due {
-            if let Err(e) = store.advance(CONSUMER, confirmed) {
+            if let Err(e) = super::on_store(store, move |s| s.advance(CONSUMER, confirmed)).await {
                 health.failure(e.to_string());
             } else {
                 self.saved = confirmed;
@@ -392,7 +392,7 @@ pub async fn run(
         let (client, eventloop) = AsyncClient::new(opts, cfg.window * 2 + 8);
         let (tx, mut events) = mpsc::unbounded_channel();
         let driver = tokio::spawn(drive(eventloop, tx));
-        let start = match store.cursor(CONSUMER) {
+        let start = match super::on_store(&store, |s| s.cursor(CONSUMER)).await {
             Ok(c) => c,
             Err(e) => {
                 health.failure(e.to_string());
@@ -414,7 +414,7 @@ pub async fn run(
         loop {
             if connected && draining.is_none() && s.outstanding.len() < cfg.window {
                 if pending.len() < cfg.window.max(64) && more {
-                    match read_ahead(&store, fetched, device_mode) {
+                    match super::on_store(&store, move |s| read_ahead(s, fetched, device_mode)).await {
                         Ok((batch, full)) => {
                             more = full;
                             if let Some(l) = batch.last() {
@@ -427,7 +427,7 @@ pub async fn run(
                 }
                 publish_ready(&client, &cfg, qos, device_mode, &mut pending, &mut s);
             }
-            cursor.record(s.confirmed(), &store, &health, draining.is_some());
+            cursor.record(s.confirmed(), &store, &health, draining.is_some()).await;
             if let Some(deadline) = draining {
                 if s.outstanding.is_empty() || tokio::time::Instant::now() >= deadline {
                     let _ = client.try_publish(status.clone(), QoS::AtLeastOnce, true, "offline");
