@@ -427,3 +427,39 @@ profile = "eastron-sdm120"
         assert_value(&v, p, want);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_device_is_counted_with_its_cause_and_no_good_reading() {
+    // a port nobody listens on: every connection is refused
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cfg = config(&format!(
+        r#"
+[site]
+name = "t"
+[polling]
+retries = 0
+backoff_max = "400ms"
+[[buses]]
+name = "lan"
+transport = "tcp"
+address = "127.0.0.1:{port}"
+timeout = "300ms"
+[[devices]]
+name = "gone"
+bus = "lan"
+unit = 1
+profile = "eastron-sdm120"
+interval = "200ms"
+"#
+    ));
+    let (readings, stats) = run_for(&cfg, Duration::from_millis(1200)).await;
+    assert!(!readings.is_empty() && readings.iter().all(|r| r.quality == Quality::Transport));
+    let s = &stats["gone"];
+    let failures = s.connect_failures.load(Ordering::Relaxed);
+    assert!(failures >= 2, "every refused connection is counted: {failures}");
+    assert_eq!(s.transport_errors.load(Ordering::Relaxed), failures, "and counted as a transport error");
+    let why = s.last_error().expect("the cause is kept");
+    assert!(why.contains(&format!("cannot connect to 127.0.0.1:{port}")) && why.contains("refused"), "{why}");
+    assert_eq!(s.last_good_ms.load(Ordering::Relaxed), 0, "no good reading: none claimed");
+    assert!(s.failing_since_ms.load(Ordering::Relaxed) > 0, "failing from the first cycle");
+}

@@ -576,4 +576,26 @@ mod tests {
         assert_eq!(with("Basic 0123456789abcdef0123"), Some(401));
         assert_eq!(with("bearer wrong"), Some(401));
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_page_says_a_device_fails_from_its_first_failed_cycle() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = state(dir.path(), Vec::new(), 0);
+        let m1 = Arc::new(poller::DeviceStats::default());
+        st.stats = Arc::new([("m1".to_string(), m1.clone())].into_iter().collect());
+        // one failed cycle: /healthz is still green (it waits three intervals) ...
+        m1.cycle_ended(false, Utc::now().timestamp_millis());
+        assert!(problems(&st).is_empty());
+        let bounds = crate::http::serve::Bounds { max_connections: 8, header_timeout: Duration::from_secs(5) };
+        let (addr, cancel) = served(st, bounds).await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /?lang=en HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut page = String::new();
+        s.read_to_string(&mut page).await.unwrap();
+        // ... but the page does not say everything moves
+        assert!(!page.contains("Healthy: polling"), "{page}");
+        assert!(page.contains("1 / 1 devices give no good reading"), "{page}");
+        cancel.cancel();
+    }
 }
