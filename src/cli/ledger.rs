@@ -74,7 +74,7 @@ pub fn ledger(
     let store = super::open_store(cfg, true)?;
     let l = MonthReport::from_store(&cfg.targets_spec(), &store, m)?;
     let bytes = match format {
-        LedgerFormat::Json => serde_json::to_vec_pretty(&l)?,
+        LedgerFormat::Json => crate::ledger::export::json(&l, true)?,
         LedgerFormat::Csv => l.csv(lang).into_bytes(),
         LedgerFormat::Xlsx => {
             if out.is_none() {

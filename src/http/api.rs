@@ -54,7 +54,7 @@ pub(super) async fn ledger(
         match format.as_str() {
             "csv" => Ok(l.csv(lang).into_bytes()),
             "xlsx" => l.xlsx(lang).map_err(|e| e.to_string()),
-            _ => serde_json::to_vec(&l).map_err(|e| e.to_string()),
+            _ => crate::ledger::export::json(&l, false).map_err(|e| e.to_string()),
         }
     })
     .await;
@@ -99,7 +99,10 @@ pub(super) async fn targets(State(st): State<Arc<AppState>>, Path(month): Path<S
     })
     .await;
     match computed {
-        Ok(t) => Json(t).into_response(),
+        Ok(t) => match crate::ledger::export::json(&t, false) {
+            Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        },
         Err(r) => r,
     }
 }

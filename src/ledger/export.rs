@@ -315,6 +315,37 @@ fn corrections_table(ledger: &Ledger, lang: Lang) -> Table {
     (lang.t("corrections", "更正记录"), header_row(corr_head), corrections)
 }
 
+/// A value as JSON with its figures tidied ([`tidy`]): what the API and `ledger --format
+/// json` give.
+pub fn json<T: serde::Serialize>(v: &T, pretty: bool) -> serde_json::Result<Vec<u8>> {
+    let mut v = serde_json::to_value(v)?;
+    tidy(&mut v);
+    if pretty {
+        serde_json::to_vec_pretty(&v)
+    } else {
+        serde_json::to_vec(&v)
+    }
+}
+
+/// Every float rounded to a millionth — finer than any meter's last digit (a litre, a
+/// watt-hour) and than any share shown — so that `10787.499999999976` reads `10787.5`,
+/// and a zero has no sign (`-0.0` is `0`). Integers (fen, counts) are left as they are.
+pub fn tidy(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(x) = n.as_f64() {
+                let r = (x * 1e6).round() / 1e6 + 0.0;
+                if let Some(t) = serde_json::Number::from_f64(r) {
+                    *n = t;
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(tidy),
+        serde_json::Value::Object(o) => o.values_mut().for_each(tidy),
+        _ => {}
+    }
+}
+
 /// A text cell: quoted when it must be, and never run as a formula by the spreadsheet
 /// that opens it (a correction's `--by`/`--why` is typed by a user).
 fn csv_field(s: &str) -> String {
@@ -448,6 +479,13 @@ pub fn influx_lines(ledger: &Ledger) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn json_figures_carry_no_binary_noise_and_no_signed_zero() {
+        let v = serde_json::json!({"billed": 10787.499999999976, "unbilled": -0.0, "fen": 123, "share": 0.0123456789, "list": [1.0000000001]});
+        let text = String::from_utf8(super::json(&v, false).unwrap()).unwrap();
+        assert_eq!(text, r#"{"billed":10787.5,"fen":123,"list":[1.0],"share":0.012346,"unbilled":0.0}"#);
+    }
+
     #[test]
     fn a_typed_cell_is_never_a_formula_in_the_csv() {
         assert_eq!(super::csv_field("=HYPERLINK(\"http://x\",\"ok\")"), "\"'=HYPERLINK(\"\"http://x\"\",\"\"ok\"\")\"");
