@@ -223,3 +223,33 @@ fn a_leak_replayed_from_history_is_the_alert_the_live_passes_raise() {
     }
     assert!(seen >= 30, "{seen} passes saw it");
 }
+
+#[test]
+fn a_data_gap_spread_over_its_hours_is_no_evidence_of_continuous_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("p.toml");
+    std::fs::write(&cfg, CONFIG.replace("STORE", &dir.path().join("s.db").to_string_lossy())).unwrap();
+    let cfg = cfg.to_string_lossy().into_owned();
+    // the shop's meter, which rests every night, sends nothing for two and a half days
+    let mut n = 0;
+    let all = csv(0.0);
+    let rows: Vec<&str> = all
+        .lines()
+        .filter(|l| {
+            if !l.contains(",shop,") {
+                return true;
+            }
+            n += 1;
+            !(240..300).contains(&n)
+        })
+        .collect();
+    let data = dir.path().join("history.csv");
+    std::fs::write(&data, rows.join("\n") + "\n").unwrap();
+    let (code, _, err) = pumphouse(&["import", "-c", &cfg, "--csv", &data.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = pumphouse(&["alerts", "-c", &cfg, "list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let alerts: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // the gap's 30 m³ spread evenly makes every hour of it look busy; it is an estimate
+    assert!(!alerts.iter().any(|a| a["rule"] == "continuous_flow"), "{alerts:#?}");
+}

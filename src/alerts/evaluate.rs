@@ -50,11 +50,15 @@ struct Pass<'s, 'a> {
     to: DateTime<Utc>,
     history: DateTime<Utc>,
     hours: HashMap<MeterId, Hourly>,
+    /// Hours whose volume is partly an estimate (a data gap's consumption spread over
+    /// it), by meter: no evidence of flow in them.
+    estimated: HashMap<MeterId, std::collections::BTreeSet<DateTime<Utc>>>,
 }
 
 impl<'s, 'a> Pass<'s, 'a> {
     fn new(spec: &'s Spec<'a>, store: &'s Store, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Self, StoreError> {
         let mut hours = HashMap::new();
+        let mut estimated = HashMap::new();
         for m in &spec.topology.meters {
             let samples: Vec<Sample> = good(store, &m.device, &m.point, from - TimeDelta::days(29), to)?
                 .into_iter()
@@ -64,9 +68,10 @@ impl<'s, 'a> Pass<'s, 'a> {
             let ms = MeterSpec { rollover_at: None, max_rate: None, expected_interval: interval };
             let c = intervals::consumption(&samples, &[], &ms);
             let h = intervals::hourly(&c.intervals, from - TimeDelta::days(29), to);
+            estimated.insert(m.id(), h.iter().filter(|(_, b)| b.estimated > 1e-9).map(|(t, _)| *t).collect());
             hours.insert(m.id(), h.into_iter().map(|(t, b)| (t, b.volume)).collect());
         }
-        Ok(Pass { spec, store, from, to, history: from - TimeDelta::days(21), hours })
+        Ok(Pass { spec, store, from, to, history: from - TimeDelta::days(21), hours, estimated })
     }
 
     fn good(&self, device: &str, point: &str, from: DateTime<Utc>) -> Result<Series, StoreError> {
@@ -328,7 +333,13 @@ fn continuous_flows(pass: &Pass<'_, '_>) -> Vec<Episode> {
     for m in pass.spec.topology.meters.iter().filter(|m| m.utility == Utility::Water && m.role != Role::Inlet) {
         let set = pass.spec.rules.for_subject(&m.zone, Some(&m.device));
         if let Some(h) = pass.of(m).filter(|_| set.enabled(AlertRule::ContinuousFlow)) {
-            let h: Hourly = h.range(pass.history..).map(|(t, v)| (*t, *v)).collect();
+            // an hour whose volume is a gap's estimate spread evenly is no evidence that
+            // water ran in it: it breaks a run as a quiet hour would
+            let guessed = pass.estimated.get(&m.id());
+            let h: Hourly = h
+                .range(pass.history..)
+                .map(|(t, v)| (*t, if guessed.is_some_and(|g| g.contains(t)) { 0.0 } else { *v }))
+                .collect();
             out.extend(rules::continuous_flow(&m.zone, &m.id().to_string(), &h, 0.01, set.continuous_hours));
         }
     }

@@ -278,9 +278,15 @@ pub fn stuck_totalizer(
         }
         let (a, b) = (totals[i].0, totals[j].0);
         if b - a >= TimeDelta::hours(hours) {
-            let f: Vec<f64> = flows.iter().filter(|(t, _)| *t >= a && *t <= b).map(|(_, v)| *v).collect();
+            // Water must have passed the meter while its totalizer stood: flow readings
+            // taken after it last moved, and most of them (the median) at least
+            // `min_flow`. One reading of flow at the start of a closed building's night
+            // is not that.
+            let mut f: Vec<f64> = flows.iter().filter(|(t, _)| *t > a && *t <= b).map(|(_, v)| *v).collect();
+            f.sort_by(f64::total_cmp);
+            let median = f.get(f.len() / 2).copied().unwrap_or(0.0);
             let mean = if f.is_empty() { 0.0 } else { f.iter().sum::<f64>() / f.len() as f64 };
-            if mean >= min_flow {
+            if f.len() >= 3 && median >= min_flow {
                 let end = totals.get(j + 1).map(|x| x.0);
                 out.push(Episode {
                     rule: AlertRule::TotalizerStuck,
@@ -500,6 +506,20 @@ mod tests {
         assert_eq!(e[0].start, t(3 * 30) + TimeDelta::hours(6));
         let quiet: Vec<(DateTime<Utc>, f64)> = (0..20).map(|i| (t(i * 30), 0.0)).collect();
         assert!(stuck_totalizer("z", "m", &totals, &quiet, 0.1, 6).is_empty(), "no flow: a still totalizer is right");
+    }
+
+    #[test]
+    fn a_closed_buildings_night_is_not_a_stuck_totalizer() {
+        // hourly readings of a library: the totalizer stands from 23:00 to 07:00; the
+        // flow read at 23:00 was 0.9 m³/h (the last visitors), every night hour reads 0
+        let hour = |h: i64| t(h * 60);
+        let totals: Vec<(DateTime<Utc>, f64)> =
+            (0..=8).map(|h| (hour(h), if h == 8 { 512.4 } else { 511.0 })).collect();
+        let flows: Vec<(DateTime<Utc>, f64)> = (0..=8).map(|h| (hour(h), if h == 0 { 0.9 } else { 0.0 })).collect();
+        assert!(stuck_totalizer("z", "library", &totals, &flows, 0.1, 6).is_empty(), "one reading of flow is no flow");
+        // the same night with water running through it: stuck
+        let running: Vec<(DateTime<Utc>, f64)> = (0..=8).map(|h| (hour(h), 0.9)).collect();
+        assert_eq!(stuck_totalizer("z", "library", &totals, &running, 0.1, 6).len(), 1);
     }
 
     #[test]

@@ -430,3 +430,19 @@ fn durations_have_ranges_and_forever_keeps_readings() {
     let (c, _) = load_str(&with("[store]\npath = \"s.db\"\nmax_age = \"100y\"\n"), Mode::Check).unwrap();
     assert!(c.store.limits.max_age.is_some());
 }
+
+#[test]
+fn a_meter_judged_on_its_profiles_default_current_is_said_so() {
+    let base = "[site]\nname = \"s\"\n[[buses]]\nname = \"b\"\ntransport = \"tcp\"\naddress = \"127.0.0.1:1\"\n[[devices]]\nname = \"main-ct\"\nbus = \"b\"\nunit = 1\nprofile = \"eastron-sdm630\"\n";
+    let warned = |text: &str| {
+        let (_, diags) = load_str(text, Mode::Check).unwrap();
+        let found =
+            diags.warnings().any(|d| d.path == "devices[0].profile" && d.message.contains("the profile's 100 A"));
+        found
+    };
+    assert!(warned(base), "a CT meter on the 100 A default is pointed out before it counts incidents");
+    let rated = format!("{base}[alerts]\n[[alerts.overrides]]\ndevice = \"main-ct\"\nrated_current = 630\n");
+    assert!(!warned(&rated), "its breaker's rating given: nothing to say");
+    // a water meter measures no current
+    assert!(!warned(&base.replace("eastron-sdm630", "tuf-2000m")));
+}

@@ -154,6 +154,7 @@ pub(super) fn validate(
     };
     let prices = crate::ledger::prices::validate(&raw_prices, &topology, &known, diags);
     let alerts = alerts(&raw_alerts, mode, diags);
+    rated_currents(&raw_devices, &devices, &alerts, diags);
     let ledger = ledger(&raw_ledger, !topology.zones.is_empty(), mode, diags);
     Some(Config {
         ledger,
@@ -171,6 +172,38 @@ pub(super) fn validate(
         alerts,
         source: source.to_string(),
     })
+}
+
+/// A meter whose over-current is judged against its profile's `max_current` (the rating
+/// of a meter connected directly) is said so: a meter on current transformers carries a
+/// fraction of the feeder's current through its profile's figures, and would count an
+/// incident on its first busy day. It needs its breaker's rating as `rated_current`.
+fn rated_currents(
+    raw_devices: &[(usize, RawDevice)],
+    devices: &[crate::modbus::config::Device],
+    alerts: &AlertsConfig,
+    diags: &mut Diagnostics,
+) {
+    use crate::model::{AlertRule, Quantity};
+    for d in devices {
+        let set = alerts.rules.for_subject(&d.zone, Some(&d.name));
+        let measures_current = d.profile.points.iter().any(|p| p.quantity == Quantity::Current);
+        if !measures_current || !set.enabled(AlertRule::Overcurrent) || set.rated_current.is_some() {
+            continue;
+        }
+        let i = raw_devices.iter().find(|(_, r)| r.name.as_deref() == Some(&*d.name)).map_or(0, |(i, _)| *i);
+        let message = match d.profile.ratings.max_current {
+            Some(a) => format!(
+                "over-current is judged against the profile's {a} A, the rating of a meter connected directly; if `{}` is on current transformers, give its breaker's rating: [[alerts.overrides]] device = \"{}\", rated_current = …",
+                d.name, d.name
+            ),
+            None => format!(
+                "no rated current: over-current is not judged for `{}` until [[alerts.overrides]] device = \"{}\" gives rated_current",
+                d.name, d.name
+            ),
+        };
+        diags.warning(format!("devices[{i}].profile"), message);
+    }
 }
 
 /// `[alerts]`: the pass interval, the robot's webhook (a secret: its key is in the URL)
