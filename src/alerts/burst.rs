@@ -155,8 +155,16 @@ fn usual(b: &[Bin], at: DateTime<Utc>, width: TimeDelta, per_bin: usize, tz: Tz)
     if highs.len() < 3 {
         return None;
     }
-    let high = median(&mut highs)?;
-    let mut dev: Vec<f64> = highs.iter().map(|h| (h - high).abs()).collect();
+    // a weekly rhythm (a tank filled every Monday night, a market every Saturday): what
+    // both of the last two same weekdays showed at this time is usual too
+    let weekly = [7, 14].map(|d| envelope(b, at - TimeDelta::days(d), width, per_bin));
+    let weekly = match weekly {
+        [Some(a), Some(b)] => a.min(b),
+        _ => f64::NEG_INFINITY,
+    };
+    let of_kind = median(&mut highs.clone())?;
+    let high = of_kind.max(weekly);
+    let mut dev: Vec<f64> = highs.iter().map(|h| (h - of_kind).abs()).collect();
     Some(Usual { high, mid: median(&mut mids)?, spread: 1.4826 * median(&mut dev)? })
 }
 
@@ -267,7 +275,10 @@ pub fn burst(zone: &str, flows: &Series, pressures: &Series, from: DateTime<Utc>
         let lasted = judged[last].0 + width - started;
         let end = judged.get(last + 1).map(|x| x.0);
         let drop = pressure_drop(pressures, started, judged[last].0 + width, s.drop_share);
-        let confirmed = run.len() >= 2 && (lasted >= s.confirm || drop.is_some());
+        // persistence: `confirm` from the burst's start, which lies up to one bin before
+        // the first bin that shows it, so the run itself need last one bin less
+        let persist = s.confirm - width;
+        let confirmed = run.len() >= 2 && (lasted >= persist || drop.is_some());
         // the run's first and last bins were judged above (or kept above half), so they
         // have a judgement and the run an excess
         let mut excess: Vec<f64> = run.iter().filter_map(|(_, v, j)| j.map(|j| v - j.usual.high)).collect();
@@ -439,6 +450,33 @@ mod tests {
             assert!(end <= start + TimeDelta::hours(6) + step * 2, "{step}: ends {end}");
             let loss = e.loss_per_day.unwrap() / 24.0;
             assert!((8.0..=12.0).contains(&loss), "{step}: {loss} m³/h");
+        }
+    }
+
+    #[test]
+    fn a_weekly_rhythm_is_usual_but_a_burst_on_its_night_is_not() {
+        // a tank filled every Tuesday from 01:00 to 02:30: 25 m³/h on top of the night
+        let weekly = |t: DateTime<Utc>| {
+            let l = t.with_timezone(&Shanghai);
+            let m = l.hour() * 60 + l.minute();
+            if l.weekday() == Weekday::Tue && (60..150).contains(&m) {
+                25.0
+            } else {
+                0.0
+            }
+        };
+        for step in [TimeDelta::minutes(1), TimeDelta::minutes(5)] {
+            // three Tuesdays before the 20th: the 3rd, 10th and 17th; judged from the 17th on
+            let flows = campus(step, 18, &weekly);
+            let eps = burst("north", &flows, &[], at(17, 0, 0), &settings());
+            assert!(eps.is_empty(), "{step}: the third Tuesday's filling is usual: {eps:#?}");
+            // a burst on a Thursday night at the same hours is still one
+            let start = at(19, 1, 0);
+            let both = move |t: DateTime<Utc>| {
+                weekly(t) + if t >= start && t < start + TimeDelta::hours(3) { 25.0 } else { 0.0 }
+            };
+            let eps = burst("north", &campus(step, 18, &both), &[], at(17, 0, 0), &settings());
+            assert_eq!(eps.len(), 1, "{step}: {eps:#?}");
         }
     }
 
