@@ -527,7 +527,7 @@ pub fn record(
             acked_by: None,
             acked_ms: None,
         };
-        let (id, was_changed) = store.upsert_alert(&row)?;
+        let (id, was_changed) = store.upsert_alert_seen_to(&row, to.timestamp_millis())?;
         if was_changed {
             changed.push(AlertRow { id, ..row });
         }

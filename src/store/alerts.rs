@@ -94,43 +94,73 @@ impl Store {
     /// (its end, evidence, severity and loss). Returns (id, whether it was new or
     /// changed).
     pub fn upsert_alert(&self, a: &AlertRow) -> Result<(i64, bool)> {
+        self.upsert_alert_seen_to(a, i64::MAX)
+    }
+
+    /// [`Store::upsert_alert`] for an episode found by a pass whose data ends at
+    /// `seen_to_ms`. Evaluation is idempotent over any ranges, in any order:
+    /// - the same event seen from another range (a pass that began mid-episode, an import
+    ///   then the live gateway) overlaps the stored alert of its rule and subject: it is
+    ///   that alert, its start widened to the earliest seen — never a twin;
+    /// - its end and evidence are those of the pass that saw furthest (`seen_to_ms`, kept
+    ///   with the alert): a pass over older data, which cannot see how the event went on,
+    ///   neither reopens nor cuts short what a later pass found.
+    pub fn upsert_alert_seen_to(&self, a: &AlertRow, seen_to_ms: i64) -> Result<(i64, bool)> {
         let inner = self.lock();
         let now = Utc::now().timestamp_millis();
-        let existing: Option<(i64, Option<i64>, String, String)> = inner
+        type Stored = (i64, i64, Option<i64>, String, String, i64);
+        let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Stored> {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        };
+        let same: Option<Stored> = inner
             .conn
             .query_row(
-                "SELECT id, end_ms, evidence, severity FROM alerts WHERE rule = ?1 AND subject = ?2 AND start_ms = ?3",
-                params![a.rule.as_str(), a.subject, a.start_ms],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                "SELECT id, start_ms, end_ms, evidence, severity, seen_to_ms FROM alerts
+                 WHERE rule = ?1 AND subject = ?2
+                   AND (start_ms = ?3 OR (start_ms <= ?4 AND (end_ms IS NULL OR end_ms >= ?3)))
+                 ORDER BY start_ms = ?3 DESC, start_ms LIMIT 1",
+                params![a.rule.as_str(), a.subject, a.start_ms, a.end_ms.unwrap_or(i64::MAX)],
+                row,
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        match existing {
-            Some((id, end, evidence, severity)) => {
-                let changed = end != a.end_ms || evidence != a.evidence || severity != a.severity.as_str();
-                if changed {
-                    inner
-                        .conn
-                        .execute(
-                            "UPDATE alerts SET end_ms = ?2, evidence = ?3, severity = ?4, loss_per_day = ?5, loss_fen_per_day = ?6, updated_ms = ?7 WHERE id = ?1",
-                            params![id, a.end_ms, a.evidence, a.severity.as_str(), a.loss_per_day, a.loss_fen_per_day, now],
-                        )
-                        .map_err(|e| self.err(e))?;
-                }
-                Ok((id, changed))
-            }
-            None => {
-                inner
-                    .conn
-                    .execute(
-                        "INSERT INTO alerts (rule, subject, zone, device, severity, start_ms, end_ms, evidence, loss_per_day, loss_fen_per_day, raised_ms, updated_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
-                        params![a.rule.as_str(), a.subject, a.zone, a.device, a.severity.as_str(), a.start_ms, a.end_ms, a.evidence, a.loss_per_day, a.loss_fen_per_day, now],
-                    )
-                    .map_err(|e| self.err(e))?;
-                Ok((inner.conn.last_insert_rowid(), true))
-            }
+        let Some((id, start, end, evidence, severity, seen)) = same else {
+            inner
+                .conn
+                .execute(
+                    "INSERT INTO alerts (rule, subject, zone, device, severity, start_ms, end_ms, evidence, loss_per_day, loss_fen_per_day, raised_ms, updated_ms, seen_to_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)",
+                    params![a.rule.as_str(), a.subject, a.zone, a.device, a.severity.as_str(), a.start_ms, a.end_ms, a.evidence, a.loss_per_day, a.loss_fen_per_day, now, seen_to_ms],
+                )
+                .map_err(|e| self.err(e))?;
+            return Ok((inner.conn.last_insert_rowid(), true));
+        };
+        let new_start = start.min(a.start_ms);
+        // the pass that saw as far or further decides how the event went on
+        let (new_end, new_evidence, new_severity) = if seen_to_ms >= seen {
+            (a.end_ms, a.evidence.as_str(), a.severity.as_str())
+        } else {
+            (end, evidence.as_str(), severity.as_str())
+        };
+        let changed = new_start != start || new_end != end || new_evidence != evidence || new_severity != severity;
+        if changed {
+            let (loss, fen) = if seen_to_ms >= seen { (a.loss_per_day, a.loss_fen_per_day) } else { (None, None) };
+            inner
+                .conn
+                .execute(
+                    "UPDATE alerts SET start_ms = ?2, end_ms = ?3, evidence = ?4, severity = ?5,
+                       loss_per_day = coalesce(?6, loss_per_day), loss_fen_per_day = coalesce(?7, loss_fen_per_day),
+                       updated_ms = ?8, seen_to_ms = max(seen_to_ms, ?9) WHERE id = ?1",
+                    params![id, new_start, new_end, new_evidence, new_severity, loss, fen, now, seen_to_ms],
+                )
+                .map_err(|e| self.err(e))?;
+        } else if seen_to_ms > seen {
+            inner
+                .conn
+                .execute("UPDATE alerts SET seen_to_ms = ?2 WHERE id = ?1", params![id, seen_to_ms])
+                .map_err(|e| self.err(e))?;
         }
+        Ok((id, changed))
     }
 
     /// Alerts, newest first; `active` only those not cleared.

@@ -190,6 +190,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     acked_by TEXT, acked_ms INTEGER,
     -- the updated_ms each destination last confirmed (durable delivery of changes)
     mqtt_ms INTEGER NOT NULL DEFAULT 0, webhook_ms INTEGER NOT NULL DEFAULT 0, influx_ms INTEGER NOT NULL DEFAULT 0,
+    -- where the data of the pass that last decided its end ended (idempotent evaluation)
+    seen_to_ms INTEGER NOT NULL DEFAULT 0,
     UNIQUE (rule, subject, start_ms)
 );
 -- the data-time ranges the alert rules have been run over (merged): where incident and
@@ -212,6 +214,18 @@ CREATE TABLE IF NOT EXISTS set_aside (
     at_ms INTEGER NOT NULL, reason TEXT NOT NULL, body TEXT NOT NULL
 );
 ";
+
+/// Columns added after a store was first made: added to a store that lacks them.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool =
+        conn.query_row("SELECT count(*) FROM pragma_table_info('alerts') WHERE name = 'seen_to_ms'", [], |r| {
+            r.get::<_, i64>(0).map(|n| n > 0)
+        })?;
+    if !has {
+        conn.execute_batch("ALTER TABLE alerts ADD COLUMN seen_to_ms INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
+}
 
 /// How long a statement waits for another connection's lock before it fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -240,6 +254,7 @@ impl Store {
         // cache saves nothing on the hot path (reading for the sinks).
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        migrate(&conn).map_err(err)?;
         let store = Store {
             inner: Mutex::new(Inner { conn, ids: HashMap::new(), series: HashMap::new() }),
             added: std::sync::atomic::AtomicUsize::new(0),

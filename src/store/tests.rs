@@ -441,3 +441,33 @@ fn age_pruning_keeps_an_unfrozen_months_readings_and_forever_keeps_all() {
     assert_eq!(left.len(), 500);
     assert!(left.iter().all(|s| s.reading.ts >= keep));
 }
+
+#[test]
+fn a_store_made_before_alerts_kept_their_pass_end_opens_and_gains_the_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE alerts (
+                id INTEGER PRIMARY KEY, rule TEXT NOT NULL, subject TEXT NOT NULL, zone TEXT NOT NULL, device TEXT,
+                severity TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER, evidence TEXT NOT NULL,
+                loss_per_day REAL, loss_fen_per_day INTEGER, raised_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
+                acked_by TEXT, acked_ms INTEGER, mqtt_ms INTEGER NOT NULL DEFAULT 0, webhook_ms INTEGER NOT NULL DEFAULT 0,
+                influx_ms INTEGER NOT NULL DEFAULT 0, UNIQUE (rule, subject, start_ms));
+             INSERT INTO alerts (rule, subject, zone, severity, start_ms, evidence, raised_ms, updated_ms)
+                VALUES ('night_flow', 'east', 'east', 'warning', 1000, 'old', 1, 1);",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path, Limits::default()).unwrap();
+    let old = store.alerts(false).unwrap();
+    assert_eq!(old.len(), 1);
+    // an overlapping episode of the same leak found later updates it, no twin
+    let later = AlertRow { start_ms: 5_000, evidence: "new".into(), ..old[0].clone() };
+    let (id, changed) = store.upsert_alert_seen_to(&later, 10_000).unwrap();
+    assert_eq!((id, changed), (old[0].id, true));
+    let now = store.alerts(false).unwrap();
+    assert_eq!(now.len(), 1);
+    assert_eq!((now[0].start_ms, now[0].evidence.as_str()), (1000, "new"));
+}
