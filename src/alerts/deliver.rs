@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 
+use super::group;
 use crate::line_protocol::Line;
 use crate::secret::Secret;
 use crate::sinks::influx::config::InfluxConfig;
@@ -214,6 +215,16 @@ pub async fn webhook(
         return 0;
     }
     let Some(pending) = pending(store, Destination::Webhook) else { return 0 };
+    // an alert caused by another (an outage's low pressure, a burst's interruption) is
+    // not notified on its own: its root's message is the event
+    let earliest = pending.iter().map(|(a, _)| a.start_ms).min().unwrap_or(0);
+    let caused = match store.alerts_between(earliest.saturating_sub(86_400_000), i64::MAX) {
+        Ok(around) => group::causes(&around),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read alerts to group; notifying each on its own");
+            Default::default()
+        }
+    };
     let http = match client() {
         Ok(c) => c,
         Err(e) => {
@@ -223,6 +234,11 @@ pub async fn webhook(
     };
     let mut n = 0;
     for (a, updated) in pending {
+        if let Some(root) = caused.get(&a.id) {
+            tracing::debug!(alert = a.id, root, "caused by another alert: not notified on its own");
+            record_delivered(store, Destination::Webhook, a.id, updated);
+            continue;
+        }
         let verdict = post(&http, url, &webhook_body(&a, site, format), format).await;
         if let Err(why) = verdict {
             let mut h = health.lock();
@@ -346,6 +362,59 @@ fn pending(store: &Store, to: Destination) -> Option<Vec<(AlertRow, i64)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::AlertRule;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn an_outages_consequences_are_not_notified_on_their_own() {
+        let posts = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let p = posts.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: String| {
+                let p = p.clone();
+                async move {
+                    p.lock().unwrap().push(body);
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db"), Default::default()).unwrap();
+        let row = |rule: AlertRule, start_min: i64| AlertRow {
+            id: 0,
+            rule,
+            subject: "east".into(),
+            zone: "east".into(),
+            device: None,
+            severity: crate::model::Severity::Critical,
+            start_ms: 1_700_000_000_000 + start_min * 60_000,
+            end_ms: None,
+            evidence: format!("{rule}"),
+            loss_per_day: None,
+            loss_fen_per_day: None,
+            acked_by: None,
+            acked_ms: None,
+        };
+        for (rule, at) in
+            [(AlertRule::SupplyInterruption, 0), (AlertRule::PressureLow, 1), (AlertRule::ConsumptionAnomaly, 60)]
+        {
+            store.upsert_alert(&row(rule, at)).unwrap();
+        }
+        let url = Secret::new(format!("http://{addr}/hook"));
+        let health = DeliveryHealth::default();
+        webhook(&store, "s", &url, WebhookFormat::Generic, Duration::from_secs(1), &health).await;
+        let got = posts.lock().unwrap().clone();
+        assert_eq!(got.len(), 1, "one event, one notification: {got:?}");
+        assert!(got[0].contains("supply_interruption"), "{got:?}");
+        assert!(
+            store.undelivered_alerts(Destination::Webhook).unwrap().is_empty(),
+            "the consequences count as delivered"
+        );
+    }
 
     #[tokio::test]
     async fn a_redirect_is_not_a_delivery_and_an_echoed_key_never_shows() {

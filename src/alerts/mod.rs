@@ -5,6 +5,7 @@
 pub mod burst;
 pub mod deliver;
 pub mod evaluate;
+pub mod group;
 pub mod night_flow;
 pub mod rules;
 pub mod safety;

@@ -50,6 +50,7 @@ fn alert_line(a: &AlertRow, tz: Tz) -> String {
 pub fn alerts_list(cfg: &Config, json: bool, active: bool) -> anyhow::Result<String> {
     let store = super::open_store(cfg, true)?;
     let rows = store.alerts(active)?;
+    let caused = crate::alerts::group::causes(&rows);
     if json {
         let mut out = String::new();
         for a in rows {
@@ -58,12 +59,20 @@ pub fn alerts_list(cfg: &Config, json: bool, active: bool) -> anyhow::Result<Str
             v["start"] = serde_json::json!(ts(Some(a.start_ms)));
             v["end"] = serde_json::json!(ts(a.end_ms));
             v["active"] = serde_json::json!(a.end_ms.is_none());
+            v["caused_by"] = serde_json::json!(caused.get(&a.id));
             out.push_str(&v.to_string());
             out.push('\n');
         }
         return Ok(out);
     }
-    Ok(rows.iter().map(|a| alert_line(a, cfg.site.timezone)).collect())
+    // each event once: its root, then what it caused, indented
+    Ok(crate::alerts::group::nested(&rows)
+        .into_iter()
+        .map(|(a, root)| match root {
+            Some(r) => format!("    ↳ caused by #{r}: {}", alert_line(a, cfg.site.timezone)),
+            None => alert_line(a, cfg.site.timezone),
+        })
+        .collect())
 }
 
 /// `pumphouse alerts ack`.

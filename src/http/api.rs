@@ -119,7 +119,15 @@ pub(super) async fn alerts(State(st): State<Arc<AppState>>, Query(q): Query<Aler
     match rows {
         Ok(rows) => {
             let site = st.config.site.name.to_string();
-            let list: Vec<serde_json::Value> = rows.iter().map(|a| crate::alerts::deliver::json(a, &site)).collect();
+            let caused = crate::alerts::group::causes(&rows);
+            let list: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|a| {
+                    let mut v = crate::alerts::deliver::json(a, &site);
+                    v["caused_by"] = serde_json::json!(caused.get(&a.id));
+                    v
+                })
+                .collect();
             Json(list).into_response()
         }
         Err(r) => r,

@@ -216,7 +216,9 @@ pub(super) fn network(st: &AppState, lang: Lang, zone: Option<&str>) -> Result<M
 /// Alerts: active and recent, with acknowledge.
 pub(super) fn alerts(st: &AppState, lang: Lang, note: Option<&str>) -> Result<Markup, StoreError> {
     let all = st.store.alerts(false)?;
-    let (active, recent): (Vec<_>, Vec<_>) = all.into_iter().partition(|a| a.end_ms.is_none());
+    // each event once: its root, then what it caused (indented, "↳ #root")
+    let shown = crate::alerts::group::nested(&all);
+    let (active, recent): (Vec<_>, Vec<_>) = shown.into_iter().partition(|(a, _)| a.end_ms.is_none());
     let writable = st.token.is_some();
     Ok(html! {
         @if let Some(n) = note { div.note data-k="note" { (n) } }
@@ -226,9 +228,9 @@ pub(super) fn alerts(st: &AppState, lang: Lang, note: Option<&str>) -> Result<Ma
         h2 { (lang.t("Active", "当前报警")) " (" span data-k="active-count" { (active.len()) } ")" }
         table {
             tr { th { "#" } th { (lang.t("Rule", "规则")) } th { (lang.t("Severity", "级别")) } th { (lang.t("Where", "位置")) } th { (lang.t("Since", "开始")) } th { (lang.t("Evidence", "依据")) } th { (lang.t("Acknowledged", "确认")) } }
-            @for a in &active {
-                tr data-alert=(a.id) {
-                    td { (a.id) } td { (a.rule) } td class=(if a.severity == crate::model::Severity::Critical { "bad" } else { "warn" }) { (a.severity) }
+            @for (a, root) in &active {
+                tr data-alert=(a.id) data-caused-by=[root] {
+                    td { (a.id) } td { @if let Some(r) = root { "↳ #" (r) " " } (a.rule) } td class=(if a.severity == crate::model::Severity::Critical { "bad" } else { "warn" }) { (a.severity) }
                     td { (a.subject) } td { (ms(st, a.start_ms, "%Y-%m-%d %H:%M")) } td { (a.evidence) }
                     td {
                         @if let Some(by) = &a.acked_by { span data-k=(format!("acked-{}", a.id)) { (by) } }
@@ -247,8 +249,8 @@ pub(super) fn alerts(st: &AppState, lang: Lang, note: Option<&str>) -> Result<Ma
         h2 { (lang.t("Recent, cleared", "最近已恢复")) }
         table {
             tr { th { "#" } th { (lang.t("Rule", "规则")) } th { (lang.t("Where", "位置")) } th { (lang.t("From", "开始")) } th { (lang.t("To", "结束")) } th { (lang.t("Evidence", "依据")) } }
-            @for a in recent.iter().take(50) {
-                tr { td { (a.id) } td { (a.rule) } td { (a.subject) } td { (ms(st, a.start_ms, "%Y-%m-%d %H:%M")) } td { (a.end_ms.map(|e| ms(st, e, "%Y-%m-%d %H:%M")).unwrap_or_default()) } td.muted { (a.evidence) } }
+            @for (a, root) in recent.iter().take(50) {
+                tr data-caused-by=[root] { td { (a.id) } td { @if let Some(r) = root { "↳ #" (r) " " } (a.rule) } td { (a.subject) } td { (ms(st, a.start_ms, "%Y-%m-%d %H:%M")) } td { (a.end_ms.map(|e| ms(st, e, "%Y-%m-%d %H:%M")).unwrap_or_default()) } td.muted { (a.evidence) } }
             }
         }
     })

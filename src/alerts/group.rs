@@ -1,0 +1,140 @@
+//! One event, one alert, with its consequences under it — Alertmanager's inhibition,
+//! applied to a water network.
+//!
+//! A burst lets water out: its zone's supply may be cut, its pressure falls, its night
+//! flow and balance rise, its meters read odd hours. An interruption leaves the pressure
+//! low and the zone's meters reading nothing. Each of those is raised by its own rule, and
+//! each is true, but they are one event: an operator wants the burst, and under it what
+//! it caused. [`causes`] attaches every such alert to its root: the page and `alerts
+//! list` show it nested, the API gives `caused_by`, and the webhook does not notify it
+//! on its own. The targets already count each measure once (an interruption's low
+//! pressure is not counted again as low pressure).
+//!
+//! Pure: alerts in, a map out.
+
+use std::collections::HashMap;
+
+use crate::model::AlertRule;
+use crate::store::AlertRow;
+
+/// What `root` causes in its own zone.
+pub fn consequences_of(root: AlertRule) -> &'static [AlertRule] {
+    use AlertRule::*;
+    match root {
+        Burst => &[SupplyInterruption, PressureLow, NightFlow, ZoneImbalance, ConsumptionAnomaly],
+        SupplyInterruption => &[PressureLow, ConsumptionAnomaly],
+        _ => &[],
+    }
+}
+
+/// A consequence starts at most this long before its root is stamped (a pressure alert
+/// raised on the first low reading, a burst stamped at its first bin).
+const BEFORE_MS: i64 = 10 * 60_000;
+/// … and at most this long after the root ended (meters reading the hour after supply
+/// came back).
+const AFTER_MS: i64 = 60 * 60_000;
+
+fn covers(root: &AlertRow, a: &AlertRow) -> bool {
+    a.zone == root.zone
+        && a.id != root.id
+        && a.start_ms >= root.start_ms - BEFORE_MS
+        && root.end_ms.is_none_or(|end| a.start_ms <= end + AFTER_MS)
+}
+
+/// Each alert caused by another (alert id → its root's id). A burst is the root of the
+/// interruption it caused and of everything that interruption caused; roots are looked
+/// for bursts first.
+pub fn causes(alerts: &[AlertRow]) -> HashMap<i64, i64> {
+    let mut out = HashMap::new();
+    for root_rule in [AlertRule::Burst, AlertRule::SupplyInterruption] {
+        for root in alerts.iter().filter(|r| r.rule == root_rule) {
+            // an interruption that a burst caused passes its consequences up
+            let top = out.get(&root.id).copied().unwrap_or(root.id);
+            for a in alerts.iter().filter(|a| consequences_of(root_rule).contains(&a.rule) && covers(root, a)) {
+                out.entry(a.id).or_insert(top);
+            }
+        }
+    }
+    out
+}
+
+/// Alerts in the order they are shown: each root (or alert on its own), then the
+/// alerts it caused, each with its root's id.
+pub fn nested(alerts: &[AlertRow]) -> Vec<(&AlertRow, Option<i64>)> {
+    let caused = causes(alerts);
+    let mut out = Vec::with_capacity(alerts.len());
+    for a in alerts.iter().filter(|a| !caused.contains_key(&a.id)) {
+        out.push((a, None));
+        for c in alerts.iter().filter(|c| caused.get(&c.id) == Some(&a.id)) {
+            out.push((c, Some(a.id)));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Severity;
+
+    fn alert(id: i64, rule: AlertRule, zone: &str, start_min: i64, end_min: Option<i64>) -> AlertRow {
+        AlertRow {
+            id,
+            rule,
+            subject: zone.into(),
+            zone: zone.into(),
+            device: None,
+            severity: Severity::Warning,
+            start_ms: start_min * 60_000,
+            end_ms: end_min.map(|m| m * 60_000),
+            evidence: String::new(),
+            loss_per_day: None,
+            loss_fen_per_day: None,
+            acked_by: None,
+            acked_ms: None,
+        }
+    }
+
+    #[test]
+    fn an_outage_is_one_alert_with_its_consequences_under_it() {
+        use AlertRule::*;
+        // east's four-hour outage: pressure low at once, three meters reading nothing,
+        // and a leak in north at the same time that has nothing to do with it
+        let alerts = vec![
+            alert(1, SupplyInterruption, "east", 600, Some(840)),
+            alert(2, PressureLow, "east", 598, Some(842)),
+            alert(3, ConsumptionAnomaly, "east", 660, Some(700)),
+            alert(4, ConsumptionAnomaly, "east", 720, Some(780)),
+            alert(5, ConsumptionAnomaly, "east", 850, Some(900)),
+            alert(6, NightFlow, "north", 610, None),
+            // a day later: its own event
+            alert(7, PressureLow, "east", 2000, Some(2010)),
+        ];
+        let c = causes(&alerts);
+        assert_eq!(c.get(&2), Some(&1));
+        assert_eq!(c.get(&3), Some(&1));
+        assert_eq!(c.get(&4), Some(&1));
+        assert_eq!(c.get(&5), Some(&1), "the hour after supply returns");
+        assert_eq!(c.get(&6), None, "another zone");
+        assert_eq!(c.get(&7), None, "another day");
+        let shown: Vec<(i64, Option<i64>)> = nested(&alerts).iter().map(|(a, r)| (a.id, *r)).collect();
+        assert_eq!(
+            shown,
+            vec![(1, None), (2, Some(1)), (3, Some(1)), (4, Some(1)), (5, Some(1)), (6, None), (7, None)]
+        );
+    }
+
+    #[test]
+    fn a_burst_is_the_root_of_its_interruption_and_of_what_that_caused() {
+        use AlertRule::*;
+        let alerts = vec![
+            alert(10, Burst, "south", 100, Some(400)),
+            alert(11, SupplyInterruption, "south", 130, Some(300)),
+            alert(12, PressureLow, "south", 131, Some(300)),
+            alert(13, NightFlow, "south", 200, Some(420)),
+        ];
+        let c = causes(&alerts);
+        assert_eq!([c.get(&11), c.get(&12), c.get(&13)], [Some(&10), Some(&10), Some(&10)]);
+        assert_eq!(c.get(&10), None);
+    }
+}
