@@ -3,7 +3,8 @@
 //!
 //! A burst lets water out: its zone's supply may be cut, its pressure falls, its night
 //! flow and balance rise, its meters read odd hours. An interruption leaves the pressure
-//! low and the zone's meters reading nothing. Each of those is raised by its own rule, and
+//! low and the zone's meters reading nothing. A leak raises the zone's balance and its
+//! inlet's hours. Each of those is raised by its own rule, and
 //! each is true, but they are one event: an operator wants the burst, and under it what
 //! it caused. [`causes`] attaches every such alert to its root: the page and `alerts
 //! list` show it nested, the API gives `caused_by`, and the webhook does not notify it
@@ -23,13 +24,21 @@ pub fn consequences_of(root: AlertRule) -> &'static [AlertRule] {
     match root {
         Burst => &[SupplyInterruption, PressureLow, NightFlow, ZoneImbalance, ConsumptionAnomaly],
         SupplyInterruption => &[PressureLow, ConsumptionAnomaly],
+        // a leak raises the zone's balance and its inlet's hours
+        NightFlow => &[ZoneImbalance, ConsumptionAnomaly],
         _ => &[],
     }
 }
 
-/// A consequence starts at most this long before its root is stamped (a pressure alert
-/// raised on the first low reading, a burst stamped at its first bin).
-const BEFORE_MS: i64 = 10 * 60_000;
+/// A consequence starts at most this long before its root is stamped: a pressure alert
+/// raised on the first low reading, a burst stamped at its first bin; a leak is stamped
+/// when a night shows it, up to a day after its water began to show in the hours.
+fn before_ms(root: AlertRule) -> i64 {
+    match root {
+        AlertRule::NightFlow => 24 * 3_600_000,
+        _ => 10 * 60_000,
+    }
+}
 /// … and at most this long after the root ended (meters reading the hour after supply
 /// came back).
 const AFTER_MS: i64 = 60 * 60_000;
@@ -37,7 +46,7 @@ const AFTER_MS: i64 = 60 * 60_000;
 fn covers(root: &AlertRow, a: &AlertRow) -> bool {
     a.zone == root.zone
         && a.id != root.id
-        && a.start_ms >= root.start_ms - BEFORE_MS
+        && a.start_ms >= root.start_ms - before_ms(root.rule)
         && root.end_ms.is_none_or(|end| a.start_ms <= end + AFTER_MS)
 }
 
@@ -46,7 +55,7 @@ fn covers(root: &AlertRow, a: &AlertRow) -> bool {
 /// for bursts first.
 pub fn causes(alerts: &[AlertRow]) -> HashMap<i64, i64> {
     let mut out = HashMap::new();
-    for root_rule in [AlertRule::Burst, AlertRule::SupplyInterruption] {
+    for root_rule in [AlertRule::Burst, AlertRule::SupplyInterruption, AlertRule::NightFlow] {
         for root in alerts.iter().filter(|r| r.rule == root_rule) {
             // an interruption that a burst caused passes its consequences up
             let top = out.get(&root.id).copied().unwrap_or(root.id);
@@ -136,5 +145,19 @@ mod tests {
         let c = causes(&alerts);
         assert_eq!([c.get(&11), c.get(&12), c.get(&13)], [Some(&10), Some(&10), Some(&10)]);
         assert_eq!(c.get(&10), None);
+    }
+
+    #[test]
+    fn a_leak_carries_its_imbalance_and_its_inlets_odd_hours() {
+        use AlertRule::*;
+        // the leak began at 18:00; the night confirms it at 20:00 on the same day
+        let alerts = vec![
+            alert(20, NightFlow, "east", 1200, None),
+            alert(21, ConsumptionAnomaly, "east", 1080, Some(5000)),
+            alert(22, ZoneImbalance, "east", 2400, None),
+            alert(23, ConsumptionAnomaly, "east", -3000, Some(-2900)),
+        ];
+        let c = causes(&alerts);
+        assert_eq!([c.get(&21), c.get(&22), c.get(&23)], [Some(&20), Some(&20), None]);
     }
 }
