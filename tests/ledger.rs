@@ -371,9 +371,16 @@ fn a_meter_silent_across_a_frozen_month_end_is_booked_late_not_lost() {
     assert_eq!(code, 0, "{err}");
     let (cfg, _) = config::load(Path::new(&cfg_path), Mode::Check).unwrap();
     let store = Store::open(&cfg.store.path, cfg.store.limits).unwrap();
-    // the gateway freezes January on 8 February, while the meter is still silent
+    // on 8 February the gateway holds January: the meter's readings cover 29 of its 31
+    // days, and may still come
     let feb8 = tz.with_ymd_and_hms(2022, 2, 8, 12, 0, 0).unwrap().with_timezone(&chrono::Utc);
-    assert_eq!(pumphouse::ledger::book::freeze_closed_months(&cfg.ledger_spec(), &store, feb8).unwrap(), 1);
+    assert_eq!(pumphouse::ledger::book::freeze_closed_months(&cfg.ledger_spec(), &store, feb8).unwrap(), 0);
+    let held =
+        pumphouse::ledger::book::month_ledger(&cfg.ledger_spec(), &store, Month::new(2022, 1).unwrap(), Depth::Bare)
+            .unwrap();
+    assert!(held.partial && !held.frozen);
+    // frozen anyway (its grace over, or by hand) while the meter is still silent
+    pumphouse::ledger::book::freeze(&cfg.ledger_spec(), &store, Month::new(2022, 1).unwrap()).unwrap();
     let jan =
         pumphouse::ledger::book::month_ledger(&cfg.ledger_spec(), &store, Month::new(2022, 1).unwrap(), Depth::Bare)
             .unwrap();
@@ -509,13 +516,20 @@ async fn the_monthly_ledger_is_written_and_announced_by_itself_once_per_state() 
     assert!(monthly::write_due(&cfg, &store, feb1 + chrono::TimeDelta::hours(1)).unwrap().is_empty());
 
     // frozen seven days after: the final ledger
+    // the fixture ends on 30 January: the month is partial, and on the 8th it is held
+    // for readings that may still come; December (its last days only), past its grace,
+    // is frozen as it is
     let feb8 = tz.with_ymd_and_hms(2022, 2, 8, 12, 0, 0).unwrap().with_timezone(&chrono::Utc);
-    // December (the fixture's first days) and January
-    assert_eq!(pumphouse::ledger::book::freeze_closed_months(&cfg.ledger_spec(), &store, feb8).unwrap(), 2);
-    let w = monthly::write_due(&cfg, &store, feb8).unwrap();
+    assert_eq!(pumphouse::ledger::book::freeze_closed_months(&cfg.ledger_spec(), &store, feb8).unwrap(), 1);
+    assert!(store.is_frozen(Month::new(2021, 12).unwrap()).unwrap());
+    assert!(monthly::write_due(&cfg, &store, feb8).unwrap().is_empty(), "no final ledger of a month held");
+    // none came: two weeks later it is frozen as it is (its notes say partial), final
+    let feb22 = feb8 + pumphouse::ledger::book::PARTIAL_GRACE;
+    assert_eq!(pumphouse::ledger::book::freeze_closed_months(&cfg.ledger_spec(), &store, feb22).unwrap(), 1);
+    let w = monthly::write_due(&cfg, &store, feb22).unwrap();
     assert_eq!(w.iter().map(|x| x.state).collect::<Vec<_>>(), [ExportState::Final]);
     assert!(exports.join("ledger-2022-01.xlsx").exists() && exports.join("ledger-2022-01.csv").exists());
-    assert!(monthly::write_due(&cfg, &store, feb8).unwrap().is_empty());
+    assert!(monthly::write_due(&cfg, &store, feb22).unwrap().is_empty());
 
     // announced once each, with the headline
     monthly::announce(cfg.clone(), store.clone()).await.unwrap();

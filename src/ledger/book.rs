@@ -119,9 +119,18 @@ pub fn month_ledger(spec: &Spec<'_>, store: &Store, month: Month, depth: Depth) 
 /// Freezes `month` from the raw readings (and corrections): its hourly consumption per
 /// meter is kept for good.
 pub fn freeze(spec: &Spec<'_>, store: &Store, month: Month) -> Result<()> {
+    freeze_unless_partial(spec, store, month, false).map(|_| ())
+}
+
+/// Freezes `month`, unless `hold_partial` and its readings cover only part of it (they
+/// may still come: an import, a meter read by hand). Returns whether it froze.
+fn freeze_unless_partial(spec: &Spec<'_>, store: &Store, month: Month, hold_partial: bool) -> Result<bool> {
     let (from, to) = month.bounds(spec.tz).ok_or(LedgerError::Bounds(month, spec.tz))?;
     let (corrections, _unreadable) = corrections(store)?;
     let l = with_source(spec, store, Some(month), |s| month::compute_from(spec, month, s, &corrections, Depth::Bare))?;
+    if hold_partial && l.partial {
+        return Ok(false);
+    }
     let meters: Vec<(String, Vec<RollupRow>)> = l
         .hourly
         .into_iter()
@@ -130,8 +139,13 @@ pub fn freeze(spec: &Spec<'_>, store: &Store, month: Month) -> Result<()> {
         })
         .collect();
     store.freeze_month(month, from, to, &meters)?;
-    Ok(())
+    Ok(true)
 }
+
+/// How long after [`FREEZE_AFTER`] a partial month waits for its missing readings before
+/// it is frozen as it is (its notes still say it is partial): three weeks after the month
+/// closed, still within the next month, whose first days write the final ledger.
+pub const PARTIAL_GRACE: TimeDelta = TimeDelta::days(14);
 
 /// Freezes every month that ended more than [`FREEZE_AFTER`] ago and is not frozen yet,
 /// from the month of the oldest reading on. Runs before pruning, so that no ledger
@@ -144,9 +158,13 @@ pub fn freeze_closed_months(spec: &Spec<'_>, store: &Store, now: DateTime<Utc>) 
     let closed =
         month::months(spec.tz, oldest).take_while(|(_, from, to)| *to + FREEZE_AFTER <= now && *from <= newest);
     let mut frozen = 0;
-    for (m, _, _) in closed {
+    for (m, _, to) in closed {
         if !store.is_frozen(m)? {
-            freeze(spec, store, m)?;
+            let hold = to + FREEZE_AFTER + PARTIAL_GRACE > now;
+            if !freeze_unless_partial(spec, store, m, hold)? {
+                tracing::info!(month = %m, "ledger month partial: not frozen while its readings may still come");
+                continue;
+            }
             tracing::info!(month = %m, "ledger month frozen");
             frozen += 1;
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 
-use super::{read, LedgerError, MeterRow, Period, Source, Spec, MARGIN};
+use super::{read, LedgerError, MeterRow, Period, Source, Spec, FULL_COVERAGE, MARGIN};
 use crate::ledger::corrections::{Change, Correction};
 use crate::ledger::intervals::{self, Bucket, MeterSpec, Sample};
 use crate::ledger::prices::{CostKind, Prices};
@@ -246,6 +246,23 @@ fn meter(
     }
     let (tariff_name, amount) =
         if m.role == Role::Billed { bill(spec, prices, m, &h, &mut notes, &mut flagged) } else { (None, None) };
+    // how much of the month (to when it is judged) lies between the first and the last
+    // trusted reading, a reading within three intervals of either end counting as there
+    let coverage = (!frozen).then(|| {
+        let (Some(a), Some(b)) = (opening.map(|x| x.ts), closing.map(|x| x.ts)) else { return 0.0 };
+        let a = if a - from <= late { from } else { a.max(from) };
+        let b = if judged_at - b <= late { judged_at } else { b.min(judged_at) };
+        let whole = (judged_at - from).num_seconds();
+        if whole <= 0 {
+            1.0
+        } else {
+            ((b - a).num_seconds() as f64 / whole as f64).clamp(0.0, 1.0)
+        }
+    });
+    if let Some(c) = coverage.filter(|c| *c < FULL_COVERAGE && !trusted.is_empty()) {
+        notes.push(format!("readings cover {:.1} % of the month", c * 100.0));
+        flagged = true;
+    }
     let row = MeterRow {
         utility: m.utility,
         zone: m.zone.clone(),
@@ -264,6 +281,7 @@ fn meter(
         amount_fen: amount,
         notes,
         flagged,
+        coverage,
     };
     Ok((row, h, frozen))
 }

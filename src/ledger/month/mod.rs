@@ -147,7 +147,13 @@ pub struct MeterRow {
     /// True when a note says the consumption or the bill may be short (no trusted
     /// readings, readings missing at month end, volume not charged).
     pub flagged: bool,
+    /// The share of the month (to now, in a running month) between the meter's first
+    /// and last trusted readings; `None` for a month booked from its frozen record.
+    pub coverage: Option<f64>,
 }
+
+/// Below this share of the month, a meter's readings leave the month partial.
+pub const FULL_COVERAGE: f64 = 0.95;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ZoneRow {
@@ -230,6 +236,8 @@ pub struct YearToDate {
     pub baseline_full_year_fen: Option<i64>,
     /// The projected year against the baseline year.
     pub status: Option<Status>,
+    /// Earlier months of the year left out as partial (see [`Ledger::partial`]).
+    pub partial_months_left_out: Vec<Month>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -257,6 +265,17 @@ pub struct Ledger {
     /// What a reader must know before trusting the figures: flagged meters and cost
     /// lines, corrections that could not be read. Empty when there is nothing to say.
     pub notes: Vec<String>,
+    /// A meter of the network map has readings for less than [`FULL_COVERAGE`] of the
+    /// month: its figures are not the whole month's, it is left out of the year-end
+    /// projection, and it is not frozen while its readings may still come.
+    pub partial: bool,
+}
+
+impl Ledger {
+    /// The meter whose readings cover the least of the month, with its share.
+    pub fn least_covered(&self) -> Option<(&MeterRow, f64)> {
+        self.meters.iter().filter_map(|r| r.coverage.map(|c| (r, c))).min_by(|a, b| a.1.total_cmp(&b.1))
+    }
 }
 
 /// Volume, price and loss effects of the gap change; they add up to `gap1 − gap0`
@@ -411,7 +430,19 @@ pub fn compute_from(
     } else {
         Vec::new()
     };
+    let least = booked.rows.iter().filter_map(|r| r.coverage.map(|c| (r, c))).min_by(|a, b| a.1.total_cmp(&b.1));
+    let partial = least.is_some_and(|(_, c)| c < FULL_COVERAGE);
+    let partial_note = least.filter(|_| partial).map(|(r, c)| {
+        let short = booked.rows.iter().filter(|r| r.coverage.is_some_and(|c| c < FULL_COVERAGE)).count();
+        format!(
+            "partial month: the readings of {short} meter(s) cover less of it (least: {}.{}, {:.1} %); its figures are not the whole month's, its fixed costs are booked whole, and it is left out of the year-end projection",
+            r.device,
+            r.point,
+            c * 100.0
+        )
+    });
     Ok(Ledger {
+        partial,
         site: spec.site.to_string(),
         frozen: booked.any_frozen,
         hourly: booked.hourly,
@@ -426,6 +457,7 @@ pub fn compute_from(
         zones,
         notes: {
             let mut n = summary_notes(&booked.rows, &costs);
+            n.extend(partial_note);
             if period.running() {
                 n.push(format!(
                     "a running month, judged month-to-date ({:.1} of {:.0} days): fees and metered costs so far, fixed costs accrued by day, against the same share of the baseline month's gap",

@@ -291,21 +291,26 @@ fn year_to_date_sums_the_months_and_projects_the_year() {
     };
     let water_gap = |l: &Ledger| l.utilities.iter().find(|u| u.utility == Some(Utility::Water)).unwrap().gap_fen;
     let ytd = l.year_to_date.iter().find(|y| y.utility == Some(Utility::Water)).unwrap();
-    // January has no readings at all (the fixture starts in mid-February): it does not count
+    // January has no readings at all and February only from the 14th (the fixture
+    // starts in mid-February): both are partial, left out of the year to date on both
+    // sides, so that the year compares like with like
     assert!(month(1).utilities.iter().all(|u| u.input == 0.0));
-    assert_eq!(ytd.months, 2);
-    assert_eq!(ytd.gap_fen, water_gap(&month(2)) + water_gap(&l));
-    // baseline: 8000.00 a month from the config, 8300.00 for March
-    assert_eq!(ytd.baseline_gap_fen, Some(800_000 + 830_000));
-    assert_eq!(ytd.baseline_full_year_fen, Some(800_000 + 830_000 + 800_000 * 9));
-    let expected = ytd.gap_fen + (800_000.0 * 9.0 * ytd.gap_fen as f64 / 1_630_000.0).round() as i64;
+    assert!(month(1).partial && month(2).partial && !l.partial);
+    assert!(month(2).notes.iter().any(|n| n.starts_with("partial month")), "{:?}", month(2).notes);
+    assert_eq!(ytd.partial_months_left_out, vec![mo(2026, 1), mo(2026, 2)]);
+    assert_eq!(ytd.months, 1);
+    assert_eq!(ytd.gap_fen, water_gap(&l));
+    // baseline: 8300.00 for March (8000.00 a month from the config for the others)
+    assert_eq!(ytd.baseline_gap_fen, Some(830_000));
+    assert_eq!(ytd.baseline_full_year_fen, Some(830_000 + 800_000 * 9));
+    let expected = ytd.gap_fen + (800_000.0 * 9.0 * ytd.gap_fen as f64 / 830_000.0).round() as i64;
     assert_eq!(ytd.projection_fen, expected);
     assert_eq!(ytd.projection_method, "baseline seasonal shape scaled by year to date");
     assert!(ytd.status.is_some());
     // electricity has no baseline: the year-to-date average carries on
     let e = l.year_to_date.iter().find(|y| y.utility == Some(Utility::Electricity)).unwrap();
     assert_eq!(e.projection_method, "year-to-date average per month carried on");
-    assert_eq!(e.projection_fen, e.gap_fen * 12 / 2);
+    assert_eq!(e.projection_fen, e.gap_fen * 12);
     assert_eq!(e.status, None);
 }
 

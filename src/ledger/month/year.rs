@@ -21,10 +21,15 @@ pub(crate) fn year_to_date(
     let (year, m) = (month.year(), month.month());
     let in_config = |k: u32| spec.prices.baseline.iter().any(|b| b.year == year - 1 && b.month == k);
     // Months before the gateway (or the imported history) had any reading do not count.
+    // A partial month (readings for part of it: a gateway started mid-month, an hour
+    // imported to give the next month its opening) is left out: its gap is not a month's.
     let mut earlier: Vec<Ledger> = Vec::new();
+    let mut left_out: Vec<Month> = Vec::new();
     for k in (1..m).filter_map(|k| Month::new(year, k)) {
         let l = compute_from(spec, k, source, corrections, Depth::Month)?;
-        if l.utilities.iter().any(|u| u.input > 0.0) {
+        if l.partial {
+            left_out.push(k);
+        } else if l.utilities.iter().any(|u| u.input > 0.0) {
             earlier.push(l);
         }
     }
@@ -98,6 +103,7 @@ pub(crate) fn year_to_date(
             projection_method: method,
             baseline_full_year_fen: full_year,
             status: full_year.map(|b| Status::of(projection, b)),
+            partial_months_left_out: left_out.clone(),
         });
     }
     Ok(out)
