@@ -43,6 +43,42 @@ pub struct Spec<'a> {
 }
 
 impl<'a> Spec<'a> {
+    /// Water zones whose bursts cannot be judged as configured, each with why: no inlet
+    /// whose device reads a flow rate, or inlets read more sparsely than
+    /// [`super::burst::SPARSEST`]. The burst rule does nothing there; `check` and
+    /// `/api/status` say so instead of staying silent.
+    pub fn bursts_unjudged(&self) -> Vec<(String, String)> {
+        use crate::ledger::topology::{Role, Utility};
+        use crate::model::AlertRule;
+        let sparsest = super::burst::SPARSEST.to_std().unwrap_or(Duration::from_secs(900));
+        let mut out = Vec::new();
+        for z in self.topology.zones.iter().filter(|z| z.utility == Utility::Water) {
+            if !self.rules.for_subject(&z.name, None).enabled(AlertRule::Burst) {
+                continue;
+            }
+            let inlets: Vec<&DeviceSpec<'a>> = self
+                .topology
+                .meters_in(&z.name)
+                .filter(|m| m.role == Role::Inlet)
+                .filter_map(|m| self.device(&m.device))
+                .filter(|d| d.point(Quantity::WaterFlow).is_some())
+                .collect();
+            let why = match inlets.iter().map(|d| d.interval).max() {
+                None => Some("no inlet of the zone reads a flow rate: bursts are not judged".to_string()),
+                Some(i) if i > sparsest => Some(format!(
+                    "its inlets are read every {}: too sparse to judge a burst within half an hour (every {} or finer is needed)",
+                    humantime::format_duration(i),
+                    humantime::format_duration(sparsest)
+                )),
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                out.push((z.name.clone(), why));
+            }
+        }
+        out
+    }
+
     pub fn device(&self, name: &str) -> Option<&DeviceSpec<'a>> {
         self.devices.iter().find(|d| d.name == name)
     }

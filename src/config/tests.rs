@@ -446,3 +446,19 @@ fn a_meter_judged_on_its_profiles_default_current_is_said_so() {
     // a water meter measures no current
     assert!(!warned(&base.replace("eastron-sdm630", "tuf-2000m")));
 }
+
+#[test]
+fn a_zone_whose_bursts_cannot_be_judged_is_said_so() {
+    let zone = "[[zones]]\nname = \"campus\"\nutility = \"water\"\ninlets = [\"inlet-main\"]\n[store]\npath = \"s.db\"\nmax_size = \"1GiB\"\n";
+    let warned = |text: &str| {
+        let (_, diags) = load_str(text, Mode::Check).unwrap();
+        let w: Vec<String> = diags.warnings().filter(|d| d.path == "zones[0]").map(|d| d.message.clone()).collect();
+        w
+    };
+    assert!(warned(&format!("{GOOD}{zone}")).is_empty(), "read every 10 s: judged");
+    let hourly = GOOD.replace("interval = \"10s\"", "interval = \"1h\"");
+    let w = warned(&format!("{hourly}{zone}"));
+    assert!(w.iter().any(|m| m.contains("every 1h: too sparse to judge a burst")), "{w:?}");
+    let (cfg, _) = load_str(&format!("{hourly}{zone}"), Mode::Check).unwrap();
+    assert_eq!(cfg.alert_spec().bursts_unjudged().len(), 1, "and /api/status lists it");
+}

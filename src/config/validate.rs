@@ -156,7 +156,7 @@ pub(super) fn validate(
     let alerts = alerts(&raw_alerts, mode, diags);
     rated_currents(&raw_devices, &devices, &alerts, diags);
     let ledger = ledger(&raw_ledger, !topology.zones.is_empty(), mode, diags);
-    Some(Config {
+    let cfg = Config {
         ledger,
         site: Site { name: site_name.into(), timezone },
         buses,
@@ -171,7 +171,12 @@ pub(super) fn validate(
         target_baselines: crate::targets::baseline::validate(&raw_target_baselines, diags),
         alerts,
         source: source.to_string(),
-    })
+    };
+    for (zone, why) in cfg.alert_spec().bursts_unjudged() {
+        let i = cfg.topology.zones.iter().position(|z| z.name == zone).unwrap_or(0);
+        diags.warning(format!("zones[{i}]"), format!("zone `{zone}`: {why}"));
+    }
+    Some(cfg)
 }
 
 /// A meter whose over-current is judged against its profile's `max_current` (the rating

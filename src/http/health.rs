@@ -392,6 +392,14 @@ fn status_json(st: &AppState) -> serde_json::Value {
         Ok(s) => (Some(s), store_error),
         Err(e) => (None, Some(e.to_string())),
     };
+    // what the alert pass cannot judge as configured: said, not silently skipped
+    let unjudged: Vec<serde_json::Value> = st
+        .config
+        .alert_spec()
+        .bursts_unjudged()
+        .into_iter()
+        .map(|(zone, why)| serde_json::json!({"zone": zone, "rule": "burst", "why": why}))
+        .collect();
     let alerts_delivery = serde_json::json!({
         "errors": st.alert_delivery.errors(),
         "webhook_retry_in_s": st.alert_delivery.webhook_retry_in(),
@@ -409,6 +417,7 @@ fn status_json(st: &AppState) -> serde_json::Value {
         "healthy": problems.is_empty(),
         "intake": intake,
         "alerts_delivery": alerts_delivery,
+        "alerts_not_judged": unjudged,
         "problems": problems,
         "store": store,
         "store_error": store_error,
