@@ -210,6 +210,7 @@ pub async fn webhook(
     format: WebhookFormat,
     every: Duration,
     health: &DeliveryHealth,
+    parent_of: group::ParentOf<'_>,
 ) -> usize {
     if health.lock().webhook_next.is_some_and(|t| t > std::time::Instant::now()) {
         return 0;
@@ -219,7 +220,7 @@ pub async fn webhook(
     // not notified on its own: its root's message is the event
     let earliest = pending.iter().map(|(a, _)| a.start_ms).min().unwrap_or(0);
     let caused = match store.alerts_between(earliest.saturating_sub(86_400_000), i64::MAX) {
-        Ok(around) => group::causes(&around),
+        Ok(around) => group::causes(&around, parent_of),
         Err(e) => {
             tracing::error!(error = %e, "cannot read alerts to group; notifying each on its own");
             Default::default()
@@ -406,7 +407,7 @@ mod tests {
         }
         let url = Secret::new(format!("http://{addr}/hook"));
         let health = DeliveryHealth::default();
-        webhook(&store, "s", &url, WebhookFormat::Generic, Duration::from_secs(1), &health).await;
+        webhook(&store, "s", &url, WebhookFormat::Generic, Duration::from_secs(1), &health, &|_| None).await;
         let got = posts.lock().unwrap().clone();
         assert_eq!(got.len(), 1, "one event, one notification: {got:?}");
         assert!(got[0].contains("supply_interruption"), "{got:?}");

@@ -43,8 +43,25 @@ fn before_ms(root: AlertRule) -> i64 {
 /// came back).
 const AFTER_MS: i64 = 60 * 60_000;
 
-fn covers(root: &AlertRow, a: &AlertRow) -> bool {
-    a.zone == root.zone
+/// A zone's parent in the network map (`None` at the top).
+pub type ParentOf<'a> = &'a (dyn Fn(&str) -> Option<String> + Sync);
+
+/// `zone` is `root` or above it: a parent's inflow carries its children's events.
+fn same_or_above(zone: &str, root: &str, parent_of: ParentOf<'_>) -> bool {
+    let mut z = Some(root.to_string());
+    // bounded: a network map has no cycles, but a walk must not trust that
+    for _ in 0..32 {
+        match z {
+            Some(ref name) if name == zone => return true,
+            Some(name) => z = parent_of(&name),
+            None => return false,
+        }
+    }
+    false
+}
+
+fn covers(root: &AlertRow, a: &AlertRow, parent_of: ParentOf<'_>) -> bool {
+    same_or_above(&a.zone, &root.zone, parent_of)
         && a.id != root.id
         && a.start_ms >= root.start_ms - before_ms(root.rule)
         && root.end_ms.is_none_or(|end| a.start_ms <= end + AFTER_MS)
@@ -53,13 +70,15 @@ fn covers(root: &AlertRow, a: &AlertRow) -> bool {
 /// Each alert caused by another (alert id → its root's id). A burst is the root of the
 /// interruption it caused and of everything that interruption caused; roots are looked
 /// for bursts first.
-pub fn causes(alerts: &[AlertRow]) -> HashMap<i64, i64> {
+pub fn causes(alerts: &[AlertRow], parent_of: ParentOf<'_>) -> HashMap<i64, i64> {
     let mut out = HashMap::new();
     for root_rule in [AlertRule::Burst, AlertRule::SupplyInterruption, AlertRule::NightFlow] {
         for root in alerts.iter().filter(|r| r.rule == root_rule) {
             // an interruption that a burst caused passes its consequences up
             let top = out.get(&root.id).copied().unwrap_or(root.id);
-            for a in alerts.iter().filter(|a| consequences_of(root_rule).contains(&a.rule) && covers(root, a)) {
+            for a in
+                alerts.iter().filter(|a| consequences_of(root_rule).contains(&a.rule) && covers(root, a, parent_of))
+            {
                 out.entry(a.id).or_insert(top);
             }
         }
@@ -69,8 +88,8 @@ pub fn causes(alerts: &[AlertRow]) -> HashMap<i64, i64> {
 
 /// Alerts in the order they are shown: each root (or alert on its own), then the
 /// alerts it caused, each with its root's id.
-pub fn nested(alerts: &[AlertRow]) -> Vec<(&AlertRow, Option<i64>)> {
-    let caused = causes(alerts);
+pub fn nested<'a>(alerts: &'a [AlertRow], parent_of: ParentOf<'_>) -> Vec<(&'a AlertRow, Option<i64>)> {
+    let caused = causes(alerts, parent_of);
     let mut out = Vec::with_capacity(alerts.len());
     for a in alerts.iter().filter(|a| !caused.contains_key(&a.id)) {
         out.push((a, None));
@@ -104,6 +123,24 @@ mod tests {
         }
     }
 
+    /// north, south and east under campus
+    fn campus(z: &str) -> Option<String> {
+        (z != "campus").then(|| "campus".to_string())
+    }
+
+    #[test]
+    fn a_burst_below_shows_in_the_parent_zones_hours_too() {
+        use AlertRule::*;
+        let alerts = vec![
+            alert(30, Burst, "south", 100, Some(400)),
+            alert(31, ConsumptionAnomaly, "campus", 100, Some(400)),
+            alert(32, ConsumptionAnomaly, "north", 100, Some(400)),
+        ];
+        let c = causes(&alerts, &campus);
+        assert_eq!(c.get(&31), Some(&30), "the parent's inflow carries it");
+        assert_eq!(c.get(&32), None, "a sibling's does not");
+    }
+
     #[test]
     fn an_outage_is_one_alert_with_its_consequences_under_it() {
         use AlertRule::*;
@@ -119,14 +156,14 @@ mod tests {
             // a day later: its own event
             alert(7, PressureLow, "east", 2000, Some(2010)),
         ];
-        let c = causes(&alerts);
+        let c = causes(&alerts, &campus);
         assert_eq!(c.get(&2), Some(&1));
         assert_eq!(c.get(&3), Some(&1));
         assert_eq!(c.get(&4), Some(&1));
         assert_eq!(c.get(&5), Some(&1), "the hour after supply returns");
         assert_eq!(c.get(&6), None, "another zone");
         assert_eq!(c.get(&7), None, "another day");
-        let shown: Vec<(i64, Option<i64>)> = nested(&alerts).iter().map(|(a, r)| (a.id, *r)).collect();
+        let shown: Vec<(i64, Option<i64>)> = nested(&alerts, &campus).iter().map(|(a, r)| (a.id, *r)).collect();
         assert_eq!(
             shown,
             vec![(1, None), (2, Some(1)), (3, Some(1)), (4, Some(1)), (5, Some(1)), (6, None), (7, None)]
@@ -142,7 +179,7 @@ mod tests {
             alert(12, PressureLow, "south", 131, Some(300)),
             alert(13, NightFlow, "south", 200, Some(420)),
         ];
-        let c = causes(&alerts);
+        let c = causes(&alerts, &campus);
         assert_eq!([c.get(&11), c.get(&12), c.get(&13)], [Some(&10), Some(&10), Some(&10)]);
         assert_eq!(c.get(&10), None);
     }
@@ -157,7 +194,7 @@ mod tests {
             alert(22, ZoneImbalance, "east", 2400, None),
             alert(23, ConsumptionAnomaly, "east", -3000, Some(-2900)),
         ];
-        let c = causes(&alerts);
+        let c = causes(&alerts, &campus);
         assert_eq!([c.get(&21), c.get(&22), c.get(&23)], [Some(&20), Some(&20), None]);
     }
 }

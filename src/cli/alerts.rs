@@ -50,7 +50,8 @@ fn alert_line(a: &AlertRow, tz: Tz) -> String {
 pub fn alerts_list(cfg: &Config, json: bool, active: bool) -> anyhow::Result<String> {
     let store = super::open_store(cfg, true)?;
     let rows = store.alerts(active)?;
-    let caused = crate::alerts::group::causes(&rows);
+    let parent_of = |z: &str| cfg.topology.zone(z).and_then(|z| z.parent.clone());
+    let caused = crate::alerts::group::causes(&rows, &parent_of);
     if json {
         let mut out = String::new();
         for a in rows {
@@ -66,7 +67,7 @@ pub fn alerts_list(cfg: &Config, json: bool, active: bool) -> anyhow::Result<Str
         return Ok(out);
     }
     // each event once: its root, then what it caused, indented
-    Ok(crate::alerts::group::nested(&rows)
+    Ok(crate::alerts::group::nested(&rows, &parent_of)
         .into_iter()
         .map(|(a, root)| match root {
             Some(r) => format!("    ↳ caused by #{r}: {}", alert_line(a, cfg.site.timezone)),

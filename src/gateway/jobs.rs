@@ -131,7 +131,9 @@ pub(super) async fn alert_pass(cfg: Arc<Config>, store: Arc<Store>, health: Arc<
         deliver::mqtt(&store, &site, m, &health).await;
     }
     if let Some(url) = &cfg.alerts.webhook_url {
-        deliver::webhook(&store, &site, url, cfg.alerts.webhook_format, cfg.alerts.evaluate_every, &health).await;
+        let parent_of = |z: &str| cfg.topology.zone(z).and_then(|z| z.parent.clone());
+        deliver::webhook(&store, &site, url, cfg.alerts.webhook_format, cfg.alerts.evaluate_every, &health, &parent_of)
+            .await;
     }
     if !cfg.influxdb.is_empty() {
         deliver::influx(&store, &site, &cfg.influxdb, &health).await;

@@ -119,7 +119,8 @@ pub(super) async fn alerts(State(st): State<Arc<AppState>>, Query(q): Query<Aler
     match rows {
         Ok(rows) => {
             let site = st.config.site.name.to_string();
-            let caused = crate::alerts::group::causes(&rows);
+            let parent_of = |z: &str| st.config.topology.zone(z).and_then(|z| z.parent.clone());
+            let caused = crate::alerts::group::causes(&rows, &parent_of);
             let list: Vec<serde_json::Value> = rows
                 .iter()
                 .map(|a| {

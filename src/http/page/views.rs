@@ -217,7 +217,8 @@ pub(super) fn network(st: &AppState, lang: Lang, zone: Option<&str>) -> Result<M
 pub(super) fn alerts(st: &AppState, lang: Lang, note: Option<&str>) -> Result<Markup, StoreError> {
     let all = st.store.alerts(false)?;
     // each event once: its root, then what it caused (indented, "↳ #root")
-    let shown = crate::alerts::group::nested(&all);
+    let parent_of = |z: &str| st.config.topology.zone(z).and_then(|z| z.parent.clone());
+    let shown = crate::alerts::group::nested(&all, &parent_of);
     let (active, recent): (Vec<_>, Vec<_>) = shown.into_iter().partition(|(a, _)| a.end_ms.is_none());
     let writable = st.token.is_some();
     Ok(html! {
