@@ -41,8 +41,14 @@ fn burst(
     from: DateTime<Utc>,
     tz: chrono_tz::Tz,
 ) -> Vec<Episode> {
-    let s =
-        Settings { min_rise: 0.0, drop_share: 0.15, confirm: TimeDelta::minutes(30), lag: TimeDelta::minutes(4), tz };
+    let s = Settings {
+        min_rise: 0.0,
+        drop_share: 0.15,
+        confirm: TimeDelta::minutes(30),
+        lag: TimeDelta::minutes(4),
+        tz,
+        holidays: Default::default(),
+    };
     burst::burst(zone, flows, pressures, from + TimeDelta::days(1), &s)
 }
 

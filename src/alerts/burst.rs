@@ -40,7 +40,7 @@ type Judged = (DateTime<Utc>, f64, Option<Judgement>);
 type Step = (DateTime<Utc>, Option<(f64, f64)>);
 
 /// The settings of one zone's burst rule.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// The least excess that can be a burst, m³/h.
     pub min_rise: f64,
@@ -51,6 +51,8 @@ pub struct Settings {
     /// How long after a reading it may still stand for the flow (four polls).
     pub lag: TimeDelta,
     pub tz: Tz,
+    /// Days kept as a weekend (public holidays, term breaks).
+    pub holidays: std::collections::BTreeSet<chrono::NaiveDate>,
 }
 
 /// Readings sparser than this cannot show a burst within half an hour (hourly ones still
@@ -69,8 +71,10 @@ fn median(v: &mut [f64]) -> Option<f64> {
     Some(v[v.len() / 2])
 }
 
-fn weekend(t: DateTime<Utc>, tz: Tz) -> bool {
-    matches!(t.with_timezone(&tz).weekday(), Weekday::Sat | Weekday::Sun)
+/// A day the campus rests: a Saturday, a Sunday or a holiday.
+fn weekend(t: DateTime<Utc>, s: &Settings) -> bool {
+    let local = t.with_timezone(&s.tz);
+    matches!(local.weekday(), Weekday::Sat | Weekday::Sun) || s.holidays.contains(&local.date_naive())
 }
 
 /// A bin: its start, the mean of its readings, how many readings.
@@ -141,11 +145,11 @@ struct Judgement {
     need: f64,
 }
 
-fn usual(b: &[Bin], at: DateTime<Utc>, width: TimeDelta, per_bin: usize, tz: Tz) -> Option<Usual> {
+fn usual(b: &[Bin], at: DateTime<Utc>, width: TimeDelta, per_bin: usize, s: &Settings) -> Option<Usual> {
     // only days of the same kind: a Saturday morning is not judged against weekdays'
-    let kind = weekend(at, tz);
+    let kind = weekend(at, s);
     let (mut highs, mut mids) = (Vec::new(), Vec::new());
-    for d in (1..=DAYS_BACK).filter(|d| weekend(at - TimeDelta::days(*d), tz) == kind) {
+    for d in (1..=DAYS_BACK).filter(|d| weekend(at - TimeDelta::days(*d), s) == kind) {
         let r = at - TimeDelta::days(d);
         let Some(high) = envelope(b, r, width, per_bin) else { continue };
         let i = b.partition_point(|(t, _, _)| *t < r);
@@ -157,7 +161,11 @@ fn usual(b: &[Bin], at: DateTime<Utc>, width: TimeDelta, per_bin: usize, tz: Tz)
     }
     // a weekly rhythm (a tank filled every Monday night, a market every Saturday): what
     // both of the last two same weekdays showed at this time is usual too
-    let weekly = [7, 14].map(|d| envelope(b, at - TimeDelta::days(d), width, per_bin));
+    // (of the same kind: a holiday's weekday a week before was a working day)
+    let weekly = [7, 14].map(|d| {
+        let r = at - TimeDelta::days(d);
+        (weekend(r, s) == kind).then(|| envelope(b, r, width, per_bin)).flatten()
+    });
     let weekly = match weekly {
         [Some(a), Some(b)] => a.min(b),
         _ => f64::NEG_INFINITY,
@@ -237,7 +245,7 @@ pub fn burst(zone: &str, flows: &Series, pressures: &Series, from: DateTime<Utc>
     let judged: Vec<Judged> = (first..b.len())
         .map(|i| {
             let (t, v, n) = b[i];
-            let judgement = usual(&b, t, width, n, s.tz).zip(week_mean(i)).map(|(usual, mean)| Judgement {
+            let judgement = usual(&b, t, width, n, s).zip(week_mean(i)).map(|(usual, mean)| Judgement {
                 usual,
                 mean,
                 // above: beyond `min_rise`, a fifth of the mean, and three spreads of the days
@@ -283,7 +291,7 @@ pub fn burst(zone: &str, flows: &Series, pressures: &Series, from: DateTime<Utc>
         // have a judgement and the run an excess
         let mut excess: Vec<f64> = run.iter().filter_map(|(_, v, j)| j.map(|j| v - j.usual.high)).collect();
         if let (true, Some(rise), (t, v, Some(j))) = (confirmed, median(&mut excess), judged[last]) {
-            let kind = if weekend(t, s.tz) { "weekend" } else { "weekday" };
+            let kind = if weekend(t, s) { "weekend or holiday" } else { "weekday" };
             let p = drop.map(|(now, was)| format!(", pressure {now:.3} (usually {was:.3})")).unwrap_or_default();
             let evidence = format!(
                 "inflow {v:.1} m³/h where {:.1} is usual at this time on a {kind} (at most {:.1}; mean {:.1}){p}; {rise:.1} m³/h above usual for {} min",
@@ -416,6 +424,7 @@ mod tests {
             confirm: TimeDelta::minutes(30),
             lag: TimeDelta::minutes(4),
             tz: Shanghai,
+            holidays: Default::default(),
         }
     }
 
@@ -451,6 +460,30 @@ mod tests {
             let loss = e.loss_per_day.unwrap() / 24.0;
             assert!((8.0..=12.0).contains(&loss), "{step}: {loss} m³/h");
         }
+    }
+
+    #[test]
+    fn a_holiday_is_judged_as_a_weekend_not_as_a_working_day() {
+        // the 18th (a Wednesday) is a public holiday: the campus rests, its flow is a
+        // weekend's (half a working day's); a burst of 12 m³/h from 10:00 that day
+        let holiday = Shanghai.with_ymd_and_hms(2026, 3, 18, 0, 0, 0).unwrap().date_naive();
+        let start = at(18, 10, 0);
+        let flows: Vec<(DateTime<Utc>, f64)> = campus_until(at(20, 0, 0), 0.5, TimeDelta::minutes(5), 18, &|_| 0.0)
+            .into_iter()
+            .map(|(t, v)| {
+                let rests = if t.with_timezone(&Shanghai).date_naive() == holiday { v * 0.5 } else { v };
+                (t, rests + if t >= start && t < start + TimeDelta::hours(4) { 12.0 } else { 0.0 })
+            })
+            .collect();
+        // judged against working days, the burst hides under their busier hours
+        assert!(burst("north", &flows, &[], at(17, 0, 0), &settings()).is_empty());
+        // judged against weekends, as the holiday it is, it stands out
+        let mut s = settings();
+        s.holidays.insert(holiday);
+        let eps = burst("north", &flows, &[], at(17, 0, 0), &s);
+        assert_eq!(eps.len(), 1, "{eps:#?}");
+        assert!((eps[0].start - start).abs() <= TimeDelta::minutes(5));
+        assert!(eps[0].evidence.contains("weekend or holiday"), "{}", eps[0].evidence);
     }
 
     #[test]

@@ -255,6 +255,7 @@ fn bursts(pass: &Pass<'_, '_>, interruptions: &[Episode]) -> Result<Vec<Episode>
             confirm: TimeDelta::minutes(30),
             lag,
             tz: pass.spec.tz,
+            holidays: pass.spec.rules.holidays.clone(),
         };
         out.extend(burst::burst(&z.name, &flows, &pressures, pass.from, &settings));
     }

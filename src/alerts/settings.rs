@@ -228,6 +228,8 @@ impl Settings {
 pub struct RuleSettings {
     site: RawSettings,
     overrides: Vec<RawSettings>,
+    /// Days kept as a weekend: what is usual on them is judged against weekends.
+    pub holidays: std::collections::BTreeSet<chrono::NaiveDate>,
 }
 
 impl RuleSettings {
@@ -338,6 +340,28 @@ fn check(r: &RawSettings, path: &str, diags: &mut Diagnostics) {
     }
 }
 
+/// `[alerts] holidays`: days or `FROM..TO` runs of days (at most a year each).
+pub fn holidays(raw: &[String], diags: &mut Diagnostics) -> std::collections::BTreeSet<chrono::NaiveDate> {
+    let mut out = std::collections::BTreeSet::new();
+    let day = |s: &str| chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok();
+    for (i, r) in raw.iter().enumerate() {
+        let (a, b) = match r.split_once("..") {
+            Some((a, b)) => (day(a), day(b)),
+            None => (day(r), day(r)),
+        };
+        match (a, b) {
+            (Some(a), Some(b)) if a <= b && (b - a).num_days() <= 366 => {
+                out.extend(a.iter_days().take_while(|d| *d <= b));
+            }
+            _ => diags.error(
+                format!("alerts.holidays[{i}]"),
+                format!("`{r}` is not a day (YYYY-MM-DD) or a run of at most a year (YYYY-MM-DD..YYYY-MM-DD)"),
+            ),
+        }
+    }
+    out
+}
+
 pub fn validate(site: RawSettings, overrides: Vec<RawSettings>, diags: &mut Diagnostics) -> RuleSettings {
     check(&site, "alerts", diags);
     if site.zone.is_some() || site.device.is_some() {
@@ -350,7 +374,7 @@ pub fn validate(site: RawSettings, overrides: Vec<RawSettings>, diags: &mut Diag
             diags.error(path, "an override names either a zone or a device");
         }
     }
-    RuleSettings { site, overrides }
+    RuleSettings { site, overrides, holidays: Default::default() }
 }
 
 #[cfg(test)]

@@ -18,6 +18,10 @@ pub struct RawSite {
 pub struct RawAlerts {
     /// How often the running gateway evaluates the rules (default 5m).
     pub evaluate_every: Option<String>,
+    /// Days the campus keeps as a weekend (public holidays, term breaks): `YYYY-MM-DD`, or
+    /// `YYYY-MM-DD..YYYY-MM-DD` for a run of days.
+    #[serde(default)]
+    pub holidays: Vec<String>,
     pub webhook_url: Option<String>,
     /// The webhook URL carries the robot's key: better from an environment variable or a
     /// file than in the configuration.

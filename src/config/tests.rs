@@ -462,3 +462,12 @@ fn a_zone_whose_bursts_cannot_be_judged_is_said_so() {
     let (cfg, _) = load_str(&format!("{hourly}{zone}"), Mode::Check).unwrap();
     assert_eq!(cfg.alert_spec().bursts_unjudged().len(), 1, "and /api/status lists it");
 }
+
+#[test]
+fn holidays_are_days_or_runs_of_days() {
+    let cfg = |h: &str| format!("{GOOD}\n[alerts]\nholidays = [{h}]\n");
+    let (c, _) = load_str(&cfg("\"2026-10-01..2026-10-07\", \"2027-01-01\""), Mode::Check).unwrap();
+    assert_eq!(c.alerts.rules.holidays.len(), 8);
+    has(&errors(&cfg("\"2026-10-07..2026-10-01\"")), "alerts.holidays[0]", "is not a day");
+    has(&errors(&cfg("\"National Day\"")), "alerts.holidays[0]", "YYYY-MM-DD");
+}

@@ -249,7 +249,8 @@ fn alerts(raw_alerts: &raw::RawAlerts, mode: Mode, diags: &mut Diagnostics) -> A
             format!("{} is not an http:// or https:// URL", secret::url_origin(u.expose())),
         );
     }
-    let rules = crate::alerts::settings::validate(raw_alerts.settings.clone(), raw_alerts.overrides.clone(), diags);
+    let mut rules = crate::alerts::settings::validate(raw_alerts.settings.clone(), raw_alerts.overrides.clone(), diags);
+    rules.holidays = crate::alerts::settings::holidays(&raw_alerts.holidays, diags);
     AlertsConfig {
         rules,
         evaluate_every: duration_field(
@@ -328,6 +329,7 @@ fn unknown_keys(top: &HashMap<String, config::Value>, diags: &mut Diagnostics) {
     if let Some(table) = top.get("alerts").and_then(|v| v.clone().into_table().ok()) {
         const KNOWN: &[&str] = &[
             "evaluate_every",
+            "holidays",
             "webhook_url",
             "webhook_url_env",
             "webhook_url_file",
