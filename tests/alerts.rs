@@ -322,3 +322,45 @@ proptest::proptest! {
         proptest::prop_assert_eq!(alert_set(&whole), want);
     }
 }
+
+#[test]
+fn incidents_counted_on_finer_readings_than_the_baseline_years_are_flagged() {
+    use chrono::{TimeDelta, TimeZone};
+    use pumphouse::model::{Quality, Quantity, Reading};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("p.toml");
+    std::fs::write(&cfg_path, CONFIG.replace("STORE", &dir.path().join("s.db").to_string_lossy())).unwrap();
+    let (cfg, _) = pumphouse::config::load(&cfg_path, pumphouse::config::Mode::Check).unwrap();
+    let store = pumphouse::store::Store::open(&cfg.store.path, cfg.store.limits).unwrap();
+    let tz = chrono_tz::Asia::Shanghai;
+    let reading = |ts: chrono::DateTime<chrono::Utc>, v: f64| Reading {
+        ts,
+        site: cfg.site.name.clone(),
+        zone: "leaky".into(),
+        device: "in-leaky".into(),
+        point: "positive_total".into(),
+        quantity: Quantity::WaterVolume,
+        value: Some(v),
+        unit: "m3".into(),
+        quality: Quality::Good,
+    };
+    // March 2025 read hourly (imported records), March 2026 every five minutes (live)
+    let then = tz.with_ymd_and_hms(2025, 3, 1, 0, 0, 0).unwrap().with_timezone(&chrono::Utc);
+    let now = tz.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap().with_timezone(&chrono::Utc);
+    let hourly: Vec<Reading> = (0..48).map(|h| reading(then + TimeDelta::hours(h), h as f64)).collect();
+    let fine: Vec<Reading> = (0..48 * 12).map(|k| reading(now + TimeDelta::minutes(5 * k), k as f64)).collect();
+    store.append(&hourly).unwrap();
+    store.append(&fine).unwrap();
+    // the baseline year was evaluated (its incidents are known: none)
+    store.record_alert_pass(then.timestamp_millis(), (then + TimeDelta::days(31)).timestamp_millis()).unwrap();
+    let month = pumphouse::model::Month::new(2026, 3).unwrap();
+    let t =
+        pumphouse::targets::from_store(&cfg.targets_spec(), &store, month, None, now + TimeDelta::days(40)).unwrap();
+    assert!(
+        t.notes.iter().any(|n| n.contains("read every 5m")
+            && n.contains("every 1h")
+            && n.contains("not compared like with like")),
+        "{:#?}",
+        t.notes
+    );
+}

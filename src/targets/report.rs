@@ -40,7 +40,52 @@ pub fn from_store(
         ledger,
     });
     t.notes.extend(unobserved(spec));
+    let from_history = t.rows.iter().any(|r| {
+        r.measure == super::Measure::Incidents
+            && r.baseline_source == Some(crate::ledger::month::BaselineSource::History)
+    });
+    if let (true, Some(base)) = (from_history, month.year_before()) {
+        t.notes.extend(finer_than_the_baseline(spec, store, month, base)?);
+    }
     Ok(t)
+}
+
+/// The usual spacing of the water inlets' readings on the first day of `month` (the
+/// finest of them), when there are readings.
+fn inlet_spacing(spec: &Spec<'_>, store: &Store, month: Month) -> Result<Option<chrono::TimeDelta>, StoreError> {
+    use crate::ledger::topology::{Role, Utility};
+    let Some((from, _)) = month.bounds(spec.tz) else { return Ok(None) };
+    let to = from + chrono::TimeDelta::days(1);
+    let mut finest: Option<chrono::TimeDelta> = None;
+    for m in spec.topology.meters.iter().filter(|m| m.role == Role::Inlet && m.utility == Utility::Water) {
+        let times: Vec<DateTime<Utc>> =
+            store.series_readings(&m.device, &m.point, ms(from), ms(to))?.into_iter().map(|r| r.ts).collect();
+        if let Some(s) = crate::ledger::intervals::usual_spacing(&times) {
+            finest = Some(finest.map_or(s, |f| f.min(s)));
+        }
+    }
+    Ok(finest)
+}
+
+/// Incidents counted on readings finer than the baseline year's records could show (a
+/// burst needs readings every 15 minutes or finer): flagged, not compared in silence.
+fn finer_than_the_baseline(
+    spec: &Spec<'_>,
+    store: &Store,
+    month: Month,
+    base: Month,
+) -> Result<Option<String>, StoreError> {
+    let (Some(now), Some(then)) = (inlet_spacing(spec, store, month)?, inlet_spacing(spec, store, base)?) else {
+        return Ok(None);
+    };
+    let sparsest = crate::alerts::burst::SPARSEST;
+    Ok((now <= sparsest && then > sparsest).then(|| {
+        format!(
+            "incidents: this month's inlets are read every {}, the baseline month's ({base}) every {}; bursts cannot be seen in readings that sparse, so the incident count is not compared like with like",
+            humantime::format_duration(now.to_std().unwrap_or_default()),
+            humantime::format_duration(then.to_std().unwrap_or_default())
+        )
+    }))
 }
 
 /// What the configured devices cannot see, so that a count of 0 is read as "none seen by
