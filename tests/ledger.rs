@@ -270,6 +270,11 @@ async fn the_ledger_is_served_over_http() {
     assert_eq!(code, 200);
     assert!(ctype.starts_with("text/csv"));
     assert!(String::from_utf8_lossy(&body).contains("non-revenue share"));
+    assert!(body.starts_with(b"site,"), "no byte-order mark in English");
+    // in Chinese, a UTF-8 byte-order mark first, for Excel on Chinese Windows
+    let (code, _, body) = get("/api/ledger/2022-01.csv").await;
+    assert_eq!(code, 200);
+    assert!(body.starts_with("\u{feff}站点,".as_bytes()), "{:?}", &body[..body.len().min(12)]);
     let (code, _, body) = get("/api/ledger/2022-01.xlsx").await;
     assert_eq!(code, 200);
     assert!(body.starts_with(b"PK"));

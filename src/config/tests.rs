@@ -471,3 +471,28 @@ fn holidays_are_days_or_runs_of_days() {
     has(&errors(&cfg("\"2026-10-07..2026-10-01\"")), "alerts.holidays[0]", "is not a day");
     has(&errors(&cfg("\"National Day\"")), "alerts.holidays[0]", "YYYY-MM-DD");
 }
+
+#[test]
+fn a_missing_time_zone_and_a_device_zone_outside_the_map_are_said() {
+    let warned = |text: &str, path: &str, fragment: &str| {
+        let (_, diags) = load_str(text, Mode::Check).unwrap();
+        let found = diags.warnings().any(|d| d.path == path && d.message.contains(fragment));
+        found
+    };
+    let no_tz = GOOD.replace("timezone = \"Asia/Shanghai\"\n", "");
+    assert!(warned(&no_tz, "site.timezone", "follow UTC"));
+    assert!(!warned(GOOD, "site.timezone", "follow UTC"));
+    // the map names 教学区; the device says 教学楼 (a typo)
+    let map = "[[zones]]\nname = \"教学区\"\nutility = \"water\"\ninlets = [\"inlet-main\"]\n[store]\npath = \"s.db\"\nmax_size = \"1GiB\"\n";
+    let typo = format!("{}{map}", GOOD.replace("zone = \"campus\"", "zone = \"教学楼\""));
+    let mut text = typo.replace("inlets = [\"inlet-main\"]", "inlets = []");
+    text.push_str(
+        "[[devices]]\nname = \"m2\"\nbus = \"plant-lan\"\nunit = 2\nprofile = \"tuf-2000m\"\nzone = \"教学区\"\n",
+    );
+    let text = text.replace("inlets = []", "inlets = [\"m2\"]");
+    assert!(
+        warned(&text, "devices[0].zone", "`教学楼` is not a zone of the network map ([[zones]]: 教学区)"),
+        "{text}"
+    );
+    assert!(!warned(&text, "devices[1].zone", "not a zone"));
+}

@@ -172,6 +172,20 @@ pub(super) fn validate(
         alerts,
         source: source.to_string(),
     };
+    if !cfg.topology.zones.is_empty() {
+        for d in cfg.devices.iter().filter(|d| &*d.zone != "unzoned" && cfg.topology.zone(&d.zone).is_none()) {
+            let i = raw_devices.iter().find(|(_, r)| r.name.as_deref() == Some(&*d.name)).map_or(0, |(i, _)| *i);
+            let known: Vec<&str> = cfg.topology.zones.iter().map(|z| z.name.as_str()).collect();
+            diags.warning(
+                format!("devices[{i}].zone"),
+                format!(
+                    "`{}` is not a zone of the network map ([[zones]]: {}); its readings are tagged with it, and no zone of the map sees them (balance, interruptions, bursts)",
+                    d.zone,
+                    known.join(", ")
+                ),
+            );
+        }
+    }
     for (zone, why) in cfg.alert_spec().bursts_unjudged() {
         let i = cfg.topology.zones.iter().position(|z| z.name == zone).unwrap_or(0);
         diags.warning(format!("zones[{i}]"), format!("zone `{zone}`: {why}"));
@@ -363,7 +377,13 @@ fn site(raw_site: &RawSite, diags: &mut Diagnostics) -> (String, Tz) {
         }
     };
     let timezone = match raw_site.timezone.as_deref() {
-        None => chrono_tz::UTC,
+        None => {
+            diags.warning(
+                "site.timezone",
+                "not set: months, nights and tariff periods follow UTC; a campus in China writes timezone = \"Asia/Shanghai\"",
+            );
+            chrono_tz::UTC
+        }
         Some(tz) => tz.parse::<Tz>().unwrap_or_else(|_| {
             diags.error("site.timezone", format!("`{tz}` is not an IANA time zone; write e.g. Asia/Shanghai"));
             chrono_tz::UTC

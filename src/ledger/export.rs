@@ -358,8 +358,13 @@ fn csv_field(s: &str) -> String {
 }
 
 /// The ledger's tables, then `extra`, as CSV.
+/// In Chinese, the file starts with a UTF-8 byte-order mark: Excel on Chinese Windows
+/// reads a CSV without one as GBK and shows mojibake.
 pub fn to_csv(ledger: &Ledger, lang: Lang, extra: &[Table]) -> String {
     let mut out = String::new();
+    if lang == Lang::Zh {
+        out.push('\u{feff}');
+    }
     let _ = writeln!(
         out,
         "{},{},{}",
