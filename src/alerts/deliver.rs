@@ -218,7 +218,7 @@ pub async fn webhook(
     let Some(pending) = pending(store, Destination::Webhook) else { return 0 };
     // an alert caused by another (an outage's low pressure, a burst's interruption) is
     // not notified on its own: its root's message is the event
-    let earliest = pending.iter().map(|(a, _)| a.start_ms).min().unwrap_or(0);
+    let Some(earliest) = pending.iter().map(|(a, _)| a.start_ms).min() else { return 0 };
     let caused = match store.alerts_between(earliest.saturating_sub(86_400_000), i64::MAX) {
         Ok(around) => group::causes(&around, parent_of),
         Err(e) => {

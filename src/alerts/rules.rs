@@ -284,9 +284,9 @@ pub fn stuck_totalizer(
             // is not that.
             let mut f: Vec<f64> = flows.iter().filter(|(t, _)| *t > a && *t <= b).map(|(_, v)| *v).collect();
             f.sort_by(f64::total_cmp);
-            let median = f.get(f.len() / 2).copied().unwrap_or(0.0);
-            let mean = if f.is_empty() { 0.0 } else { f.iter().sum::<f64>() / f.len() as f64 };
-            if f.len() >= 3 && median >= min_flow {
+            let flowing = f.len() >= 3 && f[f.len() / 2] >= min_flow;
+            if flowing {
+                let mean = f.iter().sum::<f64>() / f.len() as f64;
                 let end = totals.get(j + 1).map(|x| x.0);
                 out.push(Episode {
                     rule: AlertRule::TotalizerStuck,

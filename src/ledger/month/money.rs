@@ -146,7 +146,7 @@ fn cost_item(
                         "not charged: no flat price per kW in force on the month's first day ({})",
                         t.name
                     ));
-                    (demand_charge(input_hours.values(), rust_decimal::Decimal::ZERO).map(|(peak, _)| peak), 0)
+                    (peak_of(input_hours.values()), 0)
                 }
             }
         }
@@ -174,9 +174,8 @@ fn cost_item(
     (quantity, amount, notes)
 }
 
-/// The month's peak hour and its demand charge at `price` per unit, or `None` when an
-/// hour is not a number or the charge is beyond any meter.
-fn demand_charge<'a>(hours: impl Iterator<Item = &'a f64>, price: rust_decimal::Decimal) -> Option<(f64, i64)> {
+/// The month's peak hour, or `None` when an hour is not a number or beyond any meter.
+fn peak_of<'a>(hours: impl Iterator<Item = &'a f64>) -> Option<f64> {
     let mut peak = 0.0f64;
     for v in hours {
         if !v.is_finite() || v.abs() > 1e15 {
@@ -184,6 +183,13 @@ fn demand_charge<'a>(hours: impl Iterator<Item = &'a f64>, price: rust_decimal::
         }
         peak = peak.max(*v);
     }
+    Some(peak)
+}
+
+/// The month's peak hour and its demand charge at `price` per unit, or `None` when the
+/// peak is not plausible ([`peak_of`]) or the charge is beyond any meter.
+fn demand_charge<'a>(hours: impl Iterator<Item = &'a f64>, price: rust_decimal::Decimal) -> Option<(f64, i64)> {
+    let peak = peak_of(hours)?;
     Some((peak, tariff::checked_amount_fen(tariff::units(peak), price)?))
 }
 
