@@ -146,6 +146,7 @@ fn real(json: &mut Vec<String>) {
                             e.start.with_timezone(&tz),
                             e.end.map(|x| (x - e.start).num_minutes()),
                             e.evidence
+                                .render(pumphouse::alerts::said::Voice::new(pumphouse::lang::Lang::En, chrono_tz::UTC))
                         );
                     }
                 }

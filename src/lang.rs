@@ -26,17 +26,6 @@ impl Lang {
         }
     }
 
-    /// The language of an HTTP `Accept-Language` value: Chinese unless the first choice
-    /// is another language.
-    pub fn from_accept(accept: &str) -> Lang {
-        let first = accept.split(',').next().unwrap_or("").trim().to_ascii_lowercase();
-        if first.is_empty() || first.starts_with("zh") {
-            Lang::Zh
-        } else {
-            Lang::En
-        }
-    }
-
     /// The text in this language.
     pub fn t<'s>(self, en: &'s str, zh: &'s str) -> &'s str {
         match self {
@@ -64,13 +53,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_and_accept_language() {
+    fn codes() {
         assert_eq!(Lang::parse("zh"), Ok(Lang::Zh));
         assert_eq!(Lang::parse("EN"), Ok(Lang::En));
         assert_eq!(Lang::parse("fr"), Err(UnknownLang("fr".into())));
-        assert_eq!(Lang::from_accept("en-GB,en;q=0.9"), Lang::En);
-        assert_eq!(Lang::from_accept("zh-CN,zh;q=0.9,en;q=0.8"), Lang::Zh);
-        assert_eq!(Lang::from_accept(""), Lang::Zh);
         assert_eq!(Lang::En.t("water", "水"), "water");
     }
 }

@@ -61,7 +61,7 @@ fn a_leak_from_23_00_is_one_alert_with_its_loss_and_a_quiet_zone_raises_nothing(
     let (code, out, _) = pumphouse(&["alerts", "-c", &cfg, "list", "--active"]);
     assert_eq!(code, 0);
     assert!(
-        out.contains("night_flow") && out.contains("acknowledged by duty.engineer") && out.contains("m³/day"),
+        out.contains("leak (night flow)") && out.contains("acknowledged by duty.engineer") && out.contains("m³/day"),
         "{out}"
     );
     let (code, out, _) = pumphouse(&["alerts", "-c", &cfg, "ack", &id, "--by", "someone.else"]);
@@ -121,7 +121,7 @@ async fn the_simulated_pump_house_bursts_and_a_valve_sticks() {
     std::fs::write(&cfg, text).unwrap();
     let mut gw = common::gateway(&cfg, &d.join("gw.log"));
     common::wait_port(http, "pumphouse run");
-    let url = format!("http://127.0.0.1:{http}/api/alerts?active=true");
+    let url = format!("http://127.0.0.1:{http}/api/alerts?active=true&lang=en");
     let started = std::time::Instant::now();
     let alerts: Vec<Value> = loop {
         let list: Vec<Value> = serde_json::from_str(&reqwest::get(&url).await.unwrap().text().await.unwrap()).unwrap();

@@ -30,6 +30,7 @@ use chrono::{DateTime, Datelike, TimeDelta, Utc, Weekday};
 use chrono_tz::Tz;
 
 use super::rules::Episode;
+use super::said::Fact;
 use crate::ledger::intervals::usual_spacing;
 use crate::model::{AlertRule, Severity};
 
@@ -199,7 +200,7 @@ pub fn is_refill(burst: &Episode, interruption: &Episode) -> bool {
 }
 
 /// A burst's episode: critical, stamped at its start, its loss the median excess.
-fn episode(zone: &str, start: DateTime<Utc>, end: Option<DateTime<Utc>>, evidence: String, rise: f64) -> Episode {
+fn episode(zone: &str, start: DateTime<Utc>, end: Option<DateTime<Utc>>, evidence: Fact, rise: f64) -> Episode {
     Episode {
         rule: AlertRule::Burst,
         subject: zone.to_string(),
@@ -291,15 +292,16 @@ pub fn burst(zone: &str, flows: &Series, pressures: &Series, from: DateTime<Utc>
         // have a judgement and the run an excess
         let mut excess: Vec<f64> = run.iter().filter_map(|(_, v, j)| j.map(|j| v - j.usual.high)).collect();
         if let (true, Some(rise), (t, v, Some(j))) = (confirmed, median(&mut excess), judged[last]) {
-            let kind = if weekend(t, s) { "weekend or holiday" } else { "weekday" };
-            let p = drop.map(|(now, was)| format!(", pressure {now:.3} (usually {was:.3})")).unwrap_or_default();
-            let evidence = format!(
-                "inflow {v:.1} m³/h where {:.1} is usual at this time on a {kind} (at most {:.1}; mean {:.1}){p}; {rise:.1} m³/h above usual for {} min",
-                j.usual.mid,
-                j.usual.high,
-                j.mean,
-                lasted.num_minutes()
-            );
+            let evidence = Fact::Burst {
+                inflow: v,
+                usual: j.usual.mid,
+                high: j.usual.high,
+                mean: j.mean,
+                weekend: weekend(t, s),
+                pressure: drop,
+                rise,
+                minutes: lasted.num_minutes(),
+            };
             out.push(episode(zone, started, end, evidence, rise));
         }
         i = last + 1;
@@ -354,10 +356,7 @@ fn without_history(zone: &str, flows: &Series, pressures: &Series, s: &Settings)
         let mut rises: Vec<f64> = steps[begin..i].iter().filter_map(|x| x.1.map(|h| h.0)).collect();
         let (Some(rise), (t, Some((_, before)))) = (median(&mut rises), steps[begin]) else { continue };
         let drop = pressure_drop(pressures, t, steps[i - 1].0, s.drop_share);
-        let p = drop.map(|(now, was)| format!(", pressure {now:.3} (usually {was:.3})")).unwrap_or_default();
-        let evidence = format!(
-            "inflow {rise:.1} m³/h above the hour before ({before:.1}){p}; no three earlier days yet to know what is usual"
-        );
+        let evidence = Fact::BurstWithoutHistory { rise, before, pressure: drop };
         out.push(episode(zone, t, steps.get(i).map(|x| x.0), evidence, rise));
     }
     super::rules::merge(out, TimeDelta::minutes(10))
@@ -483,7 +482,7 @@ mod tests {
         let eps = burst("north", &flows, &[], at(17, 0, 0), &s);
         assert_eq!(eps.len(), 1, "{eps:#?}");
         assert!((eps[0].start - start).abs() <= TimeDelta::minutes(5));
-        assert!(eps[0].evidence.contains("weekend or holiday"), "{}", eps[0].evidence);
+        assert!(eps[0].evidence.en().contains("weekend or holiday"), "{}", eps[0].evidence.en());
     }
 
     #[test]
@@ -529,7 +528,7 @@ mod tests {
             .collect();
         let eps = burst("north", &flows, &pressures, at(17, 0, 0), &settings());
         assert_eq!(eps.len(), 1, "{eps:#?}");
-        assert!(eps[0].evidence.contains("pressure 2.000 (usually 3.000)"), "{}", eps[0].evidence);
+        assert!(eps[0].evidence.en().contains("pressure 2.000 (usually 3.000)"), "{}", eps[0].evidence.en());
     }
 
     #[test]
@@ -537,9 +536,9 @@ mod tests {
         let outage = Episode {
             rule: AlertRule::SupplyInterruption,
             severity: Severity::Critical,
-            evidence: String::new(),
+            evidence: Fact::Said { text: String::new() },
             loss_per_day: None,
-            ..episode("south", at(8, 19, 0), Some(at(8, 23, 0)), String::new(), 0.0)
+            ..episode("south", at(8, 19, 0), Some(at(8, 23, 0)), Fact::Said { text: String::new() }, 0.0)
         };
         // (burst start, refill)
         for (start, refill) in [
@@ -549,7 +548,7 @@ mod tests {
             (at(9, 0, 0), true),
             (at(9, 0, 5), false),
         ] {
-            let b = episode("south", start, None, String::new(), 10.0);
+            let b = episode("south", start, None, Fact::Said { text: String::new() }, 10.0);
             assert_eq!(is_refill(&b, &outage), refill, "{start}");
         }
     }

@@ -14,36 +14,13 @@
 
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
-
 use super::group;
+pub use super::message::{json, state, Speaker};
 use crate::line_protocol::Line;
 use crate::secret::Secret;
 use crate::sinks::influx::config::InfluxConfig;
 use crate::sinks::mqtt::config::MqttConfig;
 use crate::store::{AlertRow, Destination, Store};
-
-fn ts(ms: Option<i64>) -> Option<String> {
-    ms.and_then(|m| Utc.timestamp_millis_opt(m).single()).map(|t| t.to_rfc3339())
-}
-
-pub fn state(a: &AlertRow) -> &'static str {
-    if a.end_ms.is_some() {
-        "cleared"
-    } else {
-        "active"
-    }
-}
-
-/// The alert as the JSON every destination carries.
-pub fn json(a: &AlertRow, site: &str) -> serde_json::Value {
-    serde_json::json!({
-        "id": a.id, "site": site, "zone": a.zone, "rule": a.rule, "subject": a.subject, "device": a.device,
-        "severity": a.severity, "state": state(a), "start": ts(Some(a.start_ms)), "end": ts(a.end_ms),
-        "evidence": a.evidence, "loss_m3_per_day": a.loss_per_day,
-        "loss_yuan_per_day": a.loss_fen_per_day.map(|f| f as f64 / 100.0), "acked_by": a.acked_by,
-    })
-}
 
 pub fn topic(prefix: &str, site: &str, a: &AlertRow) -> String {
     match &a.device {
@@ -74,17 +51,11 @@ impl WebhookFormat {
     }
 }
 
-/// The webhook body for `format`.
-pub fn webhook_body(a: &AlertRow, site: &str, format: WebhookFormat) -> serde_json::Value {
-    let title = format!("[{}] {} {} — {}", a.severity, a.rule, state(a), a.zone);
-    let text = format!(
-        "### {title}\n- site: {site}\n- subject: {}\n- since: {}\n{}- {}\n",
-        a.subject,
-        ts(Some(a.start_ms)).unwrap_or_default(),
-        ts(a.end_ms).map(|e| format!("- cleared: {e}\n")).unwrap_or_default(),
-        a.evidence
-    );
-    format.message(&title, &text, || json(a, site))
+/// The webhook body for `format`: the robot's message in the site's language, or the
+/// alert's JSON.
+pub fn webhook_body(a: &AlertRow, s: Speaker<'_>, format: WebhookFormat) -> serde_json::Value {
+    let (title, text) = super::message::robot(a, s, chrono::Utc::now().timestamp_millis());
+    format.message(&title, &text, || json(a, s))
 }
 
 impl WebhookFormat {
@@ -205,7 +176,7 @@ pub fn client() -> reqwest::Result<reqwest::Client> {
 /// carries the robot's key).
 pub async fn webhook(
     store: &Store,
-    site: &str,
+    site: Speaker<'_>,
     url: &Secret,
     format: WebhookFormat,
     every: Duration,
@@ -267,7 +238,7 @@ pub async fn webhook(
 
 /// Sends unconfirmed changes to every InfluxDB as `alerts` events; a change counts as
 /// delivered when all of them took it (a repeat is harmless: same series and time).
-pub async fn influx(store: &Store, site: &str, cfgs: &[InfluxConfig], health: &DeliveryHealth) -> usize {
+pub async fn influx(store: &Store, site: Speaker<'_>, cfgs: &[InfluxConfig], health: &DeliveryHealth) -> usize {
     let Some(pending) = pending(store, Destination::Influx) else { return 0 };
     if pending.is_empty() {
         return 0;
@@ -276,14 +247,14 @@ pub async fn influx(store: &Store, site: &str, cfgs: &[InfluxConfig], health: &D
     for (a, _) in &pending {
         let at = i128::from(a.end_ms.unwrap_or(a.start_ms)) * 1_000_000;
         let mut l = Line::new(&mut body, "alerts")
-            .tag("site", site)
+            .tag("site", site.site)
             .tag("zone", &a.zone)
             .tag("rule", a.rule.as_str())
             .tag("severity", a.severity.as_str())
             .int("id", a.id)
             .string("state", state(a))
             .string("subject", &a.subject)
-            .string("evidence", &a.evidence);
+            .string("evidence", &super::said::evidence(a, site.voice));
         if let Some(loss) = a.loss_per_day {
             l = l.float("loss_m3_per_day", loss);
         }
@@ -301,7 +272,7 @@ pub async fn influx(store: &Store, site: &str, cfgs: &[InfluxConfig], health: &D
 }
 
 /// Sends unconfirmed changes over MQTT, one PubAck at a time (alerts are few).
-pub async fn mqtt(store: &Store, site: &str, cfg: &MqttConfig, health: &DeliveryHealth) -> usize {
+pub async fn mqtt(store: &Store, site: Speaker<'_>, cfg: &MqttConfig, health: &DeliveryHealth) -> usize {
     let Some(pending) = pending(store, Destination::Mqtt) else { return 0 };
     if pending.is_empty() {
         return 0;
@@ -316,7 +287,7 @@ pub async fn mqtt(store: &Store, site: &str, cfg: &MqttConfig, health: &Delivery
     };
     let mut n = 0;
     for (a, updated) in pending {
-        let topic = topic(&cfg.prefix, site, &a);
+        let topic = topic(&cfg.prefix, site.site, &a);
         let payload = json(&a, site).to_string();
         let mut messages = vec![(payload, a.end_ms.is_none())];
         if a.end_ms.is_some() {
@@ -407,7 +378,12 @@ mod tests {
         }
         let url = Secret::new(format!("http://{addr}/hook"));
         let health = DeliveryHealth::default();
-        webhook(&store, "s", &url, WebhookFormat::Generic, Duration::from_secs(1), &health, &|_| None).await;
+        let s = Speaker {
+            site: "s",
+            voice: super::super::said::Voice::new(crate::lang::Lang::En, chrono_tz::UTC),
+            page: None,
+        };
+        webhook(&store, s, &url, WebhookFormat::Generic, Duration::from_secs(1), &health, &|_| None).await;
         let got = posts.lock().unwrap().clone();
         assert_eq!(got.len(), 1, "one event, one notification: {got:?}");
         assert!(got[0].contains("supply_interruption"), "{got:?}");

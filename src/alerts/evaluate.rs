@@ -415,16 +415,16 @@ fn device_rules(pass: &Pass<'_, '_>, d: &DeviceSpec<'_>) -> Result<Vec<Episode>,
     if set.enabled(AlertRule::WaterQuality) {
         let after = TimeDelta::from_std(set.quality_after).unwrap_or(TimeDelta::minutes(5));
         for p in points {
-            let (what, limits) = match p.quantity {
-                Quantity::FreeChlorine => ("free chlorine", set.free_chlorine),
-                Quantity::Turbidity => ("turbidity", set.turbidity),
-                Quantity::Ph => ("pH", set.ph),
-                Quantity::Conductivity => ("conductivity", set.conductivity),
+            let limits = match p.quantity {
+                Quantity::FreeChlorine => set.free_chlorine,
+                Quantity::Turbidity => set.turbidity,
+                Quantity::Ph => set.ph,
+                Quantity::Conductivity => set.conductivity,
                 _ => continue,
             };
             let r = pass.good(d.name, &p.name, history)?;
             let subject = MeterId::new(d.name, &p.name).to_string();
-            out.extend(safety::water_quality(d.zone, &subject, what, &p.unit, &r, limits, after));
+            out.extend(safety::water_quality(d.zone, &subject, p.quantity, &p.unit, &r, limits, after));
         }
     }
     out.extend(electrical(pass, d, &set)?);
@@ -516,13 +516,8 @@ pub fn record(
             severity: e.severity,
             start_ms: e.start.timestamp_millis(),
             end_ms: e.end.map(|t| t.timestamp_millis()),
-            evidence: match (e.loss_per_day, fen) {
-                (Some(m3), Some(f)) => {
-                    format!("{}; losing about {m3:.1} m³/day ({:.2} yuan/day)", e.evidence, f as f64 / 100.0)
-                }
-                (Some(m3), None) => format!("{}; losing about {m3:.1} m³/day", e.evidence),
-                _ => e.evidence.clone(),
-            },
+            // the figures; the loss is rendered from the row's own columns
+            evidence: e.evidence.stored(),
             loss_per_day: e.loss_per_day,
             loss_fen_per_day: fen,
             acked_by: None,

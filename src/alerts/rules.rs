@@ -12,6 +12,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::night_flow::{self, Settings};
+use super::said::Fact;
 
 pub use crate::model::{AlertRule, Severity};
 
@@ -26,8 +27,9 @@ pub struct Episode {
     pub start: DateTime<Utc>,
     /// `None` while it goes on at the end of the data.
     pub end: Option<DateTime<Utc>>,
-    /// The evidence in numbers, e.g. "night flow 3.2 m³/h vs baseline 0.8 m³/h".
-    pub evidence: String,
+    /// The evidence in figures, rendered for a person only when read
+    /// ([`super::said`]).
+    pub evidence: Fact,
     /// For leaks: the estimated loss, m³ per day.
     pub loss_per_day: Option<f64>,
 }
@@ -59,9 +61,9 @@ pub fn merge(mut eps: Vec<Episode>, gap: TimeDelta) -> Vec<Episode> {
 /// in time order; an episode needs `min_steps` consecutive steps; it ends at the first
 /// step without the condition.
 fn episodes_of(
-    steps: &[(DateTime<Utc>, bool, String)],
+    steps: &[(DateTime<Utc>, bool, Fact)],
     min_steps: usize,
-    make: impl Fn(DateTime<Utc>, Option<DateTime<Utc>>, &str) -> Episode,
+    make: impl Fn(DateTime<Utc>, Option<DateTime<Utc>>, &Fact) -> Episode,
 ) -> Vec<Episode> {
     let mut out = Vec::new();
     let mut run: Vec<usize> = Vec::new();
@@ -88,9 +90,9 @@ fn episodes_of(
 /// noise units; it is updated while the leak lasts.
 pub fn night_leak(zone: &str, series: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> Vec<Episode> {
     let hours = night_flow::evaluate(series, tz, s);
-    let window = {
+    let (from_hour, to_hour) = {
         let h = s.hours();
-        format!("{:02}:00–{:02}:00", h.first().copied().unwrap_or(0), (h.last().copied().unwrap_or(0) + 1) % 24)
+        (h.first().copied().unwrap_or(0), (h.last().copied().unwrap_or(0) + 1) % 24)
     };
     let mut out = Vec::new();
     let mut i = 0;
@@ -118,16 +120,8 @@ pub fn night_leak(zone: &str, series: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: 
         if !stands_out(rate, noise) {
             continue; // no excess of its own: the change detector's drift, not a leak to report
         }
-        let num = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.2}"));
         let first = &run[0];
-        let evidence = format!(
-            "night flow ({window}) {} ± {} m³/h above this zone's usual {} m³/h (the median of its last clean nights, night-to-night noise {} m³/h); first seen in the night of {}",
-            num(rate),
-            num(noise.map(|n| 2.0 * n)),
-            num(level),
-            num(noise),
-            first.night
-        );
+        let evidence = Fact::NightFlow { from_hour, to_hour, rate, noise, usual: level, night: first.night };
         // severity needs only a rate: critical from 2 m³/h, or from the zone's own usual level
         let critical = rate.is_some_and(|r| r >= 2.0 || level.is_some_and(|l| l > 0.0 && r >= l));
         out.push(Episode {
@@ -165,11 +159,9 @@ pub fn continuous_flow(
     floor: f64,
     hours: usize,
 ) -> Vec<Episode> {
-    let steps: Vec<(DateTime<Utc>, bool, String)> = hourly
+    let steps: Vec<(DateTime<Utc>, bool, Fact)> = hourly
         .iter()
-        .map(|(t, v)| {
-            (*t + TimeDelta::hours(1), *v >= floor, format!("at least {floor} m³ in every hour; last hour {v:.3} m³"))
-        })
+        .map(|(t, v)| (*t + TimeDelta::hours(1), *v >= floor, Fact::ContinuousFlow { hours, floor, last_hour: *v }))
         .collect();
     let eps = episodes_of(&steps, hours, |start, end, ev| Episode {
         rule: AlertRule::ContinuousFlow,
@@ -179,7 +171,7 @@ pub fn continuous_flow(
         severity: Severity::Warning,
         start,
         end,
-        evidence: format!("flow for {hours} h or more without a quiet hour ({ev})"),
+        evidence: ev.clone(),
         loss_per_day: None,
     });
     merge(eps, TimeDelta::hours(2))
@@ -198,16 +190,12 @@ pub fn pressure_band(
     for (rule, cond, sev) in
         [(AlertRule::PressureLow, true, Severity::Critical), (AlertRule::PressureHigh, false, Severity::Warning)]
     {
-        let steps: Vec<(DateTime<Utc>, bool, String)> = readings
+        let steps: Vec<(DateTime<Utc>, bool, Fact)> = readings
             .iter()
             .map(|(t, v)| {
                 let held = if cond { *v < low } else { *v > high };
-                let ev = if cond {
-                    format!("pressure {v:.3} {unit} below {low} {unit}")
-                } else {
-                    format!("pressure {v:.3} {unit} above {high} {unit}")
-                };
-                (*t, held, ev)
+                let limit = if cond { low } else { high };
+                (*t, held, Fact::Pressure { value: *v, limit, unit: unit.to_string(), above: !cond })
             })
             .collect();
         out.extend(episodes_of(&steps, 2, |start, end, ev| Episode {
@@ -218,7 +206,7 @@ pub fn pressure_band(
             severity: sev,
             start,
             end,
-            evidence: ev.to_string(),
+            evidence: ev.clone(),
             loss_per_day: None,
         }));
     }
@@ -244,7 +232,7 @@ pub fn silent(
         severity: Severity::Warning,
         start,
         end,
-        evidence: format!("no good reading since {}", last.to_rfc3339()),
+        evidence: Fact::Silent { last_good_ms: last.timestamp_millis() },
         loss_per_day: None,
     };
     for w in t.windows(2) {
@@ -296,11 +284,11 @@ pub fn stuck_totalizer(
                     severity: Severity::Warning,
                     start: a + TimeDelta::hours(hours),
                     end,
-                    evidence: format!(
-                        "totalizer at {} for {:.1} h while flow averaged {mean:.2} m³/h",
-                        totals[i].1,
-                        (b - a).num_minutes() as f64 / 60.0
-                    ),
+                    evidence: Fact::TotalizerStuck {
+                        total: totals[i].1,
+                        hours: (b - a).num_minutes() as f64 / 60.0,
+                        mean_flow: mean,
+                    },
                     loss_per_day: None,
                 });
             }
@@ -322,21 +310,14 @@ pub fn imbalance(
     share: f64,
     days: usize,
 ) -> Vec<Episode> {
-    let steps: Vec<(DateTime<Utc>, bool, String)> = daily
+    let steps: Vec<(DateTime<Utc>, bool, Fact)> = daily
         .iter()
         .map(|(t, input, outputs, unmetered)| {
             let unexplained = input - outputs - unmetered;
             let tolerance = accuracy * (input + outputs);
             let beyond = unexplained - tolerance;
             let held = *input > 0.0 && beyond > share * input;
-            (
-                *t,
-                held,
-                format!(
-                    "{unexplained:.1} m³ of {input:.1} m³ unaccounted for in a day ({:.0} %)",
-                    100.0 * unexplained / input.max(1e-9)
-                ),
-            )
+            (*t, held, Fact::Unaccounted { volume: unexplained, input: *input })
         })
         .collect();
     let eps = episodes_of(&steps, days, |start, end, ev| Episode {
@@ -347,7 +328,7 @@ pub fn imbalance(
         severity: Severity::Warning,
         start,
         end,
-        evidence: ev.to_string(),
+        evidence: ev.clone(),
         loss_per_day: None,
     });
     // the loss: what went unaccounted on the episode's last day
@@ -374,12 +355,12 @@ pub fn anomaly(
     k: f64,
     floor: f64,
 ) -> Vec<Episode> {
-    let steps: Vec<(DateTime<Utc>, bool, String)> = hourly
+    let steps: Vec<(DateTime<Utc>, bool, Fact)> = hourly
         .iter()
         .map(|(t, x)| {
             let mut past: Vec<f64> = (1..=4).filter_map(|w| hourly.get(&(*t - TimeDelta::weeks(w))).copied()).collect();
             if past.len() < 3 {
-                return (*t + TimeDelta::hours(1), false, String::new());
+                return (*t + TimeDelta::hours(1), false, Fact::Said { text: String::new() });
             }
             past.sort_by(f64::total_cmp);
             let m = past[past.len() / 2];
@@ -388,7 +369,7 @@ pub fn anomaly(
             let mad = 1.4826 * dev[dev.len() / 2];
             let off = (x - m).abs();
             let held = off > k * mad && off >= floor && off >= 0.5 * m;
-            (*t + TimeDelta::hours(1), held, format!("{x:.2} {unit} in an hour where {m:.2} {unit} is usual"))
+            (*t + TimeDelta::hours(1), held, Fact::Unusual { value: *x, usual: m, unit: unit.to_string() })
         })
         .collect();
     let eps = episodes_of(&steps, 3, |start, end, ev| Episode {
@@ -399,7 +380,7 @@ pub fn anomaly(
         severity: Severity::Info,
         start,
         end,
-        evidence: ev.to_string(),
+        evidence: ev.clone(),
         loss_per_day: None,
     });
     // the same oddness night after night is one alert
@@ -413,7 +394,7 @@ pub type ValveSample = (DateTime<Utc>, Option<f64>, Option<f64>, Option<f64>, Op
 /// the position. `samples`: (time, position %, command %, open switch, closed switch).
 pub fn valve(zone: &str, device: &str, samples: &[ValveSample], tolerance: f64) -> Vec<Episode> {
     let mk = |rule: AlertRule, sev: Severity| {
-        move |start: DateTime<Utc>, end: Option<DateTime<Utc>>, ev: &str| Episode {
+        move |start: DateTime<Utc>, end: Option<DateTime<Utc>>, ev: &Fact| Episode {
             rule,
             subject: device.to_string(),
             zone: zone.to_string(),
@@ -421,29 +402,25 @@ pub fn valve(zone: &str, device: &str, samples: &[ValveSample], tolerance: f64) 
             severity: sev,
             start,
             end,
-            evidence: ev.to_string(),
+            evidence: ev.clone(),
             loss_per_day: None,
         }
     };
-    let follow: Vec<(DateTime<Utc>, bool, String)> = samples
+    let follow: Vec<(DateTime<Utc>, bool, Fact)> = samples
         .iter()
         .filter_map(|(t, p, c, _, _)| {
             let (p, c) = ((*p)?, (*c)?);
-            Some((*t, (p - c).abs() > tolerance, format!("position {p:.1} % vs command {c:.1} %")))
+            Some((*t, (p - c).abs() > tolerance, Fact::ValveCommand { position: p, command: c }))
         })
         .collect();
-    let switches: Vec<(DateTime<Utc>, bool, String)> = samples
+    let switches: Vec<(DateTime<Utc>, bool, Fact)> = samples
         .iter()
         .filter_map(|(t, p, _, o, c)| {
             let p = (*p)?;
             let open = o.is_some_and(|v| v >= 0.5);
             let closed = c.is_some_and(|v| v >= 0.5);
             let bad = (open && p < 90.0) || (closed && p > 10.0) || (open && closed);
-            Some((
-                *t,
-                bad,
-                format!("position {p:.1} % with open switch {} and closed switch {}", u8::from(open), u8::from(closed)),
-            ))
+            Some((*t, bad, Fact::ValveSwitches { position: p, open, closed }))
         })
         .collect();
     // Travel takes time: a mismatch counts after three readings in a row.
@@ -471,7 +448,7 @@ mod tests {
         let e = pressure_band("north", "p1", &r, 0.14, 0.6, "MPa");
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!((e[0].rule, e[0].start, e[0].end), (AlertRule::PressureLow, t(3), Some(t(6))));
-        assert!(e[0].evidence.contains("0.090 MPa below 0.14 MPa"), "{}", e[0].evidence);
+        assert!(e[0].evidence.en().contains("0.090 MPa below 0.14 MPa"), "{}", e[0].evidence.en());
         assert_eq!(e[0].severity, Severity::Critical);
     }
 
@@ -539,7 +516,7 @@ mod tests {
         let e = valve("z", "v", &s, 5.0);
         let follow = e.iter().find(|x| x.rule == AlertRule::ValvePosition).unwrap();
         assert_eq!(follow.start, t(1));
-        assert!(follow.evidence.contains("position 40.0 % vs command 20.0 %"));
+        assert!(follow.evidence.en().contains("position 40.0 % vs command 20.0 %"));
         let sw = e.iter().find(|x| x.rule == AlertRule::ValveSwitches).unwrap();
         assert_eq!((sw.start, sw.end), (t(2), Some(t(5))));
     }
@@ -558,7 +535,7 @@ mod tests {
         let e = imbalance("z", &daily, 0.02, 0.10, 3);
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!((e[0].start, e[0].end), (t(0) + TimeDelta::days(2), Some(t(0) + TimeDelta::days(5))));
-        assert!(e[0].evidence.starts_with("290.0 m³ of 1000.0 m³"), "{}", e[0].evidence);
+        assert!(e[0].evidence.en().starts_with("290.0 m³ of 1000.0 m³"), "{}", e[0].evidence.en());
         assert!(imbalance("z", &daily[..2], 0.02, 0.10, 3).is_empty());
     }
 
@@ -576,7 +553,7 @@ mod tests {
         let e = anomaly("z", "b.total", "m³", &h, 5.0, 0.1);
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!(e[0].start, t(0) + TimeDelta::weeks(4) + TimeDelta::hours(2));
-        assert!(e[0].evidence.contains("1.50 m³ in an hour where 0.2"), "{}", e[0].evidence);
+        assert!(e[0].evidence.en().contains("1.50 m³ in an hour where 0.2"), "{}", e[0].evidence.en());
     }
 
     #[test]
@@ -604,7 +581,7 @@ mod tests {
             severity: Severity::Warning,
             start: t(s),
             end: Some(t(end)),
-            evidence: String::new(),
+            evidence: crate::alerts::said::Fact::Said { text: String::new() },
             loss_per_day: Some(1.0),
         };
         let m = merge(vec![e(0, 100), e(120, 200), e(5000, 5100)], TimeDelta::minutes(30));

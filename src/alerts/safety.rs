@@ -12,11 +12,17 @@ use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 
 use super::rules::{merge, Episode};
+use super::said::{Fact, Phase};
 use super::settings::Limits;
-use crate::model::{AlertRule, Severity};
+use crate::model::{AlertRule, Quantity, Severity};
 
 /// (time, whether the condition holds, the evidence at that time).
-pub type Step = (DateTime<Utc>, bool, String);
+pub type Step = (DateTime<Utc>, bool, Fact);
+
+/// A step's evidence where the condition does not hold: never shown.
+fn nothing() -> Fact {
+    Fact::Said { text: String::new() }
+}
 
 /// Runs of held steps lasting at least `min` (first to last held step, two steps or
 /// more). An episode ends at the first step that no longer holds; `None` while it holds
@@ -24,7 +30,7 @@ pub type Step = (DateTime<Utc>, bool, String);
 pub fn sustained(
     steps: &[Step],
     min: TimeDelta,
-    make: impl Fn(DateTime<Utc>, Option<DateTime<Utc>>, &str) -> Episode,
+    make: impl Fn(DateTime<Utc>, Option<DateTime<Utc>>, &Fact) -> Episode,
 ) -> Vec<Episode> {
     let mut out = Vec::new();
     let mut run: Option<(usize, usize)> = None;
@@ -54,7 +60,7 @@ fn episode(
     subject: &str,
     device: Option<&str>,
     severity: Severity,
-) -> impl Fn(DateTime<Utc>, Option<DateTime<Utc>>, &str) -> Episode + use<> {
+) -> impl Fn(DateTime<Utc>, Option<DateTime<Utc>>, &Fact) -> Episode + use<> {
     let (zone, subject, device) = (zone.to_string(), subject.to_string(), device.map(str::to_string));
     move |start, end, ev| Episode {
         rule,
@@ -64,17 +70,17 @@ fn episode(
         severity,
         start,
         end,
-        evidence: ev.to_string(),
+        evidence: ev.clone(),
         loss_per_day: None,
     }
 }
 
 /// A water-quality parameter outside its limits for at least `min`: one critical episode
-/// per exceedance. `what` names the parameter ("free chlorine").
+/// per exceedance. `what` is the parameter.
 pub fn water_quality(
     zone: &str,
     subject: &str,
-    what: &str,
+    what: Quantity,
     unit: &str,
     readings: &[(DateTime<Utc>, f64)],
     limits: Limits,
@@ -86,10 +92,17 @@ pub fn water_quality(
     let steps: Vec<Step> = readings
         .iter()
         .map(|(t, v)| {
+            let fact = |limit: f64, above: bool| Fact::Quality {
+                quantity: what,
+                value: *v,
+                limit,
+                unit: unit.to_string(),
+                above,
+            };
             let (held, ev) = match (limits.low, limits.high) {
-                (Some(lo), _) if *v < lo => (true, format!("{what} {v:.2} {unit} below the limit {lo} {unit}")),
-                (_, Some(hi)) if *v > hi => (true, format!("{what} {v:.2} {unit} above the limit {hi} {unit}")),
-                _ => (false, String::new()),
+                (Some(lo), _) if *v < lo => (true, fact(lo, false)),
+                (_, Some(hi)) if *v > hi => (true, fact(hi, true)),
+                _ => (false, nothing()),
             };
             (*t, held, ev)
         })
@@ -123,13 +136,11 @@ pub struct Electrical {
     pub min: TimeDelta,
 }
 
-const PHASES: [&str; 3] = ["L1", "L2", "L3"];
-
-fn phase(i: usize, n: usize) -> &'static str {
+fn phase(i: usize, n: usize) -> Phase {
     if n == 1 {
-        "the phase"
+        None
     } else {
-        PHASES.get(i).copied().unwrap_or("a phase")
+        u8::try_from(i).ok()
     }
 }
 
@@ -160,8 +171,8 @@ pub fn electrical(
                 s.currents.iter().enumerate().filter_map(|(i, c)| Some((i, (*c)?))).max_by(|a, b| a.1.total_cmp(&b.1));
             let held = worst.is_some_and(|(_, c)| c > rated);
             let ev = worst
-                .map(|(i, c)| format!("current {} {c:.1} A above the rated {rated} A", phase(i, s.currents.len())))
-                .unwrap_or_default();
+                .map(|(i, c)| Fact::Overcurrent { phase: phase(i, s.currents.len()), current: c, rated })
+                .unwrap_or_else(nothing);
             over.push((*t, held, ev));
         }
         let Some(nominal) = e.nominal_voltage else { continue };
@@ -171,11 +182,14 @@ pub fn electrical(
         loss.push((
             *t,
             phase_lost,
-            lost.iter()
-                .filter_map(|i| volts.iter().find(|(j, _)| j == i))
-                .map(|(i, v)| format!("{} at {v:.0} V of a nominal {nominal} V", phase(*i, n)))
-                .collect::<Vec<_>>()
-                .join(", "),
+            Fact::PhaseLost {
+                phases: lost
+                    .iter()
+                    .filter_map(|i| volts.iter().find(|(j, _)| j == i))
+                    .map(|(i, v)| (phase(*i, n), *v))
+                    .collect(),
+                nominal,
+            },
         ));
         let (lo, hi) =
             (nominal * (1.0 + e.voltage_tolerance.0 / 100.0), nominal * (1.0 + e.voltage_tolerance.1 / 100.0));
@@ -186,8 +200,8 @@ pub fn electrical(
             *t,
             out_of_range.is_some(),
             out_of_range
-                .map(|(i, v)| format!("voltage {} {v:.1} V outside {lo:.1}–{hi:.1} V", phase(*i, n)))
-                .unwrap_or_default(),
+                .map(|(i, v)| Fact::Voltage { phase: phase(*i, n), value: *v, low: lo, high: hi })
+                .unwrap_or_else(nothing),
         ));
         if n >= 3 && judged.len() == n {
             let mean = judged.iter().map(|(_, v)| v).sum::<f64>() / n as f64;
@@ -199,11 +213,7 @@ pub fn electrical(
             imbalance.push((
                 *t,
                 dev > e.imbalance_max,
-                format!(
-                    "voltage {} {dev:.1} % from the phases' mean {mean:.1} V (at most {} %)",
-                    phase(i, n),
-                    e.imbalance_max
-                ),
+                Fact::PhaseImbalance { phase: phase(i, n), deviation: dev, mean, max: e.imbalance_max },
             ));
         }
     }
@@ -214,7 +224,7 @@ pub fn electrical(
         low_pf.push((
             *t,
             loaded && pf.abs() < e.power_factor_min,
-            format!("power factor {:.2} below {} at {current:.1} A", pf.abs(), e.power_factor_min),
+            Fact::LowPowerFactor { power_factor: pf.abs(), min: e.power_factor_min, current },
         ));
     }
     let mk = |rule, severity| episode(rule, zone, device, Some(device), severity);
@@ -267,9 +277,13 @@ pub fn interruptions(
                     (
                         *t,
                         *v < *below && in_supply_hours(supply_hours, h),
-                        format!(
-                            "no supply: {point} at {v:.3} {unit}, below {below} {unit}; {customers} customer meter(s)"
-                        ),
+                        Fact::NoSupply {
+                            point: Some(point.to_string()),
+                            value: *v,
+                            unit: unit.to_string(),
+                            below: *below,
+                            customers,
+                        },
                     )
                 })
                 .collect(),
@@ -280,7 +294,7 @@ pub fn interruptions(
                     (
                         *t,
                         *v < *below && in_supply_hours(supply_hours, h),
-                        format!("no supply: inflow {v:.3} m³/h, below {below} m³/h; {customers} customer meter(s)"),
+                        Fact::NoSupply { point: None, value: *v, unit: "m³/h".into(), below: *below, customers },
                     )
                 })
                 .collect(),
@@ -328,7 +342,7 @@ mod tests {
         let steps: Vec<Step> = [0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 0, 1]
             .iter()
             .enumerate()
-            .map(|(i, h)| (at(i as i64 * 2), *h == 1, format!("s{i}")))
+            .map(|(i, h)| (at(i as i64 * 2), *h == 1, Fact::Said { text: format!("s{i}") }))
             .collect();
         let eps = sustained(
             &steps,
@@ -337,7 +351,7 @@ mod tests {
         );
         // the run at 2–4 min lasts 2 minutes: noise; the run 8–18 lasts 10; the last single step is not a run
         assert_eq!(eps.len(), 1);
-        assert_eq!((eps[0].start, eps[0].end, eps[0].evidence.as_str()), (at(8), Some(at(20)), "s9"));
+        assert_eq!((eps[0].start, eps[0].end, eps[0].evidence.en()), (at(8), Some(at(20)), "s9".to_string()));
     }
 
     #[test]
@@ -349,7 +363,7 @@ mod tests {
         let eps = water_quality(
             "campus",
             "wq.free_chlorine",
-            "free chlorine",
+            Quantity::FreeChlorine,
             "mg/L",
             &cl,
             s.free_chlorine,
@@ -357,17 +371,25 @@ mod tests {
         );
         assert_eq!(eps.len(), 1);
         assert_eq!((eps[0].start, eps[0].end), (at(30), Some(at(60))));
-        assert!(eps[0].evidence.contains("below the limit 0.3 mg/L"), "{}", eps[0].evidence);
+        assert!(eps[0].evidence.en().contains("below the limit 0.3 mg/L"), "{}", eps[0].evidence.en());
         assert_eq!(eps[0].device.as_deref(), Some("wq"));
         // a turbidity spike of three minutes is not an incident; one of ten is
         let tu: Vec<(DateTime<Utc>, f64)> =
             (0..120).map(|m| (at(m), if (10..13).contains(&m) || (50..60).contains(&m) { 2.5 } else { 0.3 })).collect();
-        let eps = water_quality("campus", "wq.turbidity", "turbidity", "NTU", &tu, s.turbidity, TimeDelta::minutes(5));
+        let eps = water_quality(
+            "campus",
+            "wq.turbidity",
+            Quantity::Turbidity,
+            "NTU",
+            &tu,
+            s.turbidity,
+            TimeDelta::minutes(5),
+        );
         assert_eq!(eps.len(), 1);
         assert_eq!((eps[0].start, eps[0].end), (at(50), Some(at(60))));
         // pH at exactly the limits is within them
         let ph: Vec<(DateTime<Utc>, f64)> = (0..30).map(|m| (at(m), if m % 2 == 0 { 6.5 } else { 8.5 })).collect();
-        assert!(water_quality("campus", "wq.ph", "pH", "", &ph, s.ph, TimeDelta::minutes(5)).is_empty());
+        assert!(water_quality("campus", "wq.ph", Quantity::Ph, "", &ph, s.ph, TimeDelta::minutes(5)).is_empty());
     }
 
     fn three_phase(v: [f64; 3], i: [f64; 3], pf: f64) -> PhaseSample {
@@ -416,8 +438,8 @@ mod tests {
             ],
             "{eps:#?}"
         );
-        assert!(eps[0].evidence.contains("current L2 120.0 A above the rated 100 A"), "{}", eps[0].evidence);
-        assert!(eps[2].evidence.contains("L3 at 0 V"), "{}", eps[2].evidence);
+        assert!(eps[0].evidence.en().contains("current L2 120.0 A above the rated 100 A"), "{}", eps[0].evidence.en());
+        assert!(eps[2].evidence.en().contains("L3 at 0 V"), "{}", eps[2].evidence.en());
         // an imbalance: L1 at 240 V, L3 at 218 V (mean 229.7, L3 5.1 % off)
         let mut s = BTreeMap::new();
         for m in 0..20 {
@@ -442,7 +464,7 @@ mod tests {
         let eps = interruptions("north", &signals, None, tz, TimeDelta::minutes(15), 12);
         assert_eq!(eps.len(), 1, "{eps:#?}");
         assert_eq!((eps[0].start, eps[0].end), (at(30), Some(at(120))));
-        assert!(eps[0].evidence.contains("12 customer meter(s)"));
+        assert!(eps[0].evidence.en().contains("12 customer meter(s)"));
         // with supply only from 01:00, the same data is an interruption of 01:00–02:00
         let eps = interruptions("north", &signals, Some((1, 23)), tz, TimeDelta::minutes(15), 12);
         assert_eq!((eps.len(), eps[0].start, eps[0].end), (1, at(60), Some(at(120))));

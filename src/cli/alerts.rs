@@ -2,8 +2,8 @@
 
 use anyhow::bail;
 use chrono::{DateTime, TimeZone, Utc};
-use chrono_tz::Tz;
 
+use crate::alerts::said::{self, Voice};
 use crate::config::Config;
 use crate::store::{Ack, AlertRow};
 
@@ -19,30 +19,29 @@ pub fn alerts_evaluate(cfg: &Config, from: Option<DateTime<Utc>>, to: Option<Dat
     Ok(format!("{} alert(s) raised or updated between {} and {}\n", changed.len(), from.to_rfc3339(), to.to_rfc3339()))
 }
 
-fn alert_line(a: &AlertRow, tz: Tz) -> String {
-    use chrono::TimeZone;
-    let t = |ms: i64| {
-        Utc.timestamp_millis_opt(ms)
-            .single()
-            .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
-            .unwrap_or_default()
-    };
+/// One alert, in the site's language and local time.
+fn alert_line(a: &AlertRow, v: Voice) -> String {
+    let l = v.lang;
     let state = match (a.end_ms, &a.acked_by) {
-        (Some(e), _) => format!("cleared {}", t(e)),
-        (None, Some(by)) => {
-            format!("active, acknowledged by {}", crate::untrusted::shown(by, crate::untrusted::NAME_MAX))
-        }
-        (None, None) => "ACTIVE".into(),
+        (Some(e), _) => format!("{} {}", l.t("cleared", "已恢复"), v.time(e)),
+        (None, Some(by)) => format!(
+            "{}{}",
+            l.t("active, acknowledged by ", "未恢复，已确认："),
+            crate::untrusted::shown(by, crate::untrusted::NAME_MAX)
+        ),
+        (None, None) => l.t("ACTIVE", "未恢复").into(),
     };
     format!(
-        "#{:<4} {:<8} {:<16} {:<10} {} since {} ({state}): {}\n",
+        "#{:<4} {} {} {} {} {} {} ({state}){} {}\n",
         a.id,
-        a.severity,
-        a.rule,
+        said::severity_label(a.severity, l),
+        said::rule_label(a.rule, l),
         a.zone,
         a.subject,
-        t(a.start_ms),
-        crate::untrusted::shown(&a.evidence, 2000)
+        l.t("since", "开始"),
+        v.time(a.start_ms),
+        l.t(":", "："),
+        crate::untrusted::shown(&said::evidence(a, v), 2000)
     )
 }
 
@@ -57,6 +56,10 @@ pub fn alerts_list(cfg: &Config, json: bool, active: bool) -> anyhow::Result<Str
         for a in rows {
             let ts = |ms: Option<i64>| ms.and_then(|m| Utc.timestamp_millis_opt(m).single()).map(|t| t.to_rfc3339());
             let mut v = serde_json::to_value(&a)?;
+            // the figures, and the sentence in the site's language beside the identifiers
+            v["facts"] = serde_json::to_value(said::Fact::from_stored(&a.evidence))?;
+            v["evidence"] = serde_json::json!(said::evidence(&a, cfg.site.voice()));
+            v["rule_label"] = serde_json::json!(said::rule_label(a.rule, cfg.site.language));
             v["start"] = serde_json::json!(ts(Some(a.start_ms)));
             v["end"] = serde_json::json!(ts(a.end_ms));
             v["active"] = serde_json::json!(a.end_ms.is_none());
@@ -70,8 +73,13 @@ pub fn alerts_list(cfg: &Config, json: bool, active: bool) -> anyhow::Result<Str
     Ok(crate::alerts::group::nested(&rows, &parent_of)
         .into_iter()
         .map(|(a, root)| match root {
-            Some(r) => format!("    ↳ caused by #{r}: {}", alert_line(a, cfg.site.timezone)),
-            None => alert_line(a, cfg.site.timezone),
+            Some(r) => format!(
+                "    ↳ {}#{r}{} {}",
+                cfg.site.language.t("caused by ", "由 "),
+                cfg.site.language.t(":", " 引起："),
+                alert_line(a, cfg.site.voice())
+            ),
+            None => alert_line(a, cfg.site.voice()),
         })
         .collect())
 }

@@ -68,6 +68,8 @@ pub struct AlertsConfig {
     /// The webhook URL (it carries the robot's key).
     pub webhook_url: Option<Secret>,
     pub webhook_format: crate::alerts::deliver::WebhookFormat,
+    /// The page's address as the team's phones reach it (robot messages link there).
+    pub page_url: Option<String>,
     pub rules: crate::alerts::settings::RuleSettings,
 }
 
@@ -75,6 +77,15 @@ pub struct AlertsConfig {
 pub struct Site {
     pub name: Arc<str>,
     pub timezone: Tz,
+    /// The language of everything a person reads.
+    pub language: crate::lang::Lang,
+}
+
+impl Site {
+    /// How alerts speak to this site's people.
+    pub fn voice(&self) -> crate::alerts::said::Voice {
+        crate::alerts::said::Voice::new(self.language, self.timezone)
+    }
 }
 
 impl Config {

@@ -10,6 +10,8 @@ use serde::Deserialize;
 pub struct RawSite {
     pub name: Option<String>,
     pub timezone: Option<String>,
+    /// `zh` (the default) or `en`: the page, alert texts, robot messages and files.
+    pub language: Option<String>,
 }
 
 /// Defaults for every device, overridable per bus and per device.
@@ -29,6 +31,8 @@ pub struct RawAlerts {
     pub webhook_url_file: Option<String>,
     /// generic | wecom | dingtalk
     pub webhook_format: Option<String>,
+    /// The page's address as the team's phones reach it; robot messages link there.
+    pub page_url: Option<String>,
     /// Rule settings for the whole site (see `alerts::settings`).
     #[serde(flatten)]
     pub settings: crate::alerts::settings::RawSettings,

@@ -107,7 +107,7 @@ pub(super) fn validate(
     let raw_target_baselines = array(top, "baseline_targets", diags);
     let raw_alerts: raw::RawAlerts = section(top, "alerts", diags);
     let raw_ledger: raw::RawLedger = section(top, "ledger", diags);
-    let (site_name, timezone) = site(&raw_site, diags);
+    let (site_name, timezone, language) = site(&raw_site, diags);
     let polling = modbus::config::polling(&raw_polling, diags);
     let (profiles, own_profiles) = profiles(&raw_profiles, diags);
     let (buses, bus_index) = modbus::config::buses(&raw_buses, mode, diags);
@@ -155,10 +155,10 @@ pub(super) fn validate(
     let prices = crate::ledger::prices::validate(&raw_prices, &topology, &known, diags);
     let alerts = alerts(&raw_alerts, mode, diags);
     rated_currents(&raw_devices, &devices, &alerts, diags);
-    let ledger = ledger(&raw_ledger, !topology.zones.is_empty(), mode, diags);
+    let ledger = ledger(&raw_ledger, language, !topology.zones.is_empty(), mode, diags);
     let cfg = Config {
         ledger,
-        site: Site { name: site_name.into(), timezone },
+        site: Site { name: site_name.into(), timezone, language },
         buses,
         devices,
         profiles,
@@ -263,6 +263,17 @@ fn alerts(raw_alerts: &raw::RawAlerts, mode: Mode, diags: &mut Diagnostics) -> A
             format!("{} is not an http:// or https:// URL", secret::url_origin(u.expose())),
         );
     }
+    let page_url = raw_alerts.page_url.clone();
+    match &page_url {
+        Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+            diags.error("alerts.page_url", format!("`{u}` is not an http:// or https:// address"));
+        }
+        None if webhook_url.is_some() => diags.warning(
+            "alerts.page_url",
+            "not set: robot messages carry no link to the page; write the address the team's phones reach, e.g. page_url = \"http://10.0.0.5:8080\"",
+        ),
+        _ => {}
+    }
     let mut rules = crate::alerts::settings::validate(raw_alerts.settings.clone(), raw_alerts.overrides.clone(), diags);
     rules.holidays = crate::alerts::settings::holidays(&raw_alerts.holidays, diags);
     AlertsConfig {
@@ -276,15 +287,23 @@ fn alerts(raw_alerts: &raw::RawAlerts, mode: Mode, diags: &mut Diagnostics) -> A
         ),
         webhook_url,
         webhook_format,
+        page_url,
     }
 }
 
 /// `[ledger]`: where the running gateway writes each month's ledger, and its language.
-fn ledger(raw_ledger: &raw::RawLedger, has_zones: bool, mode: Mode, diags: &mut Diagnostics) -> LedgerConfig {
+fn ledger(
+    raw_ledger: &raw::RawLedger,
+    site_language: crate::lang::Lang,
+    has_zones: bool,
+    mode: Mode,
+    diags: &mut Diagnostics,
+) -> LedgerConfig {
     let ledger = LedgerConfig {
         export_dir: raw_ledger.export_dir.as_ref().map(std::path::PathBuf::from),
+        // `[ledger] language` only where the files must differ from the site's language
         language: match raw_ledger.language.as_deref().map(crate::lang::Lang::parse).transpose() {
-            Ok(l) => l.unwrap_or_default(),
+            Ok(l) => l.unwrap_or(site_language),
             Err(e) => {
                 diags.error("ledger.language", e.to_string());
                 crate::lang::Lang::Zh
@@ -348,6 +367,7 @@ fn unknown_keys(top: &HashMap<String, config::Value>, diags: &mut Diagnostics) {
             "webhook_url_env",
             "webhook_url_file",
             "webhook_format",
+            "page_url",
             "overrides",
             "night_window",
             "night_min_excess",
@@ -368,7 +388,7 @@ fn unknown_keys(top: &HashMap<String, config::Value>, diags: &mut Diagnostics) {
     }
 }
 
-fn site(raw_site: &RawSite, diags: &mut Diagnostics) -> (String, Tz) {
+fn site(raw_site: &RawSite, diags: &mut Diagnostics) -> (String, Tz, crate::lang::Lang) {
     let site_name = match raw_site.name.as_deref() {
         Some(n) => check_name(&Some(n.to_string()), "site", "site", diags).unwrap_or_default(),
         None => {
@@ -389,8 +409,15 @@ fn site(raw_site: &RawSite, diags: &mut Diagnostics) -> (String, Tz) {
             chrono_tz::UTC
         }),
     };
-
-    (site_name, timezone)
+    // one language for everything a person reads: the page, alerts, robots, files
+    let language = match raw_site.language.as_deref().map(crate::lang::Lang::parse).transpose() {
+        Ok(l) => l.unwrap_or_default(),
+        Err(e) => {
+            diags.error("site.language", e.to_string());
+            crate::lang::Lang::Zh
+        }
+    };
+    (site_name, timezone, language)
 }
 
 fn profiles(

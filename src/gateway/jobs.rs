@@ -120,22 +120,23 @@ pub(super) async fn alert_pass(cfg: Arc<Config>, store: Arc<Store>, health: Arc<
     match evaluated {
         Ok(Ok(changed)) => {
             for a in &changed {
-                tracing::warn!(alert = a.id, rule = %a.rule, zone = %a.zone, subject = %a.subject, state = deliver::state(a), evidence = %a.evidence, "alert");
+                let evidence = crate::alerts::said::evidence(a, cfg.site.voice());
+                tracing::warn!(alert = a.id, rule = %a.rule, zone = %a.zone, subject = %a.subject, state = deliver::state(a), evidence = %evidence, "alert");
             }
         }
         Ok(Err(e)) => tracing::error!(error = %e, "evaluating alerts failed"),
         Err(e) => tracing::error!(error = %e, "the alert evaluation ended abnormally"),
     }
-    let site = cfg.site.name.to_string();
+    let site = deliver::Speaker { site: &cfg.site.name, voice: cfg.site.voice(), page: cfg.alerts.page_url.as_deref() };
     if let Some(m) = &cfg.mqtt {
-        deliver::mqtt(&store, &site, m, &health).await;
+        deliver::mqtt(&store, site, m, &health).await;
     }
     if let Some(url) = &cfg.alerts.webhook_url {
         let parent_of = |z: &str| cfg.topology.zone(z).and_then(|z| z.parent.clone());
-        deliver::webhook(&store, &site, url, cfg.alerts.webhook_format, cfg.alerts.evaluate_every, &health, &parent_of)
+        deliver::webhook(&store, site, url, cfg.alerts.webhook_format, cfg.alerts.evaluate_every, &health, &parent_of)
             .await;
     }
     if !cfg.influxdb.is_empty() {
-        deliver::influx(&store, &site, &cfg.influxdb, &health).await;
+        deliver::influx(&store, site, &cfg.influxdb, &health).await;
     }
 }

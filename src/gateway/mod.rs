@@ -272,10 +272,7 @@ fn raise_store_replaced(store: &crate::store::Store, site: &str, aside: &std::pa
         severity: crate::model::Severity::Critical,
         start_ms: now,
         end_ms: None,
-        evidence: format!(
-            "the store failed its integrity check at start; it was moved to {} and a fresh store was started (undelivered readings and ledger records before now are in the old file)",
-            aside.display()
-        ),
+        evidence: crate::alerts::said::Fact::StoreReplaced { aside: aside.display().to_string() }.stored(),
         loss_per_day: None,
         loss_fen_per_day: None,
         acked_by: None,

@@ -110,21 +110,31 @@ pub(super) async fn targets(State(st): State<Arc<AppState>>, Path(month): Path<S
 #[derive(Debug, serde::Deserialize)]
 pub struct AlertsQuery {
     active: Option<bool>,
+    lang: Option<String>,
 }
 
-/// `/api/alerts[?active=true]`: alerts, newest first, as JSON.
+/// `/api/alerts[?active=true][&lang=en]`: alerts, newest first, as JSON; labels and
+/// evidence in the site's language unless `lang` asks for the other.
 pub(super) async fn alerts(State(st): State<Arc<AppState>>, Query(q): Query<AlertsQuery>) -> Response {
     let st2 = st.clone();
+    let mut voice = st.config.site.voice();
+    if let Some(l) = q.lang.as_deref().and_then(|l| crate::lang::Lang::parse(l).ok()) {
+        voice.lang = l;
+    }
     let rows = blocking(move || st2.store.alerts(q.active.unwrap_or(false))).await;
     match rows {
         Ok(rows) => {
-            let site = st.config.site.name.to_string();
+            let site = crate::alerts::deliver::Speaker {
+                site: &st.config.site.name,
+                voice,
+                page: st.config.alerts.page_url.as_deref(),
+            };
             let parent_of = |z: &str| st.config.topology.zone(z).and_then(|z| z.parent.clone());
             let caused = crate::alerts::group::causes(&rows, &parent_of);
             let list: Vec<serde_json::Value> = rows
                 .iter()
                 .map(|a| {
-                    let mut v = crate::alerts::deliver::json(a, &site);
+                    let mut v = crate::alerts::deliver::json(a, site);
                     v["caused_by"] = serde_json::json!(caused.get(&a.id));
                     v
                 })

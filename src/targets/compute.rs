@@ -95,7 +95,7 @@ fn figures(alerts: &[AlertRow], from: i64, to: i64, customers: &dyn Fn(&str) -> 
             minutes,
             customers: n,
             customer_minutes: minutes * n as i64,
-            cause: a.evidence.clone(),
+            cause: crate::alerts::said::Fact::from_stored(&a.evidence),
         });
     }
     for a in alerts.iter().filter(|a| a.rule.is_safety_incident() && (from..to).contains(&a.start_ms)) {
@@ -107,7 +107,7 @@ fn figures(alerts: &[AlertRow], from: i64, to: i64, customers: &dyn Fn(&str) -> 
             severity: a.severity,
             start: time(a.start_ms),
             end: a.end_ms.map(time),
-            evidence: a.evidence.clone(),
+            evidence: crate::alerts::said::Fact::from_stored(&a.evidence),
         });
     }
     let mut low: BTreeMap<&str, Vec<(i64, i64)>> = BTreeMap::new();

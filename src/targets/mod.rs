@@ -113,7 +113,7 @@ pub struct Incident {
     pub severity: Severity,
     pub start: DateTime<Utc>,
     pub end: Option<DateTime<Utc>>,
-    pub evidence: String,
+    pub evidence: crate::alerts::said::Fact,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -126,7 +126,7 @@ pub struct Interruption {
     pub minutes: i64,
     pub customers: usize,
     pub customer_minutes: i64,
-    pub cause: String,
+    pub cause: crate::alerts::said::Fact,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -42,6 +42,7 @@ fn figure(m: Measure, v: Option<i64>) -> Cell {
 
 pub fn tables(t: &Targets, lang: Lang, tz: Tz) -> Vec<Table> {
     let when = |d: chrono::DateTime<chrono::Utc>| d.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
+    let voice = crate::alerts::said::Voice::new(lang, tz);
     let head = header_row(vec![
         lang.t("target", "目标"),
         lang.t("measure", "指标"),
@@ -93,13 +94,13 @@ pub fn tables(t: &Targets, lang: Lang, tz: Tz) -> Vec<Table> {
         .iter()
         .map(|i| {
             vec![
-                Cell::Text(i.rule.as_str().into()),
+                Cell::Text(crate::alerts::said::rule_label(i.rule, lang).into()),
                 Cell::Text(i.zone.clone()),
                 Cell::Text(i.subject.clone()),
-                Cell::Text(i.severity.as_str().into()),
+                Cell::Text(crate::alerts::said::severity_label(i.severity, lang).into()),
                 Cell::Text(when(i.start)),
                 i.end.map(|e| Cell::Text(when(e))).unwrap_or(Cell::Empty),
-                Cell::Text(i.evidence.clone()),
+                Cell::Text(i.evidence.render(voice)),
             ]
         })
         .collect();
@@ -123,7 +124,7 @@ pub fn tables(t: &Targets, lang: Lang, tz: Tz) -> Vec<Table> {
                 Cell::Num(i.minutes as f64),
                 Cell::Num(i.customers as f64),
                 Cell::Num(i.customer_minutes as f64),
-                Cell::Text(i.cause.clone()),
+                Cell::Text(i.cause.render(voice)),
             ]
         })
         .collect();

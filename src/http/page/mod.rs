@@ -20,13 +20,11 @@ use super::AppState;
 
 pub use crate::lang::Lang;
 
-/// The page's language: `?lang=` first, then the browser's Accept-Language; Chinese by
-/// default.
-pub fn pick_lang(query: Option<&str>, headers: &HeaderMap) -> Lang {
-    if let Some(l) = query.and_then(|q| Lang::parse(q).ok()) {
-        return l;
-    }
-    Lang::from_accept(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or(""))
+/// The page's language: `?lang=` (the switch in the header) first, then the site's
+/// `[site] language`. The browser's preference does not decide: a team on English
+/// Windows still reads the site's language unless someone switches.
+pub fn pick_lang(query: Option<&str>, site: Lang) -> Lang {
+    query.and_then(|q| Lang::parse(q).ok()).unwrap_or(site)
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -134,19 +132,19 @@ async fn show<E: std::fmt::Display + Send + 'static>(
     }
 }
 
-async fn overview(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>, headers: HeaderMap) -> Response {
-    let lang = pick_lang(q.lang.as_deref(), &headers);
+async fn overview(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>) -> Response {
+    let lang = pick_lang(q.lang.as_deref(), st.config.site.language);
     show(st, lang, false, "/", lang.t("Overview", "概览"), move |st| views::overview(st, lang).map(Ok)).await
 }
 
-async fn network(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>, headers: HeaderMap) -> Response {
-    let lang = pick_lang(q.lang.as_deref(), &headers);
+async fn network(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>) -> Response {
+    let lang = pick_lang(q.lang.as_deref(), st.config.site.language);
     let title = lang.t("Network map", "管网分区");
     show(st, lang, true, "/network", title, move |st| views::network(st, lang, q.zone.as_deref()).map(Ok)).await
 }
 
-async fn alerts(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>, headers: HeaderMap) -> Response {
-    let lang = pick_lang(q.lang.as_deref(), &headers);
+async fn alerts(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>) -> Response {
+    let lang = pick_lang(q.lang.as_deref(), st.config.site.language);
     show(st, lang, false, "/alerts", lang.t("Alerts", "报警"), move |st| {
         views::alerts(st, lang, q.note.as_deref()).map(Ok)
     })
@@ -163,7 +161,7 @@ pub struct AckForm {
 /// The page's acknowledge form: the same token check as the API, then back to the list
 /// with what happened.
 async fn ack(State(st): State<Arc<AppState>>, Path(id): Path<i64>, Form(f): Form<AckForm>) -> Response {
-    let lang = pick_lang(f.lang.as_deref(), &HeaderMap::new());
+    let lang = pick_lang(f.lang.as_deref(), st.config.site.language);
     let mut headers = HeaderMap::new();
     if let Ok(v) = format!("Bearer {}", f.token.unwrap_or_default()).parse() {
         headers.insert(header::AUTHORIZATION, v);
@@ -195,14 +193,14 @@ async fn ack(State(st): State<Arc<AppState>>, Path(id): Path<i64>, Form(f): Form
     }
 }
 
-async fn ledger(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>, headers: HeaderMap) -> Response {
-    let lang = pick_lang(q.lang.as_deref(), &headers);
+async fn ledger(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>) -> Response {
+    let lang = pick_lang(q.lang.as_deref(), st.config.site.language);
     let title = lang.t("Monthly ledger", "月度台账");
     show(st, lang, true, "/ledger", title, move |st| views::ledger(st, lang, q.month.as_deref())).await
 }
 
-async fn targets(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>, headers: HeaderMap) -> Response {
-    let lang = pick_lang(q.lang.as_deref(), &headers);
+async fn targets(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>) -> Response {
+    let lang = pick_lang(q.lang.as_deref(), st.config.site.language);
     let title = lang.t("Zero-growth targets", "零增长目标");
     show(st, lang, true, "/targets", title, move |st| views::targets(st, lang).map(Ok)).await
 }
@@ -212,14 +210,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_language_follows_the_query_then_the_browser() {
-        let mut h = HeaderMap::new();
-        assert_eq!(pick_lang(None, &h), Lang::Zh);
-        h.insert(header::ACCEPT_LANGUAGE, "en-US,en;q=0.9".parse().unwrap());
-        assert_eq!(pick_lang(None, &h), Lang::En);
-        assert_eq!(pick_lang(Some("zh"), &h), Lang::Zh);
-        h.insert(header::ACCEPT_LANGUAGE, "zh-CN,zh;q=0.9,en;q=0.8".parse().unwrap());
-        assert_eq!(pick_lang(None, &h), Lang::Zh);
-        assert_eq!(pick_lang(Some("en"), &h), Lang::En);
+    fn the_language_follows_the_switch_then_the_site() {
+        assert_eq!(pick_lang(None, Lang::Zh), Lang::Zh);
+        assert_eq!(pick_lang(None, Lang::En), Lang::En);
+        assert_eq!(pick_lang(Some("zh"), Lang::En), Lang::Zh);
+        assert_eq!(pick_lang(Some("en"), Lang::Zh), Lang::En);
+        assert_eq!(pick_lang(Some("fr"), Lang::En), Lang::En, "an unknown code changes nothing");
     }
 }

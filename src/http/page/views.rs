@@ -221,6 +221,9 @@ pub(super) fn alerts(st: &AppState, lang: Lang, note: Option<&str>) -> Result<Ma
     let shown = crate::alerts::group::nested(&all, &parent_of);
     let (active, recent): (Vec<_>, Vec<_>) = shown.into_iter().partition(|(a, _)| a.end_ms.is_none());
     let writable = st.token.is_some();
+    let voice = crate::alerts::said::Voice::new(lang, st.config.site.timezone);
+    let rule = |a: &crate::store::AlertRow| crate::alerts::said::rule_label(a.rule, lang);
+    let said = |a: &crate::store::AlertRow| crate::alerts::said::evidence(a, voice);
     Ok(html! {
         @if let Some(n) = note { div.note data-k="note" { (n) } }
         @if !writable {
@@ -230,9 +233,9 @@ pub(super) fn alerts(st: &AppState, lang: Lang, note: Option<&str>) -> Result<Ma
         table {
             tr { th { "#" } th { (lang.t("Rule", "规则")) } th { (lang.t("Severity", "级别")) } th { (lang.t("Where", "位置")) } th { (lang.t("Since", "开始")) } th { (lang.t("Evidence", "依据")) } th { (lang.t("Acknowledged", "确认")) } }
             @for (a, root) in &active {
-                tr data-alert=(a.id) data-caused-by=[root] {
-                    td { (a.id) } td { @if let Some(r) = root { "↳ #" (r) " " } (a.rule) } td class=(if a.severity == crate::model::Severity::Critical { "bad" } else { "warn" }) { (a.severity) }
-                    td { (a.subject) } td { (ms(st, a.start_ms, "%Y-%m-%d %H:%M")) } td { (a.evidence) }
+                tr id=(format!("a{}", a.id)) data-alert=(a.id) data-rule=(a.rule.as_str()) data-caused-by=[root] {
+                    td { (a.id) } td { @if let Some(r) = root { "↳ #" (r) " " } (rule(a)) } td class=(if a.severity == crate::model::Severity::Critical { "bad" } else { "warn" }) { (crate::alerts::said::severity_label(a.severity, lang)) }
+                    td { (a.subject) } td { (ms(st, a.start_ms, "%Y-%m-%d %H:%M")) } td { (said(a)) }
                     td {
                         @if let Some(by) = &a.acked_by { span data-k=(format!("acked-{}", a.id)) { (by) } }
                         @else if writable {
@@ -251,7 +254,7 @@ pub(super) fn alerts(st: &AppState, lang: Lang, note: Option<&str>) -> Result<Ma
         table {
             tr { th { "#" } th { (lang.t("Rule", "规则")) } th { (lang.t("Where", "位置")) } th { (lang.t("From", "开始")) } th { (lang.t("To", "结束")) } th { (lang.t("Evidence", "依据")) } }
             @for (a, root) in recent.iter().take(50) {
-                tr data-caused-by=[root] { td { (a.id) } td { @if let Some(r) = root { "↳ #" (r) " " } (a.rule) } td { (a.subject) } td { (ms(st, a.start_ms, "%Y-%m-%d %H:%M")) } td { (a.end_ms.map(|e| ms(st, e, "%Y-%m-%d %H:%M")).unwrap_or_default()) } td.muted { (a.evidence) } }
+                tr id=(format!("a{}", a.id)) data-rule=(a.rule.as_str()) data-caused-by=[root] { td { (a.id) } td { @if let Some(r) = root { "↳ #" (r) " " } (rule(a)) } td { (a.subject) } td { (ms(st, a.start_ms, "%Y-%m-%d %H:%M")) } td { (a.end_ms.map(|e| ms(st, e, "%Y-%m-%d %H:%M")).unwrap_or_default()) } td.muted { (said(a)) } }
             }
         }
     })
@@ -467,7 +470,7 @@ fn three_targets(t: &crate::targets::Targets, lang: Lang, tz: chrono_tz::Tz) -> 
         }
         @if !t.incidents.is_empty() {
             h3 { (lang.t("Incidents this month", "本月安全事故")) }
-            ul { @for i in &t.incidents { li { (when(i.start)) " " (i.rule.as_str()) " · " (i.zone) " · " (i.subject) ": " (i.evidence) } } }
+            ul { @for i in &t.incidents { li { (when(i.start)) " " (crate::alerts::said::rule_label(i.rule, lang)) " · " (i.zone) " · " (i.subject) (lang.t(": ", "：")) (i.evidence.render(crate::alerts::said::Voice::new(lang, tz))) } } }
         }
         @if !t.interruptions.is_empty() || !t.low_pressure.is_empty() {
             h3 { (lang.t("Interruptions and low pressure this month", "本月停水与低压")) }
