@@ -63,9 +63,9 @@ enum Command {
         month: String,
         #[arg(long, value_enum, default_value_t = FormatArg::Json)]
         format: FormatArg,
-        /// Labels in Chinese or English.
-        #[arg(long, value_parser = Lang::parse, default_value = "zh")]
-        lang: Lang,
+        /// Labels in Chinese or English (default: the site's `[site] language`).
+        #[arg(long, value_parser = Lang::parse)]
+        lang: Option<Lang>,
         /// Where to write it (stdout when absent; required for xlsx).
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -346,6 +346,7 @@ async fn run(command: Command) -> Result<Report, Failure> {
                 FormatArg::Xlsx => cli::ledger::LedgerFormat::Xlsx,
                 FormatArg::Text => cli::ledger::LedgerFormat::Text,
             };
+            let lang = lang.unwrap_or(cfg.ledger.language);
             cli::ledger::ledger(&cfg, &month, format, lang, output.as_deref())?;
             Ok(Report::default())
         }

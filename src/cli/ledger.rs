@@ -23,27 +23,36 @@ pub fn text(r: &MonthReport, lang: export::Lang, tz: chrono_tz::Tz) -> String {
     use std::fmt::Write as _;
     let t = &r.targets;
     let mut s = String::new();
-    let _ = writeln!(s, "{} {}{}", t.site, t.month, if t.complete { "" } else { " (month still running)" });
-    for (name, rows) in crate::targets::tables::tables(t, lang, tz).into_iter().take(1).map(|(n, _, r)| (n, r)) {
+    let running = if t.complete { "" } else { lang.t(" (month still running)", "（本月尚未结束）") };
+    let _ = writeln!(s, "{} {}{running}", t.site, t.month);
+    for (name, head, rows) in crate::targets::tables::tables(t, lang, tz).into_iter().take(1) {
         let _ = writeln!(s, "\n{name}");
+        // the header first, so that the baseline and the change are labelled; an
+        // unknown figure reads "?"
+        let _ = writeln!(s, "  {}", head.join(" | "));
         for row in rows {
             let cells: Vec<String> = row
                 .iter()
                 .map(|c| match c {
-                    export::Cell::Text(x) => x.clone(),
-                    export::Cell::Num(n) => format!("{n}"),
                     export::Cell::Empty => "?".into(),
+                    other => other.text(),
                 })
                 .collect();
             let _ = writeln!(s, "  {}", cells.join(" | "));
         }
     }
     let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "{}",
+        lang.t("utility: revenue / cost / gap (yuan) (target)", "类别：收入 / 成本 / 收支差额（元）（零增长目标）")
+    );
     for u in r.ledger.utilities.iter().chain(std::iter::once(&r.ledger.combined)) {
         let _ = writeln!(
             s,
-            "{}: revenue {} cost {} gap {} yuan{}",
+            "{}{} {} / {} / {}{}",
             export::utility_label(lang, u.utility),
+            lang.t(":", "："),
             export::yuan_text(u.revenue_fen),
             export::yuan_text(u.cost_fen),
             export::yuan_text(u.gap_fen),
@@ -51,7 +60,7 @@ pub fn text(r: &MonthReport, lang: export::Lang, tz: chrono_tz::Tz) -> String {
         );
     }
     for n in &r.ledger.notes {
-        let _ = writeln!(s, "note: {n}");
+        let _ = writeln!(s, "{}{}", lang.t("note: ", "说明："), n.get(lang));
     }
     s
 }

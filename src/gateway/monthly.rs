@@ -102,7 +102,7 @@ pub fn headline(l: &Ledger, state: ExportState, lang: Lang) -> (String, String, 
         }));
     }
     if !l.notes.is_empty() {
-        text.push_str(&format!("- {}: {}\n", t("notes", "说明"), l.notes.join("; ")));
+        text.push_str(&format!("- {}: {}\n", t("notes", "说明"), crate::lang::Text::join(&l.notes, lang)));
     }
     let payload = serde_json::json!({
         "site": l.site, "month": l.month, "state": state.as_str(), "utilities": rows, "notes": l.notes,

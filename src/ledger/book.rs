@@ -49,7 +49,7 @@ pub fn samples(
 /// The corrections in the store, oldest first, and a sentence for each stored one that
 /// cannot be read (or fails the checks a new one must pass): those are skipped, and the
 /// ledger says so, rather than failing every month.
-pub fn corrections(store: &Store) -> Result<(Vec<Correction>, Vec<String>)> {
+pub fn corrections(store: &Store) -> Result<(Vec<Correction>, Vec<crate::lang::Text>)> {
     let mut good = Vec::new();
     let mut bad = Vec::new();
     for row in store.corrections()? {
@@ -59,11 +59,10 @@ pub fn corrections(store: &Store) -> Result<(Vec<Correction>, Vec<String>)> {
             Ok(change) => good.push(Correction { id: row.id, at: row.at, by: row.who, why: row.why, change }),
             Err(e) => {
                 tracing::error!(correction = row.id, error = %e, "a stored correction is unreadable; skipped");
-                bad.push(format!(
-                    "correction #{} (recorded {} by {}) is unreadable and was skipped: {e}",
-                    row.id,
-                    row.at.to_rfc3339(),
-                    row.who
+                let (id, at, who) = (row.id, row.at.to_rfc3339(), row.who);
+                bad.push(crate::lang::Text::new(
+                    format!("correction #{id} (recorded {at} by {who}) is unreadable and was skipped: {e}"),
+                    format!("更正 #{id}（{who} 于 {at} 录入）无法读取，已跳过：{e}"),
                 ));
             }
         }

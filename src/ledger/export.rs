@@ -57,8 +57,47 @@ fn role_label(lang: Lang, r: Role) -> &'static str {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
     Text(String),
+    /// A volume or a reading, shown to the meters' resolution (0.001).
     Num(f64),
+    /// Money, in fen: shown as yuan with two decimals.
+    Yuan(i64),
+    /// A share (0.146): shown as a percentage (14.6 %).
+    Share(f64),
+    /// A count: shown without decimals.
+    Count(i64),
     Empty,
+}
+
+impl Cell {
+    /// The cell as a person reads it in a file or a text table: yuan with two decimals,
+    /// shares as percentages, volumes to 0.001.
+    pub fn text(&self) -> String {
+        match self {
+            Cell::Text(t) => t.clone(),
+            // + 0.0 turns a -0 into 0
+            Cell::Num(n) => format!("{}", (n * 1000.0).round() / 1000.0 + 0.0),
+            Cell::Yuan(fen) => yuan_text(*fen),
+            Cell::Share(s) => format!("{:.1}%", s * 100.0 + 0.0),
+            Cell::Count(n) => n.to_string(),
+            Cell::Empty => String::new(),
+        }
+    }
+}
+
+fn money(fen: Option<i64>) -> Cell {
+    fen.map(Cell::Yuan).unwrap_or(Cell::Empty)
+}
+
+fn share(s: Option<f64>) -> Cell {
+    s.map(Cell::Share).unwrap_or(Cell::Empty)
+}
+
+/// An instant in the ledger's time zone, as a person reads it.
+fn local(ledger: &Ledger, t: chrono::DateTime<chrono::Utc>) -> String {
+    match ledger.timezone.parse::<chrono_tz::Tz>() {
+        Ok(tz) => t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string(),
+        Err(_) => t.to_rfc3339(),
+    }
 }
 
 /// A table of the export: its name (the sheet's), header and rows. Sections computed
@@ -115,15 +154,15 @@ fn summary_table(ledger: &Ledger, lang: Lang) -> Table {
             vol(u.unbilled),
             vol(u.losses),
             vol(u.non_revenue),
-            opt(u.non_revenue_share),
-            Cell::Num(yuan(u.revenue_fen)),
-            Cell::Num(yuan(u.cost_fen)),
-            Cell::Num(yuan(u.gap_fen)),
-            opt(u.baseline_gap_fen.map(yuan)),
-            opt(u.gap_change_fen.map(yuan)),
-            opt(u.effects.as_ref().map(|e| yuan(e.volume_fen))),
-            opt(u.effects.as_ref().map(|e| yuan(e.price_fen))),
-            opt(u.effects.as_ref().map(|e| yuan(e.loss_fen))),
+            share(u.non_revenue_share),
+            Cell::Yuan(u.revenue_fen),
+            Cell::Yuan(u.cost_fen),
+            Cell::Yuan(u.gap_fen),
+            money(u.baseline_gap_fen),
+            money(u.gap_change_fen),
+            money(u.effects.as_ref().map(|e| e.volume_fen)),
+            money(u.effects.as_ref().map(|e| e.price_fen)),
+            money(u.effects.as_ref().map(|e| e.loss_fen)),
             Cell::Text(status_label(lang, u.status).to_string()),
             Cell::Text(u.unit.to_string()),
         ]);
@@ -149,13 +188,13 @@ fn year_to_date_table(ledger: &Ledger, lang: Lang) -> Table {
         .map(|y| {
             vec![
                 Cell::Text(utility_label(lang, y.utility).to_string()),
-                Cell::Num(f64::from(y.months)),
-                Cell::Num(yuan(y.gap_fen)),
-                opt(y.baseline_gap_fen.map(yuan)),
-                Cell::Num(yuan(y.projection_fen)),
-                opt(y.baseline_full_year_fen.map(yuan)),
+                Cell::Count(i64::from(y.months)),
+                Cell::Yuan(y.gap_fen),
+                money(y.baseline_gap_fen),
+                Cell::Yuan(y.projection_fen),
+                money(y.baseline_full_year_fen),
                 Cell::Text(status_label(lang, y.status).to_string()),
-                Cell::Text(y.projection_method.to_string()),
+                Cell::Text(y.projection_method.label(lang).to_string()),
             ]
         })
         .collect();
@@ -202,10 +241,10 @@ fn zone_tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
                         Cell::Num(z.balance.unbilled_estimated),
                         Cell::Num(z.losses),
                         Cell::Num(z.non_revenue),
-                        opt(z.non_revenue_share),
-                        Cell::Num(yuan(z.revenue_fen)),
-                        Cell::Num(yuan(z.cost_fen)),
-                        Cell::Num(yuan(z.gap_fen)),
+                        share(z.non_revenue_share),
+                        Cell::Yuan(z.revenue_fen),
+                        Cell::Yuan(z.cost_fen),
+                        Cell::Yuan(z.gap_fen),
                     ]
                 })
                 .collect();
@@ -252,15 +291,15 @@ fn meters_table(ledger: &Ledger, lang: Lang) -> Table {
                 Cell::Text(role_label(lang, m.role).to_string()),
                 Cell::Text(m.category.clone().unwrap_or_default()),
                 opt(m.opening),
-                Cell::Text(m.opening_ts.map(|t| t.to_rfc3339()).unwrap_or_default()),
+                Cell::Text(m.opening_ts.map(|t| local(ledger, t)).unwrap_or_default()),
                 opt(m.closing),
-                Cell::Text(m.closing_ts.map(|t| t.to_rfc3339()).unwrap_or_default()),
+                Cell::Text(m.closing_ts.map(|t| local(ledger, t)).unwrap_or_default()),
                 Cell::Num(m.consumption),
                 Cell::Num(m.estimated),
-                Cell::Num(m.quarantined as f64),
-                Cell::Text(m.tariff.clone().unwrap_or_default()),
-                opt(m.amount_fen.map(yuan)),
-                Cell::Text(m.notes.join("; ")),
+                Cell::Count(m.quarantined as i64),
+                Cell::Text(m.tariff.as_ref().map(|t| t.get(lang).to_string()).unwrap_or_default()),
+                money(m.amount_fen),
+                Cell::Text(crate::lang::Text::join(&m.notes, lang)),
             ]
         })
         .collect();
@@ -283,7 +322,7 @@ fn costs_table(ledger: &Ledger, lang: Lang) -> Table {
                 Cell::Text(utility_label(lang, Some(c.utility)).to_string()),
                 Cell::Text(c.name.clone()),
                 opt(c.quantity),
-                Cell::Num(yuan(c.amount_fen)),
+                Cell::Yuan(c.amount_fen),
             ]
         })
         .collect();
@@ -304,11 +343,11 @@ fn corrections_table(ledger: &Ledger, lang: Lang) -> Table {
         .iter()
         .map(|c| {
             vec![
-                Cell::Text(c.at.to_rfc3339()),
+                Cell::Text(local(ledger, c.at)),
                 Cell::Text(c.by.clone()),
                 Cell::Text(c.describe()),
                 Cell::Text(c.why.clone()),
-                Cell::Num(c.id as f64),
+                Cell::Count(c.id),
             ]
         })
         .collect();
@@ -380,9 +419,7 @@ pub fn to_csv(ledger: &Ledger, lang: Lang, extra: &[Table]) -> String {
                 .iter()
                 .map(|c| match c {
                     Cell::Text(t) => csv_field(t),
-                    // + 0.0 turns a -0 into 0
-                    Cell::Num(n) => format!("{}", (n * 1000.0).round() / 1000.0 + 0.0),
-                    Cell::Empty => String::new(),
+                    other => other.text(),
                 })
                 .collect();
             let _ = writeln!(out, "{}", cells.join(","));
@@ -394,6 +431,9 @@ pub fn to_csv(ledger: &Ledger, lang: Lang, extra: &[Table]) -> String {
 fn sheet(ws: &mut Worksheet, head: &[String], rows: &[Vec<Cell>]) -> Result<(), XlsxError> {
     let bold = Format::new().set_bold();
     let number = Format::new().set_num_format("#,##0.000");
+    let money = Format::new().set_num_format("#,##0.00");
+    let percent = Format::new().set_num_format("0.0%");
+    let count = Format::new().set_num_format("0");
     for (c, h) in head.iter().enumerate() {
         ws.write_string_with_format(0, c as u16, h, &bold)?;
         ws.set_column_width(c as u16, 14)?;
@@ -407,6 +447,15 @@ fn sheet(ws: &mut Worksheet, head: &[String], rows: &[Vec<Cell>]) -> Result<(), 
                 }
                 Cell::Num(n) => {
                     ws.write_number_with_format(r, c, *n, &number)?;
+                }
+                Cell::Yuan(fen) => {
+                    ws.write_number_with_format(r, c, *fen as f64 / 100.0, &money)?;
+                }
+                Cell::Share(x) => {
+                    ws.write_number_with_format(r, c, *x, &percent)?;
+                }
+                Cell::Count(n) => {
+                    ws.write_number_with_format(r, c, *n as f64, &count)?;
                 }
                 Cell::Empty => {}
             }

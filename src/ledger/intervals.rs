@@ -26,6 +26,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::lang::Text;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,7 +79,7 @@ pub struct Quarantined {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notice {
     pub ts: DateTime<Utc>,
-    pub text: String,
+    pub text: crate::lang::Text,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -158,8 +159,13 @@ pub fn consumption(samples: &[Sample], replacements: &[Replacement], spec: &Mete
             match spec.rollover_at {
                 Some(m) if pv >= 0.9 * m && v <= 0.1 * m => {
                     delta = (m - pv) + v;
-                    out.notices
-                        .push(Notice { ts: s.ts, text: format!("rollover from {pv} through {m} (zero) to {v}") });
+                    out.notices.push(Notice {
+                        ts: s.ts,
+                        text: Text::new(
+                            format!("rollover from {pv} through {m} (zero) to {v}"),
+                            format!("计数器翻转：从 {pv} 经 {m}（归零）到 {v}"),
+                        ),
+                    });
                 }
                 _ => {
                     out.quarantined.push(Quarantined {
@@ -175,7 +181,10 @@ pub fn consumption(samples: &[Sample], replacements: &[Replacement], spec: &Mete
                         let (rts, rv) = below[below.len() - 1];
                         out.notices.push(Notice {
                             ts: below[0].0,
-                            text: format!("meter reset or replaced without a record: readings went from {pv} to {}; the reference moves there and the jump is not booked (record the replacement to book it exactly)", below[0].1),
+                            text: Text::new(
+                                format!("meter reset or replaced without a record: readings went from {pv} to {}; the reference moves there and the jump is not booked (record the replacement to book it exactly)", below[0].1),
+                                format!("表计被重置或更换但无记录：读数从 {pv} 变为 {}；以新读数为起点，跳变量不入账（补录换表记录可准确入账）", below[0].1),
+                            ),
                         });
                         // The readings between the first below and now are consumption on
                         // the new register: book them.
@@ -226,16 +235,22 @@ fn apply_replacement(
         } else {
             out.notices.push(Notice {
                 ts: e.ts,
-                text: format!(
-                    "replacement: old meter's final reading {} is below its last reading {pv}; nothing booked",
-                    e.old_final
+                text: Text::new(
+                    format!(
+                        "replacement: old meter's final reading {} is below its last reading {pv}; nothing booked",
+                        e.old_final
+                    ),
+                    format!("换表：旧表止码 {} 小于其最后读数 {pv}；未入账", e.old_final),
                 ),
             });
         }
     }
     out.notices.push(Notice {
         ts: e.ts,
-        text: format!("meter replaced: old final {}, new initial {}", e.old_final, e.new_initial),
+        text: Text::new(
+            format!("meter replaced: old final {}, new initial {}", e.old_final, e.new_initial),
+            format!("已换表：旧表止码 {}，新表起码 {}", e.old_final, e.new_initial),
+        ),
     });
     *prev = Some((e.ts, e.new_initial));
     out.first.get_or_insert((e.ts, e.new_initial));

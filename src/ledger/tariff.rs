@@ -144,6 +144,17 @@ pub struct Tariff {
     pub price: Price,
 }
 
+impl Tariff {
+    /// The tariff's name for a reader: its configured name, or its category and the day
+    /// it took effect (`category from YYYY-MM-DD`, as `[[tariffs]]` names an unnamed one).
+    pub fn label(&self) -> crate::lang::Text {
+        match self.name.strip_suffix(&format!(" from {}", self.from)) {
+            Some(category) => crate::lang::Text::new(self.name.clone(), format!("{category}（{} 起）", self.from)),
+            None => crate::lang::Text::new(self.name.clone(), self.name.clone()),
+        }
+    }
+}
+
 /// The tariff in force on `date`: the latest one whose `from` is not after it.
 pub fn in_force(tariffs: &[Tariff], date: NaiveDate) -> Option<(usize, &Tariff)> {
     tariffs.iter().enumerate().filter(|(_, t)| t.from <= date).max_by_key(|(_, t)| t.from)
@@ -155,6 +166,16 @@ pub enum Band {
     Flat,
     Tier(usize),
     Period(Period),
+}
+
+impl Band {
+    pub fn zh(&self) -> String {
+        match self {
+            Band::Flat => "单一价".into(),
+            Band::Tier(i) => format!("第{}阶梯", i + 1),
+            Band::Period(p) => p.zh().into(),
+        }
+    }
 }
 
 impl fmt::Display for Band {
@@ -169,7 +190,7 @@ impl fmt::Display for Band {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Line {
-    pub tariff: String,
+    pub tariff: crate::lang::Text,
     pub band: Band,
     /// Units, rounded to 0.001.
     pub quantity: Decimal,
@@ -287,7 +308,7 @@ pub fn charge(hours: &[(NaiveDateTime, f64)], tariffs: &[Tariff], tou: Option<&T
         let quantity = units(q);
         let amount = checked_amount_fen(quantity, price);
         out.implausible |= amount.is_none() || !q.is_finite() || q.abs() > 1e12;
-        out.lines.push(Line { tariff: t.name.clone(), band, quantity, price, amount_fen: amount.unwrap_or(0) });
+        out.lines.push(Line { tariff: t.label(), band, quantity, price, amount_fen: amount.unwrap_or(0) });
     }
     out
 }
@@ -408,7 +429,7 @@ mod tests {
         let c = charge(&hours, &[new, old], None);
         // 1–15 March: 30 m³ × 3.45 = 103.50; 16–31 March: 32 m³ × 3.95 = 126.40
         let got: Vec<(String, Decimal, i64)> =
-            c.lines.iter().map(|l| (l.tariff.clone(), l.quantity, l.amount_fen)).collect();
+            c.lines.iter().map(|l| (l.tariff.en.clone(), l.quantity, l.amount_fen)).collect();
         assert_eq!(
             got,
             vec![("teaching 2026-03-16".into(), d("32.000"), 12640), ("teaching 2025".into(), d("30.000"), 10350)]
@@ -430,7 +451,7 @@ mod tests {
         // 8 m³ before the change, 6 after: the month has used 8 of tier 1 when b starts
         let c = charge(&[(at(5, 9), 8.0), (at(20, 9), 6.0)], &[a, b], None);
         let got: Vec<(String, String, Decimal, i64)> =
-            c.lines.iter().map(|l| (l.tariff.clone(), l.band.to_string(), l.quantity, l.amount_fen)).collect();
+            c.lines.iter().map(|l| (l.tariff.en.clone(), l.band.to_string(), l.quantity, l.amount_fen)).collect();
         assert_eq!(
             got,
             vec![

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::lang::Text;
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::*;
@@ -198,7 +199,7 @@ fn money_rows(l: &Ledger) -> Vec<Row> {
 }
 
 /// The note naming the measures the baseline month `b` has no figure for.
-fn no_baseline_note(b: Month, missing: &[Measure]) -> String {
+fn no_baseline_note(b: Month, missing: &[Measure]) -> Text {
     let names: Vec<&str> = missing
         .iter()
         .map(|m| match m {
@@ -209,9 +210,16 @@ fn no_baseline_note(b: Month, missing: &[Measure]) -> String {
             Measure::GapFen => "gap",
         })
         .collect();
-    format!(
-        "no baseline for {b} ({}): give it under [[baseline_targets]] from the old books, or keep that month's readings and run the alert rules over it",
-        names.join(", ")
+    let zh: Vec<&str> = missing.iter().map(|m| super::tables::measure_label(crate::lang::Lang::Zh, *m)).collect();
+    Text::new(
+        format!(
+            "no baseline for {b} ({}): give it under [[baseline_targets]] from the old books, or keep that month's readings and run the alert rules over it",
+            names.join(", ")
+        ),
+        format!(
+            "{b} 没有基准（{}）：请在 [[baseline_targets]] 中按旧台账填写，或保留该月读数并对其运行报警规则",
+            zh.join("、")
+        ),
     )
 }
 
@@ -247,7 +255,7 @@ pub fn compute(input: &Input<'_>) -> Targets {
     let complete = bounds(input.month).is_some_and(|(_, b)| b <= now);
     // A month's figures, counted through the end of the month or now; `None` when the
     // rules have not run over it (to within an hour of now for a month still running).
-    let month_figures = |m: Month, notes: &mut Vec<String>, baseline: bool| -> Option<Figures> {
+    let month_figures = |m: Month, notes: &mut Vec<Text>, baseline: bool| -> Option<Figures> {
         let (from, to) = bounds(m)?;
         let to = to.min(now);
         if to <= from {
@@ -257,11 +265,21 @@ pub fn compute(input: &Input<'_>) -> Targets {
         let enough = done.is_some_and(|d| d >= to || (!baseline && to == now && d >= now - 3_600_000));
         if !enough {
             if !baseline {
-                notes.push(format!(
-                    "safety and service figures of {m} are unknown: the alert rules have not run over all of it{} (run `pumphouse alerts evaluate --from {} --to {}`)",
-                    done.map(|d| format!(", only through {}", time(d).with_timezone(&tz).format("%Y-%m-%d %H:%M"))).unwrap_or_default(),
+                let through = done.map(|d| time(d).with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string());
+                let run = format!(
+                    "pumphouse alerts evaluate --from {} --to {}",
                     time(from).to_rfc3339(),
                     time(to).to_rfc3339()
+                );
+                notes.push(Text::new(
+                    format!(
+                        "safety and service figures of {m} are unknown: the alert rules have not run over all of it{} (run `{run}`)",
+                        through.as_ref().map(|t| format!(", only through {t}")).unwrap_or_default()
+                    ),
+                    format!(
+                        "{m} 的安全和服务数字未知：报警规则尚未覆盖整月{}（请运行 `{run}`）",
+                        through.as_ref().map(|t| format!("，只到 {t}")).unwrap_or_default()
+                    ),
                 ));
             }
             return None;

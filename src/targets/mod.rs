@@ -148,7 +148,7 @@ pub struct Targets {
     pub incidents: Vec<Incident>,
     pub interruptions: Vec<Interruption>,
     pub low_pressure: Vec<LowPressure>,
-    pub notes: Vec<String>,
+    pub notes: Vec<crate::lang::Text>,
 }
 
 /// What [`compute`] needs.

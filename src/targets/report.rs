@@ -1,6 +1,7 @@
 //! The shell: the report from the store, and the ledger with its targets as the
 //! command, the API and the monthly files show it.
 
+use crate::lang::Text;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -74,42 +75,50 @@ fn finer_than_the_baseline(
     store: &Store,
     month: Month,
     base: Month,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<Text>, StoreError> {
     let (Some(now), Some(then)) = (inlet_spacing(spec, store, month)?, inlet_spacing(spec, store, base)?) else {
         return Ok(None);
     };
     let sparsest = crate::alerts::burst::SPARSEST;
     Ok((now <= sparsest && then > sparsest).then(|| {
-        format!(
-            "incidents: this month's inlets are read every {}, the baseline month's ({base}) every {}; bursts cannot be seen in readings that sparse, so the incident count is not compared like with like",
-            humantime::format_duration(now.to_std().unwrap_or_default()),
-            humantime::format_duration(then.to_std().unwrap_or_default())
+        let now = humantime::format_duration(now.to_std().unwrap_or_default());
+        let then = humantime::format_duration(then.to_std().unwrap_or_default());
+        Text::new(
+            format!("incidents: this month's inlets are read every {now}, the baseline month's ({base}) every {then}; bursts cannot be seen in readings that sparse, so the incident count is not compared like with like"),
+            format!("事故次数：本月进水表每 {now} 读一次，基准月（{base}）每 {then} 读一次；读数这么稀疏时看不到爆管，因此事故次数不是同口径比较"),
         )
     }))
 }
 
 /// What the configured devices cannot see, so that a count of 0 is read as "none seen by
 /// what is measured", with the gaps named.
-pub fn unobserved(spec: &Spec<'_>) -> Vec<String> {
+pub fn unobserved(spec: &Spec<'_>) -> Vec<Text> {
     let has = |q: Quantity| spec.observed.contains(&q);
     let mut out = Vec::new();
     let quality = [Quantity::FreeChlorine, Quantity::Turbidity, Quantity::Ph];
     if !quality.into_iter().any(has) {
-        out.push("no water-quality analyser is configured: water-quality incidents are not observed".to_string());
+        out.push(Text::new(
+            "no water-quality analyser is configured: water-quality incidents are not observed",
+            "未配置水质分析仪：观测不到水质事故",
+        ));
     }
     if !has(Quantity::Pressure) {
-        out.push(
-            "no pressure point is configured: over-pressure, low pressure and loss of pressure are not observed"
-                .to_string(),
-        );
+        out.push(Text::new(
+            "no pressure point is configured: over-pressure, low pressure and loss of pressure are not observed",
+            "未配置压力测点：观测不到超压、低压和失压",
+        ));
     }
     if !has(Quantity::WaterFlow) {
-        out.push("no flow-rate point is configured: bursts are not observed".to_string());
+        out.push(Text::new(
+            "no flow-rate point is configured: bursts are not observed",
+            "未配置瞬时流量测点：观测不到爆管",
+        ));
     }
     if !has(Quantity::Current) && !has(Quantity::Voltage) {
-        out.push(
-            "no electricity meter with phase currents or voltages: electrical incidents are not observed".to_string(),
-        );
+        out.push(Text::new(
+            "no electricity meter with phase currents or voltages: electrical incidents are not observed",
+            "没有测相电流或电压的电表：观测不到电气事故",
+        ));
     }
     out
 }

@@ -35,8 +35,8 @@ fn period_label(lang: Lang, p: Period) -> &'static str {
 fn figure(m: Measure, v: Option<i64>) -> Cell {
     match (m, v) {
         (_, None) => Cell::Empty,
-        (Measure::GapFen, Some(fen)) => Cell::Num(fen as f64 / 100.0),
-        (_, Some(n)) => Cell::Num(n as f64),
+        (Measure::GapFen, Some(fen)) => Cell::Yuan(fen),
+        (_, Some(n)) => Cell::Count(n),
     }
 }
 
@@ -78,7 +78,7 @@ pub fn tables(t: &Targets, lang: Lang, tz: Tz) -> Vec<Table> {
         })
         .collect();
     for n in &t.notes {
-        rows.push(vec![Cell::Text(lang.t("note", "说明").into()), Cell::Text(n.clone())]);
+        rows.push(vec![Cell::Text(lang.t("note", "说明").into()), Cell::Text(n.get(lang).to_string())]);
     }
     let incident_head = header_row(vec![
         lang.t("rule", "类型"),
@@ -121,9 +121,9 @@ pub fn tables(t: &Targets, lang: Lang, tz: Tz) -> Vec<Table> {
                 Cell::Text(i.zone.clone()),
                 Cell::Text(when(i.start)),
                 i.end.map(|e| Cell::Text(when(e))).unwrap_or(Cell::Empty),
-                Cell::Num(i.minutes as f64),
-                Cell::Num(i.customers as f64),
-                Cell::Num(i.customer_minutes as f64),
+                Cell::Count(i.minutes),
+                Cell::Count(i.customers as i64),
+                Cell::Count(i.customer_minutes),
                 Cell::Text(i.cause.render(voice)),
             ]
         })
@@ -133,7 +133,7 @@ pub fn tables(t: &Targets, lang: Lang, tz: Tz) -> Vec<Table> {
             Cell::Text(lp.zone.clone()),
             Cell::Empty,
             Cell::Empty,
-            Cell::Num(lp.minutes as f64),
+            Cell::Count(lp.minutes),
             Cell::Empty,
             Cell::Empty,
             Cell::Text(lang.t("low pressure (below the service level)", "低压(低于服务压力)").into()),

@@ -205,7 +205,7 @@ pub(super) fn network(st: &AppState, lang: Lang, zone: Option<&str>) -> Result<M
                         td { (m.category.clone().unwrap_or_default()) }
                         td.n { (num(m.consumption)) }
                         td.n { (m.amount_fen.map(yuan).unwrap_or_default()) }
-                        td.muted { (m.notes.join("; ")) }
+                        td.muted { (crate::lang::Text::join(&m.notes, lang)) }
                     }
                 }
             }
@@ -338,7 +338,7 @@ pub(super) fn ledger(st: &AppState, lang: Lang, month: Option<&str>) -> Result<R
         h2 { (lang.t("Costs", "成本")) }
         table {
             tr { th { (lang.t("Item", "项目")) } th { (lang.t("Quantity", "数量")) } th { (lang.t("Amount (yuan)", "金额(元)")) } th { (lang.t("Notes", "说明")) } }
-            @for c in &l.costs { tr { td { (c.name) } td.n { (c.quantity.map(num).unwrap_or_default()) } td.n { (yuan(c.amount_fen)) } td.muted { (c.notes.join("; ")) } } }
+            @for c in &l.costs { tr { td { (c.name) } td.n { (c.quantity.map(num).unwrap_or_default()) } td.n { (yuan(c.amount_fen)) } td.muted { (crate::lang::Text::join(&c.notes, lang)) } } }
         }
         h2 { (lang.t("Meters", "计量表")) }
         table {
@@ -347,7 +347,7 @@ pub(super) fn ledger(st: &AppState, lang: Lang, month: Option<&str>) -> Result<R
                 tr class=(if m.flagged { "warn" } else { "" }) {
                     td { (m.device) "." (m.point) } td { (m.zone) }
                     td.n { (m.opening.map(|v| format!("{v:.3}")).unwrap_or_default()) } td.n { (m.closing.map(|v| format!("{v:.3}")).unwrap_or_default()) }
-                    td.n { (format!("{:.3}", m.consumption)) } td.n { (m.amount_fen.map(yuan).unwrap_or_default()) } td.muted { (m.notes.join("; ")) }
+                    td.n { (format!("{:.3}", m.consumption)) } td.n { (m.amount_fen.map(yuan).unwrap_or_default()) } td.muted { (crate::lang::Text::join(&m.notes, lang)) }
                 }
             }
         }
@@ -397,7 +397,7 @@ pub(super) fn targets(st: &AppState, lang: Lang) -> Result<Markup, BookError> {
                 div.cards {
                     div.card { div.muted { (lang.t("Gap, year to date (yuan)", "年初至今差额(元)")) } div.v data-k=(format!("ytd-{key}")) { (yuan(y.gap_fen)) } }
                     div.card { div.muted { (lang.t("Baseline, same months (yuan)", "基准年同期(元)")) } div.v data-k=(format!("ytd-baseline-{key}")) { (y.baseline_gap_fen.map(yuan).unwrap_or_else(|| "—".into())) } }
-                    div.card { div.muted { (lang.t("Year-end projection (yuan)", "全年预测(元)")) } div.v data-k=(format!("projection-{key}")) { (yuan(y.projection_fen)) } div.muted { (y.projection_method) } }
+                    div.card { div.muted { (lang.t("Year-end projection (yuan)", "全年预测(元)")) } div.v data-k=(format!("projection-{key}")) { (yuan(y.projection_fen)) } div.muted { (y.projection_method.label(lang)) } }
                     div.card { div.muted { (lang.t("Status", "状态")) } div class=(format!("v {}", status_class(y.status))) data-k=(format!("ytd-status-{key}")) { (if y.status.is_some() { status_label(lang, y.status) } else { lang.t("no full baseline year", "基准年不全") }) } }
                 }
             }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::lang::Text;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 
 use super::{read, LedgerError, MeterRow, Period, Source, Spec, FULL_COVERAGE, MARGIN};
@@ -22,7 +23,7 @@ pub(crate) struct Booked {
     /// True when any meter's month came from its frozen record.
     pub any_frozen: bool,
     /// Flags of the meters outside the map that costs name, by `device.point`.
-    pub outside_notes: BTreeMap<String, Vec<String>>,
+    pub outside_notes: BTreeMap<String, Vec<Text>>,
 }
 
 impl Booked {
@@ -136,31 +137,48 @@ fn bill(
     prices: &Prices,
     m: &Meter,
     h: &BTreeMap<DateTime<Utc>, Bucket>,
-    notes: &mut Vec<String>,
+    notes: &mut Vec<Text>,
     flagged: &mut bool,
-) -> (Option<String>, Option<i64>) {
+) -> (Option<Text>, Option<i64>) {
     let cat = m.category.clone().unwrap_or_default();
     match prices.tariffs.get(&(m.utility, cat.clone())) {
         Some(ts) => {
             let ch = charge(&local_hours(spec, h, |b| b.volume), ts, prices.tou.as_ref());
             if ch.implausible {
-                notes.push("implausible consumption: not charged; check the meter's readings".into());
-                *flagged = true;
-            }
-            if ch.uncharged > 1e-9 {
-                notes.push(format!(
-                    "{:.3} not charged: no {} tariff for category `{cat}` in force from {}",
-                    ch.uncharged,
-                    m.utility.as_str(),
-                    ch.uncharged_from.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default()
+                notes.push(Text::new(
+                    "implausible consumption: not charged; check the meter's readings",
+                    "用量不合理：未计费；请核对该表读数",
                 ));
                 *flagged = true;
             }
-            let names: Vec<String> = ch.lines.iter().map(|l| format!("{} {}", l.tariff, l.band)).collect();
-            (Some(names.join("; ")), Some(ch.total_fen()))
+            if ch.uncharged > 1e-9 {
+                let since = ch.uncharged_from.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default();
+                notes.push(Text::new(
+                    format!(
+                        "{:.3} not charged: no {} tariff for category `{cat}` in force from {since}",
+                        ch.uncharged,
+                        m.utility.as_str()
+                    ),
+                    format!(
+                        "{:.3} 未计费：类别 `{cat}` 自 {since} 起没有有效的{}价",
+                        ch.uncharged,
+                        utility_zh(m.utility)
+                    ),
+                ));
+                *flagged = true;
+            }
+            let names: Vec<Text> = ch
+                .lines
+                .iter()
+                .map(|l| Text::new(format!("{} {}", l.tariff.en, l.band), format!("{} {}", l.tariff.zh, l.band.zh())))
+                .collect();
+            (Some(Text::joined(&names)), Some(ch.total_fen()))
         }
         None => {
-            notes.push(format!("no {} tariff for category `{cat}`: not charged", m.utility.as_str()));
+            notes.push(Text::new(
+                format!("no {} tariff for category `{cat}`: not charged", m.utility.as_str()),
+                format!("类别 `{cat}` 没有{}价：未计费", utility_zh(m.utility)),
+            ));
             *flagged = true;
             (None, None)
         }
@@ -193,7 +211,7 @@ fn meter(
     let kept = frozen_of(period.month)?;
     let frozen = kept.is_some();
     let mut h = kept.unwrap_or_else(|| intervals::hourly(&c.intervals, from, to));
-    let mut notes: Vec<String> =
+    let mut notes: Vec<Text> =
         c.notices.iter().filter(|n| n.ts >= from - MARGIN && n.ts < to + MARGIN).map(|n| n.text.clone()).collect();
     // Volume that belongs before the month but arrived after the previous month was
     // frozen (a meter silent across the boundary): booked late, here, as estimated, so
@@ -207,8 +225,9 @@ fn meter(
                 let b = h.entry(from).or_default();
                 b.volume += late;
                 b.estimated += late;
-                notes.push(format!(
-                    "{late:.3} used before the month start, read only after the previous month was closed: booked here as estimated"
+                notes.push(Text::new(
+                    format!("{late:.3} used before the month start, read only after the previous month was closed: booked here as estimated"),
+                    format!("{late:.3} 为月初之前的用量，上月结账后才读到：作为估算计入本月"),
                 ));
             }
         }
@@ -223,10 +242,13 @@ fn meter(
     let mut flagged = false;
     let quarantined = c.quarantined.iter().filter(|q| q.ts >= from && q.ts < to).count();
     if quarantined > 0 {
-        notes.push(format!("{quarantined} reading(s) quarantined (spikes, backward steps, transient zeros)"));
+        notes.push(Text::new(
+            format!("{quarantined} reading(s) quarantined (spikes, backward steps, transient zeros)"),
+            format!("{quarantined} 个读数被隔离（尖峰、倒走、瞬时归零）"),
+        ));
     }
     if trusted.is_empty() {
-        notes.push("no trusted readings: nothing booked".into());
+        notes.push(Text::new("no trusted readings: nothing booked", "没有可信读数：未入账"));
         flagged = true;
     }
     // A meter silent past the month's end: what it used since its last reading is not
@@ -236,10 +258,11 @@ fn meter(
     let judged_at = spec.as_of.map_or(to, |t| t.min(to));
     if let Some(last) = c.last.filter(|(ts, _)| *ts < judged_at - late && *ts >= from - MARGIN) {
         if !trusted.iter().any(|x| x.ts >= to) {
-            let until = if judged_at < to { "now" } else { "the end of the month" };
-            notes.push(format!(
-                "no readings from {} to {until}: consumption after that is not booked yet",
-                last.0.with_timezone(&tz).format("%Y-%m-%d %H:%M")
+            let (until, until_zh) = if judged_at < to { ("now", "现在") } else { ("the end of the month", "月末") };
+            let since = last.0.with_timezone(&tz).format("%Y-%m-%d %H:%M");
+            notes.push(Text::new(
+                format!("no readings from {since} to {until}: consumption after that is not booked yet"),
+                format!("{since} 至{until_zh}没有读数：其后的用量尚未入账"),
             ));
             flagged = true;
         }
@@ -260,7 +283,10 @@ fn meter(
         }
     });
     if let Some(c) = coverage.filter(|c| *c < FULL_COVERAGE && !trusted.is_empty()) {
-        notes.push(format!("readings cover {:.1} % of the month", c * 100.0));
+        notes.push(Text::new(
+            format!("readings cover {:.1} % of the month", c * 100.0),
+            format!("读数只覆盖本月的 {:.1} %", c * 100.0),
+        ));
         flagged = true;
     }
     let row = MeterRow {
@@ -284,4 +310,12 @@ fn meter(
         coverage,
     };
     Ok((row, h, frozen))
+}
+
+/// A utility's name in Chinese, in a note.
+fn utility_zh(u: crate::ledger::topology::Utility) -> &'static str {
+    match u {
+        crate::ledger::topology::Utility::Water => "水",
+        crate::ledger::topology::Utility::Electricity => "电",
+    }
 }

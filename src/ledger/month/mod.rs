@@ -25,6 +25,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use crate::lang::Text;
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -141,9 +142,9 @@ pub struct MeterRow {
     /// The part of the consumption spread over gaps (estimated in time, not in amount).
     pub estimated: f64,
     pub quarantined: usize,
-    pub tariff: Option<String>,
+    pub tariff: Option<crate::lang::Text>,
     pub amount_fen: Option<i64>,
-    pub notes: Vec<String>,
+    pub notes: Vec<crate::lang::Text>,
     /// True when a note says the consumption or the bill may be short (no trusted
     /// readings, readings missing at month end, volume not charged).
     pub flagged: bool,
@@ -179,7 +180,7 @@ pub struct CostRow {
     pub quantity: Option<f64>,
     pub amount_fen: i64,
     /// Why the amount may be short (a meter without readings, hours without a price).
-    pub notes: Vec<String>,
+    pub notes: Vec<crate::lang::Text>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -222,6 +223,50 @@ pub(crate) struct BaseFigures {
     pub(crate) source: BaselineSource,
 }
 
+/// How the year-end figure is projected from the year so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Projection {
+    /// The baseline year's remaining months, scaled by this year to date against its.
+    SeasonalShape,
+    /// The baseline year's remaining months plus the year-to-date difference carried on.
+    BaselineRest,
+    /// The average month so far, carried on (no baseline year to shape it).
+    Average,
+}
+
+impl Projection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Projection::SeasonalShape => "baseline seasonal shape scaled by year to date",
+            Projection::BaselineRest => "baseline rest of year plus the year-to-date difference carried on",
+            Projection::Average => "year-to-date average per month carried on",
+        }
+    }
+
+    pub fn label(self, lang: crate::lang::Lang) -> &'static str {
+        match lang {
+            crate::lang::Lang::En => self.as_str(),
+            crate::lang::Lang::Zh => match self {
+                Projection::SeasonalShape => "按基准年的季节规律，以本年累计比例放大",
+                Projection::BaselineRest => "基准年剩余月份，加上本年至今的差额延续",
+                Projection::Average => "按本年至今的月均值延续",
+            },
+        }
+    }
+}
+
+impl PartialEq<&str> for Projection {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for Projection {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// The year so far, and where it is heading.
 #[derive(Debug, Clone, Serialize)]
 pub struct YearToDate {
@@ -232,7 +277,7 @@ pub struct YearToDate {
     /// The baseline year's gap over the same months, when every one of them is known.
     pub baseline_gap_fen: Option<i64>,
     pub projection_fen: i64,
-    pub projection_method: &'static str,
+    pub projection_method: Projection,
     pub baseline_full_year_fen: Option<i64>,
     /// The projected year against the baseline year.
     pub status: Option<Status>,
@@ -264,7 +309,7 @@ pub struct Ledger {
     pub meters: Vec<MeterRow>,
     /// What a reader must know before trusting the figures: flagged meters and cost
     /// lines, corrections that could not be read. Empty when there is nothing to say.
-    pub notes: Vec<String>,
+    pub notes: Vec<crate::lang::Text>,
     /// A meter of the network map has readings for less than [`FULL_COVERAGE`] of the
     /// month: its figures are not the whole month's, it is left out of the year-end
     /// projection, and it is not frozen while its readings may still come.
@@ -434,11 +479,10 @@ pub fn compute_from(
     let partial = least.is_some_and(|(_, c)| c < FULL_COVERAGE);
     let partial_note = least.filter(|_| partial).map(|(r, c)| {
         let short = booked.rows.iter().filter(|r| r.coverage.is_some_and(|c| c < FULL_COVERAGE)).count();
-        format!(
-            "partial month: the readings of {short} meter(s) cover less of it (least: {}.{}, {:.1} %); its figures are not the whole month's, its fixed costs are booked whole, and it is left out of the year-end projection",
-            r.device,
-            r.point,
-            c * 100.0
+        let (m, pct) = (format!("{}.{}", r.device, r.point), c * 100.0);
+        Text::new(
+            format!("partial month: the readings of {short} meter(s) cover less of it (least: {m}, {pct:.1} %); its figures are not the whole month's, its fixed costs are booked whole, and it is left out of the year-end projection"),
+            format!("不完整月：{short} 块表的读数未覆盖全月（最少的是 {m}，{pct:.1} %）；本月数字不是全月的，固定成本按全月计，且不计入年末预测"),
         )
     });
     Ok(Ledger {
@@ -459,10 +503,10 @@ pub fn compute_from(
             let mut n = summary_notes(&booked.rows, &costs);
             n.extend(partial_note);
             if period.running() {
-                n.push(format!(
-                    "a running month, judged month-to-date ({:.1} of {:.0} days): fees and metered costs so far, fixed costs accrued by day, against the same share of the baseline month's gap",
-                    period.elapsed * period.days,
-                    period.days
+                let (elapsed, days) = (period.elapsed * period.days, period.days);
+                n.push(Text::new(
+                    format!("a running month, judged month-to-date ({elapsed:.1} of {days:.0} days): fees and metered costs so far, fixed costs accrued by day, against the same share of the baseline month's gap"),
+                    format!("本月尚未结束，按月初至今计（{days:.0} 天中的 {elapsed:.1} 天）：收费和计量成本为至今的数，固定成本按天计提，与基准月差额的同等比例相比"),
                 ));
             }
             n
@@ -518,14 +562,17 @@ impl Ledger {
 }
 
 /// The ledger's own notes: how many rows carry a flag that may leave money short.
-fn summary_notes(rows: &[MeterRow], costs: &[CostRow]) -> Vec<String> {
+fn summary_notes(rows: &[MeterRow], costs: &[CostRow]) -> Vec<Text> {
     let mut out = Vec::new();
     let flagged = rows.iter().filter(|r| r.flagged).count();
     if flagged > 0 {
-        out.push(format!("{flagged} meter(s) flagged: their consumption or bill may be short (see their notes)"));
+        out.push(Text::new(
+            format!("{flagged} meter(s) flagged: their consumption or bill may be short (see their notes)"),
+            format!("{flagged} 块表有标记：其用量或收费可能偏少（见各表说明）"),
+        ));
     }
     for c in costs.iter().filter(|c| !c.notes.is_empty()) {
-        out.push(format!("cost `{}` ({}): {}", c.name, c.utility, c.notes.join("; ")));
+        out.push(Text::joined(&c.notes).after(&format!("cost `{}` ({})", c.name, c.utility)));
     }
     out
 }

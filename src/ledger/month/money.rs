@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::lang::Text;
 use chrono::{DateTime, Utc};
 use rust_decimal::prelude::*;
 
@@ -100,15 +101,21 @@ fn cost_item(
     input_hours: &BTreeMap<DateTime<Utc>, f64>,
     kind: &CostKind,
     price: Option<&Tariff>,
-) -> (Option<f64>, i64, Vec<String>) {
+) -> (Option<f64>, i64, Vec<Text>) {
     let mut notes = Vec::new();
-    let priced = |hours: &BTreeMap<DateTime<Utc>, f64>, t: &Tariff, notes: &mut Vec<String>| {
+    let priced = |hours: &BTreeMap<DateTime<Utc>, f64>, t: &Tariff, notes: &mut Vec<Text>| {
         let ch = charge(&local_hours(spec, hours, |v| v), std::slice::from_ref(t), prices.tou.as_ref());
         if ch.uncharged > 1e-9 {
-            notes.push(format!("{:.3} not priced: `{}` is in force only from {}", ch.uncharged, t.name, t.from));
+            notes.push(Text::new(
+                format!("{:.3} not priced: `{}` is in force only from {}", ch.uncharged, t.name, t.from),
+                format!("{:.3} 未计价：`{}` 自 {} 起才生效", ch.uncharged, t.name, t.from),
+            ));
         }
         if ch.implausible {
-            notes.push("implausible quantity: not charged; check the meters' readings".into());
+            notes.push(Text::new(
+                "implausible quantity: not charged; check the meters' readings",
+                "数量不合理：未计费；请核对相关表计读数",
+            ));
         }
         (ch.quantity().to_f64(), ch.total_fen())
     };
@@ -122,11 +129,11 @@ fn cost_item(
                     *h.entry(*ts).or_default() += b.volume;
                 }
                 if let Some(n) = booked.outside_notes.get(&id.key()) {
-                    notes.push(format!("{id}: {}", n.join("; ")));
+                    notes.push(Text::joined(n).after(&id.to_string()));
                 }
                 if let Some(r) = booked.rows.iter().find(|r| r.flagged && r.device == id.device && r.point == id.point)
                 {
-                    notes.push(format!("{id}: {}", r.notes.join("; ")));
+                    notes.push(Text::joined(&r.notes).after(&id.to_string()));
                 }
             }
             priced(&h, t, &mut notes)
@@ -137,21 +144,24 @@ fn cost_item(
                     Some((peak, fen)) => (Some(peak), fen),
                     // never charged as 0 without a word
                     None => {
-                        notes.push("implausible peak: not charged; check the meters' readings".into());
+                        notes.push(Text::new(
+                            "implausible peak: not charged; check the meters' readings",
+                            "最大需量不合理：未计费；请核对相关表计读数",
+                        ));
                         (None, 0)
                     }
                 },
                 _ => {
-                    notes.push(format!(
-                        "not charged: no flat price per kW in force on the month's first day ({})",
-                        t.name
+                    notes.push(Text::new(
+                        format!("not charged: no flat price per kW in force on the month's first day ({})", t.name),
+                        format!("未计费：本月第一天没有有效的按千瓦单一价（{}）", t.name),
                     ));
                     (peak_of(input_hours.values()), 0)
                 }
             }
         }
         (_, None) => {
-            notes.push("not charged: the cost has no price".into());
+            notes.push(Text::new("not charged: the cost has no price", "未计费：该成本项没有价格"));
             (None, 0)
         }
     };
@@ -161,11 +171,11 @@ fn cost_item(
     let amount = match kind {
         CostKind::Fixed(_) | CostKind::Demand if period.running() && amount != 0 => {
             let accrued = period.accrued(amount);
-            notes.push(format!(
-                "accrued for {:.1} of {:.0} days ({} yuan for the whole month)",
-                period.elapsed * period.days,
-                period.days,
-                crate::ledger::export::yuan_text(amount)
+            let (elapsed, days, whole) =
+                (period.elapsed * period.days, period.days, crate::ledger::export::yuan_text(amount));
+            notes.push(Text::new(
+                format!("accrued for {elapsed:.1} of {days:.0} days ({whole} yuan for the whole month)"),
+                format!("按 {days:.0} 天中的 {elapsed:.1} 天计提（全月 {whole} 元）"),
             ));
             accrued
         }

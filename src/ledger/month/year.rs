@@ -5,7 +5,7 @@
 //! (year-to-date gap ÷ baseline year-to-date gap); otherwise the year-to-date average
 //! per month carries on.
 
-use super::{compute_from, Depth, Ledger, LedgerError, Source, Spec, Status, UtilityRow, YearToDate};
+use super::{compute_from, Depth, Ledger, LedgerError, Projection, Source, Spec, Status, UtilityRow, YearToDate};
 use crate::ledger::corrections::Correction;
 use crate::ledger::topology::Utility;
 use crate::model::Month;
@@ -83,15 +83,13 @@ pub(crate) fn year_to_date(
             .sum();
         let months_so_far = 1 + earlier.len() as u32;
         let (projection, method) = match (base_ytd, rest) {
-            (Some(b), Some(r)) if b > 0 => (
-                gap + ((r as f64) * gap as f64 / b as f64).round() as i64,
-                "baseline seasonal shape scaled by year to date",
-            ),
-            (Some(b), Some(r)) => (
-                gap + r + (gap - b) * i64::from(12 - m) / i64::from(months_so_far),
-                "baseline rest of year plus the year-to-date difference carried on",
-            ),
-            _ => (gap * 12 / i64::from(months_so_far), "year-to-date average per month carried on"),
+            (Some(b), Some(r)) if b > 0 => {
+                (gap + ((r as f64) * gap as f64 / b as f64).round() as i64, Projection::SeasonalShape)
+            }
+            (Some(b), Some(r)) => {
+                (gap + r + (gap - b) * i64::from(12 - m) / i64::from(months_so_far), Projection::BaselineRest)
+            }
+            _ => (gap * 12 / i64::from(months_so_far), Projection::Average),
         };
         let full_year = base_ytd.zip(rest).map(|(a, b)| a + b);
         out.push(YearToDate {
