@@ -360,13 +360,101 @@ fn a_demo_year_fills_every_dashboard_and_every_page_shows_the_apis_figures() {
             .iter()
             .any(|a| a["id"] == oid && a["acked_by"].is_null()));
     }
-    // the same page in Chinese, chosen by the browser's language
+    // every page in the site's language (Chinese, the default), whatever the browser
+    // prefers: no English left but identifiers (names from the configuration) and units
     page.call("Network.enable", serde_json::json!({}));
-    page.call("Network.setExtraHTTPHeaders", serde_json::json!({"headers": {"Accept-Language": "zh-CN,zh;q=0.9"}}));
+    page.call("Network.setExtraHTTPHeaders", serde_json::json!({"headers": {"Accept-Language": "en-US,en;q=0.9"}}));
+    let allowed = identifiers(&[full.clone(), api("/api/status"), api("/api/alerts")]);
+    let mut english = Vec::new();
+    for path in
+        ["/", "/network", "/network?zone=east", "/alerts", "/ledger", &format!("/ledger?month={before}"), "/targets"]
+    {
+        page.open(&format!("{base}{path}"));
+        // identifiers marked as code (a profile's point names) are not sentences
+        let text = page
+            .eval("(() => { const b = document.body.cloneNode(true); b.querySelectorAll('code').forEach(c => c.remove()); document.documentElement.appendChild(b); const t = b.innerText; b.remove(); return t })()")
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        for w in english_words(&text, &allowed) {
+            english.push(format!("{path}: {w}"));
+        }
+    }
+    english.sort();
+    english.dedup();
+    assert!(english.is_empty(), "English on the Chinese pages:\n{}", english.join("\n"));
     page.open(&format!("{base}/alerts"));
     assert!(page.eval("document.body.innerText.includes('当前报警')").as_bool().unwrap());
 
     common::terminate(&mut demo.0);
+}
+
+/// The names a page may show as they are configured: zones, devices, points, categories,
+/// costs, buses and alert subjects, split into words.
+fn identifiers(from: &[Value]) -> std::collections::HashSet<String> {
+    // what people typed (an acknowledger's name, a correction's reason) counts as a name
+    const KEYS: [&str; 12] =
+        ["site", "zone", "device", "point", "category", "name", "subject", "bus", "parent", "acked_by", "by", "why"];
+    fn walk(v: &Value, out: &mut std::collections::HashSet<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    if let (true, Some(s)) = (KEYS.contains(&k.as_str()), x.as_str()) {
+                        out.extend(s.split(|c: char| !c.is_ascii_alphanumeric()).map(str::to_lowercase));
+                    }
+                    walk(x, out);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = std::collections::HashSet::new();
+    from.iter().for_each(|v| walk(v, &mut out));
+    // units, product and protocol names, and the switch to the other language
+    for w in [
+        "m3",
+        "kwh",
+        "kw",
+        "mpa",
+        "mg",
+        "ntu",
+        "ph",
+        "pumphouse",
+        "mqtt",
+        "influxdb",
+        "csv",
+        "xlsx",
+        "json",
+        "api",
+        "modbus",
+        "rtu",
+        "tcp",
+        "english",
+        "grafana",
+        "excel",
+        "id",
+        "s",
+        "min",
+        "h",
+        "a",
+        "v",
+        "l1",
+        "l2",
+        "l3",
+    ] {
+        out.insert(w.to_string());
+    }
+    out
+}
+
+/// The English words of a page's text that are not identifiers or units.
+fn english_words(text: &str, allowed: &std::collections::HashSet<String>) -> Vec<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.chars().any(|c| c.is_ascii_alphabetic()) && w.len() >= 2)
+        .filter(|w| !allowed.contains(&w.to_lowercase()) && !w.split('_').all(|p| allowed.contains(&p.to_lowercase())))
+        .map(str::to_string)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

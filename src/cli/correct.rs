@@ -134,8 +134,15 @@ pub fn corrections_list(cfg: &Config) -> anyhow::Result<String> {
     for c in good {
         // stored before names were checked, or written into the store by hand: shown safe
         let shown = |s: &str| crate::untrusted::shown(s, REASON_MAX);
-        let _ =
-            writeln!(out, "#{} {} by {}: {} — {}", c.id, c.at.to_rfc3339(), shown(&c.by), c.describe(), shown(&c.why));
+        let _ = writeln!(
+            out,
+            "#{} {} by {}: {} — {}",
+            c.id,
+            c.at.to_rfc3339(),
+            shown(&c.by),
+            c.describe(cfg.site.language, cfg.site.timezone),
+            shown(&c.why)
+        );
     }
     Ok(out)
 }

@@ -58,19 +58,32 @@ impl Change {
 
 impl Correction {
     /// One line for listings and the ledger's corrections sheet.
-    pub fn describe(&self) -> String {
-        match &self.change {
-            Change::Reading { device, point, ts, value } => {
-                format!("manual reading {device}.{point} = {value} at {}", ts.to_rfc3339())
+    /// What the correction changes, in `lang`, its time in `tz`.
+    pub fn describe(&self, lang: crate::lang::Lang, tz: chrono_tz::Tz) -> String {
+        use crate::lang::Lang;
+        let at = |ts: &DateTime<Utc>| ts.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
+        match (&self.change, lang) {
+            (Change::Reading { device, point, ts, value }, Lang::En) => {
+                format!("manual reading {device}.{point} = {value} at {}", at(ts))
             }
-            Change::Replacement { device, point, ts, old_final, new_initial } => {
+            (Change::Reading { device, point, ts, value }, Lang::Zh) => {
+                format!("人工读数 {device}.{point} = {value}，时间 {}", at(ts))
+            }
+            (Change::Replacement { device, point, ts, old_final, new_initial }, Lang::En) => {
                 format!(
                     "meter replaced {device}.{point} at {}: old final {old_final}, new initial {new_initial}",
-                    ts.to_rfc3339()
+                    at(ts)
                 )
             }
-            Change::Tariff { utility, category, from, price } => {
+            (Change::Replacement { device, point, ts, old_final, new_initial }, Lang::Zh) => {
+                format!("换表 {device}.{point}，时间 {}：旧表止码 {old_final}，新表起码 {new_initial}", at(ts))
+            }
+            (Change::Tariff { utility, category, from, price }, Lang::En) => {
                 format!("{} tariff for {category} from {from}: {price} per unit", utility.as_str())
+            }
+            (Change::Tariff { utility, category, from, price }, Lang::Zh) => {
+                let u = if utility.as_str() == "water" { "水价" } else { "电价" };
+                format!("{category} 的{u}自 {from} 起为每单位 {price}")
             }
         }
     }

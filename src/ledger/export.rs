@@ -345,7 +345,7 @@ fn corrections_table(ledger: &Ledger, lang: Lang) -> Table {
             vec![
                 Cell::Text(local(ledger, c.at)),
                 Cell::Text(c.by.clone()),
-                Cell::Text(c.describe()),
+                Cell::Text(c.describe(lang, ledger.timezone.parse().unwrap_or(chrono_tz::UTC))),
                 Cell::Text(c.why.clone()),
                 Cell::Count(c.id),
             ]

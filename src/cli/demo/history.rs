@@ -135,7 +135,7 @@ pub fn generate(
             old_final,
             new_initial: 0.0,
         };
-        book::record_correction(&spec, store, CLERK, &format!("{device}: meter replaced (work order)"), &change, now)?;
+        book::record_correction(&spec, store, CLERK, &format!("{device}：换表（工单）"), &change, now)?;
     }
     // a price change four months back, so that the ledger shows months on both sides
     if let Some(first) = Month::containing(now, cfg.site.timezone).and_then(|m| m.back(4)?.day(1)) {
@@ -145,7 +145,7 @@ pub fn generate(
             from: first,
             price: rust_decimal::Decimal::new(310, 2),
         };
-        book::record_correction(&spec, store, CLERK, "price notice: students' water 3.10 yuan/m³", &change, now)?;
+        book::record_correction(&spec, store, CLERK, "调价通知：学生用水 3.10 元/m³", &change, now)?;
     }
     out.frozen = book::freeze_closed_months(&spec, store, now)?;
     out.alerts = crate::alerts::evaluate::record(&cfg.alert_spec(), store, from, now)?.len();

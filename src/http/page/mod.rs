@@ -47,7 +47,7 @@ th{background:#eef2f5;font-weight:600}td.n{text-align:right;font-variant-numeric
 .cards{display:flex;gap:12px;flex-wrap:wrap;margin-bottom:10px}.card{background:#fff;border:1px solid #dde3e8;border-radius:6px;padding:10px 14px;min-width:180px}
 .card .v{font-size:20px;font-weight:600}.note{background:#fff8e1;border:1px solid #f0d58a;padding:8px 12px;margin:8px 0}
 form.inline{display:inline}input,select,button{font:inherit}button{cursor:pointer}
-.tree li{margin:2px 0}svg text{font:11px system-ui,sans-serif}
+.tree li{margin:2px 0}code{font:inherit;color:#3b4a59}svg text{font:11px system-ui,sans-serif}
 "#;
 
 fn nav(lang: Lang, on: &str) -> Markup {

@@ -120,7 +120,7 @@ pub(super) fn overview(st: &AppState, lang: Lang) -> Result<Markup, StoreError> 
                     }
                     td {
                         @for l in mine.iter().filter(|l| shown(l.quantity) && l.quality.is_good()) {
-                            span { (l.point) " " (l.value.map(|v| format!("{v:.3}")).unwrap_or_default()) " " (l.unit) } " · "
+                            span { code { (l.point) } " " (l.value.map(|v| format!("{v:.3}")).unwrap_or_default()) " " (l.unit) } " · "
                         }
                     }
                 }
@@ -353,7 +353,7 @@ pub(super) fn ledger(st: &AppState, lang: Lang, month: Option<&str>) -> Result<R
         }
         @if !l.corrections.is_empty() {
             h2 { (lang.t("Corrections applied", "已应用的更正")) }
-            ul { @for c in &l.corrections { li { "#" (c.id) " " (c.describe()) " — " (c.by) ": " (c.why) } } }
+            ul { @for c in &l.corrections { li { "#" (c.id) " " (c.describe(lang, st.config.site.timezone)) " — " (c.by) (lang.t(": ", "：")) (c.why) } } }
         }
     }))
 }
