@@ -198,6 +198,22 @@ fn money_rows(l: &Ledger) -> Vec<Row> {
     rows
 }
 
+/// The note saying the alert rules have not run over all of month `m` (only `through`,
+/// local time, if at all), with the command that runs them.
+fn not_evaluated_note(m: Month, through: Option<String>, from: DateTime<Utc>, to: DateTime<Utc>) -> Text {
+    let run = format!("pumphouse alerts evaluate --from {} --to {}", from.to_rfc3339(), to.to_rfc3339());
+    Text::new(
+        format!(
+            "safety and service figures of {m} are unknown: the alert rules have not run over all of it{} (run `{run}`)",
+            through.as_ref().map(|t| format!(", only through {t}")).unwrap_or_default()
+        ),
+        format!(
+            "{m} 的安全和服务数字未知：报警规则尚未覆盖整月{}（请运行 `{run}`）",
+            through.as_ref().map(|t| format!("，只到 {t}")).unwrap_or_default()
+        ),
+    )
+}
+
 /// The note naming the measures the baseline month `b` has no figure for.
 fn no_baseline_note(b: Month, missing: &[Measure]) -> Text {
     let names: Vec<&str> = missing
@@ -266,21 +282,7 @@ pub fn compute(input: &Input<'_>) -> Targets {
         if !enough {
             if !baseline {
                 let through = done.map(|d| time(d).with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string());
-                let run = format!(
-                    "pumphouse alerts evaluate --from {} --to {}",
-                    time(from).to_rfc3339(),
-                    time(to).to_rfc3339()
-                );
-                notes.push(Text::new(
-                    format!(
-                        "safety and service figures of {m} are unknown: the alert rules have not run over all of it{} (run `{run}`)",
-                        through.as_ref().map(|t| format!(", only through {t}")).unwrap_or_default()
-                    ),
-                    format!(
-                        "{m} 的安全和服务数字未知：报警规则尚未覆盖整月{}（请运行 `{run}`）",
-                        through.as_ref().map(|t| format!("，只到 {t}")).unwrap_or_default()
-                    ),
-                ));
+                notes.push(not_evaluated_note(m, through, time(from), time(to)));
             }
             return None;
         }

@@ -225,10 +225,7 @@ fn meter(
                 let b = h.entry(from).or_default();
                 b.volume += late;
                 b.estimated += late;
-                notes.push(Text::new(
-                    format!("{late:.3} used before the month start, read only after the previous month was closed: booked here as estimated"),
-                    format!("{late:.3} 为月初之前的用量，上月结账后才读到：作为估算计入本月"),
-                ));
+                notes.push(late_note(late));
             }
         }
     }
@@ -242,10 +239,11 @@ fn meter(
     let mut flagged = false;
     let quarantined = c.quarantined.iter().filter(|q| q.ts >= from && q.ts < to).count();
     if quarantined > 0 {
-        notes.push(Text::new(
-            format!("{quarantined} reading(s) quarantined (spikes, backward steps, transient zeros)"),
-            format!("{quarantined} 个读数被隔离（尖峰、倒走、瞬时归零）"),
-        ));
+        let (en, zh) = (
+            "reading(s) quarantined (spikes, backward steps, transient zeros)",
+            "个读数被隔离（尖峰、倒走、瞬时归零）",
+        );
+        notes.push(Text::new(format!("{quarantined} {en}"), format!("{quarantined} {zh}")));
     }
     if trusted.is_empty() {
         notes.push(Text::new("no trusted readings: nothing booked", "没有可信读数：未入账"));
@@ -258,12 +256,7 @@ fn meter(
     let judged_at = spec.as_of.map_or(to, |t| t.min(to));
     if let Some(last) = c.last.filter(|(ts, _)| *ts < judged_at - late && *ts >= from - MARGIN) {
         if !trusted.iter().any(|x| x.ts >= to) {
-            let (until, until_zh) = if judged_at < to { ("now", "现在") } else { ("the end of the month", "月末") };
-            let since = last.0.with_timezone(&tz).format("%Y-%m-%d %H:%M");
-            notes.push(Text::new(
-                format!("no readings from {since} to {until}: consumption after that is not booked yet"),
-                format!("{since} 至{until_zh}没有读数：其后的用量尚未入账"),
-            ));
+            notes.push(silent_note(last.0.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string(), judged_at < to));
             flagged = true;
         }
     }
@@ -310,6 +303,24 @@ fn meter(
         coverage,
     };
     Ok((row, h, frozen))
+}
+
+/// The note of a meter silent since `since` (local time) to now (`running`) or the
+/// month's end.
+fn silent_note(since: String, running: bool) -> Text {
+    let (until, until_zh) = if running { ("now", "现在") } else { ("the end of the month", "月末") };
+    Text::new(
+        format!("no readings from {since} to {until}: consumption after that is not booked yet"),
+        format!("{since} 至{until_zh}没有读数：其后的用量尚未入账"),
+    )
+}
+
+/// The note of volume used before the month, read after the previous month was closed.
+fn late_note(late: f64) -> Text {
+    Text::new(
+        format!("{late:.3} used before the month start, read only after the previous month was closed: booked here as estimated"),
+        format!("{late:.3} 为月初之前的用量，上月结账后才读到：作为估算计入本月"),
+    )
 }
 
 /// A utility's name in Chinese, in a note.
