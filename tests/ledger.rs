@@ -206,7 +206,7 @@ fn corrections_are_audited_and_a_replacement_is_not_booked_as_consumption() {
     assert_eq!(code, 0);
     assert!(
         out.contains("#1 ")
-            && out.contains("by wang.fang: meter replaced dma-4.positive_total")
+            && out.contains("录入人 wang.fang： 换表 dma-4.positive_total")
             && out.contains("work order 2022-017"),
         "{out}"
     );
@@ -481,7 +481,7 @@ fn corrections_cannot_poison_the_store() {
     assert!(out.contains("unreadable and was skipped"), "{out}");
     let (code, out, _) = pumphouse(&["correct", "-c", &cfg_path, "list"]);
     assert_eq!(code, 0);
-    assert!(out.contains("correction #1 ") && out.contains("unreadable"), "{out}");
+    assert!(out.contains("更正 #1") && out.contains("无法读取"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -128,19 +128,22 @@ pub fn corrections_list(cfg: &Config) -> anyhow::Result<String> {
     let store = super::open_store(cfg, true)?;
     let mut out = String::new();
     let (good, unreadable) = book::corrections(&store)?;
+    let (lang, tz) = (cfg.site.language, cfg.site.timezone);
     for line in unreadable {
-        let _ = writeln!(out, "{line}");
+        let _ = writeln!(out, "{}", line.get(lang));
     }
     for c in good {
         // stored before names were checked, or written into the store by hand: shown safe
         let shown = |s: &str| crate::untrusted::shown(s, REASON_MAX);
         let _ = writeln!(
             out,
-            "#{} {} by {}: {} — {}",
+            "#{} {} {}{}{} {} — {}",
             c.id,
-            c.at.to_rfc3339(),
+            c.at.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+            lang.t("by ", "录入人 "),
             shown(&c.by),
-            c.describe(cfg.site.language, cfg.site.timezone),
+            lang.t(":", "："),
+            c.describe(lang, tz),
             shown(&c.why)
         );
     }
