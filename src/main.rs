@@ -319,7 +319,11 @@ async fn run(command: Command) -> Result<Report, Failure> {
     match command {
         Command::Check { config: path } => {
             let cfg = config(&path, Mode::Check)?;
-            Ok(Report::text(format!("{}\n{}: valid\n", cli::check::plan_report(&cfg), path.display())))
+            let mut advice = cli::check::losses_advice(&cfg)?.join("\n");
+            if !advice.is_empty() {
+                advice.push('\n');
+            }
+            Ok(Report::text(format!("{}\n{advice}{}: valid\n", cli::check::plan_report(&cfg), path.display())))
         }
         Command::Run { config: path } => {
             let cfg = config(&path, Mode::Run)?;

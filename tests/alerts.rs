@@ -24,6 +24,16 @@ fn a_leak_from_23_00_is_one_alert_with_its_loss_and_a_quiet_zone_raises_nothing(
     let (code, out, err) = pumphouse(&["import", "-c", &cfg, "--csv", &data.to_string_lossy()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("2160 imported"), "{out}");
+    // `check` reads the month: the quiet zone describes no use at all, so all its input
+    // is booked as losses; the leaky zone describes its uses and loses 13 %
+    let (code, out, err) = pumphouse(&["check", "-c", &cfg]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("warning: zones[0]: in 2026-01, 100.0 % of zone `quiet`'s input")
+            && out.contains("role = \"unbilled\"")
+            && !out.contains("zone `leaky`"),
+        "{out}"
+    );
     let (code, out, err) = pumphouse(&["alerts", "-c", &cfg, "list", "--json"]);
     assert_eq!(code, 0, "{err}");
     let alerts: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -9,7 +9,16 @@ use crate::config::{self, Config};
 /// `pumphouse check`: the resolved plan per bus and device, with line time on serial buses.
 pub fn plan_report(cfg: &Config) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "site {} ({})", cfg.site.name, cfg.site.timezone.name());
+    let _ = writeln!(out, "site {} ({}, language {})", cfg.site.name, cfg.site.timezone.name(), cfg.site.language);
+    if !cfg.topology.zones.is_empty() {
+        let base = chrono::Datelike::year(&chrono::Utc::now().with_timezone(&cfg.site.timezone)) - 1;
+        let books = cfg.prices.baseline.iter().filter(|b| b.year == base).count();
+        let targets = cfg.target_baselines.iter().filter(|b| b.month.year() == base).count();
+        let _ = writeln!(
+            out,
+            "baseline year {base} (this year's months are compared with the same months of it): {books} utility-month(s) in [[baseline]], {targets} month(s) in [[baseline_targets]]; the rest from the store's records of {base}, where it has them"
+        );
+    }
     if let Some(days) = cfg.store_days() {
         let _ = writeln!(
             out,
@@ -92,4 +101,30 @@ pub fn plan_report(cfg: &Config) -> String {
         }
     }
     out
+}
+
+/// Zones whose losses were more than half their input in the month of the store's newest
+/// reading: most often not a leak but use the map does not describe (offices, teaching
+/// buildings, irrigation the university pays for), booked as losses. Nothing when there
+/// is no store or no reading yet.
+pub fn losses_advice(cfg: &Config) -> anyhow::Result<Vec<String>> {
+    if cfg.topology.zones.is_empty() || !cfg.store.path.exists() {
+        return Ok(Vec::new());
+    }
+    let store = super::open_store(cfg, true)?;
+    let Some(newest) = store.newest_ts()? else { return Ok(Vec::new()) };
+    let Some(month) = crate::model::Month::containing(newest, cfg.site.timezone) else { return Ok(Vec::new()) };
+    let l = crate::ledger::book::month_ledger(&cfg.ledger_spec(), &store, month, crate::ledger::month::Depth::Bare)?;
+    let mut out = Vec::new();
+    for z in l.zones.iter().filter(|z| z.net_input > 0.0 && z.losses > 0.5 * z.net_input) {
+        let i = cfg.topology.zones.iter().position(|x| x.name == z.zone).unwrap_or(0);
+        out.push(format!(
+            "warning: zones[{i}]: in {month}, {:.1} % of zone `{}`'s input ({:.1} of {:.1}) is booked as losses; if the university pays for use there that is not billed, describe it — a meter with role = \"unbilled\" under [[meters]], or an estimate under [[unmetered]] (docs/快速上手.md, 学校自用) — or it counts against the non-revenue target",
+            100.0 * z.losses / z.net_input,
+            z.zone,
+            z.losses,
+            z.net_input
+        ));
+    }
+    Ok(out)
 }

@@ -172,12 +172,46 @@ pub fn load(path: &Path, mode: Mode) -> Result<(Config, Diagnostics), ConfigErro
     let source = path.display().to_string();
     match built {
         Ok(c) => from_config(c, &source, mode),
-        Err(e) => Err(ConfigErrors(vec![diag::Diagnostic {
-            severity: diag::Severity::Error,
-            path: source,
-            message: e.to_string(),
-        }])),
+        Err(e) => Err(unreadable(source, std::fs::read_to_string(path).ok().as_deref(), e)),
     }
+}
+
+/// A configuration that is not TOML: the parser's message, and where the text has
+/// full-width punctuation outside quotes (a Chinese input method's `，` for `,`), a hint
+/// naming those lines.
+fn unreadable(source: String, text: Option<&str>, e: config::ConfigError) -> ConfigErrors {
+    let mut message = e.to_string();
+    let lines = text.map(full_width_lines).unwrap_or_default();
+    if !lines.is_empty() {
+        let at: Vec<String> = lines.iter().map(|(n, c)| format!("line {n} has `{c}`")).collect();
+        message.push_str(&format!(
+            "\nhint: {}: full-width punctuation outside quotes; write ASCII , : = [ ] {{ }} \" (半角), as a Chinese input method in English mode types them",
+            at.join(", ")
+        ));
+    }
+    ConfigErrors(vec![diag::Diagnostic { severity: diag::Severity::Error, path: source, message }])
+}
+
+/// Lines (1-based) with full-width punctuation outside quoted strings and comments, each
+/// with the first such character.
+pub fn full_width_lines(text: &str) -> Vec<(usize, char)> {
+    const FULL_WIDTH: &[char] = &['，', '：', '＝', '［', '］', '｛', '｝', '“', '”', '；', '\u{3000}', '＃', '．'];
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let mut quoted = false;
+        for c in line.chars() {
+            match c {
+                '"' | '\'' => quoted = !quoted,
+                '#' if !quoted => break,
+                c if !quoted && FULL_WIDTH.contains(&c) => {
+                    out.push((i + 1, c));
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    out
 }
 
 /// Validates configuration text (TOML), with environment overrides.
@@ -188,11 +222,7 @@ pub fn load_str(text: &str, mode: Mode) -> Result<(Config, Diagnostics), ConfigE
         .build();
     match built {
         Ok(c) => from_config(c, "<text>", mode),
-        Err(e) => Err(ConfigErrors(vec![diag::Diagnostic {
-            severity: diag::Severity::Error,
-            path: "<text>".into(),
-            message: e.to_string(),
-        }])),
+        Err(e) => Err(unreadable("<text>".into(), Some(text), e)),
     }
 }
 
@@ -210,6 +240,9 @@ fn from_config(c: config::Config, source: &str, mode: Mode) -> Result<(Config, D
         }
     };
     let config = validate::validate(&top, source, mode, &mut diags);
+    // a check reached by two paths says its finding once
+    let mut seen = std::collections::HashSet::new();
+    diags.items.retain(|d| seen.insert((d.severity, d.path.clone(), d.message.clone())));
     match config {
         Some(c) if !diags.has_errors() => Ok((c, diags)),
         _ => Err(ConfigErrors(diags.items)),
@@ -218,3 +251,5 @@ fn from_config(c: config::Config, source: &str, mode: Mode) -> Result<(Config, D
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_advice;

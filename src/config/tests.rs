@@ -1,7 +1,7 @@
 use super::*;
 use std::collections::HashSet;
 
-const GOOD: &str = r#"
+pub(super) const GOOD: &str = r#"
 [site]
 name = "north-campus"
 timezone = "Asia/Shanghai"

@@ -143,7 +143,10 @@ pub(super) fn validate(
     let known: Vec<crate::ledger::topology::KnownDevice<'_>> =
         devices.iter().map(|d| crate::ledger::topology::KnownDevice { name: &d.name, profile: &d.profile }).collect();
     let topology = crate::ledger::topology::validate(&raw_zones, &raw_meters, &raw_unmetered, &known, diags);
-    if !topology.zones.is_empty() {
+    // an interval that did not parse is reported; a store size computed at the default
+    // in its place would be a second, false error
+    let interval_unknown = diags.errors().any(|d| d.path.ends_with("interval"));
+    if !topology.zones.is_empty() && !interval_unknown {
         store_keeps_a_month(&store, readings_per_day(&devices), diags);
     }
     let raw_prices = crate::ledger::prices::RawPrices {
@@ -173,7 +176,9 @@ pub(super) fn validate(
         source: source.to_string(),
     };
     if !cfg.topology.zones.is_empty() {
-        for d in cfg.devices.iter().filter(|d| &*d.zone != "unzoned" && cfg.topology.zone(&d.zone).is_none()) {
+        let unknown =
+            |z: &str| z != "unzoned" && cfg.topology.zone(z).is_none() && !cfg.topology.broken.iter().any(|b| b == z);
+        for d in cfg.devices.iter().filter(|d| unknown(&d.zone)) {
             let i = raw_devices.iter().find(|(_, r)| r.name.as_deref() == Some(&*d.name)).map_or(0, |(i, _)| *i);
             let known: Vec<&str> = cfg.topology.zones.iter().map(|z| z.name.as_str()).collect();
             diags.warning(
@@ -186,11 +191,40 @@ pub(super) fn validate(
             );
         }
     }
+    let this_year = chrono::Datelike::year(&chrono::Utc::now().with_timezone(&cfg.site.timezone));
+    unused_baselines(&cfg, this_year, diags);
     for (zone, why) in cfg.alert_spec().bursts_unjudged() {
         let i = cfg.topology.zones.iter().position(|z| z.name == zone).unwrap_or(0);
         diags.warning(format!("zones[{i}]"), format!("zone `{zone}`: {why}"));
     }
     Some(cfg)
+}
+
+/// Baseline months no ledger of this year or last compares with: the baseline of a month
+/// is the same month a year before, so this year's ledgers need last year's months. A
+/// baseline given for another year is accepted, and used only by that year's successor.
+fn unused_baselines(cfg: &Config, this_year: i32, diags: &mut Diagnostics) {
+    let base = this_year - 1;
+    let useful = |y: i32| y == base || y == base - 1;
+    let mut stale: Vec<String> = cfg
+        .prices
+        .baseline
+        .iter()
+        .filter(|b| !useful(b.year))
+        .map(|b| format!("{}-{:02}", b.year, b.month))
+        .chain(cfg.target_baselines.iter().filter(|b| !useful(b.month.year())).map(|b| b.month.key()))
+        .collect();
+    stale.sort();
+    stale.dedup();
+    if let (Some(first), Some(last)) = (stale.first(), stale.last()) {
+        let span = if first == last { first.clone() } else { format!("{first} … {last}") };
+        diags.warning(
+            "baseline",
+            format!(
+                "[[baseline]]/[[baseline_targets]] months {span} are not compared with any ledger of {this_year} or {base}: a month's baseline is the same month a year before, so this year's baseline year is {base}; give {base}'s months from the old books"
+            ),
+        );
+    }
 }
 
 /// A meter whose over-current is judged against its profile's `max_current` (the rating

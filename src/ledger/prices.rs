@@ -207,12 +207,15 @@ fn price(raw: &RawPrice, path: &str, tou: &Option<TouSchedule>, diags: &mut Diag
     match tou {
         None => diags.error(format!("{path}.tou"), "time-of-use prices need a [[tou]] schedule"),
         Some(s) => {
-            for season in &s.seasons {
-                for (_, _, p) in &season.ranges {
-                    if !prices.contains_key(p) {
-                        diags.error(format!("{path}.tou"), format!("no price for the `{p}` period of the schedule"));
-                    }
+            // a period in several ranges is missing once
+            let mut missing: Vec<String> = Vec::new();
+            for (_, _, p) in s.seasons.iter().flat_map(|season| &season.ranges) {
+                if !prices.contains_key(p) && !missing.contains(&p.to_string()) {
+                    missing.push(p.to_string());
                 }
+            }
+            for p in missing {
+                diags.error(format!("{path}.tou"), format!("no price for the `{p}` period of the schedule"));
             }
         }
     }

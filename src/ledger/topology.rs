@@ -158,6 +158,9 @@ pub struct Topology {
     pub zones: Vec<Zone>,
     pub meters: Vec<Meter>,
     pub unmetered: Vec<Unmetered>,
+    /// Zones defined with an error already reported: what refers to them is not reported
+    /// again as "no zone", so that one mistake reads as one error.
+    pub broken: Vec<String>,
 }
 
 impl Topology {
@@ -325,7 +328,9 @@ pub fn validate(
             continue;
         };
         let Some(z) = topo.zone(zname).cloned() else {
-            diags.error(format!("{path}.zone"), format!("no zone `{zname}`"));
+            if !topo.broken.iter().any(|b| b == zname) {
+                diags.error(format!("{path}.zone"), format!("no zone `{zname}`"));
+            }
             continue;
         };
         let role = match m.role.as_deref().unwrap_or("billed") {
@@ -382,7 +387,13 @@ fn zones_into(topo: &mut Topology, zones: &[(usize, RawZone)], diags: &mut Diagn
             continue;
         }
         let Some(utility) = z.utility.as_deref().and_then(Utility::parse) else {
-            diags.error(format!("{path}.utility"), "needs utility = \"water\" or \"electricity\"");
+            let hint = match z.utility.as_deref().map(str::trim) {
+                Some("水" | "供水") => " (水 is written water)",
+                Some("电" | "供电") => " (电 is written electricity)",
+                _ => "",
+            };
+            diags.error(format!("{path}.utility"), format!("needs utility = \"water\" or \"electricity\"{hint}"));
+            topo.broken.push(name);
             continue;
         };
         topo.zones.push(Zone { name, utility, parent: z.parent.clone(), inlets: z.inlets.clone() });
@@ -397,6 +408,7 @@ fn check_tree(topo: &Topology, zone_index: &HashMap<String, usize>, diags: &mut 
         let path = format!("zones[{}]", zone_index.get(&z.name).copied().unwrap_or(k));
         if let Some(p) = &z.parent {
             match topo.zone(p) {
+                None if topo.broken.contains(p) => {}
                 None => diags.error(format!("{path}.parent"), format!("no zone `{p}`")),
                 Some(pz) if pz.utility != z.utility => diags.error(
                     format!("{path}.parent"),
@@ -479,7 +491,9 @@ fn unmetered_into(topo: &mut Topology, unmetered: &[(usize, RawUnmetered)], diag
         let path = format!("unmetered[{i}]");
         let zone = u.zone.clone().unwrap_or_default();
         if topo.zone(&zone).is_none() {
-            diags.error(format!("{path}.zone"), format!("no zone `{zone}`"));
+            if !topo.broken.contains(&zone) {
+                diags.error(format!("{path}.zone"), format!("no zone `{zone}`"));
+            }
             continue;
         }
         match u.per_day {
