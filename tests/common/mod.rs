@@ -19,11 +19,16 @@ pub fn manifest_dir() -> PathBuf {
 /// The Python interpreter that has pymodbus: `PUMPHOUSE_TEST_PYTHON`, or the project's
 /// `.venv` made by `scripts/test`.
 pub fn python() -> PathBuf {
+    python_with("pymodbus, serial")
+}
+
+/// The project's Python (as [`python`]) that can `import {modules}`.
+pub fn python_with(modules: &str) -> PathBuf {
     let candidate = std::env::var_os("PUMPHOUSE_TEST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest_dir().join(".venv/bin/python"));
     let ok = Command::new(&candidate)
-        .args(["-c", "import pymodbus, serial"])
+        .args(["-c", &format!("import {modules}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -31,7 +36,7 @@ pub fn python() -> PathBuf {
         .unwrap_or(false);
     assert!(
         ok,
-        "pymodbus is needed for this test and was not found at {}: run `scripts/test` (it creates .venv with pymodbus and pyserial), or set PUMPHOUSE_TEST_PYTHON to a Python that has them",
+        "{modules} is needed for this test and was not found at {}: run `scripts/test` (it creates .venv with pymodbus, pyserial and openpyxl), or set PUMPHOUSE_TEST_PYTHON to a Python that has them",
         candidate.display()
     );
     candidate
