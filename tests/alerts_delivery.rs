@@ -23,7 +23,9 @@ async fn alerts_reach_mqtt_the_webhook_and_influxdb_after_a_refusal() {
         _ => ("200 OK", r#"{"errcode":0,"errmsg":"ok"}"#),
     });
     let cfg = d.join("p.toml");
-    let mut text = CONFIG.replace("STORE", &d.join("s.db").to_string_lossy());
+    // a Chinese site: the robot, MQTT and InfluxDB carry the alert in Chinese
+    let mut text =
+        CONFIG.replace("STORE", &d.join("s.db").to_string_lossy()).replace("language = \"en\"", "language = \"zh\"");
     text.push_str(&format!(
         "[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[[influxdb]]\nurl = \"http://127.0.0.1:{}\"\ndatabase = \"meters\"\n[http]\nlisten = \"off\"\n\
          [alerts]\nevaluate_every = \"1s\"\nwebhook_url = \"http://127.0.0.1:{hook_port}/robot\"\nwebhook_format = \"wecom\"\n",
@@ -94,10 +96,17 @@ async fn alerts_reach_mqtt_the_webhook_and_influxdb_after_a_refusal() {
     let hook_body: Value = serde_json::from_str(&bodies.lock().unwrap()[0]).unwrap();
     assert_eq!(hook_body["msgtype"], "markdown");
     let content = hook_body["markdown"]["content"].as_str().unwrap();
-    assert!(
-        content.contains("night_flow active") && content.contains("m³/day") && content.contains("yuan/day"),
-        "{content}"
-    );
+    // the duty engineer's message: what, where, since when (local time), the cost a day,
+    // what to check first
+    let lines: Vec<&str> = content.lines().collect();
+    assert_eq!(lines[0], "### 【严重】漏损（夜间流量） · leaky", "{content}");
+    assert!(lines[1].starts_with("- 情况：夜间（23:00–06:00）流量比本区常值 "), "{content}");
+    assert!(lines[1].contains("；估计每天损失约 48.0 m³（192.00 元/天）"), "{content}");
+    assert_eq!(lines[2], "- 位置：leaky（s）", "{content}");
+    assert!(lines[3].starts_with("- 开始：2026-01-21 01:00（已持续 "), "{content}");
+    assert_eq!(lines[4], "- 损失：192.00 元/天", "{content}");
+    assert!(lines[5].starts_with("- 先查：夜间巡查本分区"), "{content}");
+    assert!(!content.contains("night"), "no English in a Chinese site's message: {content}");
     let msgs = received.lock().unwrap().clone();
     let (_, payload, retained) = msgs.iter().find(|(t, _, _)| t == "pumphouse/s/alerts/leaky/night_flow").unwrap();
     let v: Value = serde_json::from_str(payload).unwrap();
@@ -110,5 +119,5 @@ async fn alerts_reach_mqtt_the_webhook_and_influxdb_after_a_refusal() {
             .query(&[("db", "meters"), ("q", "SELECT state, evidence FROM alerts WHERE rule = 'night_flow'")]),
     )
     .await;
-    assert!(q.contains("\"active\"") && q.contains("night flow"), "{q}");
+    assert!(q.contains("\"active\"") && q.contains("夜间（23:00–06:00）流量"), "{q}");
 }

@@ -90,3 +90,16 @@ fn a_baseline_no_ledger_of_this_year_or_last_uses_is_said() {
     assert!(warned(base).is_none(), "last year's is the baseline");
     assert!(warned(base - 1).is_none(), "the year before serves last year's ledgers");
 }
+
+#[test]
+fn a_robot_without_the_pages_address_is_said() {
+    let hook = "[alerts]\nwebhook_url = \"http://127.0.0.1:9/hook\"\nwebhook_format = \"wecom\"\n";
+    let warned = |text: &str| {
+        diagnostics(text).into_iter().any(|d| d.path == "alerts.page_url" && d.message.contains("no link to the page"))
+    };
+    assert!(warned(&format!("{GOOD}{hook}")));
+    assert!(!warned(&format!("{GOOD}{hook}page_url = \"http://10.0.0.5:8080\"\n")));
+    assert!(!warned(GOOD), "no robot, no link to miss");
+    let bad = diagnostics(&format!("{GOOD}{hook}page_url = \"10.0.0.5:8080\"\n"));
+    assert!(bad.iter().any(|d| d.severity == diag::Severity::Error && d.path == "alerts.page_url"), "{bad:#?}");
+}
