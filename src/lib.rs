@@ -17,7 +17,7 @@
 //! below it; `tests/layers.rs` reads the next line and checks every `crate::` path in
 //! `src/` against it, so this map cannot drift from the code.
 //!
-//! Layers: diag | supervise | lang | line_protocol | untrusted | model, secret | clock, modbus, dlt645 | http::config, store, sinks, ledger, alerts, targets, config, sim, http, gateway, cli.
+//! Layers: diag | supervise | lang | line_protocol | untrusted | model, secret | clock, modbus, dlt645, cjt188 | http::config, store, sinks, ledger, alerts, targets, config, sim, http, gateway, cli.
 //!
 //! - [`diag`]: diagnostics with their path, and the field parsers every component's
 //!   validation uses ([`diag::Mode`], durations, sizes, names).
@@ -38,6 +38,8 @@
 //!   (the only part that does Modbus I/O).
 //! - [`dlt645`]: DL/T 645-2007 and -1997 electricity meters: the frame codec, the data
 //!   identifiers and BCD formats, and the read exchanges, pure (no line I/O yet).
+//! - [`cjt188`]: CJ/T 188 water and heat meters: the frame codec, the meter-data read and
+//!   the valve command, pure (no line I/O yet).
 //! - `http::config`: the `[http]` section; it sits low so that [`config`] can assemble it
 //!   while the HTTP server itself, above, serves a whole [`config::Config`].
 //! - [`store`]: the local store (and `[store]`), one file per table family (readings,
@@ -72,6 +74,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod alerts;
+pub mod cjt188;
 pub mod cli;
 pub mod clock;
 pub mod config;
