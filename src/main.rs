@@ -207,6 +207,8 @@ enum TopologyFormat {
     Text,
     /// Graphviz DOT (render with `dot -Tsvg`).
     Dot,
+    /// The schematic the page draws, in the site's language (print it on A3).
+    Svg,
 }
 
 #[derive(Subcommand)]
@@ -375,6 +377,7 @@ async fn run(command: Command) -> Result<Report, Failure> {
             let format = match format {
                 TopologyFormat::Text => cli::topology::TopologyFormat::Text,
                 TopologyFormat::Dot => cli::topology::TopologyFormat::Dot,
+                TopologyFormat::Svg => cli::topology::TopologyFormat::Svg,
             };
             Ok(Report::text(cli::topology::topology(&cfg, format)?))
         }

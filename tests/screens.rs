@@ -312,6 +312,39 @@ fn a_demo_year_fills_every_dashboard_and_every_page_shows_the_apis_figures() {
         assert!((shown - api_net).abs() < 5.0, "{name}: page {shown} api {api_net}");
     }
     assert!(page.eval("document.body.innerText.includes('bldg-lab')").as_bool().unwrap());
+    // the schematic: every configured device is drawn, each zone coloured by this month's
+    // non-revenue share, and every active alert marked on the element it concerns
+    let mut drawn = |sel: &str, attr: &str| -> Option<String> {
+        page.eval(&format!(
+            "(() => {{ const e = document.querySelector('svg.schematic {sel}'); return e ? e.getAttribute('{attr}') : null }})()"
+        ))
+        .as_str()
+        .map(str::to_string)
+    };
+    for d in api("/api/status")["devices"].as_array().unwrap() {
+        let name = d["device"].as_str().unwrap();
+        assert!(drawn(&format!("[data-device=\"{name}\"]"), "data-kind").is_some(), "{name} is not drawn");
+    }
+    for z in full["zones"].as_array().unwrap() {
+        let name = z["zone"].as_str().unwrap();
+        let want = match z["non_revenue_share"].as_f64() {
+            Some(s) if s < 0.15 => "nrw-low",
+            Some(s) if s < 0.30 => "nrw-mid",
+            Some(_) => "nrw-high",
+            None => "nrw-unknown",
+        };
+        assert_eq!(drawn(&format!("[data-zone=\"{name}\"]"), "data-nrw").as_deref(), Some(want), "{name}: {z}");
+    }
+    let active_now = api("/api/alerts?active=true");
+    for a in active_now.as_array().unwrap() {
+        let sel = match a["device"].as_str() {
+            Some(d) => format!("[data-device=\"{d}\"]"),
+            None => format!("[data-zone=\"{}\"]", a["zone"].as_str().unwrap()),
+        };
+        assert_eq!(drawn(&sel, "data-alert").as_deref(), Some("1"), "{a}");
+    }
+    assert!(!active_now.as_array().unwrap().is_empty(), "the demo has active alerts to mark");
+    page.screenshot(&shots.join("network.png"));
 
     // alerts: the active ones are the API's; acknowledge one from the page
     page.open(&format!("{base}/alerts?lang=en"));

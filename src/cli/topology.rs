@@ -1,4 +1,5 @@
-//! `pumphouse topology`: the network map as text or Graphviz DOT.
+//! `pumphouse topology`: the network map as text, Graphviz DOT, or the schematic the page
+//! draws (SVG, from the configuration alone: no readings, no alerts).
 
 use anyhow::bail;
 
@@ -8,6 +9,7 @@ use crate::config::Config;
 pub enum TopologyFormat {
     Text,
     Dot,
+    Svg,
 }
 
 pub fn topology(cfg: &Config, format: TopologyFormat) -> anyhow::Result<String> {
@@ -17,5 +19,25 @@ pub fn topology(cfg: &Config, format: TopologyFormat) -> anyhow::Result<String> 
     Ok(match format {
         TopologyFormat::Text => cfg.topology.render(),
         TopologyFormat::Dot => cfg.topology.dot(),
+        TopologyFormat::Svg => {
+            use crate::ledger::schematic::{kind_of, svg, Element, State};
+            let elements = cfg
+                .devices
+                .iter()
+                .map(|d| {
+                    let measures: Vec<_> = d.profile.points.iter().map(|p| p.quantity).collect();
+                    Element {
+                        device: d.name.to_string(),
+                        zone: crate::ledger::schematic::zone_of(&cfg.topology, &d.name, &d.zone),
+                        kind: kind_of(&cfg.topology, &d.name, &measures),
+                        state: String::new(),
+                        good: None,
+                        alerted: false,
+                    }
+                })
+                .collect();
+            let state = State { elements, live: false, ..Default::default() };
+            svg(&cfg.topology, &state, cfg.site.language, false) + "\n"
+        }
     })
 }

@@ -13,6 +13,9 @@ use serde::Serialize;
 /// 0, or of float noise: its shares are unknown ("—"), never 100 %.
 pub const MEASURABLE: f64 = 0.0005;
 
+/// The part of a zone's input its net input must exceed to be its own ([`Balance::share`]).
+pub const RESIDUE: f64 = 1e-4;
+
 /// `part / whole`, when the whole is a measurable volume.
 pub fn share(part: f64, whole: f64) -> Option<f64> {
     (whole > MEASURABLE).then(|| part / whole)
@@ -51,9 +54,14 @@ impl Balance {
         self.net_input() - self.billed
     }
 
-    /// A part of the net input as a share (0–1), or `None` without input.
+    /// A part of the net input as a share (0–1), or `None` without input of its own. A
+    /// parent zone whose inlet passes everything on to its children keeps a net input of
+    /// a few litres — its inlet and theirs read seconds apart, each rounded to its last
+    /// digit — and 100 % of a few litres is no statement: below a ten-thousandth of what
+    /// entered, the zone's net input is that residue, and its shares are unknown.
     pub fn share(&self, part: f64) -> Option<f64> {
-        share(part, self.net_input())
+        let net = self.net_input();
+        (net > RESIDUE * self.input).then(|| share(part, net)).flatten()
     }
 }
 
@@ -67,6 +75,16 @@ mod tests {
         assert_eq!(share(1e-12, 1e-12), None);
         assert_eq!(share(-3e-11, 2e-11), None);
         assert_eq!(share(1.0, 4.0), Some(0.25));
+    }
+
+    #[test]
+    fn a_parent_that_passes_everything_on_has_no_share_of_its_residue() {
+        // 2848.391 m³ in, 2848.390 m³ passed on: 0.9 litres of reading residue
+        let b = Balance { input: 2848.391256, transferred: 2848.390337, ..Default::default() };
+        assert_eq!(b.share(b.non_revenue()), None);
+        // a parent that keeps 3 % of its input for its own buildings has its share
+        let b = Balance { input: 1000.0, transferred: 970.0, billed: 27.0, ..Default::default() };
+        assert!((b.share(b.non_revenue()).unwrap() - 0.1).abs() < 1e-9);
     }
 
     #[test]

@@ -8,5 +8,6 @@ pub mod export;
 pub mod intervals;
 pub mod month;
 pub mod prices;
+pub mod schematic;
 pub mod tariff;
 pub mod topology;

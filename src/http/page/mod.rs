@@ -5,6 +5,7 @@
 //! `data-k` attribute naming it, so that a test can compare the two.
 
 mod charts;
+mod map;
 mod views;
 
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! and returns the page's body.
 
 use chrono::{DateTime, TimeZone, Utc};
-use maud::{html, Markup};
+use maud::{html, Markup, PreEscaped};
 
 use super::charts;
 use super::Lang;
@@ -189,7 +189,16 @@ pub(super) fn network(st: &AppState, lang: Lang, zone: Option<&str>) -> Result<M
             }
         }
     }
+    let drawing = {
+        let latest = st.store.latest()?;
+        let active = st.store.alerts(true)?;
+        crate::ledger::schematic::svg(&cfg.topology, &super::map::state(st, &latest, &active, &l), lang, true)
+    };
     Ok(html! {
+        p.muted {
+            (lang.t("Each zone is coloured by its non-revenue share this month (green under 15 %, amber under 30 %, red above); a red sign marks an active alert; click an element for its zone.", "分区按本月产销差率着色（绿色低于 15 %，黄色低于 30 %，红色更高）；红色标记为当前报警；点击元素查看所在分区。"))
+        }
+        div.map { (PreEscaped(drawing)) }
         p.muted {
             (lang.t("Net input / billed, m³ (water) or kWh (electricity). Today since 00:00; the month so far.", "净供给 / 计费用量，水 m³、电 kWh；今日自 0 时起，本月截至目前。"))
         }
@@ -199,7 +208,7 @@ pub(super) fn network(st: &AppState, lang: Lang, zone: Option<&str>) -> Result<M
             table {
                 tr { th { (lang.t("Device", "设备")) } th { (lang.t("Role", "用途")) } th { (lang.t("Category", "类别")) } th { (lang.t("This month", "本月用量")) } th { (lang.t("Amount (yuan)", "金额(元)")) } th { (lang.t("Notes", "说明")) } }
                 @for m in l.meters.iter().filter(|m| m.zone == z) {
-                    tr {
+                    tr id=(format!("d-{}", m.device)) {
                         td { (m.device) "." (m.point) }
                         td { (match m.role { Role::Inlet => lang.t("inlet", "进水/进线"), Role::Billed => lang.t("billed", "计费"), Role::Unbilled => lang.t("unbilled", "免费") }) }
                         td { (m.category.clone().unwrap_or_default()) }

@@ -1,0 +1,50 @@
+//! The network map's live state for the schematic ([`crate::ledger::schematic`]): each
+//! configured device with its kind (from its place in the map, else from what its profile
+//! measures), its latest values, whether they are good and whether an alert is active
+//! about it; each zone's non-revenue share this month and its own active alerts.
+
+use std::collections::BTreeMap;
+
+use crate::ledger::month::Ledger;
+use crate::ledger::schematic::{Element, State};
+use crate::model::Quantity;
+use crate::store::{AlertRow, Latest};
+
+use super::AppState;
+
+/// What a person wants to see of a device at a glance.
+fn shown(q: Quantity) -> bool {
+    use Quantity::*;
+    matches!(q, WaterFlow | Pressure | ValvePosition | ActivePower | FreeChlorine | Turbidity | Ph)
+}
+
+pub(super) fn state(st: &AppState, latest: &[Latest], active: &[AlertRow], ledger: &Ledger) -> State {
+    let mut elements = Vec::new();
+    for d in &st.devices {
+        let mine: Vec<&Latest> = latest.iter().filter(|l| l.device == d.device).collect();
+        let values: Vec<String> = mine
+            .iter()
+            .filter(|l| shown(l.quantity) && l.quality.is_good())
+            .filter_map(|l| l.value.map(|v| format!("{v:.3} {}", l.unit)))
+            .collect();
+        elements.push(Element {
+            device: d.device.clone(),
+            zone: crate::ledger::schematic::zone_of(&st.config.topology, &d.device, &d.zone),
+            kind: {
+                let measures: Vec<Quantity> = st
+                    .config
+                    .device(&d.device)
+                    .map(|c| c.profile.points.iter().map(|p| p.quantity).collect())
+                    .unwrap_or_default();
+                crate::ledger::schematic::kind_of(&st.config.topology, &d.device, &measures)
+            },
+            state: values.join(" · "),
+            good: (!mine.is_empty()).then(|| mine.iter().all(|l| l.quality.is_good())),
+            alerted: active.iter().any(|a| a.device.as_deref() == Some(&*d.device)),
+        });
+    }
+    let shares: BTreeMap<String, Option<f64>> =
+        ledger.zones.iter().map(|z| (z.zone.clone(), z.non_revenue_share)).collect();
+    let zone_alerts = active.iter().filter(|a| a.device.is_none()).map(|a| a.zone.clone()).collect();
+    State { elements, shares, zone_alerts, live: true }
+}
