@@ -97,8 +97,15 @@ pub struct BadValue(pub String);
 
 /// Parses `10s`, `500ms`, `1m 30s` (humantime) into a duration.
 pub fn parse_duration(s: &str) -> Result<Duration, BadValue> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| BadValue(format!("`{s}` is not a duration ({e}); write e.g. 500ms, 10s, 5m")))
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        // units written in Chinese: name the ones to write
+        let hint = if s.contains(['秒', '分', '时', '天', '日', '毫']) {
+            " (秒 is s, 分钟 m, 小时 h, 天 d, 毫秒 ms)"
+        } else {
+            ""
+        };
+        BadValue(format!("`{s}` is not a duration ({e}); write e.g. 500ms, 10s, 5m{hint}"))
+    })
 }
 
 /// Parses `2GiB`, `500MB`, `64KiB` or a plain number of bytes.

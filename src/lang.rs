@@ -50,7 +50,8 @@ impl fmt::Display for Lang {
 
 /// A sentence in both languages, chosen when read: a ledger's or a target's note is
 /// computed once and read on the page, in files and in the API in either language. The
-/// JSON carries the English one, as before, so programs reading it see no change.
+/// JSON carries the English one, as before, so programs reading it see no change. It has
+/// no `Display`: whoever shows it says in which language.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Text {
     pub en: String,
@@ -90,12 +91,6 @@ impl Text {
     /// Several sentences, each in `lang`, joined with its separator.
     pub fn join(items: &[Text], lang: Lang) -> String {
         items.iter().map(|t| t.get(lang)).collect::<Vec<_>>().join(lang.t("; ", "；"))
-    }
-}
-
-impl fmt::Display for Text {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.en)
     }
 }
 

@@ -13,3 +13,4 @@ pub mod safety;
 pub mod said;
 pub mod settings;
 pub mod spec;
+pub mod valve_life;

@@ -16,7 +16,12 @@ pub fn alerts_evaluate(cfg: &Config, from: Option<DateTime<Utc>>, to: Option<Dat
     let from = from.unwrap_or(oldest);
     let to = to.unwrap_or(newest + chrono::TimeDelta::milliseconds(1));
     let changed = crate::alerts::evaluate::record(&cfg.alert_spec(), &store, from, to)?;
-    Ok(format!("{} alert(s) raised or updated between {} and {}\n", changed.len(), from.to_rfc3339(), to.to_rfc3339()))
+    let v = cfg.site.voice();
+    let (n, a, b) = (changed.len(), v.time(from.timestamp_millis()), v.time(to.timestamp_millis()));
+    Ok(match cfg.site.language {
+        crate::lang::Lang::En => format!("{n} alert(s) raised or updated between {a} and {b}\n"),
+        crate::lang::Lang::Zh => format!("{a} 至 {b}：{n} 条报警新建或更新\n"),
+    })
 }
 
 /// One alert, in the site's language and local time.
@@ -31,13 +36,14 @@ fn alert_line(a: &AlertRow, v: Voice) -> String {
         ),
         (None, None) => l.t("ACTIVE", "未恢复").into(),
     };
+    // where: the zone, and the subject when it is not the zone itself
+    let place = if a.subject == a.zone { a.zone.clone() } else { format!("{} {}", a.zone, a.subject) };
     format!(
-        "#{:<4} {} {} {} {} {} {} ({state}){} {}\n",
+        "#{:<4} {} {} {} {} {} ({state}){} {}\n",
         a.id,
         said::severity_label(a.severity, l),
         said::rule_label(a.rule, l),
-        a.zone,
-        a.subject,
+        place,
         l.t("since", "开始"),
         v.time(a.start_ms),
         l.t(":", "："),

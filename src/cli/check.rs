@@ -113,13 +113,15 @@ pub fn losses_advice(cfg: &Config) -> anyhow::Result<Vec<String>> {
     }
     let store = super::open_store(cfg, true)?;
     let Some(newest) = store.newest_ts()? else { return Ok(Vec::new()) };
-    let Some(month) = crate::model::Month::containing(newest, cfg.site.timezone) else { return Ok(Vec::new()) };
+    // a reading at midnight on the 1st closes the month before; it does not open a month
+    let last = newest - chrono::TimeDelta::milliseconds(1);
+    let Some(month) = crate::model::Month::containing(last, cfg.site.timezone) else { return Ok(Vec::new()) };
     let l = crate::ledger::book::month_ledger(&cfg.ledger_spec(), &store, month, crate::ledger::month::Depth::Bare)?;
     let mut out = Vec::new();
     for z in l.zones.iter().filter(|z| z.net_input > 0.0 && z.losses > 0.5 * z.net_input) {
         let i = cfg.topology.zones.iter().position(|x| x.name == z.zone).unwrap_or(0);
         out.push(format!(
-            "warning: zones[{i}]: in {month}, {:.1} % of zone `{}`'s input ({:.1} of {:.1}) is booked as losses; if the university pays for use there that is not billed, describe it — a meter with role = \"unbilled\" under [[meters]], or an estimate under [[unmetered]] (docs/快速上手.md, 学校自用) — or it counts against the non-revenue target",
+            "warning: zones[{i}]: in {month}, {:.1} % of zone `{}`'s input ({:.1} of {:.1}) is booked as losses; if the university pays for use there that is not billed, describe it — a meter with role = \"unbilled\" under [[meters]], or an estimate under [[unmetered]] (docs/快速上手.md §4, 学校自己付费、不收费的用水用电) — or it counts against the non-revenue target",
             100.0 * z.losses / z.net_input,
             z.zone,
             z.losses,

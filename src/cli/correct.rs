@@ -129,6 +129,9 @@ pub fn corrections_list(cfg: &Config) -> anyhow::Result<String> {
     let mut out = String::new();
     let (good, unreadable) = book::corrections(&store)?;
     let (lang, tz) = (cfg.site.language, cfg.site.timezone);
+    if good.is_empty() && unreadable.is_empty() {
+        let _ = writeln!(out, "{}", lang.t("no corrections recorded", "没有更正记录"));
+    }
     for line in unreadable {
         let _ = writeln!(out, "{}", line.get(lang));
     }

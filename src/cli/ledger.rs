@@ -45,7 +45,10 @@ pub fn text(r: &MonthReport, lang: export::Lang, tz: chrono_tz::Tz) -> String {
     let _ = writeln!(
         s,
         "{}",
-        lang.t("utility: revenue / cost / gap (yuan) (target)", "类别：收入 / 成本 / 收支差额（元）（零增长目标）")
+        lang.t(
+            "utility: revenue / cost / gap = cost − revenue (yuan) (target)",
+            "类别：收入 / 成本 / 收支差额 = 成本 − 收入（元）（零增长目标）"
+        )
     );
     for u in r.ledger.utilities.iter().chain(std::iter::once(&r.ledger.combined)) {
         let _ = writeln!(

@@ -42,6 +42,8 @@ fn an_unreadable_interval_is_not_also_a_store_too_small() {
     let d = diagnostics(&text);
     let errors: Vec<&str> = d.iter().filter(|d| d.severity == diag::Severity::Error).map(|d| d.path.as_str()).collect();
     assert_eq!(errors, ["devices[0].interval"], "{d:#?}");
+    let why = &d.iter().find(|d| d.path == "devices[0].interval").unwrap().message;
+    assert!(why.contains("(秒 is s, 分钟 m, 小时 h, 天 d, 毫秒 ms)"), "{why}");
 }
 
 #[test]
@@ -100,6 +102,11 @@ fn a_robot_without_the_pages_address_is_said() {
     assert!(warned(&format!("{GOOD}{hook}")));
     assert!(!warned(&format!("{GOOD}{hook}page_url = \"http://10.0.0.5:8080\"\n")));
     assert!(!warned(GOOD), "no robot, no link to miss");
+    let no_robot = diagnostics(&format!("{GOOD}[alerts]\nwebhook_format = \"wecom\"\n"));
+    assert!(
+        no_robot.iter().any(|d| d.path == "alerts.webhook_url" && d.message.contains("no alert is sent")),
+        "{no_robot:#?}"
+    );
     let bad = diagnostics(&format!("{GOOD}{hook}page_url = \"10.0.0.5:8080\"\n"));
     assert!(bad.iter().any(|d| d.severity == diag::Severity::Error && d.path == "alerts.page_url"), "{bad:#?}");
 }

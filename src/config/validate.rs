@@ -297,6 +297,15 @@ fn alerts(raw_alerts: &raw::RawAlerts, mode: Mode, diags: &mut Diagnostics) -> A
             format!("{} is not an http:// or https:// URL", secret::url_origin(u.expose())),
         );
     }
+    let no_url = raw_alerts.webhook_url.is_none()
+        && raw_alerts.webhook_url_env.is_none()
+        && raw_alerts.webhook_url_file.is_none();
+    if raw_alerts.webhook_format.is_some() && no_url {
+        diags.warning(
+            "alerts.webhook_url",
+            "webhook_format is set but no robot address is: no alert is sent; give webhook_url_env = \"PUMPHOUSE_WEBHOOK_URL\" (or webhook_url_file) with the robot's URL",
+        );
+    }
     let page_url = raw_alerts.page_url.clone();
     match &page_url {
         Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {

@@ -134,7 +134,7 @@ fn summary_table(ledger: &Ledger, lang: Lang) -> Table {
         lang.t("non-revenue share", "产销差率"),
         lang.t("revenue (yuan)", "收入(元)"),
         lang.t("cost (yuan)", "成本(元)"),
-        lang.t("gap (yuan)", "收支差额(元)"),
+        lang.t("gap (yuan, cost − revenue)", "收支差额(元，成本−收入)"),
         lang.t("baseline gap (yuan)", "基准年差额(元)"),
         lang.t("change (yuan)", "变化(元)"),
         lang.t("volume effect (yuan)", "量的影响(元)"),
@@ -223,7 +223,7 @@ fn zone_tables(ledger: &Ledger, lang: Lang) -> Vec<Table> {
                 lang.t("non-revenue share", "产销差率").to_string(),
                 lang.t("revenue (yuan)", "收入(元)").to_string(),
                 lang.t("allocated cost (yuan)", "分摊成本(元)").to_string(),
-                lang.t("gap (yuan)", "收支差额(元)").to_string(),
+                lang.t("gap (yuan, cost − revenue)", "收支差额(元，成本−收入)").to_string(),
             ];
             let rows = ledger
                 .zones
@@ -446,7 +446,9 @@ fn sheet(ws: &mut Worksheet, head: &[String], rows: &[Vec<Cell>]) -> Result<(), 
                     ws.write_string(r, c, t)?;
                 }
                 Cell::Num(n) => {
-                    ws.write_number_with_format(r, c, *n, &number)?;
+                    // the value itself to the meters' 0.001, as the CSV has it: a cell
+                    // holding 600.5999999999999 shows right and sums wrong
+                    ws.write_number_with_format(r, c, (n * 1000.0).round() / 1000.0 + 0.0, &number)?;
                 }
                 Cell::Yuan(fen) => {
                     ws.write_number_with_format(r, c, *fen as f64 / 100.0, &money)?;

@@ -342,8 +342,7 @@ fn tou_into(out: &mut Prices, seasons: &[(usize, RawSeason)], diags: &mut Diagno
 fn tariffs_into(out: &mut Prices, tariffs: &[(usize, RawTariff)], diags: &mut Diagnostics) {
     for (i, t) in tariffs {
         let path = format!("tariffs[{i}]");
-        let Some(utility) = t.utility.as_deref().and_then(Utility::parse) else {
-            diags.error(format!("{path}.utility"), "needs utility = \"water\" or \"electricity\"");
+        let Some(utility) = super::topology::utility_field(t.utility.as_deref(), &path, diags) else {
             continue;
         };
         let Some(category) = t.category.clone() else {
@@ -430,8 +429,7 @@ fn costs_into(
 ) {
     for (i, c) in costs {
         let path = format!("costs[{i}]");
-        let Some(utility) = c.utility.as_deref().and_then(Utility::parse) else {
-            diags.error(format!("{path}.utility"), "needs utility = \"water\" or \"electricity\"");
+        let Some(utility) = super::topology::utility_field(c.utility.as_deref(), &path, diags) else {
             continue;
         };
         let name = c.name.clone().unwrap_or_else(|| format!("cost {i}"));
@@ -491,7 +489,7 @@ fn baseline_into(out: &mut Prices, baseline: &[(usize, RawBaseline)], diags: &mu
     for (i, b) in baseline {
         let path = format!("baseline[{i}]");
         let month = b.month.as_deref().and_then(|m| NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").ok());
-        let utility = b.utility.as_deref().and_then(Utility::parse);
+        let utility = super::topology::utility_field(b.utility.as_deref(), &path, diags);
         let revenue = b.revenue.as_deref().and_then(fen);
         let cost = b.cost.as_deref().and_then(fen);
         match (month, utility, revenue, cost) {
@@ -519,7 +517,9 @@ fn baseline_into(out: &mut Prices, baseline: &[(usize, RawBaseline)], diags: &mu
                     cost_fen: c,
                 })
             }
-            _ => diags.error(path, "needs month (YYYY-MM), utility, and revenue and cost in yuan as decimal strings"),
+            // a wrong utility is said above, at its field
+            (_, None, _, _) => {}
+            _ => diags.error(path, "needs month (YYYY-MM), revenue and cost in yuan as decimal strings"),
         }
     }
 }

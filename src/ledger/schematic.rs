@@ -234,7 +234,11 @@ fn draw(rows: &[Row<'_>], state: &State, lang: Lang, link: bool) -> String {
                 let alerted = state.zone_alerts.contains(*name);
                 let x = x_of(*depth);
                 let shown = share.map_or("—".to_string(), |v| format!("{:.1} %", v * 100.0));
-                let label = format!("{name} · {} {shown}", lang.t("non-revenue", "产销差率"));
+                let label = if state.live {
+                    format!("{name} · {} {shown}", lang.t("non-revenue", "产销差率"))
+                } else {
+                    name.to_string()
+                };
                 let w = 16.0 + text_width(&label);
                 let g = format!(
                     r##"<g data-zone="{}" data-nrw="{class}" data-alert="{}"><rect x="{x:.1}" y="{:.1}" width="{w:.1}" height="20" rx="4" fill="{}" stroke="#5b6b7b"/><text x="{:.1}" y="{:.1}" font-weight="600">{}</text>{}</g>"##,

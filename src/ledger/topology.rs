@@ -373,6 +373,21 @@ pub fn validate(
     topo
 }
 
+/// A section's `utility`, or its error at `{path}.utility` (with the word to write where
+/// it was written in Chinese).
+pub fn utility_field(raw: Option<&str>, path: &str, diags: &mut Diagnostics) -> Option<Utility> {
+    let parsed = raw.and_then(Utility::parse);
+    if parsed.is_none() {
+        let hint = match raw.map(str::trim) {
+            Some("水" | "供水") => " (水 is written water)",
+            Some("电" | "供电") => " (电 is written electricity)",
+            _ => "",
+        };
+        diags.error(format!("{path}.utility"), format!("needs utility = \"water\" or \"electricity\"{hint}"));
+    }
+    parsed
+}
+
 /// `[[zones]]`: each zone with its utility; returns where each name was defined.
 fn zones_into(topo: &mut Topology, zones: &[(usize, RawZone)], diags: &mut Diagnostics) -> HashMap<String, usize> {
     let mut zone_index: HashMap<String, usize> = HashMap::new();
@@ -386,13 +401,7 @@ fn zones_into(topo: &mut Topology, zones: &[(usize, RawZone)], diags: &mut Diagn
             diags.error(format!("{path}.name"), format!("zone `{name}` is already defined at zones[{first}]"));
             continue;
         }
-        let Some(utility) = z.utility.as_deref().and_then(Utility::parse) else {
-            let hint = match z.utility.as_deref().map(str::trim) {
-                Some("水" | "供水") => " (水 is written water)",
-                Some("电" | "供电") => " (电 is written electricity)",
-                _ => "",
-            };
-            diags.error(format!("{path}.utility"), format!("needs utility = \"water\" or \"electricity\"{hint}"));
+        let Some(utility) = utility_field(z.utility.as_deref(), &path, diags) else {
             topo.broken.push(name);
             continue;
         };

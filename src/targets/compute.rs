@@ -200,15 +200,22 @@ fn money_rows(l: &Ledger) -> Vec<Row> {
 
 /// The note saying the alert rules have not run over all of month `m` (only `through`,
 /// local time, if at all), with the command that runs them.
-fn not_evaluated_note(m: Month, through: Option<String>, from: DateTime<Utc>, to: DateTime<Utc>) -> Text {
-    let run = format!("pumphouse alerts evaluate --from {} --to {}", from.to_rfc3339(), to.to_rfc3339());
+fn not_evaluated_note(
+    m: Month,
+    through: Option<String>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+) -> Text {
+    // the command as it runs, its times in the site's offset
+    let (from, to) = (from.with_timezone(&tz).to_rfc3339(), to.with_timezone(&tz).to_rfc3339());
     Text::new(
         format!(
-            "safety and service figures of {m} are unknown: the alert rules have not run over all of it{} (run `{run}`)",
+            "safety and service figures of {m} are unknown: the alert rules have not run over all of it{} (run `pumphouse alerts -c CONFIG evaluate --from {from} --to {to}`)",
             through.as_ref().map(|t| format!(", only through {t}")).unwrap_or_default()
         ),
         format!(
-            "{m} 的安全和服务数字未知：报警规则尚未覆盖整月{}（请运行 `{run}`）",
+            "{m} 的安全和服务数字未知：报警规则尚未覆盖整月{}（请运行 `pumphouse alerts -c 配置文件 evaluate --from {from} --to {to}`）",
             through.as_ref().map(|t| format!("，只到 {t}")).unwrap_or_default()
         ),
     )
@@ -282,7 +289,7 @@ pub fn compute(input: &Input<'_>) -> Targets {
         if !enough {
             if !baseline {
                 let through = done.map(|d| time(d).with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string());
-                notes.push(not_evaluated_note(m, through, time(from), time(to)));
+                notes.push(not_evaluated_note(m, through, time(from), time(to), tz));
             }
             return None;
         }

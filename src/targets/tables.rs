@@ -16,7 +16,7 @@ fn target_label(lang: Lang, t: Target) -> &'static str {
 
 pub fn measure_label(lang: Lang, m: Measure) -> &'static str {
     match m {
-        Measure::GapFen => lang.t("gap (yuan)", "收支差额(元)"),
+        Measure::GapFen => lang.t("gap (yuan, cost − revenue)", "收支差额(元，成本−收入)"),
         Measure::Incidents => lang.t("incidents", "事故次数"),
         Measure::Interruptions => lang.t("supply interruptions", "停水次数"),
         Measure::CustomerMinutes => lang.t("customer-minutes without supply", "停水户·分钟"),

@@ -48,3 +48,34 @@ pub(super) fn state(st: &AppState, latest: &[Latest], active: &[AlertRow], ledge
     let zone_alerts = active.iter().filter(|a| a.device.is_none()).map(|a| a.zone.clone()).collect();
     State { elements, shares, zone_alerts, live: true }
 }
+
+/// Each valve's life over the last `days` of its readings: (device, zone, life).
+pub(super) fn valves(
+    st: &AppState,
+    days: i64,
+) -> Result<Vec<(String, String, crate::alerts::valve_life::Life)>, crate::store::StoreError> {
+    let to = chrono::Utc::now();
+    let from = (to - chrono::TimeDelta::days(days)).timestamp_millis();
+    let mut out = Vec::new();
+    for d in &st.config.devices {
+        let point = |q: Quantity| d.profile.points.iter().find(|p| p.quantity == q);
+        let Some(pos) = point(Quantity::ValvePosition) else { continue };
+        let series = |name: &str| -> Result<Vec<(chrono::DateTime<chrono::Utc>, f64)>, crate::store::StoreError> {
+            Ok(st
+                .store
+                .series_readings(&d.name, name, from, to.timestamp_millis())?
+                .into_iter()
+                .filter(|r| r.quality.is_good())
+                .filter_map(|r| Some((r.ts, r.value?)))
+                .collect())
+        };
+        let positions = series(&pos.name)?;
+        let commands = match point(Quantity::ValveCommand) {
+            Some(c) => series(&c.name)?,
+            None => Vec::new(),
+        };
+        let life = crate::alerts::valve_life::life(&positions, &commands, 5.0);
+        out.push((d.name.to_string(), d.zone.to_string(), life));
+    }
+    Ok(out)
+}

@@ -194,6 +194,8 @@ pub(super) fn network(st: &AppState, lang: Lang, zone: Option<&str>) -> Result<M
         let active = st.store.alerts(true)?;
         crate::ledger::schematic::svg(&cfg.topology, &super::map::state(st, &latest, &active, &l), lang, true)
     };
+    let valves = super::map::valves(st, VALVE_DAYS)?;
+    let every = chrono::TimeDelta::days(EXERCISE_DAYS);
     Ok(html! {
         p.muted {
             (lang.t("Each zone is coloured by its non-revenue share this month (green under 15 %, amber under 30 %, red above); a red sign marks an active alert; click an element for its zone.", "分区按本月产销差率着色（绿色低于 15 %，黄色低于 30 %，红色更高）；红色标记为当前报警；点击元素查看所在分区。"))
@@ -203,6 +205,31 @@ pub(super) fn network(st: &AppState, lang: Lang, zone: Option<&str>) -> Result<M
             (lang.t("Net input / billed, m³ (water) or kWh (electricity). Today since 00:00; the month so far.", "净供给 / 计费用量，水 m³、电 kWh；今日自 0 时起，本月截至目前。"))
         }
         (tree(&cfg.topology, None, &node))
+        @if !valves.is_empty() {
+            h2 { (lang.t("Valves", "阀门")) }
+            p.muted { (lang.t("From the last year of position readings. A valve not moved for a year is due to be exercised: gate valves that never move seize.", "依据近一年的阀位读数。一年未动作的阀门应当活动一次：长期不动的闸阀会锈死。")) }
+            table {
+                tr { th { (lang.t("Valve", "阀门")) } th { (lang.t("Zone", "分区")) } th { (lang.t("Last moved", "最近动作")) } th { (lang.t("Last full stroke", "最近全行程")) } th { (lang.t("Took", "用时")) } th { (lang.t("Against earlier strokes", "与以往相比")) } th { (lang.t("Readings off the command", "与指令不符的读数")) } th { (lang.t("Exercise due", "应活动日期")) } }
+                @for (name, zone_name, v) in &valves {
+                    @let due = v.exercise_due(every);
+                    tr data-valve=(name) {
+                        td { (name) } td { (zone_name) }
+                        td data-k=(format!("valve-moved-{name}")) {
+                            @match (v.last_moved, v.since) {
+                                (Some(t), _) => (local(st, t, "%Y-%m-%d %H:%M")),
+                                (None, Some(s)) => (lang.t("not since ", "自 ")) (local(st, s, "%Y-%m-%d")) (lang.t("", " 起未动作")),
+                                (None, None) => (lang.t("no readings", "无读数")),
+                            }
+                        }
+                        td { (v.strokes.last().map(|s| format!("{} {}", local(st, s.end, "%Y-%m-%d %H:%M"), if s.opening { lang.t("opened", "开") } else { lang.t("closed", "关") })).unwrap_or_else(|| "—".into())) }
+                        td.n { (v.strokes.last().map(|s| format!("{} s", s.took().num_seconds())).unwrap_or_default()) }
+                        td class=(if v.slowing.is_some_and(|r| r >= 1.5) { "bad" } else { "" }) { (v.slowing.map(|r| format!("× {r:.2}")).unwrap_or_else(|| "—".into())) }
+                        td.n { (v.disagreements) }
+                        td class=(if due.is_some_and(|d| d <= Utc::now()) { "bad" } else { "" }) data-k=(format!("valve-due-{name}")) { (due.map(|d| local(st, d, "%Y-%m-%d")).unwrap_or_default()) }
+                    }
+                }
+            }
+        }
         @if let Some(z) = zone {
             h2 { (lang.t("Meters of zone", "分区计量表：")) " " (z) }
             table {
@@ -221,6 +248,11 @@ pub(super) fn network(st: &AppState, lang: Lang, zone: Option<&str>) -> Result<M
         }
     })
 }
+
+/// How far back a valve's life is read, and after how long without moving it is due to
+/// be exercised.
+const VALVE_DAYS: i64 = 400;
+const EXERCISE_DAYS: i64 = 365;
 
 /// Alerts: active and recent, with acknowledge.
 pub(super) fn alerts(st: &AppState, lang: Lang, note: Option<&str>) -> Result<Markup, StoreError> {
@@ -275,7 +307,7 @@ fn utility_rows(lang: Lang, l: &Ledger) -> Markup {
             tr {
                 th { (lang.t("Utility", "类别")) } th { (lang.t("Input", "供给量")) } th { (lang.t("Billed", "计费用量")) }
                 th { (lang.t("Non-revenue", "产销差")) } th { (lang.t("Revenue (yuan)", "收入(元)")) } th { (lang.t("Cost (yuan)", "成本(元)")) }
-                th { (lang.t("Gap (yuan)", "收支差额(元)")) } th { (lang.t("Baseline gap (yuan)", "基准年差额(元)")) } th { (lang.t("Status", "零增长目标")) }
+                th { (lang.t("Gap (yuan, cost − revenue)", "收支差额(元，成本−收入)")) } th { (lang.t("Baseline gap (yuan)", "基准年差额(元)")) } th { (lang.t("Status", "零增长目标")) }
             }
             @for u in l.utilities.iter().chain(std::iter::once(&l.combined)) {
                 @let key = u.utility.map_or("combined", Utility::as_str);
@@ -330,12 +362,12 @@ pub(super) fn ledger(st: &AppState, lang: Lang, month: Option<&str>) -> Result<R
             " · " a data-k="xlsx" href=(format!("/api/ledger/{}.xlsx?lang={code}", chosen.key())) download=(format!("ledger-{}.xlsx", chosen.key())) { (lang.t("Excel", "下载 Excel")) }
         }
         p data-k="month" { b { (chosen.key()) } " " span.muted { (local(st, l.from, "%Y-%m-%d")) " – " (local(st, l.to, "%Y-%m-%d")) @if l.frozen { " · " (lang.t("frozen", "已封账")) } } }
-        @if !l.notes.is_empty() { div.note { ul { @for n in &l.notes { li { (n) } } } } }
+        @if !l.notes.is_empty() { div.note { ul { @for n in &l.notes { li { (n.get(lang)) } } } } }
         h2 { (lang.t("Utilities", "分类汇总")) }
         (utility_rows(lang, &l))
         h2 { (lang.t("Zones", "分区")) }
         table {
-            tr { th { (lang.t("Zone", "分区")) } th { (lang.t("Net input", "净供给量")) } th { (lang.t("Billed", "计费用量")) } th { (lang.t("Losses", "漏损量")) } th { (lang.t("Non-revenue share", "产销差率")) } th { (lang.t("Revenue (yuan)", "收入(元)")) } th { (lang.t("Allocated cost (yuan)", "分摊成本(元)")) } th { (lang.t("Gap (yuan)", "收支差额(元)")) } }
+            tr { th { (lang.t("Zone", "分区")) } th { (lang.t("Net input", "净供给量")) } th { (lang.t("Billed", "计费用量")) } th { (lang.t("Losses", "漏损量")) } th { (lang.t("Non-revenue share", "产销差率")) } th { (lang.t("Revenue (yuan)", "收入(元)")) } th { (lang.t("Allocated cost (yuan)", "分摊成本(元)")) } th { (lang.t("Gap (yuan, cost − revenue)", "收支差额(元，成本−收入)")) } }
             @for z in &l.zones {
                 tr {
                     td { (z.zone) } td.n { (num(z.net_input)) } td.n { (num(z.balance.billed)) } td.n { (num(z.losses)) }
@@ -488,6 +520,6 @@ fn three_targets(t: &crate::targets::Targets, lang: Lang, tz: chrono_tz::Tz) -> 
                 @for l in &t.low_pressure { li { (l.zone) ": " (l.minutes) " " (lang.t("low-pressure minutes", "低压分钟")) } }
             }
         }
-        @for n in &t.notes { p.muted { (n) } }
+        @for n in &t.notes { p.muted { (n.get(lang)) } }
     }
 }

@@ -1,0 +1,162 @@
+//! A gate valve's life from its readings: when it last moved, its full strokes (one end
+//! to the other) with how long each took, whether it is getting slower (a valve getting
+//! slower is a valve getting stuck), how often its position disagreed with its command,
+//! and whether it is due to be exercised (gate valves that never move seize; utilities
+//! exercise them on a schedule). Pure: position and command series in, a summary out.
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// A position counts as at an end within this many percent of it.
+pub const END: f64 = 5.0;
+/// A change smaller than this between two readings is a reading's noise, not a movement.
+pub const MOVE: f64 = 2.0;
+
+/// One full stroke.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stroke {
+    /// The last reading at the end it left.
+    pub start: DateTime<Utc>,
+    /// The first reading at the end it reached.
+    pub end: DateTime<Utc>,
+    /// Towards open (closed → open) or towards closed.
+    pub opening: bool,
+}
+
+impl Stroke {
+    /// How long it took, to the resolution of the readings.
+    pub fn took(&self) -> TimeDelta {
+        self.end - self.start
+    }
+}
+
+/// What the readings say of a valve.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Life {
+    /// The last reading that differs from the one before by [`MOVE`] or more.
+    pub last_moved: Option<DateTime<Utc>>,
+    pub strokes: Vec<Stroke>,
+    /// The latest stroke's time against the median of the earlier ones of the same
+    /// direction (1.5: half as slow again); `None` without three earlier ones.
+    pub slowing: Option<f64>,
+    /// Readings whose position was more than `tolerance` off the command at the same time.
+    pub disagreements: usize,
+    /// The first reading, so that "not moved since" is said only as far as the records go.
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl Life {
+    /// When the valve is due to be exercised: `every` after it last moved, or after the
+    /// records begin when it never moved in them.
+    pub fn exercise_due(&self, every: TimeDelta) -> Option<DateTime<Utc>> {
+        self.last_moved.or(self.since).map(|t| t + every)
+    }
+}
+
+/// The life of a valve from its position readings (%, in time order) and its command
+/// readings (% at the same instants, where it has a command point).
+pub fn life(positions: &[(DateTime<Utc>, f64)], commands: &[(DateTime<Utc>, f64)], tolerance: f64) -> Life {
+    let mut out = Life { since: positions.first().map(|p| p.0), ..Default::default() };
+    // the last reading at an end, and which end
+    let mut at_end: Option<(DateTime<Utc>, bool)> = None;
+    for (i, (t, p)) in positions.iter().enumerate() {
+        if i > 0 && (p - positions[i - 1].1).abs() >= MOVE {
+            out.last_moved = Some(*t);
+        }
+        let end = if *p <= END {
+            Some(false)
+        } else if *p >= 100.0 - END {
+            Some(true)
+        } else {
+            None
+        };
+        match (end, at_end) {
+            (Some(open), Some((left, was_open))) if open != was_open => {
+                out.strokes.push(Stroke { start: left, end: *t, opening: open });
+                at_end = Some((*t, open));
+            }
+            (Some(open), _) => at_end = Some((*t, open)),
+            (None, _) => {}
+        }
+    }
+    if let Some(last) = out.strokes.last().copied() {
+        let mut earlier: Vec<i64> = out.strokes[..out.strokes.len() - 1]
+            .iter()
+            .filter(|s| s.opening == last.opening)
+            .map(|s| s.took().num_milliseconds())
+            .collect();
+        if earlier.len() >= 3 {
+            earlier.sort_unstable();
+            let median = earlier[earlier.len() / 2];
+            if median > 0 {
+                out.slowing = Some(last.took().num_milliseconds() as f64 / median as f64);
+            }
+        }
+    }
+    out.disagreements = positions
+        .iter()
+        .filter(|(t, p)| {
+            commands.binary_search_by_key(t, |c| c.0).ok().is_some_and(|i| (p - commands[i].1).abs() > tolerance)
+        })
+        .count();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_780_000_000 + s, 0).single().unwrap()
+    }
+
+    /// Closed → open → closed, read every 10 s, taking `secs` to travel each way.
+    fn cycles(n: usize, secs: &[i64]) -> Vec<(DateTime<Utc>, f64)> {
+        let mut out = vec![(at(0), 0.0)];
+        let mut t = 0;
+        for i in 0..n {
+            let took = secs[i.min(secs.len() - 1)];
+            for (from, to) in [(0.0, 100.0), (100.0, 0.0)] {
+                t += 100; // resting at the end
+                out.push((at(t), from));
+                let steps = took / 10;
+                for k in 1..=steps {
+                    out.push((at(t + 10 * k), from + (to - from) * k as f64 / steps as f64));
+                }
+                t += took;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn strokes_are_timed_and_a_slowing_valve_is_seen() {
+        let l = life(&cycles(5, &[60, 60, 60, 60, 90]), &[], 5.0);
+        assert_eq!(l.strokes.len(), 10);
+        assert!(l.strokes[0].opening && !l.strokes[1].opening);
+        assert_eq!(l.strokes[0].took(), TimeDelta::seconds(60));
+        // the last closing took 90 s against a median of 60: half as slow again
+        assert_eq!(l.slowing, Some(1.5));
+        let steady = life(&cycles(5, &[60]), &[], 5.0);
+        assert_eq!(steady.slowing, Some(1.0));
+        assert_eq!(life(&cycles(2, &[60]), &[], 5.0).slowing, None, "too few strokes to judge a trend");
+    }
+
+    #[test]
+    fn a_valve_that_never_moved_is_due_from_the_first_record() {
+        let still: Vec<(DateTime<Utc>, f64)> = (0..100).map(|i| (at(i * 3600), 100.0 + (i % 2) as f64)).collect();
+        let l = life(&still, &[], 5.0);
+        assert_eq!((l.last_moved, l.strokes.len()), (None, 0), "a 1 % flicker is not a movement");
+        assert_eq!(l.exercise_due(TimeDelta::days(365)), Some(at(0) + TimeDelta::days(365)));
+        let moved = life(&cycles(1, &[60]), &[], 5.0);
+        let last = moved.last_moved.unwrap();
+        assert_eq!(moved.exercise_due(TimeDelta::days(365)), Some(last + TimeDelta::days(365)));
+    }
+
+    #[test]
+    fn disagreements_with_the_command_are_counted_at_the_same_instants() {
+        let positions = [(at(0), 100.0), (at(10), 100.0), (at(20), 40.0), (at(30), 20.0)];
+        let commands = [(at(0), 100.0), (at(10), 20.0), (at(20), 20.0), (at(30), 20.0)];
+        assert_eq!(life(&positions, &commands, 5.0).disagreements, 2);
+    }
+}
