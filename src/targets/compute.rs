@@ -247,7 +247,7 @@ fn no_baseline_note(b: Month, missing: &[Measure]) -> Text {
 }
 
 /// Each target's status per period: the worst of its measures', unknown when one is.
-fn summary_of(rows: &[Row]) -> Vec<Summary> {
+pub(super) fn summary_of(rows: &[Row]) -> Vec<Summary> {
     let mut summary = Vec::new();
     for target in [Target::Money, Target::Safety, Target::Service] {
         for period in [Period::Month, Period::YearToDate] {

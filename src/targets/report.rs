@@ -41,6 +41,7 @@ pub fn from_store(
         ledger,
     });
     t.notes.extend(unobserved(spec));
+    blank_unobserved(&mut t, &spec.observed);
     let from_history = t.rows.iter().any(|r| {
         r.measure == super::Measure::Incidents
             && r.baseline_source == Some(crate::ledger::month::BaselineSource::History)
@@ -88,6 +89,27 @@ fn finer_than_the_baseline(
             format!("事故次数：本月进水表每 {now} 读一次，基准月（{base}）每 {then} 读一次；读数这么稀疏时看不到爆管，因此事故次数不是同口径比较"),
         )
     }))
+}
+
+/// A measure no configured device can observe has no figure: minutes of low pressure
+/// without a pressure point, interruptions without a pressure point or a flow rate. Its
+/// rows read unknown, with no status, instead of a 0 that says "none happened".
+pub(super) fn blank_unobserved(t: &mut super::Targets, observed: &std::collections::BTreeSet<Quantity>) {
+    use super::Measure;
+    let has = |q: Quantity| observed.contains(&q);
+    let observable = |m: Measure| match m {
+        Measure::LowPressureMinutes => has(Quantity::Pressure),
+        Measure::Interruptions | Measure::CustomerMinutes => has(Quantity::Pressure) || has(Quantity::WaterFlow),
+        Measure::Incidents | Measure::GapFen => true,
+    };
+    let mut blanked = false;
+    for r in t.rows.iter_mut().filter(|r| !observable(r.measure)) {
+        (r.this, r.change, r.status) = (None, None, None);
+        blanked = true;
+    }
+    if blanked {
+        t.summary = super::compute::summary_of(&t.rows);
+    }
 }
 
 /// What the configured devices cannot see, so that a count of 0 is read as "none seen by

@@ -214,3 +214,27 @@ fn a_running_month_with_no_headroom_left_is_at_risk() {
     let t = report(&alerts, &[(local(2025, 12, 1, 0, 0), now - 86_400_000)], &books(), now);
     assert_eq!(row(&t, Measure::Incidents, Period::Month).this, None);
 }
+
+#[test]
+fn a_measure_no_device_can_observe_has_no_figure() {
+    use crate::model::Quantity;
+    let alerts = march();
+    let passes = [(local(2025, 12, 1, 0, 0), local(2026, 4, 2, 9, 0))];
+    // only flow meters: no pressure point, so low-pressure minutes are unseen; flow still
+    // sees interruptions
+    let mut t = report(&alerts, &passes, &books(), local(2026, 4, 2, 9, 0));
+    let flow_only = [Quantity::WaterFlow].into_iter().collect();
+    super::report::blank_unobserved(&mut t, &flow_only);
+    let r = row(&t, Measure::LowPressureMinutes, Period::Month);
+    assert_eq!((r.this, r.change, r.status), (None, None, None));
+    assert_eq!(row(&t, Measure::Interruptions, Period::Month).this, Some(3));
+    // the service target had a breach only through low pressure: now it is unknown
+    assert_eq!(status(&t, Target::Service, Period::Month), None);
+    // nothing that sees flow or pressure: interruptions unknown too, incidents still count
+    let mut t = report(&alerts, &passes, &books(), local(2026, 4, 2, 9, 0));
+    super::report::blank_unobserved(&mut t, &Default::default());
+    for m in [Measure::Interruptions, Measure::CustomerMinutes, Measure::LowPressureMinutes] {
+        assert_eq!(row(&t, m, Period::YearToDate).this, None, "{m:?}");
+    }
+    assert_eq!(row(&t, Measure::Incidents, Period::Month).this, Some(3));
+}

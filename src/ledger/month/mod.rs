@@ -470,19 +470,21 @@ pub fn compute_from(
     };
     let (utilities, costs) = money::utility_rows(spec, &prices, &period, &booked, &mut zones, history.as_ref());
     let combined = money::combined(&utilities);
-    let year_to_date = if depth == Depth::Full {
+    let least = booked.rows.iter().filter_map(|r| r.coverage.map(|c| (r, c))).min_by(|a, b| a.1.total_cmp(&b.1));
+    let partial = least.is_some_and(|(_, c)| c < FULL_COVERAGE);
+    // A partial month is left out of the year to date and its projection, its own
+    // ledger's included: 12 times a third of a month is no year.
+    let year_to_date = if depth == Depth::Full && !partial {
         year::year_to_date(spec, month, source, corrections, &utilities, &combined)?
     } else {
         Vec::new()
     };
-    let least = booked.rows.iter().filter_map(|r| r.coverage.map(|c| (r, c))).min_by(|a, b| a.1.total_cmp(&b.1));
-    let partial = least.is_some_and(|(_, c)| c < FULL_COVERAGE);
     let partial_note = least.filter(|_| partial).map(|(r, c)| {
         let short = booked.rows.iter().filter(|r| r.coverage.is_some_and(|c| c < FULL_COVERAGE)).count();
         let (m, pct) = (format!("{}.{}", r.device, r.point), c * 100.0);
         Text::new(
-            format!("partial month: the readings of {short} meter(s) cover less of it (least: {m}, {pct:.1} %); its figures are not the whole month's, its fixed costs are booked whole, and it is left out of the year-end projection"),
-            format!("不完整月：{short} 块表的读数未覆盖全月（最少的是 {m}，{pct:.1} %）；本月数字不是全月的，固定成本按全月计，且不计入年末预测"),
+            format!("partial month: the readings of {short} meter(s) cover less of it (least: {m}, {pct:.1} %); its figures are not the whole month's, its fixed costs are booked whole, and it is left out of the year to date and the year-end projection (this ledger shows neither)"),
+            format!("不完整月：{short} 块表的读数未覆盖全月（最少的是 {m}，{pct:.1} %）；本月数字不是全月的，固定成本按全月计，且不计入本年累计和年末预测（本台账不显示这两项）"),
         )
     });
     Ok(Ledger {

@@ -302,6 +302,9 @@ fn year_to_date_sums_the_months_and_projects_the_year() {
     assert!(month(1).utilities.iter().all(|u| u.input == 0.0));
     assert!(month(1).partial && month(2).partial && !l.partial);
     assert!(month(2).notes.iter().any(|n| n.starts_with("partial month")), "{:?}", month(2).notes);
+    // February's own full ledger shows no year to date: 12 times half a month is no year
+    let february = compute(&cfg.ledger_spec(), mo(2026, 2), &samples, &[]).unwrap();
+    assert!(february.partial && february.year_to_date.is_empty(), "{:?}", february.year_to_date);
     assert_eq!(ytd.partial_months_left_out, vec![mo(2026, 1), mo(2026, 2)]);
     assert_eq!(ytd.months, 1);
     assert_eq!(ytd.gap_fen, water_gap(&l));
