@@ -131,6 +131,27 @@ enum Command {
         #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u16).range(1..=2000))]
         fleet_registers: u16,
     },
+    /// Serve a simulated RS-485 line of DL/T 645 electricity and CJ/T 188 water meters.
+    SimulateMeters {
+        /// The serial port to answer on (one end of a socat pty pair).
+        #[arg(long, conflicts_with = "listen", required_unless_present = "listen")]
+        serial: Option<PathBuf>,
+        /// Answer on TCP instead, as a serial server in transparent mode.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Simulated seconds per real second.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Simulated start time (RFC 3339); default now.
+        #[arg(long)]
+        start: Option<DateTime<Utc>>,
+        /// Print a gateway configuration that polls this line (its `device` is the port
+        /// given: write the other end of the pair there), and exit.
+        #[arg(long)]
+        print_config: bool,
+        #[arg(long, default_value = "10s")]
+        interval: String,
+    },
     /// Run the simulated pump house and the gateway together, showing live readings.
     Demo {
         #[command(flatten)]
@@ -392,6 +413,19 @@ async fn run(command: Command) -> Result<Report, Failure> {
             let args = sim.into_args()?;
             let print = print_config.then_some(interval.as_str());
             cli::demo::simulate(&listen, &args, fleet.map(|n| (n, fleet_registers)), print).await?;
+            Ok(Report::default())
+        }
+        Command::SimulateMeters { serial, listen, speed, start, print_config, interval } => {
+            if !(speed.is_finite() && speed > 0.0 && speed <= 100_000.0) {
+                return Err(anyhow::anyhow!("--speed {speed} must be above 0 and at most 100000").into());
+            }
+            let serve = match (&serial, &listen) {
+                (Some(p), _) => cli::demo::meter_line::Serve::Serial(p),
+                (None, Some(a)) => cli::demo::meter_line::Serve::Tcp(a),
+                (None, None) => return Err(anyhow::anyhow!("give --serial PATH or --listen HOST:PORT").into()),
+            };
+            let print = print_config.then_some(interval.as_str());
+            cli::demo::meter_line::simulate_meters(serve, speed, start, print).await?;
             Ok(Report::default())
         }
         Command::Demo { sim, interval, duration, json, store, http, history, influxdb, mqtt, token_file } => {

@@ -77,6 +77,7 @@ prop_compose! {
                 _ => Transform::None,
             },
             description: String::new(),
+            item: None,
         }
     }
 }
@@ -122,6 +123,7 @@ proptest! {
             vectors: Vec::new(),
             ratings: Default::default(),
             source: None,
+            protocol: Default::default(),
         };
         let mut image = RegisterImage::default();
         for (t, start, data) in blocks {

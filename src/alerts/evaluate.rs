@@ -65,7 +65,8 @@ impl<'s, 'a> Pass<'s, 'a> {
                 .map(|(ts, v)| Sample { ts, value: Some(v), good: true })
                 .collect();
             let interval = spec.device(&m.device).map(|d| d.interval).unwrap_or(std::time::Duration::from_secs(600));
-            let ms = MeterSpec { rollover_at: None, max_rate: None, expected_interval: interval };
+            // the meter's wrap, so that a register passing zero is consumption, not a reset
+            let ms = MeterSpec { rollover_at: m.rollover_at, max_rate: None, expected_interval: interval };
             let c = intervals::consumption(&samples, &[], &ms);
             let h = intervals::hourly(&c.intervals, from - TimeDelta::days(29), to);
             estimated.insert(m.id(), h.iter().filter(|(_, b)| b.estimated > 1e-9).map(|(t, _)| *t).collect());

@@ -1,6 +1,6 @@
 //! CJ/T 188 (2004, 2018) meters — the remotely read water, heat and gas meters on M-Bus
 //! or on RS-485 behind a converter: the frame codec, the meter-data read (901FH) and the
-//! valve command (A017H) prepaid meters take. Pure: bytes in, values out; no line I/O yet.
+//! valve command (A017H) prepaid meters take. Pure: bytes in, values out; [`link`] puts them on a line.
 //!
 //! The frame (CJ/T 188-2004 clause 5, unchanged in 2018):
 //!
@@ -177,6 +177,84 @@ pub struct MeterData {
     pub battery_low: bool,
 }
 
+/// What a profile's point takes from a meter-data answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The current cumulative volume, m³.
+    Total,
+    /// The cumulative volume on the last settlement day, m³.
+    Settled,
+    /// 1 when the valve is closed, 0 when open (abnormal has no value).
+    ValveClosed,
+    /// 1 when the battery is low.
+    BatteryLow,
+}
+
+impl Field {
+    pub fn parse(s: &str) -> Option<Field> {
+        Some(match s {
+            "total" => Field::Total,
+            "settled" => Field::Settled,
+            "valve_closed" => Field::ValveClosed,
+            "battery_low" => Field::BatteryLow,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Total => "total",
+            Field::Settled => "settled",
+            Field::ValveClosed => "valve_closed",
+            Field::BatteryLow => "battery_low",
+        }
+    }
+}
+
+impl MeterData {
+    /// The field's value; `None` for a valve that reports itself abnormal.
+    pub fn get(&self, field: Field) -> Option<f64> {
+        match field {
+            Field::Total => Some(self.total_m3),
+            Field::Settled => Some(self.settled_m3),
+            Field::ValveClosed => match self.valve {
+                Valve::Open => Some(0.0),
+                Valve::Closed => Some(1.0),
+                Valve::Abnormal => None,
+            },
+            Field::BatteryLow => Some(f64::from(u8::from(self.battery_low))),
+        }
+    }
+}
+
+/// The meter-data answer a meter holding `data` gives to `request` (for the simulator and
+/// tests): volumes in m³ to the hundredth.
+pub fn data_answer(request: &Frame, data: &MeterData) -> Frame {
+    let mut out = vec![request.data.first().copied().unwrap_or(0x90), request.data.get(1).copied().unwrap_or(0x1F)];
+    out.push(request.data.get(2).copied().unwrap_or(0));
+    for v in [data.total_m3, data.settled_m3] {
+        let mut n = (v * 100.0).round().clamp(0.0, 99_999_999.0) as u64;
+        for _ in 0..4 {
+            let d = (n % 100) as u8;
+            out.push(((d / 10) << 4) | (d % 10));
+            n /= 100;
+        }
+        out.push(0x2C);
+    }
+    let t = data.meter_time;
+    use chrono::{Datelike, Timelike};
+    let to = |v: u32| (((v / 10) % 10) << 4 | (v % 10)) as u8;
+    let y = t.year().max(0) as u32;
+    out.extend([to(t.second()), to(t.minute()), to(t.hour()), to(t.day()), to(t.month()), to(y % 100), to(y / 100)]);
+    let valve = match data.valve {
+        Valve::Open => 0,
+        Valve::Closed => 1,
+        Valve::Abnormal => 3,
+    };
+    out.extend([valve | if data.battery_low { 0x04 } else { 0 }, 0x00]);
+    Frame { meter_type: request.meter_type, address: request.address, control: request.control | 0x80, data: out }
+}
+
 fn bcd(b: u8) -> Result<u32, Error> {
     let (hi, lo) = (b >> 4, b & 0x0F);
     if hi > 9 || lo > 9 {
@@ -211,7 +289,11 @@ pub fn read_answer(request: &Frame, answer: &Frame) -> Result<MeterData, Error> 
     if answer.control & 0x40 != 0 {
         return Err(Error::Abnormal(answer.data.get(3).copied().unwrap_or(0)));
     }
-    let d = &answer.data;
+    parse_data(&answer.data)
+}
+
+/// The meter data in an answer's DATA (DI0 DI1 SER and the 19 data bytes).
+pub fn parse_data(d: &[u8]) -> Result<MeterData, Error> {
     if d.len() < 22 {
         return Err(Error::Short(d.len()));
     }
@@ -278,6 +360,31 @@ mod tests {
         assert_eq!(read_answer(&req, &answer(0x00, 0x29)).unwrap().total_m3, 1.23456);
         assert_eq!(read_answer(&req, &answer(0x00, 0x35)), Err(Error::Unit(0x35)));
         assert_eq!(read_answer(&req, &answer(0x03, 0x2C)).unwrap().valve, Valve::Abnormal);
+    }
+
+    #[test]
+    fn the_simulators_answer_reads_back() {
+        let req = read_request(COLD_WATER, meter(), 7);
+        let data = MeterData {
+            total_m3: 1234.56,
+            settled_m3: 1200.0,
+            meter_time: NaiveDate::from_ymd_opt(2026, 12, 5).unwrap().and_hms_opt(9, 30, 15).unwrap(),
+            valve: Valve::Open,
+            battery_low: false,
+        };
+        let back = data_answer(&req, &data);
+        assert_eq!(back, answer(0x00, 0x2C).with_ser_and_settled(7, [0x00, 0x00, 0x12, 0x00]));
+        assert_eq!(read_answer(&req, &back).unwrap(), data);
+        assert_eq!(data.get(Field::ValveClosed), Some(0.0));
+        assert_eq!(Field::parse("total"), Some(Field::Total));
+    }
+
+    impl Frame {
+        fn with_ser_and_settled(mut self, ser: u8, settled: [u8; 4]) -> Frame {
+            self.data[2] = ser;
+            self.data[8..12].copy_from_slice(&settled);
+            self
+        }
     }
 
     #[test]

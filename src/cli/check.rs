@@ -47,18 +47,39 @@ pub fn plan_report(cfg: &Config) -> String {
         for d in devices {
             let plan = d.plan();
             let registers: u32 = plan.iter().map(|r| u32::from(r.count)).sum();
+            let exchanges = d.profile.exchanges();
             let _ = writeln!(
                 out,
-                "  device {} (unit {}, profile {}, zone {}, every {}): {} point(s) in {} request(s) per cycle",
+                "  device {} ({}, profile {}, zone {}, every {}): {} point(s) in {} request(s) per cycle",
                 d.name,
-                d.unit,
+                match &d.meter {
+                    Some(m) => format!("{} meter {m}", d.profile.protocol.name()),
+                    None => format!("unit {}", d.unit),
+                },
                 d.profile.name,
                 d.zone,
                 humantime::format_duration(d.interval),
                 d.profile.points.len(),
-                plan.len()
+                plan.len() + exchanges.len()
             );
             let mut line_time = Duration::ZERO;
+            for x in &exchanges {
+                let names: Vec<&str> = x.points.iter().map(|&i| &*d.profile.points[i].name).collect();
+                let mut timing = String::new();
+                if let Some((baud, bits)) = bus.transport.line() {
+                    let t = x.line_time(baud, bits, bus.gap);
+                    line_time += t;
+                    timing = format!(" ~{:.1} ms", t.as_secs_f64() * 1000.0);
+                }
+                let _ = writeln!(
+                    out,
+                    "    {} ({}+{} bytes){timing}  {}",
+                    x.what,
+                    x.request_bytes,
+                    x.answer_bytes,
+                    names.join(", ")
+                );
+            }
             for r in &plan {
                 let names: Vec<&str> = r.points.iter().map(|&i| &*d.profile.points[i].name).collect();
                 let mut timing = String::new();
@@ -82,7 +103,8 @@ pub fn plan_report(cfg: &Config) -> String {
             if bus.transport.line().is_some() {
                 let share = line_time.as_secs_f64() / d.interval.as_secs_f64();
                 utilisation += share;
-                let _ = writeln!(out, "    line time per cycle ~{:.1} ms ({:.1} % of the interval; device turnaround not included), {registers} registers", line_time.as_secs_f64() * 1000.0, share * 100.0);
+                let registers = if d.meter.is_some() { String::new() } else { format!(", {registers} registers") };
+                let _ = writeln!(out, "    line time per cycle ~{:.1} ms ({:.1} % of the interval; device turnaround not included){registers}", line_time.as_secs_f64() * 1000.0, share * 100.0);
             }
         }
         if bus.transport.line().is_some() {

@@ -253,3 +253,5 @@ fn from_config(c: config::Config, source: &str, mode: Mode) -> Result<(Config, D
 mod tests;
 #[cfg(test)]
 mod tests_advice;
+#[cfg(test)]
+mod tests_meters;

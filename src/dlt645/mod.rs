@@ -11,16 +11,17 @@
 //! read address 13H, answered 93H. DATA of a 2007 read is the identifier DI0…DI3 (least
 //! significant first); of a 1997 read, DI0 DI1.
 //!
-//! The transport and the poller that put these on a line beside Modbus devices are not
-//! here yet; this module is pure.
+//! [`link`] exchanges frames on a line; the bus poller (`modbus::poller`) puts meters on
+//! the same lines as Modbus devices. Everything else here is pure.
 
 pub mod data;
 pub mod frame;
+pub mod link;
 
 use frame::{Address, Frame};
 
 /// Which edition a meter speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Edition {
     /// DL/T 645-2007: 4-byte identifiers, usually 2400 baud 8E1.
     V2007,

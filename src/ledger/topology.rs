@@ -297,6 +297,7 @@ pub fn validate(
             match totalizer(d, z.utility, point) {
                 Ok(p) => {
                     if place(dev, &p, path.clone(), &path, diags) {
+                        let dev_point = p.clone();
                         topo.meters.push(Meter {
                             device: dev.into(),
                             point: p,
@@ -304,7 +305,7 @@ pub fn validate(
                             utility: z.utility,
                             role: Role::Inlet,
                             category: None,
-                            rollover_at: None,
+                            rollover_at: modulus(d, &dev_point),
                             max_rate: None,
                         });
                     }
@@ -354,6 +355,7 @@ pub fn validate(
         match totalizer(d, z.utility, m.point.as_deref()) {
             Ok(p) => {
                 if place(dev, &p, path.clone(), &path, diags) {
+                    let dev_point = p.clone();
                     topo.meters.push(Meter {
                         device: dev.into(),
                         point: p,
@@ -361,7 +363,7 @@ pub fn validate(
                         utility: z.utility,
                         role,
                         category: m.category.clone(),
-                        rollover_at,
+                        rollover_at: rollover_at.or_else(|| modulus(d, &dev_point)),
                         max_rate: m.max_rate,
                     });
                 }
@@ -446,6 +448,12 @@ fn check_tree(topo: &Topology, zone_index: &HashMap<String, usize>, diags: &mut 
             );
         }
     }
+}
+
+/// Where the register of a device's point wraps, when its protocol fixes it (a DL/T 645
+/// or CJ/T 188 meter's BCD register); `rollover_at` in `[[meters]]` overrides it.
+fn modulus(d: &KnownDevice<'_>, point: &str) -> Option<f64> {
+    d.profile.points.iter().find(|p| &*p.name == point).and_then(|p| p.register_modulus())
 }
 
 /// A device's totalizer point of a utility: the one named, else its first.

@@ -55,6 +55,8 @@ pub struct RawDevice {
     pub name: Option<String>,
     pub bus: Option<String>,
     pub unit: Option<i64>,
+    /// A DL/T 645 or CJ/T 188 meter's address (instead of `unit`).
+    pub address: Option<String>,
     pub profile: Option<String>,
     pub zone: Option<String>,
     pub interval: Option<String>,
@@ -160,7 +162,10 @@ pub struct Bus {
 pub struct Device {
     pub name: Arc<str>,
     pub bus: Arc<str>,
+    /// The Modbus unit id (0 for a meter, which has `meter` instead).
     pub unit: u8,
+    /// A DL/T 645 or CJ/T 188 meter's address; `None` for a Modbus device.
+    pub meter: Option<super::meter_config::MeterAddress>,
     pub profile: Arc<Profile>,
     pub zone: Arc<str>,
     pub interval: Duration,
@@ -173,6 +178,9 @@ pub struct Device {
 
 impl Device {
     pub fn plan(&self) -> Vec<planner::Request> {
+        if self.meter.is_some() {
+            return Vec::new(); // a meter is read by identifier, not by register
+        }
         planner::plan(&self.profile.points, self.limits)
     }
 }
@@ -368,6 +376,8 @@ pub fn devices(
     let mut devices = Vec::new();
     let mut device_names: HashMap<String, usize> = HashMap::new();
     let mut units: HashMap<(String, u8), (usize, String)> = HashMap::new();
+    let mut meters = super::meter_config::OnBus::new();
+    let mut warned = super::meter_config::Warned::new();
     for (i, rd) in raw_devices {
         let path = format!("devices[{i}]");
         let name = check_name(&rd.name, &path, "device", diags);
@@ -377,7 +387,15 @@ pub fn devices(
             }
         }
         let bus = bus_of(rd, &path, buses, bus_index, diags);
+        let profile = profile_of(rd, &path, profiles, own_profiles, diags);
+        let meter = match &profile {
+            Some(p) => super::meter_config::meter_address(rd, p, bus.as_ref(), &path, &mut warned, diags),
+            None => super::meter_config::Addressing::Modbus,
+        };
+        super::meter_config::once_on_its_bus(&meter, rd, (*i, &name), &mut meters, diags);
+        let is_meter = profile.as_ref().is_some_and(|p| p.protocol != super::profile::Protocol::Modbus);
         let unit = match rd.unit {
+            _ if is_meter => Some(0),
             None => {
                 diags.error(format!("{path}.unit"), "missing: the device's Modbus unit id (1..=247)");
                 None
@@ -391,7 +409,7 @@ pub fn devices(
                 None
             }
         };
-        if let (Some(b), Some(u), Some(n)) = (rd.bus.as_deref(), unit, &name) {
+        if let (Some(b), Some(u @ 1..), Some(n)) = (rd.bus.as_deref(), unit, &name) {
             if let Some((first, other)) = units.insert((b.to_string(), u), (*i, n.clone())) {
                 diags.error(
                     format!("{path}.unit"),
@@ -399,7 +417,6 @@ pub fn devices(
                 );
             }
         }
-        let profile = profile_of(rd, &path, profiles, own_profiles, diags);
         let zone = match rd.zone.as_deref() {
             Some(z) => check_name(&Some(z.to_string()), &format!("{path}.zone"), "zone", diags).map(|z| z.to_string()),
             None => Some("unzoned".to_string()),
@@ -441,11 +458,14 @@ pub fn devices(
         if rd.enabled == Some(false) {
             continue;
         }
-        if let (Some(name), Some(bus), Some(unit), Some(profile), Some(zone)) = (name, bus, unit, profile, zone) {
+        if let (Some(name), Some(bus), Some(unit), Some(profile), Some(zone), Some(meter)) =
+            (name, bus, unit, profile, zone, meter.valid())
+        {
             devices.push(Device {
                 name: name.into(),
                 bus: bus.name.clone(),
                 unit,
+                meter,
                 profile,
                 zone: zone.into(),
                 interval,

@@ -203,7 +203,10 @@ impl Profile {
     pub fn check_vectors(&self) -> Vec<String> {
         let mut failures = Vec::new();
         for (vi, v) in self.vectors.iter().enumerate() {
-            let decoded = self.decode(&v.image);
+            let decoded = match &v.answers {
+                Some(a) => self.decode_answers(a),
+                None => self.decode(&v.image),
+            };
             let label = if v.description.is_empty() { format!("vector {vi}") } else { v.description.clone() };
             for (i, p) in self.points.iter().enumerate() {
                 let d = &decoded[i];

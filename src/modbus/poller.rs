@@ -72,7 +72,7 @@ impl DeviceStats {
         self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn failed(&self, why: String) {
+    pub(super) fn failed(&self, why: String) {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
     }
 
@@ -87,7 +87,7 @@ impl DeviceStats {
         }
     }
 
-    fn count_exception(&self, points: &[Arc<str>]) {
+    pub(super) fn count_exception(&self, points: &[Arc<str>]) {
         self.exceptions.fetch_add(1, Ordering::Relaxed);
         let mut m = self.point_exceptions.lock().unwrap_or_else(|e| e.into_inner());
         for p in points {
@@ -103,33 +103,49 @@ pub fn new_stats(devices: &[Device]) -> Stats {
     Arc::new(devices.iter().map(|d| (d.name.to_string(), Arc::new(DeviceStats::default()))).collect())
 }
 
-struct Conn {
-    ctx: Context,
+/// What a connection speaks: a Modbus client, or the bare line for DL/T 645 and CJ/T 188
+/// meters. One serial line may carry both; the connection is reopened as the other kind
+/// when the next device on the line speaks the other protocol.
+pub(super) enum Link {
+    Modbus(Context),
+    Meter(Box<dyn crate::dlt645::link::Line>),
+}
+
+pub(super) struct Conn {
+    pub(super) link: Link,
     /// When the line last fell silent (end of the last answer), for the gap.
-    last_end: Instant,
+    pub(super) last_end: Instant,
 }
 
 /// Idle connections of one bus.
-struct Pool {
+pub(super) struct Pool {
     transport: Transport,
-    timeout: Duration,
-    gap: Duration,
+    pub(super) timeout: Duration,
+    pub(super) gap: Duration,
     idle: Mutex<Vec<Conn>>,
 }
 
 impl Pool {
-    async fn take(&self) -> io::Result<Conn> {
+    /// An open connection of the kind asked for (`meter`: a bare line).
+    pub(super) async fn take(&self, meter: bool) -> io::Result<Conn> {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         match idle {
-            Some(c) => Ok(c),
-            None => {
-                let ctx = transport::connect(&self.transport, self.timeout).await?;
-                Ok(Conn { ctx, last_end: Instant::now() })
+            Some(c) if matches!(c.link, Link::Meter(_)) == meter => Ok(c),
+            other => {
+                // the other kind: closed first, so the serial port can be opened again,
+                // and the line's silence kept across the switch
+                let last_end = other.map_or_else(Instant::now, |c| c.last_end);
+                let link = if meter {
+                    Link::Meter(transport::open_line(&self.transport, self.timeout).await?)
+                } else {
+                    Link::Modbus(transport::connect(&self.transport, self.timeout).await?)
+                };
+                Ok(Conn { link, last_end })
             }
         }
     }
 
-    fn give(&self, c: Conn) {
+    pub(super) fn give(&self, c: Conn) {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(c);
     }
 }
@@ -146,13 +162,13 @@ pub struct PollOutcome {
 
 /// Everything a device poll needs, cheap to clone into a task.
 #[derive(Clone)]
-struct Job {
-    device: Device,
-    site: Arc<str>,
+pub(super) struct Job {
+    pub(super) device: Device,
+    pub(super) site: Arc<str>,
     plan: Arc<Vec<Request>>,
     split: Arc<HashSet<usize>>,
-    stats: Arc<DeviceStats>,
-    pool: Arc<Pool>,
+    pub(super) stats: Arc<DeviceStats>,
+    pub(super) pool: Arc<Pool>,
 }
 
 enum Attempt {
@@ -175,8 +191,10 @@ async fn read(ctx: &mut Context, table: Table, start: u16, count: u16) -> tokio_
 }
 
 impl Job {
-    async fn attempt(&self, req: &Request) -> Attempt {
-        let mut conn = match self.pool.take().await {
+    /// A connection of the kind asked for, after the line's gap of silence; `None` (counted
+    /// and told) when it cannot be opened.
+    pub(super) async fn connection(&self, meter: bool) -> Option<Conn> {
+        let conn = match self.pool.take(meter).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(device = %self.device.name, error = %e, "connect failed");
@@ -185,15 +203,19 @@ impl Job {
                 self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
                 self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
                 self.stats.failed(format!("cannot connect to {}: {e}", self.pool.transport));
-                return Attempt::Transport;
+                return None;
             }
         };
-        let quiet_until = conn.last_end + self.pool.gap;
-        tokio::time::sleep_until(quiet_until).await;
-        conn.ctx.set_slave(Slave(self.device.unit));
+        tokio::time::sleep_until(conn.last_end + self.pool.gap).await;
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let result =
-            tokio::time::timeout(self.pool.timeout, read(&mut conn.ctx, req.table, req.start, req.count)).await;
+        Some(conn)
+    }
+
+    async fn attempt(&self, req: &Request) -> Attempt {
+        let Some(mut conn) = self.connection(false).await else { return Attempt::Transport };
+        let Link::Modbus(ctx) = &mut conn.link else { return Attempt::Transport };
+        ctx.set_slave(Slave(self.device.unit));
+        let result = tokio::time::timeout(self.pool.timeout, read(ctx, req.table, req.start, req.count)).await;
         conn.last_end = Instant::now();
         match result {
             Ok(Ok(Ok(data))) if data.len() == usize::from(req.count) => {
@@ -233,6 +255,9 @@ impl Job {
         #[cfg(test)]
         if PANIC_ON.lock().unwrap_or_else(|e| e.into_inner()).as_deref() == Some(&*self.device.name) {
             panic!("poll of {} failed", self.device.name);
+        }
+        if let Some(meter) = self.device.meter {
+            return self.poll_meter(meter).await;
         }
         let started = Instant::now();
         let points = &self.device.profile.points;
@@ -296,9 +321,23 @@ impl Job {
                 }
             }
         }
-        let ts = Utc::now();
         let decoded = self.device.profile.decode(&image);
-        let readings: Vec<Reading> = points
+        self.outcome(decoded, answered, split, started)
+    }
+
+    /// The poll's readings, one per point, stamped now; the cycle counted.
+    pub(super) fn outcome(
+        &self,
+        decoded: Vec<super::decode::Decoded>,
+        answered: bool,
+        split: Vec<usize>,
+        started: Instant,
+    ) -> PollOutcome {
+        let ts = Utc::now();
+        let readings: Vec<Reading> = self
+            .device
+            .profile
+            .points
             .iter()
             .zip(decoded)
             .map(|(p, d)| Reading {

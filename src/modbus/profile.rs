@@ -166,6 +166,49 @@ pub enum Transform {
     },
 }
 
+/// What a profile's device speaks. A Modbus point is read from registers; a meter point
+/// by its identifier (DL/T 645) or from the meter-data answer (CJ/T 188).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Protocol {
+    #[default]
+    Modbus,
+    Dlt645(crate::dlt645::Edition),
+    /// With the meter-type byte its frames carry (10H cold water, …).
+    Cjt188 {
+        meter_type: u8,
+    },
+}
+
+impl Protocol {
+    pub fn parse(s: &str) -> Option<Protocol> {
+        Some(match s {
+            "modbus" => Protocol::Modbus,
+            "dlt645-2007" | "dlt645" => Protocol::Dlt645(crate::dlt645::Edition::V2007),
+            "dlt645-1997" => Protocol::Dlt645(crate::dlt645::Edition::V1997),
+            "cjt188" => Protocol::Cjt188 { meter_type: crate::cjt188::COLD_WATER },
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Modbus => "Modbus",
+            Protocol::Dlt645(crate::dlt645::Edition::V2007) => "DL/T 645-2007",
+            Protocol::Dlt645(crate::dlt645::Edition::V1997) => "DL/T 645-1997",
+            Protocol::Cjt188 { .. } => "CJ/T 188",
+        }
+    }
+}
+
+/// Where a meter point's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MeterItem {
+    /// A DL/T 645 identifier and its BCD format.
+    Dlt645 { di: u32, format: crate::dlt645::data::Format },
+    /// A field of the CJ/T 188 meter-data answer.
+    Cjt188(crate::cjt188::Field),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
     pub name: Arc<str>,
@@ -185,6 +228,8 @@ pub struct Point {
     pub exponent_offset: i32,
     pub transform: Transform,
     pub description: String,
+    /// A meter point's source (`None` for a Modbus point, read from `table`/`address`).
+    pub item: Option<MeterItem>,
 }
 
 impl Point {
@@ -215,7 +260,27 @@ impl Point {
             exponent_offset: 0,
             transform: Transform::None,
             description: String::new(),
+            item: None,
         }
+    }
+
+    /// Where a meter's own register wraps to zero, when its protocol fixes it (scaled like
+    /// the value): a DL/T 645 BCD register of n bytes and d decimals at 10^(2n−d) — the
+    /// 6-digit XXXXXX.XX kWh at 1 000 000 — and CJ/T 188's XXXXXX.XX m³ at 1 000 000.
+    pub fn register_modulus(&self) -> Option<f64> {
+        let m = match self.item? {
+            MeterItem::Dlt645 { format, .. } if !format.signed => {
+                10f64.powi(2 * i32::from(format.bytes) - i32::from(format.decimals))
+            }
+            MeterItem::Cjt188(crate::cjt188::Field::Total | crate::cjt188::Field::Settled) => 1e6,
+            _ => return None,
+        };
+        Some(m * self.scale)
+    }
+
+    /// A meter point: its value is `item`'s × `scale`.
+    pub fn meter(name: &str, item: MeterItem, quantity: Quantity, unit: &str, scale: f64) -> Point {
+        Point { quantity, unit: unit.into(), scale, item: Some(item), ..Point::for_test(name, DataType::F64) }
     }
 }
 
@@ -225,6 +290,8 @@ pub struct Vector {
     pub image: RegisterImage,
     pub expect: BTreeMap<String, f64>,
     pub expect_quality: BTreeMap<String, String>,
+    /// A meter profile's vector: what the meter answered (instead of `image`).
+    pub answers: Option<super::meter_profile::Answers>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -237,6 +304,7 @@ pub struct Profile {
     pub ratings: Ratings,
     /// The TOML text of a built-in profile, for `profiles show`.
     pub source: Option<&'static str>,
+    pub protocol: Protocol,
 }
 
 /// A device's electrical ratings as its profile gives them.
@@ -306,6 +374,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("analog-4-20ma", include_str!("../../profiles/analog-4-20ma.toml")),
     ("valve-actuator", include_str!("../../profiles/valve-actuator.toml")),
     ("water-quality-analyser", include_str!("../../profiles/water-quality-analyser.toml")),
+    ("dlt645-single-phase", include_str!("../../profiles/dlt645-single-phase.toml")),
+    ("dlt645-three-phase", include_str!("../../profiles/dlt645-three-phase.toml")),
+    ("dlt645-1997", include_str!("../../profiles/dlt645-1997.toml")),
+    ("cjt188-cold-water", include_str!("../../profiles/cjt188-cold-water.toml")),
 ];
 
 /// Parses a register-map number such as 30001 or 400010 into (table, 0-based address).

@@ -13,6 +13,10 @@ use crate::model::Quantity;
 #[serde(deny_unknown_fields)]
 pub struct RawProfile {
     pub name: Option<String>,
+    /// `modbus` (default), `dlt645-2007`, `dlt645-1997` or `cjt188`.
+    pub protocol: Option<String>,
+    /// CJ/T 188: the meter type (`cold_water`, `hot_water`, …, or a byte such as `0x10`).
+    pub meter_type: Option<String>,
     pub description: Option<String>,
     #[serde(default)]
     pub points: Vec<RawPoint>,
@@ -38,6 +42,11 @@ pub struct RawRatings {
 #[serde(deny_unknown_fields)]
 pub struct RawPoint {
     pub name: Option<String>,
+    /// DL/T 645: the data identifier, `00010000` (2007) or `9010` (1997).
+    pub id: Option<String>,
+    /// CJ/T 188: the field of the meter-data answer (`total`, `settled`, `valve_closed`,
+    /// `battery_low`).
+    pub field: Option<String>,
     pub table: Option<String>,
     pub address: Option<i64>,
     /// Alternative to table + address: the 1-based "Modicon" number of register maps,
@@ -80,6 +89,10 @@ pub struct RawVector {
     /// point name → expected quality code (`out_of_range`, …); default `good`.
     #[serde(default)]
     pub expect_quality: BTreeMap<String, String>,
+    /// A meter profile's vector: point name (DL/T 645) or `901F` (CJ/T 188) → the
+    /// answer's bytes in hex, 33H removed.
+    #[serde(default)]
+    pub answers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -116,6 +129,7 @@ pub fn builtin_profiles(diags: &mut Diagnostics) -> Vec<Profile> {
 
 fn validate_point(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option<(Point, Option<String>)> {
     let before = diags.items.len();
+    refuse_meter_fields(raw, path, diags);
     let name = raw.name.clone().unwrap_or_default();
     if name.is_empty() {
         diags.error(format!("{path}.name"), "every point needs a name");
@@ -224,9 +238,22 @@ fn validate_point(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option
             exponent_offset,
             transform,
             description: raw.description.clone().unwrap_or_default(),
+            item: None,
         },
         raw.exponent_from.clone(),
     ))
+}
+
+/// A Modbus point with a meter point's fields.
+fn refuse_meter_fields(raw: &RawPoint, path: &str, diags: &mut Diagnostics) {
+    for (field, given) in [("id", raw.id.is_some()), ("field", raw.field.is_some())] {
+        if given {
+            diags.error(
+                format!("{path}.{field}"),
+                format!("a Modbus point has no `{field}`; a meter's profile sets protocol = \"dlt645-2007\", \"dlt645-1997\" or \"cjt188\""),
+            );
+        }
+    }
 }
 
 /// Where a point is: `register = 40001` style, or `table` and `address`.
@@ -306,7 +333,7 @@ fn bit(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option<u8> {
 }
 
 /// What a point measures.
-fn quantity(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option<Quantity> {
+pub(super) fn quantity(raw: &RawPoint, path: &str, diags: &mut Diagnostics) -> Option<Quantity> {
     match raw.quantity.as_deref() {
         Some(q) => Quantity::parse(q).or_else(|| {
             let all: Vec<&str> = Quantity::ALL.iter().map(|q| q.as_str()).collect();
@@ -385,6 +412,9 @@ fn validate_vector(
     path: &str,
     diags: &mut Diagnostics,
 ) -> Option<Vector> {
+    if !raw.answers.is_empty() {
+        diags.error(format!("{path}.answers"), "a Modbus profile's vector gives `registers`, not answers");
+    }
     let mut image = RegisterImage::default();
     let mut ok = true;
     for (i, b) in raw.registers.iter().enumerate() {
@@ -416,11 +446,15 @@ fn validate_vector(
         image,
         expect: raw.expect.clone(),
         expect_quality: raw.expect_quality.clone(),
+        answers: None,
     })
 }
 
 /// Validates a profile as written, pushing every problem under `path`.
 pub fn validate_profile(raw: &RawProfile, path: &str, diags: &mut Diagnostics) -> Option<Profile> {
+    if raw.protocol.as_deref().is_some_and(|p| p != "modbus") {
+        return super::meter_profile::validate(raw, path, diags);
+    }
     let before = diags.items.len();
     let name = raw.name.clone().unwrap_or_default();
     if name.is_empty() {
@@ -514,6 +548,7 @@ pub fn validate_profile(raw: &RawProfile, path: &str, diags: &mut Diagnostics) -
         vectors,
         ratings,
         source: None,
+        protocol: super::profile::Protocol::Modbus,
     };
     for f in profile.check_vectors() {
         diags.error(format!("{path}.vectors"), f);

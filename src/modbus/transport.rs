@@ -1,4 +1,4 @@
-//! Opening a Modbus client on each kind of bus. Everything here is I/O; what a transport
+//! Opening a Modbus client on each kind of bus, or the bare line a meter is on. Everything here is I/O; what a transport
 //! failure means for polling is decided in the poller.
 
 use std::io;
@@ -9,6 +9,7 @@ use tokio_modbus::client::{rtu, tcp, Context};
 use tokio_serial::{SerialPort, SerialPortBuilderExt};
 
 use super::config::{Parity, Transport};
+use crate::dlt645::link::Line;
 
 /// Connects (or opens the serial port) within `timeout`.
 pub async fn connect(transport: &Transport, timeout: Duration) -> io::Result<Context> {
@@ -21,6 +22,23 @@ pub async fn connect(transport: &Transport, timeout: Duration) -> io::Result<Con
             let stream = tcp_connect(address, timeout).await?;
             Ok(rtu::attach(stream))
         }
+        Transport::Rtu { .. } => Ok(rtu::attach(open_serial(transport)?)),
+    }
+}
+
+/// Opens the byte line a DL/T 645 or CJ/T 188 meter is on: the serial port, or the TCP
+/// connection to a serial server in transparent mode.
+pub async fn open_line(transport: &Transport, timeout: Duration) -> io::Result<Box<dyn Line>> {
+    match transport {
+        Transport::Tcp { address } | Transport::RtuOverTcp { address, .. } => {
+            Ok(Box::new(tcp_connect(address, timeout).await?))
+        }
+        Transport::Rtu { .. } => Ok(Box::new(open_serial(transport)?)),
+    }
+}
+
+fn open_serial(transport: &Transport) -> io::Result<tokio_serial::SerialStream> {
+    match transport {
         Transport::Rtu { device, baud, parity, stop_bits, data_bits } => {
             let path = device.to_string_lossy().into_owned();
             let port = tokio_serial::new(&path, *baud)
@@ -36,8 +54,9 @@ pub async fn connect(transport: &Transport, timeout: Duration) -> io::Result<Con
             // Bytes left from an answer that arrived after we gave up on it would be read
             // as the answer to the next request: start clean.
             let _ = port.clear(tokio_serial::ClearBuffer::All);
-            Ok(rtu::attach(port))
+            Ok(port)
         }
+        _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a serial line")),
     }
 }
 

@@ -11,6 +11,7 @@
 //! device silenced by a scenario gets no answer at all.
 
 pub mod demand;
+pub mod meters;
 pub mod model;
 pub mod registers;
 pub mod scenario;

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use super::probe::reading_json;
 
 pub mod history;
+pub mod meter_line;
 pub mod screen;
 use crate::config::{self, Config, Mode};
 use crate::gateway::{shutdown_signal, Gateway, SHUTDOWN_DEADLINE};

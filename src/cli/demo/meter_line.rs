@@ -1,0 +1,62 @@
+//! `pumphouse simulate-meters`: a line of DL/T 645 and CJ/T 188 meters on a serial port
+//! (one end of a socat pty pair) or on TCP, as a serial server in transparent mode.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use tokio::net::TcpListener;
+use tokio_serial::SerialPortBuilderExt;
+
+use crate::sim::{meters, Clock};
+
+/// Where the line is served.
+pub enum Serve<'a> {
+    Serial(&'a Path),
+    Tcp(&'a str),
+}
+
+pub async fn simulate_meters(
+    serve: Serve<'_>,
+    speed: f64,
+    start: Option<DateTime<Utc>>,
+    print_config: Option<&str>,
+) -> anyhow::Result<()> {
+    let line = meters::dormitory_line();
+    if let Some(interval) = print_config {
+        let bus = match &serve {
+            Serve::Serial(p) => format!(
+                "transport = \"rtu\"\ndevice = \"{}\"   # the other end of the pair\nbaud = 2400\nparity = \"even\"",
+                p.display()
+            ),
+            Serve::Tcp(a) => format!("transport = \"rtu-over-tcp\"\naddress = \"{a}\"\nbaud = 2400"),
+        };
+        print!("{}", meters::gateway_config(&line, "demo-campus", &bus, interval));
+        return Ok(());
+    }
+    let clock = Clock::new(start.unwrap_or_else(Utc::now), speed);
+    match serve {
+        Serve::Serial(path) => {
+            let mut port = tokio_serial::new(path.to_string_lossy(), 2400)
+                .parity(tokio_serial::Parity::Even)
+                .open_native_async()
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            eprintln!("serving {} meters on {}", line.len(), path.display());
+            meters::serve_line(&mut port, &line, &clock).await?;
+        }
+        Serve::Tcp(address) => {
+            let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
+            eprintln!("serving {} meters on {}", line.len(), listener.local_addr()?);
+            loop {
+                let (mut stream, _) = listener.accept().await?;
+                let (line, clock) = (line.clone(), clock);
+                tokio::spawn(async move {
+                    if let Err(e) = meters::serve_line(&mut stream, &line, &clock).await {
+                        tracing::debug!(error = %e, "meter line connection ended");
+                    }
+                });
+            }
+        }
+    }
+    Ok(())
+}
