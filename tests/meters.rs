@@ -1,7 +1,8 @@
 //! DL/T 645 and CJ/T 188 meters on a serial line (a socat pty pair) and behind a serial
 //! server (TCP, transparent mode), served by `pumphouse simulate-meters`: read, stored and
 //! booked in the monthly ledger like the Modbus meters, with a meter's 6-digit register
-//! wrapping mid-run, and a silent meter that does not stall its line.
+//! wrapping mid-run, a Modbus device on the same line, and a silent meter that does not
+//! stall its line.
 
 mod common;
 
@@ -136,6 +137,17 @@ fn meters_on_a_serial_line_are_stored_and_booked() {
         let fen = (m["consumption"].as_f64().unwrap() * 58.8).round() as i64;
         assert_eq!(m["amount_fen"].as_i64(), Some(fen), "{m}");
     }
+    // the Modbus pressure module on the same pty line: the port reopened as the other
+    // kind between it and the meters, every poll answered
+    let db = rusqlite::Connection::open(&store).unwrap();
+    let (good, all): (i64, i64) = db
+        .query_row(
+            "SELECT SUM(r.quality = 'good'), COUNT(*) FROM readings r JOIN series s ON s.id = r.series WHERE s.device = 'dorm-pressure'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(all >= 15 && good == all, "{good} of {all} pressure readings good");
     let m = &meters["staff-w-2"];
     assert_eq!(m["amount_fen"].as_i64(), Some((m["consumption"].as_f64().unwrap() * 285.0).round() as i64), "{m}");
 }
@@ -184,6 +196,10 @@ async fn meters_behind_a_serial_server_and_a_silent_one() {
         assert!(cycles >= 3, "{device} read {cycles} times in 5 s beside a silent meter");
         assert!(rs.iter().all(|r| r.quality == Quality::Good), "{device}: {rs:?}");
     }
+    // a Modbus pressure module on the same line, between the meters' frames
+    let pressure = of("dorm-pressure");
+    let p = pressure.iter().filter(|r| &*r.point == "pressure").collect::<Vec<_>>();
+    assert!(p.len() >= 3 && p.iter().all(|r| r.quality == Quality::Good && r.value == Some(0.8)), "{p:?}");
     let gone = of("gone");
     assert!(!gone.is_empty() && gone.iter().all(|r| r.quality == Quality::Timeout), "{gone:?}");
     // what the standards' formats say, read back: the 1997 meter's whole volts, a water

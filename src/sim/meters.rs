@@ -5,6 +5,8 @@
 //! it, as on a real line; an identifier it does not have gets the abnormal answer with
 //! "no such data". Registers follow the simulated clock: energy at each meter's load,
 //! water at each flat's use, so that a day at `--speed 3600` books a day's consumption.
+//! A Modbus RTU pressure module (unit 1, `analog-4-20ma`) shares the line, as on a riser
+//! where a pressure point and the meters hang on one RS-485 pair.
 
 use std::fmt::Write as _;
 use std::io;
@@ -141,6 +143,46 @@ fn answer_645(meters: &[Meter], f: &frame::Frame, h: f64) -> Option<Vec<u8>> {
     })
 }
 
+/// The Modbus unit on the line, and its registers: a 4–20 mA module whose channel 1
+/// reads 12 mA (0.8 MPa), mirrored in holding register 0, status 0.
+const MODBUS_UNIT: u8 = 1;
+
+fn crc16(bytes: &[u8]) -> u16 {
+    let mut crc = 0xFFFFu16;
+    for b in bytes {
+        crc ^= u16::from(*b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xA001 } else { crc >> 1 };
+        }
+    }
+    crc
+}
+
+/// A Modbus RTU read (function 03 or 04) at the start of `buf`: its answer, and the
+/// request's length. `None` when `buf` does not start with one.
+fn modbus_answer(buf: &[u8]) -> Option<(Option<Vec<u8>>, usize)> {
+    let req = buf.get(..8)?;
+    let crc = u16::from_le_bytes([req[6], req[7]]);
+    if !matches!(req[1], 3 | 4) || crc16(&req[..6]) != crc {
+        return None;
+    }
+    if req[0] != MODBUS_UNIT {
+        return Some((None, 8)); // another unit's request: silence
+    }
+    let (start, count) = (u16::from_be_bytes([req[2], req[3]]), u16::from_be_bytes([req[4], req[5]]));
+    let mut out = vec![req[0], req[1], u8::try_from(count.saturating_mul(2)).unwrap_or(u8::MAX)];
+    for a in start..start.saturating_add(count) {
+        let v: u16 = match (req[1], a) {
+            (4, 0) => 12_000,
+            (3, 0) => 1_200,
+            _ => 0,
+        };
+        out.extend(v.to_be_bytes());
+    }
+    out.extend(crc16(&out).to_le_bytes());
+    Some((Some(out), 8))
+}
+
 /// Serves the line on `stream` (a serial port, or one TCP connection) until it closes.
 pub async fn serve_line<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
@@ -155,6 +197,17 @@ pub async fn serve_line<S: AsyncRead + AsyncWrite + Unpin>(
             return Ok(());
         }
         buf.extend_from_slice(&chunk[..n]);
+        if let Some((reply, used)) = modbus_answer(&buf) {
+            buf.drain(..used);
+            if let Some(reply) = reply {
+                stream.write_all(&reply).await?;
+                stream.flush().await?;
+            }
+            continue;
+        }
+        if buf.len() < 8 && !buf.iter().any(|b| *b == 0x68) {
+            continue; // perhaps the start of a Modbus request
+        }
         // one whole frame of either protocol, or wait for more
         let used = match (frame::decode(&buf), cjt188::decode(&buf)) {
             (Ok((_, used)), _) | (_, Ok((_, used))) => used,
@@ -180,6 +233,10 @@ pub fn gateway_config(meters: &[Meter], site: &str, bus: &str, interval: &str) -
     let _ = writeln!(s, "[site]\nname = \"{site}\"\ntimezone = \"Asia/Shanghai\"\n");
     let _ = writeln!(s, "[polling]\ninterval = \"{interval}\"\n");
     let _ = writeln!(s, "[[buses]]\nname = \"dorm-line\"\n{bus}\ntimeout = \"500ms\"\n");
+    let _ = writeln!(
+        s,
+        "[[devices]]\nname = \"dorm-pressure\"\nbus = \"dorm-line\"\nunit = {MODBUS_UNIT}\nprofile = \"analog-4-20ma\"\nzone = \"staff-housing\"\n"
+    );
     for m in meters {
         let (name, profile, address) = match m {
             Meter::Dlt645 { name, edition: Edition::V2007, address, .. } => {
@@ -202,6 +259,19 @@ pub fn gateway_config(meters: &[Meter], site: &str, bus: &str, interval: &str) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pressure_module_answers_modbus_on_the_same_line() {
+        // 01 04 0000 0001 and its CRC (31 CA)
+        let req = [0x01, 0x04, 0x00, 0x00, 0x00, 0x01, 0x31, 0xCA];
+        let (reply, used) = modbus_answer(&req).unwrap();
+        assert_eq!(used, 8);
+        let reply = reply.unwrap();
+        assert_eq!(&reply[..5], &[0x01, 0x04, 0x02, 0x2E, 0xE0]); // 12000
+        assert_eq!(crc16(&reply[..5]).to_le_bytes(), [reply[5], reply[6]]);
+        // a DL/T 645 frame is not taken for Modbus
+        assert!(modbus_answer(&[0xFE, 0xFE, 0x68, 1, 0, 0, 0, 0, 0, 0x68]).is_none());
+    }
 
     #[test]
     fn each_meter_answers_its_own_frames_only() {
