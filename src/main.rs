@@ -48,8 +48,11 @@ enum Command {
     Probe {
         #[arg(short, long)]
         config: PathBuf,
-        #[arg(long)]
-        device: String,
+        #[arg(long, required_unless_present = "discover")]
+        device: Option<String>,
+        /// Ask the one DL/T 645 meter on this bus for its address (read address, 13H).
+        #[arg(long, conflicts_with = "device")]
+        discover: Option<String>,
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
@@ -151,6 +154,9 @@ enum Command {
         print_config: bool,
         #[arg(long, default_value = "10s")]
         interval: String,
+        /// Serve only these meters (by name; repeatable), e.g. one meter to discover.
+        #[arg(long)]
+        only: Vec<String>,
     },
     /// Run the simulated pump house and the gateway together, showing live readings.
     Demo {
@@ -353,8 +359,13 @@ async fn run(command: Command) -> Result<Report, Failure> {
             gateway::run(cfg).await?;
             Ok(Report::default())
         }
-        Command::Probe { config: path, device, json } => {
+        Command::Probe { config: path, device, json, discover } => {
             let cfg = config(&path, Mode::Check)?;
+            let device = match (device, discover) {
+                (_, Some(bus)) => return cli::probe::discover(&cfg, &bus).await.map_err(Into::into),
+                (Some(d), None) => d,
+                (None, None) => return Err(anyhow::anyhow!("give --device NAME or --discover BUS").into()),
+            };
             let (text, answered) = cli::probe::probe(&cfg, &device, json).await?;
             if !answered {
                 return Ok(Report {
@@ -415,7 +426,7 @@ async fn run(command: Command) -> Result<Report, Failure> {
             cli::demo::simulate(&listen, &args, fleet.map(|n| (n, fleet_registers)), print).await?;
             Ok(Report::default())
         }
-        Command::SimulateMeters { serial, listen, speed, start, print_config, interval } => {
+        Command::SimulateMeters { serial, listen, speed, start, print_config, interval, only } => {
             if !(speed.is_finite() && speed > 0.0 && speed <= 100_000.0) {
                 return Err(anyhow::anyhow!("--speed {speed} must be above 0 and at most 100000").into());
             }
@@ -425,7 +436,7 @@ async fn run(command: Command) -> Result<Report, Failure> {
                 (None, None) => return Err(anyhow::anyhow!("give --serial PATH or --listen HOST:PORT").into()),
             };
             let print = print_config.then_some(interval.as_str());
-            cli::demo::meter_line::simulate_meters(serve, speed, start, print).await?;
+            cli::demo::meter_line::simulate_meters(serve, speed, start, print, &only).await?;
             Ok(Report::default())
         }
         Command::Demo { sim, interval, duration, json, store, http, history, influxdb, mqtt, token_file } => {

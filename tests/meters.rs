@@ -210,3 +210,29 @@ async fn meters_behind_a_serial_server_and_a_silent_one() {
     let water = of("staff-w-3").iter().find(|r| &*r.point == "volume").and_then(|r| r.value).unwrap();
     assert!((400.0..401.0).contains(&water), "{water}");
 }
+
+#[test]
+fn probe_discovers_the_one_meter_on_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = |port: u16| {
+        let cfg = format!(
+            "[site]\nname = \"t\"\n[store]\npath = \"{}\"\n[[buses]]\nname = \"dorm-line\"\ntransport = \"rtu-over-tcp\"\naddress = \"127.0.0.1:{port}\"\ntimeout = \"400ms\"\n",
+            dir.path().join("s.db").display()
+        );
+        let path = dir.path().join(format!("bus-{port}.toml"));
+        std::fs::write(&path, cfg).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let port = free_port();
+    let _one = simulator(&["--listen", &format!("127.0.0.1:{port}"), "--only", "dorm-e-2"]);
+    wait_port(port, "the meter simulator");
+    let (code, out, err) = pumphouse(&["probe", "-c", &bus(port), "--discover", "dorm-line"]);
+    assert_eq!((code, out.trim()), (0, "000000240102"), "{err}");
+    // the whole line: the meters' answers would collide, and none is taken for an address
+    let port = free_port();
+    let _all = simulator(&["--listen", &format!("127.0.0.1:{port}")]);
+    wait_port(port, "the meter simulator");
+    let (code, out, err) = pumphouse(&["probe", "-c", &bus(port), "--discover", "dorm-line"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("or more than one"), "{err}");
+}

@@ -33,6 +33,18 @@ pub(crate) fn format_value(v: Option<f64>) -> String {
     }
 }
 
+/// `pumphouse probe --discover BUS`: the address of the one DL/T 645 meter on the bus.
+pub async fn discover(cfg: &Config, bus: &str) -> anyhow::Result<super::Report> {
+    let Some(b) = cfg.bus(bus) else {
+        let names: Vec<&str> = cfg.buses.iter().map(|b| &*b.name).collect();
+        bail!("no bus `{bus}` in {}; buses: {}", cfg.source, names.join(", "));
+    };
+    match crate::modbus::meter_poll::discover(b).await {
+        Ok(a) => Ok(super::Report::text(format!("{a}\n"))),
+        Err(e) => bail!("bus `{bus}`: {e}"),
+    }
+}
+
 /// `pumphouse probe`: polls one device once.
 /// Returns what to print and whether the device answered.
 pub async fn probe(cfg: &Config, device: &str, json: bool) -> anyhow::Result<(String, bool)> {
@@ -51,9 +63,12 @@ pub async fn probe(cfg: &Config, device: &str, json: bool) -> anyhow::Result<(St
     } else {
         let _ = writeln!(
             out,
-            "{} (unit {} on {}, profile {}) in {:.0} ms",
+            "{} ({} on {}, profile {}) in {:.0} ms",
             d.name,
-            d.unit,
+            match &d.meter {
+                Some(m) => format!("{} meter {m}", d.profile.protocol.name()),
+                None => format!("unit {}", d.unit),
+            },
             bus.transport.describe(),
             d.profile.name,
             outcome.took.as_secs_f64() * 1000.0

@@ -173,3 +173,22 @@ impl Job {
         self.outcome(decoded, answered, Vec::new(), started)
     }
 }
+
+/// Asks the one DL/T 645 meter on `bus` for its address (DL/T 645-2007 clause 7.5: 13H to
+/// the wildcard AAAAAAAAAAAA). Only a line with a single meter can answer it cleanly:
+/// several answer at once and collide, which reads as no answer or a damaged frame.
+pub async fn discover(bus: &super::config::Bus) -> Result<dlt645::frame::Address, String> {
+    let mut line = super::transport::open_line(&bus.transport, bus.timeout)
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", bus.transport))?;
+    let wire = dlt645::frame::encode(&dlt645::read_address_request(), PREAMBLE_645).map_err(|e| e.to_string())?;
+    match tokio::time::timeout(bus.timeout, link::exchange(&mut line, &wire, link::dlt645)).await {
+        Err(_) => Err(format!(
+            "no meter answered the read-address request within {}: no DL/T 645-2007 meter on the line, or more than one (their answers collide; discover with one meter connected)",
+            humantime::format_duration(bus.timeout)
+        )),
+        Ok(Err(e)) => Err(format!("the line failed: {e}")),
+        Ok(Ok(Err(e))) => Err(format!("a damaged answer ({e}): perhaps several meters answered at once")),
+        Ok(Ok(Ok(answer))) => dlt645::address_answer(&answer).map_err(|e| e.to_string()),
+    }
+}

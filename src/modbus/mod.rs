@@ -6,7 +6,7 @@
 pub mod config;
 pub mod decode;
 pub mod meter_config;
-mod meter_poll;
+pub mod meter_poll;
 pub mod meter_profile;
 pub mod planner;
 pub mod poller;

@@ -25,6 +25,14 @@ pub enum Meter {
     Cjt188 { name: String, address: [u8; 7], start_m3: f64, m3_per_hour: f64 },
 }
 
+impl Meter {
+    pub fn name(&self) -> &str {
+        match self {
+            Meter::Dlt645 { name, .. } | Meter::Cjt188 { name, .. } => name,
+        }
+    }
+}
+
 /// The dormitory line: four 2007 meters (the fourth a few hours of load short of its
 /// 6-digit register's wrap at 1 000 000 kWh), one 1997 meter, three water meters.
 pub fn dormitory_line() -> Vec<Meter> {

@@ -21,8 +21,16 @@ pub async fn simulate_meters(
     speed: f64,
     start: Option<DateTime<Utc>>,
     print_config: Option<&str>,
+    only: &[String],
 ) -> anyhow::Result<()> {
-    let line = meters::dormitory_line();
+    let mut line = meters::dormitory_line();
+    if !only.is_empty() {
+        let names: Vec<String> = line.iter().map(|m| m.name().to_string()).collect();
+        line.retain(|m| only.iter().any(|o| o == m.name()));
+        if line.len() != only.len() {
+            anyhow::bail!("--only names a meter the line does not have; its meters: {}", names.join(", "));
+        }
+    }
     if let Some(interval) = print_config {
         let bus = match &serve {
             Serve::Serial(p) => format!(
