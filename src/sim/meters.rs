@@ -213,7 +213,7 @@ pub async fn serve_line<S: AsyncRead + AsyncWrite + Unpin>(
             }
             continue;
         }
-        if buf.len() < 8 && !buf.iter().any(|b| *b == 0x68) {
+        if buf.len() < 8 && !buf.contains(&0x68) {
             continue; // perhaps the start of a Modbus request
         }
         // one whole frame of either protocol, or wait for more
