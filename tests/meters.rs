@@ -148,6 +148,11 @@ fn meters_on_a_serial_line_are_stored_and_booked() {
         )
         .unwrap();
     assert!(all >= 15 && good == all, "{good} of {all} pressure readings good");
+    // no [[costs]]: the fees are booked, but no gap is claimed and nothing is judged
+    assert_eq!((&l["combined"]["cost_configured"], &l["combined"]["status"]), (&Value::Bool(false), &Value::Null));
+    assert!(l["notes"].to_string().contains("no cost is configured for electricity ([[costs]])"), "{}", l["notes"]);
+    let gap = l["targets"]["rows"].as_array().unwrap().iter().find(|r| r["measure"] == "gap_fen").unwrap();
+    assert_eq!((&gap["this"], &gap["status"]), (&Value::Null, &Value::Null), "{gap}");
     let m = &meters["staff-w-2"];
     assert_eq!(m["amount_fen"].as_i64(), Some((m["consumption"].as_f64().unwrap() * 285.0).round() as i64), "{m}");
 }

@@ -177,7 +177,8 @@ fn money_rows(l: &Ledger) -> Vec<Row> {
         target: Target::Money,
         measure: Measure::GapFen,
         period: Period::Month,
-        this: Some(c.gap_fen),
+        // without a configured cost the gap is no gap: unknown, not the fees turned round
+        this: Some(c.gap_fen).filter(|_| c.cost_configured),
         baseline: c.baseline_gap_fen,
         change: c.gap_change_fen,
         status: c.status,
@@ -188,9 +189,9 @@ fn money_rows(l: &Ledger) -> Vec<Row> {
             target: Target::Money,
             measure: Measure::GapFen,
             period: Period::YearToDate,
-            this: Some(y.gap_fen),
+            this: Some(y.gap_fen).filter(|_| c.cost_configured),
             baseline: y.baseline_gap_fen,
-            change: y.baseline_gap_fen.map(|b| y.gap_fen - b),
+            change: y.baseline_gap_fen.filter(|_| c.cost_configured).map(|b| y.gap_fen - b),
             status: y.status,
             baseline_source: None,
         });

@@ -212,6 +212,9 @@ pub struct UtilityRow {
     /// readings in the store).
     pub baseline_source: Option<BaselineSource>,
     pub effects: Option<Effects>,
+    /// `[[costs]]` gives the utility (each, for the combined row) a cost; else cost 0 is
+    /// unknown, the gap only the fees turned round, and no status is claimed.
+    pub cost_configured: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -323,10 +326,8 @@ impl Ledger {
     }
 }
 
-/// Volume, price and loss effects of the gap change; they add up to `gap1 − gap0`
-/// (up to rounding to the fen).
-/// A month's figures for the gap decomposition: input and billed volume, cost and revenue
-/// in fen.
+/// A month's figures for the gap decomposition (volume, price and loss effects, which add
+/// up to `gap1 − gap0` to the fen): input and billed volume, cost and revenue in fen.
 #[derive(Debug, Clone, Copy)]
 pub struct Figures {
     pub input: f64,
@@ -469,7 +470,7 @@ pub fn compute_from(
         _ => None,
     };
     let (utilities, costs) = money::utility_rows(spec, &prices, &period, &booked, &mut zones, history.as_ref());
-    let combined = money::combined(&utilities);
+    let (combined, uncosted) = (money::combined(&utilities), money::uncosted_notes(&utilities));
     let least = booked.rows.iter().filter_map(|r| r.coverage.map(|c| (r, c))).min_by(|a, b| a.1.total_cmp(&b.1));
     let partial = least.is_some_and(|(_, c)| c < FULL_COVERAGE);
     // A partial month is left out of the year to date and its projection, its own
@@ -504,6 +505,7 @@ pub fn compute_from(
         notes: {
             let mut n = summary_notes(&booked.rows, &costs);
             n.extend(partial_note);
+            n.extend(uncosted);
             if period.running() {
                 let (elapsed, days) = (period.elapsed * period.days, period.days);
                 n.push(Text::new(

@@ -247,6 +247,7 @@ pub(crate) fn utility_rows(
             costs.push(CostRow { utility: u, name: c.name.clone(), quantity, amount_fen: amount, notes });
         }
         let gap = cost - revenue;
+        let cost_configured = prices.costs.iter().any(|c| c.utility == u);
         let base = baseline_of(prices, period, u, history);
         // a running month against the same share of the baseline month
         let baseline_gap = base.map(|b| period.accrued(b.cost_fen - b.revenue_fen));
@@ -269,10 +270,11 @@ pub(crate) fn utility_rows(
             cost_fen: cost,
             gap_fen: gap,
             baseline_gap_fen: baseline_gap,
-            gap_change_fen: baseline_gap.map(|b| gap - b),
-            status: baseline_gap.map(|b| Status::of(gap, b)),
+            gap_change_fen: baseline_gap.filter(|_| cost_configured).map(|b| gap - b),
+            status: baseline_gap.filter(|_| cost_configured).map(|b| Status::of(gap, b)),
             baseline_source: base.map(|b| b.source),
-            effects: fx,
+            effects: fx.filter(|_| cost_configured),
+            cost_configured,
         });
         allocate(zones, u, cost, input);
     }
@@ -311,6 +313,7 @@ fn allocate(zones: &mut [ZoneRow], u: Utility, cost: i64, input: f64) {
 /// Water and electricity together (money only); its baseline needs every utility's.
 pub(crate) fn combined(utilities: &[UtilityRow]) -> UtilityRow {
     let all_baselines = utilities.iter().all(|u| u.baseline_gap_fen.is_some()) && !utilities.is_empty();
+    let cost_configured = utilities.iter().all(|u| u.cost_configured);
     let sum = |f: fn(&UtilityRow) -> i64| utilities.iter().map(f).sum::<i64>();
     let (rev, cost) = (sum(|u| u.revenue_fen), sum(|u| u.cost_fen));
     let base_gap = all_baselines.then(|| utilities.iter().filter_map(|u| u.baseline_gap_fen).sum::<i64>());
@@ -327,9 +330,22 @@ pub(crate) fn combined(utilities: &[UtilityRow]) -> UtilityRow {
         cost_fen: cost,
         gap_fen: cost - rev,
         baseline_gap_fen: base_gap,
-        gap_change_fen: base_gap.map(|b| cost - rev - b),
-        status: base_gap.map(|b| Status::of(cost - rev, b)),
+        gap_change_fen: base_gap.filter(|_| cost_configured).map(|b| cost - rev - b),
+        status: base_gap.filter(|_| cost_configured).map(|b| Status::of(cost - rev, b)),
         baseline_source: None,
         effects: None,
+        cost_configured,
     }
+}
+
+/// What a ledger says of each utility without a configured cost.
+pub(crate) fn uncosted_notes(utilities: &[UtilityRow]) -> Vec<Text> {
+    let mut uncosted = Vec::new();
+    for u in utilities.iter().filter(|u| !u.cost_configured).filter_map(|u| u.utility) {
+        uncosted.push(Text::new(
+            format!("no cost is configured for {u} ([[costs]]): its cost 0.00 is not known to be 0, its gap is only the fees with the sign turned, and neither it nor the combined gap is judged against the baseline"),
+            format!("未配置{zh}的成本（[[costs]]）：成本 0.00 并非真为零，差额只是收费取负，{zh}和合计差额均不与基准年比较", zh = if u == crate::ledger::topology::Utility::Water { "水" } else { "电" }),
+        ));
+    }
+    uncosted
 }
