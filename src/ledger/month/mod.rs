@@ -469,10 +469,11 @@ pub fn compute_from(
         }
         _ => None,
     };
-    let (utilities, costs) = money::utility_rows(spec, &prices, &period, &booked, &mut zones, history.as_ref());
-    let (combined, uncosted) = (money::combined(&utilities), money::uncosted_notes(&utilities));
+    let (mut utilities, costs) = money::utility_rows(spec, &prices, &period, &booked, &mut zones, history.as_ref());
+    let (mut combined, uncosted) = (money::combined(&utilities), money::uncosted_notes(&utilities));
     let least = booked.rows.iter().filter_map(|r| r.coverage.map(|c| (r, c))).min_by(|a, b| a.1.total_cmp(&b.1));
     let partial = least.is_some_and(|(_, c)| c < FULL_COVERAGE);
+    money::unjudged_when(partial, &mut utilities, &mut combined);
     // A partial month is left out of the year to date and its projection, its own
     // ledger's included: 12 times a third of a month is no year.
     let year_to_date = if depth == Depth::Full && !partial {
@@ -484,8 +485,8 @@ pub fn compute_from(
         let short = booked.rows.iter().filter(|r| r.coverage.is_some_and(|c| c < FULL_COVERAGE)).count();
         let (m, pct) = (format!("{}.{}", r.device, r.point), c * 100.0);
         Text::new(
-            format!("partial month: the readings of {short} meter(s) cover less of it (least: {m}, {pct:.1} %); its figures are not the whole month's, its fixed costs are booked whole, and it is left out of the year to date and the year-end projection (this ledger shows neither)"),
-            format!("不完整月：{short} 块表的读数未覆盖全月（最少的是 {m}，{pct:.1} %）；本月数字不是全月的，固定成本按全月计，且不计入本年累计和年末预测（本台账不显示这两项）"),
+            format!("partial month: the readings of {short} meter(s) cover less of it (least: {m}, {pct:.1} %); its figures are not the whole month's, its fixed costs are booked whole, its gap is not judged against the baseline month's, and it is left out of the year to date and the year-end projection (this ledger shows neither)"),
+            format!("不完整月：{short} 块表的读数未覆盖全月（最少的是 {m}，{pct:.1} %）；本月数字不是全月的，固定成本按全月计，差额不与基准月比较（不判定是否达标），且不计入本年累计和年末预测（本台账不显示这两项）"),
         )
     });
     Ok(Ledger {

@@ -349,3 +349,13 @@ pub(crate) fn uncosted_notes(utilities: &[UtilityRow]) -> Vec<Text> {
     }
     uncosted
 }
+
+/// A partial month's gap is part of a month's against a whole baseline month: unlike
+/// periods, so no status and no change is claimed for it.
+pub(crate) fn unjudged_when(partial: bool, utilities: &mut [UtilityRow], combined: &mut UtilityRow) {
+    if partial {
+        for u in utilities.iter_mut().chain(std::iter::once(combined)) {
+            (u.status, u.gap_change_fen, u.effects) = (None, None, None);
+        }
+    }
+}

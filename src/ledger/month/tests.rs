@@ -305,6 +305,14 @@ fn year_to_date_sums_the_months_and_projects_the_year() {
     // February's own full ledger shows no year to date: 12 times half a month is no year
     let february = compute(&cfg.ledger_spec(), mo(2026, 2), &samples, &[]).unwrap();
     assert!(february.partial && february.year_to_date.is_empty(), "{:?}", february.year_to_date);
+    // and half of February is not judged against the whole of last February, though the
+    // baseline is there to see
+    for u in february.utilities.iter().chain([&february.combined]) {
+        assert_eq!((u.status, u.gap_change_fen), (None, None), "{:?}", u.utility);
+    }
+    let water = |l: &Ledger| l.utilities.iter().find(|u| u.utility == Some(Utility::Water)).cloned().unwrap();
+    assert_eq!(water(&february).baseline_gap_fen, Some(800_000));
+    assert!(water(&l).status.is_some(), "a whole month is judged");
     assert_eq!(ytd.partial_months_left_out, vec![mo(2026, 1), mo(2026, 2)]);
     assert_eq!(ytd.months, 1);
     assert_eq!(ytd.gap_fen, water_gap(&l));
