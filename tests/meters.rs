@@ -12,11 +12,8 @@ use std::time::Duration;
 
 use common::{free_port, gateway, pumphouse, serial_pair, wait_port, Proc};
 use pumphouse::config::{self, Mode};
-use pumphouse::gateway as gw;
-use pumphouse::model::{Quality, Reading};
+use pumphouse::model::Quality;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 fn simulator(args: &[&str]) -> Proc {
     Proc(
@@ -157,26 +154,6 @@ fn meters_on_a_serial_line_are_stored_and_booked() {
     assert_eq!(m["amount_fen"].as_i64(), Some((m["consumption"].as_f64().unwrap() * 285.0).round() as i64), "{m}");
 }
 
-async fn run_for(cfg: &config::Config, how_long: Duration) -> Vec<Reading> {
-    let cancel = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let (mut rx, _stats) = gw::start_pollers(cfg, &tracker, &cancel);
-    tracker.close();
-    let mut out = Vec::new();
-    let deadline = tokio::time::sleep(how_long);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            () = &mut deadline => break,
-            Some(batch) = rx.recv() => out.extend(batch),
-        }
-    }
-    cancel.cancel();
-    drop(rx);
-    tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.expect("pollers stop within 5 s");
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meters_behind_a_serial_server_and_a_silent_one() {
     let port = free_port();
@@ -193,7 +170,7 @@ async fn meters_behind_a_serial_server_and_a_silent_one() {
         Ok((c, _)) => c,
         Err(e) => panic!("{e}"),
     };
-    let readings = run_for(&cfg, Duration::from_secs(5)).await;
+    let (readings, _) = common::run_for(&cfg, Duration::from_secs(5)).await;
     let of = |device: &str| readings.iter().filter(|r| &*r.device == device).collect::<Vec<_>>();
     for device in ["dorm-e-1", "dorm-e-old", "staff-w-3"] {
         let rs = of(device);

@@ -12,39 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pumphouse::config::{self, Config, Mode};
-use pumphouse::gateway;
 use pumphouse::modbus::poller;
 use pumphouse::model::{Quality, Reading};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 fn config(text: &str) -> Config {
     match config::load_str(text, Mode::Check) {
         Ok((c, _)) => c,
         Err(e) => panic!("{e}"),
     }
-}
-
-/// Runs every bus of `cfg` for `how_long`; returns the readings and the stats.
-async fn run_for(cfg: &Config, how_long: Duration) -> (Vec<Reading>, poller::Stats) {
-    let cancel = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let (mut rx, stats) = gateway::start_pollers(cfg, &tracker, &cancel);
-    tracker.close();
-    let mut out = Vec::new();
-    let deadline = tokio::time::sleep(how_long);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            () = &mut deadline => break,
-            Some(batch) = rx.recv() => out.extend(batch),
-        }
-    }
-    cancel.cancel();
-    drop(rx);
-    tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.expect("pollers stop within 5 s");
-    (out, stats)
 }
 
 fn values(readings: &[Reading], device: &str) -> HashMap<String, (Option<f64>, Quality)> {
@@ -215,7 +191,7 @@ points = [
 ]
 "#
     ));
-    let (readings, stats) = run_for(&cfg, Duration::from_millis(1600)).await;
+    let (readings, stats) = common::run_for(&cfg, Duration::from_millis(1600)).await;
     let good: Vec<&Reading> = readings.iter().filter(|r| &*r.point == "good").collect();
     assert!(good.len() >= 4, "polling went on: {} cycles", good.len());
     assert!(good.iter().all(|r| r.quality == Quality::Good && r.value == Some(42.0)));
@@ -267,7 +243,7 @@ name = "p"
 points = [{{ name = "v", table = "holding", address = 0, quantity = "status" }}]
 "#
     ));
-    let (readings, stats) = run_for(&cfg, Duration::from_millis(4000)).await;
+    let (readings, stats) = common::run_for(&cfg, Duration::from_millis(4000)).await;
     let quick: Vec<&Reading> = readings.iter().filter(|r| &*r.device == "quick").collect();
     let slow: Vec<&Reading> = readings.iter().filter(|r| &*r.device == "slow").collect();
     assert!(quick.len() >= 7, "the quick device kept its 500 ms interval: {} polls in 4 s", quick.len());
@@ -312,7 +288,7 @@ profile = "eastron-sdm120"
 interval = "200ms"
 "#
     ));
-    let (readings, stats) = run_for(&cfg, Duration::from_millis(2500)).await;
+    let (readings, stats) = common::run_for(&cfg, Duration::from_millis(2500)).await;
     assert!(!readings.is_empty());
     assert!(readings.iter().all(|r| r.quality == Quality::Transport), "{:?}", readings.first());
     let n = accepted.load(Ordering::SeqCst);
@@ -371,7 +347,7 @@ points = [
 "#,
         pair.b.display()
     ));
-    let (readings, stats) = run_for(&cfg, Duration::from_millis(7000)).await;
+    let (readings, stats) = common::run_for(&cfg, Duration::from_millis(7000)).await;
     for (dev, v, i) in [("m1", 231.0, 5.75), ("m2", 229.0, 1.5)] {
         let polls: Vec<&Reading> = readings.iter().filter(|r| &*r.device == dev && &*r.point == "voltage").collect();
         assert!(polls.len() >= 6, "{dev} kept its 1 s interval: {} polls in 7 s", polls.len());
@@ -452,7 +428,7 @@ profile = "eastron-sdm120"
 interval = "200ms"
 "#
     ));
-    let (readings, stats) = run_for(&cfg, Duration::from_millis(1200)).await;
+    let (readings, stats) = common::run_for(&cfg, Duration::from_millis(1200)).await;
     assert!(!readings.is_empty() && readings.iter().all(|r| r.quality == Quality::Transport));
     let s = &stats["gone"];
     let failures = s.connect_failures.load(Ordering::Relaxed);

@@ -423,3 +423,27 @@ pub fn victoria(dir: &Path) -> Victoria {
     wait_port(port, "victoria-metrics");
     Victoria { port, proc: Proc(child) }
 }
+
+/// Runs every bus of `cfg` for `how_long`; returns the readings and the stats.
+pub async fn run_for(
+    cfg: &pumphouse::config::Config,
+    how_long: Duration,
+) -> (Vec<pumphouse::model::Reading>, pumphouse::modbus::poller::Stats) {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let tracker = tokio_util::task::TaskTracker::new();
+    let (mut rx, stats) = pumphouse::gateway::start_pollers(cfg, &tracker, &cancel);
+    tracker.close();
+    let mut out = Vec::new();
+    let deadline = tokio::time::sleep(how_long);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = &mut deadline => break,
+            Some(batch) = rx.recv() => out.extend(batch),
+        }
+    }
+    cancel.cancel();
+    drop(rx);
+    tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.expect("pollers stop within 5 s");
+    (out, stats)
+}
