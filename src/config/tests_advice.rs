@@ -110,3 +110,20 @@ fn a_robot_without_the_pages_address_is_said() {
     let bad = diagnostics(&format!("{GOOD}{hook}page_url = \"10.0.0.5:8080\"\n"));
     assert!(bad.iter().any(|d| d.severity == diag::Severity::Error && d.path == "alerts.page_url"), "{bad:#?}");
 }
+
+#[test]
+fn a_utility_without_costs_is_warned_that_its_gap_is_unknown() {
+    let d = diagnostics(&with_map(GOOD, "1GiB"));
+    let said: Vec<String> = d.iter().map(|d| format!("{}: {}", d.path, d.message)).collect();
+    assert!(
+        said.iter().any(|s| s.starts_with("costs: no [[costs]] for water: its fees are booked but its cost is not")),
+        "{said:#?}"
+    );
+    // electricity has no zone here: nothing to say of it
+    assert!(!said.iter().any(|s| s.contains("no [[costs]] for electricity")), "{said:#?}");
+    let costed = format!(
+        "{}[[costs]]\nutility = \"water\"\nname = \"purchase\"\nkind = \"input\"\nprice = \"2.10\"\n",
+        with_map(GOOD, "1GiB")
+    );
+    assert!(!diagnostics(&costed).iter().any(|d| d.path == "costs"));
+}

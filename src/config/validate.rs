@@ -193,6 +193,7 @@ pub(super) fn validate(
     }
     let this_year = chrono::Datelike::year(&chrono::Utc::now().with_timezone(&cfg.site.timezone));
     unused_baselines(&cfg, this_year, diags);
+    uncosted_utilities(&cfg, diags);
     for (zone, why) in cfg.alert_spec().bursts_unjudged() {
         let i = cfg.topology.zones.iter().position(|z| z.name == zone).unwrap_or(0);
         diags.warning(format!("zones[{i}]"), format!("zone `{zone}`: {why}"));
@@ -224,6 +225,25 @@ fn unused_baselines(cfg: &Config, this_year: i32, diags: &mut Diagnostics) {
                 "[[baseline]]/[[baseline_targets]] months {span} are not compared with any ledger of {this_year} or {base}: a month's baseline is the same month a year before, so this year's baseline year is {base}; give {base}'s months from the old books"
             ),
         );
+    }
+}
+
+/// A utility with zones but no `[[costs]]`: the ledger books its fees, but its gap — the
+/// money target — is unknown without what the water or power cost.
+fn uncosted_utilities(cfg: &Config, diags: &mut Diagnostics) {
+    use crate::ledger::topology::Utility;
+    for u in [Utility::Water, Utility::Electricity] {
+        let mapped = cfg.topology.zones.iter().any(|z| z.utility == u);
+        if mapped && !cfg.prices.costs.iter().any(|c| c.utility == u) {
+            let example = match u {
+                Utility::Water => "utility = \"water\", name = \"purchase\", kind = \"input\", price = \"2.10\" (yuan per m3 bought or produced)",
+                Utility::Electricity => "utility = \"electricity\", name = \"grid\", kind = \"input\", price = \"0.65\" (yuan per kWh from the grid)",
+            };
+            diags.warning(
+                "costs",
+                format!("no [[costs]] for {u}: its fees are booked but its cost is not, so its gap (the money target) reads unknown; add a [[costs]] with {example}"),
+            );
+        }
     }
 }
 
