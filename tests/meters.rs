@@ -88,12 +88,18 @@ fn meters_on_a_serial_line_are_stored_and_booked() {
     // the 1997 meter on a 2400-baud line is named, not refused
     assert!(err.contains("DL/T 645-1997 meters leave the factory at 1200 baud 8E1"), "{err}");
 
+    // the run and the month whose ledger is read must be one: not across a month's end
+    let local = || chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai);
+    let month_of = |t: chrono::DateTime<chrono_tz::Tz>| t.format("%Y-%m").to_string();
+    if month_of(local()) != month_of(local() + chrono::TimeDelta::seconds(40)) {
+        std::thread::sleep(Duration::from_secs(41));
+    }
+    let month = month_of(local());
     let log = dir.path().join("gateway.log");
     let run = gateway(&cfg_path, &log);
     std::thread::sleep(Duration::from_secs(14));
     drop(run);
 
-    let month = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai).format("%Y-%m").to_string();
     let (code, out, err) =
         pumphouse(&["ledger", "-c", &cfg_path.to_string_lossy(), "--month", &month, "--format", "json"]);
     assert_eq!(code, 0, "{err}\n{}", std::fs::read_to_string(&log).unwrap_or_default());

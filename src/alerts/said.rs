@@ -163,6 +163,7 @@ pub enum Fact {
 impl Fact {
     /// What the store keeps: the fact as JSON.
     pub fn stored(&self) -> String {
+        // cannot fail: strings and numbers only (serde_json writes a non-finite one as null)
         serde_json::to_string(self).unwrap_or_default()
     }
 
@@ -184,7 +185,8 @@ impl Fact {
 
     /// The fact as a sentence.
     pub fn render(&self, v: Voice) -> String {
-        self.render_flows(v).or_else(|| self.render_devices(v)).unwrap_or_default()
+        // a fact neither half renders is shown as stored, never as an empty sentence
+        self.render_flows(v).or_else(|| self.render_devices(v)).unwrap_or_else(|| self.stored())
     }
 
     fn render_flows(&self, v: Voice) -> Option<String> {

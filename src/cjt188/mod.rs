@@ -230,8 +230,8 @@ impl MeterData {
 /// The meter-data answer a meter holding `data` gives to `request` (for the simulator and
 /// tests): volumes in m³ to the hundredth.
 pub fn data_answer(request: &Frame, data: &MeterData) -> Frame {
-    let mut out = vec![request.data.first().copied().unwrap_or(0x90), request.data.get(1).copied().unwrap_or(0x1F)];
-    out.push(request.data.get(2).copied().unwrap_or(0));
+    let [d0, d1] = di_bytes(METER_DATA);
+    let mut out = vec![d0, d1, request.data.get(2).copied().unwrap_or(0)];
     for v in [data.total_m3, data.settled_m3] {
         let mut n = (v * 100.0).round().clamp(0.0, 99_999_999.0) as u64;
         for _ in 0..4 {

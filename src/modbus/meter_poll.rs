@@ -23,12 +23,17 @@ enum Ask {
 }
 
 enum Got {
+    Said(Said),
+    /// A damaged frame, or one that answers something else.
+    Bad(String),
+}
+
+/// What the meter said to a request.
+enum Said {
     /// The value's bytes (DL/T 645), or the meter-data answer's DATA (CJ/T 188).
     Data(Vec<u8>),
     /// The meter's abnormal answer with its error byte.
     Refused(u8),
-    /// A damaged frame, or one that answers something else.
-    Bad(String),
 }
 
 /// FE bytes before a request: four wake meters that sleep between requests (DL/T 645-2007
@@ -44,8 +49,8 @@ async fn exchange(line: &mut Box<dyn link::Line>, ask: &Ask) -> std::io::Result<
             match link::exchange(line, &wire, link::dlt645).await? {
                 Err(e) => Got::Bad(e.to_string()),
                 Ok(answer) => match dlt645::read_answer(*edition, frame, &answer) {
-                    Ok(Ok(bytes)) => Got::Data(bytes),
-                    Ok(Err(refusal)) => Got::Refused(refusal.0),
+                    Ok(Ok(bytes)) => Got::Said(Said::Data(bytes)),
+                    Ok(Err(refusal)) => Got::Said(Said::Refused(refusal.0)),
                     Err(mismatch) => Got::Bad(mismatch.to_string()),
                 },
             }
@@ -56,12 +61,12 @@ async fn exchange(line: &mut Box<dyn link::Line>, ask: &Ask) -> std::io::Result<
             match link::exchange(line, &wire, link::cjt188).await? {
                 Err(e) => Got::Bad(e.to_string()),
                 Ok(answer) => match crate::cjt188::read_answer(frame, &answer) {
-                    Ok(_) => Got::Data(answer.data),
-                    Err(Error::Abnormal(b)) => Got::Refused(b),
+                    Ok(_) => Got::Said(Said::Data(answer.data)),
+                    Err(Error::Abnormal(b)) => Got::Said(Said::Refused(b)),
                     Err(e @ (Error::OtherMeter { .. } | Error::Control(_))) => Got::Bad(e.to_string()),
                     // the meter's own frame whose data does not read: decoded (and
                     // flagged) point by point
-                    Err(_) => Got::Data(answer.data),
+                    Err(_) => Got::Said(Said::Data(answer.data)),
                 },
             }
         }
@@ -70,7 +75,7 @@ async fn exchange(line: &mut Box<dyn link::Line>, ask: &Ask) -> std::io::Result<
 
 impl Job {
     /// One request to the meter, with its retries: the answer, or the quality of failing.
-    async fn ask(&self, ask: &Ask) -> Result<Got, Quality> {
+    async fn ask(&self, ask: &Ask) -> Result<Said, Quality> {
         let mut last = Quality::Timeout;
         for _ in 0..=self.device.retries {
             let Some(mut conn) = self.connection(true).await else {
@@ -87,9 +92,9 @@ impl Job {
                     self.stats.failed(why);
                     last = Quality::Transport;
                 }
-                Ok(Ok(got)) => {
+                Ok(Ok(Got::Said(said))) => {
                     self.pool.give(conn);
-                    return Ok(got);
+                    return Ok(said);
                 }
                 Ok(Err(e)) => {
                     self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
@@ -133,16 +138,15 @@ impl Job {
                     }
                     let ask = Ask::Dlt645 { edition, frame: dlt645::read_request(edition, address, di) };
                     per_point.push(match self.ask(&ask).await {
-                        Ok(Got::Data(bytes)) => {
+                        Ok(Said::Data(bytes)) => {
                             answered = true;
                             Ok(bytes)
                         }
-                        Ok(Got::Refused(err)) => {
+                        Ok(Said::Refused(err)) => {
                             answered = true;
                             self.stats.count_exception(&[Arc::clone(&p.name)]);
                             Err(Quality::Exception(err))
                         }
-                        Ok(Got::Bad(_)) => Err(Quality::Transport),
                         Err(q) => {
                             dead = Some(q.clone());
                             Err(q)
@@ -154,17 +158,16 @@ impl Job {
             MeterAddress::Cjt188 { address, meter_type } => {
                 let ask = Ask::Cjt188 { frame: crate::cjt188::read_request(meter_type, address, 0) };
                 Answers::Cjt188(match self.ask(&ask).await {
-                    Ok(Got::Data(data)) => {
+                    Ok(Said::Data(data)) => {
                         answered = true;
                         Ok(data)
                     }
-                    Ok(Got::Refused(err)) => {
+                    Ok(Said::Refused(err)) => {
                         answered = true;
                         let names: Vec<Arc<str>> = points.iter().map(|p| p.name.clone()).collect();
                         self.stats.count_exception(&names);
                         Err(Quality::Exception(err))
                     }
-                    Ok(Got::Bad(_)) => Err(Quality::Transport),
                     Err(q) => Err(q),
                 })
             }
