@@ -169,7 +169,7 @@ fn night_leaks(pass: &Pass<'_, '_>) -> Vec<Episode> {
         } else {
             inflow.range(pass.history..).map(|(t, v)| (*t, *v)).collect()
         };
-        out.extend(rules::night_leak(&z.name, &series, pass.spec.tz, &set.night()));
+        out.extend(rules::night_leak(&z.name, &series, pass.spec.tz, &set.night(), has_outputs));
     }
     out
 }

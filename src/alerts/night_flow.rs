@@ -79,6 +79,20 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// Nights a leak of `units` noise units (and `share` of the zone's usual night flow)
+    /// takes to be surely raised: the night it starts when it clears the jump, the
+    /// `blocks` nights of the sustained rule from `noise` units; `None` below that, where
+    /// whether it is raised depends on the nights' noise.
+    pub fn nights_to_raise(&self, units: f64, share: Option<f64>) -> Option<f64> {
+        if units >= self.jump_noise && share.is_none_or(|x| x >= self.jump_share) {
+            Some(1.0)
+        } else if units >= self.noise {
+            Some(self.blocks.max(1) as f64)
+        } else {
+            None
+        }
+    }
+
     /// The night's hours, in order (23, 0, 1, … 5).
     pub fn hours(&self) -> Vec<u32> {
         let (a, b) = self.window;
@@ -394,5 +408,21 @@ mod tests {
         }
         let e = evaluate(&s, tz(), &Settings::default());
         assert!(e.iter().all(|x| !x.leak));
+    }
+
+    #[test]
+    fn the_nights_a_leak_takes_follow_its_size() {
+        let s = Settings::default();
+        // (units, share of the usual night flow, nights)
+        for (units, share, nights) in [
+            (8.0, Some(0.2), Some(1.0)),
+            (8.0, Some(0.05), Some(2.0)),
+            (5.0, None, Some(1.0)),
+            (3.5, None, Some(2.0)),
+            (2.9, None, None),
+            (0.5, None, None),
+        ] {
+            assert_eq!(s.nights_to_raise(units, share), nights, "{units} units");
+        }
     }
 }

@@ -12,7 +12,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::night_flow::{self, Settings};
-use super::said::Fact;
+use super::said::{Fact, LeakWhy};
 
 pub use crate::model::{AlertRule, Severity};
 
@@ -83,12 +83,20 @@ fn episodes_of(
     out
 }
 
-/// Leaks from a zone's night flow (hourly m³ of its inflow, or of its balance: inflow less
-/// metered use), by change detection on its recent nights ([`night_flow::evaluate`]).
-/// The leak rate is the median of the night hours' excess over their baseline since the
-/// leak was raised (the hour that raised it and the one before included), with ± two
-/// noise units; it is updated while the leak lasts.
-pub fn night_leak(zone: &str, series: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> Vec<Episode> {
+/// Leaks from a zone's night flow (hourly m³ of its inflow, or of its `balance`: inflow
+/// less metered use), by change detection on its recent nights ([`night_flow::evaluate`]).
+/// The leak rate is the median of the night hours' excess over what was expected since
+/// the leak was raised (the hour that raised it and the one before included), ± two noise
+/// units over the square root of the nights it stands on; it is updated while the leak
+/// lasts. The alert says which signal raised it, the rate's size in noise units and how
+/// soon a leak that size is certain ([`Settings::nights_to_raise`]).
+pub fn night_leak(
+    zone: &str,
+    series: &BTreeMap<DateTime<Utc>, f64>,
+    tz: Tz,
+    s: &Settings,
+    balance: bool,
+) -> Vec<Episode> {
     let hours = night_flow::evaluate(series, tz, s);
     let (from_hour, to_hour) = {
         let h = s.hours();
@@ -108,8 +116,13 @@ pub fn night_leak(zone: &str, series: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: 
         let run = &hours[start..i];
         let end = hours.get(i).map(|h| h.at);
         // the excess of the hours since the leak showed (the raising hour and the one before)
-        let mut excess: Vec<f64> =
-            hours[start.saturating_sub(1)..i].iter().filter_map(|h| h.baseline.map(|b| h.flow - b)).collect();
+        let behind = &hours[start.saturating_sub(1)..i];
+        let mut excess: Vec<f64> = behind.iter().filter_map(|h| h.baseline.map(|b| h.flow - b)).collect();
+        let nights = {
+            let mut n: Vec<_> = behind.iter().map(|h| h.night).collect();
+            n.dedup();
+            n.len().max(1) as f64
+        };
         excess.sort_by(f64::total_cmp);
         // a leak is raised only against a baseline, so its hours have an excess; should
         // none, the loss is unknown, not zero
@@ -117,11 +130,22 @@ pub fn night_leak(zone: &str, series: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: 
         // the latest level and noise the run knows; an unknown one reads "?", never 0
         let noise = run.iter().rev().find_map(|h| h.noise);
         let level = run.iter().rev().find_map(|h| h.level);
-        if !stands_out(rate, noise) {
+        let band = noise.map(|n| 2.0 * n / nights.sqrt());
+        if !stands_out(rate, band.map(|b| b / 2.0)) {
             continue; // no excess of its own: the change detector's drift, not a leak to report
         }
         let first = &run[0];
-        let evidence = Fact::NightFlow { from_hour, to_hour, rate, noise, usual: level, night: first.night };
+        let why = rate.zip(noise).zip(band).map(|((r, n), band)| {
+            let units = r / n.max(f64::MIN_POSITIVE);
+            LeakWhy {
+                balance,
+                band,
+                nights,
+                units,
+                certain_in: s.nights_to_raise(units, level.filter(|l| *l > 0.0).map(|l| r / l)),
+            }
+        });
+        let evidence = Fact::NightFlow { from_hour, to_hour, rate, noise, usual: level, night: first.night, why };
         // severity needs only a rate: critical from 2 m³/h, or from the zone's own usual level
         let critical = rate.is_some_and(|r| r >= 2.0 || level.is_some_and(|l| l > 0.0 && r >= l));
         out.push(Episode {

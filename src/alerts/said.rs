@@ -41,6 +41,23 @@ impl Voice {
     }
 }
 
+/// Why a night-flow leak is believed: the signal that raised it, how sure the estimate
+/// is, and how soon a leak of its size is certain to be raised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeakWhy {
+    /// `true` for the zone's balance (inflow less metered use), `false` for its inflow.
+    pub balance: bool,
+    /// Half-width of the rate's 95 % band, m³/h (two noise units over √nights).
+    pub band: f64,
+    /// Nights the estimate stands on.
+    pub nights: f64,
+    /// The rate in units of the zone's night-to-night noise.
+    pub units: f64,
+    /// Nights a leak of this size takes to be surely raised; `None`: below that size,
+    /// whether it is raised depends on the nights' noise.
+    pub certain_in: Option<f64>,
+}
+
 /// A phase of a meter: `None` for a single-phase meter.
 pub type Phase = Option<u8>;
 
@@ -59,6 +76,9 @@ pub enum Fact {
         noise: Option<f64>,
         usual: Option<f64>,
         night: NaiveDate,
+        /// What was watched and why it is believed (absent from older records).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        why: Option<LeakWhy>,
     },
     Burst {
         inflow: f64,
@@ -204,7 +224,38 @@ impl Fact {
         };
         Some(match self {
             Fact::Said { text } => text.clone(),
-            Fact::NightFlow { from_hour, to_hour, rate, noise, usual, night } => {
+            Fact::NightFlow { from_hour, to_hour, rate, noise, usual, night, why: Some(w) } => {
+                let (rate, usual, noise) = (num(*rate), num(*usual), num(*noise));
+                let band = format!("{:.2}", w.band);
+                let units = format!("{:.1}", w.units);
+                let nights = format!("{:.0}", w.nights.max(1.0));
+                if zh {
+                    let signal = if w.balance {
+                        "本区夜间水量平衡（进水减计量用水）"
+                    } else {
+                        "本区夜间进水"
+                    };
+                    let certain = match w.certain_in {
+                        Some(n) if n <= 1.0 => "这样大小的漏损当夜必被发现".to_string(),
+                        Some(n) => format!("这样大小的漏损 {n:.0} 夜内必被发现"),
+                        None => "这样大小的漏损能否发现取决于夜间波动".to_string(),
+                    };
+                    format!("{signal}（{from_hour:02}:00–{to_hour:02}:00）比常值 {usual} m³/h 高 {rate} ± {band} m³/h（依据 {nights} 夜），为本区夜间波动（{noise} m³/h）的 {units} 倍；{certain}；{night} 夜间首次出现")
+                } else {
+                    let signal = if w.balance {
+                        "the zone's night balance (inflow less metered use)"
+                    } else {
+                        "the zone's night inflow"
+                    };
+                    let certain = match w.certain_in {
+                        Some(n) if n <= 1.0 => "a leak this size is surely raised the night it starts".to_string(),
+                        Some(n) => format!("a leak this size is surely raised within {n:.0} nights"),
+                        None => "whether a leak this size is raised depends on the nights' noise".to_string(),
+                    };
+                    format!("{signal} ({from_hour:02}:00–{to_hour:02}:00) stands {rate} ± {band} m³/h above its usual {usual} m³/h ({nights} nights of evidence): {units} units of its night-to-night noise ({noise} m³/h); {certain}; first seen in the night of {night}")
+                }
+            }
+            Fact::NightFlow { from_hour, to_hour, rate, noise, usual, night, why: None } => {
                 let band = num(noise.map(|n| 2.0 * n));
                 let (rate, usual, noise) = (num(*rate), num(*usual), num(*noise));
                 if zh {
@@ -536,6 +587,16 @@ mod tests {
                 noise: None,
                 usual: Some(5.0),
                 night: NaiveDate::MIN,
+                why: None,
+            },
+            Fact::NightFlow {
+                from_hour: 23,
+                to_hour: 6,
+                rate: Some(2.0),
+                noise: Some(0.5),
+                usual: Some(5.0),
+                night: NaiveDate::MIN,
+                why: Some(LeakWhy { balance: true, band: 0.7, nights: 2.0, units: 4.0, certain_in: Some(2.0) }),
             },
             Fact::Burst {
                 inflow: 20.9,
@@ -586,6 +647,7 @@ mod tests {
                 noise: None,
                 usual: Some(5.0),
                 night: NaiveDate::MIN,
+                why: None,
             }
             .stored(),
             loss_per_day: Some(48.0),
