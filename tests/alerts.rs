@@ -52,7 +52,10 @@ fn a_leak_from_23_00_is_one_alert_with_its_loss_and_a_quiet_zone_raises_nothing(
     assert!((fen as f64 - loss * 400.0).abs() <= 1.0, "{fen} vs {loss}");
     let evidence = a["evidence"].as_str().unwrap();
     assert!(
-        evidence.contains("night flow (23:00–06:00) 2.00 ± ")
+        evidence.starts_with("the zone's night balance (inflow less metered use) stands 2.00 ± ")
+            && evidence.contains("at night (23:00–06:00; ")
+            && evidence.contains("units of its night-to-night noise")
+            && evidence.contains("a leak this size is surely raised the night it starts")
             && evidence.contains("first seen in the night of 2026-01-21"),
         "{a}"
     );

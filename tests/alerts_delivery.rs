@@ -101,7 +101,7 @@ async fn alerts_reach_mqtt_the_webhook_and_influxdb_after_a_refusal() {
     let lines: Vec<&str> = content.lines().collect();
     assert_eq!(lines[0], "### 【严重】漏损（夜间流量） · leaky", "{content}");
     // which signal raised it, its size in noise units and how soon such a leak is sure
-    assert!(lines[1].starts_with("- 情况：本区夜间进水（23:00–06:00）比常值 "), "{content}");
+    assert!(lines[1].starts_with("- 情况：本区水量平衡（进水减计量用水）夜间（23:00–06:00）比常值 "), "{content}");
     assert!(lines[1].contains("倍；这样大小的漏损") && lines[1].contains("必被发现"), "{content}");
     assert!(lines[1].contains("；估计每天损失约 48.0 m³（192.00 元/天）"), "{content}");
     assert_eq!(lines[2], "- 位置：leaky（s）", "{content}");
@@ -121,5 +121,5 @@ async fn alerts_reach_mqtt_the_webhook_and_influxdb_after_a_refusal() {
             .query(&[("db", "meters"), ("q", "SELECT state, evidence FROM alerts WHERE rule = 'night_flow'")]),
     )
     .await;
-    assert!(q.contains("\"active\"") && q.contains("夜间（23:00–06:00）流量"), "{q}");
+    assert!(q.contains("\"active\"") && q.contains("夜间（23:00–06:00）比常值"), "{q}");
 }

@@ -42,7 +42,10 @@ fn good(
 }
 
 /// What every family reads: the range, the history before it, and every ledger meter's
-/// hourly consumption (four weeks back, for the usual profiles), read once.
+/// hourly consumption (nine weeks back: the night-flow rule learns a zone's weekly rhythm
+/// from eight weeks of nights, and a live pass must see what a replay sees), read once.
+const NIGHT_HISTORY: TimeDelta = TimeDelta::days(63);
+
 struct Pass<'s, 'a> {
     spec: &'s Spec<'a>,
     store: &'s Store,
@@ -60,7 +63,7 @@ impl<'s, 'a> Pass<'s, 'a> {
         let mut hours = HashMap::new();
         let mut estimated = HashMap::new();
         for m in &spec.topology.meters {
-            let samples: Vec<Sample> = good(store, &m.device, &m.point, from - TimeDelta::days(29), to)?
+            let samples: Vec<Sample> = good(store, &m.device, &m.point, from - NIGHT_HISTORY, to)?
                 .into_iter()
                 .map(|(ts, v)| Sample { ts, value: Some(v), good: true })
                 .collect();
@@ -68,7 +71,7 @@ impl<'s, 'a> Pass<'s, 'a> {
             // the meter's wrap, so that a register passing zero is consumption, not a reset
             let ms = MeterSpec { rollover_at: m.rollover_at, max_rate: None, expected_interval: interval };
             let c = intervals::consumption(&samples, &[], &ms);
-            let h = intervals::hourly(&c.intervals, from - TimeDelta::days(29), to);
+            let h = intervals::hourly(&c.intervals, from - NIGHT_HISTORY, to);
             estimated.insert(m.id(), h.iter().filter(|(_, b)| b.estimated > 1e-9).map(|(t, _)| *t).collect());
             hours.insert(m.id(), h.into_iter().map(|(t, b)| (t, b.volume)).collect());
         }
@@ -159,7 +162,7 @@ fn night_leaks(pass: &Pass<'_, '_>) -> Vec<Episode> {
         let series: Hourly = if has_outputs {
             let outputs: Vec<&Hourly> = metered.iter().filter_map(|m| pass.of(m)).collect();
             inflow
-                .range(pass.history..)
+                .range(pass.from - NIGHT_HISTORY..)
                 .filter_map(|(t, v)| {
                     // an hour counts only where every output meter has it
                     let used: Option<f64> = outputs.iter().map(|h| h.get(t).copied()).sum();
@@ -167,9 +170,15 @@ fn night_leaks(pass: &Pass<'_, '_>) -> Vec<Episode> {
                 })
                 .collect()
         } else {
-            inflow.range(pass.history..).map(|(t, v)| (*t, *v)).collect()
+            inflow.range(pass.from - NIGHT_HISTORY..).map(|(t, v)| (*t, *v)).collect()
         };
-        out.extend(rules::night_leak(&z.name, &series, pass.spec.tz, &set.night(), has_outputs));
+        out.extend(rules::night_leak(
+            &z.name,
+            &series,
+            pass.spec.tz,
+            &set.night(&pass.spec.rules.holidays),
+            has_outputs,
+        ));
     }
     out
 }

@@ -6,10 +6,12 @@
 //! seasons and holidays, so a threshold scaled by their long-run spread misses a small
 //! leak, while from one night to the next they change by a few per cent only. So:
 //! - every hour of the night window (default 23:00–06:00) is compared with the median of
-//!   the same hour over the last 7 clean nights (the *baseline*);
+//!   the same hour over the last 7 clean nights (the *baseline*), plus the zone's weekly
+//!   rhythm where its own history shows one (the nights before rest days, or each night of
+//!   the week: [`night_rhythm`]);
 //! - the noise is the night-to-night change of the nightly mean, from successive
-//!   differences of the last 28 clean nights (1.4826 × median |Δ| / √2, at least 2 % of
-//!   the baseline) — not the long-run spread;
+//!   differences of the last 28 clean nights less their rhythm (1.4826 × median |Δ| / √2,
+//!   at least 2 % of the baseline) — not the long-run spread;
 //! - at the end of every night hour, the residuals of the last 7 night hours (within 30 h)
 //!   form one block and the 7 before them (within 54 h) another; each block's level is
 //!   its mean without its largest residual (one odd hour is not a leak). A leak is raised
@@ -22,10 +24,13 @@
 //!   the leak cleared; a leak also clears when a night's mean residual falls below one
 //!   noise unit (the flow came back).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
+
+pub use super::night_rhythm::Rhythm;
+use super::night_rhythm::{self, RhythmSettings};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -55,6 +60,12 @@ pub struct Settings {
     pub clear_noise: f64,
     /// Unclean nights in a row after which their level is accepted as the new normal.
     pub accept_after: usize,
+    /// Weeks of nights a weekly rhythm is learnt from, and the share of the noise a
+    /// richer rhythm must cut it to ([`night_rhythm`]).
+    pub rhythm_weeks: i64,
+    pub rhythm_gain: f64,
+    /// Days the campus keeps as a weekend: the night before one is a rest night.
+    pub holidays: BTreeSet<NaiveDate>,
 }
 
 impl Default for Settings {
@@ -74,6 +85,9 @@ impl Default for Settings {
             low_noise: 2.0,
             clear_noise: 1.0,
             accept_after: 14,
+            rhythm_weeks: 8,
+            rhythm_gain: 0.6,
+            holidays: BTreeSet::new(),
         }
     }
 }
@@ -123,6 +137,8 @@ pub struct NightHour {
     pub noise: Option<f64>,
     /// The night's baseline level (mean of the hours' baselines).
     pub level: Option<f64>,
+    /// The kinds of night the zone's nights are compared by.
+    pub rhythm: Rhythm,
     /// True while a leak is raised (from the hour that raised it).
     pub leak: bool,
 }
@@ -195,8 +211,17 @@ pub fn evaluate(hourly: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> 
     let n_h = hours.len();
     let nights = nights_of(hourly, tz, &hours);
     let mut clean: Vec<BTreeMap<u32, f64>> = Vec::new();
-    let mut levels: Vec<f64> = Vec::new();
-    let mut dirty_run: Vec<(BTreeMap<u32, f64>, f64)> = Vec::new();
+    let mut levels: Vec<(NaiveDate, f64)> = Vec::new();
+    // every complete night: its mean residual against the plain baseline
+    let mut learn: Vec<(NaiveDate, f64)> = Vec::new();
+    let mut previous_rhythm = Rhythm::None;
+    let rs = RhythmSettings {
+        weeks: s.rhythm_weeks,
+        gain: s.rhythm_gain,
+        noise_nights: s.noise_nights,
+        holidays: &s.holidays,
+    };
+    let mut dirty_run: Vec<(NaiveDate, BTreeMap<u32, f64>, f64)> = Vec::new();
     let mut recent: VecDeque<(DateTime<Utc>, f64)> = VecDeque::new();
     let mut out = Vec::new();
     let mut alarm = false;
@@ -210,18 +235,20 @@ pub fn evaluate(hourly: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> 
                 base.insert(*h, median(&mut vals));
             }
         }
-        let level = (base.len() + 1 >= n_h).then(|| base.values().sum::<f64>() / base.len() as f64);
-        let noise = level.and_then(|b| {
-            let lv = &levels[levels.len().saturating_sub(s.noise_nights)..];
-            (lv.len() > s.min_history).then(|| {
-                let mut d: Vec<f64> = lv.windows(2).map(|w| (w[1] - w[0]).abs()).collect();
-                (1.4826 * median(&mut d) / std::f64::consts::SQRT_2).max(s.noise_floor_share * b)
-            })
-        });
+        let plain = (base.len() + 1 >= n_h).then(|| base.values().sum::<f64>() / base.len() as f64);
+        let choice = night_rhythm::choose(&learn, &levels, date, previous_rhythm, &rs);
+        let (rhythm, corr) = match plain {
+            Some(_) => (choice.rhythm, choice.correction),
+            None => (Rhythm::None, 0.0),
+        };
+        previous_rhythm = rhythm;
+        let level = plain.map(|b| b + corr);
+        let noise = plain.and_then(|b| choice.noise.map(|n| n.max(s.noise_floor_share * b)));
+        let plain_residuals: Vec<f64> = hrs.iter().filter_map(|(h, v, _)| base.get(h).map(|b| v - b)).collect();
         let mut night_res = Vec::new();
         for (h, v, t) in &hrs {
             let at = *t + TimeDelta::hours(1);
-            let Some(b) = base.get(h) else {
+            let Some(b) = base.get(h).map(|b| b + corr) else {
                 out.push(NightHour {
                     at,
                     night: date,
@@ -231,6 +258,7 @@ pub fn evaluate(hourly: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> 
                     previous_block: None,
                     noise,
                     level,
+                    rhythm,
                     leak: alarm,
                 });
                 continue;
@@ -258,11 +286,12 @@ pub fn evaluate(hourly: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> 
                 at,
                 night: date,
                 flow: *v,
-                baseline: Some(*b),
+                baseline: Some(b),
                 block,
                 previous_block: previous,
                 noise,
                 level,
+                rhythm,
                 leak: alarm,
             });
         }
@@ -270,9 +299,16 @@ pub fn evaluate(hourly: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> 
             continue; // an incomplete night says nothing about the baseline
         }
         let values: BTreeMap<u32, f64> = hrs.iter().map(|(h, v, _)| (*h, *v)).collect();
+        if plain.is_some() && plain_residuals.len() + 1 >= n_h {
+            learn.push((date, plain_residuals.iter().sum::<f64>() / plain_residuals.len() as f64));
+            let keep = 7 * s.rhythm_weeks.max(1) as usize + 7;
+            if learn.len() > keep {
+                learn.drain(..learn.len() - keep);
+            }
+        }
         let Some(sig) = noise else {
             // warming up: the night feeds the history
-            levels.push(mean(&values));
+            levels.push((date, mean(&values)));
             clean.push(values);
             continue;
         };
@@ -287,22 +323,22 @@ pub fn evaluate(hourly: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> 
             dirty = false;
         }
         if dirty {
-            if dirty_run.last().is_some_and(|(_, x)| (*x < 0.0) != (ns < 0.0)) {
+            if dirty_run.last().is_some_and(|(_, _, x)| (*x < 0.0) != (ns < 0.0)) {
                 dirty_run.clear(); // a run is all high or all low
             }
-            dirty_run.push((values, ns));
+            dirty_run.push((date, values, ns));
             if dirty_run.len() >= s.accept_after {
                 // the new level is accepted: it becomes the baseline
                 let keep = dirty_run.len().saturating_sub(s.history);
-                for (v, _) in dirty_run.drain(..).skip(keep) {
-                    levels.push(mean(&v));
+                for (d, v, _) in dirty_run.drain(..).skip(keep) {
+                    levels.push((d, mean(&v)));
                     clean.push(v);
                 }
                 alarm = false;
             }
         } else {
             dirty_run.clear();
-            levels.push(mean(&values));
+            levels.push((date, mean(&values)));
             clean.push(values);
         }
     }
@@ -424,5 +460,76 @@ mod tests {
         ] {
             assert_eq!(s.nights_to_raise(units, share), nights, "{units} units");
         }
+    }
+
+    /// Nights of `level` m³/h whose nightly level moves by a pseudo-random N(0, σ) (hours
+    /// jitter by a fifth of it), `extra(day, hour)` added; days are local from 2026-01-01.
+    fn noisy(days: i64, level: f64, sigma: f64, extra: impl Fn(i64, u32) -> f64) -> BTreeMap<DateTime<Utc>, f64> {
+        let start = tz().with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap().with_timezone(&Utc);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut gauss = || {
+            // the sum of 12 uniforms less 6: close enough to N(0, 1) for a test
+            (0..12)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed >> 11) as f64 / (1u64 << 53) as f64
+                })
+                .sum::<f64>()
+                - 6.0
+        };
+        let mut out = BTreeMap::new();
+        let mut night_offset = 0.0;
+        for h in 0..days * 24 {
+            let t = start + TimeDelta::hours(h);
+            let local = t.with_timezone(&tz());
+            if local.hour() == 12 {
+                night_offset = sigma * gauss();
+            }
+            let night = local.hour() >= 23 || local.hour() <= 5;
+            let v = if night { level + night_offset + 0.2 * sigma * gauss() } else { 3.0 * level };
+            out.insert(t, v + extra(h / 24, local.hour()));
+        }
+        out
+    }
+
+    #[test]
+    fn a_zone_whose_weekend_nights_differ_is_compared_with_weekend_nights() {
+        use chrono::Datelike;
+        // nights before Saturday and Sunday mornings run 3 m³/h higher (noise 0.2)
+        let weekend = |d: i64, h: u32| {
+            let morning = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + TimeDelta::days(d + i64::from(h >= 12));
+            if matches!(morning.weekday(), chrono::Weekday::Sat | chrono::Weekday::Sun) {
+                3.0
+            } else {
+                0.0
+            }
+        };
+        let settled = tz().with_ymd_and_hms(2026, 2, 15, 0, 0, 0).unwrap().with_timezone(&Utc);
+        let e = evaluate(&noisy(90, 10.0, 0.2, weekend), tz(), &Settings::default());
+        let late: Vec<&NightHour> = e.iter().filter(|x| x.at > settled).collect();
+        assert!(late.iter().all(|x| !x.leak), "a weekend is not a leak");
+        assert!(late.iter().all(|x| x.rhythm != Rhythm::None), "{:?}", late[0].rhythm);
+        let sat = late.iter().find(|x| x.night.weekday() == chrono::Weekday::Sat).unwrap();
+        let tue = late.iter().find(|x| x.night.weekday() == chrono::Weekday::Tue).unwrap();
+        assert!((sat.level.unwrap() - tue.level.unwrap() - 3.0).abs() < 0.4, "{sat:?} {tue:?}");
+        // the same zone compared with every night: its weekends raise
+        let plain = Settings { rhythm_gain: 0.0, ..Default::default() };
+        assert!(evaluate(&noisy(90, 10.0, 0.2, weekend), tz(), &plain).iter().any(|x| x.leak && x.at > settled));
+        // and a leak of half a weekend's difference from a Monday night is still a leak,
+        // raised that night
+        let leak = |d: i64, h: u32| weekend(d, h) + if d >= 60 { 1.5 } else { 0.0 };
+        let e = evaluate(&noisy(90, 10.0, 0.2, leak), tz(), &Settings::default());
+        let from = tz().with_ymd_and_hms(2026, 3, 2, 0, 0, 0).unwrap().with_timezone(&Utc);
+        // (its first weekends, before the rhythm was learnt, raised; they are long over)
+        let first = e.iter().find(|x| x.leak && x.at > settled).unwrap();
+        assert!(first.at > from && first.at < from + TimeDelta::hours(30), "{}", first.at);
+    }
+
+    #[test]
+    fn a_noisy_zone_without_a_rhythm_keeps_the_plain_baseline() {
+        let e = evaluate(&noisy(90, 10.0, 0.2, |_, _| 0.0), tz(), &Settings::default());
+        assert!(e.iter().all(|x| x.rhythm == Rhythm::None && !x.leak));
     }
 }

@@ -143,6 +143,7 @@ pub fn night_leak(
                 nights,
                 units,
                 certain_in: s.nights_to_raise(units, level.filter(|l| *l > 0.0).map(|l| r / l)),
+                rhythm: run.last().and_then(|h| h.rhythm.id()).map(String::from),
             }
         });
         let evidence = Fact::NightFlow { from_hour, to_hour, rate, noise, usual: level, night: first.night, why };

@@ -56,6 +56,9 @@ pub struct LeakWhy {
     /// Nights a leak of this size takes to be surely raised; `None`: below that size,
     /// whether it is raised depends on the nights' noise.
     pub certain_in: Option<f64>,
+    /// Nights compared with nights of the same kind: "rest_or_work" or "weekday".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rhythm: Option<String>,
 }
 
 /// A phase of a meter: `None` for a single-phase meter.
@@ -230,17 +233,19 @@ impl Fact {
                 let units = format!("{:.1}", w.units);
                 let nights = format!("{:.0}", w.nights.max(1.0));
                 if zh {
-                    let signal = if w.balance {
-                        "本区夜间水量平衡（进水减计量用水）"
-                    } else {
-                        "本区夜间进水"
-                    };
+                    let signal =
+                        if w.balance { "本区水量平衡（进水减计量用水）" } else { "本区进水" };
                     let certain = match w.certain_in {
                         Some(n) if n <= 1.0 => "这样大小的漏损当夜必被发现".to_string(),
                         Some(n) => format!("这样大小的漏损 {n:.0} 夜内必被发现"),
                         None => "这样大小的漏损能否发现取决于夜间波动".to_string(),
                     };
-                    format!("{signal}（{from_hour:02}:00–{to_hour:02}:00）比常值 {usual} m³/h 高 {rate} ± {band} m³/h（依据 {nights} 夜），为本区夜间波动（{noise} m³/h）的 {units} 倍；{certain}；{night} 夜间首次出现")
+                    let rhythm = match w.rhythm.as_deref() {
+                        Some("weekday") => "，与同一星期几的夜晚相比",
+                        Some(_) => "，与同类夜晚（休息日前夜或工作日前夜）相比",
+                        None => "",
+                    };
+                    format!("{signal}夜间（{from_hour:02}:00–{to_hour:02}:00）比常值 {usual} m³/h 高 {rate} ± {band} m³/h（依据 {nights} 夜{rhythm}），为本区夜间波动（{noise} m³/h）的 {units} 倍；{certain}；{night} 夜间首次出现")
                 } else {
                     let signal = if w.balance {
                         "the zone's night balance (inflow less metered use)"
@@ -252,7 +257,12 @@ impl Fact {
                         Some(n) => format!("a leak this size is surely raised within {n:.0} nights"),
                         None => "whether a leak this size is raised depends on the nights' noise".to_string(),
                     };
-                    format!("{signal} ({from_hour:02}:00–{to_hour:02}:00) stands {rate} ± {band} m³/h above its usual {usual} m³/h ({nights} nights of evidence): {units} units of its night-to-night noise ({noise} m³/h); {certain}; first seen in the night of {night}")
+                    let rhythm = match w.rhythm.as_deref() {
+                        Some("weekday") => ", against nights of the same weekday",
+                        Some(_) => ", against nights of the same kind (before a rest day or a working day)",
+                        None => "",
+                    };
+                    format!("{signal} stands {rate} ± {band} m³/h above its usual {usual} m³/h at night ({from_hour:02}:00–{to_hour:02}:00; {nights} nights of evidence{rhythm}): {units} units of its night-to-night noise ({noise} m³/h); {certain}; first seen in the night of {night}")
                 }
             }
             Fact::NightFlow { from_hour, to_hour, rate, noise, usual, night, why: None } => {
@@ -596,7 +606,14 @@ mod tests {
                 noise: Some(0.5),
                 usual: Some(5.0),
                 night: NaiveDate::MIN,
-                why: Some(LeakWhy { balance: true, band: 0.7, nights: 2.0, units: 4.0, certain_in: Some(2.0) }),
+                why: Some(LeakWhy {
+                    balance: true,
+                    band: 0.7,
+                    nights: 2.0,
+                    units: 4.0,
+                    certain_in: Some(2.0),
+                    rhythm: Some("weekday".into()),
+                }),
             },
             Fact::Burst {
                 inflow: 20.9,

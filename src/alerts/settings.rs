@@ -135,11 +135,12 @@ impl Settings {
         !self.disabled.contains(&rule)
     }
 
-    pub fn night(&self) -> super::night_flow::Settings {
+    pub fn night(&self, holidays: &std::collections::BTreeSet<chrono::NaiveDate>) -> super::night_flow::Settings {
         super::night_flow::Settings {
             window: self.night_window,
             floor: self.night_min_excess,
             blocks: self.night_nights.max(1),
+            holidays: holidays.clone(),
             ..Default::default()
         }
     }
