@@ -205,6 +205,19 @@ fn blocks_before(
         .collect()
 }
 
+/// The plain baseline per night hour: the median of the last `history` clean nights.
+fn baseline(clean: &[BTreeMap<u32, f64>], hours: &[u32], s: &Settings) -> BTreeMap<u32, f64> {
+    let from = clean.len().saturating_sub(s.history);
+    let mut base = BTreeMap::new();
+    for h in hours {
+        let mut vals: Vec<f64> = clean[from..].iter().filter_map(|c| c.get(h).copied()).collect();
+        if vals.len() >= s.min_history {
+            base.insert(*h, median(&mut vals));
+        }
+    }
+    base
+}
+
 /// Evaluates every night hour in `hourly` (UTC hour start → m³ in that hour).
 pub fn evaluate(hourly: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> Vec<NightHour> {
     let hours = s.hours();
@@ -227,14 +240,7 @@ pub fn evaluate(hourly: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> 
     let mut alarm = false;
     let mean = |m: &BTreeMap<u32, f64>| m.values().sum::<f64>() / m.len().max(1) as f64;
     for (date, hrs) in nights {
-        let from = clean.len().saturating_sub(s.history);
-        let mut base: BTreeMap<u32, f64> = BTreeMap::new();
-        for h in &hours {
-            let mut vals: Vec<f64> = clean[from..].iter().filter_map(|c| c.get(h).copied()).collect();
-            if vals.len() >= s.min_history {
-                base.insert(*h, median(&mut vals));
-            }
-        }
+        let base = baseline(&clean, &hours, s);
         let plain = (base.len() + 1 >= n_h).then(|| base.values().sum::<f64>() / base.len() as f64);
         let choice = night_rhythm::choose(&learn, &levels, date, previous_rhythm, &rs);
         let (rhythm, corr) = match plain {
@@ -247,53 +253,38 @@ pub fn evaluate(hourly: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> 
         let plain_residuals: Vec<f64> = hrs.iter().filter_map(|(h, v, _)| base.get(h).map(|b| v - b)).collect();
         let mut night_res = Vec::new();
         for (h, v, t) in &hrs {
-            let at = *t + TimeDelta::hours(1);
-            let Some(b) = base.get(h).map(|b| b + corr) else {
-                out.push(NightHour {
-                    at,
-                    night: date,
-                    flow: *v,
-                    baseline: None,
-                    block: None,
-                    previous_block: None,
-                    noise,
-                    level,
-                    rhythm,
-                    leak: alarm,
-                });
-                continue;
+            let expected = base.get(h).map(|b| b + corr);
+            let mut hour = NightHour {
+                at: *t + TimeDelta::hours(1),
+                night: date,
+                flow: *v,
+                baseline: expected,
+                block: None,
+                previous_block: None,
+                noise,
+                level,
+                rhythm,
+                leak: alarm,
             };
-            let r = v - b;
-            recent.push_back((*t, r));
-            night_res.push(r);
-            let (mut block, mut previous) = (None, None);
-            if let (Some(sig), Some(lv)) = (noise, level) {
+            if let Some(b) = expected {
+                recent.push_back((*t, v - b));
+                night_res.push(v - b);
+            }
+            if let (Some(_), Some(sig), Some(lv)) = (expected, noise, level) {
                 let oldest = *t - TimeDelta::hours(24 * s.blocks as i64 + 30);
                 while recent.front().is_some_and(|(x, _)| *x <= oldest) {
                     recent.pop_front();
                 }
                 let blocks = blocks_before(&recent, *t, n_h, s);
-                block = blocks.first().copied().flatten();
-                previous = blocks.get(1).copied().flatten();
+                hour.block = blocks.first().copied().flatten();
+                hour.previous_block = blocks.get(1).copied().flatten();
                 let jump = (s.jump_noise * sig).max(s.jump_share * lv).max(s.floor);
                 let low = (s.noise * sig).max(s.floor);
                 let sustained = blocks.iter().all(|b| b.is_some_and(|x| x >= low));
-                if block.is_some_and(|x| x >= jump) || sustained {
-                    alarm = true;
-                }
+                alarm |= hour.block.is_some_and(|x| x >= jump) || sustained;
+                hour.leak = alarm;
             }
-            out.push(NightHour {
-                at,
-                night: date,
-                flow: *v,
-                baseline: Some(b),
-                block,
-                previous_block: previous,
-                noise,
-                level,
-                rhythm,
-                leak: alarm,
-            });
+            out.push(hour);
         }
         if hrs.len() + 1 < n_h {
             continue; // an incomplete night says nothing about the baseline
@@ -301,10 +292,7 @@ pub fn evaluate(hourly: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, s: &Settings) -> 
         let values: BTreeMap<u32, f64> = hrs.iter().map(|(h, v, _)| (*h, *v)).collect();
         if plain.is_some() && plain_residuals.len() + 1 >= n_h {
             learn.push((date, plain_residuals.iter().sum::<f64>() / plain_residuals.len() as f64));
-            let keep = 7 * s.rhythm_weeks.max(1) as usize + 7;
-            if learn.len() > keep {
-                learn.drain(..learn.len() - keep);
-            }
+            learn.drain(..learn.len().saturating_sub(7 * s.rhythm_weeks.max(1) as usize + 7));
         }
         let Some(sig) = noise else {
             // warming up: the night feeds the history
