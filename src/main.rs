@@ -93,6 +93,13 @@ enum Command {
         #[command(subcommand)]
         what: AlertsWhat,
     },
+    /// The asset register: `renewal` ranks its pipe sections for renewal.
+    Assets {
+        #[arg(short, long)]
+        config: PathBuf,
+        #[command(subcommand)]
+        what: AssetsWhat,
+    },
     /// Import readings from a CSV (ts,device,point,value) into the store.
     Import {
         #[arg(short, long)]
@@ -227,6 +234,32 @@ enum FormatArg {
     Xlsx,
     /// The three targets and each utility's gap, for a terminal.
     Text,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RenewalFormat {
+    Text,
+    Csv,
+    Json,
+}
+
+impl From<RenewalFormat> for cli::assets::RenewalFormat {
+    fn from(f: RenewalFormat) -> Self {
+        match f {
+            RenewalFormat::Text => cli::assets::RenewalFormat::Text,
+            RenewalFormat::Csv => cli::assets::RenewalFormat::Csv,
+            RenewalFormat::Json => cli::assets::RenewalFormat::Json,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum AssetsWhat {
+    /// The pipe sections ranked for renewal, each with its reason.
+    Renewal {
+        #[arg(long, value_enum, default_value_t = RenewalFormat::Text)]
+        format: RenewalFormat,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -399,6 +432,9 @@ async fn run(command: Command) -> Result<Report, Failure> {
                 AlertsWhat::List { json, active } => cli::alerts::alerts_list(&cfg, json, active)?,
                 AlertsWhat::Ack { id, by } => cli::alerts::alerts_ack(&cfg, id, &by)?,
             }))
+        }
+        Command::Assets { config: path, what: AssetsWhat::Renewal { format } } => {
+            Ok(Report::text(cli::assets::renewal(&config(&path, Mode::Check)?, format.into())?))
         }
         Command::Import { config: path, csv } => {
             let cfg = config(&path, Mode::Check)?;

@@ -377,3 +377,72 @@ fn incidents_counted_on_finer_readings_than_the_baseline_years_are_flagged() {
         t.notes
     );
 }
+
+#[test]
+fn the_renewal_list_ranks_the_leaking_zones_sections_first_with_their_share_of_its_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("p.toml");
+    let register = r#"
+[[assets.pipes]]
+id = "Q-1"
+zone = "quiet"
+material = "cast_iron"
+diameter_mm = 200
+length_m = 1000
+laid = 1960
+[[assets.pipes]]
+id = "L-2"
+zone = "leaky"
+material = "pe"
+diameter_mm = 110
+length_m = 400
+laid = 2015
+[[assets.pipes]]
+id = "L-1"
+zone = "leaky"
+material = "cast_iron"
+diameter_mm = 150
+length_m = 600
+laid = 1970
+"#;
+    let text = CONFIG.replace("STORE", &dir.path().join("s.db").to_string_lossy()) + register;
+    std::fs::write(&cfg, text).unwrap();
+    let cfg = cfg.to_string_lossy().into_owned();
+    // before any reading: the failures are unknown, and the list says so
+    let (code, out, err) = pumphouse(&["assets", "-c", &cfg, "renewal"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Q-1 (cast iron, DN200, 1000 m, laid 1960)"), "{out}");
+    assert!(out.contains("no failure record (the alert rules have not run over this store)"), "{out}");
+    let data = dir.path().join("history.csv");
+    std::fs::write(&data, csv(2.0)).unwrap();
+    let (code, _, err) = pumphouse(&["import", "-c", &cfg, "--csv", &data.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = pumphouse(&["assets", "-c", &cfg, "renewal", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let list: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let order: Vec<&str> = list.iter().map(|c| c["section"].as_str().unwrap()).collect();
+    // the leaky zone's one leak over its 1.0 km, then the older of its sections first;
+    // the quiet zone's older pipe after both
+    assert_eq!(order, ["L-1", "L-2", "Q-1"], "{out}");
+    let years = list[0]["years_watched"].as_f64().unwrap();
+    assert!((years - 29.96 / 365.25).abs() < 0.001, "the rules ran over the imported month: {years}");
+    let rate = list[0]["zone_failures_per_km_year"].as_f64().unwrap();
+    assert!((rate - 1.0 / years).abs() < 1e-6, "{rate}");
+    assert_eq!(list[2]["zone_failures_per_km_year"].as_f64(), Some(0.0));
+    // the leak (48 m³ a day at 4.00 yuan/m³) ran from 21 January 01:00 local to the end of
+    // the readings, 31 January 00:00: 9 days 23 hours, 478.0 m³ and 1 912.00 yuan; L-1 is
+    // 60 % of the zone's registered pipe — not the days since, when nobody saw it
+    let m3 = list[0]["lost_m3_share"].as_f64().unwrap();
+    assert!((m3 - 0.6 * 48.0 * (9.0 + 23.0 / 24.0)).abs() < 0.5, "{m3}");
+    let fen = list[0]["lost_fen_share"].as_i64().unwrap();
+    assert!((fen - 114_720).abs() <= 1, "{fen}");
+    assert!(
+        list[0]["reason"].as_str().unwrap().contains("its zone leaky had 1 failure(s) (0 burst(s), 1 leak(s))"),
+        "{out}"
+    );
+    // the same as a sheet: a header and a row per section
+    let (code, out, _) = pumphouse(&["assets", "-c", &cfg, "renewal", "--format", "csv"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 4, "{out}");
+    assert!(out.lines().nth(1).unwrap().starts_with("1,\"L-1\",\"leaky\",\"cast iron\",150,600,1970,"), "{out}");
+}

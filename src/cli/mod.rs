@@ -4,6 +4,7 @@
 //! (`ledger::book`, `alerts::evaluate`), never through `gateway`.
 
 pub mod alerts;
+pub mod assets;
 pub mod check;
 pub mod correct;
 pub mod demo;

@@ -49,6 +49,8 @@ pub struct Config {
     pub target_baselines: Vec<crate::targets::baseline::TargetBaseline>,
     pub alerts: AlertsConfig,
     pub ledger: LedgerConfig,
+    /// The register of pipe sections (`[assets]`).
+    pub assets: crate::assets::Assets,
     /// Where the configuration came from, for messages.
     pub source: String,
 }

@@ -77,6 +77,7 @@ const SECTIONS: &[&str] = &[
     "baseline_targets",
     "alerts",
     "ledger",
+    "assets",
 ];
 /// Sections that later parts of the gateway read; accepted here so one file serves all.
 const LATER_SECTIONS: &[&str] = &[];
@@ -160,6 +161,7 @@ pub(super) fn validate(
     rated_currents(&raw_devices, &devices, &alerts, diags);
     let ledger = ledger(&raw_ledger, language, !topology.zones.is_empty(), mode, diags);
     let cfg = Config {
+        assets: crate::assets::validate_for(&section(top, "assets", diags), &topology, diags),
         ledger,
         site: Site { name: site_name.into(), timezone, language },
         buses,

@@ -466,6 +466,88 @@ utility = "electricity"
 name = "maximum demand charge"
 kind = "demand"
 price = "38"
+
+# The register of pipe sections (`pumphouse assets renewal` ranks them); decades of
+# materials, as a campus grows.
+[[assets.pipes]]
+id = "C-01"
+zone = "campus"
+from = "plant"
+to = "campus ring"
+material = "ductile_iron"
+diameter_mm = 300
+length_m = 850
+laid = 1998
+
+[[assets.pipes]]
+id = "N-01"
+zone = "north"
+from = "north valve"
+to = "dormitories 1–2"
+material = "cast_iron"
+diameter_mm = 150
+length_m = 620
+laid = 1978
+
+[[assets.pipes]]
+id = "N-02"
+zone = "north"
+from = "dormitories"
+to = "canteen"
+material = "pe"
+diameter_mm = 110
+length_m = 380
+laid = 2016
+
+[[assets.pipes]]
+id = "S-01"
+zone = "south"
+from = "south valve"
+to = "teaching block"
+material = "cast_iron"
+diameter_mm = 200
+length_m = 740
+laid = 1972
+
+[[assets.pipes]]
+id = "S-02"
+zone = "south"
+from = "teaching block"
+to = "library"
+material = "galvanized_steel"
+diameter_mm = 80
+length_m = 260
+laid = 1995
+
+[[assets.pipes]]
+id = "S-03"
+zone = "south"
+from = "library"
+to = "sports hall"
+material = "pvc"
+diameter_mm = 110
+length_m = 410
+laid = 2008
+
+[[assets.pipes]]
+id = "E-01"
+zone = "east"
+from = "east valve"
+to = "labs"
+material = "ductile_iron"
+diameter_mm = 150
+length_m = 560
+laid = 1989
+
+[[assets.pipes]]
+id = "E-02"
+zone = "east"
+from = "labs"
+to = "staff housing"
+material = "steel"
+diameter_mm = 100
+length_m = 330
+laid = 1983
 "#;
 
 /// Built-in profiles by name (the simulator's register layouts).
