@@ -344,6 +344,39 @@ fn a_demo_year_fills_every_dashboard_and_every_page_shows_the_apis_figures() {
         assert_eq!(drawn(&sel, "data-alert").as_deref(), Some("1"), "{a}");
     }
     assert!(!active_now.as_array().unwrap().is_empty(), "the demo has active alerts to mark");
+    // the renewal list: each of the demo's eight registered sections once, ranked by its
+    // zone's bursts and leaks per km per year, then by the share of its design life used;
+    // a zone with a burst or a leak on record has a rate, one without has 0
+    let sections: Vec<String> = serde_json::from_str(
+        page.eval("JSON.stringify([...document.querySelectorAll('tr[data-section]')].map(r => r.dataset.section))")
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sections.len(), 8, "{sections:?}");
+    let failed: std::collections::BTreeSet<String> = api("/api/alerts")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["rule"] == "burst" || a["rule"] == "night_flow")
+        .map(|a| a["zone"].as_str().unwrap().to_string())
+        .collect();
+    assert!(failed.contains("south") && failed.contains("east"), "the July burst and the east leak: {failed:?}");
+    let key = |id: &str| -> (f64, f64) {
+        let rate: f64 = f[&format!("renewal-rate-{id}")].parse().unwrap();
+        let life: f64 = f[&format!("renewal-life-{id}")].trim_end_matches(" %").parse().unwrap();
+        (rate, life)
+    };
+    for (i, id) in sections.iter().enumerate() {
+        assert_eq!(f[&format!("renewal-rank-{id}")], (i + 1).to_string());
+        let zone =
+            page.eval(&format!("document.querySelector('tr[data-section=\"{id}\"] td:nth-child(3)').textContent"));
+        assert_eq!(key(id).0 > 0.0, failed.contains(zone.as_str().unwrap()), "{id} in {zone}");
+        if let Some(next) = sections.get(i + 1) {
+            let (a, b) = (key(id), key(next));
+            assert!(a.0 > b.0 || (a.0 == b.0 && a.1 >= b.1), "{id} {a:?} before {next} {b:?}");
+        }
+    }
     page.screenshot(&shots.join("network.png"));
 
     // alerts: the active ones are the API's; acknowledge one from the page
@@ -483,8 +516,13 @@ fn identifiers(from: &[Value]) -> std::collections::HashSet<String> {
 
 /// The English words of a page's text that are not identifiers or units.
 fn english_words(text: &str, allowed: &std::collections::HashSet<String>) -> Vec<String> {
+    // the notations Chinese drawings and standards write in Latin letters: a pipe's
+    // nominal size (DN150) and its plastics (PE, PVC-U)
+    let notation = |w: &str| {
+        ["PE", "PVC"].contains(&w) || w.strip_prefix("DN").is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
+    };
     text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| w.chars().any(|c| c.is_ascii_alphabetic()) && w.len() >= 2)
+        .filter(|w| w.chars().any(|c| c.is_ascii_alphabetic()) && w.len() >= 2 && !notation(w))
         .filter(|w| !allowed.contains(&w.to_lowercase()) && !w.split('_').all(|p| allowed.contains(&p.to_lowercase())))
         .map(str::to_string)
         .collect()

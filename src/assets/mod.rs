@@ -143,6 +143,41 @@ impl Assets {
     }
 }
 
+/// The renewal list from the register and the store's records: its bursts and leaks, the
+/// years its alert rules have covered, the end of the data they saw. `None` for the store
+/// (none yet): the failure figures are unknown.
+pub fn renewal_list(
+    assets: &Assets,
+    store: Option<&crate::store::Store>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<renewal::Candidate>, crate::store::StoreError> {
+    use crate::model::AlertRule;
+    let Some(store) = store else {
+        return Ok(renewal::rank(assets, &[], None, now, now.date_naive()));
+    };
+    let passes = store.alert_passes()?;
+    let covered_ms: i64 = passes.iter().map(|(a, b)| (b - a).max(0)).sum();
+    let years = (covered_ms > 0).then(|| covered_ms as f64 / (365.25 * 86_400_000.0));
+    let ms = chrono::DateTime::from_timestamp_millis;
+    let seen_to = passes.iter().map(|(_, b)| *b).max().and_then(ms).map_or(now, |t| t.min(now));
+    let failures: Vec<renewal::Failure> = store
+        .alerts(false)?
+        .into_iter()
+        .filter(|a| matches!(a.rule, AlertRule::Burst | AlertRule::NightFlow))
+        .filter_map(|a| {
+            Some(renewal::Failure {
+                zone: a.zone,
+                rule: a.rule,
+                start: ms(a.start_ms)?,
+                end: a.end_ms.and_then(ms),
+                loss_per_day: a.loss_per_day,
+                loss_fen_per_day: a.loss_fen_per_day,
+            })
+        })
+        .collect();
+    Ok(renewal::rank(assets, &failures, years, seen_to, now.date_naive()))
+}
+
 /// Validates `[assets]` against the topology's water zones.
 pub fn validate_for(raw: &RawAssets, topology: &crate::ledger::topology::Topology, diags: &mut Diagnostics) -> Assets {
     let water: Vec<&str> = topology

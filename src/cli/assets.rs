@@ -6,9 +6,8 @@
 use anyhow::bail;
 use chrono::Utc;
 
-use crate::assets::renewal::{rank, Candidate, Failure};
+use crate::assets::renewal::Candidate;
 use crate::config::Config;
-use crate::model::AlertRule;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RenewalFormat {
@@ -17,45 +16,12 @@ pub enum RenewalFormat {
     Json,
 }
 
-/// The store's bursts and leaks, the years its alert rules have covered, and the end of
-/// the data they saw.
-type Watched = (Vec<Failure>, Option<f64>, Option<chrono::DateTime<Utc>>);
-
-fn failures(cfg: &Config) -> anyhow::Result<Watched> {
-    if !cfg.store.path.exists() {
-        return Ok((Vec::new(), None, None));
-    }
-    let store = super::open_store(cfg, true)?;
-    let passes = store.alert_passes()?;
-    let covered_ms: i64 = passes.iter().map(|(a, b)| (b - a).max(0)).sum();
-    let years = (covered_ms > 0).then(|| covered_ms as f64 / (365.25 * 86_400_000.0));
-    let seen_to = passes.iter().map(|(_, b)| *b).max().and_then(chrono::DateTime::from_timestamp_millis);
-    let ms = |t: i64| chrono::DateTime::from_timestamp_millis(t);
-    let failures = store
-        .alerts(false)?
-        .into_iter()
-        .filter(|a| matches!(a.rule, AlertRule::Burst | AlertRule::NightFlow))
-        .filter_map(|a| {
-            Some(Failure {
-                zone: a.zone,
-                rule: a.rule,
-                start: ms(a.start_ms)?,
-                end: a.end_ms.and_then(ms),
-                loss_per_day: a.loss_per_day,
-                loss_fen_per_day: a.loss_fen_per_day,
-            })
-        })
-        .collect();
-    Ok((failures, years, seen_to))
-}
-
 pub fn renewal(cfg: &Config, format: RenewalFormat) -> anyhow::Result<String> {
     if cfg.assets.pipes.is_empty() {
         bail!("{} registers no pipe sections: add [[assets.pipes]] (see the README's asset register)", cfg.source);
     }
-    let (failures, years, seen_to) = failures(cfg)?;
-    let now = Utc::now();
-    let list = rank(&cfg.assets, &failures, years, seen_to.unwrap_or(now).min(now), now.date_naive());
+    let store = if cfg.store.path.exists() { Some(super::open_store(cfg, true)?) } else { None };
+    let list = crate::assets::renewal_list(&cfg.assets, store.as_ref(), Utc::now())?;
     let lang = cfg.site.language;
     Ok(match format {
         RenewalFormat::Text => text(&list, lang),

@@ -196,6 +196,7 @@ pub(super) fn network(st: &AppState, lang: Lang, zone: Option<&str>) -> Result<M
     };
     let valves = super::map::valves(st, VALVE_DAYS)?;
     let every = chrono::TimeDelta::days(EXERCISE_DAYS);
+    let renewal = crate::assets::renewal_list(&cfg.assets, Some(&st.store), Utc::now())?;
     Ok(html! {
         p.muted {
             (lang.t("Each zone is coloured by its non-revenue share this month (green under 15 %, amber under 30 %, red above); a red sign marks an active alert; click an element for its zone.", "分区按本月产销差率着色（绿色低于 15 %，黄色低于 30 %，红色更高）；红色标记为当前报警；点击元素查看所在分区。"))
@@ -230,6 +231,9 @@ pub(super) fn network(st: &AppState, lang: Lang, zone: Option<&str>) -> Result<M
                 }
             }
         }
+        @if !renewal.is_empty() {
+            (renewal_table(&renewal, lang))
+        }
         @if let Some(z) = zone {
             h2 { (lang.t("Meters of zone", "分区计量表：")) " " (z) }
             table {
@@ -247,6 +251,29 @@ pub(super) fn network(st: &AppState, lang: Lang, zone: Option<&str>) -> Result<M
             }
         }
     })
+}
+
+/// The register's pipe sections ranked for renewal ([`crate::assets::renewal`]).
+fn renewal_table(list: &[crate::assets::renewal::Candidate], lang: Lang) -> Markup {
+    html! {
+        h2 { (lang.t("Pipe renewal list", "管段更新排序")) }
+        p.muted { (lang.t("Ranked by the zone's bursts and leaks per km of registered pipe per year, then by age against the material's design life; losses shared among a zone's sections by length.", "先按所在分区每公里登记管长每年的爆管与漏损次数，再按已用年限占材质设计年限的比例排序；损失按长度分摊到分区内各管段。")) }
+        table {
+            tr { th { "#" } th { (lang.t("Section", "管段")) } th { (lang.t("Zone", "分区")) } th { (lang.t("Material", "材质")) } th { (lang.t("Laid", "敷设")) } th { (lang.t("Age / design life", "已用 / 设计年限")) } th { (lang.t("Zone failures per km per year", "分区每公里每年故障")) } th { (lang.t("Lost, its share (m³)", "分摊损失(m³)")) } th { (lang.t("Its share (yuan)", "分摊金额(元)")) } th { (lang.t("Why", "原因")) } }
+            @for c in list {
+                @let id = &c.pipe.id;
+                tr data-section=(id) {
+                    td.n data-k=(format!("renewal-rank-{id}")) { (c.rank) }
+                    td { (id) } td { (c.pipe.zone) } td { (c.pipe.material.label(lang)) } td.n { (c.pipe.laid) }
+                    td.n data-k=(format!("renewal-life-{id}")) { (format!("{:.0}", 100.0 * c.life_share())) " %" }
+                    td.n data-k=(format!("renewal-rate-{id}")) { (c.per_km_year.map(|r| format!("{r:.2}")).unwrap_or_else(|| "?".into())) }
+                    td.n { (if c.per_km_year.is_some() { format!("{:.0}", c.lost_m3) } else { "?".into() }) }
+                    td.n { (if c.per_km_year.is_some() { yuan(c.lost_fen) } else { "?".into() }) }
+                    td.muted { (c.reason(lang)) }
+                }
+            }
+        }
+    }
 }
 
 /// How far back a valve's life is read, and after how long without moving it is due to
