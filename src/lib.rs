@@ -17,7 +17,7 @@
 //! below it; `tests/layers.rs` reads the next line and checks every `crate::` path in
 //! `src/` against it, so this map cannot drift from the code.
 //!
-//! Layers: diag | supervise | lang | line_protocol | untrusted | model, secret | clock, cjt188, dlt645, modbus | http::config, store, sinks, ledger, alerts, targets, assets, config, sim, http, gateway, cli.
+//! Layers: diag | supervise | lang | line_protocol | untrusted | model, secret | clock, cjt188, dlt645, modbus | http::config, store, sinks, ledger, alerts, assets, targets, config, sim, http, gateway, cli.
 //!
 //! - [`diag`]: diagnostics with their path, and the field parsers every component's
 //!   validation uses ([`diag::Mode`], durations, sizes, names).

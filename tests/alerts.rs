@@ -445,4 +445,11 @@ laid = 1970
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), 4, "{out}");
     assert!(out.lines().nth(1).unwrap().starts_with("1,\"L-1\",\"leaky\",\"cast iron\",150,600,1970,"), "{out}");
+    // and a sheet of the month's ledger
+    let (code, out, err) = pumphouse(&["ledger", "-c", &cfg, "--month", "2026-01", "--format", "csv"]);
+    assert_eq!(code, 0, "{err}");
+    let sheet = &out[out.find("Pipe renewal").expect("the renewal sheet")..];
+    let rows: Vec<&str> = sheet.lines().skip(2).take(3).collect();
+    assert!(rows[0].starts_with("1,L-1,leaky,cast iron,150,600,1970,112.0%,"), "{sheet}");
+    assert!(rows[2].starts_with("3,Q-1,quiet,"), "{sheet}");
 }

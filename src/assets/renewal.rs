@@ -88,6 +88,13 @@ impl Candidate {
             };
         };
         let n = self.bursts + self.leaks;
+        // a watch shorter than a year in days: "0.1 years" hides how little was seen
+        let span = match (years < 1.0, zh) {
+            (true, true) => format!("{:.0} 天", years * 365.25),
+            (true, false) => format!("{:.0} days", years * 365.25),
+            (false, true) => format!("{years:.1} 年"),
+            (false, false) => format!("{years:.1} years"),
+        };
         let missing = match (self.unestimated, zh) {
             (0, _) => String::new(),
             (k, true) => format!("，另有 {k} 次故障未估损失"),
@@ -95,16 +102,56 @@ impl Candidate {
         };
         if zh {
             format!(
-                "{head}；所在分区 {} 在 {years:.1} 年内发生 {n} 次故障（爆管 {} 次、漏损 {} 次），登记管长 {:.2} 公里，合每公里每年 {rate:.2} 次；按长度分摊，本段损失 {:.0} m³（{yuan} 元）{missing}",
+                "{head}；所在分区 {} 在 {span}内发生 {n} 次故障（爆管 {} 次、漏损 {} 次），登记管长 {:.2} 公里，合每公里每年 {rate:.2} 次；按长度分摊，本段损失 {:.0} m³（{yuan} 元）{missing}",
                 p.zone, self.bursts, self.leaks, self.zone_km, self.lost_m3
             )
         } else {
             format!(
-                "{head}; its zone {} had {n} failure(s) ({} burst(s), {} leak(s)) in {years:.1} years on {:.2} km of registered pipe, {rate:.2} per km per year; its share by length lost {:.0} m³ ({yuan} yuan){missing}",
+                "{head}; its zone {} had {n} failure(s) ({} burst(s), {} leak(s)) in {span} on {:.2} km of registered pipe, {rate:.2} per km per year; its share by length lost {:.0} m³ ({yuan} yuan){missing}",
                 p.zone, self.bursts, self.leaks, self.zone_km, self.lost_m3
             )
         }
     }
+}
+
+/// The renewal list as a sheet of the monthly files.
+pub fn table(list: &[Candidate], lang: Lang) -> crate::ledger::export::Table {
+    use crate::ledger::export::Cell;
+    let head = [
+        ("rank", "排名"),
+        ("section", "管段"),
+        ("zone", "分区"),
+        ("material", "材质"),
+        ("diameter (mm)", "管径(mm)"),
+        ("length (m)", "长度(m)"),
+        ("laid", "敷设年份"),
+        ("age / design life", "已用 / 设计年限"),
+        ("zone failures per km per year", "分区每公里每年故障"),
+        ("lost, its share (m³)", "分摊损失水量(m³)"),
+        ("its share (yuan)", "分摊损失金额(元)"),
+        ("why", "原因"),
+    ];
+    let rows = list
+        .iter()
+        .map(|c| {
+            let known = c.per_km_year.is_some();
+            vec![
+                Cell::Count(c.rank as i64),
+                Cell::Text(c.pipe.id.clone()),
+                Cell::Text(c.pipe.zone.clone()),
+                Cell::Text(c.pipe.material.label(lang).to_string()),
+                Cell::Count(i64::from(c.pipe.diameter_mm)),
+                Cell::Num(c.pipe.length_m),
+                Cell::Count(i64::from(c.pipe.laid)),
+                Cell::Share(c.life_share()),
+                c.per_km_year.map(Cell::Num).unwrap_or(Cell::Empty),
+                if known { Cell::Num(c.lost_m3) } else { Cell::Empty },
+                if known { Cell::Yuan(c.lost_fen) } else { Cell::Empty },
+                Cell::Text(c.reason(lang)),
+            ]
+        })
+        .collect();
+    (lang.t("Pipe renewal", "管段更新排序"), head.iter().map(|(en, zh)| lang.t(en, zh).to_string()).collect(), rows)
 }
 
 /// The failures counted once each: a leak raised while a burst in the same zone was on

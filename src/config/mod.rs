@@ -140,6 +140,7 @@ impl Config {
             baselines: &self.target_baselines,
             observed: self.devices.iter().flat_map(|d| d.profile.points.iter().map(|p| p.quantity)).collect(),
             ledger: self.ledger_spec(),
+            assets: &self.assets,
         }
     }
 

@@ -178,6 +178,8 @@ pub struct Spec<'a> {
     /// The quantities some configured device measures (what can be observed at all).
     pub observed: std::collections::BTreeSet<crate::model::Quantity>,
     pub ledger: crate::ledger::month::Spec<'a>,
+    /// The pipe register: its renewal list is a sheet of every month's files.
+    pub assets: &'a crate::assets::Assets,
 }
 
 #[cfg(test)]

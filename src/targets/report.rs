@@ -152,6 +152,10 @@ pub struct MonthReport {
     #[serde(flatten)]
     pub ledger: Ledger,
     pub targets: Targets,
+    /// The register's renewal list as of now (a sheet of the files; the JSON ledger has
+    /// `pumphouse assets renewal --format json` for it).
+    #[serde(skip)]
+    pub renewal: Vec<crate::assets::renewal::Candidate>,
 }
 
 impl MonthReport {
@@ -159,16 +163,25 @@ impl MonthReport {
     pub fn from_store(spec: &Spec<'_>, store: &Store, month: Month) -> crate::ledger::book::Result<MonthReport> {
         let ledger = crate::ledger::book::month_ledger(&spec.ledger, store, month, crate::ledger::month::Depth::Full)?;
         let targets = from_store(spec, store, month, Some(&ledger), Utc::now())?;
-        Ok(MonthReport { ledger, targets })
+        let renewal = crate::assets::renewal_list(spec.assets, Some(store), Utc::now())?;
+        Ok(MonthReport { ledger, targets, renewal })
+    }
+
+    fn extra(&self, lang: crate::ledger::export::Lang) -> Vec<crate::ledger::export::Table> {
+        let mut extra = tables::tables(&self.targets, lang, self.tz());
+        if !self.renewal.is_empty() {
+            extra.push(crate::assets::renewal::table(&self.renewal, lang));
+        }
+        extra
     }
 
     pub fn csv(&self, lang: crate::ledger::export::Lang) -> String {
-        let extra = tables::tables(&self.targets, lang, self.tz());
+        let extra = self.extra(lang);
         crate::ledger::export::to_csv(&self.ledger, lang, &extra)
     }
 
     pub fn xlsx(&self, lang: crate::ledger::export::Lang) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
-        let extra = tables::tables(&self.targets, lang, self.tz());
+        let extra = self.extra(lang);
         crate::ledger::export::to_xlsx(&self.ledger, lang, &extra)
     }
 
