@@ -30,7 +30,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 
 pub use super::night_rhythm::Rhythm;
-use super::night_rhythm::{self, RhythmSettings};
+use super::night_rhythm::{self, median, RhythmSettings};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -145,16 +145,6 @@ pub struct NightHour {
 
 /// One night hour's value: (local hour, m³/h, hour start).
 type NightValue = (u32, f64, DateTime<Utc>);
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
 
 /// A block's level: its mean without the largest value (one odd hour is not a leak).
 fn block_level(values: &[f64]) -> f64 {

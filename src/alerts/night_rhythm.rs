@@ -71,7 +71,8 @@ pub struct RhythmSettings<'a> {
     pub holidays: &'a BTreeSet<NaiveDate>,
 }
 
-fn median(v: &mut [f64]) -> f64 {
+/// The median (of at least one value).
+pub(super) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n % 2 == 1 {
