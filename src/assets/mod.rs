@@ -14,6 +14,9 @@
 //!
 //! [assets.material_life]      # optional: years, replacing the defaults
 //! cast_iron = 60
+//!
+//! [assets]
+//! exercise_every = "365d"     # how often a gate valve is to be moved (the page's due date)
 //! ```
 
 pub mod renewal;
@@ -102,6 +105,8 @@ pub struct RawAssets {
     pub pipes: Vec<RawPipe>,
     #[serde(default)]
     pub material_life: BTreeMap<String, i64>,
+    /// How often a gate valve is to be moved (it seizes if it never is).
+    pub exercise_every: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -130,12 +135,23 @@ pub struct Pipe {
     pub laid: i32,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Assets {
     pub pipes: Vec<Pipe>,
     /// Design life per material, years (the defaults, with `material_life` over them).
     pub life: BTreeMap<Material, u32>,
+    /// How often a valve is to be moved: the page's "exercise due" (default a year).
+    pub exercise_every: std::time::Duration,
 }
+
+impl Default for Assets {
+    fn default() -> Self {
+        Assets { pipes: Vec::new(), life: BTreeMap::new(), exercise_every: EXERCISE_EVERY }
+    }
+}
+
+/// Gate valves are exercised once a year unless the utility says otherwise.
+pub const EXERCISE_EVERY: std::time::Duration = std::time::Duration::from_secs(365 * 86_400);
 
 impl Assets {
     pub fn life(&self, m: Material) -> u32 {
@@ -259,7 +275,10 @@ pub fn validate(raw: &RawAssets, water_zones: &[&str], diags: &mut Diagnostics) 
             });
         }
     }
-    Assets { pipes, life }
+    let day = std::time::Duration::from_secs(86_400);
+    let exercise_every =
+        crate::diag::duration_field(&raw.exercise_every, EXERCISE_EVERY, 7 * day..=3653 * day, "assets.exercise_every", diags);
+    Assets { pipes, life, exercise_every }
 }
 
 #[cfg(test)]
@@ -288,6 +307,7 @@ mod tests {
                 RawPipe { id: Some("E-01".into()), zone: Some("south".into()), ..Default::default() },
             ],
             material_life: [("pe".to_string(), 60), ("wood".to_string(), 20), ("pvc".to_string(), 0)].into(),
+            exercise_every: Some("3d".into()),
         };
         let mut d = Diagnostics::default();
         let a = validate(&raw, &["south", "north"], &mut d);
@@ -302,10 +322,12 @@ mod tests {
             "assets.pipes[3].laid",
             "assets.material_life.wood: not a material",
             "assets.material_life.pvc: a design life in years",
+            "assets.exercise_every: `3d` is outside",
         ] {
             assert!(said.iter().any(|s| s.starts_with(want)), "{want} not in {said:#?}");
         }
         assert_eq!(a.pipes.len(), 1);
+        assert_eq!(a.exercise_every, EXERCISE_EVERY, "a refused value leaves the default");
         assert_eq!((a.life(Material::Pe), a.life(Material::CastIron), a.life(Material::GalvanizedSteel)), (60, 50, 30));
     }
 }

@@ -273,6 +273,7 @@ mod tests {
                 pipe("E-1", "east", Material::GalvanizedSteel, 2000.0, 2001), // 25 years: 83 %
             ],
             life: Material::ALL.iter().map(|m| (*m, m.default_life())).collect(),
+            ..Default::default()
         };
         let failures = vec![
             failure("south", AlertRule::Burst, at(2025, 7, 1), 1, Some((240.0, 96_000))),
@@ -307,7 +308,7 @@ mod tests {
     fn a_store_never_watched_ranks_by_age_and_says_so() {
         let assets = Assets {
             pipes: vec![pipe("A", "z", Material::Pe, 100.0, 2000), pipe("B", "z", Material::CastIron, 100.0, 1970)],
-            life: Default::default(),
+            ..Default::default()
         };
         let r = rank(&assets, &[], None, at(2026, 1, 1), at(2026, 1, 1).date_naive());
         assert_eq!(r[0].pipe.id, "B"); // 56 of 50 years before 26 of 50

@@ -194,8 +194,9 @@ pub(super) fn network(st: &AppState, lang: Lang, zone: Option<&str>) -> Result<M
         let active = st.store.alerts(true)?;
         crate::ledger::schematic::svg(&cfg.topology, &super::map::state(st, &latest, &active, &l), lang, true)
     };
-    let valves = super::map::valves(st, VALVE_DAYS)?;
-    let every = chrono::TimeDelta::days(EXERCISE_DAYS);
+    let every = chrono::TimeDelta::from_std(cfg.assets.exercise_every).unwrap_or(chrono::TimeDelta::days(365));
+    // the readings of a little more than one exercise interval: a valve not moved in it
+    let valves = super::map::valves(st, every.num_days().max(365) + 35)?;
     let renewal = crate::assets::renewal_list(&cfg.assets, Some(&st.store), Utc::now())?;
     Ok(html! {
         p.muted {
@@ -208,7 +209,7 @@ pub(super) fn network(st: &AppState, lang: Lang, zone: Option<&str>) -> Result<M
         (tree(&cfg.topology, None, &node))
         @if !valves.is_empty() {
             h2 { (lang.t("Valves", "阀门")) }
-            p.muted { (lang.t("From the last year of position readings. A valve not moved for a year is due to be exercised: gate valves that never move seize.", "依据近一年的阀位读数。一年未动作的阀门应当活动一次：长期不动的闸阀会锈死。")) }
+            p.muted { (if lang == Lang::Zh { format!("依据近 {} 天的阀位读数。{} 天未动作的阀门应当活动一次（[assets] exercise_every）：长期不动的闸阀会锈死。", every.num_days().max(365) + 35, every.num_days()) } else { format!("From the last {} days of position readings. A valve not moved for {} days is due to be exercised ([assets] exercise_every): gate valves that never move seize.", every.num_days().max(365) + 35, every.num_days()) }) }
             table {
                 tr { th { (lang.t("Valve", "阀门")) } th { (lang.t("Zone", "分区")) } th { (lang.t("Last moved", "最近动作")) } th { (lang.t("Last full stroke", "最近全行程")) } th { (lang.t("Took", "用时")) } th { (lang.t("Against earlier strokes", "与以往相比")) } th { (lang.t("Readings off the command", "与指令不符的读数")) } th { (lang.t("Exercise due", "应活动日期")) } }
                 @for (name, zone_name, v) in &valves {
@@ -275,11 +276,6 @@ fn renewal_table(list: &[crate::assets::renewal::Candidate], lang: Lang) -> Mark
         }
     }
 }
-
-/// How far back a valve's life is read, and after how long without moving it is due to
-/// be exercised.
-const VALVE_DAYS: i64 = 400;
-const EXERCISE_DAYS: i64 = 365;
 
 /// Alerts: active and recent, with acknowledge.
 pub(super) fn alerts(st: &AppState, lang: Lang, note: Option<&str>) -> Result<Markup, StoreError> {
