@@ -168,6 +168,9 @@ pub fn renewal_list(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<renewal::Candidate>, crate::store::StoreError> {
     use crate::model::AlertRule;
+    if assets.pipes.is_empty() {
+        return Ok(Vec::new()); // no register: nothing to read the store for
+    }
     let Some(store) = store else {
         return Ok(renewal::rank(assets, &[], None, now, now.date_naive()));
     };
