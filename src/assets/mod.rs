@@ -279,8 +279,13 @@ pub fn validate(raw: &RawAssets, water_zones: &[&str], diags: &mut Diagnostics) 
         }
     }
     let day = std::time::Duration::from_secs(86_400);
-    let exercise_every =
-        crate::diag::duration_field(&raw.exercise_every, EXERCISE_EVERY, 7 * day..=3653 * day, "assets.exercise_every", diags);
+    let exercise_every = crate::diag::duration_field(
+        &raw.exercise_every,
+        EXERCISE_EVERY,
+        7 * day..=3653 * day,
+        "assets.exercise_every",
+        diags,
+    );
     Assets { pipes, life, exercise_every }
 }
 
