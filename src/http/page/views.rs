@@ -209,7 +209,12 @@ pub(super) fn network(st: &AppState, lang: Lang, zone: Option<&str>) -> Result<M
         (tree(&cfg.topology, None, &node))
         @if !valves.is_empty() {
             h2 { (lang.t("Valves", "阀门")) }
-            p.muted { (if lang == Lang::Zh { format!("依据近 {} 天的阀位读数。{} 天未动作的阀门应当活动一次（[assets] exercise_every）：长期不动的闸阀会锈死。", every.num_days().max(365) + 35, every.num_days()) } else { format!("From the last {} days of position readings. A valve not moved for {} days is due to be exercised ([assets] exercise_every): gate valves that never move seize.", every.num_days().max(365) + 35, every.num_days()) }) }
+            @let (read, due) = (every.num_days().max(365) + 35, every.num_days());
+            p.muted {
+                (if lang == Lang::Zh { format!("依据近 {read} 天的阀位读数。{due} 天未动作的阀门应当活动一次（") } else { format!("From the last {read} days of position readings. A valve not moved for {due} days is due to be exercised (") })
+                code { "[assets] exercise_every" }
+                (lang.t("): gate valves that never move seize.", "）：长期不动的闸阀会锈死。"))
+            }
             table {
                 tr { th { (lang.t("Valve", "阀门")) } th { (lang.t("Zone", "分区")) } th { (lang.t("Last moved", "最近动作")) } th { (lang.t("Last full stroke", "最近全行程")) } th { (lang.t("Took", "用时")) } th { (lang.t("Against earlier strokes", "与以往相比")) } th { (lang.t("Readings off the command", "与指令不符的读数")) } th { (lang.t("Exercise due", "应活动日期")) } }
                 @for (name, zone_name, v) in &valves {
