@@ -55,6 +55,9 @@ pub struct Candidate {
     pub lost_m3: f64,
     pub lost_fen: i64,
     pub unestimated: usize,
+    /// Of the estimated ones, how many had no money estimate (no tariff): their water is
+    /// in `lost_m3`, their money is not in `lost_fen`, and the reason says so.
+    pub unpriced: usize,
 }
 
 impl Candidate {
@@ -95,10 +98,15 @@ impl Candidate {
             (false, true) => format!("{years:.1} 年"),
             (false, false) => format!("{years:.1} years"),
         };
-        let missing = match (self.unestimated, zh) {
+        let mut missing = match (self.unestimated, zh) {
             (0, _) => String::new(),
             (k, true) => format!("，另有 {k} 次故障未估损失"),
             (k, false) => format!("; {k} of the failures have no estimate"),
+        };
+        missing += &match (self.unpriced, zh) {
+            (0, _) => String::new(),
+            (k, true) => format!("，{k} 次故障无水价、损失金额未计入"),
+            (k, false) => format!("; {k} have no tariff, their money is not in the sum"),
         };
         if zh {
             format!(
@@ -195,13 +203,16 @@ pub fn rank(
             let bursts = mine.iter().filter(|f| f.rule == AlertRule::Burst).count();
             let mut lost_m3 = 0.0;
             let mut lost_fen: i128 = 0;
-            let mut unestimated = 0;
+            let (mut unestimated, mut unpriced) = (0, 0);
             for f in &mine {
                 let ms = (f.end.unwrap_or(now) - f.start).num_milliseconds().max(0);
                 match (f.loss_per_day, f.loss_fen_per_day) {
                     (Some(m3), fen) => {
                         lost_m3 += m3 * ms as f64 / 86_400_000.0;
-                        lost_fen += i128::from(fen.unwrap_or(0)) * i128::from(ms) / 86_400_000;
+                        match fen {
+                            Some(fen) => lost_fen += i128::from(fen) * i128::from(ms) / 86_400_000,
+                            None => unpriced += 1,
+                        }
                     }
                     (None, _) => unestimated += 1,
                 }
@@ -220,6 +231,7 @@ pub fn rank(
                 lost_m3: lost_m3 * share,
                 lost_fen: i64::try_from((lost_fen as f64 * share).round() as i128).unwrap_or(i64::MAX),
                 unestimated,
+                unpriced,
             }
         })
         .collect();
@@ -314,5 +326,19 @@ mod tests {
         assert_eq!(r[0].pipe.id, "B"); // 56 of 50 years before 26 of 50
         assert!(r[0].per_km_year.is_none());
         assert!(r[0].reason(Lang::En).ends_with("no failure record (the alert rules have not run over this store)"));
+    }
+
+    #[test]
+    fn water_lost_without_a_tariff_is_not_money_lost_at_zero() {
+        let assets = Assets { pipes: vec![pipe("A", "z", Material::Pe, 100.0, 2000)], ..Default::default() };
+        let f =
+            vec![Failure { loss_per_day: Some(24.0), ..failure("z", AlertRule::NightFlow, at(2026, 1, 1), 2, None) }];
+        let r = rank(&assets, &f, Some(1.0), at(2026, 2, 1), at(2026, 2, 1).date_naive());
+        assert_eq!((r[0].lost_m3.round(), r[0].lost_fen, r[0].unpriced), (48.0, 0, 1));
+        assert!(
+            r[0].reason(Lang::En).ends_with("; 1 have no tariff, their money is not in the sum"),
+            "{}",
+            r[0].reason(Lang::En)
+        );
     }
 }
