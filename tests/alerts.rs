@@ -450,6 +450,7 @@ laid = 1970
     assert_eq!(code, 0, "{err}");
     let sheet = &out[out.find("Pipe renewal").expect("the renewal sheet")..];
     let rows: Vec<&str> = sheet.lines().skip(2).take(3).collect();
-    assert!(rows[0].starts_with("1,L-1,leaky,cast iron,150,600,1970,112.0%,"), "{sheet}");
+    // (the share of its design life used follows the calendar: not asserted here)
+    assert!(rows[0].starts_with("1,L-1,leaky,cast iron,150,600,1970,"), "{sheet}");
     assert!(rows[2].starts_with("3,Q-1,quiet,"), "{sheet}");
 }
