@@ -54,10 +54,13 @@ pub enum Quantity {
     Conductivity,
     /// Anything device-specific: error words, signal quality, unit codes.
     Status,
+    /// A meter's own clock less the gateway's when it answered, in seconds (DL/T 645 and
+    /// CJ/T 188 meters keep time for their tariff periods and settlement days).
+    ClockOffset,
 }
 
 impl Quantity {
-    pub const ALL: [Quantity; 21] = [
+    pub const ALL: [Quantity; 22] = [
         Quantity::WaterVolume,
         Quantity::WaterFlow,
         Quantity::EnergyImport,
@@ -79,6 +82,7 @@ impl Quantity {
         Quantity::Ph,
         Quantity::Conductivity,
         Quantity::Status,
+        Quantity::ClockOffset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -104,6 +108,7 @@ impl Quantity {
             Quantity::Ph => "ph",
             Quantity::Conductivity => "conductivity",
             Quantity::Status => "status",
+            Quantity::ClockOffset => "clock_offset",
         }
     }
 
@@ -265,10 +270,13 @@ pub enum AlertRule {
     SupplyInterruption,
     /// The store failed its integrity check at start and was replaced by a fresh one.
     StoreReplaced,
+    /// A meter's own clock off the gateway's by more than the tolerance: its tariff
+    /// periods and settlement day are booked at the wrong times.
+    MeterClock,
 }
 
 impl AlertRule {
-    pub const ALL: [AlertRule; 19] = [
+    pub const ALL: [AlertRule; 20] = [
         AlertRule::NightFlow,
         AlertRule::Burst,
         AlertRule::ZoneImbalance,
@@ -288,6 +296,7 @@ impl AlertRule {
         AlertRule::LowPowerFactor,
         AlertRule::SupplyInterruption,
         AlertRule::StoreReplaced,
+        AlertRule::MeterClock,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -311,6 +320,7 @@ impl AlertRule {
             AlertRule::LowPowerFactor => "low_power_factor",
             AlertRule::SupplyInterruption => "supply_interruption",
             AlertRule::StoreReplaced => "store_replaced",
+            AlertRule::MeterClock => "meter_clock",
         }
     }
 

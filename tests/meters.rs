@@ -158,6 +158,30 @@ fn meters_on_a_serial_line_are_stored_and_booked() {
     assert_eq!((&gap["this"], &gap["status"]), (&Value::Null, &Value::Null), "{gap}");
     let m = &meters["staff-w-2"];
     assert_eq!(m["amount_fen"].as_i64(), Some((m["consumption"].as_f64().unwrap() * 285.0).round() as i64), "{m}");
+
+    // each meter's clock, read against the gateway's whatever the simulation's speed:
+    // dorm-e-3 is 432 s slow, staff-w-2 95 s fast (the 1997 meter 20 s slow)
+    let clock = |device: &str| -> Vec<f64> {
+        let mut q = db
+            .prepare("SELECT r.value FROM readings r JOIN series s ON s.id = r.series WHERE s.device = ?1 AND s.point = 'clock' AND r.quality = 'good'")
+            .unwrap();
+        q.query_map([device], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    for (device, offset) in [("dorm-e-3", -432.0), ("staff-w-2", 95.0), ("dorm-e-old", -20.0), ("dorm-e-1", 0.0)] {
+        let c = clock(device);
+        assert!(c.len() >= 5 && c.iter().all(|v| (v - offset).abs() <= 2.0), "{device}: {c:?}");
+    }
+    // beyond the 5-minute tolerance only dorm-e-3: one alert, which says how far and which way
+    let (code, _, err) = pumphouse(&["alerts", "-c", &cfg_path.to_string_lossy(), "evaluate"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = pumphouse(&["alerts", "-c", &cfg_path.to_string_lossy(), "list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let clocks: Vec<Value> =
+        out.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).filter(|a| a["rule"] == "meter_clock").collect();
+    assert_eq!(clocks.len(), 1, "{out}");
+    assert_eq!((&clocks[0]["subject"], &clocks[0]["active"]), (&Value::from("dorm-e-3"), &Value::Bool(true)));
+    let said = clocks[0]["evidence"].as_str().unwrap();
+    assert!(said.contains("比网关慢 7 分 1") && said.contains("（允许 5 分钟）"), "{said}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

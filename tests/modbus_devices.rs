@@ -127,7 +127,7 @@ points = [
     let mut all = Vec::new();
     for name in ["mixed", "sdm", "tuf"] {
         let d = cfg.device(name).unwrap();
-        let out = poller::poll_once(cfg.bus("lan").unwrap(), d, cfg.site.name.clone()).await;
+        let out = poller::poll_once(cfg.bus("lan").unwrap(), d, cfg.site.name.clone(), cfg.site.timezone).await;
         assert!(out.answered, "{name} answered");
         all.extend(out.readings);
     }
@@ -389,7 +389,7 @@ profile = "eastron-sdm120"
 "#
     ));
     let d = cfg.device("sdm120").unwrap();
-    let out = poller::poll_once(cfg.bus("dtu").unwrap(), d, cfg.site.name.clone()).await;
+    let out = poller::poll_once(cfg.bus("dtu").unwrap(), d, cfg.site.name.clone(), cfg.site.timezone).await;
     let v = values(&out.readings, "sdm120");
     for (p, want) in [
         ("voltage", 231.0),

@@ -421,6 +421,13 @@ fn device_rules(pass: &Pass<'_, '_>, d: &DeviceSpec<'_>) -> Result<Vec<Episode>,
             .collect();
         out.extend(rules::valve(d.zone, d.name, &samples, 5.0).into_iter().filter(|e| set.enabled(e.rule)));
     }
+    if set.enabled(AlertRule::MeterClock) {
+        for p in d.points(Quantity::ClockOffset) {
+            let r = pass.good(d.name, &p.name, history)?;
+            let tolerance = set.meter_clock_tolerance.as_secs_f64();
+            out.extend(rules::meter_clock(d.zone, d.name, &r, tolerance));
+        }
+    }
     // water quality against the drinking-water limits
     if set.enabled(AlertRule::WaterQuality) {
         let after = TimeDelta::from_std(set.quality_after).unwrap_or(TimeDelta::minutes(5));

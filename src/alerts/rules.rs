@@ -238,6 +238,27 @@ pub fn pressure_band(
     merge(out, TimeDelta::minutes(10))
 }
 
+/// A meter whose own clock (`offsets`: its clock less the gateway's, seconds) is off by
+/// more than `tolerance` seconds in two readings running; it ends at the first reading
+/// back within it (the clock was set). The evidence is the latest offset.
+pub fn meter_clock(zone: &str, device: &str, offsets: &[(DateTime<Utc>, f64)], tolerance: f64) -> Vec<Episode> {
+    let steps: Vec<(DateTime<Utc>, bool, Fact)> = offsets
+        .iter()
+        .map(|(t, v)| (*t, v.abs() > tolerance, Fact::MeterClock { offset_s: *v, tolerance_s: tolerance }))
+        .collect();
+    episodes_of(&steps, 2, |start, end, ev| Episode {
+        rule: AlertRule::MeterClock,
+        subject: device.to_string(),
+        zone: zone.to_string(),
+        device: Some(device.to_string()),
+        severity: Severity::Warning,
+        start,
+        end,
+        evidence: ev.clone(),
+        loss_per_day: None,
+    })
+}
+
 /// A device with no good reading for longer than `limit`: one episode per silence.
 pub fn silent(
     zone: &str,
@@ -475,6 +496,33 @@ mod tests {
         assert_eq!((e[0].rule, e[0].start, e[0].end), (AlertRule::PressureLow, t(3), Some(t(6))));
         assert!(e[0].evidence.en().contains("0.090 MPa below 0.14 MPa"), "{}", e[0].evidence.en());
         assert_eq!(e[0].severity, Severity::Critical);
+    }
+
+    #[test]
+    fn a_meter_clock_off_twice_running_until_it_is_set() {
+        // one odd answer (-400 s) is not an alert; the drift from 20 min on is, until the
+        // clock is set at 60 min; a second drift is still open at the end
+        let r: Vec<(DateTime<Utc>, f64)> = [
+            (0, 12.0),
+            (10, -400.0),
+            (15, 30.0),
+            (20, 301.0),
+            (30, 330.0),
+            (40, 360.0),
+            (60, 2.0),
+            (70, -900.0),
+            (80, -910.0),
+        ]
+        .iter()
+        .map(|(m, v)| (t(*m), *v))
+        .collect();
+        let e = meter_clock("dorm", "e7", &r, 300.0);
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert_eq!((e[0].rule, e[0].start, e[0].end), (AlertRule::MeterClock, t(20), Some(t(60))));
+        assert_eq!(e[0].evidence, Fact::MeterClock { offset_s: 360.0, tolerance_s: 300.0 });
+        assert_eq!((e[1].start, e[1].end, e[1].device.as_deref()), (t(70), None, Some("e7")));
+        // exactly at the tolerance is within it
+        assert!(meter_clock("dorm", "e7", &[(t(0), 300.0), (t(1), -300.0)], 300.0).is_empty());
     }
 
     #[test]

@@ -181,6 +181,11 @@ pub enum Fact {
     StoreReplaced {
         aside: String,
     },
+    /// A meter's clock less the gateway's (seconds), and the tolerance.
+    MeterClock {
+        offset_s: f64,
+        tolerance_s: f64,
+    },
 }
 
 impl Fact {
@@ -428,8 +433,34 @@ impl Fact {
                     format!("the store failed its integrity check at start; it was moved to {aside} and a fresh store was started (undelivered readings and ledger records before now are in the old file)")
                 }
             }
+            Fact::MeterClock { offset_s, tolerance_s } => {
+                let (off, tol) = (clock_span(offset_s.abs(), v.lang), clock_span(*tolerance_s, v.lang));
+                match (zh, *offset_s >= 0.0) {
+                    (true, true) => format!("表计时钟比网关快 {off}（允许 {tol}）；峰谷时段和结算日按错的时间计"),
+                    (true, false) => format!("表计时钟比网关慢 {off}（允许 {tol}）；峰谷时段和结算日按错的时间计"),
+                    (false, true) => format!("the meter's clock is {off} ahead of the gateway's (tolerance {tol}); its tariff periods and settlement day fall at the wrong times"),
+                    (false, false) => format!("the meter's clock is {off} behind the gateway's (tolerance {tol}); its tariff periods and settlement day fall at the wrong times"),
+                }
+            }
             _ => return None,
         })
+    }
+}
+
+/// A clock's error in whole minutes and seconds ("7 min 12 s", "7 分 12 秒"), or hours
+/// and minutes past an hour.
+fn clock_span(seconds: f64, lang: Lang) -> String {
+    let s = seconds.round() as i64;
+    let (h, m, sec) = (s / 3600, s % 3600 / 60, s % 60);
+    match (lang, h > 0, m > 0) {
+        (Lang::Zh, false, true) if sec == 0 => format!("{m} 分钟"),
+        (Lang::En, false, true) if sec == 0 => format!("{m} min"),
+        (Lang::Zh, true, _) => format!("{h} 小时 {m} 分"),
+        (Lang::Zh, false, true) => format!("{m} 分 {sec} 秒"),
+        (Lang::Zh, false, false) => format!("{sec} 秒"),
+        (Lang::En, true, _) => format!("{h} h {m} min"),
+        (Lang::En, false, true) => format!("{m} min {sec} s"),
+        (Lang::En, false, false) => format!("{sec} s"),
     }
 }
 
@@ -473,6 +504,7 @@ pub fn rule_label(r: AlertRule, lang: Lang) -> &'static str {
         AlertRule::LowPowerFactor => lang.t("low power factor", "功率因数偏低"),
         AlertRule::SupplyInterruption => lang.t("supply interruption", "停水"),
         AlertRule::StoreReplaced => lang.t("store replaced", "存储已重建"),
+        AlertRule::MeterClock => lang.t("meter clock off", "表计时钟偏差"),
     }
 }
 
@@ -539,6 +571,10 @@ pub fn first_check(r: AlertRule, lang: Lang) -> &'static str {
             "keep the old store file; tell whoever maintains the gateway",
             "保留旧的存储文件；通知网关维护人员",
         ),
+        AlertRule::MeterClock => lang.t(
+            "set the meter's clock with a hand-held programmer, or by a broadcast time set from the metering system; replace its battery if it drifts again",
+            "用掌机或采集系统广播校时校准表计时钟；若再次偏差，更换表内电池",
+        ),
     }
 }
 
@@ -576,6 +612,15 @@ mod tests {
         assert_eq!(Fact::from_stored(&f.stored()), f);
         assert_eq!(Fact::from_stored("no good reading since x"), Fact::Said { text: "no good reading since x".into() });
         assert_eq!(Fact::from_stored("{not json"), Fact::Said { text: "{not json".into() });
+    }
+
+    #[test]
+    fn a_meter_clock_says_which_way_and_how_far() {
+        let slow = Fact::MeterClock { offset_s: -432.4, tolerance_s: 300.0 };
+        assert_eq!(slow.render(BEIJING), "表计时钟比网关慢 7 分 12 秒（允许 5 分钟）；峰谷时段和结算日按错的时间计");
+        let en = Voice { lang: Lang::En, tz: chrono_tz::Asia::Shanghai };
+        let fast = Fact::MeterClock { offset_s: 7300.0, tolerance_s: 45.0 };
+        assert!(fast.render(en).starts_with("the meter's clock is 2 h 1 min ahead of the gateway's (tolerance 45 s)"));
     }
 
     #[test]
@@ -635,6 +680,8 @@ mod tests {
             Fact::PhaseLost { phases: vec![(Some(2), 0.0)], nominal: 220.0 },
             Fact::Overcurrent { phase: None, current: 120.0, rated: 100.0 },
             Fact::NoSupply { point: None, value: 0.0, unit: "m³/h".into(), below: 1.0, customers: 12 },
+            Fact::MeterClock { offset_s: -432.0, tolerance_s: 300.0 },
+            Fact::MeterClock { offset_s: 7300.0, tolerance_s: 300.0 },
         ];
         for f in facts {
             let s = f.render(BEIJING);

@@ -41,6 +41,8 @@ pub struct RawSettings {
     pub imbalance_max: Option<f64>,
     pub power_factor_min: Option<f64>,
     pub electrical_after: Option<String>,
+    /// How far a DL/T 645 or CJ/T 188 meter's own clock may be off the gateway's.
+    pub meter_clock_tolerance: Option<String>,
     /// Supply: the pressure below which a zone has no supply (the pressure point's unit),
     /// the inflow below which it has none (m³/h, for zones without a pressure point), the
     /// local hours it should have supply ([first, last], their starts), and how long
@@ -81,6 +83,9 @@ pub struct Settings {
     pub turbidity: Limits,
     pub conductivity: Limits,
     pub quality_after: std::time::Duration,
+    /// 5 minutes by default: the line past which the State Grid's metering systems count
+    /// a meter's clock as out (时钟超差) rather than correct it by a broadcast time set.
+    pub meter_clock_tolerance: std::time::Duration,
     /// `None`: from the meter's profile.
     pub nominal_voltage: Option<f64>,
     pub voltage_tolerance: Option<(f64, f64)>,
@@ -115,6 +120,7 @@ impl Default for Settings {
             turbidity: Limits { low: None, high: Some(1.0) },
             conductivity: Limits { low: None, high: None },
             quality_after: std::time::Duration::from_secs(300),
+            meter_clock_tolerance: std::time::Duration::from_secs(300),
             nominal_voltage: None,
             voltage_tolerance: None,
             rated_current: None,
@@ -188,6 +194,9 @@ impl Settings {
         let duration = |s: &Option<String>| s.as_deref().and_then(|s| humantime::parse_duration(s).ok());
         if let Some(d) = duration(&r.quality_after) {
             self.quality_after = d;
+        }
+        if let Some(d) = duration(&r.meter_clock_tolerance) {
+            self.meter_clock_tolerance = d;
         }
         if let Some(v) = r.nominal_voltage {
             self.nominal_voltage = Some(v);
@@ -321,6 +330,7 @@ fn check(r: &RawSettings, path: &str, diags: &mut Diagnostics) {
         ("quality_after", &r.quality_after),
         ("electrical_after", &r.electrical_after),
         ("interruption_after", &r.interruption_after),
+        ("meter_clock_tolerance", &r.meter_clock_tolerance),
     ] {
         if let Some(s) = v {
             // a second to thirty days: how long a condition lasts before it is an alert

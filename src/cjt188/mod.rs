@@ -188,6 +188,8 @@ pub enum Field {
     ValveClosed,
     /// 1 when the battery is low.
     BatteryLow,
+    /// The meter's clock, read as its offset from the gateway's (seconds).
+    Clock,
 }
 
 impl Field {
@@ -197,6 +199,7 @@ impl Field {
             "settled" => Field::Settled,
             "valve_closed" => Field::ValveClosed,
             "battery_low" => Field::BatteryLow,
+            "clock" => Field::Clock,
             _ => return None,
         })
     }
@@ -207,6 +210,7 @@ impl Field {
             Field::Settled => "settled",
             Field::ValveClosed => "valve_closed",
             Field::BatteryLow => "battery_low",
+            Field::Clock => "clock",
         }
     }
 }
@@ -223,6 +227,8 @@ impl MeterData {
                 Valve::Abnormal => None,
             },
             Field::BatteryLow => Some(f64::from(u8::from(self.battery_low))),
+            // against the gateway's clock: see `Profile::decode_answers`
+            Field::Clock => None,
         }
     }
 }

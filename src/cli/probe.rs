@@ -53,7 +53,7 @@ pub async fn probe(cfg: &Config, device: &str, json: bool) -> anyhow::Result<(St
         bail!("no device `{device}` in {}; devices: {}", cfg.source, names.join(", "));
     };
     let Some(bus) = cfg.bus(&d.bus) else { bail!("device `{device}` names bus `{}`, which is not configured", d.bus) };
-    let outcome = poller::poll_once(bus, d, cfg.site.name.clone()).await;
+    let outcome = poller::poll_once(bus, d, cfg.site.name.clone(), cfg.site.timezone).await;
     let mut out = String::new();
     if json {
         for r in &outcome.readings {

@@ -32,6 +32,9 @@ pub const FREQUENCY: Format = Format { bytes: 2, decimals: 2, signed: false };
 /// `XX.XXXX` kW: maximum demand (followed by its time `YYMMDDhhmm`).
 pub const DEMAND: Format = Format { bytes: 3, decimals: 4, signed: false };
 
+/// `hhmmss`: the meter's time of day (read as its offset from the gateway's clock).
+pub const TIME: Format = Format { bytes: 3, decimals: 0, signed: false };
+
 /// One thing a meter can be asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Item {
@@ -69,6 +72,9 @@ pub const ITEMS_2007: &[Item] = &[
     item(0x0206_0000, "power_factor", Quantity::PowerFactor, "", POWER_FACTOR),
     item(0x0280_0002, "frequency", Quantity::Frequency, "Hz", FREQUENCY),
     item(0x0101_0000, "max_demand", Quantity::ActivePower, "kW", DEMAND),
+    // A.5: the time of day (04000102H); the date (04000101H) is not read, a clock
+    // that drifts walks in seconds a day, not days
+    item(0x0400_0102, "clock", Quantity::ClockOffset, "s", TIME),
 ];
 
 /// DL/T 645-1997 (appendix A): the same quantities, fewer digits.
@@ -87,6 +93,7 @@ pub const ITEMS_1997: &[Item] = &[
     item(0xB623, "current_l3", Quantity::Current, "A", Format { bytes: 2, decimals: 2, signed: false }),
     item(0xB630, "power_total", Quantity::ActivePower, "kW", Format { bytes: 3, decimals: 4, signed: false }),
     item(0xB650, "power_factor", Quantity::PowerFactor, "", Format { bytes: 2, decimals: 3, signed: false }),
+    item(0xC011, "clock", Quantity::ClockOffset, "s", TIME),
 ];
 
 /// Why a value's bytes cannot be read.
@@ -181,9 +188,44 @@ pub fn clock(date: &[u8], time: &[u8]) -> Result<NaiveDateTime, DataError> {
 pub const CLOCK_DATE: u32 = 0x0400_0101;
 pub const CLOCK_TIME: u32 = 0x0400_0102;
 
+/// The meter's time of day from a [`TIME`] answer (`ss mm hh` on the wire).
+pub fn time_of_day(bytes: &[u8]) -> Result<NaiveTime, DataError> {
+    if bytes.len() != 3 {
+        return Err(DataError::Length { want: 3, got: bytes.len() });
+    }
+    let t: Vec<u32> = bytes.iter().map(|b| digits(*b)).collect::<Result<_, _>>()?;
+    NaiveTime::from_hms_opt(t[2], t[1], t[0])
+        .ok_or_else(|| DataError::BadTime(format!("{:02}:{:02}:{:02}", t[2], t[1], t[0])))
+}
+
+/// A meter's time of day less the gateway's, in seconds, the nearer way round midnight
+/// (within ±12 h): 23:58 against 00:03 is five minutes slow, not 23 h 55 min fast.
+pub fn offset_of_day(meter: NaiveTime, gateway: NaiveTime) -> f64 {
+    let d = (meter - gateway).num_milliseconds() as f64 / 1000.0;
+    if d > 43_200.0 {
+        d - 86_400.0
+    } else if d <= -43_200.0 {
+        d + 86_400.0
+    } else {
+        d
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clock_reads_as_its_offset_the_near_way_round_midnight() {
+        let hms = |h, m, s| NaiveTime::from_hms_opt(h, m, s).unwrap();
+        // 15:30:09 is sent 09 30 15
+        assert_eq!(time_of_day(&[0x09, 0x30, 0x15]), Ok(hms(15, 30, 9)));
+        assert!(matches!(time_of_day(&[0x09, 0x61, 0x15]), Err(DataError::BadTime(_))));
+        assert_eq!(time_of_day(&[0x09, 0x30]), Err(DataError::Length { want: 3, got: 2 }));
+        assert_eq!(offset_of_day(hms(15, 37, 21), hms(15, 30, 9)), 432.0);
+        assert_eq!(offset_of_day(hms(23, 58, 0), hms(0, 3, 0)), -300.0);
+        assert_eq!(offset_of_day(hms(0, 1, 0), hms(23, 59, 0)), 120.0);
+    }
 
     #[test]
     fn bcd_values_read_with_their_decimals_and_sign() {

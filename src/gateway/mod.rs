@@ -66,6 +66,7 @@ fn spawn_pollers(
 ) -> (mpsc::Receiver<Vec<Reading>>, poller::Stats) {
     let (tx, rx) = mpsc::channel(1024);
     let stats = poller::new_stats(&cfg.devices);
+    let tz = cfg.site.timezone;
     for bus in &cfg.buses {
         let devices: Vec<config::Device> = cfg.devices.iter().filter(|d| d.bus == bus.name).cloned().collect();
         if devices.is_empty() {
@@ -75,7 +76,7 @@ fn spawn_pollers(
             (bus.clone(), cfg.site.name.clone(), stats.clone(), tx.clone(), cancel.child_token());
         let name = format!("bus {}", bus.name);
         supervise::spawn(tracker, name, cancel.clone(), restarts.clone(), move || {
-            poller::run_bus(bus.clone(), devices.clone(), site.clone(), stats.clone(), tx.clone(), cancel.clone())
+            poller::run_bus(bus.clone(), devices.clone(), site.clone(), tz, stats.clone(), tx.clone(), cancel.clone())
         });
     }
     (rx, stats)

@@ -172,7 +172,8 @@ impl Job {
                 })
             }
         };
-        let decoded = self.device.profile.decode_answers(&answers);
+        let gateway = chrono::Utc::now().with_timezone(&self.tz).naive_local();
+        let decoded = self.device.profile.decode_answers(&answers, gateway);
         self.outcome(decoded, answered, Vec::new(), started)
     }
 }

@@ -15,10 +15,12 @@
 //! A DL/T 645 point names an identifier the edition defines ([`crate::dlt645::data`]):
 //! its quantity and unit default to the standard's, and `scale` turns them into the
 //! site's (kW → W, or a CT ratio). A CJ/T 188 point names a field of the meter-data
-//! answer (`total`, `settled`, `valve_closed`, `battery_low`); its vectors give that
+//! answer (`total`, `settled`, `valve_closed`, `battery_low`, `clock`); its vectors give that
 //! answer's DATA under the key `901F`.
 
 use std::collections::{BTreeMap, HashMap};
+
+use chrono::NaiveDateTime;
 
 use super::decode::{apply, Decoded};
 use super::profile::{MeterItem, Point, Profile, Protocol, Vector};
@@ -38,8 +40,9 @@ pub enum Answers {
 }
 
 impl Profile {
-    /// The points' values from a meter's answers.
-    pub fn decode_answers(&self, answers: &Answers) -> Vec<Decoded> {
+    /// The points' values from a meter's answers; `gateway` is the gateway's local time
+    /// when they came, against which a clock point reads its offset.
+    pub fn decode_answers(&self, answers: &Answers, gateway: NaiveDateTime) -> Vec<Decoded> {
         let none = |q: Quality| Decoded { value: None, quality: q };
         match answers {
             Answers::Dlt645(per_point) => self
@@ -47,6 +50,12 @@ impl Profile {
                 .iter()
                 .enumerate()
                 .map(|(i, p)| match (p.item, per_point.get(i)) {
+                    (Some(MeterItem::Dlt645 { format: data::TIME, .. }), Some(Ok(bytes))) => {
+                        match data::time_of_day(bytes) {
+                            Ok(t) => apply(p, data::offset_of_day(t, gateway.time()), None),
+                            Err(_) => none(Quality::DecodeError),
+                        }
+                    }
                     (Some(MeterItem::Dlt645 { format, .. }), Some(Ok(bytes))) => match data::value(
                         // maximum demand is followed by the time it was reached
                         if format == data::DEMAND { bytes.get(..3).unwrap_or(bytes) } else { bytes },
@@ -65,6 +74,9 @@ impl Profile {
                 self.points
                     .iter()
                     .map(|p| match (&parsed, p.item) {
+                        (Ok(m), Some(MeterItem::Cjt188(Field::Clock))) => {
+                            apply(p, (m.meter_time - gateway).num_milliseconds() as f64 / 1000.0, None)
+                        }
                         (Ok(m), Some(MeterItem::Cjt188(field))) => match m.get(field) {
                             Some(v) => apply(p, v, None),
                             None => none(Quality::OutOfRange),
@@ -225,16 +237,17 @@ fn item_of(
                 Field::Total | Field::Settled => (MeterItem::Cjt188(f), Quantity::WaterVolume, "m3"),
                 Field::ValveClosed => (MeterItem::Cjt188(f), Quantity::ValveClosed, ""),
                 Field::BatteryLow => (MeterItem::Cjt188(f), Quantity::Status, ""),
+                Field::Clock => (MeterItem::Cjt188(f), Quantity::ClockOffset, "s"),
             }),
             Some((f, None)) => {
                 diags.error(
                     format!("{pp}.field"),
-                    format!("unknown field `{f}`; use total, settled, valve_closed or battery_low"),
+                    format!("unknown field `{f}`; use total, settled, valve_closed, battery_low or clock"),
                 );
                 None
             }
             None => {
-                diags.error(format!("{pp}.field"), "missing: total, settled, valve_closed or battery_low");
+                diags.error(format!("{pp}.field"), "missing: total, settled, valve_closed, battery_low or clock");
                 None
             }
         },
@@ -347,12 +360,27 @@ fn vectors(raw: &RawProfile, protocol: Protocol, points: &[Point], path: &str, d
         for key in bytes.keys() {
             diags.error(format!("{vp}.answers.{key}"), "no point of this profile reads it");
         }
+        let at = rv.at.as_deref().and_then(|s| {
+            let t = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok();
+            if t.is_none() {
+                diags.error(format!("{vp}.at"), format!("`{s}` is not a local time such as \"2026-12-05 15:30:09\""));
+            }
+            t
+        });
+        let clocks = points.iter().filter(|p| p.quantity == Quantity::ClockOffset && rv.expect.contains_key(&*p.name));
+        if at.is_none() && rv.at.is_none() && clocks.count() > 0 {
+            diags.error(
+                format!("{vp}.at"),
+                "a vector that expects a clock offset says when the meter answered: at = \"YYYY-MM-DD hh:mm:ss\"",
+            );
+        }
         out.push(Vector {
             description: rv.description.clone().unwrap_or_default(),
             image: Default::default(),
             expect: rv.expect.clone(),
             expect_quality: rv.expect_quality.clone(),
             answers: Some(answers),
+            at,
         });
     }
     out

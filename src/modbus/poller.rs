@@ -165,6 +165,8 @@ pub struct PollOutcome {
 pub(super) struct Job {
     pub(super) device: Device,
     pub(super) site: Arc<str>,
+    /// The site's time zone: meters keep local time.
+    pub(super) tz: chrono_tz::Tz,
     plan: Arc<Vec<Request>>,
     split: Arc<HashSet<usize>>,
     pub(super) stats: Arc<DeviceStats>,
@@ -359,10 +361,11 @@ impl Job {
 }
 
 /// Polls one device once (for `probe`).
-pub async fn poll_once(bus: &Bus, device: &Device, site: Arc<str>) -> PollOutcome {
+pub async fn poll_once(bus: &Bus, device: &Device, site: Arc<str>, tz: chrono_tz::Tz) -> PollOutcome {
     let job = Job {
         device: device.clone(),
         site,
+        tz,
         plan: Arc::new(device.plan()),
         split: Arc::new(HashSet::new()),
         stats: Arc::new(DeviceStats::default()),
@@ -400,6 +403,7 @@ pub async fn run_bus(
     bus: Bus,
     devices: Vec<Device>,
     site: Arc<str>,
+    tz: chrono_tz::Tz,
     stats: Stats,
     tx: mpsc::Sender<Vec<Reading>>,
     cancel: CancellationToken,
@@ -425,6 +429,7 @@ pub async fn run_bus(
                     split: Arc::new(HashSet::new()),
                     device,
                     site: site.clone(),
+                    tz,
                     stats,
                     pool: pool.clone(),
                 },

@@ -292,6 +292,8 @@ pub struct Vector {
     pub expect_quality: BTreeMap<String, String>,
     /// A meter profile's vector: what the meter answered (instead of `image`).
     pub answers: Option<super::meter_profile::Answers>,
+    /// The gateway's local time when the meter answered (a clock point's reference).
+    pub at: Option<chrono::NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -93,6 +93,9 @@ pub struct RawVector {
     /// answer's bytes in hex, 33H removed.
     #[serde(default)]
     pub answers: BTreeMap<String, String>,
+    /// A meter profile's vector: the gateway's local time when the meter answered
+    /// (`YYYY-MM-DD hh:mm:ss`), for a clock point's offset.
+    pub at: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -447,6 +450,7 @@ fn validate_vector(
         expect: raw.expect.clone(),
         expect_quality: raw.expect_quality.clone(),
         answers: None,
+        at: None,
     })
 }
 

@@ -46,7 +46,7 @@ pub fn measurement(q: Quantity) -> &'static str {
         Quantity::Pressure => "pressure",
         Quantity::ValvePosition | Quantity::ValveCommand | Quantity::ValveOpen | Quantity::ValveClosed => "valve",
         Quantity::FreeChlorine | Quantity::Turbidity | Quantity::Ph | Quantity::Conductivity => "water_quality",
-        Quantity::LoopCurrent | Quantity::Temperature | Quantity::Status => "status",
+        Quantity::LoopCurrent | Quantity::Temperature | Quantity::Status | Quantity::ClockOffset => "status",
     }
 }
 
