@@ -298,6 +298,46 @@ pub fn read_answer(request: &Frame, answer: &Frame) -> Result<MeterData, Error> 
     parse_data(&answer.data)
 }
 
+/// The valve as the meter reports it after a valve command: its answer (84H) carries
+/// DI0 DI1 SER and the two status bytes (CJ/T 188-2004 clause 6.3, table 6).
+pub fn valve_answer(request: &Frame, answer: &Frame) -> Result<Valve, Error> {
+    if request.address != answer.address {
+        return Err(Error::OtherMeter { want: printed(&request.address), got: printed(&answer.address) });
+    }
+    if answer.control & 0x80 == 0 || answer.control & 0x3F != request.control & 0x3F {
+        return Err(Error::Control(answer.control));
+    }
+    if answer.control & 0x40 != 0 {
+        return Err(Error::Abnormal(answer.data.get(3).copied().unwrap_or(0)));
+    }
+    let d = &answer.data;
+    if d.len() < 5 {
+        return Err(Error::Short(d.len()));
+    }
+    let di = u16::from_be_bytes([d[0], d[1]]);
+    if di != VALVE {
+        return Err(Error::Identifier(di));
+    }
+    Ok(match d[3] & 0x03 {
+        0b00 => Valve::Open,
+        0b01 => Valve::Closed,
+        _ => Valve::Abnormal,
+    })
+}
+
+/// The meter's answer to a valve command, with the valve as it now stands: for tests
+/// and simulators.
+pub fn valve_reply(request: &Frame, now: Valve) -> Frame {
+    let st = match now {
+        Valve::Open => 0x00,
+        Valve::Closed => 0x01,
+        Valve::Abnormal => 0x03,
+    };
+    let mut data: Vec<u8> = request.data.iter().take(3).copied().collect();
+    data.extend([st, 0x00]);
+    Frame { meter_type: request.meter_type, address: request.address, control: request.control | 0x80, data }
+}
+
 /// The meter data in an answer's DATA (DI0 DI1 SER and the 19 data bytes).
 pub fn parse_data(d: &[u8]) -> Result<MeterData, Error> {
     if d.len() < 22 {
@@ -422,5 +462,31 @@ mod tests {
             [0x68, 0x10, 0x78, 0x56, 0x34, 0x12, 0x00, 0x00, 0x00, 0x04, 0x04, 0xA0, 0x17, 0x01, 0x99, 0xE5, 0x16]
         );
         assert_eq!(valve_request(COLD_WATER, meter(), 1, true).data[3], 0x55);
+    }
+
+    #[test]
+    fn the_valve_answer_says_where_the_valve_stands() {
+        let req = valve_request(COLD_WATER, meter(), 7, false);
+        // 68 10 78 56 34 12 00 00 00 84 05 A0 17 07 01 00 CS 16, hand-summed:
+        // 68+10+78+56+34+12+84+05+A0+17+07+01 = 2D4H → D4H
+        let wire = [
+            0x68, 0x10, 0x78, 0x56, 0x34, 0x12, 0x00, 0x00, 0x00, 0x84, 0x05, 0xA0, 0x17, 0x07, 0x01, 0x00, 0xD4, 0x16,
+        ];
+        assert_eq!(encode(&valve_reply(&req, Valve::Closed), 0).unwrap(), wire);
+        let (answer, _) = decode(&wire).unwrap();
+        assert_eq!(valve_answer(&req, &answer), Ok(Valve::Closed));
+        assert_eq!(valve_answer(&req, &valve_reply(&req, Valve::Abnormal)), Ok(Valve::Abnormal));
+        // the meter refuses (C4H): a meter without a valve, or one locked by its prepayment
+        let refused = Frame { control: 0xC4, data: vec![0xA0, 0x17, 0x07, 0x40], ..answer.clone() };
+        assert_eq!(valve_answer(&req, &refused), Err(Error::Abnormal(0x40)));
+        let other = Frame { address: address("87654321").unwrap(), ..answer.clone() };
+        assert!(matches!(valve_answer(&req, &other), Err(Error::OtherMeter { .. })));
+        // a meter-data answer is not a valve answer
+        let read = Frame { control: 0x81, ..answer.clone() };
+        assert_eq!(valve_answer(&req, &read), Err(Error::Control(0x81)));
+        let short = Frame { data: vec![0xA0, 0x17, 0x07], ..answer.clone() };
+        assert_eq!(valve_answer(&req, &short), Err(Error::Short(3)));
+        let foreign = Frame { data: vec![0x90, 0x1F, 0x07, 0x00, 0x00], ..answer };
+        assert_eq!(valve_answer(&req, &foreign), Err(Error::Identifier(0x901F)));
     }
 }

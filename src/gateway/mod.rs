@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{self, Config};
+use crate::modbus::command::Commands;
 use crate::modbus::poller;
 use crate::model::Reading;
 use crate::supervise::{self, Restarts};
@@ -54,7 +55,8 @@ pub fn start_pollers(
     tracker: &TaskTracker,
     cancel: &CancellationToken,
 ) -> (mpsc::Receiver<Vec<Reading>>, poller::Stats) {
-    spawn_pollers(cfg, tracker, cancel, &Arc::new(Restarts::default()))
+    let (rx, stats, _) = spawn_pollers(cfg, tracker, cancel, &Arc::new(Restarts::default()));
+    (rx, stats)
 }
 
 /// [`start_pollers`], each bus under a supervisor that restarts it (counted in `restarts`).
@@ -63,23 +65,32 @@ fn spawn_pollers(
     tracker: &TaskTracker,
     cancel: &CancellationToken,
     restarts: &Arc<Restarts>,
-) -> (mpsc::Receiver<Vec<Reading>>, poller::Stats) {
+) -> (mpsc::Receiver<Vec<Reading>>, poller::Stats, Commands) {
     let (tx, rx) = mpsc::channel(1024);
+    let mut commands = Commands::default();
     let stats = poller::new_stats(&cfg.devices);
-    let tz = cfg.site.timezone;
     for bus in &cfg.buses {
         let devices: Vec<config::Device> = cfg.devices.iter().filter(|d| d.bus == bus.name).cloned().collect();
         if devices.is_empty() {
             continue;
         }
-        let (bus, site, stats, tx, cancel) =
-            (bus.clone(), cfg.site.name.clone(), stats.clone(), tx.clone(), cancel.child_token());
+        let inbox = commands.add_bus(devices.iter().map(|d| &d.name));
+        let site = poller::Origin { name: cfg.site.name.clone(), tz: cfg.site.timezone };
+        let (bus, stats, tx, cancel) = (bus.clone(), stats.clone(), tx.clone(), cancel.child_token());
         let name = format!("bus {}", bus.name);
         supervise::spawn(tracker, name, cancel.clone(), restarts.clone(), move || {
-            poller::run_bus(bus.clone(), devices.clone(), site.clone(), tz, stats.clone(), tx.clone(), cancel.clone())
+            poller::run_bus(
+                bus.clone(),
+                devices.clone(),
+                site.clone(),
+                stats.clone(),
+                tx.clone(),
+                inbox.clone(),
+                cancel.clone(),
+            )
         });
     }
-    (rx, stats)
+    (rx, stats, commands)
 }
 
 /// A running gateway: pollers → store → sinks, pruning, and the HTTP endpoint.
@@ -132,7 +143,7 @@ impl Gateway {
         let sink_cancel = CancellationToken::new();
         let restarts = Arc::new(Restarts::default());
         let pollers = TaskTracker::new();
-        let (rx, stats) = spawn_pollers(cfg, &pollers, &poll_cancel, &restarts);
+        let (rx, stats, commands) = spawn_pollers(cfg, &pollers, &poll_cancel, &restarts);
         pollers.close();
         // The writer cannot be restarted (it owns the channel the pollers send to): if it
         // ends before the pollers, `failed` tells `run`, which exits non-zero so that the
@@ -185,6 +196,7 @@ impl Gateway {
                 jobs: vec![monthly_health],
                 ledger_slot: tokio::sync::Semaphore::new(1),
                 restarts: restarts.clone(),
+                commands,
             });
             let addr = listener.local_addr()?;
             http_addr = Some(addr);

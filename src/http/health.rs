@@ -455,6 +455,7 @@ mod tests {
             jobs: Vec::new(),
             ledger_slot: tokio::sync::Semaphore::new(1),
             restarts: Default::default(),
+            commands: Default::default(),
         }
     }
 

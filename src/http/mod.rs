@@ -1,9 +1,11 @@
 //! The local HTTP endpoint: health and metrics (`health`: `/healthz`, `/metrics`,
-//! `/api/status`) and the API (`api`: ledgers, alerts). It reads the store and the
-//! shared counters; store work runs on the blocking pool (`blocking`), never on an async
-//! worker, and it never depends on the commands or the running service's internals.
+//! `/api/status`), the API (`api`: ledgers, alerts) and device commands (`commands`: a
+//! prepaid meter's valve, handed to its bus task). It reads the store and the shared
+//! counters; store work runs on the blocking pool (`blocking`), never on an async worker,
+//! and it never depends on the CLI or the running service's internals.
 
 mod api;
+mod commands;
 pub mod config;
 mod health;
 pub mod page;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub ledger_slot: tokio::sync::Semaphore,
     /// Tasks started again after a failure, by name.
     pub restarts: Arc<crate::supervise::Restarts>,
+    /// The way to each device's bus task, for commands (a meter's valve).
+    pub commands: crate::modbus::command::Commands,
 }
 
 /// What a periodic job could not do in its last pass, for `/healthz` (`None`: fine).
@@ -151,6 +155,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/targets/{month}", get(api::targets))
         .route("/api/alerts", get(api::alerts))
         .route("/api/alerts/{id}/ack", axum::routing::post(api::ack))
+        .route("/api/devices/{device}/valve", axum::routing::post(commands::valve))
+        .route("/api/commands", get(commands::list))
         .merge(page::routes())
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found: try /, /healthz, /metrics or /api/status\n") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

@@ -18,8 +18,17 @@ use crate::model::Quality;
 
 /// A request on the wire and how its answer is read.
 enum Ask {
-    Dlt645 { edition: Edition, frame: dlt645::frame::Frame },
-    Cjt188 { frame: crate::cjt188::Frame },
+    Dlt645 {
+        edition: Edition,
+        frame: dlt645::frame::Frame,
+    },
+    Cjt188 {
+        frame: crate::cjt188::Frame,
+    },
+    /// A CJ/T 188 valve command (its answer is the valve's status).
+    Valve {
+        frame: crate::cjt188::Frame,
+    },
 }
 
 enum Got {
@@ -34,6 +43,8 @@ enum Said {
     Data(Vec<u8>),
     /// The meter's abnormal answer with its error byte.
     Refused(u8),
+    /// Where the valve stands after a valve command.
+    Valve(crate::cjt188::Valve),
 }
 
 /// FE bytes before a request: four wake meters that sleep between requests (DL/T 645-2007
@@ -67,6 +78,18 @@ async fn exchange(line: &mut Box<dyn link::Line>, ask: &Ask) -> std::io::Result<
                     // the meter's own frame whose data does not read: decoded (and
                     // flagged) point by point
                     Err(_) => Got::Said(Said::Data(answer.data)),
+                },
+            }
+        }
+        Ask::Valve { frame } => {
+            use crate::cjt188::Error;
+            let wire = crate::cjt188::encode(frame, PREAMBLE_188).map_err(|e| invalid(e.to_string()))?;
+            match link::exchange(line, &wire, link::cjt188).await? {
+                Err(e) => Got::Bad(e.to_string()),
+                Ok(answer) => match crate::cjt188::valve_answer(frame, &answer) {
+                    Ok(v) => Got::Said(Said::Valve(v)),
+                    Err(Error::Abnormal(b)) => Got::Said(Said::Refused(b)),
+                    Err(e) => Got::Bad(e.to_string()),
                 },
             }
         }
@@ -142,6 +165,7 @@ impl Job {
                             answered = true;
                             Ok(bytes)
                         }
+                        Ok(Said::Valve(_)) => Err(Quality::Transport),
                         Ok(Said::Refused(err)) => {
                             answered = true;
                             self.stats.count_exception(&[Arc::clone(&p.name)]);
@@ -162,6 +186,7 @@ impl Job {
                         answered = true;
                         Ok(data)
                     }
+                    Ok(Said::Valve(_)) => Err(Quality::Transport),
                     Ok(Said::Refused(err)) => {
                         answered = true;
                         let names: Vec<Arc<str>> = points.iter().map(|p| p.name.clone()).collect();
@@ -175,6 +200,30 @@ impl Job {
         let gateway = chrono::Utc::now().with_timezone(&self.tz).naive_local();
         let decoded = self.device.profile.decode_answers(&answers, gateway);
         self.outcome(decoded, answered, Vec::new(), started)
+    }
+}
+
+impl Job {
+    /// Carries out a command on this device ([`super::command`]): the valve of a CJ/T 188
+    /// meter, asked with the line's rules and retries; where the valve stands by the
+    /// meter's answer.
+    pub(super) async fn command(
+        &self,
+        action: super::command::Action,
+    ) -> Result<crate::cjt188::Valve, super::command::CommandError> {
+        use super::command::{Action, CommandError};
+        let Some(MeterAddress::Cjt188 { address, meter_type }) = self.device.meter else {
+            return Err(CommandError::NotAValveMeter(self.device.name.to_string()));
+        };
+        let open = action == Action::OpenValve;
+        let frame = crate::cjt188::valve_request(meter_type, address, 0, open);
+        tracing::warn!(device = %self.device.name, action = action.as_str(), "valve command sent");
+        match self.ask(&Ask::Valve { frame }).await {
+            Ok(Said::Valve(v)) => Ok(v),
+            Ok(Said::Refused(b)) => Err(CommandError::Refused(b)),
+            Ok(Said::Data(_)) => Err(CommandError::NoAnswer("an answer that is not the valve's".into())),
+            Err(q) => Err(CommandError::NoAnswer(q.to_string())),
+        }
     }
 }
 

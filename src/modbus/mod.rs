@@ -3,6 +3,7 @@
 //! fewest reads) and the poller (the only part that does I/O), which also puts DL/T 645
 //! and CJ/T 188 meters on the serial lines.
 
+pub mod command;
 pub mod config;
 pub mod decode;
 pub mod meter_config;

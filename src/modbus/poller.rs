@@ -396,18 +396,28 @@ pub fn backoff(interval: Duration, failures: u32, max: Duration) -> Duration {
     interval.saturating_mul(factor).min(max.max(interval))
 }
 
+/// The site whose readings a bus takes: its name, and its time zone (meters keep local
+/// time).
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub name: Arc<str>,
+    pub tz: chrono_tz::Tz,
+}
+
 /// Polls every device of `bus` until `cancel` fires; readings go to `tx` one device-poll
 /// at a time. When `tx` is full the bus waits (back-pressure): the consumer, not the
 /// poller, decides what to keep.
 pub async fn run_bus(
     bus: Bus,
     devices: Vec<Device>,
-    site: Arc<str>,
-    tz: chrono_tz::Tz,
+    site: Origin,
     stats: Stats,
     tx: mpsc::Sender<Vec<Reading>>,
+    inbox: super::command::Inbox,
     cancel: CancellationToken,
 ) {
+    let mut inbox = inbox.lock().await;
+    let mut pending: std::collections::VecDeque<super::command::Command> = Default::default();
     let pool = Arc::new(Pool {
         transport: bus.transport.clone(),
         timeout: bus.timeout,
@@ -428,8 +438,8 @@ pub async fn run_bus(
                     plan: Arc::new(device.plan()),
                     split: Arc::new(HashSet::new()),
                     device,
-                    site: site.clone(),
-                    tz,
+                    site: site.name.clone(),
+                    tz: site.tz,
                     stats,
                     pool: pool.clone(),
                 },
@@ -441,11 +451,26 @@ pub async fn run_bus(
         })
         .collect();
     tracing::info!(bus = %bus.name, transport = %bus.transport.describe(), devices = slots.len(), "polling");
-    let mut running: JoinSet<PollOutcome> = JoinSet::new();
-    // which slot each running task polls (a task that panics still has its id)
-    let mut tasks: HashMap<tokio::task::Id, usize> = HashMap::new();
+    let mut running: JoinSet<Option<PollOutcome>> = JoinSet::new();
+    // which slot each running task polls (a task that panics still has its id); a
+    // command's task has none
+    let mut tasks: HashMap<tokio::task::Id, Option<usize>> = HashMap::new();
     loop {
         let now = Instant::now();
+        // commands first: an operator waits on them, and they take the line like a poll
+        while running.len() < bus.concurrency {
+            let Some(cmd) = pending.pop_front() else { break };
+            let job = slots.iter().find(|s| s.job.device.name == cmd.device).map(|s| s.job.clone());
+            let handle = running.spawn(async move {
+                let r = match job {
+                    Some(job) => job.command(cmd.action).await,
+                    None => Err(super::command::CommandError::UnknownDevice(cmd.device.to_string())),
+                };
+                let _ = cmd.reply.send(r);
+                None
+            });
+            tasks.insert(handle.id(), None);
+        }
         while running.len() < bus.concurrency {
             let next = slots
                 .iter()
@@ -457,8 +482,8 @@ pub async fn run_bus(
                 Some((i, due)) if due <= now => {
                     slots[i].busy = true;
                     let job = slots[i].job.clone();
-                    let handle = running.spawn(async move { job.poll().await });
-                    tasks.insert(handle.id(), i);
+                    let handle = running.spawn(async move { Some(job.poll().await) });
+                    tasks.insert(handle.id(), Some(i));
                 }
                 _ => break,
             }
@@ -468,15 +493,17 @@ pub async fn run_bus(
         let wake = next_due.unwrap_or(now + Duration::from_secs(3600));
         tokio::select! {
             () = cancel.cancelled() => break,
+            Some(cmd) = inbox.recv() => pending.push_back(cmd),
             Some(done) = running.join_next_with_id(), if !running.is_empty() => {
                 let id = match &done {
                     Ok((id, _)) => *id,
                     Err(e) => e.id(),
                 };
-                let Some(i) = tasks.remove(&id) else { continue };
+                let Some(Some(i)) = tasks.remove(&id) else { continue };
                 slots[i].busy = false;
                 let outcome = match done {
-                    Ok((_, outcome)) => outcome,
+                    Ok((_, Some(outcome))) => outcome,
+                    Ok((_, None)) => continue,
                     Err(e) => {
                         // A poll that panicked: the device is freed, counted and polled
                         // again after a backoff, never left marked busy.

@@ -40,6 +40,26 @@ pub enum Meter {
     },
 }
 
+/// The water meters' valves as commanded (A017H), shared by every connection to the
+/// line: a closed valve stops the meter's volume until it is opened again.
+pub type Valves = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<[u8; 7], Shut>>>;
+
+/// A valve's closings, in hours into the run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shut {
+    /// Closed since then, if closed now.
+    pub since_h: Option<f64>,
+    /// Hours closed before that.
+    pub closed_h: f64,
+}
+
+impl Shut {
+    /// Hours the water ran, of `h`.
+    fn flowing(&self, h: f64) -> f64 {
+        h - self.closed_h - self.since_h.map_or(0.0, |s| h - s)
+    }
+}
+
 /// A meter's clock: real time in Beijing (UTC+8, no daylight saving), off by `drift_s`.
 fn meter_clock(drift_s: i64) -> chrono::NaiveDateTime {
     Utc::now().naive_utc() + chrono::Duration::hours(8) + chrono::Duration::seconds(drift_s)
@@ -130,22 +150,47 @@ fn value_645(
 }
 
 /// The answer of the line to `request` (one frame's bytes) at `now`, if any meter answers.
-pub fn answer(meters: &[Meter], clock: &Clock, request: &[u8]) -> Option<Vec<u8>> {
+pub fn answer(meters: &[Meter], valves: &Valves, clock: &Clock, request: &[u8]) -> Option<Vec<u8>> {
     let h = hours(clock.start, clock.now());
     if let Ok((f, _)) = frame::decode(request) {
         return answer_645(meters, &f, h);
     }
     let (f, _) = cjt188::decode(request).ok()?;
+    let mut valves = valves.lock().unwrap_or_else(|e| e.into_inner());
     meters.iter().find_map(|m| match m {
         Meter::Cjt188 { address, start_m3, m3_per_hour, drift_s, .. } if *address == f.address && f.control == 0x01 => {
+            let shut = valves.get(address).copied().unwrap_or_default();
             let data = MeterData {
-                total_m3: start_m3 + m3_per_hour * h,
+                total_m3: start_m3 + m3_per_hour * shut.flowing(h),
                 settled_m3: *start_m3,
                 meter_time: meter_clock(*drift_s),
-                valve: Valve::Open,
+                valve: if shut.since_h.is_some() { Valve::Closed } else { Valve::Open },
                 battery_low: false,
             };
             cjt188::encode(&cjt188::data_answer(&f, &data), 0).ok()
+        }
+        Meter::Cjt188 { address, .. } if *address == f.address && f.control == 0x04 => {
+            let reply = match f.data.as_slice() {
+                [0xA0, 0x17, _, cmd @ (0x55 | 0x99)] => {
+                    let shut = valves.entry(*address).or_default();
+                    match (*cmd == 0x99, shut.since_h) {
+                        (true, None) => shut.since_h = Some(h),
+                        (false, Some(s)) => {
+                            shut.closed_h += h - s;
+                            shut.since_h = None;
+                        }
+                        _ => {}
+                    }
+                    cjt188::valve_reply(&f, if shut.since_h.is_some() { Valve::Closed } else { Valve::Open })
+                }
+                // another write, or a command it does not know: abnormal answer
+                _ => cjt188::Frame {
+                    control: 0xC4,
+                    data: vec![f.data.first().copied().unwrap_or(0), f.data.get(1).copied().unwrap_or(0), 0, 0x01],
+                    ..f.clone()
+                },
+            };
+            cjt188::encode(&reply, 0).ok()
         }
         _ => None,
     })
@@ -231,6 +276,7 @@ fn modbus_answer(buf: &[u8]) -> Option<(Option<Vec<u8>>, usize)> {
 pub async fn serve_line<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     meters: &[Meter],
+    valves: &Valves,
     clock: &Clock,
 ) -> io::Result<()> {
     let mut buf: Vec<u8> = Vec::new();
@@ -262,7 +308,7 @@ pub async fn serve_line<S: AsyncRead + AsyncWrite + Unpin>(
             }
         };
         let request: Vec<u8> = buf.drain(..used.min(buf.len())).collect();
-        if let Some(reply) = answer(meters, clock, &request) {
+        if let Some(reply) = answer(meters, valves, clock, &request) {
             stream.write_all(&reply).await?;
             stream.flush().await?;
         }
@@ -324,20 +370,24 @@ mod tests {
         let Meter::Dlt645 { address, .. } = &meters[1] else { panic!() };
         let req = crate::dlt645::read_request(Edition::V2007, *address, 0x0001_0000);
         let wire = frame::encode(&req, 4).unwrap();
-        let (back, _) = frame::decode(&answer(&meters, &clock, &wire).unwrap()).unwrap();
+        let (back, _) = frame::decode(&answer(&meters, &Valves::default(), &clock, &wire).unwrap()).unwrap();
         let got = crate::dlt645::read_answer(Edition::V2007, &req, &back).unwrap().unwrap();
         assert!((data::value(&got, data::ENERGY).unwrap() - 11_000.0).abs() < 0.02);
         // an identifier the meter lacks: refused with "no such data"
         let req = crate::dlt645::read_request(Edition::V2007, *address, 0x0401_0000);
-        let (back, _) = frame::decode(&answer(&meters, &clock, &frame::encode(&req, 0).unwrap()).unwrap()).unwrap();
+        let (back, _) =
+            frame::decode(&answer(&meters, &Valves::default(), &clock, &frame::encode(&req, 0).unwrap()).unwrap())
+                .unwrap();
         assert_eq!(crate::dlt645::read_answer(Edition::V2007, &req, &back), Ok(Err(crate::dlt645::Refusal(2))));
         // nobody at this address: silence
         let req = crate::dlt645::read_request(Edition::V2007, Address::parse("1").unwrap(), 0x0001_0000);
-        assert_eq!(answer(&meters, &clock, &frame::encode(&req, 0).unwrap()), None);
+        assert_eq!(answer(&meters, &Valves::default(), &clock, &frame::encode(&req, 0).unwrap()), None);
         // a water meter
         let Meter::Cjt188 { address, .. } = &meters[5] else { panic!() };
         let req = cjt188::read_request(cjt188::COLD_WATER, *address, 0);
-        let (back, _) = cjt188::decode(&answer(&meters, &clock, &cjt188::encode(&req, 2).unwrap()).unwrap()).unwrap();
+        let (back, _) =
+            cjt188::decode(&answer(&meters, &Valves::default(), &clock, &cjt188::encode(&req, 2).unwrap()).unwrap())
+                .unwrap();
         assert_eq!(cjt188::read_answer(&req, &back).unwrap().total_m3, 300.0);
     }
 }

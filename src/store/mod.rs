@@ -35,6 +35,7 @@ use rusqlite::Connection;
 use crate::model::{Quantity, Reading};
 
 mod alerts;
+mod commands;
 pub mod config;
 mod corrections;
 mod cursors;
@@ -47,6 +48,7 @@ mod rollups;
 mod tests;
 
 pub use alerts::{Ack, AlertRow, Destination};
+pub use commands::CommandRow;
 pub use corrections::CorrectionRow;
 pub use exports::{ExportRow, ExportState};
 pub use intake::Intake;
@@ -201,6 +203,12 @@ CREATE TABLE IF NOT EXISTS corrections (
     id INTEGER PRIMARY KEY,
     at_ms INTEGER NOT NULL, who TEXT NOT NULL, why TEXT NOT NULL,
     change TEXT NOT NULL
+);
+-- commands sent to devices (a meter's valve): who, why and what the device answered
+CREATE TABLE IF NOT EXISTS commands (
+    id INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL, device TEXT NOT NULL, action TEXT NOT NULL,
+    who TEXT NOT NULL, why TEXT NOT NULL, outcome TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS exports (
     month TEXT NOT NULL, state TEXT NOT NULL, written_ms INTEGER NOT NULL,

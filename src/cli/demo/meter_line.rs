@@ -50,16 +50,17 @@ pub async fn simulate_meters(
                 .open_native_async()
                 .with_context(|| format!("cannot open {}", path.display()))?;
             eprintln!("serving {} meters on {}", line.len(), path.display());
-            meters::serve_line(&mut port, &line, &clock).await?;
+            meters::serve_line(&mut port, &line, &meters::Valves::default(), &clock).await?;
         }
         Serve::Tcp(address) => {
             let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
             eprintln!("serving {} meters on {}", line.len(), listener.local_addr()?);
+            let valves = meters::Valves::default();
             loop {
                 let (mut stream, _) = listener.accept().await?;
-                let (line, clock) = (line.clone(), clock);
+                let (line, clock, valves) = (line.clone(), clock, valves.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = meters::serve_line(&mut stream, &line, &clock).await {
+                    if let Err(e) = meters::serve_line(&mut stream, &line, &valves, &clock).await {
                         tracing::debug!(error = %e, "meter line connection ended");
                     }
                 });
