@@ -11,33 +11,25 @@
 use std::fmt::Write as _;
 use std::io;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::Clock;
 use crate::cjt188::{self, MeterData, Valve};
 use crate::dlt645::{data, frame, frame::Address, Edition};
+use crate::model::{Quality, Quantity, Reading};
 
 /// One simulated meter.
 #[derive(Debug, Clone)]
 pub enum Meter {
     /// `drift_s`: how far the meter's clock is off real Beijing time, in seconds (a
     /// meter's clock keeps real time whatever the simulation's speed).
-    Dlt645 {
-        name: String,
-        edition: Edition,
-        address: Address,
-        start_kwh: f64,
-        load_kw: f64,
-        drift_s: i64,
-    },
-    Cjt188 {
-        name: String,
-        address: [u8; 7],
-        start_m3: f64,
-        m3_per_hour: f64,
-        drift_s: i64,
-    },
+    Dlt645 { name: String, edition: Edition, address: Address, start_kwh: f64, load_kw: f64, drift_s: i64 },
+    /// `quiet_nights`: no water drawn from 01:00 to 05:00 Beijing time (the day's use
+    /// spread over the other hours), as a flat's meter shows; otherwise a steady draw.
+    Cjt188 { name: String, address: [u8; 7], start_m3: f64, m3_per_hour: f64, drift_s: i64, quiet_nights: bool },
 }
 
 /// The water meters' valves as commanded (A017H), shared by every connection to the
@@ -73,11 +65,21 @@ impl Meter {
     }
 }
 
-/// The dormitory line: four 2007 meters (the fourth a few hours of load short of its
-/// 6-digit register's wrap at 1 000 000 kWh; the third's clock 7 min 12 s slow), one
-/// 1997 meter, three water meters (the second's clock 95 s fast, within tolerance).
+/// The dormitory line: the block's three-phase incomer (`dorm-e-main`, DL/T 645-2007,
+/// carrying the flats' load and 4 % more: the block's corridors, pumps and losses), four
+/// 2007 flat meters (the fourth a few hours of load short of its 6-digit register's wrap
+/// at 1 000 000 kWh; the third's clock 7 min 12 s slow), one 1997 meter; staff housing's
+/// bulk water meter (`staff-w-main`, 6 % above its flats: common taps and a weeping
+/// joint) and three flats' water meters (the second's clock 95 s fast, within tolerance).
 pub fn dormitory_line() -> Vec<Meter> {
-    let mut out = Vec::new();
+    let mut out = vec![Meter::Dlt645 {
+        name: "dorm-e-main".into(),
+        edition: Edition::V2007,
+        address: Address::parse("000000240100").unwrap_or(Address([0; 6])),
+        start_kwh: 480_000.0,
+        load_kw: (3.2 + 2.6 + 4.1 + 1.8 + 1.2) * 1.04,
+        drift_s: 2,
+    }];
     let starts = [10_000.0, 11_000.0, 12_000.0, 999_985.0];
     for (i, (load, start_kwh)) in [3.2, 2.6, 4.1, 1.8].iter().zip(starts).enumerate() {
         out.push(Meter::Dlt645 {
@@ -97,6 +99,14 @@ pub fn dormitory_line() -> Vec<Meter> {
         load_kw: 1.2,
         drift_s: -20,
     });
+    out.push(Meter::Cjt188 {
+        name: "staff-w-main".into(),
+        address: cjt188::address("20260000").unwrap_or([0; 7]),
+        start_m3: 8_000.0,
+        m3_per_hour: (0.05 + 0.08 + 0.03) * 1.06,
+        drift_s: -1,
+        quiet_nights: false,
+    });
     for (i, rate) in [0.05, 0.08, 0.03].iter().enumerate() {
         out.push(Meter::Cjt188 {
             name: format!("staff-w-{}", i + 1),
@@ -104,6 +114,7 @@ pub fn dormitory_line() -> Vec<Meter> {
             start_m3: 300.0 + 50.0 * i as f64,
             m3_per_hour: *rate,
             drift_s: if i == 1 { 95 } else { 0 },
+            quiet_nights: false,
         });
     }
     out
@@ -158,10 +169,12 @@ pub fn answer(meters: &[Meter], valves: &Valves, clock: &Clock, request: &[u8]) 
     let (f, _) = cjt188::decode(request).ok()?;
     let mut valves = valves.lock().unwrap_or_else(|e| e.into_inner());
     meters.iter().find_map(|m| match m {
-        Meter::Cjt188 { address, start_m3, m3_per_hour, drift_s, .. } if *address == f.address && f.control == 0x01 => {
+        Meter::Cjt188 { address, start_m3, m3_per_hour, drift_s, quiet_nights, .. }
+            if *address == f.address && f.control == 0x01 =>
+        {
             let shut = valves.get(address).copied().unwrap_or_default();
             let data = MeterData {
-                total_m3: start_m3 + m3_per_hour * shut.flowing(h),
+                total_m3: start_m3 + m3_per_hour * shut.flowing(water_hours(*quiet_nights, clock.start, clock.now())),
                 settled_m3: *start_m3,
                 meter_time: meter_clock(*drift_s),
                 valve: if shut.since_h.is_some() { Valve::Closed } else { Valve::Open },
@@ -169,7 +182,8 @@ pub fn answer(meters: &[Meter], valves: &Valves, clock: &Clock, request: &[u8]) 
             };
             cjt188::encode(&cjt188::data_answer(&f, &data), 0).ok()
         }
-        Meter::Cjt188 { address, .. } if *address == f.address && f.control == 0x04 => {
+        Meter::Cjt188 { address, quiet_nights, .. } if *address == f.address && f.control == 0x04 => {
+            let h = water_hours(*quiet_nights, clock.start, clock.now());
             let reply = match f.data.as_slice() {
                 [0xA0, 0x17, _, cmd @ (0x55 | 0x99)] => {
                     let shut = valves.entry(*address).or_default();
@@ -315,6 +329,111 @@ pub async fn serve_line<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// The line `hours` later: each register advanced by its meter's load over that time, as
+/// the demo starts the live line where its generated history ends.
+pub fn advanced(line: &[Meter], from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Meter> {
+    line.iter()
+        .cloned()
+        .map(|mut m| {
+            match &mut m {
+                Meter::Dlt645 { start_kwh, load_kw, .. } => *start_kwh += *load_kw * hours(from, to),
+                Meter::Cjt188 { start_m3, m3_per_hour, quiet_nights, .. } => {
+                    *start_m3 += *m3_per_hour * water_hours(*quiet_nights, from, to);
+                }
+            }
+            m
+        })
+        .collect()
+}
+
+/// The line with its flats' water drawn by day, quiet from 01:00 to 05:00 (the bulk
+/// meter, which feeds common taps and a weeping joint, still runs at night).
+pub fn with_quiet_nights(line: &[Meter]) -> Vec<Meter> {
+    line.iter()
+        .cloned()
+        .map(|mut m| {
+            if let Meter::Cjt188 { quiet_nights, name, .. } = &mut m {
+                *quiet_nights = !name.ends_with("-main");
+            }
+            m
+        })
+        .collect()
+}
+
+/// Hours of water drawn between `from` and `to`: the hours themselves, or with quiet
+/// nights the hours outside 01:00–05:00 Beijing time (17:00–21:00 UTC) scaled by 24/20,
+/// so that a day draws `m3_per_hour` × 24 either way.
+fn water_hours(quiet_nights: bool, from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    if !quiet_nights {
+        return hours(from, to);
+    }
+    // active seconds since the Unix epoch
+    let active = |t: DateTime<Utc>| -> f64 {
+        let s = t.timestamp() as f64 + f64::from(t.timestamp_subsec_millis()) / 1000.0;
+        let (days, r) = ((s / 86_400.0).floor(), s.rem_euclid(86_400.0));
+        days * 20.0 * 3600.0 + r.min(17.0 * 3600.0) + (r - 21.0 * 3600.0).max(0.0)
+    };
+    ((active(to) - active(from)) / 3600.0 * 24.0 / 20.0).max(0.0)
+}
+
+/// The zone a meter of the line is in (as [`gateway_config`] and [`books`] place it).
+fn zone_of(m: &Meter) -> &'static str {
+    match m {
+        Meter::Dlt645 { .. } => "dorm-power",
+        Meter::Cjt188 { .. } => "staff-housing",
+    }
+}
+
+/// The line's totalizers at `t`, `from` being the line's start: the history a gateway
+/// would have read from it (the ledger needs nothing more), stamped `t`.
+pub fn history_readings(line: &[Meter], site: &Arc<str>, from: DateTime<Utc>, t: DateTime<Utc>) -> Vec<Reading> {
+    let h = hours(from, t);
+    line.iter()
+        .map(|m| {
+            let (point, quantity, unit, value) = match m {
+                Meter::Dlt645 { start_kwh, load_kw, .. } => {
+                    ("energy_import", Quantity::EnergyImport, "kWh", (start_kwh + load_kw * h) % 1_000_000.0)
+                }
+                Meter::Cjt188 { start_m3, m3_per_hour, quiet_nights, .. } => (
+                    "volume",
+                    Quantity::WaterVolume,
+                    "m3",
+                    (start_m3 + m3_per_hour * water_hours(*quiet_nights, from, t)) % 1_000_000.0,
+                ),
+            };
+            Reading {
+                ts: t,
+                site: site.clone(),
+                zone: zone_of(m).into(),
+                device: m.name().into(),
+                point: point.into(),
+                quantity,
+                value: Some((value * 100.0).round() / 100.0),
+                unit: unit.into(),
+                quality: Quality::Good,
+            }
+        })
+        .collect()
+}
+
+/// The line's books, as the demo campus keeps them: the dormitory block (electricity,
+/// its incomer the inlet, the flats at the student-dormitory tariff) and staff housing
+/// (water, its bulk meter the inlet, the flats at the staff-housing tariff), each a zone
+/// of its own, supplied apart from the plant's network.
+pub fn books(meters: &[Meter]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "[[zones]]\nname = \"dorm-power\"\nutility = \"electricity\"\ninlets = [\"dorm-e-main\"]\n");
+    let _ = writeln!(s, "[[zones]]\nname = \"staff-housing\"\nutility = \"water\"\ninlets = [\"staff-w-main\"]\n");
+    for m in meters.iter().filter(|m| !m.name().ends_with("-main")) {
+        let (zone, category) = match m {
+            Meter::Dlt645 { .. } => ("dorm-power", "student_dormitory"),
+            Meter::Cjt188 { .. } => ("staff-housing", "staff_housing"),
+        };
+        let _ = writeln!(s, "[[meters]]\ndevice = \"{}\"\nzone = \"{zone}\"\ncategory = \"{category}\"\n", m.name());
+    }
+    s
+}
+
 /// A gateway configuration that polls the line at `transport` (`rtu` with its device, or
 /// `rtu-over-tcp` with its address).
 pub fn gateway_config(meters: &[Meter], site: &str, bus: &str, interval: &str) -> String {
@@ -329,6 +448,9 @@ pub fn gateway_config(meters: &[Meter], site: &str, bus: &str, interval: &str) -
     );
     for m in meters {
         let (name, profile, address) = match m {
+            Meter::Dlt645 { name, edition: Edition::V2007, address, .. } if name.ends_with("-main") => {
+                (name, "dlt645-three-phase", address.to_string())
+            }
             Meter::Dlt645 { name, edition: Edition::V2007, address, .. } => {
                 (name, "dlt645-single-phase", address.to_string())
             }
@@ -337,7 +459,7 @@ pub fn gateway_config(meters: &[Meter], site: &str, bus: &str, interval: &str) -
                 (name, "cjt188-cold-water", address.iter().rev().map(|b| format!("{b:02X}")).collect())
             }
         };
-        let zone = if profile.starts_with("cjt") { "staff-housing" } else { "dorm-power" };
+        let zone = zone_of(m);
         let _ = writeln!(
             s,
             "[[devices]]\nname = \"{name}\"\nbus = \"dorm-line\"\naddress = \"{address}\"\nprofile = \"{profile}\"\nzone = \"{zone}\"\n"
@@ -367,7 +489,9 @@ mod tests {
     fn each_meter_answers_its_own_frames_only() {
         let meters = dormitory_line();
         let clock = Clock::new(Utc::now(), 1.0);
-        let Meter::Dlt645 { address, .. } = &meters[1] else { panic!() };
+        let named = |n: &str| meters.iter().find(|m| m.name() == n).unwrap().clone();
+        let Meter::Dlt645 { address, .. } = named("dorm-e-2") else { panic!() };
+        let address = &address;
         let req = crate::dlt645::read_request(Edition::V2007, *address, 0x0001_0000);
         let wire = frame::encode(&req, 4).unwrap();
         let (back, _) = frame::decode(&answer(&meters, &Valves::default(), &clock, &wire).unwrap()).unwrap();
@@ -383,11 +507,46 @@ mod tests {
         let req = crate::dlt645::read_request(Edition::V2007, Address::parse("1").unwrap(), 0x0001_0000);
         assert_eq!(answer(&meters, &Valves::default(), &clock, &frame::encode(&req, 0).unwrap()), None);
         // a water meter
-        let Meter::Cjt188 { address, .. } = &meters[5] else { panic!() };
-        let req = cjt188::read_request(cjt188::COLD_WATER, *address, 0);
+        let Meter::Cjt188 { address, .. } = named("staff-w-1") else { panic!() };
+        let req = cjt188::read_request(cjt188::COLD_WATER, address, 0);
         let (back, _) =
             cjt188::decode(&answer(&meters, &Valves::default(), &clock, &cjt188::encode(&req, 2).unwrap()).unwrap())
                 .unwrap();
         assert_eq!(cjt188::read_answer(&req, &back).unwrap().total_m3, 300.0);
+    }
+
+    #[test]
+    fn quiet_nights_draw_a_days_water_by_day() {
+        use chrono::TimeZone;
+        let at = |d, h, m| Utc.with_ymd_and_hms(2026, 12, d, h, m, 0).unwrap();
+        // a whole day draws 24 hours' worth either way
+        assert!((water_hours(true, at(1, 3, 0), at(2, 3, 0)) - 24.0).abs() < 1e-9);
+        assert!((water_hours(false, at(1, 3, 0), at(2, 3, 0)) - 24.0).abs() < 1e-9);
+        // 01:00–05:00 Beijing is 17:00–21:00 UTC: nothing drawn
+        assert_eq!(water_hours(true, at(1, 17, 10), at(1, 20, 50)), 0.0);
+        // an hour by day draws 1.2 hours' worth
+        assert!((water_hours(true, at(1, 2, 0), at(1, 3, 0)) - 1.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_closed_valve_stops_the_water_until_it_opens() {
+        let meters = dormitory_line();
+        let Some(Meter::Cjt188 { address, .. }) = meters.iter().find(|m| m.name() == "staff-w-2") else { panic!() };
+        let (valves, clock) = (Valves::default(), Clock::new(Utc::now(), 1.0));
+        let ask = |req: &cjt188::Frame| {
+            cjt188::decode(&answer(&meters, &valves, &clock, &cjt188::encode(req, 2).unwrap()).unwrap()).unwrap().0
+        };
+        let close = cjt188::valve_request(cjt188::COLD_WATER, *address, 1, false);
+        assert_eq!(cjt188::valve_answer(&close, &ask(&close)), Ok(Valve::Closed));
+        let read = cjt188::read_request(cjt188::COLD_WATER, *address, 2);
+        assert_eq!(cjt188::read_answer(&read, &ask(&read)).unwrap().valve, Valve::Closed);
+        // the volume: of 10 hours, 2 closed earlier and 7 since 3 h in leave 1 flowing
+        let shut = Shut { since_h: Some(3.0), closed_h: 2.0 };
+        assert_eq!(shut.flowing(10.0), 1.0);
+        let open = cjt188::valve_request(cjt188::COLD_WATER, *address, 3, true);
+        assert_eq!(cjt188::valve_answer(&open, &ask(&open)), Ok(Valve::Open));
+        // a write the meter does not know: its abnormal answer
+        let odd = cjt188::Frame { data: vec![0xA0, 0x18, 4, 0x00], ..open };
+        assert!(matches!(cjt188::valve_answer(&odd, &ask(&odd)), Err(cjt188::Error::Abnormal(_))));
     }
 }

@@ -94,6 +94,7 @@ pub fn generate(
     cfg: &Config,
     store: &Store,
     campus: &mut PumpHouse,
+    line: &[crate::sim::meters::Meter],
     from: DateTime<Utc>,
     now: DateTime<Utc>,
     mut progress: impl FnMut(u64, u64),
@@ -118,6 +119,7 @@ pub fn generate(
     for (k, t) in steps.into_iter().enumerate() {
         campus.step(t);
         batch.extend(campus.readings(&site, t));
+        batch.extend(crate::sim::meters::history_readings(line, &site, from, t));
         if batch.len() >= 16_000 || k as u64 + 1 == total {
             store.append(&batch)?;
             out.readings += batch.len();

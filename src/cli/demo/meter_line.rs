@@ -55,17 +55,44 @@ pub async fn simulate_meters(
         Serve::Tcp(address) => {
             let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
             eprintln!("serving {} meters on {}", line.len(), listener.local_addr()?);
-            let valves = meters::Valves::default();
-            loop {
-                let (mut stream, _) = listener.accept().await?;
-                let (line, clock, valves) = (line.clone(), clock, valves.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = meters::serve_line(&mut stream, &line, &valves, &clock).await {
-                        tracing::debug!(error = %e, "meter line connection ended");
-                    }
-                });
-            }
+            serve_tcp(listener, line, clock, tokio_util::sync::CancellationToken::new()).await;
         }
     }
     Ok(())
+}
+
+/// Serves `line` to every connection on `listener`, as a serial server in transparent
+/// mode would, until `cancel` fires; the valves' states are shared by the connections.
+pub async fn serve_tcp(
+    listener: TcpListener,
+    line: Vec<meters::Meter>,
+    clock: Clock,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let valves = meters::Valves::default();
+    loop {
+        let accepted = tokio::select! {
+            () = cancel.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let mut stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "the meter line cannot accept a connection");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (line, valves, stop) = (line.clone(), valves.clone(), cancel.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                r = meters::serve_line(&mut stream, &line, &valves, &clock) => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "meter line connection ended");
+                    }
+                }
+            }
+        });
+    }
 }

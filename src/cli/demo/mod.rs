@@ -231,14 +231,19 @@ pub async fn demo(o: &DemoOptions) -> anyhow::Result<()> {
     fresh_store(&o.store)?;
     let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot open a loopback port for the simulator")?;
     let addr = listener.local_addr()?;
-    let cfg = demo_config(o, &campus, addr).await?;
+    // the dormitory's RS-485 line of DL/T 645 and CJ/T 188 meters, behind a serial server
+    let line_listener =
+        TcpListener::bind("127.0.0.1:0").await.context("cannot open a loopback port for the meter line")?;
+    let line_addr = line_listener.local_addr()?;
+    let line = sim::meters::with_quiet_nights(&sim::meters::dormitory_line());
+    let cfg = demo_config(o, &campus, addr, &line, line_addr).await?;
     let say = |line: &str| say(o, line);
     if let Some(h) = &cfg.http {
         say(&format!("Pumphouse demo — the page: http://{}/", h.listen));
     } else {
         say("Pumphouse demo (no page: --http off)");
     }
-    let (campus, history_from) = generate_history(o, &cfg, campus, now).await?;
+    let (campus, history_from) = generate_history(o, &cfg, campus, &line, now).await?;
     say(&format!(
         "Simulated pump house on {addr} ({} devices, site {}, {}), polled every {}{}; store {}{}",
         cfg.devices.len(),
@@ -279,6 +284,9 @@ pub async fn demo(o: &DemoOptions) -> anyhow::Result<()> {
             tracing::error!(error = %e, "simulator stopped");
         }
     });
+    // the line goes on from where its history ends
+    let live = sim::meters::advanced(&line, history_from.unwrap_or(now), now);
+    tracker.spawn(meter_line::serve_tcp(line_listener, live, clock, cancel.child_token()));
     tracker.close();
     let (tap_tx, mut rx) = mpsc::channel(4096);
     let gw = Gateway::start(&cfg, Some(tap_tx)).await?;
@@ -341,12 +349,37 @@ pub async fn demo(o: &DemoOptions) -> anyhow::Result<()> {
 
 /// The demo's configuration: the simulator's, with its store, HTTP, InfluxDB, MQTT and
 /// token; without the page when its port is taken.
-async fn demo_config(o: &DemoOptions, campus: &PumpHouse, addr: std::net::SocketAddr) -> anyhow::Result<Config> {
+async fn demo_config(
+    o: &DemoOptions,
+    campus: &PumpHouse,
+    addr: std::net::SocketAddr,
+    line: &[sim::meters::Meter],
+    line_addr: std::net::SocketAddr,
+) -> anyhow::Result<Config> {
     let args = &o.sim;
     let generated = sim::gateway_config(campus, &args.site, args.timezone, &addr.to_string(), &o.interval);
     // the simulator's configuration as a document, the demo's sections set as values (not
     // edited as text), written back as TOML
     let mut doc: toml::Table = generated.parse().context("the simulator's configuration")?;
+    // the meter line's bus, devices and books, appended to the campus's
+    let bus = format!("transport = \"rtu-over-tcp\"\naddress = \"{line_addr}\"\nbaud = 2400");
+    let mut polled: toml::Table = sim::meters::gateway_config(line, &args.site, &bus, &o.interval)
+        .parse()
+        .context("the meter line's configuration")?;
+    // read every 30 s, not at the campus's interval: a 2400-baud line of meters is slow
+    if let Some(toml::Value::Array(devices)) = polled.get_mut("devices") {
+        for d in devices.iter_mut().filter_map(toml::Value::as_table_mut) {
+            d.insert("interval".into(), "30s".into());
+        }
+    }
+    let books: toml::Table = sim::meters::books(line).parse().context("the meter line's books")?;
+    for (key, more) in [("buses", &polled), ("devices", &polled), ("zones", &books), ("meters", &books)] {
+        let Some(toml::Value::Array(extra)) = more.get(key) else { continue };
+        match doc.entry(key).or_insert_with(|| toml::Value::Array(Vec::new())) {
+            toml::Value::Array(a) => a.extend(extra.iter().cloned()),
+            _ => anyhow::bail!("the simulator's `{key}` is not an array"),
+        }
+    }
     let table = |pairs: &[(&str, String)]| -> toml::Value {
         toml::Value::Table(pairs.iter().map(|(k, v)| (k.to_string(), toml::Value::from(v.as_str()))).collect())
     };
@@ -397,6 +430,7 @@ async fn generate_history(
     o: &DemoOptions,
     cfg: &Config,
     mut campus: PumpHouse,
+    line: &[sim::meters::Meter],
     now: DateTime<Utc>,
 ) -> anyhow::Result<(PumpHouse, Option<DateTime<Utc>>)> {
     let args = &o.sim;
@@ -412,9 +446,9 @@ async fn generate_history(
         let store = crate::store::Store::open(&cfg.store.path, cfg.store.limits)?;
         let bar = super::progress_bar(0, "generating the campus's history");
         let started = std::time::Instant::now();
-        let (cfg2, bar2) = (cfg.clone(), bar.clone());
+        let (cfg2, bar2, line) = (cfg.clone(), bar.clone(), line.to_vec());
         let (done, campus_back) = tokio::task::spawn_blocking(move || {
-            let r = history::generate(&cfg2, &store, &mut campus, from, now, |d, total| {
+            let r = history::generate(&cfg2, &store, &mut campus, &line, from, now, |d, total| {
                 bar2.set_length(total);
                 bar2.set_position(d);
             });
