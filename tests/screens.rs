@@ -209,10 +209,10 @@ fn a_demo_year_fills_every_dashboard_and_every_page_shows_the_apis_figures() {
 
     page.open(&format!("{base}/?lang=en"));
     let f = page.figures();
-    assert_eq!(f.get("devices").map(String::as_str), Some("24"), "{f:?}");
+    assert_eq!(f.get("devices").map(String::as_str), Some("35"), "{f:?}");
     let records: i64 = f["store_records"].parse().unwrap();
     assert!(records > 1_000_000, "{records}");
-    assert!(page.eval("document.querySelectorAll('tr[data-device]').length") == 24);
+    assert!(page.eval("document.querySelectorAll('tr[data-device]').length") == 35);
     page.screenshot(&shots.join("overview.png"));
 
     // ledger of last month: the page's figures are the API's

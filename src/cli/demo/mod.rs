@@ -363,15 +363,9 @@ async fn demo_config(
     let mut doc: toml::Table = generated.parse().context("the simulator's configuration")?;
     // the meter line's bus, devices and books, appended to the campus's
     let bus = format!("transport = \"rtu-over-tcp\"\naddress = \"{line_addr}\"\nbaud = 2400");
-    let mut polled: toml::Table = sim::meters::gateway_config(line, &args.site, &bus, &o.interval)
+    let polled: toml::Table = sim::meters::gateway_config(line, &args.site, &bus, &o.interval)
         .parse()
         .context("the meter line's configuration")?;
-    // read every 30 s, not at the campus's interval: a 2400-baud line of meters is slow
-    if let Some(toml::Value::Array(devices)) = polled.get_mut("devices") {
-        for d in devices.iter_mut().filter_map(toml::Value::as_table_mut) {
-            d.insert("interval".into(), "30s".into());
-        }
-    }
     let books: toml::Table = sim::meters::books(line).parse().context("the meter line's books")?;
     for (key, more) in [("buses", &polled), ("devices", &polled), ("zones", &books), ("meters", &books)] {
         let Some(toml::Value::Array(extra)) = more.get(key) else { continue };
@@ -385,10 +379,12 @@ async fn demo_config(
     };
     // the store the simulator's configuration sizes, at its path, with a year of history
     // kept raw (dashboards read it), not only in frozen months
+    let size = store_size(&doc, &o.interval)?;
     let store = doc.entry("store").or_insert_with(|| toml::Value::Table(toml::Table::new()));
     let Some(store) = store.as_table_mut() else { anyhow::bail!("the simulator's [store] is not a table") };
     store.insert("path".into(), o.store.display().to_string().into());
     store.insert("max_age".into(), "800d".into());
+    store.insert("max_size".into(), size.into());
     let mut http = vec![("listen", o.http.clone())];
     if let Some(f) = &o.token_file {
         http.push(("token_file", f.display().to_string()));
@@ -413,6 +409,25 @@ async fn demo_config(
         cfg.http = None;
     }
     Ok(cfg)
+}
+
+/// Room for 45 days of every device's readings at `interval` (the ledger reads 40), the
+/// meter line's included, as the simulator sizes its own store.
+fn store_size(doc: &toml::Table, interval: &str) -> anyhow::Result<String> {
+    let profiles = sim::profiles()?;
+    let points: usize = doc
+        .get("devices")
+        .and_then(toml::Value::as_array)
+        .map(|ds| {
+            ds.iter()
+                .filter_map(|d| d.get("profile").and_then(toml::Value::as_str))
+                .map(|p| profiles.get(p).map_or(0, |p| p.points.len()))
+                .sum()
+        })
+        .unwrap_or(0);
+    let secs = humantime::parse_duration(interval).map(|d| d.as_secs_f64()).unwrap_or(10.0).max(0.001);
+    let bytes = points as f64 * 86_400.0 / secs * config::STORE_BYTES_PER_READING * 45.0;
+    Ok(format!("{:.0}GiB", (bytes / (1u64 << 30) as f64).ceil().max(2.0)))
 }
 
 /// A line of the demo's own output: on stdout, or on stderr when stdout carries JSON.
