@@ -39,10 +39,11 @@ struct Frame {
     bytes: usize,
 }
 
-/// Copies bytes from `from` to `to` at `baud` (ten bit times per character), recording
-/// each burst (bytes arriving less than 1.5 characters apart) as one frame.
-fn relay(mut from: std::fs::File, mut to: std::fs::File, baud: u32, frames: Arc<Mutex<Vec<Frame>>>) {
-    let char_time = Duration::from_secs_f64(10.0 / f64::from(baud));
+/// Copies bytes from `from` to `to` at `baud` (`bits` bit times per character: 10 for
+/// 8N1, 11 for 8E1), recording each burst (bytes arriving less than 1.5 characters
+/// apart) as one frame.
+fn relay(mut from: std::fs::File, mut to: std::fs::File, baud: u32, bits: u32, frames: Arc<Mutex<Vec<Frame>>>) {
+    let char_time = Duration::from_secs_f64(f64::from(bits) / f64::from(baud));
     let mut buf = [0u8; 512];
     let mut current: Option<Frame> = None;
     loop {
@@ -127,8 +128,8 @@ fn run(baud: u32, devices: u8, seconds: u64) -> Run {
     {
         let (a2, b2) = (a.try_clone().expect("clone"), b.try_clone().expect("clone"));
         let (rq, rs) = (requests.clone(), responses.clone());
-        std::thread::spawn(move || relay(a, b2, baud, rq));
-        std::thread::spawn(move || relay(b, a2, baud, rs));
+        std::thread::spawn(move || relay(a, b2, baud, 10, rq));
+        std::thread::spawn(move || relay(b, a2, baud, 10, rs));
     }
     let gap = Duration::from_millis(5);
     let mut cfg = format!(
@@ -215,6 +216,104 @@ fn run(baud: u32, devices: u8, seconds: u64) -> Run {
     }
 }
 
+/// What the DL/T 645 line measured.
+struct MeterRun {
+    meters: usize,
+    requests_per_cycle: f64,
+    plan_requests: usize,
+    /// Wall time per request on a saturated line: bytes, the meter's turnaround, the gap
+    /// and the gateway's own time.
+    per_request_ms: f64,
+    /// What `check` plans per request (bytes at line speed and the gap).
+    planned_per_request_ms: f64,
+    line_busy: f64,
+}
+
+/// DL/T 645-2007 single-phase meters (`pumphouse simulate-meters`, the dormitory line's
+/// four) at 2400 baud 8E1 behind the paced relay, polled every second so that the line
+/// never rests: what a request really takes.
+fn run_meters(seconds: u64) -> MeterRun {
+    let baud = 2400;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (gw_dir, dev_dir) = (d.join("gw"), d.join("dev"));
+    std::fs::create_dir_all(&gw_dir).expect("dir");
+    std::fs::create_dir_all(&dev_dir).expect("dir");
+    let gw_pair = common::serial_pair(&gw_dir);
+    let dev_pair = common::serial_pair(&dev_dir);
+    let (gw_side, relay_a) = (gw_pair.a.clone(), gw_pair.b.clone());
+    let (relay_b, dev_side) = (dev_pair.a.clone(), dev_pair.b.clone());
+    let names = ["dorm-e-1", "dorm-e-2", "dorm-e-3", "dorm-e-4"];
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_pumphouse"));
+    sim.arg("simulate-meters").arg("--serial").arg(&dev_side);
+    for n in names {
+        sim.args(["--only", n]);
+    }
+    let _sim = common::Proc(sim.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("simulate-meters"));
+    std::thread::sleep(Duration::from_millis(500));
+    let open = |p: &Path| std::fs::OpenOptions::new().read(true).write(true).open(p).expect("open pty");
+    let (requests, responses) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
+    let (a, b) = (open(&relay_a), open(&relay_b));
+    {
+        let (a2, b2) = (a.try_clone().expect("clone"), b.try_clone().expect("clone"));
+        let (rq, rs) = (requests.clone(), responses.clone());
+        std::thread::spawn(move || relay(a, b2, baud, 11, rq));
+        std::thread::spawn(move || relay(b, a2, baud, 11, rs));
+    }
+    let mut cfg = format!(
+        "[site]\nname = \"bench\"\n[polling]\ninterval = \"1s\"\nretries = 0\n[[buses]]\nname = \"dorm\"\ntransport = \"rtu\"\ndevice = \"{}\"\nbaud = {baud}\nparity = \"even\"\ntimeout = \"1s\"\ngap = \"5ms\"\n",
+        gw_side.display()
+    );
+    for (k, n) in names.iter().enumerate() {
+        cfg.push_str(&format!(
+            "[[devices]]\nname = \"{n}\"\nbus = \"dorm\"\naddress = \"{}\"\nprofile = \"dlt645-single-phase\"\n",
+            240_101 + k
+        ));
+    }
+    let (cfg, _) = load_str(&cfg, Mode::Check).unwrap_or_else(|e| panic!("{e}"));
+    let exchanges = cfg.devices[0].profile.exchanges();
+    let planned: Duration = exchanges.iter().map(|e| e.line_time(baud, 11, Duration::from_millis(5))).sum();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let (cycles, sent, window) = rt.block_on(async {
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let (mut rx, stats) = pumphouse::gateway::start_pollers(&cfg, &tracker, &cancel);
+        tracker.close();
+        let settle = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::time::timeout_at(settle, rx.recv()).await.is_ok_and(|b| b.is_some()) {}
+        let count =
+            |f: fn(&pumphouse::modbus::poller::DeviceStats) -> u64| -> u64 { stats.values().map(|s| f(s)).sum() };
+        let (c0, r0) = (
+            count(|s| s.cycles.load(std::sync::atomic::Ordering::Relaxed)),
+            count(|s| s.requests.load(std::sync::atomic::Ordering::Relaxed)),
+        );
+        requests.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        responses.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let t0 = Instant::now();
+        let end = tokio::time::Instant::now() + Duration::from_secs(seconds);
+        while tokio::time::timeout_at(end, rx.recv()).await.is_ok_and(|b| b.is_some()) {}
+        let window = t0.elapsed();
+        let c = count(|s| s.cycles.load(std::sync::atomic::Ordering::Relaxed)) - c0;
+        let r = count(|s| s.requests.load(std::sync::atomic::Ordering::Relaxed)) - r0;
+        cancel.cancel();
+        drop(rx);
+        let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+        (c, r, window)
+    });
+    let rq = requests.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let rs = responses.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let char_s = 11.0 / f64::from(baud);
+    let busy: f64 = rq.iter().chain(rs.iter()).map(|f| f.bytes as f64 * char_s).sum();
+    MeterRun {
+        meters: names.len(),
+        requests_per_cycle: sent as f64 / cycles.max(1) as f64,
+        plan_requests: exchanges.len(),
+        per_request_ms: window.as_secs_f64() * 1000.0 / sent.max(1) as f64,
+        planned_per_request_ms: planned.as_secs_f64() * 1000.0 / exchanges.len().max(1) as f64,
+        line_busy: busy / window.as_secs_f64(),
+    }
+}
+
 fn main() {
     let seconds = env_or("BENCH_SECONDS", 20);
     let devices = env_or("BENCH_DEVICES", 8).clamp(1, 32) as u8;
@@ -245,6 +344,26 @@ fn main() {
             r.baud, r.requests_per_cycle, r.planner_minimum, r.line_busy, r.estimated_busy, r.silence_median_ms, r.silence_min_ms, r.gap_ms, r.cycles, r.late_cycles
         ));
     }
+    let m = run_meters(seconds);
+    let cycle_32 = 32.0 * m.requests_per_cycle * m.per_request_ms / 1000.0;
+    println!();
+    println!("{} DL/T 645-2007 single-phase meters at 2400 baud 8E1, polled every 1 s (the line never rests), gap 5 ms, {seconds} s", m.meters);
+    println!("| requests per meter cycle | identifiers in the profile | time per request, measured | `check`'s plan per request | line busy with bytes | 32 meters, one cycle (measured per request) | line load for 32 meters at 15 min |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {:.2} | {} | {:.0} ms | {:.0} ms | {:.1} % | {:.1} s | {:.1} % |",
+        m.requests_per_cycle,
+        m.plan_requests,
+        m.per_request_ms,
+        m.planned_per_request_ms,
+        m.line_busy * 100.0,
+        cycle_32,
+        cycle_32 / 900.0 * 100.0
+    );
+    json.push(format!(
+        "{{\"dlt645_meters\":{},\"requests_per_cycle\":{:.3},\"plan_requests\":{},\"per_request_ms\":{:.1},\"planned_per_request_ms\":{:.1},\"line_busy\":{:.4},\"cycle_32_s\":{:.2}}}",
+        m.meters, m.requests_per_cycle, m.plan_requests, m.per_request_ms, m.planned_per_request_ms, m.line_busy, cycle_32
+    ));
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     let _ = std::fs::create_dir_all(&out);
     let _ = std::fs::write(out.join("serial_line.json"), format!("[{}]\n", json.join(",")));
