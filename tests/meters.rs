@@ -272,10 +272,17 @@ async fn a_prepaid_meters_valve_over_http() {
     }
     let store = dir.path().join("store.db");
     let cfg = format!(
-        "{cfg}\n[store]\npath = \"{}\"\nmax_size = \"20GiB\"\n[http]\nlisten = \"127.0.0.1:{http}\"\ntoken_file = \"{}\"\n[[devices]]\nname = \"gone-w\"\nbus = \"dorm-line\"\naddress = \"99999999\"\nprofile = \"cjt188-cold-water\"\nretries = 0\n",
+        "{cfg}\n[store]\npath = \"{}\"\nmax_size = \"20GiB\"\n[http]\nlisten = \"127.0.0.1:{http}\"\ntoken_file = \"{}\"\n[[devices]]\nname = \"gone-w\"\nbus = \"dorm-line\"\naddress = \"99999999\"\nprofile = \"cjt188-cold-water\"\nretries = 0\n{BOOKS}",
         store.display(),
         token_file.display()
     );
+    // the run and the month whose ledger is read must be one
+    let local = || chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai);
+    let month_of = |t: chrono::DateTime<chrono_tz::Tz>| t.format("%Y-%m").to_string();
+    if month_of(local()) != month_of(local() + chrono::TimeDelta::seconds(40)) {
+        tokio::time::sleep(Duration::from_secs(41)).await;
+    }
+    let month = month_of(local());
     let cfg_path = dir.path().join("meters.toml");
     std::fs::write(&cfg_path, &cfg).unwrap();
     let _gw = gateway(&cfg_path, &dir.path().join("gateway.log"));
@@ -357,4 +364,17 @@ async fn a_prepaid_meters_valve_over_http() {
         (&log[1]["who"], &log[1]["why"]),
         (&Value::from("duty.engineer"), &Value::from("flat 2 unpaid since October"))
     );
+
+    // behind the serial server too, the meters are booked in the month's ledger: dorm-e-2
+    // at its 2.6 kW over its reading span, at 0.588 yuan/kWh to the fen
+    let (code, out, err) =
+        pumphouse(&["ledger", "-c", &cfg_path.to_string_lossy(), "--month", &month, "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let l: Value = serde_json::from_str(&out).unwrap();
+    let m = l["meters"].as_array().unwrap().iter().find(|m| m["device"] == "dorm-e-2").unwrap();
+    let t = |k: &str| chrono::DateTime::parse_from_rfc3339(m[k].as_str().unwrap()).unwrap();
+    let span = (t("closing_ts") - t("opening_ts")).num_milliseconds() as f64 / 1000.0;
+    let consumption = m["consumption"].as_f64().unwrap();
+    assert!(span > 8.0 && (consumption - 2.6 * span).abs() / (2.6 * span) < 0.12, "{m}");
+    assert_eq!(m["amount_fen"].as_i64(), Some((consumption * 58.8).round() as i64), "{m}");
 }
