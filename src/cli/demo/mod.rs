@@ -275,18 +275,10 @@ pub async fn demo(o: &DemoOptions) -> anyhow::Result<()> {
 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let sim_cancel = cancel.child_token();
     let clock = Clock::new(now, args.speed);
-    tracker.spawn(async move {
-        if let Err(e) =
-            sim::serve(listener, Arc::new(Mutex::new(World::Campus(Box::new(campus)))), clock, sim_cancel).await
-        {
-            tracing::error!(error = %e, "simulator stopped");
-        }
-    });
-    // the line goes on from where its history ends
+    // the meter line goes on from where its history ends
     let live = sim::meters::advanced(&line, history_from.unwrap_or(now), now);
-    tracker.spawn(meter_line::serve_tcp(line_listener, live, clock, cancel.child_token()));
+    spawn_simulators(&tracker, &cancel, clock, (listener, campus), (line_listener, live));
     tracker.close();
     let (tap_tx, mut rx) = mpsc::channel(4096);
     let gw = Gateway::start(&cfg, Some(tap_tx)).await?;
@@ -345,6 +337,25 @@ pub async fn demo(o: &DemoOptions) -> anyhow::Result<()> {
         eprintln!("stopped after {total} live readings; the store is {}", cfg.store.path.display());
     }
     Ok(())
+}
+
+/// The simulated pump house and the dormitory's meter line, each on its listener.
+fn spawn_simulators(
+    tracker: &TaskTracker,
+    cancel: &CancellationToken,
+    clock: Clock,
+    (listener, campus): (TcpListener, PumpHouse),
+    (line_listener, line): (TcpListener, Vec<sim::meters::Meter>),
+) {
+    let sim_cancel = cancel.child_token();
+    tracker.spawn(async move {
+        if let Err(e) =
+            sim::serve(listener, Arc::new(Mutex::new(World::Campus(Box::new(campus)))), clock, sim_cancel).await
+        {
+            tracing::error!(error = %e, "simulator stopped");
+        }
+    });
+    tracker.spawn(meter_line::serve_tcp(line_listener, line, clock, cancel.child_token()));
 }
 
 /// The demo's configuration: the simulator's, with its store, HTTP, InfluxDB, MQTT and
