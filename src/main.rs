@@ -260,6 +260,38 @@ enum AssetsWhat {
         #[arg(long, value_enum, default_value_t = RenewalFormat::Text)]
         format: RenewalFormat,
     },
+    /// The register's valves: last exercised (recorded, or seen moving), and when due.
+    Valves {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Records work done by hand on a valve of the register, kept as an audit trail.
+    Record {
+        /// The valve's id in [[assets.valves]].
+        valve: String,
+        /// exercise or repair.
+        #[arg(long)]
+        kind: String,
+        /// The local day it was done (YYYY-MM-DD); default today.
+        #[arg(long)]
+        on: Option<String>,
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        why: String,
+    },
+}
+
+fn assets(path: &std::path::Path, what: AssetsWhat) -> Result<String, Failure> {
+    let cfg = config(path, Mode::Check)?;
+    Ok(match what {
+        AssetsWhat::Renewal { format } => cli::assets::renewal(&cfg, format.into())?,
+        AssetsWhat::Valves { json } => cli::valves::valves(&cfg, json)?,
+        AssetsWhat::Record { valve, kind, on, by, why } => cli::valves::record(
+            &cfg,
+            &cli::valves::Record { valve: &valve, kind: &kind, on: on.as_deref(), by: &by, why: &why },
+        )?,
+    })
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -433,9 +465,7 @@ async fn run(command: Command) -> Result<Report, Failure> {
                 AlertsWhat::Ack { id, by } => cli::alerts::alerts_ack(&cfg, id, &by)?,
             }))
         }
-        Command::Assets { config: path, what: AssetsWhat::Renewal { format } } => {
-            Ok(Report::text(cli::assets::renewal(&config(&path, Mode::Check)?, format.into())?))
-        }
+        Command::Assets { config: path, what } => Ok(Report::text(assets(&path, what)?)),
         Command::Import { config: path, csv } => {
             let cfg = config(&path, Mode::Check)?;
             Ok(cli::import::run(&cfg, &csv)?)

@@ -273,10 +273,12 @@ pub enum AlertRule {
     /// A meter's own clock off the gateway's by more than the tolerance: its tariff
     /// periods and settlement day are booked at the wrong times.
     MeterClock,
+    /// A manual valve of the register not exercised within `[assets] exercise_every`.
+    ValveExercise,
 }
 
 impl AlertRule {
-    pub const ALL: [AlertRule; 20] = [
+    pub const ALL: [AlertRule; 21] = [
         AlertRule::NightFlow,
         AlertRule::Burst,
         AlertRule::ZoneImbalance,
@@ -297,6 +299,7 @@ impl AlertRule {
         AlertRule::SupplyInterruption,
         AlertRule::StoreReplaced,
         AlertRule::MeterClock,
+        AlertRule::ValveExercise,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -321,6 +324,7 @@ impl AlertRule {
             AlertRule::SupplyInterruption => "supply_interruption",
             AlertRule::StoreReplaced => "store_replaced",
             AlertRule::MeterClock => "meter_clock",
+            AlertRule::ValveExercise => "valve_exercise",
         }
     }
 

@@ -454,3 +454,92 @@ laid = 1970
     assert!(rows[0].starts_with("1,L-1,leaky,cast iron,150,600,1970,"), "{sheet}");
     assert!(rows[2].starts_with("3,Q-1,quiet,"), "{sheet}");
 }
+
+/// The register's manual valves: work recorded by hand with who and why, the register
+/// saying when each is due, and a valve overdue raised once and closed by the record that
+/// ends it, however late it is entered.
+#[test]
+fn a_manual_valve_is_due_until_its_exercise_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("p.toml");
+    let register = r#"
+[[assets.valves]]
+id = "V-Q1"
+zone = "quiet"
+diameter_mm = 150
+installed = 1998
+[[assets.valves]]
+id = "V-L1"
+zone = "leaky"
+kind = "butterfly"
+diameter_mm = 200
+installed = 2010
+"#;
+    let text = CONFIG.replace("STORE", &dir.path().join("s.db").to_string_lossy()) + register;
+    std::fs::write(&cfg, text).unwrap();
+    let cfg = cfg.to_string_lossy().into_owned();
+    let today = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai).date_naive();
+    let ago = |days: i64| (today - chrono::TimeDelta::days(days)).format("%Y-%m-%d").to_string();
+    // refused: an unknown valve, an unknown kind, a day to come, no reason
+    let record = |args: &[&str]| pumphouse(&[&["assets", "-c", cfg.as_str(), "record"], args].concat());
+    let (code, _, err) = record(&["V-X", "--kind", "exercise", "--by", "a", "--why", "b"]);
+    assert!(code != 0 && err.contains("no valve `V-X` in the register"), "{err}");
+    assert_ne!(record(&["V-Q1", "--kind", "oiled", "--by", "a", "--why", "b"]).0, 0);
+    let tomorrow = (today + chrono::TimeDelta::days(1)).format("%Y-%m-%d").to_string();
+    let (code, _, err) = record(&["V-Q1", "--kind", "exercise", "--on", &tomorrow, "--by", "a", "--why", "b"]);
+    assert!(code != 0 && err.contains("after today"), "{err}");
+    assert_ne!(record(&["V-Q1", "--kind", "exercise", "--by", "a", "--why", " "]).0, 0);
+    // nothing recorded: both due, one alert each (the import runs the rules)
+    let data = dir.path().join("history.csv");
+    std::fs::write(&data, csv(0.0)).unwrap();
+    let (code, _, err) = pumphouse(&["import", "-c", &cfg, "--csv", &data.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    let due = |cfg: &str| -> Vec<Value> {
+        let (_, out, _) = pumphouse(&["alerts", "-c", cfg, "list", "--json"]);
+        out.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|a| a["rule"] == "valve_exercise")
+            .collect()
+    };
+    let alerts = due(&cfg);
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert!(alerts.iter().all(|a| a["active"] == true && a["severity"] == "info"), "{alerts:?}");
+    let q1 = alerts.iter().find(|a| a["subject"] == "V-Q1").unwrap();
+    assert!(q1["evidence"].as_str().unwrap().contains("no exercise on record since it was installed in 1998"), "{q1}");
+    // V-Q1 exercised 40 days ago, entered today: its alert closes at that day, V-L1's stays
+    let (code, out, err) = record(&[
+        "V-Q1",
+        "--kind",
+        "exercise",
+        "--on",
+        &ago(40),
+        "--by",
+        "w.zhang",
+        "--why",
+        "annual round, closes fully",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("V-Q1 exercised") && out.contains("w.zhang"), "{out}");
+    let (code, _, err) = pumphouse(&["alerts", "-c", &cfg, "evaluate"]);
+    assert_eq!(code, 0, "{err}");
+    let alerts = due(&cfg);
+    assert_eq!(alerts.len(), 2, "closed, not twinned: {alerts:?}");
+    let q1 = alerts.iter().find(|a| a["subject"] == "V-Q1").unwrap();
+    assert_eq!(q1["active"], false, "{q1}");
+    assert_eq!(alerts.iter().find(|a| a["subject"] == "V-L1").unwrap()["active"], true);
+    // the register: V-Q1 last exercised 40 days ago and due in 325; V-L1 due
+    let (code, out, err) = pumphouse(&["assets", "-c", &cfg, "valves", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!((&v[0]["valve"], &v[0]["last_exercised"]), (&Value::from("V-Q1"), &Value::from(ago(40))));
+    assert_eq!(
+        (&v[0]["due"], &v[0]["is_due"], &v[0]["records"]),
+        (&Value::from(ago(40 - 365)), &Value::Bool(false), &Value::from(1))
+    );
+    assert_eq!(
+        (&v[1]["kind"], &v[1]["is_due"], &v[1]["last_exercised"]),
+        (&Value::from("butterfly"), &Value::Bool(true), &Value::Null)
+    );
+    let (_, out, _) = pumphouse(&["assets", "-c", &cfg, "valves"]);
+    assert!(out.contains("V-L1 butterfly valve DN200 installed 2010 (manual, leaky): last exercised never recorded; DUE since 2011-01-01"), "{out}");
+}

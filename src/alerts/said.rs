@@ -181,6 +181,13 @@ pub enum Fact {
     StoreReplaced {
         aside: String,
     },
+    /// A manual valve not exercised: when it last was (none on record: since its install
+    /// year), and how often it should be.
+    ValveExercise {
+        last_ms: Option<i64>,
+        installed: i32,
+        every_days: i64,
+    },
     /// A meter's clock less the gateway's (seconds), and the tolerance.
     MeterClock {
         offset_s: f64,
@@ -433,6 +440,19 @@ impl Fact {
                     format!("the store failed its integrity check at start; it was moved to {aside} and a fresh store was started (undelivered readings and ledger records before now are in the old file)")
                 }
             }
+            Fact::ValveExercise { last_ms, installed, every_days } => match (last_ms, zh) {
+                (Some(ms), true) => {
+                    format!("自 {} 起未活动，应每 {every_days} 天活动一次；闸阀久不活动会锈死", v.time(*ms))
+                }
+                (Some(ms), false) => format!(
+                    "not exercised since {}; it should be every {every_days} days (a gate valve never moved seizes)",
+                    v.time(*ms)
+                ),
+                (None, true) => format!("{installed} 年安装以来没有活动记录，应每 {every_days} 天活动一次"),
+                (None, false) => format!(
+                    "no exercise on record since it was installed in {installed}; it should be every {every_days} days"
+                ),
+            },
             Fact::MeterClock { offset_s, tolerance_s } => {
                 let (off, tol) = (clock_span(offset_s.abs(), v.lang), clock_span(*tolerance_s, v.lang));
                 match (zh, *offset_s >= 0.0) {
@@ -505,6 +525,7 @@ pub fn rule_label(r: AlertRule, lang: Lang) -> &'static str {
         AlertRule::SupplyInterruption => lang.t("supply interruption", "停水"),
         AlertRule::StoreReplaced => lang.t("store replaced", "存储已重建"),
         AlertRule::MeterClock => lang.t("meter clock off", "表计时钟偏差"),
+        AlertRule::ValveExercise => lang.t("valve due to be exercised", "阀门到期未活动"),
     }
 }
 
@@ -570,6 +591,10 @@ pub fn first_check(r: AlertRule, lang: Lang) -> &'static str {
         AlertRule::StoreReplaced => lang.t(
             "keep the old store file; tell whoever maintains the gateway",
             "保留旧的存储文件；通知网关维护人员",
+        ),
+        AlertRule::ValveExercise => lang.t(
+            "turn the valve through its stroke and back, then record it: pumphouse assets record VALVE --kind exercise",
+            "将阀门全程关闭再开启，然后记录：pumphouse assets record 阀门编号 --kind exercise",
         ),
         AlertRule::MeterClock => lang.t(
             "set the meter's clock with a hand-held programmer, or by a broadcast time set from the metering system; replace its battery if it drifts again",
@@ -681,6 +706,8 @@ mod tests {
             Fact::Overcurrent { phase: None, current: 120.0, rated: 100.0 },
             Fact::NoSupply { point: None, value: 0.0, unit: "m³/h".into(), below: 1.0, customers: 12 },
             Fact::MeterClock { offset_s: -432.0, tolerance_s: 300.0 },
+            Fact::ValveExercise { last_ms: Some(1_762_729_200_000), installed: 1998, every_days: 365 },
+            Fact::ValveExercise { last_ms: None, installed: 1998, every_days: 365 },
             Fact::MeterClock { offset_s: 7300.0, tolerance_s: 300.0 },
         ];
         for f in facts {

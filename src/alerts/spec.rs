@@ -40,6 +40,9 @@ pub struct Spec<'a> {
     pub prices: &'a Prices,
     pub rules: &'a RuleSettings,
     pub devices: Vec<DeviceSpec<'a>>,
+    /// The register's manual valves and how often they are to be exercised.
+    pub manual_valves: Vec<super::valve_life::ManualValve<'a>>,
+    pub exercise_every: Duration,
 }
 
 impl<'a> Spec<'a> {

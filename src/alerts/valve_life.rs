@@ -6,6 +6,10 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::rules::Episode;
+use super::said::Fact;
+use crate::model::{AlertRule, Severity};
+
 /// A position counts as at an end within this many percent of it.
 pub const END: f64 = 5.0;
 /// A change smaller than this between two readings is a reading's noise, not a movement.
@@ -101,6 +105,60 @@ pub fn life(positions: &[(DateTime<Utc>, f64)], commands: &[(DateTime<Utc>, f64)
     out
 }
 
+/// A manual valve of the register, as the exercise rule sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ManualValve<'a> {
+    pub id: &'a str,
+    pub zone: &'a str,
+    pub installed: i32,
+}
+
+/// A manual valve's overdue spells: from `every` after each exercise (or after the start
+/// of its install year, when none came before) to the next exercise, the last one open
+/// when it is still overdue at `now`. `done` are the times it was worked (exercise and
+/// repair records), in any order. Starts are fixed by the records, so passes find the
+/// same spell again, and a record entered late closes the spell it ends.
+pub fn exercise_episodes(
+    v: ManualValve<'_>,
+    done: &[DateTime<Utc>],
+    every: TimeDelta,
+    now: DateTime<Utc>,
+) -> Vec<Episode> {
+    let installed = chrono::NaiveDate::from_ymd_opt(v.installed, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let mut times: Vec<DateTime<Utc>> = done.iter().copied().filter(|t| *t <= now).collect();
+    times.sort();
+    let mut out = Vec::new();
+    let mut last: Option<DateTime<Utc>> = None;
+    let episode = |last: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>| Episode {
+        rule: AlertRule::ValveExercise,
+        subject: v.id.to_string(),
+        zone: v.zone.to_string(),
+        device: None,
+        severity: Severity::Info,
+        start: last.unwrap_or(installed) + every,
+        end,
+        evidence: Fact::ValveExercise {
+            last_ms: last.map(|t| t.timestamp_millis()),
+            installed: v.installed,
+            every_days: every.num_days(),
+        },
+        loss_per_day: None,
+    };
+    for t in times {
+        if t > last.unwrap_or(installed) + every {
+            out.push(episode(last, Some(t)));
+        }
+        last = Some(t);
+    }
+    if now >= last.unwrap_or(installed) + every {
+        out.push(episode(last, None));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +209,36 @@ mod tests {
         let moved = life(&cycles(1, &[60]), &[], 5.0);
         let last = moved.last_moved.unwrap();
         assert_eq!(moved.exercise_due(TimeDelta::days(365)), Some(last + TimeDelta::days(365)));
+    }
+
+    #[test]
+    fn a_manual_valve_is_overdue_from_a_year_after_its_last_exercise_until_the_next() {
+        let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(4, 0, 0).unwrap().and_utc();
+        let v = ManualValve { id: "V-7", zone: "east", installed: 2020 };
+        let year = TimeDelta::days(365);
+        // installed in 2020 and first exercised in June 2021 (overdue from the end of
+        // 2020), then not until March 2023 (overdue from June 2022); on time in February
+        // 2024, and overdue again from a year after that at the end of 2025
+        let done = [day(2023, 3, 1), day(2021, 6, 1), day(2024, 2, 1)];
+        let e = exercise_episodes(v, &done, year, day(2025, 12, 1));
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert_eq!(e[0].end, Some(day(2021, 6, 1)));
+        assert_eq!((e[1].start, e[1].end), (day(2021, 6, 1) + year, Some(day(2023, 3, 1))));
+        assert_eq!((e[2].start, e[2].end, e[2].rule), (day(2024, 2, 1) + year, None, AlertRule::ValveExercise));
+        assert_eq!(
+            e[2].evidence,
+            Fact::ValveExercise { last_ms: Some(day(2024, 2, 1).timestamp_millis()), installed: 2020, every_days: 365 }
+        );
+        // never recorded: overdue from a year after the start of its install year
+        let never = exercise_episodes(v, &[], year, day(2025, 12, 1));
+        assert_eq!(never.len(), 1);
+        assert_eq!(never[0].start.date_naive(), chrono::NaiveDate::from_ymd_opt(2020, 12, 31).unwrap());
+        // exercised within the year: nothing; a record dated after `now` is not counted yet
+        let lately = exercise_episodes(v, &[day(2025, 6, 1)], year, day(2025, 12, 1));
+        assert!(lately.len() == 1 && lately[0].end == Some(day(2025, 6, 1)), "only the spell it ended: {lately:?}");
+        let on_time = ManualValve { installed: 2025, ..v };
+        assert!(exercise_episodes(on_time, &[day(2025, 6, 1)], year, day(2025, 12, 1)).is_empty());
+        assert_eq!(exercise_episodes(v, &[day(2026, 6, 1)], year, day(2025, 12, 1)).len(), 1);
     }
 
     #[test]

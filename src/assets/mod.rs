@@ -20,6 +20,7 @@
 //! ```
 
 pub mod renewal;
+pub mod valves;
 
 use std::collections::BTreeMap;
 
@@ -107,6 +108,8 @@ pub struct RawAssets {
     pub material_life: BTreeMap<String, i64>,
     /// How often a gate valve is to be moved (it seizes if it never is).
     pub exercise_every: Option<String>,
+    #[serde(default)]
+    pub valves: Vec<valves::RawValve>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -142,11 +145,12 @@ pub struct Assets {
     pub life: BTreeMap<Material, u32>,
     /// How often a valve is to be moved: the page's "exercise due" (default a year).
     pub exercise_every: std::time::Duration,
+    pub valves: Vec<valves::Valve>,
 }
 
 impl Default for Assets {
     fn default() -> Self {
-        Assets { pipes: Vec::new(), life: BTreeMap::new(), exercise_every: EXERCISE_EVERY }
+        Assets { pipes: Vec::new(), life: BTreeMap::new(), exercise_every: EXERCISE_EVERY, valves: Vec::new() }
     }
 }
 
@@ -198,14 +202,22 @@ pub fn renewal_list(
 }
 
 /// Validates `[assets]` against the topology's water zones.
-pub fn validate_for(raw: &RawAssets, topology: &crate::ledger::topology::Topology, diags: &mut Diagnostics) -> Assets {
+pub fn validate_for(
+    raw: &RawAssets,
+    topology: &crate::ledger::topology::Topology,
+    valve_devices: &[&str],
+    diags: &mut Diagnostics,
+) -> Assets {
     let water: Vec<&str> = topology
         .zones
         .iter()
         .filter(|z| z.utility == crate::ledger::topology::Utility::Water)
         .map(|z| z.name.as_str())
         .collect();
-    validate(raw, &water, diags)
+    let mut assets = validate(raw, &water, diags);
+    let mut taken: std::collections::BTreeSet<String> = assets.pipes.iter().map(|p| p.id.clone()).collect();
+    assets.valves = valves::validate(&raw.valves, &water, valve_devices, &mut taken, diags);
+    assets
 }
 
 /// Validates `[assets]` against the configured water zones; every error at once.
@@ -286,7 +298,7 @@ pub fn validate(raw: &RawAssets, water_zones: &[&str], diags: &mut Diagnostics) 
         "assets.exercise_every",
         diags,
     );
-    Assets { pipes, life, exercise_every }
+    Assets { pipes, life, exercise_every, valves: Vec::new() }
 }
 
 #[cfg(test)]
@@ -316,6 +328,7 @@ mod tests {
             ],
             material_life: [("pe".to_string(), 60), ("wood".to_string(), 20), ("pvc".to_string(), 0)].into(),
             exercise_every: Some("3d".into()),
+            valves: Vec::new(),
         };
         let mut d = Diagnostics::default();
         let a = validate(&raw, &["south", "north"], &mut d);

@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod probe;
 pub mod profiles;
 pub mod topology;
+pub mod valves;
 
 use anyhow::bail;
 

@@ -128,6 +128,14 @@ impl Config {
                     profile: &d.profile,
                 })
                 .collect(),
+            manual_valves: self
+                .assets
+                .valves
+                .iter()
+                .filter(|v| v.device.is_none())
+                .map(|v| crate::alerts::valve_life::ManualValve { id: &v.id, zone: &v.zone, installed: v.installed })
+                .collect(),
+            exercise_every: self.assets.exercise_every,
         }
     }
 

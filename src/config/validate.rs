@@ -161,7 +161,7 @@ pub(super) fn validate(
     rated_currents(&raw_devices, &devices, &alerts, diags);
     let ledger = ledger(&raw_ledger, language, !topology.zones.is_empty(), mode, diags);
     let cfg = Config {
-        assets: crate::assets::validate_for(&section(top, "assets", diags), &topology, diags),
+        assets: crate::assets::validate_for(&section(top, "assets", diags), &topology, &valve_devices(&devices), diags),
         ledger,
         site: Site { name: site_name.into(), timezone, language },
         buses,
@@ -509,4 +509,13 @@ fn profiles(
     }
 
     (profiles, own_profiles)
+}
+
+/// The devices that read a valve's position: what a register's valve may name.
+fn valve_devices(devices: &[Device]) -> Vec<&str> {
+    devices
+        .iter()
+        .filter(|d| d.profile.points.iter().any(|p| p.quantity == crate::model::Quantity::ValvePosition))
+        .map(|d| &*d.name)
+        .collect()
 }

@@ -35,6 +35,7 @@ use rusqlite::Connection;
 use crate::model::{Quantity, Reading};
 
 mod alerts;
+mod asset_records;
 mod commands;
 pub mod config;
 mod corrections;
@@ -48,6 +49,7 @@ mod rollups;
 mod tests;
 
 pub use alerts::{Ack, AlertRow, Destination};
+pub use asset_records::{AssetRecord, AssetWork};
 pub use commands::CommandRow;
 pub use corrections::CorrectionRow;
 pub use exports::{ExportRow, ExportState};
@@ -203,6 +205,12 @@ CREATE TABLE IF NOT EXISTS corrections (
     id INTEGER PRIMARY KEY,
     at_ms INTEGER NOT NULL, who TEXT NOT NULL, why TEXT NOT NULL,
     change TEXT NOT NULL
+);
+-- work on assets recorded by hand (a manual valve exercised or repaired)
+CREATE TABLE IF NOT EXISTS asset_records (
+    id INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL, asset TEXT NOT NULL, kind TEXT NOT NULL, done_ms INTEGER NOT NULL,
+    who TEXT NOT NULL, why TEXT NOT NULL
 );
 -- commands sent to devices (a meter's valve): who, why and what the device answered
 CREATE TABLE IF NOT EXISTS commands (

@@ -1,0 +1,91 @@
+//! The register's records of work on assets done by hand: a manual valve exercised or
+//! repaired, with who recorded it and why. Rows are only ever added (an audit trail).
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+
+use super::{Result, Store};
+
+/// What was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssetWork {
+    /// Turned from one end to the other and back (a gate valve that is never moved seizes).
+    Exercise,
+    Repair,
+}
+
+impl AssetWork {
+    pub fn id(self) -> &'static str {
+        match self {
+            AssetWork::Exercise => "exercise",
+            AssetWork::Repair => "repair",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AssetWork> {
+        match s {
+            "exercise" => Some(AssetWork::Exercise),
+            "repair" => Some(AssetWork::Repair),
+            _ => None,
+        }
+    }
+
+    /// Whether the work moved the valve through its stroke: a repair does.
+    pub fn exercises(self) -> bool {
+        true
+    }
+}
+
+/// One record as kept.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AssetRecord {
+    pub id: i64,
+    /// When it was recorded.
+    pub at: DateTime<Utc>,
+    pub asset: String,
+    pub kind: AssetWork,
+    /// When the work was done.
+    pub done: DateTime<Utc>,
+    pub who: String,
+    pub why: String,
+}
+
+impl Store {
+    /// Adds a record; returns its id.
+    pub fn add_asset_record(
+        &self,
+        asset: &str,
+        kind: AssetWork,
+        done: DateTime<Utc>,
+        who: &str,
+        why: &str,
+    ) -> Result<i64> {
+        let inner = self.lock();
+        inner
+            .conn
+            .execute(
+                "INSERT INTO asset_records (at_ms, asset, kind, done_ms, who, why) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![Utc::now().timestamp_millis(), asset, kind.id(), done.timestamp_millis(), who, why],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(inner.conn.last_insert_rowid())
+    }
+
+    /// Every record, oldest first.
+    pub fn asset_records(&self) -> Result<Vec<AssetRecord>> {
+        let raw: Vec<(i64, i64, String, String, i64, String, String)> = self.select(
+            &self.lock().conn,
+            "SELECT id, at_ms, asset, kind, done_ms, who, why FROM asset_records ORDER BY id",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+        )?;
+        raw.into_iter()
+            .map(|(id, at_ms, asset, kind, done_ms, who, why)| {
+                let kind =
+                    AssetWork::parse(&kind).ok_or_else(|| self.invalid(format!("asset record {id}: kind `{kind}`")))?;
+                Ok(AssetRecord { id, at: self.time(at_ms)?, asset, kind, done: self.time(done_ms)?, who, why })
+            })
+            .collect()
+    }
+}
