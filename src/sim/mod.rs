@@ -467,6 +467,28 @@ name = "maximum demand charge"
 kind = "demand"
 price = "38"
 
+# The register's valves: the zone valves with their actuators, and two turned by hand
+# (`pumphouse assets record` keeps their exercise).
+[[assets.valves]]
+id = "V-N1"
+zone = "north"
+diameter_mm = 200
+installed = 1985
+device = "valve-north"
+
+[[assets.valves]]
+id = "V-S3"
+zone = "south"
+diameter_mm = 150
+installed = 1992
+
+[[assets.valves]]
+id = "V-E2"
+zone = "east"
+kind = "butterfly"
+diameter_mm = 150
+installed = 2005
+
 # The register of pipe sections (`pumphouse assets renewal` ranks them); decades of
 # materials, as a campus grows.
 [[assets.pipes]]

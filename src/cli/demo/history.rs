@@ -139,6 +139,14 @@ pub fn generate(
         };
         book::record_correction(&spec, store, CLERK, &format!("{device}：换表（工单）"), &change, now)?;
     }
+    // the valve crew's round: V-S3 exercised five months ago; V-E2 has no record (due)
+    store.add_asset_record(
+        "V-S3",
+        crate::store::AssetWork::Exercise,
+        now - TimeDelta::days(150),
+        CLERK,
+        "年度活动：全关全开，关闭严密",
+    )?;
     // a price change four months back, so that the ledger shows months on both sides
     if let Some(first) = Month::containing(now, cfg.site.timezone).and_then(|m| m.back(4)?.day(1)) {
         let change = Change::Tariff {
