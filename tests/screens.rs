@@ -377,6 +377,24 @@ fn a_demo_year_fills_every_dashboard_and_every_page_shows_the_apis_figures() {
             assert!(a.0 > b.0 || (a.0 == b.0 && a.1 >= b.1), "{id} {a:?} before {next} {b:?}");
         }
     }
+    // the valve register: V-S3 exercised 150 days ago by hand and due in 215; V-E2 never
+    // recorded, due, and raised as a valve_exercise alert; V-N1 judged by its actuator
+    let tz = chrono_tz::Asia::Shanghai;
+    let day =
+        |d: i64| (chrono::Utc::now() + chrono::TimeDelta::days(d)).with_timezone(&tz).format("%Y-%m-%d").to_string();
+    assert_eq!(f["register-exercised-V-S3"], day(-150), "{f:?}");
+    assert_eq!(f["register-due-V-S3"], day(215));
+    assert_eq!(f["register-exercised-V-E2"], "none on record");
+    let due = page.eval("document.querySelector('td[data-k=\"register-due-V-E2\"]').className");
+    assert_eq!(due.as_str(), Some("bad"));
+    let overdue: Vec<String> = api("/api/alerts")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["rule"] == "valve_exercise" && a["end"].is_null())
+        .map(|a| a["subject"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(overdue, ["V-E2"], "only the manual valve without a record");
     page.screenshot(&shots.join("network.png"));
 
     // alerts: the active ones are the API's; acknowledge one from the page

@@ -237,6 +237,9 @@ pub(super) fn network(st: &AppState, lang: Lang, zone: Option<&str>) -> Result<M
                 }
             }
         }
+        @if !cfg.assets.valves.is_empty() {
+            (register_table(st, lang, &valves, every)?)
+        }
         @if !renewal.is_empty() {
             (renewal_table(&renewal, lang))
         }
@@ -260,6 +263,40 @@ pub(super) fn network(st: &AppState, lang: Lang, zone: Option<&str>) -> Result<M
 }
 
 /// The register's pipe sections ranked for renewal ([`crate::assets::renewal`]).
+/// The register's valves: each one's last exercise (recorded by hand, or seen moving in an
+/// actuator's readings) and when the next is due.
+fn register_table(
+    st: &AppState,
+    lang: Lang,
+    moved: &[(String, String, crate::alerts::valve_life::Life)],
+    every: chrono::TimeDelta,
+) -> Result<Markup, StoreError> {
+    let records = st.store.asset_records()?;
+    let now = Utc::now();
+    Ok(html! {
+        h2 { (lang.t("Valve register", "阀门台账")) }
+        p.muted {
+            (lang.t("Manual valves' exercise and repairs are recorded with ", "手动阀门的活动和维修用 "))
+            code { "pumphouse assets record" }
+            (lang.t(" (who and why are kept).", " 记录（保留记录人和原因）。"))
+        }
+        table {
+            tr { th { (lang.t("Valve", "阀门")) } th { (lang.t("Kind", "类型")) } th { "DN" } th { (lang.t("Installed", "安装")) } th { (lang.t("Zone", "分区")) } th { (lang.t("Operated", "操作方式")) } th { (lang.t("Last exercised", "最近活动")) } th { (lang.t("Last repair", "最近维修")) } th { (lang.t("Exercise due", "应活动日期")) } }
+            @for v in &st.config.assets.valves {
+                @let seen = v.device.as_deref().and_then(|d| moved.iter().find(|(n, _, _)| n == d)).and_then(|(_, _, l)| l.last_moved);
+                @let s = crate::assets::valves::state(v, &records, seen, every);
+                tr data-register=(v.id) {
+                    td { code { (v.id) } } td { (v.kind.label(lang)) } td.n { (v.diameter_mm) } td.n { (v.installed) } td { (v.zone) }
+                    td { @match &v.device { Some(d) => (lang.t("actuator ", "执行器 ")) code { (d) }, None => (lang.t("by hand", "手动")) } }
+                    td data-k=(format!("register-exercised-{}", v.id)) { (s.last_exercised.map(|t| local(st, t, "%Y-%m-%d")).unwrap_or_else(|| lang.t("none on record", "无记录").into())) }
+                    td { (s.last_repair.map(|t| local(st, t, "%Y-%m-%d")).unwrap_or_else(|| "—".into())) }
+                    td class=(if s.is_due(now) { "bad" } else { "" }) data-k=(format!("register-due-{}", v.id)) { (local(st, s.due, "%Y-%m-%d")) }
+                }
+            }
+        }
+    })
+}
+
 fn renewal_table(list: &[crate::assets::renewal::Candidate], lang: Lang) -> Markup {
     html! {
         h2 { (lang.t("Pipe renewal list", "管段更新排序")) }
