@@ -71,6 +71,52 @@ fn relay(mut from: std::fs::File, mut to: std::fs::File, baud: u32, bits: u32, f
     }
 }
 
+/// Two socat null-modem cables with the paced relay between them: the gateway opens
+/// `gw`, the device side `dev`; every frame each way is recorded.
+struct PacedLine {
+    gw: std::path::PathBuf,
+    dev: std::path::PathBuf,
+    requests: Arc<Mutex<Vec<Frame>>>,
+    responses: Arc<Mutex<Vec<Frame>>>,
+    _pairs: (common::SerialPair, common::SerialPair),
+    _dir: tempfile::TempDir,
+}
+
+impl PacedLine {
+    fn new() -> PacedLine {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (gw_dir, dev_dir) = (dir.path().join("gw"), dir.path().join("dev"));
+        std::fs::create_dir_all(&gw_dir).expect("dir");
+        std::fs::create_dir_all(&dev_dir).expect("dir");
+        let (gw_pair, dev_pair) = (common::serial_pair(&gw_dir), common::serial_pair(&dev_dir));
+        PacedLine {
+            gw: gw_pair.a.clone(),
+            dev: dev_pair.b.clone(),
+            requests: Arc::new(Mutex::new(Vec::new())),
+            responses: Arc::new(Mutex::new(Vec::new())),
+            _pairs: (gw_pair, dev_pair),
+            _dir: dir,
+        }
+    }
+
+    /// Starts relaying at `baud` with `bits` bit times per character, once the device
+    /// side is served.
+    fn relay(&self, baud: u32, bits: u32) {
+        let open = |p: &Path| std::fs::OpenOptions::new().read(true).write(true).open(p).expect("open pty");
+        let (a, b) = (open(&self._pairs.0.b), open(&self._pairs.1.a));
+        let (a2, b2) = (a.try_clone().expect("clone"), b.try_clone().expect("clone"));
+        let (rq, rs) = (self.requests.clone(), self.responses.clone());
+        std::thread::spawn(move || relay(a, b2, baud, bits, rq));
+        std::thread::spawn(move || relay(b, a2, baud, bits, rs));
+    }
+
+    /// The frames each way since the last call, which clears them.
+    fn take(&self) -> (Vec<Frame>, Vec<Frame>) {
+        let take = |m: &Mutex<Vec<Frame>>| std::mem::take(&mut *m.lock().unwrap_or_else(|e| e.into_inner()));
+        (take(&self.requests), take(&self.responses))
+    }
+}
+
 fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -93,16 +139,9 @@ struct Run {
 }
 
 fn run(baud: u32, devices: u8, seconds: u64) -> Run {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
     // the tests' null-modem cables: one for the gateway, one for the fleet
-    let (gw_dir, dev_dir) = (d.join("gw"), d.join("dev"));
-    std::fs::create_dir_all(&gw_dir).expect("dir");
-    std::fs::create_dir_all(&dev_dir).expect("dir");
-    let gw_pair = common::serial_pair(&gw_dir);
-    let dev_pair = common::serial_pair(&dev_dir);
-    let (gw_side, relay_a) = (gw_pair.a.clone(), gw_pair.b.clone());
-    let (relay_b, dev_side) = (dev_pair.a.clone(), dev_pair.b.clone());
+    let paced = PacedLine::new();
+    let (gw_side, dev_side) = (paced.gw.clone(), paced.dev.clone());
     let spec = serde_json::json!({
         "transport": "rtu",
         "tty": dev_side.to_string_lossy(),
@@ -122,15 +161,7 @@ fn run(baud: u32, devices: u8, seconds: u64) -> Run {
     BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("READY");
     assert!(line.starts_with("READY"), "pymodbus did not start: {line}");
     let _device = common::Proc(child);
-    let open = |p: &Path| std::fs::OpenOptions::new().read(true).write(true).open(p).expect("open pty");
-    let (requests, responses) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
-    let (a, b) = (open(&relay_a), open(&relay_b));
-    {
-        let (a2, b2) = (a.try_clone().expect("clone"), b.try_clone().expect("clone"));
-        let (rq, rs) = (requests.clone(), responses.clone());
-        std::thread::spawn(move || relay(a, b2, baud, 10, rq));
-        std::thread::spawn(move || relay(b, a2, baud, 10, rs));
-    }
+    paced.relay(baud, 10);
     let gap = Duration::from_millis(5);
     let mut cfg = format!(
         "[site]\nname = \"bench\"\n[polling]\ninterval = \"1s\"\nretries = 0\n[[buses]]\nname = \"rs485\"\ntransport = \"rtu\"\ndevice = \"{}\"\nbaud = {baud}\ntimeout = \"500ms\"\ngap = \"{}ms\"\n",
@@ -166,8 +197,7 @@ fn run(baud: u32, devices: u8, seconds: u64) -> Run {
                 )
             })
             .collect();
-        requests.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        responses.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        paced.take();
         let t0 = Instant::now();
         let end = tokio::time::Instant::now() + Duration::from_secs(seconds);
         while tokio::time::timeout_at(end, rx.recv()).await.is_ok_and(|b| b.is_some()) {}
@@ -184,8 +214,7 @@ fn run(baud: u32, devices: u8, seconds: u64) -> Run {
         sent += s.requests.load(std::sync::atomic::Ordering::Relaxed) - r0;
         late += s.slow_cycles.load(std::sync::atomic::Ordering::Relaxed);
     }
-    let rq = requests.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let rs = responses.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let (rq, rs) = paced.take();
     let char_s = 10.0 / f64::from(baud);
     let busy: f64 = rq.iter().chain(rs.iter()).map(|f| f.bytes as f64 * char_s).sum();
     // silence on the line before each request that follows an answer within 100 ms (the
@@ -234,15 +263,8 @@ struct MeterRun {
 /// never rests: what a request really takes.
 fn run_meters(seconds: u64) -> MeterRun {
     let baud = 2400;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    let (gw_dir, dev_dir) = (d.join("gw"), d.join("dev"));
-    std::fs::create_dir_all(&gw_dir).expect("dir");
-    std::fs::create_dir_all(&dev_dir).expect("dir");
-    let gw_pair = common::serial_pair(&gw_dir);
-    let dev_pair = common::serial_pair(&dev_dir);
-    let (gw_side, relay_a) = (gw_pair.a.clone(), gw_pair.b.clone());
-    let (relay_b, dev_side) = (dev_pair.a.clone(), dev_pair.b.clone());
+    let paced = PacedLine::new();
+    let (gw_side, dev_side) = (paced.gw.clone(), paced.dev.clone());
     let names = ["dorm-e-1", "dorm-e-2", "dorm-e-3", "dorm-e-4"];
     let mut sim = Command::new(env!("CARGO_BIN_EXE_pumphouse"));
     sim.arg("simulate-meters").arg("--serial").arg(&dev_side);
@@ -251,15 +273,7 @@ fn run_meters(seconds: u64) -> MeterRun {
     }
     let _sim = common::Proc(sim.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("simulate-meters"));
     std::thread::sleep(Duration::from_millis(500));
-    let open = |p: &Path| std::fs::OpenOptions::new().read(true).write(true).open(p).expect("open pty");
-    let (requests, responses) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
-    let (a, b) = (open(&relay_a), open(&relay_b));
-    {
-        let (a2, b2) = (a.try_clone().expect("clone"), b.try_clone().expect("clone"));
-        let (rq, rs) = (requests.clone(), responses.clone());
-        std::thread::spawn(move || relay(a, b2, baud, 11, rq));
-        std::thread::spawn(move || relay(b, a2, baud, 11, rs));
-    }
+    paced.relay(baud, 11);
     let mut cfg = format!(
         "[site]\nname = \"bench\"\n[polling]\ninterval = \"1s\"\nretries = 0\n[[buses]]\nname = \"dorm\"\ntransport = \"rtu\"\ndevice = \"{}\"\nbaud = {baud}\nparity = \"even\"\ntimeout = \"1s\"\ngap = \"5ms\"\n",
         gw_side.display()
@@ -287,8 +301,7 @@ fn run_meters(seconds: u64) -> MeterRun {
             count(|s| s.cycles.load(std::sync::atomic::Ordering::Relaxed)),
             count(|s| s.requests.load(std::sync::atomic::Ordering::Relaxed)),
         );
-        requests.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        responses.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        paced.take();
         let t0 = Instant::now();
         let end = tokio::time::Instant::now() + Duration::from_secs(seconds);
         while tokio::time::timeout_at(end, rx.recv()).await.is_ok_and(|b| b.is_some()) {}
@@ -300,8 +313,7 @@ fn run_meters(seconds: u64) -> MeterRun {
         let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
         (c, r, window)
     });
-    let rq = requests.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let rs = responses.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let (rq, rs) = paced.take();
     let char_s = 11.0 / f64::from(baud);
     let busy: f64 = rq.iter().chain(rs.iter()).map(|f| f.bytes as f64 * char_s).sum();
     MeterRun {
