@@ -138,26 +138,12 @@ pub fn valves(cfg: &Config, json: bool) -> anyhow::Result<String> {
         let how = if v.device.is_some() { lang.t("instrumented", "带执行器") } else { lang.t("manual", "手动") };
         let last = s.last_exercised.map(day).unwrap_or_else(|| lang.t("never recorded", "无记录").to_string());
         let due = if s.is_due(now) { lang.t("DUE since", "已到期，自") } else { lang.t("next due", "下次") };
-        out.push_str(&match lang {
-            Lang::Zh => format!(
-                "{} {} DN{} {}年安装（{how}，{}）：上次活动 {last}；{due} {}\n",
-                v.id,
-                v.kind.label(lang),
-                v.diameter_mm,
-                v.installed,
-                v.zone,
-                day(s.due)
-            ),
-            Lang::En => format!(
-                "{} {} DN{} installed {} ({how}, {}): last exercised {last}; {due} {}\n",
-                v.id,
-                v.kind.label(lang),
-                v.diameter_mm,
-                v.installed,
-                v.zone,
-                day(s.due)
-            ),
-        });
+        let installed = match lang {
+            Lang::Zh => format!("{}年安装（{how}，{}）：上次活动", v.installed, v.zone),
+            Lang::En => format!("installed {} ({how}, {}): last exercised", v.installed, v.zone),
+        };
+        let (id, kind, dn, next) = (&v.id, v.kind.label(lang), v.diameter_mm, day(s.due));
+        out.push_str(&format!("{id} {kind} DN{dn} {installed} {last}{} {due} {next}\n", lang.t(";", "；")));
     }
     Ok(out)
 }
