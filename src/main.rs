@@ -265,13 +265,18 @@ enum AssetsWhat {
         #[arg(long)]
         json: bool,
     },
-    /// Records work done by hand on a valve of the register, kept as an audit trail.
+    /// Records work done by hand on a valve or a pipe section of the register, kept as an
+    /// audit trail.
     Record {
-        /// The valve's id in [[assets.valves]].
-        valve: String,
-        /// exercise or repair.
+        /// The valve's or the section's id in [[assets.valves]] or [[assets.pipes]].
+        asset: String,
+        /// exercise or repair (a pipe section: repair).
         #[arg(long)]
         kind: String,
+        /// For a pipe section's repair: the burst or leak alert it ended, which the renewal
+        /// list then counts against this section alone.
+        #[arg(long)]
+        alert: Option<i64>,
         /// The local day it was done (YYYY-MM-DD); default today.
         #[arg(long)]
         on: Option<String>,
@@ -287,9 +292,9 @@ fn assets(path: &std::path::Path, what: AssetsWhat) -> Result<String, Failure> {
     Ok(match what {
         AssetsWhat::Renewal { format } => cli::assets::renewal(&cfg, format.into())?,
         AssetsWhat::Valves { json } => cli::valves::valves(&cfg, json)?,
-        AssetsWhat::Record { valve, kind, on, by, why } => cli::valves::record(
+        AssetsWhat::Record { asset, kind, alert, on, by, why } => cli::valves::record(
             &cfg,
-            &cli::valves::Record { valve: &valve, kind: &kind, on: on.as_deref(), by: &by, why: &why },
+            &cli::valves::Record { asset: &asset, kind: &kind, alert, on: on.as_deref(), by: &by, why: &why },
         )?,
     })
 }

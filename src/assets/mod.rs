@@ -183,6 +183,9 @@ pub fn renewal_list(
     let years = (covered_ms > 0).then(|| covered_ms as f64 / (365.25 * 86_400_000.0));
     let ms = chrono::DateTime::from_timestamp_millis;
     let seen_to = passes.iter().map(|(_, b)| *b).max().and_then(ms).map_or(now, |t| t.min(now));
+    // the sections repairs were recorded on, by the alert they ended
+    let sections: std::collections::HashMap<i64, String> =
+        store.asset_records()?.into_iter().filter_map(|r| Some((r.alert?, r.asset))).collect();
     let failures: Vec<renewal::Failure> = store
         .alerts(false)?
         .into_iter()
@@ -195,6 +198,7 @@ pub fn renewal_list(
                 end: a.end_ms.and_then(ms),
                 loss_per_day: a.loss_per_day,
                 loss_fen_per_day: a.loss_fen_per_day,
+                section: sections.get(&a.id).cloned(),
             })
         })
         .collect();

@@ -33,6 +33,9 @@ pub struct Failure {
     /// Estimated loss, m³ a day and fen a day; `None`: not estimated.
     pub loss_per_day: Option<f64>,
     pub loss_fen_per_day: Option<i64>,
+    /// The section it was repaired on, when the operator said which
+    /// (`pumphouse assets record SECTION --kind repair --alert N`).
+    pub section: Option<String>,
 }
 
 /// One section of the renewal list.
@@ -42,13 +45,16 @@ pub struct Candidate {
     pub pipe: Pipe,
     pub age: i32,
     pub life: u32,
-    /// Bursts and leaks of its zone, and the zone's registered km.
+    /// Bursts and leaks of its zone not tied to a section, and the zone's registered km.
     pub bursts: usize,
     pub leaks: usize,
+    /// Failures repaired on this section (tied to it by a repair record).
+    pub own: usize,
     pub zone_km: f64,
     /// Years the alert rules have watched; `None`: never.
     pub years: Option<f64>,
-    /// The zone's failures per km per year; `None` when never watched.
+    /// Failures per km per year: the zone's not tied to a section, over the zone's
+    /// registered km, and this section's own over its km; `None` when never watched.
     pub per_km_year: Option<f64>,
     /// The section's share (by length) of its zone's estimated losses, and how many of
     /// the zone's failures had no estimate.
@@ -108,14 +114,19 @@ impl Candidate {
             (k, true) => format!("，{k} 次故障无水价、损失金额未计入"),
             (k, false) => format!("; {k} have no tariff, their money is not in the sum"),
         };
+        let own = match (self.own, zh) {
+            (0, _) => String::new(),
+            (k, true) => format!("，另有 {k} 次故障经维修确认在本段"),
+            (k, false) => format!(", and {k} repaired on this section itself"),
+        };
         if zh {
             format!(
-                "{head}；所在分区 {} 在 {span}内发生 {n} 次故障（爆管 {} 次、漏损 {} 次），登记管长 {:.2} 公里，合每公里每年 {rate:.2} 次；按长度分摊，本段损失 {:.0} m³（{yuan} 元）{missing}",
+                "{head}；所在分区 {} 在 {span}内发生 {n} 次未指明管段的故障（爆管 {} 次、漏损 {} 次），登记管长 {:.2} 公里{own}，合每公里每年 {rate:.2} 次；本段损失 {:.0} m³（{yuan} 元，分区的按长度分摊）{missing}",
                 p.zone, self.bursts, self.leaks, self.zone_km, self.lost_m3
             )
         } else {
             format!(
-                "{head}; its zone {} had {n} failure(s) ({} burst(s), {} leak(s)) in {span} on {:.2} km of registered pipe, {rate:.2} per km per year; its share by length lost {:.0} m³ ({yuan} yuan){missing}",
+                "{head}; its zone {} had {n} failure(s) ({} burst(s), {} leak(s)) in {span} on {:.2} km of registered pipe{own}, {rate:.2} per km per year; it lost {:.0} m³ ({yuan} yuan; the zone's shared by length){missing}",
                 p.zone, self.bursts, self.leaks, self.zone_km, self.lost_m3
             )
         }
@@ -199,18 +210,22 @@ pub fn rank(
         .map(|p| {
             let zone_m: f64 = assets.pipes.iter().filter(|q| q.zone == p.zone).map(|q| q.length_m).sum();
             let share = p.length_m / zone_m.max(f64::MIN_POSITIVE);
-            let mine: Vec<&&Failure> = failures.iter().filter(|f| f.zone == p.zone).collect();
+            // a failure tied to a section is that section's alone; the others are the zone's,
+            // shared by length
+            let named = |f: &Failure| f.section.as_ref().is_some_and(|s| assets.pipes.iter().any(|q| &q.id == s));
+            let mine: Vec<&&Failure> = failures.iter().filter(|f| f.zone == p.zone && !named(f)).collect();
+            let own: Vec<&&Failure> = failures.iter().filter(|f| f.section.as_deref() == Some(p.id.as_str())).collect();
             let bursts = mine.iter().filter(|f| f.rule == AlertRule::Burst).count();
             let mut lost_m3 = 0.0;
-            let mut lost_fen: i128 = 0;
+            let mut lost_fen = 0.0;
             let (mut unestimated, mut unpriced) = (0, 0);
-            for f in &mine {
+            for (f, part) in mine.iter().map(|f| (f, share)).chain(own.iter().map(|f| (f, 1.0))) {
                 let ms = (f.end.unwrap_or(now) - f.start).num_milliseconds().max(0);
                 match (f.loss_per_day, f.loss_fen_per_day) {
                     (Some(m3), fen) => {
-                        lost_m3 += m3 * ms as f64 / 86_400_000.0;
+                        lost_m3 += part * m3 * ms as f64 / 86_400_000.0;
                         match fen {
-                            Some(fen) => lost_fen += i128::from(fen) * i128::from(ms) / 86_400_000,
+                            Some(fen) => lost_fen += part * (i128::from(fen) * i128::from(ms) / 86_400_000) as f64,
                             None => unpriced += 1,
                         }
                     }
@@ -225,11 +240,14 @@ pub fn rank(
                 life,
                 bursts,
                 leaks: mine.len() - bursts,
+                own: own.len(),
                 zone_km: zone_m / 1000.0,
                 years,
-                per_km_year: years.filter(|y| *y > 0.0).map(|y| mine.len() as f64 / (zone_m / 1000.0) / y),
-                lost_m3: lost_m3 * share,
-                lost_fen: i64::try_from((lost_fen as f64 * share).round() as i128).unwrap_or(i64::MAX),
+                per_km_year: years
+                    .filter(|y| *y > 0.0)
+                    .map(|y| (mine.len() as f64 / (zone_m / 1000.0) + own.len() as f64 / (p.length_m / 1000.0)) / y),
+                lost_m3,
+                lost_fen: i64::try_from(lost_fen.round() as i128).unwrap_or(i64::MAX),
                 unestimated,
                 unpriced,
             }
@@ -270,6 +288,7 @@ mod tests {
             end: Some(start + chrono::TimeDelta::days(days)),
             loss_per_day: per_day.map(|x| x.0),
             loss_fen_per_day: per_day.map(|x| x.1),
+            section: None,
         }
     }
 
@@ -311,9 +330,29 @@ mod tests {
         assert_eq!(r[1].lost_fen, 76_800);
         assert_eq!(r[3].age, 66);
         let en = r[0].reason(Lang::En);
-        assert!(en.starts_with("S-1 (cast iron, DN150, 600 m, laid 1975): 51 years, 102 % of its 50-year design life; its zone south had 3 failure(s) (2 burst(s), 1 leak(s)) in 2.0 years on 1.00 km of registered pipe, 1.50 per km per year; its share by length lost 288 m³ (1152.00 yuan); 1 of the failures have no estimate"), "{en}");
+        assert!(en.starts_with("S-1 (cast iron, DN150, 600 m, laid 1975): 51 years, 102 % of its 50-year design life; its zone south had 3 failure(s) (2 burst(s), 1 leak(s)) in 2.0 years on 1.00 km of registered pipe, 1.50 per km per year; it lost 288 m³ (1152.00 yuan; the zone's shared by length); 1 of the failures have no estimate"), "{en}");
         let zh = r[0].reason(Lang::Zh);
-        assert!(zh.contains("合每公里每年 1.50 次") && zh.contains("本段损失 288 m³（1152.00 元）"), "{zh}");
+        assert!(zh.contains("合每公里每年 1.50 次") && zh.contains("本段损失 288 m³（1152.00 元"), "{zh}");
+
+        // the May leak repaired on S-2: S-2 carries it alone (1 / 0.4 km / 2 y = 1.25, and
+        // its 240 m³), the zone's other two are shared (2 / 1.0 km / 2 y = 1.0 each)
+        let mut tied = failures.clone();
+        tied[3].section = Some("S-2".into());
+        let r = rank(&assets, &tied, Some(2.0), at(2026, 12, 5), at(2026, 12, 5).date_naive());
+        let order: Vec<&str> = r.iter().map(|c| c.pipe.id.as_str()).collect();
+        assert_eq!(order, ["S-2", "S-1", "E-1", "N-1"]);
+        assert!((r[0].per_km_year.unwrap() - 2.25).abs() < 1e-9, "{:?}", r[0].per_km_year);
+        assert!((r[1].per_km_year.unwrap() - 1.0).abs() < 1e-9);
+        assert_eq!((r[0].own, r[1].own, r[1].bursts + r[1].leaks), (1, 0, 2));
+        // S-2: 40 % of the July burst (96 m³, 384.00 yuan) and all of the May leak (240 m³, 960.00)
+        assert!((r[0].lost_m3 - 336.0).abs() < 1e-6, "{}", r[0].lost_m3);
+        assert_eq!((r[0].lost_fen, r[1].lost_fen), (134_400, 57_600));
+        assert!(
+            r[0].reason(Lang::En)
+                .contains("on 1.00 km of registered pipe, and 1 repaired on this section itself, 2.25 per km per year"),
+            "{}",
+            r[0].reason(Lang::En)
+        );
     }
 
     #[test]

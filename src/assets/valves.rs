@@ -248,6 +248,7 @@ mod tests {
             done,
             who: "w".into(),
             why: "y".into(),
+            alert: None,
         };
         let year = TimeDelta::days(365);
         // nothing known: due a year after the start of its install year, long ago

@@ -1,6 +1,7 @@
-//! `pumphouse assets record` and `pumphouse assets valves`: work on a manual valve
-//! recorded by hand (who, why, when it was done; kept in the store as an audit trail),
-//! and the register's valves with their last exercise and when the next is due.
+//! `pumphouse assets record` and `pumphouse assets valves`: work recorded by hand (who,
+//! why, when it was done; kept in the store as an audit trail) — a valve exercised or
+//! repaired, a pipe section repaired and the burst or leak it ended — and the register's
+//! valves with their last exercise and when the next is due.
 
 use anyhow::{bail, Context as _};
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone as _, Utc};
@@ -16,8 +17,11 @@ const REASON_MAX: usize = 1000;
 
 /// What `record` was told.
 pub struct Record<'a> {
-    pub valve: &'a str,
+    /// A valve or a pipe section of the register.
+    pub asset: &'a str,
     pub kind: &'a str,
+    /// For a pipe's repair: the burst or leak alert it ended.
+    pub alert: Option<i64>,
     /// The local day the work was done (`YYYY-MM-DD`); today when absent.
     pub on: Option<&'a str>,
     pub by: &'a str,
@@ -25,11 +29,39 @@ pub struct Record<'a> {
 }
 
 pub fn record(cfg: &Config, r: &Record<'_>) -> anyhow::Result<String> {
-    let Some(valve) = cfg.assets.valves.iter().find(|v| v.id == r.valve) else {
-        let known: Vec<&str> = cfg.assets.valves.iter().map(|v| v.id.as_str()).collect();
-        bail!("no valve `{}` in the register ([[assets.valves]]; known: {})", r.valve, known.join(", "));
+    let valve = cfg.assets.valves.iter().find(|v| v.id == r.asset);
+    let pipe = cfg.assets.pipes.iter().find(|p| p.id == r.asset);
+    let (installed, zone) = match (valve, pipe) {
+        (Some(v), _) => (v.installed, &v.zone),
+        (None, Some(p)) => (p.laid, &p.zone),
+        (None, None) => {
+            let known: Vec<&str> = cfg
+                .assets
+                .valves
+                .iter()
+                .map(|v| v.id.as_str())
+                .chain(cfg.assets.pipes.iter().map(|p| p.id.as_str()))
+                .collect();
+            bail!("no valve or pipe section `{}` in the register (known: {})", r.asset, known.join(", "));
+        }
     };
     let Some(kind) = AssetWork::parse(r.kind) else { bail!("--kind `{}`: exercise or repair", r.kind) };
+    if valve.is_none() && kind == AssetWork::Exercise {
+        bail!("`{}` is a pipe section: its work is a repair (--kind repair)", r.asset);
+    }
+    let store = super::open_store(cfg, false)?;
+    if let Some(id) = r.alert {
+        if valve.is_some() {
+            bail!("--alert ties a burst or leak to the pipe section repaired, not to a valve");
+        }
+        let Some(a) = store.alert(id)? else { bail!("no alert #{id} in the store") };
+        if !matches!(a.rule, crate::model::AlertRule::Burst | crate::model::AlertRule::NightFlow) {
+            bail!("alert #{id} is a {} alert, not a burst or a leak", a.rule);
+        }
+        if &a.zone != zone {
+            bail!("alert #{id} is in zone {}, section `{}` in zone {zone}", a.zone, r.asset);
+        }
+    }
     let by = crate::untrusted::typed("--by", r.by, crate::untrusted::NAME_MAX)?;
     let why = crate::untrusted::typed("--why", r.why, REASON_MAX)?;
     let tz = cfg.site.timezone;
@@ -43,8 +75,8 @@ pub fn record(cfg: &Config, r: &Record<'_>) -> anyhow::Result<String> {
     if day > today {
         bail!("--on {day} is after today ({today}): record work once it is done");
     }
-    if day < NaiveDate::from_ymd_opt(valve.installed, 1, 1).unwrap_or(NaiveDate::MIN) {
-        bail!("--on {day} is before the valve was installed ({})", valve.installed);
+    if day < NaiveDate::from_ymd_opt(installed, 1, 1).unwrap_or(NaiveDate::MIN) {
+        bail!("--on {day} is before `{}` was put in ({installed})", r.asset);
     }
     // the work's local noon: a day, not an instant
     let done = day
@@ -52,13 +84,12 @@ pub fn record(cfg: &Config, r: &Record<'_>) -> anyhow::Result<String> {
         .and_then(|t| tz.from_local_datetime(&t).earliest())
         .map(|t| t.with_timezone(&Utc))
         .context("no such local time")?;
-    let store = super::open_store(cfg, false)?;
-    let id = store.add_asset_record(&valve.id, kind, done, by, why)?;
+    let id = store.add_asset_record(r.asset, kind, done, by, why, r.alert)?;
     let lang = cfg.site.language;
     Ok(format!(
         "{} #{id}: {} {} {day}, {} {by}\n",
         lang.t("record", "记录"),
-        valve.id,
+        r.asset,
         lang.t(
             if kind == AssetWork::Exercise { "exercised" } else { "repaired" },
             if kind == AssetWork::Exercise { "活动于" } else { "维修于" }

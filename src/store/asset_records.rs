@@ -1,5 +1,6 @@
-//! The register's records of work on assets done by hand: a manual valve exercised or
-//! repaired, with who recorded it and why. Rows are only ever added (an audit trail).
+//! The register's records of work on assets done by hand: a valve exercised or repaired,
+//! a pipe section repaired (and the burst or leak it ended), with who recorded it and
+//! why. Rows are only ever added (an audit trail).
 
 use chrono::{DateTime, Utc};
 use rusqlite::params;
@@ -49,6 +50,9 @@ pub struct AssetRecord {
     pub done: DateTime<Utc>,
     pub who: String,
     pub why: String,
+    /// The burst or leak alert a repair ended, when the operator said which: the failure
+    /// is then tied to this section.
+    pub alert: Option<i64>,
 }
 
 impl Store {
@@ -60,13 +64,14 @@ impl Store {
         done: DateTime<Utc>,
         who: &str,
         why: &str,
+        alert: Option<i64>,
     ) -> Result<i64> {
         let inner = self.lock();
         inner
             .conn
             .execute(
-                "INSERT INTO asset_records (at_ms, asset, kind, done_ms, who, why) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![Utc::now().timestamp_millis(), asset, kind.id(), done.timestamp_millis(), who, why],
+                "INSERT INTO asset_records (at_ms, asset, kind, done_ms, who, why, alert) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![Utc::now().timestamp_millis(), asset, kind.id(), done.timestamp_millis(), who, why, alert],
             )
             .map_err(|e| self.err(e))?;
         Ok(inner.conn.last_insert_rowid())
@@ -74,17 +79,18 @@ impl Store {
 
     /// Every record, oldest first.
     pub fn asset_records(&self) -> Result<Vec<AssetRecord>> {
-        let raw: Vec<(i64, i64, String, String, i64, String, String)> = self.select(
+        type Row = (i64, i64, String, String, i64, String, String, Option<i64>);
+        let raw: Vec<Row> = self.select(
             &self.lock().conn,
-            "SELECT id, at_ms, asset, kind, done_ms, who, why FROM asset_records ORDER BY id",
+            "SELECT id, at_ms, asset, kind, done_ms, who, why, alert FROM asset_records ORDER BY id",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
         )?;
         raw.into_iter()
-            .map(|(id, at_ms, asset, kind, done_ms, who, why)| {
+            .map(|(id, at_ms, asset, kind, done_ms, who, why, alert)| {
                 let kind =
                     AssetWork::parse(&kind).ok_or_else(|| self.invalid(format!("asset record {id}: kind `{kind}`")))?;
-                Ok(AssetRecord { id, at: self.time(at_ms)?, asset, kind, done: self.time(done_ms)?, who, why })
+                Ok(AssetRecord { id, at: self.time(at_ms)?, asset, kind, done: self.time(done_ms)?, who, why, alert })
             })
             .collect()
     }

@@ -206,11 +206,13 @@ CREATE TABLE IF NOT EXISTS corrections (
     at_ms INTEGER NOT NULL, who TEXT NOT NULL, why TEXT NOT NULL,
     change TEXT NOT NULL
 );
--- work on assets recorded by hand (a manual valve exercised or repaired)
+-- work on assets recorded by hand (a valve exercised or repaired, a pipe repaired)
 CREATE TABLE IF NOT EXISTS asset_records (
     id INTEGER PRIMARY KEY,
     at_ms INTEGER NOT NULL, asset TEXT NOT NULL, kind TEXT NOT NULL, done_ms INTEGER NOT NULL,
-    who TEXT NOT NULL, why TEXT NOT NULL
+    who TEXT NOT NULL, why TEXT NOT NULL,
+    -- the burst or leak a pipe repair ended, when the operator said which
+    alert INTEGER
 );
 -- commands sent to devices (a meter's valve): who, why and what the device answered
 CREATE TABLE IF NOT EXISTS commands (

@@ -146,6 +146,7 @@ pub fn generate(
         now - TimeDelta::days(150),
         CLERK,
         "年度活动：全关全开，关闭严密",
+        None,
     )?;
     // a price change four months back, so that the ledger shows months on both sides
     if let Some(first) = Month::containing(now, cfg.site.timezone).and_then(|m| m.back(4)?.day(1)) {
