@@ -160,5 +160,22 @@ pub fn generate(
     }
     out.frozen = book::freeze_closed_months(&spec, store, now)?;
     out.alerts = crate::alerts::evaluate::record(&cfg.alert_spec(), store, from, now)?.len();
+    // the crew found the July burst on S-01, the old cast-iron main, and said so
+    let burst = store
+        .alerts(false)?
+        .into_iter()
+        .filter(|a| a.rule == crate::model::AlertRule::Burst && a.zone == "south")
+        .min_by_key(|a| a.start_ms);
+    if let Some(b) = burst {
+        let done = b.end_ms.and_then(DateTime::from_timestamp_millis).unwrap_or(now);
+        store.add_asset_record(
+            "S-01",
+            crate::store::AssetWork::Repair,
+            done,
+            CLERK,
+            "抢修：铸铁管环向断裂，更换 1 米管段",
+            Some(b.id),
+        )?;
+    }
     Ok(out)
 }
