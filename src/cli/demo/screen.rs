@@ -67,7 +67,13 @@ pub fn summary(cfg: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Resul
             let since = Utc
                 .timestamp_millis_opt(a.start_ms)
                 .single()
-                .map(|t| t.with_timezone(&tz).format("%m-%d %H:%M").to_string())
+                .map(|t| {
+                    // the year when it is not this one (a valve due since 2006 is not due
+                    // since this January)
+                    let local = t.with_timezone(&tz);
+                    let same_year = local.format("%Y").to_string() == now.with_timezone(&tz).format("%Y").to_string();
+                    local.format(if same_year { "%m-%d %H:%M" } else { "%Y-%m-%d" }).to_string()
+                })
                 .unwrap_or_default();
             let loss = match (a.loss_per_day, a.loss_fen_per_day) {
                 (Some(m3), Some(f)) => format!(", losing {m3:.0} m³/day ({} yuan/day)", yuan(f)),
