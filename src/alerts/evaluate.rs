@@ -147,14 +147,13 @@ pub fn episodes(
     // entered late must close the spell it ends, however long ago
     if !spec.manual_valves.is_empty() {
         let records = store.asset_records()?;
-        let every = TimeDelta::from_std(spec.exercise_every).unwrap_or(TimeDelta::days(365));
         for v in &spec.manual_valves {
             if !spec.rules.for_subject(v.zone, None).enabled(AlertRule::ValveExercise) {
                 continue;
             }
             let done: Vec<DateTime<Utc>> = records.iter().filter(|r| r.asset == v.id).map(|r| r.done).collect();
             // records are kept in wall-clock time, whatever range of data the pass reads
-            out.extend(super::valve_life::exercise_episodes(*v, &done, every, Utc::now()));
+            out.extend(super::valve_life::exercise_episodes(*v, &done, spec.exercise_every, Utc::now()));
         }
     }
     Ok(out)

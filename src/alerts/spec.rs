@@ -42,7 +42,7 @@ pub struct Spec<'a> {
     pub devices: Vec<DeviceSpec<'a>>,
     /// The register's manual valves and how often they are to be exercised.
     pub manual_valves: Vec<super::valve_life::ManualValve<'a>>,
-    pub exercise_every: Duration,
+    pub exercise_every: chrono::TimeDelta,
 }
 
 impl<'a> Spec<'a> {

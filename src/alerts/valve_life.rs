@@ -113,6 +113,16 @@ pub struct ManualValve<'a> {
     pub installed: i32,
 }
 
+/// When a valve is next due to be exercised: `every` after its last exercise, or after the
+/// start of the year it was installed when none is known.
+pub fn exercise_due_after(last: Option<DateTime<Utc>>, installed: i32, every: TimeDelta) -> DateTime<Utc> {
+    let start_of_install_year = chrono::NaiveDate::from_ymd_opt(installed, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    last.unwrap_or(start_of_install_year) + every
+}
+
 /// A manual valve's overdue spells: from `every` after each exercise (or after the start
 /// of its install year, when none came before) to the next exercise, the last one open
 /// when it is still overdue at `now`. `done` are the times it was worked (exercise and
@@ -124,10 +134,6 @@ pub fn exercise_episodes(
     every: TimeDelta,
     now: DateTime<Utc>,
 ) -> Vec<Episode> {
-    let installed = chrono::NaiveDate::from_ymd_opt(v.installed, 1, 1)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
-        .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let mut times: Vec<DateTime<Utc>> = done.iter().copied().filter(|t| *t <= now).collect();
     times.sort();
     let mut out = Vec::new();
@@ -138,7 +144,7 @@ pub fn exercise_episodes(
         zone: v.zone.to_string(),
         device: None,
         severity: Severity::Info,
-        start: last.unwrap_or(installed) + every,
+        start: exercise_due_after(last, v.installed, every),
         end,
         evidence: Fact::ValveExercise {
             last_ms: last.map(|t| t.timestamp_millis()),
@@ -148,12 +154,12 @@ pub fn exercise_episodes(
         loss_per_day: None,
     };
     for t in times {
-        if t > last.unwrap_or(installed) + every {
+        if t > exercise_due_after(last, v.installed, every) {
             out.push(episode(last, Some(t)));
         }
         last = Some(t);
     }
-    if now >= last.unwrap_or(installed) + every {
+    if now >= exercise_due_after(last, v.installed, every) {
         out.push(episode(last, None));
     }
     out

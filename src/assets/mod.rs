@@ -158,6 +158,11 @@ impl Default for Assets {
 pub const EXERCISE_EVERY: std::time::Duration = std::time::Duration::from_secs(365 * 86_400);
 
 impl Assets {
+    /// `exercise_every` as a span of time (validated to at most ten years, so it fits).
+    pub fn exercise_interval(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::from_std(self.exercise_every).unwrap_or(chrono::TimeDelta::days(365))
+    }
+
     pub fn life(&self, m: Material) -> u32 {
         self.life.get(&m).copied().unwrap_or_else(|| m.default_life())
     }

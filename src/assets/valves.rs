@@ -14,7 +14,7 @@
 //! device = "valve-south"  # optional: the actuator polled, if it is instrumented
 //! ```
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 
 use crate::diag::Diagnostics;
@@ -167,15 +167,12 @@ impl ValveState {
 /// A valve's state from its records and, when instrumented, its last movement.
 pub fn state(v: &Valve, records: &[AssetRecord], moved: Option<DateTime<Utc>>, every: TimeDelta) -> ValveState {
     let mine: Vec<&AssetRecord> = records.iter().filter(|r| r.asset == v.id).collect();
-    let recorded = mine.iter().filter(|r| r.kind.exercises()).map(|r| r.done).max();
+    // an exercise or a repair: either moved the valve through its stroke
+    let recorded = mine.iter().map(|r| r.done).max();
     let last_exercised = recorded.max(moved);
-    let installed = NaiveDate::from_ymd_opt(v.installed, 1, 1)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
-        .unwrap_or(DateTime::<Utc>::MIN_UTC);
     ValveState {
         last_exercised,
-        due: last_exercised.unwrap_or(installed) + every,
+        due: crate::alerts::valve_life::exercise_due_after(last_exercised, v.installed, every),
         last_repair: mine.iter().filter(|r| r.kind == crate::store::AssetWork::Repair).map(|r| r.done).max(),
         records: mine.len(),
     }
@@ -231,7 +228,7 @@ mod tests {
 
     #[test]
     fn a_valve_is_due_a_year_after_its_last_exercise_recorded_or_seen() {
-        let at = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc();
+        let at = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc();
         let v = Valve {
             id: "V-1".into(),
             zone: "north".into(),

@@ -125,7 +125,7 @@ fn last_moved(
 
 /// Each registered valve with its state.
 pub fn states(cfg: &Config, now: DateTime<Utc>) -> anyhow::Result<Vec<(&Valve, ValveState)>> {
-    let every = TimeDelta::from_std(cfg.assets.exercise_every).unwrap_or(TimeDelta::days(365));
+    let every = cfg.assets.exercise_interval();
     let store = if cfg.store.path.exists() { Some(super::open_store(cfg, true)?) } else { None };
     let records = match &store {
         Some(s) => s.asset_records()?,

@@ -135,7 +135,7 @@ impl Config {
                 .filter(|v| v.device.is_none())
                 .map(|v| crate::alerts::valve_life::ManualValve { id: &v.id, zone: &v.zone, installed: v.installed })
                 .collect(),
-            exercise_every: self.assets.exercise_every,
+            exercise_every: self.assets.exercise_interval(),
         }
     }
 

@@ -31,11 +31,6 @@ impl AssetWork {
             _ => None,
         }
     }
-
-    /// Whether the work moved the valve through its stroke: a repair does.
-    pub fn exercises(self) -> bool {
-        true
-    }
 }
 
 /// One record as kept.

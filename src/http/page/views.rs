@@ -194,7 +194,7 @@ pub(super) fn network(st: &AppState, lang: Lang, zone: Option<&str>) -> Result<M
         let active = st.store.alerts(true)?;
         crate::ledger::schematic::svg(&cfg.topology, &super::map::state(st, &latest, &active, &l), lang, true)
     };
-    let every = chrono::TimeDelta::from_std(cfg.assets.exercise_every).unwrap_or(chrono::TimeDelta::days(365));
+    let every = cfg.assets.exercise_interval();
     // the readings of a little more than one exercise interval: a valve not moved in it
     let valves = super::map::valves(st, every.num_days().max(365) + 35)?;
     let renewal = crate::assets::renewal_list(&cfg.assets, Some(&st.store), Utc::now())?;
