@@ -238,12 +238,10 @@ pub fn gateway_config(campus: &PumpHouse, site: &str, tz: Tz, address: &str, int
     }
     // a store that holds 45 days of these readings (the ledger needs 40)
     let points: usize = campus.devices.iter().map(|d| d.profile.points.len()).sum();
-    let secs = humantime::parse_duration(interval).map(|d| d.as_secs_f64()).unwrap_or(10.0).max(0.001);
-    let bytes = points as f64 * 86_400.0 / secs * crate::config::STORE_BYTES_PER_READING * 45.0;
-    let gib = (bytes / (1u64 << 30) as f64).ceil().max(2.0);
     let _ = writeln!(
         s,
-        "[store]\n# path = \"pumphouse.db\"\nmax_size = \"{gib:.0}GiB\"          # 45 days of these readings\n"
+        "[store]\n# path = \"pumphouse.db\"\nmax_size = \"{}\"          # 45 days of these readings\n",
+        store_size(points, interval)
     );
     s.push_str(CAMPUS_TOPOLOGY);
     s
@@ -571,6 +569,14 @@ diameter_mm = 100
 length_m = 330
 laid = 1983
 "#;
+
+/// Room for 45 days of `points` read every `interval` (the ledger reads 40), in whole
+/// GiB, at least 2.
+pub fn store_size(points: usize, interval: &str) -> String {
+    let secs = humantime::parse_duration(interval).map(|d| d.as_secs_f64()).unwrap_or(10.0).max(0.001);
+    let bytes = points as f64 * 86_400.0 / secs * crate::config::STORE_BYTES_PER_READING * 45.0;
+    format!("{:.0}GiB", (bytes / (1u64 << 30) as f64).ceil().max(2.0))
+}
 
 /// Built-in profiles by name (the simulator's register layouts).
 pub fn profiles() -> Result<HashMap<String, Arc<Profile>>, SimError> {

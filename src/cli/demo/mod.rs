@@ -426,19 +426,16 @@ async fn demo_config(
 /// meter line's included, as the simulator sizes its own store.
 fn store_size(doc: &toml::Table, interval: &str) -> anyhow::Result<String> {
     let profiles = sim::profiles()?;
-    let points: usize = doc
-        .get("devices")
-        .and_then(toml::Value::as_array)
-        .map(|ds| {
-            ds.iter()
-                .filter_map(|d| d.get("profile").and_then(toml::Value::as_str))
-                .map(|p| profiles.get(p).map_or(0, |p| p.points.len()))
-                .sum()
-        })
-        .unwrap_or(0);
-    let secs = humantime::parse_duration(interval).map(|d| d.as_secs_f64()).unwrap_or(10.0).max(0.001);
-    let bytes = points as f64 * 86_400.0 / secs * config::STORE_BYTES_PER_READING * 45.0;
-    Ok(format!("{:.0}GiB", (bytes / (1u64 << 30) as f64).ceil().max(2.0)))
+    let Some(devices) = doc.get("devices").and_then(toml::Value::as_array) else {
+        anyhow::bail!("the demo's configuration has no [[devices]]")
+    };
+    let mut points = 0;
+    for d in devices {
+        let name = d.get("profile").and_then(toml::Value::as_str).unwrap_or_default();
+        let Some(p) = profiles.get(name) else { anyhow::bail!("the demo names no built-in profile `{name}`") };
+        points += p.points.len();
+    }
+    Ok(sim::store_size(points, interval))
 }
 
 /// A line of the demo's own output: on stdout, or on stderr when stdout carries JSON.
