@@ -247,7 +247,8 @@ fn answer_645(meters: &[Meter], f: &frame::Frame, h: f64) -> Option<Vec<u8>> {
 }
 
 /// The Modbus unit on the line, and its registers: a 4–20 mA module whose channel 1
-/// reads 12 mA (0.8 MPa), mirrored in holding register 0, status 0.
+/// reads 7.2 mA (0.32 MPa on its 0–1.6 MPa range: a riser's ordinary pressure, inside the
+/// 0.14–0.6 MPa band), mirrored in holding register 0, status 0.
 const MODBUS_UNIT: u8 = 1;
 
 fn crc16(bytes: &[u8]) -> u16 {
@@ -276,8 +277,8 @@ fn modbus_answer(buf: &[u8]) -> Option<(Option<Vec<u8>>, usize)> {
     let mut out = vec![req[0], req[1], u8::try_from(count.saturating_mul(2)).unwrap_or(u8::MAX)];
     for a in start..start.saturating_add(count) {
         let v: u16 = match (req[1], a) {
-            (4, 0) => 12_000,
-            (3, 0) => 1_200,
+            (4, 0) => 7_200,
+            (3, 0) => 720,
             _ => 0,
         };
         out.extend(v.to_be_bytes());
@@ -479,7 +480,7 @@ mod tests {
         let (reply, used) = modbus_answer(&req).unwrap();
         assert_eq!(used, 8);
         let reply = reply.unwrap();
-        assert_eq!(&reply[..5], &[0x01, 0x04, 0x02, 0x2E, 0xE0]); // 12000
+        assert_eq!(&reply[..5], &[0x01, 0x04, 0x02, 0x1C, 0x20]); // 7200 µA
         assert_eq!(crc16(&reply[..5]).to_le_bytes(), [reply[5], reply[6]]);
         // a DL/T 645 frame is not taken for Modbus
         assert!(modbus_answer(&[0xFE, 0xFE, 0x68, 1, 0, 0, 0, 0, 0, 0x68]).is_none());
