@@ -293,9 +293,15 @@ pub fn read_answer(request: &Frame, answer: &Frame) -> Result<MeterData, Error> 
         return Err(Error::Control(answer.control));
     }
     if answer.control & 0x40 != 0 {
-        return Err(Error::Abnormal(answer.data.get(3).copied().unwrap_or(0)));
+        return Err(abnormal(answer));
     }
     parse_data(&answer.data)
+}
+
+/// A meter's abnormal answer: its status byte after DI0 DI1 SER, or, when the frame is
+/// too short to carry one, a short answer (never a status the meter did not send).
+fn abnormal(answer: &Frame) -> Error {
+    answer.data.get(3).map_or(Error::Short(answer.data.len()), |st| Error::Abnormal(*st))
 }
 
 /// The valve as the meter reports it after a valve command: its answer (84H) carries
@@ -308,7 +314,7 @@ pub fn valve_answer(request: &Frame, answer: &Frame) -> Result<Valve, Error> {
         return Err(Error::Control(answer.control));
     }
     if answer.control & 0x40 != 0 {
-        return Err(Error::Abnormal(answer.data.get(3).copied().unwrap_or(0)));
+        return Err(abnormal(answer));
     }
     let d = &answer.data;
     if d.len() < 5 {
@@ -486,6 +492,9 @@ mod tests {
         assert_eq!(valve_answer(&req, &read), Err(Error::Control(0x81)));
         let short = Frame { data: vec![0xA0, 0x17, 0x07], ..answer.clone() };
         assert_eq!(valve_answer(&req, &short), Err(Error::Short(3)));
+        // a refusal without its status byte is short, not "status 00H"
+        let bare = Frame { control: 0xC4, data: vec![0xA0, 0x17, 0x07], ..answer.clone() };
+        assert_eq!(valve_answer(&req, &bare), Err(Error::Short(3)));
         let foreign = Frame { data: vec![0x90, 0x1F, 0x07, 0x00, 0x00], ..answer };
         assert_eq!(valve_answer(&req, &foreign), Err(Error::Identifier(0x901F)));
     }
