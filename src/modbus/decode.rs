@@ -204,7 +204,7 @@ impl Profile {
         let mut failures = Vec::new();
         for (vi, v) in self.vectors.iter().enumerate() {
             let decoded = match &v.answers {
-                Some(a) => self.decode_answers(a, v.at.unwrap_or_default()),
+                Some(a) => self.decode_answers(a, v.at),
                 None => self.decode(&v.image),
             };
             let label = if v.description.is_empty() { format!("vector {vi}") } else { v.description.clone() };

@@ -198,7 +198,7 @@ impl Job {
             }
         };
         let gateway = chrono::Utc::now().with_timezone(&self.tz).naive_local();
-        let decoded = self.device.profile.decode_answers(&answers, gateway);
+        let decoded = self.device.profile.decode_answers(&answers, Some(gateway));
         self.outcome(decoded, answered, Vec::new(), started)
     }
 }

@@ -41,8 +41,9 @@ pub enum Answers {
 
 impl Profile {
     /// The points' values from a meter's answers; `gateway` is the gateway's local time
-    /// when they came, against which a clock point reads its offset.
-    pub fn decode_answers(&self, answers: &Answers, gateway: NaiveDateTime) -> Vec<Decoded> {
+    /// when they came, against which a clock point reads its offset (without it, a clock
+    /// point has no value: a test vector that does not say when it was answered).
+    pub fn decode_answers(&self, answers: &Answers, gateway: Option<NaiveDateTime>) -> Vec<Decoded> {
         let none = |q: Quality| Decoded { value: None, quality: q };
         match answers {
             Answers::Dlt645(per_point) => self
@@ -51,9 +52,9 @@ impl Profile {
                 .enumerate()
                 .map(|(i, p)| match (p.item, per_point.get(i)) {
                     (Some(MeterItem::Dlt645 { format: data::TIME, .. }), Some(Ok(bytes))) => {
-                        match data::time_of_day(bytes) {
-                            Ok(t) => apply(p, data::offset_of_day(t, gateway.time()), None),
-                            Err(_) => none(Quality::DecodeError),
+                        match (data::time_of_day(bytes), gateway) {
+                            (Ok(t), Some(g)) => apply(p, data::offset_of_day(t, g.time()), None),
+                            _ => none(Quality::DecodeError),
                         }
                     }
                     (Some(MeterItem::Dlt645 { format, .. }), Some(Ok(bytes))) => match data::value(
@@ -74,9 +75,10 @@ impl Profile {
                 self.points
                     .iter()
                     .map(|p| match (&parsed, p.item) {
-                        (Ok(m), Some(MeterItem::Cjt188(Field::Clock))) => {
-                            apply(p, (m.meter_time - gateway).num_milliseconds() as f64 / 1000.0, None)
-                        }
+                        (Ok(m), Some(MeterItem::Cjt188(Field::Clock))) => match gateway {
+                            Some(g) => apply(p, (m.meter_time - g).num_milliseconds() as f64 / 1000.0, None),
+                            None => none(Quality::DecodeError),
+                        },
                         (Ok(m), Some(MeterItem::Cjt188(field))) => match m.get(field) {
                             Some(v) => apply(p, v, None),
                             None => none(Quality::OutOfRange),
