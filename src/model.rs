@@ -273,7 +273,8 @@ pub enum AlertRule {
     /// A meter's own clock off the gateway's by more than the tolerance: its tariff
     /// periods and settlement day are booked at the wrong times.
     MeterClock,
-    /// A manual valve of the register not exercised within `[assets] exercise_every`.
+    /// A valve of the register not exercised (recorded, or seen moving) within
+    /// `[assets] exercise_every`.
     ValveExercise,
 }
 

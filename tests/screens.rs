@@ -403,6 +403,7 @@ fn a_demo_year_fills_every_dashboard_and_every_page_shows_the_apis_figures() {
         .collect();
     assert_eq!(overdue, ["V-E2"], "only the manual valve without a record");
     page.screenshot(&shots.join("network.png"));
+    element_pages(&mut page, &base, &shots);
 
     // alerts: the active ones are the API's; acknowledge one from the page
     page.open(&format!("{base}/alerts?lang=en"));
@@ -482,6 +483,76 @@ fn a_demo_year_fills_every_dashboard_and_every_page_shows_the_apis_figures() {
 
 /// The names a page may show as they are configured: zones, devices, points, categories,
 /// costs, buses and alert subjects, split into words.
+/// Opened from the map: a zone's balance by day adds up to its month, and valve-north's
+/// page draws its week and its strokes, the last exercises slower (the demo's script:
+/// 50 s, then 60, 75 and 95 s, read every 10 s). On a phone the map keeps its size and
+/// scrolls inside its frame; printed, it is A3 across and fits the sheet.
+fn element_pages(page: &mut common::browser::Page, base: &str, shots: &std::path::Path) {
+    page.open(&format!("{base}/network?lang=en&zone=east"));
+    let f = page.figures();
+    let days: f64 = f.iter().filter(|(k, _)| k.starts_with("day-net-")).map(|(_, v)| v.parse::<f64>().unwrap()).sum();
+    let n = f.keys().filter(|k| k.starts_with("day-net-")).count();
+    let month: f64 = f["month-net-east"].parse().unwrap();
+    assert!(n >= 1 && (days - month).abs() <= 0.05 * n as f64 + 5.0, "{n} days sum to {days}, the month {month}");
+    let href = page.eval(
+        "(() => { const g = document.querySelector('svg.schematic [data-device=\"valve-north\"]'); const a = g && g.closest('a'); return a ? a.getAttribute('href') : null })()",
+    );
+    assert_eq!(href.as_str(), Some("/device/valve-north?lang=en"));
+    page.open(&format!("{base}{}", href.as_str().unwrap()));
+    let drawn: u64 =
+        page.eval("document.querySelector('[data-k=\"chart-position\"]').dataset.n").as_str().unwrap().parse().unwrap();
+    assert!(drawn > 100, "a week of positions: {drawn}");
+    let strokes: Vec<i64> = serde_json::from_str(
+        page.eval("JSON.stringify([...document.querySelectorAll('tr[data-stroke]')].map(r => +r.dataset.stroke))")
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(strokes.len() >= 8, "{strokes:?}");
+    assert!((90..=100).contains(&strokes[0]) && (70..=80).contains(&strokes[2]), "newest first: {strokes:?}");
+    assert!(strokes[6..].iter().all(|s| *s == 50 || *s == 60), "{strokes:?}");
+    let slowing = page.figures()["valve-slowing"].clone();
+    assert!(slowing.contains("1.90 times") || slowing.contains("2.00 times"), "{slowing}");
+    assert!(page.eval("document.body.innerText.includes('Alerts about it')").as_bool().unwrap());
+    // an unknown device is a 404 page, not an empty one
+    let r = reqwest::blocking::get(format!("{base}/device/no-such")).unwrap();
+    assert_eq!(r.status(), 404);
+    // a phone: the page does not run off the side; the map keeps its text size and scrolls
+    page.call(
+        "Emulation.setDeviceMetricsOverride",
+        serde_json::json!({"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true}),
+    );
+    page.open(&format!("{base}/network"));
+    let (page_w, text_h, framed) = (
+        page.eval("document.documentElement.scrollWidth").as_f64().unwrap(),
+        page.eval("document.querySelector('svg.schematic g[data-device] text').getBoundingClientRect().height")
+            .as_f64()
+            .unwrap(),
+        page.eval("(() => { const m = document.querySelector('.map'); return m.scrollWidth > m.clientWidth })()")
+            .as_bool()
+            .unwrap(),
+    );
+    let wide = page.eval("[...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > 391 && !e.closest('.map, table')).slice(0, 5).map(e => e.tagName + '.' + e.className).join(' ')");
+    assert!(page_w <= 391.0, "the page is {page_w} px wide on a 390 px phone: {wide}");
+    assert!(text_h >= 11.0, "the map's labels are {text_h} px high");
+    assert!(framed, "the map scrolls inside its frame");
+    page.screenshot(&shots.join("network-phone.png"));
+    page.call("Emulation.clearDeviceMetricsOverride", serde_json::json!({}));
+    // printed: A3 landscape (420 × 297 mm), the map within the sheet's width
+    page.open(&format!("{base}/network"));
+    let pdf = page.call("Page.printToPDF", serde_json::json!({"preferCSSPageSize": true, "printBackground": true}));
+    let pdf = common::browser::base64_decode(pdf["data"].as_str().unwrap());
+    let text = String::from_utf8_lossy(&pdf);
+    let boxes: Vec<&str> = text.match_indices("/MediaBox [").map(|(i, _)| &text[i + 11..i + 60]).collect();
+    let first: Vec<f64> = boxes[0].split([' ', ']']).filter_map(|w| w.parse().ok()).take(4).collect();
+    assert!((first[2] - 1190.6).abs() < 2.0 && (first[3] - 841.9).abs() < 2.0, "page size {first:?}");
+    page.call("Emulation.setEmulatedMedia", serde_json::json!({"media": "print"}));
+    let map_w = page.eval("document.querySelector('svg.schematic').getBoundingClientRect().width").as_f64().unwrap();
+    page.call("Emulation.setEmulatedMedia", serde_json::json!({"media": ""}));
+    std::fs::write(shots.join("network-a3.pdf"), &pdf).unwrap();
+    assert!(map_w > 0.0 && map_w <= 400.0 / 25.4 * 96.0, "the printed map is {map_w} px wide");
+}
+
 fn identifiers(from: &[Value]) -> std::collections::HashSet<String> {
     // what people typed (an acknowledger's name, a correction's reason) counts as a name
     const KEYS: [&str; 12] =

@@ -143,15 +143,19 @@ pub fn episodes(
         out.extend(device_rules(&pass, d)?);
     }
     out.retain(|e| e.start < to && e.end.is_none_or(|end| end >= from));
-    // every overdue spell of a manual valve up to now, whatever the window: a record
-    // entered late must close the spell it ends, however long ago
-    if !spec.manual_valves.is_empty() {
+    // every overdue spell of a register valve up to now, whatever the window: a record
+    // entered late must close the spell it ends, however long ago; an actuator's
+    // movements (noted by the device rules above, hour by hour) count as exercise
+    if !spec.register_valves.is_empty() {
         let records = store.asset_records()?;
-        for v in &spec.manual_valves {
-            if !spec.rules.for_subject(v.zone, None).enabled(AlertRule::ValveExercise) {
+        for v in &spec.register_valves {
+            if !spec.rules.for_subject(v.zone, v.device).enabled(AlertRule::ValveExercise) {
                 continue;
             }
-            let done: Vec<DateTime<Utc>> = records.iter().filter(|r| r.asset == v.id).map(|r| r.done).collect();
+            let mut done: Vec<DateTime<Utc>> = records.iter().filter(|r| r.asset == v.id).map(|r| r.done).collect();
+            if let Some(d) = v.device {
+                done.extend(store.valve_moves(d)?);
+            }
             // records are kept in wall-clock time, whatever range of data the pass reads
             out.extend(super::valve_life::exercise_episodes(*v, &done, spec.exercise_every, Utc::now()));
         }
@@ -413,6 +417,13 @@ fn device_rules(pass: &Pass<'_, '_>, d: &DeviceSpec<'_>) -> Result<Vec<Episode>,
             let totals = pass.good(d.name, &total.name, history)?;
             let flows = pass.good(d.name, &flow.name, history)?;
             out.extend(rules::stuck_totalizer(d.zone, d.name, &totals, &flows, 0.1, set.stuck_hours));
+        }
+    }
+    // movements kept for good (the readings are pruned long before a year is out)
+    if let Some(pos) = d.point(Quantity::ValvePosition) {
+        let moved = super::valve_life::moved_hours(&pass.good(d.name, &pos.name, history)?);
+        if !moved.is_empty() {
+            pass.store.note_valve_moves(d.name, &moved)?;
         }
     }
     if let (Some(pos), Some(cmd)) = (d.point(Quantity::ValvePosition), d.point(Quantity::ValveCommand)) {

@@ -452,11 +452,17 @@ pub fn valve(zone: &str, device: &str, samples: &[ValveSample], tolerance: f64) 
             loss_per_day: None,
         }
     };
+    // A valve on its way counts as following: a reading closer to the command than the one
+    // before is travel, however many readings a slow stroke spans (an actuator read every
+    // 10 s takes six readings for a 60 s stroke). A slow valve is the stroke times' finding.
+    let mut before: Option<f64> = None;
     let follow: Vec<(DateTime<Utc>, bool, Fact)> = samples
         .iter()
         .filter_map(|(t, p, c, _, _)| {
             let (p, c) = ((*p)?, (*c)?);
-            Some((*t, (p - c).abs() > tolerance, Fact::ValveCommand { position: p, command: c }))
+            let travelling = before.is_some_and(|q| (q - c).abs() - (p - c).abs() >= 0.5);
+            before = Some(p);
+            Some((*t, (p - c).abs() > tolerance && !travelling, Fact::ValveCommand { position: p, command: c }))
         })
         .collect();
     let switches: Vec<(DateTime<Utc>, bool, Fact)> = samples
@@ -469,7 +475,7 @@ pub fn valve(zone: &str, device: &str, samples: &[ValveSample], tolerance: f64) 
             Some((*t, bad, Fact::ValveSwitches { position: p, open, closed }))
         })
         .collect();
-    // Travel takes time: a mismatch counts after three readings in a row.
+    // a mismatch without travel counts after three readings in a row
     let mut out = episodes_of(&follow, 3, mk(AlertRule::ValvePosition, Severity::Warning));
     out.extend(episodes_of(&switches, 2, mk(AlertRule::ValveSwitches, Severity::Warning)));
     out
@@ -588,10 +594,31 @@ mod tests {
             .collect();
         let e = valve("z", "v", &s, 5.0);
         let follow = e.iter().find(|x| x.rule == AlertRule::ValvePosition).unwrap();
-        assert_eq!(follow.start, t(1));
+        // at 2 it had moved towards 20 %: travel; from 3 on it stays at 40 %
+        assert_eq!(follow.start, t(3));
         assert!(follow.evidence.en().contains("position 40.0 % vs command 20.0 %"));
         let sw = e.iter().find(|x| x.rule == AlertRule::ValveSwitches).unwrap();
         assert_eq!((sw.start, sw.end), (t(2), Some(t(5))));
+    }
+
+    #[test]
+    fn a_slow_full_stroke_read_every_ten_seconds_is_travel_not_a_fault() {
+        // closing over 90 s, read every 10 s: nine readings off the command, each closer
+        let at = |s: i64| t(0) + TimeDelta::seconds(s);
+        let mut s: Vec<ValveSample> = vec![(at(0), Some(100.0), Some(0.0), Some(1.0), Some(0.0))];
+        for k in 1..=9 {
+            let p = 100.0 - 100.0 * k as f64 / 9.0;
+            s.push((at(10 * k), Some(p), Some(0.0), Some(0.0), Some(f64::from(u8::from(k == 9)))));
+        }
+        assert!(valve("z", "v", &s, 5.0).is_empty(), "{:?}", valve("z", "v", &s, 5.0));
+        // the same valve stopping at 60 % for three readings is a fault
+        let mut stuck = s[..5].to_vec();
+        for k in 5..8 {
+            stuck.push((at(10 * k), stuck[4].1, Some(0.0), Some(0.0), Some(0.0)));
+        }
+        let e = valve("z", "v", &stuck, 5.0);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].rule, e[0].start), (AlertRule::ValvePosition, at(50)));
     }
 
     #[test]

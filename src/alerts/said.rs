@@ -181,7 +181,7 @@ pub enum Fact {
     StoreReplaced {
         aside: String,
     },
-    /// A manual valve not exercised: when it last was (none on record: since its install
+    /// A register valve not exercised: when it last was (none on record: since its install
     /// year), and how often it should be.
     ValveExercise {
         last_ms: Option<i64>,

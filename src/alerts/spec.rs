@@ -40,8 +40,8 @@ pub struct Spec<'a> {
     pub prices: &'a Prices,
     pub rules: &'a RuleSettings,
     pub devices: Vec<DeviceSpec<'a>>,
-    /// The register's manual valves and how often they are to be exercised.
-    pub manual_valves: Vec<super::valve_life::ManualValve<'a>>,
+    /// The register's valves and how often they are to be exercised.
+    pub register_valves: Vec<super::valve_life::RegisterValve<'a>>,
     pub exercise_every: chrono::TimeDelta,
 }
 

@@ -42,7 +42,8 @@ pub struct Life {
     /// The latest stroke's time against the median of the earlier ones of the same
     /// direction (1.5: half as slow again); `None` without three earlier ones.
     pub slowing: Option<f64>,
-    /// Readings whose position was more than `tolerance` off the command at the same time.
+    /// Readings whose position was more than `tolerance` off the command at the same time
+    /// and no closer to it than the reading before (not on its way).
     pub disagreements: usize,
     /// The first reading, so that "not moved since" is said only as far as the records go.
     pub since: Option<DateTime<Utc>>,
@@ -96,21 +97,42 @@ pub fn life(positions: &[(DateTime<Utc>, f64)], commands: &[(DateTime<Utc>, f64)
             }
         }
     }
+    // off the command and not on its way to it (a reading closer than the one before is
+    // travel, as in the valve rule)
     out.disagreements = positions
         .iter()
-        .filter(|(t, p)| {
-            commands.binary_search_by_key(t, |c| c.0).ok().is_some_and(|i| (p - commands[i].1).abs() > tolerance)
+        .enumerate()
+        .filter(|(k, (t, p))| {
+            commands.binary_search_by_key(t, |c| c.0).ok().is_some_and(|i| {
+                let c = commands[i].1;
+                let travelling = k.checked_sub(1).is_some_and(|j| (positions[j].1 - c).abs() - (p - c).abs() >= 0.5);
+                (p - c).abs() > tolerance && !travelling
+            })
         })
         .count();
     out
 }
 
-/// A manual valve of the register, as the exercise rule sees it.
+/// A valve of the register, as the exercise rule sees it.
 #[derive(Debug, Clone, Copy)]
-pub struct ManualValve<'a> {
+pub struct RegisterValve<'a> {
     pub id: &'a str,
     pub zone: &'a str,
     pub installed: i32,
+    /// Its actuator, when it has one: movements seen in its readings count as exercise.
+    pub device: Option<&'a str>,
+}
+
+/// The hours in which a valve's position readings moved by [`MOVE`] or more from one
+/// reading to the next: what the exercise rule counts as exercise of an instrumented valve.
+pub fn moved_hours(positions: &[(DateTime<Utc>, f64)]) -> Vec<DateTime<Utc>> {
+    let mut out: Vec<DateTime<Utc>> = positions
+        .windows(2)
+        .filter(|w| (w[1].1 - w[0].1).abs() >= MOVE)
+        .filter_map(|w| DateTime::from_timestamp(w[1].0.timestamp().div_euclid(3600) * 3600, 0))
+        .collect();
+    out.dedup();
+    out
 }
 
 /// When a valve is next due to be exercised: `every` after its last exercise, or after the
@@ -123,13 +145,13 @@ pub fn exercise_due_after(last: Option<DateTime<Utc>>, installed: i32, every: Ti
     last.unwrap_or(start_of_install_year) + every
 }
 
-/// A manual valve's overdue spells: from `every` after each exercise (or after the start
+/// A register valve's overdue spells: from `every` after each exercise (or after the start
 /// of its install year, when none came before) to the next exercise, the last one open
 /// when it is still overdue at `now`. `done` are the times it was worked (exercise and
 /// repair records), in any order. Starts are fixed by the records, so passes find the
 /// same spell again, and a record entered late closes the spell it ends.
 pub fn exercise_episodes(
-    v: ManualValve<'_>,
+    v: RegisterValve<'_>,
     done: &[DateTime<Utc>],
     every: TimeDelta,
     now: DateTime<Utc>,
@@ -142,7 +164,7 @@ pub fn exercise_episodes(
         rule: AlertRule::ValveExercise,
         subject: v.id.to_string(),
         zone: v.zone.to_string(),
-        device: None,
+        device: v.device.map(str::to_string),
         severity: Severity::Info,
         start: exercise_due_after(last, v.installed, every),
         end,
@@ -220,7 +242,7 @@ mod tests {
     #[test]
     fn a_manual_valve_is_overdue_from_a_year_after_its_last_exercise_until_the_next() {
         let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(4, 0, 0).unwrap().and_utc();
-        let v = ManualValve { id: "V-7", zone: "east", installed: 2020 };
+        let v = RegisterValve { id: "V-7", zone: "east", installed: 2020, device: None };
         let year = TimeDelta::days(365);
         // installed in 2020 and first exercised in June 2021 (overdue from the end of
         // 2020), then not until March 2023 (overdue from June 2022); on time in February
@@ -242,15 +264,36 @@ mod tests {
         // exercised within the year: nothing; a record dated after `now` is not counted yet
         let lately = exercise_episodes(v, &[day(2025, 6, 1)], year, day(2025, 12, 1));
         assert!(lately.len() == 1 && lately[0].end == Some(day(2025, 6, 1)), "only the spell it ended: {lately:?}");
-        let on_time = ManualValve { installed: 2025, ..v };
+        let on_time = RegisterValve { installed: 2025, ..v };
         assert!(exercise_episodes(on_time, &[day(2025, 6, 1)], year, day(2025, 12, 1)).is_empty());
         assert_eq!(exercise_episodes(v, &[day(2026, 6, 1)], year, day(2025, 12, 1)).len(), 1);
+    }
+
+    #[test]
+    fn an_actuators_movements_count_by_the_hour_and_noise_does_not() {
+        let h = |s: i64| at(s).timestamp().div_euclid(3600) * 3600;
+        let r = [(at(0), 100.0), (at(10), 99.0), (at(4000), 60.0), (at(4010), 20.0), (at(9000), 21.0)];
+        let moved: Vec<i64> = moved_hours(&r).iter().map(|t| t.timestamp()).collect();
+        assert_eq!(moved, [h(4000)], "a 1 % step is noise; two steps in one hour are one hour");
+        // seen moving, the valve is not overdue until `every` after that hour
+        let v = RegisterValve { id: "V-N1", zone: "north", installed: 2001, device: Some("valve-north") };
+        let every = TimeDelta::days(365);
+        let eps = exercise_episodes(v, &moved_hours(&r), every, at(4000) + TimeDelta::days(100));
+        assert_eq!(eps.len(), 1, "due since its install year until it moved: {eps:?}");
+        assert_eq!(eps[0].end.map(|e| e.timestamp()), Some(h(4000)));
+        assert_eq!(eps[0].device.as_deref(), Some("valve-north"));
+        let later = exercise_episodes(v, &moved_hours(&r), every, at(4000) + TimeDelta::days(400));
+        assert_eq!(later.len(), 2);
+        assert_eq!((later[1].start.timestamp(), later[1].end), (h(4000) + 365 * 86_400, None));
     }
 
     #[test]
     fn disagreements_with_the_command_are_counted_at_the_same_instants() {
         let positions = [(at(0), 100.0), (at(10), 100.0), (at(20), 40.0), (at(30), 20.0)];
         let commands = [(at(0), 100.0), (at(10), 20.0), (at(20), 20.0), (at(30), 20.0)];
-        assert_eq!(life(&positions, &commands, 5.0).disagreements, 2);
+        // at 10 it has not started; at 20 and 30 it is on its way, then arrived
+        assert_eq!(life(&positions, &commands, 5.0).disagreements, 1);
+        let stuck = [(at(0), 100.0), (at(10), 100.0), (at(20), 40.0), (at(30), 40.0)];
+        assert_eq!(life(&stuck, &commands, 5.0).disagreements, 2, "stopped at 40 % on the way to 20 %");
     }
 }

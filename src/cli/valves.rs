@@ -133,9 +133,10 @@ pub fn states(cfg: &Config, now: DateTime<Utc>) -> anyhow::Result<Vec<(&Valve, V
     };
     let mut out = Vec::new();
     for v in &cfg.assets.valves {
-        let moved = match &store {
-            Some(s) => last_moved(s, cfg, v, now, every)?,
-            None => None,
+        // seen in the readings still held, or noted by the alert passes (kept for good)
+        let moved = match (&store, v.device.as_deref()) {
+            (Some(s), Some(d)) => last_moved(s, cfg, v, now, every)?.max(s.valve_moves(d)?.last().copied()),
+            _ => None,
         };
         out.push((v, state(v, &records, moved, every)));
     }

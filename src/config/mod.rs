@@ -128,12 +128,16 @@ impl Config {
                     profile: &d.profile,
                 })
                 .collect(),
-            manual_valves: self
+            register_valves: self
                 .assets
                 .valves
                 .iter()
-                .filter(|v| v.device.is_none())
-                .map(|v| crate::alerts::valve_life::ManualValve { id: &v.id, zone: &v.zone, installed: v.installed })
+                .map(|v| crate::alerts::valve_life::RegisterValve {
+                    id: &v.id,
+                    zone: &v.zone,
+                    installed: v.installed,
+                    device: v.device.as_deref(),
+                })
                 .collect(),
             exercise_every: self.assets.exercise_interval(),
         }

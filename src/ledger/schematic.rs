@@ -199,9 +199,13 @@ fn draw(rows: &[Row<'_>], state: &State, lang: Lang, link: bool) -> String {
         }
     }
     // an element in a link to its page, on the page; as it is elsewhere
-    let linked = |q: String, inner: String| {
+    let linked = |path: String, inner: String| {
         if link {
-            format!(r##"<a href="/network?lang={}&amp;{q}">{inner}</a>"##, lang.code())
+            format!(
+                r##"<a href="{path}{}lang={}">{inner}</a>"##,
+                if path.contains('?') { "&amp;" } else { "?" },
+                lang.code()
+            )
         } else {
             inner
         }
@@ -251,7 +255,7 @@ fn draw(rows: &[Row<'_>], state: &State, lang: Lang, link: bool) -> String {
                     esc(&label),
                     marker(alerted, x + w + 6.0, y)
                 );
-                s.push_str(&linked(format!("zone={}", esc(name)), g));
+                s.push_str(&linked(format!("/network?zone={}", esc(name)), g));
             }
             Row::Element { e, depth, .. } => {
                 let x = x_of(*depth);
@@ -281,7 +285,7 @@ fn draw(rows: &[Row<'_>], state: &State, lang: Lang, link: bool) -> String {
                     esc(&label),
                     marker(e.alerted, x + 24.0 + text_width(&label), y)
                 );
-                s.push_str(&linked(format!("zone={}#d-{}", esc(&e.zone), esc(&e.device)), g));
+                s.push_str(&linked(format!("/device/{}", esc(&e.device)), g));
             }
         }
     }
@@ -384,7 +388,8 @@ mod tests {
         assert!(at("data-zone=\"campus\"") < at("data-zone=\"north\""));
         assert!(at("data-zone=\"north\"") < at("data-device=\"inlet-north\""));
         assert!(at("data-device=\"inlet-north\"") < at("data-device=\"valve-north\""), "inlets first");
-        assert!(s.contains("href=\"/network?lang=zh&amp;zone=north\""));
+        assert!(s.contains("href=\"/network?zone=north&amp;lang=zh\""), "{s}");
+        assert!(s.contains("href=\"/device/valve-north?lang=zh\""), "{s}");
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub struct PumpHouse {
     last: Option<DateTime<Utc>>,
     /// Meters swapped so far: (device, when, the old meter's final reading).
     pub swaps: Vec<(String, DateTime<Utc>, f64)>,
+    /// Valves slower than the actuators' 2 %/s: (device, % per second).
+    valve_speed: Vec<(String, f64)>,
 }
 
 impl PumpHouse {
@@ -203,6 +205,7 @@ impl PumpHouse {
             scenarios,
             last: None,
             swaps: Vec::new(),
+            valve_speed: Vec::new(),
         };
         sim.initial_registers();
         sim.check_scenarios()?;
@@ -494,7 +497,31 @@ impl PumpHouse {
         }
     }
 
-    /// A zone's valve moves towards its command at 2 %/s unless stuck.
+    /// Sets a valve's command (0–100 %), as a write to its actuator would.
+    pub fn command_valve(&mut self, device: &str, percent: f64) -> Result<(), SimError> {
+        let i = self.index(device).ok_or_else(|| SimError::from(format!("no valve `{device}`")))?;
+        let p = self.devices[i].profile.clone();
+        if !p.points.iter().any(|q| &*q.name == "command") {
+            return Err(format!("`{device}` takes no command").into());
+        }
+        self.banks[i].set(&p, "command", percent.clamp(0.0, 100.0));
+        Ok(())
+    }
+
+    /// Makes a valve travel at `percent_per_s` from now on (an actuator wearing, a gate
+    /// stiffening in its seat).
+    pub fn set_valve_speed(&mut self, device: &str, percent_per_s: f64) {
+        self.valve_speed.retain(|(d, _)| d != device);
+        self.valve_speed.push((device.to_string(), percent_per_s));
+    }
+
+    /// A valve's position as the simulation holds it, if `device` is a zone valve.
+    pub fn valve_position(&self, device: &str) -> Option<f64> {
+        let i = self.index(device)?;
+        self.zones.iter().find(|z| z.valve == i).map(|z| z.valve_position)
+    }
+
+    /// A zone's valve moves towards its command at 2 %/s (or its own speed) unless stuck.
     fn move_valve(&mut self, zi: usize, dt_h: f64, active: &[ScenarioKind]) {
         let valve = self.zones[zi].valve;
         let vp = self.devices[valve].profile.clone();
@@ -507,7 +534,9 @@ impl PumpHouse {
         match stuck_at {
             Some(p) => z.valve_position = p,
             None => {
-                let max_move = 2.0 * dt_h * 3600.0;
+                let name = &self.devices[valve].name;
+                let speed = self.valve_speed.iter().find(|(d, _)| d == name).map_or(2.0, |(_, s)| *s);
+                let max_move = speed * dt_h * 3600.0;
                 let delta = (command - z.valve_position).clamp(-max_move, max_move);
                 z.valve_position += delta;
             }

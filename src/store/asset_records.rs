@@ -89,4 +89,30 @@ impl Store {
             })
             .collect()
     }
+
+    /// Notes the hours in which a valve's readings showed it moving (repeats are ignored).
+    pub fn note_valve_moves(&self, device: &str, hours: &[DateTime<Utc>]) -> Result<()> {
+        let mut inner = self.lock();
+        let tx = inner.conn.transaction().map_err(|e| self.err(e))?;
+        {
+            let mut ins = tx
+                .prepare_cached("INSERT OR IGNORE INTO valve_moves (device, hour_ms) VALUES (?1, ?2)")
+                .map_err(|e| self.err(e))?;
+            for h in hours {
+                ins.execute(params![device, h.timestamp_millis()]).map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// The hours a valve was seen moving, oldest first.
+    pub fn valve_moves(&self, device: &str) -> Result<Vec<DateTime<Utc>>> {
+        let raw: Vec<i64> = self.select(
+            &self.lock().conn,
+            "SELECT hour_ms FROM valve_moves WHERE device = ?1 ORDER BY hour_ms",
+            [device],
+            |r| r.get(0),
+        )?;
+        raw.into_iter().map(|ms| self.time(ms)).collect()
+    }
 }

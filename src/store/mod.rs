@@ -214,6 +214,11 @@ CREATE TABLE IF NOT EXISTS asset_records (
     -- the burst or leak a pipe repair ended, when the operator said which
     alert INTEGER
 );
+-- the hours in which an actuated valve was seen moving (kept after readings are pruned:
+-- the exercise rule looks a year back)
+CREATE TABLE IF NOT EXISTS valve_moves (
+    device TEXT NOT NULL, hour_ms INTEGER NOT NULL, PRIMARY KEY (device, hour_ms)
+) WITHOUT ROWID;
 -- commands sent to devices (a meter's valve): who, why and what the device answered
 CREATE TABLE IF NOT EXISTS commands (
     id INTEGER PRIMARY KEY,

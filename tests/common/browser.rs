@@ -138,7 +138,7 @@ impl Page {
 }
 
 /// Standard base64 (what DevTools sends screenshots in).
-fn base64_decode(s: &str) -> Vec<u8> {
+pub fn base64_decode(s: &str) -> Vec<u8> {
     let val = |c: u8| -> Option<u32> {
         Some(match c {
             b'A'..=b'Z' => c - b'A',

@@ -10,6 +10,9 @@
 //! - the canteen's water meter replaced on the 12th of last month (recorded as a
 //!   correction, as the office would: the old meter's final reading and the new one's
 //!   initial reading);
+//! - valve-north exercised by its actuator on the 5th of every month at 10:01, closed and
+//!   opened again, read every 10 s: each stroke took 50 s until its last three exercises,
+//!   which took 60, 75 and 95 s (a gate stiffening in its seat);
 //! - a tariff change: students' water from 2.85 to 3.10 yuan/m³ from the first day of
 //!   the month four months ago (recorded as a correction).
 
@@ -73,6 +76,73 @@ pub fn script(now: DateTime<Utc>, tz: Tz) -> Vec<Scenario> {
     out
 }
 
+/// The valve exercised monthly, and its strokes' times.
+pub const EXERCISED_VALVE: &str = "valve-north";
+
+/// valve-north's exercises between `from` and `now`: (start, travel in % per second).
+/// The last three are slower: strokes of 60, 75 and 95 s against 50 s before.
+pub fn exercises(from: DateTime<Utc>, now: DateTime<Utc>, tz: Tz) -> Vec<(DateTime<Utc>, f64)> {
+    let mut starts: Vec<DateTime<Utc>> = Month::containing(from, tz)
+        .into_iter()
+        .flat_map(Month::iter_from)
+        .map_while(|m| {
+            let t = tz.from_local_datetime(&m.day(5)?.and_hms_opt(10, 1, 0)?).earliest()?.with_timezone(&Utc);
+            (t < now).then_some(t)
+        })
+        .filter(|t| *t > from)
+        .collect();
+    // the strokes must end before the next reading of the whole campus (every 5 minutes
+    // over the last days): 95 s closing, 20 s shut, 95 s opening end by 10:04:30
+    starts.retain(|t| *t + TimeDelta::minutes(4) < now);
+    let n = starts.len();
+    starts
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let secs = match n - i {
+                1 => 95.0,
+                2 => 75.0,
+                3 => 60.0,
+                _ => 50.0,
+            };
+            (t, 100.0 / secs)
+        })
+        .collect()
+}
+
+/// One exercise: the valve closed, held shut for 20 s and opened again, its readings
+/// every 10 s (the whole campus stepped with it, so flows and pressures follow).
+fn exercise(
+    campus: &mut PumpHouse,
+    site: &Arc<str>,
+    start: DateTime<Utc>,
+    speed: f64,
+) -> anyhow::Result<Vec<crate::model::Reading>> {
+    let read = |campus: &PumpHouse, t| campus.readings(site, t).into_iter().filter(|r| &*r.device == EXERCISED_VALVE);
+    campus.set_valve_speed(EXERCISED_VALVE, speed);
+    campus.step(start);
+    let mut out: Vec<crate::model::Reading> = read(campus, start).collect();
+    let mut t = start;
+    for (command, end) in [(0.0, 0.5), (100.0, 99.5)] {
+        campus.command_valve(EXERCISED_VALVE, command)?;
+        for _ in 0..60 {
+            t += TimeDelta::seconds(10);
+            campus.step(t);
+            out.extend(read(campus, t));
+            let at = campus.valve_position(EXERCISED_VALVE).unwrap_or(command);
+            if (at - command).abs() <= (command - end).abs() {
+                break;
+            }
+        }
+        if command == 0.0 {
+            t += TimeDelta::seconds(20);
+            campus.step(t);
+            out.extend(read(campus, t));
+        }
+    }
+    Ok(out)
+}
+
 /// The first hour of the history: the first day of the month `months` before this one.
 pub fn start(now: DateTime<Utc>, tz: Tz, months: u32) -> Option<DateTime<Utc>> {
     Month::containing(now, tz)?.back(months)?.bounds(tz).map(|(a, _)| a)
@@ -116,7 +186,11 @@ pub fn generate(
     let mut out = Generated { from: Some(from), ..Default::default() };
     let mut batch = Vec::with_capacity(20_000);
     let total = steps.len() as u64;
+    let mut exercises = exercises(from, now, cfg.site.timezone).into_iter().peekable();
     for (k, t) in steps.into_iter().enumerate() {
+        while let Some((start, speed)) = exercises.next_if(|(s, _)| *s < t) {
+            batch.extend(exercise(campus, &site, start, speed)?);
+        }
         campus.step(t);
         batch.extend(campus.readings(&site, t));
         batch.extend(crate::sim::meters::history_readings(line, &site, from, t));

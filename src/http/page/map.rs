@@ -54,28 +54,39 @@ pub(super) fn valves(
     st: &AppState,
     days: i64,
 ) -> Result<Vec<(String, String, crate::alerts::valve_life::Life)>, crate::store::StoreError> {
-    let to = chrono::Utc::now();
-    let from = (to - chrono::TimeDelta::days(days)).timestamp_millis();
     let mut out = Vec::new();
     for d in &st.config.devices {
-        let point = |q: Quantity| d.profile.points.iter().find(|p| p.quantity == q);
-        let Some(pos) = point(Quantity::ValvePosition) else { continue };
-        let series = |name: &str| -> Result<Vec<(chrono::DateTime<chrono::Utc>, f64)>, crate::store::StoreError> {
-            Ok(st
-                .store
-                .series_readings(&d.name, name, from, to.timestamp_millis())?
-                .into_iter()
-                .filter(|r| r.quality.is_good())
-                .filter_map(|r| Some((r.ts, r.value?)))
-                .collect())
-        };
-        let positions = series(&pos.name)?;
-        let commands = match point(Quantity::ValveCommand) {
-            Some(c) => series(&c.name)?,
-            None => Vec::new(),
-        };
-        let life = crate::alerts::valve_life::life(&positions, &commands, 5.0);
-        out.push((d.name.to_string(), d.zone.to_string(), life));
+        if let Some(life) = valve_life(st, d, days)? {
+            out.push((d.name.to_string(), d.zone.to_string(), life));
+        }
     }
     Ok(out)
+}
+
+/// A device's life as a valve over the last `days` of its good readings; `None` when it
+/// has no position point.
+pub(super) fn valve_life(
+    st: &AppState,
+    d: &crate::modbus::config::Device,
+    days: i64,
+) -> Result<Option<crate::alerts::valve_life::Life>, crate::store::StoreError> {
+    let to = chrono::Utc::now();
+    let from = (to - chrono::TimeDelta::days(days)).timestamp_millis();
+    let point = |q: Quantity| d.profile.points.iter().find(|p| p.quantity == q);
+    let Some(pos) = point(Quantity::ValvePosition) else { return Ok(None) };
+    let series = |name: &str| -> Result<Vec<(chrono::DateTime<chrono::Utc>, f64)>, crate::store::StoreError> {
+        Ok(st
+            .store
+            .series_readings(&d.name, name, from, to.timestamp_millis())?
+            .into_iter()
+            .filter(|r| r.quality.is_good())
+            .filter_map(|r| Some((r.ts, r.value?)))
+            .collect())
+    };
+    let positions = series(&pos.name)?;
+    let commands = match point(Quantity::ValveCommand) {
+        Some(c) => series(&c.name)?,
+        None => Vec::new(),
+    };
+    Ok(Some(crate::alerts::valve_life::life(&positions, &commands, 5.0)))
 }

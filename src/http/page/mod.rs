@@ -4,7 +4,9 @@
 //! internet. Every figure it shows comes from the same code as the API, and carries a
 //! `data-k` attribute naming it, so that a test can compare the two.
 
+mod assets;
 mod charts;
+mod element;
 mod map;
 mod views;
 
@@ -48,7 +50,9 @@ th{background:#eef2f5;font-weight:600}td.n{text-align:right;font-variant-numeric
 .cards{display:flex;gap:12px;flex-wrap:wrap;margin-bottom:10px}.card{background:#fff;border:1px solid #dde3e8;border-radius:6px;padding:10px 14px;min-width:180px}
 .card .v{font-size:20px;font-weight:600}.note{background:#fff8e1;border:1px solid #f0d58a;padding:8px 12px;margin:8px 0}
 form.inline{display:inline}input,select,button{font:inherit}button{cursor:pointer}
-.tree li{margin:2px 0}code{font:inherit;color:#3b4a59}svg text{font:11px system-ui,sans-serif}
+.tree li{margin:2px 0}.wide{overflow-x:auto;max-width:100%}.map{overflow-x:auto}
+@media (max-width:700px){main{padding:10px}table{display:block;overflow-x:auto;max-width:100%}.map svg.schematic{max-width:none!important}}
+@media print{header,form{display:none}body{background:#fff}.map{overflow:visible}.map svg.schematic{max-width:100%!important}}code{font:inherit;color:#3b4a59}svg text{font:11px system-ui,sans-serif}
 "#;
 
 fn nav(lang: Lang, on: &str) -> Markup {
@@ -101,6 +105,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/", get(overview))
         .route("/network", get(network))
+        .route("/device/{name}", get(device))
         .route("/alerts", get(alerts))
         .route("/alerts/{id}/ack", post(ack))
         .route("/ledger", get(ledger))
@@ -114,7 +119,7 @@ async fn show<E: std::fmt::Display + Send + 'static>(
     lang: Lang,
     slot: bool,
     on: &'static str,
-    title: &'static str,
+    title: impl Into<String>,
     view: impl FnOnce(&AppState) -> Result<Result<Markup, String>, E> + Send + 'static,
 ) -> Response {
     let _slot = if slot {
@@ -127,7 +132,7 @@ async fn show<E: std::fmt::Display + Send + 'static>(
     };
     let st2 = st.clone();
     match super::blocking(move || view(&st2)).await {
-        Ok(Ok(body)) => layout(lang, on, title, body),
+        Ok(Ok(body)) => layout(lang, on, &title.into(), body),
         Ok(Err(message)) => error_page(lang, on, message),
         Err(r) => r,
     }
@@ -142,6 +147,26 @@ async fn network(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>) ->
     let lang = pick_lang(q.lang.as_deref(), st.config.site.language);
     let title = lang.t("Network map", "管网分区");
     show(st, lang, true, "/network", title, move |st| views::network(st, lang, q.zone.as_deref()).map(Ok)).await
+}
+
+/// A device's page (opened from the map); 404 for a device not configured.
+async fn device(State(st): State<Arc<AppState>>, Path(name): Path<String>, Query(q): Query<PageQuery>) -> Response {
+    let lang = pick_lang(q.lang.as_deref(), st.config.site.language);
+    if st.config.device(&name).is_none() {
+        let mut r = layout(
+            lang,
+            "/network",
+            lang.t("No such device", "无此设备"),
+            html! { p.bad { (lang.t("No device of that name is configured: ", "配置中没有这个设备：")) code { (name) } } },
+        );
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        return r;
+    }
+    let title = format!("{} {name}", lang.t("Device", "设备"));
+    show(st, lang, false, "/network", title, move |st| {
+        element::device(st, lang, &name).map(|m| m.ok_or_else(|| "no such device".to_string()))
+    })
+    .await
 }
 
 async fn alerts(State(st): State<Arc<AppState>>, Query(q): Query<PageQuery>) -> Response {

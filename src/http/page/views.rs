@@ -8,7 +8,8 @@ use super::charts;
 use super::Lang;
 use crate::http::AppState;
 use crate::ledger::book::{self, BookError};
-use crate::ledger::export::{status_label, utility_label, yuan_text as yuan};
+pub(super) use crate::ledger::export::yuan_text as yuan;
+use crate::ledger::export::{status_label, utility_label};
 use crate::ledger::month::{Depth, Ledger, Status, UtilityRow};
 use crate::ledger::topology::{Role, Utility};
 use crate::model::Month;
@@ -28,7 +29,7 @@ fn status_class(s: Option<Status>) -> &'static str {
     }
 }
 
-fn local(st: &AppState, t: DateTime<Utc>, fmt: &str) -> String {
+pub(super) fn local(st: &AppState, t: DateTime<Utc>, fmt: &str) -> String {
     t.with_timezone(&st.config.site.timezone).format(fmt).to_string()
 }
 
@@ -194,56 +195,20 @@ pub(super) fn network(st: &AppState, lang: Lang, zone: Option<&str>) -> Result<M
         let active = st.store.alerts(true)?;
         crate::ledger::schematic::svg(&cfg.topology, &super::map::state(st, &latest, &active, &l), lang, true)
     };
-    let every = cfg.assets.exercise_interval();
-    // the readings of a little more than one exercise interval: a valve not moved in it
-    let valves = super::map::valves(st, every.num_days().max(365) + 35)?;
-    let renewal = crate::assets::renewal_list(&cfg.assets, Some(&st.store), Utc::now())?;
     Ok(html! {
         p.muted {
-            (lang.t("Each zone is coloured by its non-revenue share this month (green under 15 %, amber under 30 %, red above); a red sign marks an active alert; click an element for its zone.", "分区按本月产销差率着色（绿色低于 15 %，黄色低于 30 %，红色更高）；红色标记为当前报警；点击元素查看所在分区。"))
+            (lang.t("Each zone is coloured by its non-revenue share this month (green under 15 %, amber under 30 %, red above); a red sign marks an active alert; click a zone for its meters and balance by day, a device for its readings.", "分区按本月产销差率着色（绿色低于 15 %，黄色低于 30 %，红色更高）；红色标记为当前报警；点击分区查看其计量表和每日水量平衡，点击设备查看其读数。"))
         }
+        // printed for the pump-house wall: the map on A3, across
+        style { "@page{size:A3 landscape;margin:10mm}" }
         div.map { (PreEscaped(drawing)) }
         p.muted {
             (lang.t("Net input / billed, m³ (water) or kWh (electricity). Today since 00:00; the month so far.", "净供给 / 计费用量，水 m³、电 kWh；今日自 0 时起，本月截至目前。"))
         }
         (tree(&cfg.topology, None, &node))
-        @if !valves.is_empty() {
-            h2 { (lang.t("Valves", "阀门")) }
-            @let (read, due) = (every.num_days().max(365) + 35, every.num_days());
-            p.muted {
-                (if lang == Lang::Zh { format!("依据近 {read} 天的阀位读数。{due} 天未动作的阀门应当活动一次（") } else { format!("From the last {read} days of position readings. A valve not moved for {due} days is due to be exercised (") })
-                code { "[assets] exercise_every" }
-                (lang.t("): gate valves that never move seize.", "）：长期不动的闸阀会锈死。"))
-            }
-            table {
-                tr { th { (lang.t("Valve", "阀门")) } th { (lang.t("Zone", "分区")) } th { (lang.t("Last moved", "最近动作")) } th { (lang.t("Last full stroke", "最近全行程")) } th { (lang.t("Took", "用时")) } th { (lang.t("Against earlier strokes", "与以往相比")) } th { (lang.t("Readings off the command", "与指令不符的读数")) } th { (lang.t("Exercise due", "应活动日期")) } }
-                @for (name, zone_name, v) in &valves {
-                    @let due = v.exercise_due(every);
-                    tr data-valve=(name) {
-                        td { (name) } td { (zone_name) }
-                        td data-k=(format!("valve-moved-{name}")) {
-                            @match (v.last_moved, v.since) {
-                                (Some(t), _) => (local(st, t, "%Y-%m-%d %H:%M")),
-                                (None, Some(s)) => (lang.t("not since ", "自 ")) (local(st, s, "%Y-%m-%d")) (lang.t("", " 起未动作")),
-                                (None, None) => (lang.t("no readings", "无读数")),
-                            }
-                        }
-                        td { (v.strokes.last().map(|s| format!("{} {}", local(st, s.end, "%Y-%m-%d %H:%M"), if s.opening { lang.t("opened", "开") } else { lang.t("closed", "关") })).unwrap_or_else(|| "—".into())) }
-                        td.n { (v.strokes.last().map(|s| format!("{} s", s.took().num_seconds())).unwrap_or_default()) }
-                        td class=(if v.slowing.is_some_and(|r| r >= 1.5) { "bad" } else { "" }) { (v.slowing.map(|r| format!("× {r:.2}")).unwrap_or_else(|| "—".into())) }
-                        td.n { (v.disagreements) }
-                        td class=(if due.is_some_and(|d| d <= Utc::now()) { "bad" } else { "" }) data-k=(format!("valve-due-{name}")) { (due.map(|d| local(st, d, "%Y-%m-%d")).unwrap_or_default()) }
-                    }
-                }
-            }
-        }
-        @if !cfg.assets.valves.is_empty() {
-            (register_table(st, lang, &valves, every)?)
-        }
-        @if !renewal.is_empty() {
-            (renewal_table(&renewal, lang))
-        }
+        (super::assets::section(st, lang)?)
         @if let Some(z) = zone {
+            (super::element::zone_days(st, lang, &l, z))
             h2 { (lang.t("Meters of zone", "分区计量表：")) " " (z) }
             table {
                 tr { th { (lang.t("Device", "设备")) } th { (lang.t("Role", "用途")) } th { (lang.t("Category", "类别")) } th { (lang.t("This month", "本月用量")) } th { (lang.t("Amount (yuan)", "金额(元)")) } th { (lang.t("Notes", "说明")) } }
@@ -260,63 +225,6 @@ pub(super) fn network(st: &AppState, lang: Lang, zone: Option<&str>) -> Result<M
             }
         }
     })
-}
-
-/// The register's pipe sections ranked for renewal ([`crate::assets::renewal`]).
-/// The register's valves: each one's last exercise (recorded by hand, or seen moving in an
-/// actuator's readings) and when the next is due.
-fn register_table(
-    st: &AppState,
-    lang: Lang,
-    moved: &[(String, String, crate::alerts::valve_life::Life)],
-    every: chrono::TimeDelta,
-) -> Result<Markup, StoreError> {
-    let records = st.store.asset_records()?;
-    let now = Utc::now();
-    Ok(html! {
-        h2 { (lang.t("Valve register", "阀门台账")) }
-        p.muted {
-            (lang.t("Manual valves' exercise and repairs are recorded with ", "手动阀门的活动和维修用 "))
-            code { "pumphouse assets record" }
-            (lang.t(" (who and why are kept).", " 记录（保留记录人和原因）。"))
-        }
-        table {
-            tr { th { (lang.t("Valve", "阀门")) } th { (lang.t("Kind", "类型")) } th { "DN" } th { (lang.t("Installed", "安装")) } th { (lang.t("Zone", "分区")) } th { (lang.t("Operated", "操作方式")) } th { (lang.t("Last exercised", "最近活动")) } th { (lang.t("Last repair", "最近维修")) } th { (lang.t("Exercise due", "应活动日期")) } }
-            @for v in &st.config.assets.valves {
-                @let seen = v.device.as_deref().and_then(|d| moved.iter().find(|(n, _, _)| n == d)).and_then(|(_, _, l)| l.last_moved);
-                @let s = crate::assets::valves::state(v, &records, seen, every);
-                tr data-register=(v.id) {
-                    td { code { (v.id) } } td { (v.kind.label(lang)) } td.n { (v.diameter_mm) } td.n { (v.installed) } td { (v.zone) }
-                    td { @match &v.device { Some(d) => (lang.t("actuator ", "执行器 ")) code { (d) }, None => (lang.t("by hand", "手动")) } }
-                    td data-k=(format!("register-exercised-{}", v.id)) { (s.last_exercised.map(|t| local(st, t, "%Y-%m-%d")).unwrap_or_else(|| lang.t("none on record", "无记录").into())) }
-                    td { (s.last_repair.map(|t| local(st, t, "%Y-%m-%d")).unwrap_or_else(|| "—".into())) }
-                    td class=(if s.is_due(now) { "bad" } else { "" }) data-k=(format!("register-due-{}", v.id)) { (local(st, s.due, "%Y-%m-%d")) }
-                }
-            }
-        }
-    })
-}
-
-fn renewal_table(list: &[crate::assets::renewal::Candidate], lang: Lang) -> Markup {
-    html! {
-        h2 { (lang.t("Pipe renewal list", "管段更新排序")) }
-        p.muted { (lang.t("Ranked by the zone's bursts and leaks per km of registered pipe per year, then by age against the material's design life; losses shared among a zone's sections by length.", "先按所在分区每公里登记管长每年的爆管与漏损次数，再按已用年限占材质设计年限的比例排序；损失按长度分摊到分区内各管段。")) }
-        table {
-            tr { th { "#" } th { (lang.t("Section", "管段")) } th { (lang.t("Zone", "分区")) } th { (lang.t("Material", "材质")) } th { (lang.t("Laid", "敷设")) } th { (lang.t("Age / design life", "已用 / 设计年限")) } th { (lang.t("Zone failures per km per year", "分区每公里每年故障")) } th { (lang.t("Lost, its share (m³)", "分摊损失(m³)")) } th { (lang.t("Its share (yuan)", "分摊金额(元)")) } th { (lang.t("Why", "原因")) } }
-            @for c in list {
-                @let id = &c.pipe.id;
-                tr data-section=(id) {
-                    td.n data-k=(format!("renewal-rank-{id}")) { (c.rank) }
-                    td { (id) } td { (c.pipe.zone) } td { (c.pipe.material.label(lang)) } td.n { (c.pipe.laid) }
-                    td.n data-k=(format!("renewal-life-{id}")) { (format!("{:.0}", 100.0 * c.life_share())) " %" }
-                    td.n data-k=(format!("renewal-rate-{id}")) { (c.per_km_year.map(|r| format!("{r:.2}")).unwrap_or_else(|| "?".into())) }
-                    td.n { (if c.per_km_year.is_some() { format!("{:.0}", c.lost_m3) } else { "?".into() }) }
-                    td.n { (if c.per_km_year.is_some() { yuan(c.lost_fen) } else { "?".into() }) }
-                    td.muted { (c.reason(lang)) }
-                }
-            }
-        }
-    }
 }
 
 /// Alerts: active and recent, with acknowledge.

@@ -40,7 +40,10 @@ use crate::model::Month;
 
 mod meters;
 mod money;
+mod volumes;
 mod year;
+
+pub use volumes::ZoneVolumes;
 
 /// What the ledger needs of a site: its network map, prices, time zone and how often each
 /// meter is read (which says what a gap is). Built by the configuration
@@ -519,51 +522,6 @@ pub fn compute_from(
         costs,
         meters: booked.rows,
     })
-}
-
-/// A zone's volumes over part of a month (today, say): net input (its inlets less what
-/// its child zones took), billed, and the rest (non-revenue).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ZoneVolumes {
-    pub zone: String,
-    pub utility: Utility,
-    pub parent: Option<String>,
-    pub net_input: f64,
-    pub billed: f64,
-    pub non_revenue: f64,
-}
-
-impl Ledger {
-    /// Each zone's volumes from `since` on, from the month's hourly consumption.
-    pub fn zone_volumes_since(&self, topology: &Topology, since: DateTime<Utc>) -> Vec<ZoneVolumes> {
-        let sum = |zone: &str, role: Role| -> f64 {
-            topology
-                .meters
-                .iter()
-                .filter(|m| m.zone == zone && m.role == role)
-                .filter_map(|m| self.hourly.get(&m.id().key()))
-                .flat_map(|h| h.range(since..))
-                .map(|(_, b)| b.volume)
-                .sum()
-        };
-        topology
-            .zones
-            .iter()
-            .map(|z| {
-                let children: f64 = topology.children(&z.name).map(|c| sum(&c.name, Role::Inlet)).sum();
-                let net_input = sum(&z.name, Role::Inlet) - children;
-                let billed = sum(&z.name, Role::Billed);
-                ZoneVolumes {
-                    zone: z.name.clone(),
-                    utility: z.utility,
-                    parent: z.parent.clone(),
-                    net_input,
-                    billed,
-                    non_revenue: net_input - billed,
-                }
-            })
-            .collect()
-    }
 }
 
 /// The ledger's own notes: how many rows carry a flag that may leave money short.
