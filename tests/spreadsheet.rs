@@ -36,6 +36,17 @@ ms = wb["表计台账"]
 mh = [c.value for c in ms[1]]
 out["meter_head"] = mh
 out["meter_opening_time"] = ms[2][mh.index("期初时间")].value if "期初时间" in mh else None
+mp = wb["管网图"]
+out["map_caption"] = mp["A1"].value
+out["map_note"] = mp["A3"].value
+import struct, zipfile
+z = zipfile.ZipFile(sys.argv[2])
+media = [n for n in z.namelist() if n.startswith("xl/media/")]
+out["media"] = media
+if media:
+    png = z.read(media[0])
+    out["png_magic"] = png[:8] == b"\x89PNG\r\n\x1a\n"
+    out["png_size"] = list(struct.unpack(">II", png[16:24]))
 print(json.dumps(out, ensure_ascii=False))
 "#;
 
@@ -94,6 +105,19 @@ fn the_monthly_files_open_right_in_a_spreadsheet_reader() {
     assert_eq!(seen["xlsx_revenue"]["format"], "#,##0.00");
     assert_eq!(seen["xlsx_revenue"]["value"].as_f64().unwrap(), revenue as f64 / 100.0);
     assert_eq!(seen["xlsx_input"]["format"], "#,##0.000");
+    // the network map: a picture of the drawing `topology --format svg` makes, at twice
+    // its size (fonts with the drawing's Chinese were found, or there would be a note)
+    assert!(seen["map_caption"].as_str().unwrap().starts_with("管网分布图"), "{seen}");
+    assert_eq!(seen["map_note"], serde_json::Value::Null, "{seen}");
+    assert_eq!(seen["media"].as_array().unwrap().len(), 1, "{seen}");
+    assert_eq!(seen["png_magic"], true);
+    let (code, svg, err) = pumphouse(&["topology", "-c", &cfg, "--format", "svg"]);
+    assert_eq!(code, 0, "{err}");
+    let attr = |name: &str| -> u64 {
+        let at = svg.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        svg[at..].split('"').next().unwrap().parse::<f64>().unwrap().round() as u64
+    };
+    assert_eq!(seen["png_size"], serde_json::json!([attr("width") * 2, attr("height") * 2]), "{seen}");
     let opened = seen["meter_opening_time"].as_str().unwrap_or_default();
     assert!(opened.len() == 16 && !opened.contains('+') && !opened.contains('T'), "{seen}");
 }

@@ -20,23 +20,8 @@ pub fn topology(cfg: &Config, format: TopologyFormat) -> anyhow::Result<String> 
         TopologyFormat::Text => cfg.topology.render(),
         TopologyFormat::Dot => cfg.topology.dot(),
         TopologyFormat::Svg => {
-            use crate::ledger::schematic::{kind_of, svg, Element, State};
-            let elements = cfg
-                .devices
-                .iter()
-                .map(|d| {
-                    let measures: Vec<_> = d.profile.points.iter().map(|p| p.quantity).collect();
-                    Element {
-                        device: d.name.to_string(),
-                        zone: crate::ledger::schematic::zone_of(&cfg.topology, &d.name, &d.zone),
-                        kind: kind_of(&cfg.topology, &d.name, &measures),
-                        state: String::new(),
-                        good: None,
-                        alerted: false,
-                    }
-                })
-                .collect();
-            let state = State { elements, live: false, ..Default::default() };
+            use crate::ledger::schematic::{svg, State};
+            let state = State { elements: cfg.schematic_elements(), live: false, ..Default::default() };
             svg(&cfg.topology, &state, cfg.site.language, false) + "\n"
         }
     })

@@ -153,7 +153,27 @@ impl Config {
             observed: self.devices.iter().flat_map(|d| d.profile.points.iter().map(|p| p.quantity)).collect(),
             ledger: self.ledger_spec(),
             assets: &self.assets,
+            elements: self.schematic_elements(),
         }
+    }
+
+    /// Every configured device as the schematic draws it, without readings.
+    pub fn schematic_elements(&self) -> Vec<crate::ledger::schematic::Element> {
+        use crate::ledger::schematic::{kind_of, zone_of, Element};
+        self.devices
+            .iter()
+            .map(|d| {
+                let measures: Vec<_> = d.profile.points.iter().map(|p| p.quantity).collect();
+                Element {
+                    device: d.name.to_string(),
+                    zone: zone_of(&self.topology, &d.name, &d.zone),
+                    kind: kind_of(&self.topology, &d.name, &measures),
+                    state: String::new(),
+                    good: None,
+                    alerted: false,
+                }
+            })
+            .collect()
     }
 
     /// What the ledger needs of this configuration.

@@ -467,19 +467,42 @@ fn sheet(ws: &mut Worksheet, head: &[String], rows: &[Vec<Cell>]) -> Result<(), 
     Ok(())
 }
 
-/// The ledger's tables, then `extra`, as a workbook: one sheet each.
-pub fn to_xlsx(ledger: &Ledger, lang: Lang, extra: &[Table]) -> Result<Vec<u8>, XlsxError> {
+/// A drawing for its own sheet: a PNG rendered at twice its size (shown at half, sharp
+/// when printed), or why it could not be drawn (said on the sheet, not left blank).
+#[derive(Debug, Clone)]
+pub struct Picture {
+    pub sheet: &'static str,
+    pub caption: String,
+    pub png: Result<Vec<u8>, String>,
+}
+
+/// The ledger's tables, then `extra`, as a workbook: one sheet each; then `picture`.
+pub fn to_xlsx(ledger: &Ledger, lang: Lang, extra: &[Table], picture: Option<&Picture>) -> Result<Vec<u8>, XlsxError> {
     let mut wb = Workbook::new();
     for (name, head, rows) in tables(ledger, lang).iter().chain(extra) {
         let ws = wb.add_worksheet();
         ws.set_name(*name)?;
         sheet(ws, head, rows)?;
     }
+    if let Some(p) = picture {
+        let ws = wb.add_worksheet();
+        ws.set_name(p.sheet)?;
+        ws.write_string(0, 0, &p.caption)?;
+        match &p.png {
+            Ok(png) => {
+                let image = rust_xlsxwriter::Image::new_from_buffer(png)?.set_scale_width(0.5).set_scale_height(0.5);
+                ws.insert_image(2, 0, &image)?;
+            }
+            Err(why) => {
+                ws.write_string(2, 0, why)?;
+            }
+        }
+    }
     wb.save_to_buffer()
 }
 
 pub fn write_xlsx(ledger: &Ledger, lang: Lang, extra: &[Table], path: &Path) -> Result<(), XlsxError> {
-    let bytes = to_xlsx(ledger, lang, extra)?;
+    let bytes = to_xlsx(ledger, lang, extra, None)?;
     std::fs::write(path, bytes).map_err(XlsxError::IoError)
 }
 

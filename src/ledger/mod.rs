@@ -8,6 +8,7 @@ pub mod export;
 pub mod intervals;
 pub mod month;
 pub mod prices;
+pub mod raster;
 pub mod schematic;
 pub mod tariff;
 pub mod topology;

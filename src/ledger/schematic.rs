@@ -238,7 +238,8 @@ fn draw(rows: &[Row<'_>], state: &State, lang: Lang, link: bool) -> String {
                 let alerted = state.zone_alerts.contains(*name);
                 let x = x_of(*depth);
                 let shown = share.map_or("—".to_string(), |v| format!("{:.1} %", v * 100.0));
-                let label = if state.live {
+                // the month's share where there is one to give (the page, the workbook)
+                let label = if state.live || !state.shares.is_empty() {
                     format!("{name} · {} {shown}", lang.t("non-revenue", "产销差率"))
                 } else {
                     name.to_string()

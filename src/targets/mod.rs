@@ -180,6 +180,8 @@ pub struct Spec<'a> {
     pub ledger: crate::ledger::month::Spec<'a>,
     /// The pipe register: its renewal list is a sheet of every month's files.
     pub assets: &'a crate::assets::Assets,
+    /// The devices as the network map draws them (a sheet of the workbook).
+    pub elements: Vec<crate::ledger::schematic::Element>,
 }
 
 #[cfg(test)]

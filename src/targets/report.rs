@@ -156,6 +156,9 @@ pub struct MonthReport {
     /// `pumphouse assets renewal --format json` for it).
     #[serde(skip)]
     pub renewal: Vec<crate::assets::renewal::Candidate>,
+    /// The network map as of the month: zones coloured by its non-revenue shares.
+    #[serde(skip)]
+    pub map: Option<(crate::ledger::topology::Topology, crate::ledger::schematic::State)>,
 }
 
 impl MonthReport {
@@ -164,7 +167,17 @@ impl MonthReport {
         let ledger = crate::ledger::book::month_ledger(&spec.ledger, store, month, crate::ledger::month::Depth::Full)?;
         let targets = from_store(spec, store, month, Some(&ledger), Utc::now())?;
         let renewal = crate::assets::renewal_list(spec.assets, Some(store), Utc::now())?;
-        Ok(MonthReport { ledger, targets, renewal })
+        let map = (!spec.topology.zones.is_empty()).then(|| {
+            let shares = ledger.zones.iter().map(|z| (z.zone.clone(), z.non_revenue_share)).collect();
+            let state = crate::ledger::schematic::State {
+                elements: spec.elements.clone(),
+                shares,
+                zone_alerts: Default::default(),
+                live: false,
+            };
+            (spec.topology.clone(), state)
+        });
+        Ok(MonthReport { ledger, targets, renewal, map })
     }
 
     fn extra(&self, lang: crate::ledger::export::Lang) -> Vec<crate::ledger::export::Table> {
@@ -182,7 +195,24 @@ impl MonthReport {
 
     pub fn xlsx(&self, lang: crate::ledger::export::Lang) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
         let extra = self.extra(lang);
-        crate::ledger::export::to_xlsx(&self.ledger, lang, &extra)
+        let picture = self.map.as_ref().map(|(topology, state)| {
+            let svg = crate::ledger::schematic::svg(topology, state, lang, false);
+            crate::ledger::export::Picture {
+                sheet: lang.t("Network map", "管网图"),
+                caption: lang
+                    .t(
+                        "The network, each zone coloured by the month's non-revenue share (green under 15 %, amber under 30 %, red above; grey: unknown)",
+                        "管网分布图：分区按本月产销差率着色（绿色低于 15 %，黄色低于 30 %，红色更高；灰色为未知）",
+                    )
+                    .to_string(),
+                png: crate::ledger::raster::png(&svg, 2.0).map_err(|e| {
+                    let why = e.to_string();
+                    tracing::warn!(month = %self.ledger.month.key(), "network map left out of the workbook: {why}");
+                    format!("{}{why}", lang.t("The drawing could not be made: ", "未能生成管网图："))
+                }),
+            }
+        });
+        crate::ledger::export::to_xlsx(&self.ledger, lang, &extra, picture.as_ref())
     }
 
     fn tz(&self) -> Tz {

@@ -243,6 +243,10 @@ pub async fn demo(o: &DemoOptions) -> anyhow::Result<()> {
     } else {
         say("Pumphouse demo (no page: --http off)");
     }
+    say(&format!(
+        "Its configuration: {} (for the commands: pumphouse alerts -c FILE list, …)",
+        demo_config_path(o).display()
+    ));
     let (campus, history_from) = generate_history(o, &cfg, campus, &line, now).await?;
     say(&format!(
         "Simulated pump house on {addr} ({} devices, site {}, {}), polled every {}{}; store {}{}",
@@ -411,6 +415,12 @@ async fn demo_config(
     }
     let text = toml::to_string(&doc).context("the demo's configuration")?;
     let (mut cfg, _) = config::load_str(&text, Mode::Run).map_err(|e| anyhow::anyhow!("demo configuration: {e}"))?;
+    // beside the store, for the commands (`topology`, `assets`, `alerts list`) to read
+    let path = demo_config_path(o);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
     let http_free = match &cfg.http {
         Some(h) => std::net::TcpListener::bind(h.listen).is_ok(),
         None => false,
@@ -420,6 +430,11 @@ async fn demo_config(
         cfg.http = None;
     }
     Ok(cfg)
+}
+
+/// Where the demo writes its configuration: beside its store.
+fn demo_config_path(o: &DemoOptions) -> std::path::PathBuf {
+    o.store.with_file_name("pumphouse.toml")
 }
 
 /// Room for 45 days of every device's readings at `interval` (the ledger reads 40), the

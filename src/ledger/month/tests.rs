@@ -191,7 +191,7 @@ fn exports_carry_the_same_figures() {
     );
     let zh = crate::ledger::export::to_csv(&l, crate::ledger::export::Lang::Zh, &[]);
     assert!(zh.contains("收支差额(元，成本−收入)") && zh.contains("预警"), "{zh}");
-    let xlsx = crate::ledger::export::to_xlsx(&l, crate::ledger::export::Lang::Zh, &[]).unwrap();
+    let xlsx = crate::ledger::export::to_xlsx(&l, crate::ledger::export::Lang::Zh, &[], None).unwrap();
     assert!(xlsx.starts_with(b"PK"), "an xlsx is a zip file");
     let json = serde_json::to_value(&l).unwrap();
     assert_eq!(json["utilities"][0]["gap_fen"], 854_485);
