@@ -17,7 +17,7 @@
 //! below it; `tests/layers.rs` reads the next line and checks every `crate::` path in
 //! `src/` against it, so this map cannot drift from the code.
 //!
-//! Layers: diag | supervise | lang | line_protocol | untrusted | model, secret | clock, cjt188, dlt645, modbus | http::config, store, sinks, ledger, alerts, assets, targets, config, sim, http, gateway, cli.
+//! Layers: diag | supervise | lang | line_protocol | untrusted | model, secret | clock, cjt188, dlt645, modbus | http::config, store, sinks, ledger, alerts, assets, targets, config, sim, http, gateway, group, cli.
 //!
 //! - [`diag`]: diagnostics with their path, and the field parsers every component's
 //!   validation uses ([`diag::Mode`], durations, sizes, names).
@@ -62,8 +62,10 @@
 //! - [`http`]: health, metrics, status, the API and the page (server-rendered, Chinese
 //!   and English); depends on ledger, alerts and store, never on cli or gateway.
 //! - [`gateway`]: the running service: pollers, writer, sinks, periodic jobs (prune after
-//!   freeze, ledger publishing, alert passes, the monthly ledger files) and HTTP, stopped
-//!   from the edges in.
+//!   freeze, ledger publishing, alert passes, the monthly ledger files, the group feed)
+//!   and HTTP, stopped from the edges in.
+//! - [`group`]: `pumphouse group`, the central mode: the sites' group feeds from a
+//!   (clustered) broker into its own store, the group's figures (pure) and its page.
 //! - [`cli`]: what each command does and prints (the demo's year of history included);
 //!   `main.rs` only parses and dispatches.
 //!
@@ -82,6 +84,7 @@ pub mod config;
 pub mod diag;
 pub mod dlt645;
 pub mod gateway;
+pub mod group;
 pub mod http;
 pub mod lang;
 pub mod ledger;

@@ -107,6 +107,19 @@ enum Command {
         #[arg(long)]
         csv: PathBuf,
     },
+    /// Publish the group feed once: the months, days and alerts that changed since the
+    /// last time (--all: every one), retained on the broker for `pumphouse group`.
+    Feed {
+        #[arg(short, long)]
+        config: PathBuf,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Run the group service: every campus gateway's feed, the group's figures and page.
+    Group {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
     /// Print the network map: zones, inlets, meters and unmetered uses.
     Topology {
         #[arg(short, long)]
@@ -365,6 +378,17 @@ fn init_logging(format: LogFormat) {
 }
 
 /// Why a command did not succeed.
+/// `pumphouse feed`: the group feed once.
+async fn feed(path: &std::path::Path, all: bool) -> Result<Report, Failure> {
+    let cfg = std::sync::Arc::new(config(path, Mode::Run)?);
+    if cfg.mqtt.is_none() {
+        return Err(anyhow::anyhow!("{} has no [mqtt]: the group feed goes to a broker", path.display()).into());
+    }
+    let store = std::sync::Arc::new(cli::open_store(&cfg, true)?);
+    let n = gateway::feed::publish(cfg, store, all).await.map_err(anyhow::Error::msg)?;
+    Ok(Report::text(format!("{n} document(s) published\n")))
+}
+
 enum Failure {
     /// The configuration is invalid: every problem, exit code 2.
     Config(pumphouse::config::diag::ConfigErrors),
@@ -427,6 +451,12 @@ async fn run(command: Command) -> Result<Report, Failure> {
         Command::Run { config: path } => {
             let cfg = config(&path, Mode::Run)?;
             gateway::run(cfg).await?;
+            Ok(Report::default())
+        }
+        Command::Feed { config: path, all } => feed(&path, all).await,
+        Command::Group { config: path } => {
+            let cfg = pumphouse::group::config::load(&path).map_err(anyhow::Error::msg)?;
+            pumphouse::group::run(cfg).await?;
             Ok(Report::default())
         }
         Command::Probe { config: path, device, json, discover } => {

@@ -3,6 +3,7 @@
 //! stopped from the edges in (polling first, so that everything read is committed and
 //! offered to the sinks before they stop).
 
+pub mod feed;
 pub mod jobs;
 pub mod monthly;
 mod writer;
@@ -379,6 +380,15 @@ fn spawn_jobs(
         supervise::spawn(&periodic, "job alerts".into(), sink_cancel.clone(), restarts.clone(), move || {
             let (c, s, h) = (c.clone(), s.clone(), h.clone());
             jobs::every(every, k.clone(), move || jobs::alert_pass(c.clone(), s.clone(), h.clone()))
+        });
+    }
+    if cfg.mqtt.is_some() && !cfg.topology.zones.is_empty() {
+        let (c, s, k, every) = (shared.clone(), store.clone(), sink_cancel.clone(), cfg.alerts.evaluate_every);
+        supervise::spawn(&periodic, "job group feed".into(), sink_cancel.clone(), restarts.clone(), move || {
+            let (c, s) = (c.clone(), s.clone());
+            // everything on the first pass and after a failed one, then what changed
+            let all = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            jobs::every(every, k.clone(), move || feed::pass(c.clone(), s.clone(), all.clone()))
         });
     }
     periodic.close();

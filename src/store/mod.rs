@@ -41,6 +41,7 @@ pub mod config;
 mod corrections;
 mod cursors;
 mod exports;
+mod feed;
 mod intake;
 mod prune;
 mod readings;
@@ -218,6 +219,10 @@ CREATE TABLE IF NOT EXISTS asset_records (
 -- the exercise rule looks a year back)
 CREATE TABLE IF NOT EXISTS valve_moves (
     device TEXT NOT NULL, hour_ms INTEGER NOT NULL, PRIMARY KEY (device, hour_ms)
+) WITHOUT ROWID;
+-- what the group feed has published: each topic's digest, and whether it is final
+CREATE TABLE IF NOT EXISTS feed_sent (
+    topic TEXT PRIMARY KEY, digest INTEGER NOT NULL, fixed INTEGER NOT NULL
 ) WITHOUT ROWID;
 -- commands sent to devices (a meter's valve): who, why and what the device answered
 CREATE TABLE IF NOT EXISTS commands (

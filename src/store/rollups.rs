@@ -53,6 +53,14 @@ impl Store {
         tx.commit().map_err(|e| self.err(e))
     }
 
+    /// The earliest frozen month, if any (its readings may be pruned by now).
+    pub fn first_frozen(&self) -> Result<Option<Month>> {
+        let inner = self.lock();
+        let first: Option<String> =
+            inner.conn.query_row("SELECT min(month) FROM frozen_months", [], |r| r.get(0)).map_err(|e| self.err(e))?;
+        Ok(first.as_deref().and_then(Month::parse))
+    }
+
     pub fn is_frozen(&self, month: Month) -> Result<bool> {
         let inner = self.lock();
         let n: i64 = inner

@@ -346,6 +346,21 @@ impl Service {
         self.stop();
         self.proc = Some(self.spawn());
     }
+
+    /// SIGKILL: the host lost power.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.proc.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again after [`Service::kill`] or [`Service::stop`].
+    pub fn start_again(&mut self) {
+        if self.proc.is_none() {
+            self.proc = Some(self.spawn());
+        }
+    }
 }
 
 impl Drop for Service {
@@ -371,6 +386,34 @@ pub fn mosquitto(dir: &Path, extra: &str) -> Service {
     )
     .unwrap();
     Service::start(bin, vec!["-c".into(), conf.display().to_string()], port, dir.join("mosquitto.log"))
+}
+
+/// A three-node NATS cluster on loopback (JetStream, MQTT on each node), as
+/// `docs/group.md` describes it; each node's MQTT port is its `port`. The nodes need a
+/// few seconds to elect their JetStream leader before the first MQTT connection.
+pub fn nats_cluster(dir: &Path) -> Vec<Service> {
+    let bin = require("nats-server", "nats-server");
+    let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
+    let routes: Vec<String> = ports.iter().map(|(_, r, _)| format!("nats-route://127.0.0.1:{r}")).collect();
+    let mut out = Vec::new();
+    for (i, (client, route, mqtt)) in ports.iter().enumerate() {
+        let js = dir.join(format!("js{}", i + 1));
+        std::fs::create_dir_all(&js).unwrap();
+        let conf = dir.join(format!("n{}.conf", i + 1));
+        std::fs::write(
+            &conf,
+            format!(
+                "server_name: n{}\nlisten: 127.0.0.1:{client}\njetstream {{ store_dir: \"{}\" }}\ncluster {{ name: c1, listen: 127.0.0.1:{route}, routes: [{}] }}\nmqtt {{ listen: 127.0.0.1:{mqtt} }}\n",
+                i + 1,
+                js.display(),
+                routes.join(", ")
+            ),
+        )
+        .unwrap();
+        let log = dir.join(format!("n{}.log", i + 1));
+        out.push(Service::start(bin.clone(), vec!["-c".into(), conf.display().to_string()], *mqtt, log));
+    }
+    out
 }
 
 /// InfluxDB 1.x on free ports, with `database` created.

@@ -1,0 +1,142 @@
+//! The group's API and page: the sites with their last contact, a month's figures per
+//! site and for the group, and the alerts across sites.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Json, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::Utc;
+use maud::{html, DOCTYPE};
+
+use super::config::GroupConfig;
+use super::figures::{self, GroupMonth};
+use super::store::GroupStore;
+use crate::model::Month;
+
+#[derive(Clone)]
+pub struct State {
+    pub cfg: Arc<GroupConfig>,
+    pub store: Arc<GroupStore>,
+}
+
+pub fn routes(st: State) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/group/sites", get(sites))
+        .route("/api/group/months/{month}", get(month))
+        .route("/api/group/alerts", get(alerts))
+        .with_state(st)
+}
+
+fn fail(e: impl std::fmt::Display) -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(fail(e)),
+        Err(e) => Err(fail(e)),
+    }
+}
+
+fn group_month(st: &State, m: &str) -> Result<GroupMonth, String> {
+    let docs: Vec<(String, serde_json::Value)> =
+        st.store.docs("month", Some(m)).map_err(|e| e.to_string())?.into_iter().map(|(s, _, _, d)| (s, d)).collect();
+    Ok(figures::month(&st.cfg.sites, m, &docs))
+}
+
+async fn sites(axum::extract::State(st): axum::extract::State<State>) -> Response {
+    let s = st.clone();
+    match blocking(move || s.store.contact().map_err(|e| e.to_string())).await {
+        Ok(contact) => {
+            let now = Utc::now().timestamp_millis();
+            let list: Vec<serde_json::Value> = st
+                .cfg
+                .sites
+                .iter()
+                .map(|site| {
+                    let c = contact.iter().find(|(s, _, _)| s == site);
+                    serde_json::json!({
+                        "site": site,
+                        "last_contact": c.and_then(|(_, ms, _)| chrono::DateTime::from_timestamp_millis(*ms)).map(|t| t.to_rfc3339()),
+                        "seconds_since": c.map(|(_, ms, _)| (now - ms) / 1000),
+                        "documents": c.map_or(0, |(_, _, n)| *n),
+                    })
+                })
+                .collect();
+            Json(list).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+async fn month(axum::extract::State(st): axum::extract::State<State>, Path(m): Path<String>) -> Response {
+    if Month::parse(&m).is_none() {
+        return (StatusCode::BAD_REQUEST, format!("`{m}` is not a month (YYYY-MM)")).into_response();
+    }
+    match blocking(move || group_month(&st, &m)).await {
+        Ok(g) => Json(g).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct AlertQuery {
+    active: Option<bool>,
+}
+
+async fn alerts(axum::extract::State(st): axum::extract::State<State>, Query(q): Query<AlertQuery>) -> Response {
+    match blocking(move || st.store.docs("alert", None).map_err(|e| e.to_string())).await {
+        Ok(docs) => {
+            let mut list: Vec<serde_json::Value> = docs
+                .into_iter()
+                .map(|(_, _, _, d)| d)
+                .filter(|d| !q.active.unwrap_or(false) || d["state"] == "active")
+                .collect();
+            list.sort_by(|a, b| b["start"].as_str().cmp(&a["start"].as_str()));
+            Json(list).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+/// The page: this month per site and for the group.
+async fn page(axum::extract::State(st): axum::extract::State<State>) -> Response {
+    let m = Utc::now().format("%Y-%m").to_string();
+    let (s, mm) = (st.clone(), m.clone());
+    let g = match blocking(move || group_month(&s, &mm)).await {
+        Ok(g) => g,
+        Err(r) => return r,
+    };
+    let lang = st.cfg.lang;
+    let yuan = |f: Option<i64>| {
+        f.map_or_else(|| lang.t("unknown", "未知").to_string(), |f| format!("{:.2}", f as f64 / 100.0))
+    };
+    let body = html! {
+        (DOCTYPE)
+        html {
+            head { meta charset="utf-8"; meta name="viewport" content="width=device-width, initial-scale=1"; title { (st.cfg.name) } }
+            body style="font:14px system-ui,sans-serif;margin:16px" {
+                h1 { (st.cfg.name) " — " (m) }
+                @if !g.missing.is_empty() {
+                    p data-k="missing" style="color:#b3261e" {
+                        (lang.t("Not reported this month (the group's figures are unknown until they do): ", "本月尚未上报（在其上报前集团合计未知）：")) (g.missing.join(", "))
+                    }
+                }
+                table {
+                    tr { th { (lang.t("Site", "校区")) } th { (lang.t("Fees (yuan)", "收费(元)")) } th { (lang.t("Costs (yuan)", "成本(元)")) } th { (lang.t("Gap (yuan)", "收支差(元)")) } }
+                    @for s in &g.sites {
+                        tr data-site=(s.site) { td { (s.site) } td { (yuan(s.money.revenue_fen)) } td { (yuan(s.money.cost_fen)) } td { (yuan(s.money.gap_fen)) } }
+                    }
+                    tr { th { (lang.t("Group", "集团")) } th { (yuan(g.money.revenue_fen)) } th { (yuan(g.money.cost_fen)) } th data-k="group-gap" { (yuan(g.money.gap_fen)) } }
+                }
+            }
+        }
+    };
+    Html(body.into_string()).into_response()
+}

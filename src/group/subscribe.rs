@@ -1,0 +1,131 @@
+//! The group's broker session: a persistent session (clean_session off) subscribed to
+//! `{prefix}/+/group/v1/#` at QoS 1, subscribed again on every connection (a repeated
+//! SUBSCRIBE makes the broker send the retained documents again: a group whose store was
+//! lost gets everything back), and every document acknowledged only after the store has
+//! committed it (manual acks): a crash between the two gets it again.
+//!
+//! A refused subscription (a clustered broker electing its leaders after a node died
+//! answers "failure" for a while) is tried again every few seconds, not taken as the end.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{Event, Incoming, QoS, SubscribeReasonCode};
+use tokio_util::sync::CancellationToken;
+
+use super::config::GroupConfig;
+use super::store::GroupStore;
+
+/// `{prefix}/{site}/group/v1/{kind}/{key}` → (site, kind, key).
+pub fn parse_topic<'t>(prefix: &str, topic: &'t str) -> Option<(&'t str, &'t str, &'t str)> {
+    let rest = topic.strip_prefix(prefix)?.strip_prefix('/')?;
+    let mut it = rest.splitn(5, '/');
+    let (site, group, version, kind, key) = (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
+    (group == "group" && version == "v1" && !site.is_empty() && !key.is_empty()).then_some((site, kind, key))
+}
+
+pub async fn run(cfg: Arc<GroupConfig>, store: Arc<GroupStore>, cancel: CancellationToken) {
+    let filter = format!("{}/+/group/v1/#", cfg.mqtt.prefix);
+    let mut opts = match crate::sinks::mqtt::client_options(&cfg.mqtt, cfg.mqtt.client_id.clone()) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "group: cannot set up the broker connection");
+            return;
+        }
+    };
+    opts.set_clean_session(false);
+    opts.set_manual_acks(true);
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 256);
+    loop {
+        let event = tokio::select! {
+            () = cancel.cancelled() => break,
+            e = eventloop.poll() => e,
+        };
+        match event {
+            Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                tracing::info!(filter, "group: connected; subscribing");
+                if let Err(e) = client.try_subscribe(&filter, QoS::AtLeastOnce) {
+                    tracing::warn!(error = %e, "group: cannot subscribe");
+                }
+            }
+            Ok(Event::Incoming(Incoming::SubAck(ack))) => {
+                if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
+                    tracing::warn!("group: the broker refused the subscription; trying again in 3 s");
+                    let (c, f, k) = (client.clone(), filter.clone(), cancel.clone());
+                    tokio::spawn(async move {
+                        tokio::select! {
+                            () = k.cancelled() => {}
+                            () = tokio::time::sleep(Duration::from_secs(3)) => { let _ = c.try_subscribe(&f, QoS::AtLeastOnce); }
+                        }
+                    });
+                }
+            }
+            Ok(Event::Incoming(Incoming::Publish(p))) => {
+                let topic = p.topic.clone();
+                let kept = match parse_topic(&cfg.mqtt.prefix, &topic) {
+                    Some((site, kind, key)) if cfg.sites.iter().any(|s| s == site) => {
+                        match std::str::from_utf8(&p.payload)
+                            .ok()
+                            .filter(|b| serde_json::from_str::<serde_json::Value>(b).is_ok())
+                        {
+                            Some(body) => {
+                                let (s, site, kind, key, body) = (
+                                    store.clone(),
+                                    site.to_string(),
+                                    kind.to_string(),
+                                    key.to_string(),
+                                    body.to_string(),
+                                );
+                                match tokio::task::spawn_blocking(move || {
+                                    s.put(&site, &kind, &key, &body, chrono::Utc::now().timestamp_millis())
+                                })
+                                .await
+                                {
+                                    Ok(Ok(())) => true,
+                                    Ok(Err(e)) => {
+                                        tracing::error!(error = %e, topic, "group: not kept; not acknowledged");
+                                        false
+                                    }
+                                    Err(e) => {
+                                        tracing::error!(error = %e, topic, "group: not kept; not acknowledged");
+                                        false
+                                    }
+                                }
+                            }
+                            None => {
+                                tracing::warn!(topic, "group: not JSON; dropped");
+                                true
+                            }
+                        }
+                    }
+                    // a site the group does not list, or another topic: not ours
+                    _ => true,
+                };
+                if kept {
+                    let _ = client.try_ack(&p);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "group: broker connection lost; reconnecting");
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+    let _ = client.try_disconnect();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn topics_name_site_kind_and_key() {
+        assert_eq!(super::parse_topic("ph", "ph/north/group/v1/month/2026-10"), Some(("north", "month", "2026-10")));
+        assert_eq!(super::parse_topic("ph", "ph/north/group/v1/alert/17"), Some(("north", "alert", "17")));
+        assert_eq!(super::parse_topic("ph", "ph/north/ledger/2026-10"), None);
+        assert_eq!(super::parse_topic("ph", "other/north/group/v1/month/x"), None);
+        assert_eq!(super::parse_topic("ph", "ph/north/group/v2/month/x"), None);
+    }
+}
