@@ -47,6 +47,14 @@ fn site(dir: &Path, name: &str, dma: &str, price: &str, mqtt_port: u16) -> (Stri
     (cfg.to_string_lossy().into_owned(), csv)
 }
 
+/// A site's own gap for the month, fen, from its own ledger.
+fn gap(cfg: &str) -> i64 {
+    let (code, out, err) = pumphouse(&["ledger", "-c", cfg, "--month", "2022-01", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let l: Value = serde_json::from_str(&out).unwrap();
+    l["combined"]["gap_fen"].as_i64().unwrap()
+}
+
 /// Publishes a site's feed, retrying while the cluster elects its leaders.
 fn feed(cfg: &str, all: bool) -> String {
     let started = Instant::now();
@@ -121,17 +129,32 @@ fn the_group_is_its_sites_sum_through_a_lost_broker_node_and_an_empty_restart() 
         [("north", "dma-4", "1.10", mqtt[0]), ("south", "dma-6", "1.37", mqtt[1]), ("east", "dma-8", "0.96", mqtt[1])];
     let mut expected = Vec::new();
     let mut cfgs = Vec::new();
+    let mut later = None;
     for (name, dma, price, port) in sites {
         let (cfg, csv) = site(dir.path(), name, dma, price, port);
+        // east's gateway has read up to the 20th so far; the rest comes while it is cut off
+        let csv = if name == "east" {
+            let text = std::fs::read_to_string(&csv).unwrap();
+            let (now, rest): (Vec<&str>, Vec<&str>) = text
+                .lines()
+                .skip(1)
+                .partition(|l| l.as_bytes().get(..10).is_some_and(|d| d < b"2022-01-20".as_slice()));
+            let first = dir.path().join("east-1.csv");
+            std::fs::write(&first, format!("ts,device,point,value\n{}\n", now.join("\n"))).unwrap();
+            let second = dir.path().join("east-2.csv");
+            std::fs::write(&second, format!("ts,device,point,value\n{}\n", rest.join("\n"))).unwrap();
+            later = Some(second);
+            first
+        } else {
+            csv
+        };
         let (code, _, err) = pumphouse(&["import", "-c", &cfg, "--csv", &csv.to_string_lossy()]);
         assert_eq!(code, 0, "{name}: {err}");
-        let (code, out, err) = pumphouse(&["ledger", "-c", &cfg, "--month", "2022-01", "--format", "json"]);
-        assert_eq!(code, 0, "{err}");
-        let l: Value = serde_json::from_str(&out).unwrap();
-        expected.push(l["combined"]["gap_fen"].as_i64().unwrap());
+        expected.push(gap(&cfg));
         cfgs.push(cfg);
     }
     assert!(expected.iter().all(|g| *g != 0), "each site has a gap of its own: {expected:?}");
+    let east_so_far = expected[2];
     let http = common::free_port();
     let g = group(dir.path(), "g1.db", mqtt[2], http);
     // north and south report; east has not: unknown, and named
@@ -156,12 +179,46 @@ fn the_group_is_its_sites_sum_through_a_lost_broker_node_and_an_empty_restart() 
     // the node comes back; north's whole feed again goes through it
     nodes[0].start_again();
     feed(&cfgs[0], true);
+    // east's gateway is cut off from the broker (a dead address) while its last eleven
+    // days come in: its feed fails and nothing is marked sent; back on line, it catches up
+    let east = std::fs::read_to_string(&cfgs[2]).unwrap();
+    let dead = common::free_port();
+    std::fs::write(&cfgs[2], east.replace(&format!("127.0.0.1:{}", mqtt[1]), &format!("127.0.0.1:{dead}"))).unwrap();
+    let later = later.unwrap();
+    let (code, _, err) = pumphouse(&["import", "-c", &cfgs[2], "--csv", &later.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = pumphouse(&["feed", "-c", &cfgs[2]]);
+    assert_ne!(code, 0, "no broker, no feed: {err}");
+    let m = month_when(http, |v| v["money"]["gap_fen"].is_i64());
+    assert_eq!(m["money"]["gap_fen"].as_i64(), Some(sum), "the group still has what east last sent: {m}");
+    std::fs::write(&cfgs[2], east).unwrap();
+    expected[2] = gap(&cfgs[2]);
+    assert_ne!(expected[2], east_so_far, "the month grew while east was cut off");
+    feed(&cfgs[2], false);
+    let sum: i64 = expected.iter().sum();
+    let m = month_when(http, |v| v["money"]["gap_fen"].as_i64() == Some(sum));
+    assert_eq!(m["missing"], serde_json::json!([]));
     // the group restarts on an empty store and gets everything again, nothing double
     drop(g);
     let http2 = common::free_port();
     let _g2 = group(dir.path(), "g2.db", mqtt[2], http2);
     let m = month_when(http2, |v| v["missing"].as_array().is_some_and(|a| a.is_empty()));
     assert_eq!(m["money"]["gap_fen"].as_i64(), Some(sum), "{m}");
+    // the page of the current month: no site has reported it (the record is of 2022)
+    let page = reqwest::blocking::get(format!("http://127.0.0.1:{http2}/")).unwrap().text().unwrap();
+    assert!(page.contains("本月尚未上报") && page.contains("north, south, east"), "{page}");
+    // the month as the office opens it: the group's gap in yuan, a sheet per site
+    let book = reqwest::blocking::get(format!("http://127.0.0.1:{http2}/api/group/workbook/2022-01")).unwrap();
+    assert_eq!(book.status(), 200);
+    let path = dir.path().join("group.xlsx");
+    std::fs::write(&path, book.bytes().unwrap()).unwrap();
+    let read = "import json, sys, openpyxl\nwb = openpyxl.load_workbook(sys.argv[1])\nprint(json.dumps({'sheets': wb.sheetnames, 'gap': wb['集团汇总']['B4'].value, 'east': wb['east']['B4'].value}))";
+    let o = Command::new(common::python_with("openpyxl")).args(["-c", read, &path.to_string_lossy()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let seen: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(seen["sheets"], serde_json::json!(["集团汇总", "集团三个零增长", "north", "south", "east"]), "{seen}");
+    assert_eq!(seen["gap"].as_f64(), Some(sum as f64 / 100.0), "{seen}");
+    assert_eq!(seen["east"].as_f64(), Some(expected[2] as f64 / 100.0), "{seen}");
     let sites_api: Value = serde_json::from_str(
         &reqwest::blocking::get(format!("http://127.0.0.1:{http2}/api/group/sites")).unwrap().text().unwrap(),
     )

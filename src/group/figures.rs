@@ -22,6 +22,17 @@ pub struct SiteMonth {
     pub complete: bool,
     pub frozen: bool,
     pub money: Money,
+    /// The site's own rows: (measure, period, this, baseline).
+    pub rows: Vec<SiteRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SiteRow {
+    pub target: String,
+    pub measure: String,
+    pub period: String,
+    pub this: Option<i64>,
+    pub baseline: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -67,7 +78,20 @@ pub fn month(expected: &[String], month: &str, docs: &[(String, Value)]) -> Grou
         match doc(s) {
             Some(d) => {
                 let c = &d["combined"];
+                let rows = d["targets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| SiteRow {
+                        target: r["target"].as_str().unwrap_or_default().to_string(),
+                        measure: r["measure"].as_str().unwrap_or_default().to_string(),
+                        period: r["period"].as_str().unwrap_or_default().to_string(),
+                        this: int(r, "this"),
+                        baseline: int(r, "baseline"),
+                    })
+                    .collect();
                 sites.push(SiteMonth {
+                    rows,
                     site: s.clone(),
                     reported: true,
                     complete: d["complete"].as_bool().unwrap_or(false),
@@ -83,6 +107,7 @@ pub fn month(expected: &[String], month: &str, docs: &[(String, Value)]) -> Grou
             None => {
                 missing.push(s.clone());
                 sites.push(SiteMonth {
+                    rows: Vec::new(),
                     site: s.clone(),
                     reported: false,
                     complete: false,

@@ -28,6 +28,7 @@ pub fn routes(st: State) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/group/sites", get(sites))
         .route("/api/group/months/{month}", get(month))
+        .route("/api/group/workbook/{month}", get(workbook))
         .route("/api/group/alerts", get(alerts))
         .with_state(st)
 }
@@ -85,6 +86,29 @@ async fn month(axum::extract::State(st): axum::extract::State<State>, Path(m): P
     }
 }
 
+/// The month as a workbook: the group's sums and a sheet per site.
+async fn workbook(axum::extract::State(st): axum::extract::State<State>, Path(m): Path<String>) -> Response {
+    if Month::parse(&m).is_none() {
+        return (StatusCode::BAD_REQUEST, format!("`{m}` is not a month (YYYY-MM)")).into_response();
+    }
+    let lang = st.cfg.lang;
+    let mm = m.clone();
+    match blocking(move || super::export::xlsx(&group_month(&st, &mm)?, lang).map_err(|e| e.to_string())).await {
+        Ok(bytes) => (
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string(),
+                ),
+                (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"group-{m}.xlsx\"")),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(r) => r,
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct AlertQuery {
     active: Option<bool>,
@@ -135,6 +159,19 @@ async fn page(axum::extract::State(st): axum::extract::State<State>) -> Response
                     }
                     tr { th { (lang.t("Group", "集团")) } th { (yuan(g.money.revenue_fen)) } th { (yuan(g.money.cost_fen)) } th data-k="group-gap" { (yuan(g.money.gap_fen)) } }
                 }
+                h2 { (lang.t("The three targets", "三个零增长目标")) }
+                table {
+                    tr { th { (lang.t("Measure", "指标")) } th { (lang.t("Period", "期间")) } th { (lang.t("This year", "本年")) } th { (lang.t("Baseline year", "基准年")) } th { (lang.t("Status", "状态")) } }
+                    @for r in &g.rows {
+                        tr data-measure=(r.measure) data-period=(r.period) {
+                            td { code { (r.measure) } } td { code { (r.period) } }
+                            td { (r.this.map_or_else(|| lang.t("unknown", "未知").to_string(), |v| if r.measure == "gap_fen" { yuan(Some(v)) } else { v.to_string() })) }
+                            td { (r.baseline.map_or_else(|| lang.t("unknown", "未知").to_string(), |v| if r.measure == "gap_fen" { yuan(Some(v)) } else { v.to_string() })) }
+                            td { @match r.status { Some("on track") => (lang.t("on track", "达标")), Some(_) => (lang.t("breached", "未达标")), None => (lang.t("not judged (the month is not over everywhere)", "未评定（尚有校区本月未结束）")) } }
+                        }
+                    }
+                }
+                p { a href=(format!("/api/group/workbook/{m}")) { (lang.t("The month as a workbook (a sheet per site)", "本月工作簿（每个校区一页）")) } }
             }
         }
     };

@@ -6,11 +6,13 @@
 //!
 //! - [`config`]: `group.toml` (the sites it expects, the broker, its store, its page);
 //! - [`store`]: the documents received, one row per topic, replaced by newer ones;
-//! - [`figures`]: the group's month from the sites' documents (pure);
+//! - [`figures`]: the group's month from the sites' documents (pure), and [`export`]
+//!   its workbook;
 //! - `subscribe`: the broker session (acknowledged only after the store has the document);
 //! - `http`: the API and the page.
 
 pub mod config;
+pub mod export;
 pub mod figures;
 mod http;
 pub mod store;

@@ -104,6 +104,9 @@ fn local(ledger: &Ledger, t: chrono::DateTime<chrono::Utc>) -> String {
 /// beside the ledger (the targets report) are passed in as more tables.
 pub type Table = (&'static str, Vec<String>, Vec<Vec<Cell>>);
 
+/// A table whose sheet name is made at run time (a site's name).
+pub type NamedTable = (String, Vec<String>, Vec<Vec<Cell>>);
+
 fn opt(v: Option<f64>) -> Cell {
     v.map(Cell::Num).unwrap_or(Cell::Empty)
 }
@@ -497,6 +500,18 @@ pub fn to_xlsx(ledger: &Ledger, lang: Lang, extra: &[Table], picture: Option<&Pi
                 ws.write_string(2, 0, why)?;
             }
         }
+    }
+    wb.save_to_buffer()
+}
+
+/// Named tables as a workbook, one sheet each, formatted as the ledger's are (a sheet
+/// name is cut to Excel's 31 characters).
+pub fn workbook(tables: &[NamedTable]) -> Result<Vec<u8>, XlsxError> {
+    let mut wb = Workbook::new();
+    for (name, head, rows) in tables {
+        let ws = wb.add_worksheet();
+        ws.set_name(name.chars().take(31).collect::<String>())?;
+        sheet(ws, head, rows)?;
     }
     wb.save_to_buffer()
 }
