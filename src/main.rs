@@ -385,8 +385,14 @@ async fn feed(path: &std::path::Path, all: bool) -> Result<Report, Failure> {
         return Err(anyhow::anyhow!("{} has no [mqtt]: the group feed goes to a broker", path.display()).into());
     }
     let store = std::sync::Arc::new(cli::open_store(&cfg, true)?);
-    let n = gateway::feed::publish(cfg, store, all).await.map_err(anyhow::Error::msg)?;
-    Ok(Report::text(format!("{n} document(s) published\n")))
+    let started = std::time::Instant::now();
+    let sent = gateway::feed::publish(cfg, store, all).await.map_err(anyhow::Error::msg)?;
+    Ok(Report::text(format!(
+        "{} document(s) published ({} bytes) in {:.1} s\n",
+        sent.documents,
+        sent.bytes,
+        started.elapsed().as_secs_f64()
+    )))
 }
 
 enum Failure {

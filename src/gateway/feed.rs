@@ -179,10 +179,17 @@ pub fn documents(
     Ok(out)
 }
 
+/// What a pass sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sent {
+    pub documents: usize,
+    pub bytes: usize,
+}
+
 /// One pass: publishes what changed (everything when `all`), each marked sent on its
-/// PubAck. Returns how many went out; an error leaves the rest for the next pass.
-pub async fn publish(cfg: std::sync::Arc<Config>, store: std::sync::Arc<Store>, all: bool) -> Result<usize, String> {
-    let Some(m) = cfg.mqtt.clone() else { return Ok(0) };
+/// PubAck. Returns what went out; an error leaves the rest for the next pass.
+pub async fn publish(cfg: std::sync::Arc<Config>, store: std::sync::Arc<Store>, all: bool) -> Result<Sent, String> {
+    let Some(m) = cfg.mqtt.clone() else { return Ok(Sent::default()) };
     let (c, s) = (cfg.clone(), store.clone());
     let docs = tokio::task::spawn_blocking(move || -> Result<Vec<Doc>, String> {
         let sent = s.feed_sent().map_err(|e| e.to_string())?;
@@ -192,13 +199,17 @@ pub async fn publish(cfg: std::sync::Arc<Config>, store: std::sync::Arc<Store>, 
     .await
     .map_err(|e| e.to_string())??;
     if docs.is_empty() {
-        return Ok(0);
+        return Ok(Sent::default());
     }
     let mut conn = crate::sinks::mqtt::OneShot::connect(&m, "group").map_err(|e| format!("MQTT: {e}"))?;
     let mut done = Vec::new();
     let mut failed = None;
+    let mut bytes = 0;
     for d in &docs {
-        if conn.publish(&d.topic, d.body.to_string(), true).await {
+        let body = d.body.to_string();
+        let len = body.len();
+        if conn.publish(&d.topic, body, true).await {
+            bytes += len;
             done.push((d.topic.clone(), d.digest(), d.fixed));
         } else {
             failed = Some(format!("the broker did not confirm {}", d.topic));
@@ -214,7 +225,7 @@ pub async fn publish(cfg: std::sync::Arc<Config>, store: std::sync::Arc<Store>, 
         .map_err(|e| e.to_string())?;
     match failed {
         Some(f) => Err(format!("{f} ({n} of {} sent)", docs.len())),
-        None => Ok(n),
+        None => Ok(Sent { documents: n, bytes }),
     }
 }
 
@@ -230,10 +241,10 @@ pub async fn pass(
         return;
     }
     match publish(cfg, store, all.load(Ordering::Relaxed)).await {
-        Ok(n) => {
+        Ok(sent) => {
             all.store(false, Ordering::Relaxed);
-            if n > 0 {
-                tracing::info!(documents = n, "group feed published");
+            if sent.documents > 0 {
+                tracing::info!(documents = sent.documents, bytes = sent.bytes, "group feed published");
             }
         }
         Err(e) => {
