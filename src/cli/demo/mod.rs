@@ -432,9 +432,15 @@ async fn demo_config(
     Ok(cfg)
 }
 
-/// Where the demo writes its configuration: beside its store.
+/// Where the demo writes its configuration: beside its store, `pumphouse.toml` for the
+/// default `store.db`, else the store's name with `.toml` (two demos side by side keep
+/// their own).
 fn demo_config_path(o: &DemoOptions) -> std::path::PathBuf {
-    o.store.with_file_name("pumphouse.toml")
+    if o.store.file_name().is_some_and(|n| n == "store.db") {
+        o.store.with_file_name("pumphouse.toml")
+    } else {
+        o.store.with_extension("toml")
+    }
 }
 
 /// Room for 45 days of every device's readings at `interval` (the ledger reads 40), the
