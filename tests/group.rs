@@ -207,6 +207,7 @@ fn the_group_is_its_sites_sum_through_a_lost_broker_node_and_an_empty_restart() 
     // the page of the current month: no site has reported it (the record is of 2022)
     let page = reqwest::blocking::get(format!("http://127.0.0.1:{http2}/")).unwrap().text().unwrap();
     assert!(page.contains("本月尚未上报") && page.contains("north, south, east"), "{page}");
+    assert!(page.contains("data-contact=\"east\"") && !page.contains("从未"), "every site heard from: {page}");
     // the month as the office opens it: the group's gap in yuan, a sheet per site
     let book = reqwest::blocking::get(format!("http://127.0.0.1:{http2}/api/group/workbook/2022-01")).unwrap();
     assert_eq!(book.status(), 200);

@@ -133,10 +133,26 @@ async fn alerts(axum::extract::State(st): axum::extract::State<State>, Query(q):
 async fn page(axum::extract::State(st): axum::extract::State<State>) -> Response {
     let m = Utc::now().format("%Y-%m").to_string();
     let (s, mm) = (st.clone(), m.clone());
-    let g = match blocking(move || group_month(&s, &mm)).await {
-        Ok(g) => g,
+    type Seen = (GroupMonth, Vec<(String, i64, i64)>, Vec<serde_json::Value>);
+    let (g, contact, active) = match blocking(move || -> Result<Seen, String> {
+        let g = group_month(&s, &mm)?;
+        let contact = s.store.contact().map_err(|e| e.to_string())?;
+        let active = s
+            .store
+            .docs("alert", None)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(_, _, _, d)| d)
+            .filter(|d| d["state"] == "active")
+            .collect();
+        Ok((g, contact, active))
+    })
+    .await
+    {
+        Ok(v) => v,
         Err(r) => return r,
     };
+    let now = Utc::now().timestamp_millis();
     let lang = st.cfg.lang;
     let yuan = |f: Option<i64>| {
         f.map_or_else(|| lang.t("unknown", "未知").to_string(), |f| format!("{:.2}", f as f64 / 100.0))
@@ -158,6 +174,18 @@ async fn page(axum::extract::State(st): axum::extract::State<State>) -> Response
                         tr data-site=(s.site) { td { (s.site) } td { (yuan(s.money.revenue_fen)) } td { (yuan(s.money.cost_fen)) } td { (yuan(s.money.gap_fen)) } }
                     }
                     tr { th { (lang.t("Group", "集团")) } th { (yuan(g.money.revenue_fen)) } th { (yuan(g.money.cost_fen)) } th data-k="group-gap" { (yuan(g.money.gap_fen)) } }
+                }
+                h2 { (lang.t("Sites", "校区")) }
+                table {
+                    tr { th { (lang.t("Site", "校区")) } th { (lang.t("Last heard from", "最近上报")) } th { (lang.t("Active alerts", "当前报警")) } }
+                    @for site in &st.cfg.sites {
+                        @let c = contact.iter().find(|(s, _, _)| s == site);
+                        tr data-contact=(site) {
+                            td { (site) }
+                            td { @match c { Some((_, ms, _)) => (format!("{} {}", (now - ms).max(0) / 60_000, lang.t("min ago", "分钟前"))), None => (lang.t("never", "从未")) } }
+                            td { (active.iter().filter(|a| a["site"] == site.as_str()).count()) }
+                        }
+                    }
                 }
                 h2 { (lang.t("The three targets", "三个零增长目标")) }
                 table {
