@@ -80,12 +80,14 @@ impl Drop for Group {
     }
 }
 
-fn group(dir: &Path, store: &str, mqtt_port: u16, http_port: u16) -> Group {
+fn group(dir: &Path, store: &str, mqtt_port: u16, also: &[u16], http_port: u16) -> Group {
+    let also: Vec<String> = also.iter().map(|p| format!("\"mqtt://127.0.0.1:{p}\"")).collect();
     let cfg = dir.join(format!("group-{store}.toml"));
     std::fs::write(
         &cfg,
         format!(
-            "[group]\nname = \"university\"\nsites = [\"north\", \"south\", \"east\"]\n[mqtt]\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\nprefix = \"ph\"\n[store]\npath = \"{}\"\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n",
+            "[group]\nname = \"university\"\nsites = [\"north\", \"south\", \"east\"]\nalso = [{}]\n[mqtt]\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\nprefix = \"ph\"\n[store]\npath = \"{}\"\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n",
+            also.join(", "),
             dir.join(store).display()
         ),
     )
@@ -156,7 +158,7 @@ fn the_group_is_its_sites_sum_through_a_lost_broker_node_and_an_empty_restart() 
     assert!(expected.iter().all(|g| *g != 0), "each site has a gap of its own: {expected:?}");
     let east_so_far = expected[2];
     let http = common::free_port();
-    let g = group(dir.path(), "g1.db", mqtt[2], http);
+    let g = group(dir.path(), "g1.db", mqtt[2], &[], http);
     // north and south report; east has not: unknown, and named
     feed(&cfgs[0], false);
     feed(&cfgs[1], false);
@@ -201,7 +203,7 @@ fn the_group_is_its_sites_sum_through_a_lost_broker_node_and_an_empty_restart() 
     // the group restarts on an empty store and gets everything again, nothing double
     drop(g);
     let http2 = common::free_port();
-    let _g2 = group(dir.path(), "g2.db", mqtt[2], http2);
+    let _g2 = group(dir.path(), "g2.db", mqtt[2], &[mqtt[1], mqtt[0]], http2);
     let m = month_when(http2, |v| v["missing"].as_array().is_some_and(|a| a.is_empty()));
     assert_eq!(m["money"]["gap_fen"].as_i64(), Some(sum), "{m}");
     // the page of the current month: no site has reported it (the record is of 2022)
@@ -225,4 +227,24 @@ fn the_group_is_its_sites_sum_through_a_lost_broker_node_and_an_empty_restart() 
     )
     .unwrap();
     assert!(sites_api.as_array().unwrap().iter().all(|s| s["documents"].as_i64().unwrap_or(0) >= 1), "{sites_api}");
+    // the node the group is connected to dies: it goes on through the next one, and
+    // north's feed, sent again through the first node, reaches it
+    let contact = |site: &str| -> String {
+        let v: Value = serde_json::from_str(
+            &reqwest::blocking::get(format!("http://127.0.0.1:{http2}/api/group/sites")).unwrap().text().unwrap(),
+        )
+        .unwrap();
+        v.as_array().unwrap().iter().find(|s| s["site"] == site).unwrap()["last_contact"].as_str().unwrap().to_string()
+    };
+    let before = contact("north");
+    nodes[2].kill();
+    std::thread::sleep(Duration::from_millis(1100));
+    feed(&cfgs[0], true);
+    let started = Instant::now();
+    while contact("north") <= before {
+        assert!(started.elapsed() < Duration::from_secs(90), "the group did not go on through another node");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let m = month_when(http2, |v| v["missing"].as_array().is_some_and(|a| a.is_empty()));
+    assert_eq!(m["money"]["gap_fen"].as_i64(), Some(sum), "{m}");
 }

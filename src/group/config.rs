@@ -28,6 +28,9 @@ struct RawGroup {
     name: String,
     sites: Vec<String>,
     language: Option<String>,
+    /// More nodes of the same cluster, tried in turn when the one connected to is lost.
+    #[serde(default)]
+    also: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,6 +50,8 @@ pub struct GroupConfig {
     pub name: String,
     pub sites: Vec<String>,
     pub mqtt: MqttConfig,
+    /// `[mqtt] url` first, then `[group] also`: the nodes tried in turn.
+    pub brokers: Vec<MqttConfig>,
     pub store: PathBuf,
     pub listen: SocketAddr,
     pub lang: Lang,
@@ -77,6 +82,16 @@ pub fn parse(text: &str) -> Result<GroupConfig, String> {
     let mut mqtt_raw = raw.mqtt.clone();
     mqtt_raw.client_id.get_or_insert_with(|| format!("pumphouse-group-{}", raw.group.name));
     let mqtt = crate::sinks::mqtt::config::validate(&mqtt_raw, &raw.group.name, Mode::Run, &mut diags);
+    let mut brokers: Vec<MqttConfig> = mqtt.iter().cloned().collect();
+    for (i, url) in raw.group.also.iter().enumerate() {
+        let mut one = mqtt_raw.clone();
+        one.url = Some(url.clone());
+        let mut d = Diagnostics::default();
+        match crate::sinks::mqtt::config::validate(&one, &raw.group.name, Mode::Run, &mut d) {
+            Some(c) if !d.has_errors() => brokers.push(c),
+            _ => errors.extend(d.errors().map(|e| format!("group.also[{i}]: {e}"))),
+        }
+    }
     let listen = raw.http.listen.as_deref().unwrap_or("127.0.0.1:8090");
     let listen = listen.parse::<SocketAddr>().map_err(|_| format!("http.listen: `{listen}` is not host:port"));
     let lang = match raw.group.language.as_deref() {
@@ -95,6 +110,7 @@ pub fn parse(text: &str) -> Result<GroupConfig, String> {
             name: raw.group.name,
             sites: raw.group.sites,
             mqtt,
+            brokers,
             store: PathBuf::from(raw.store.path),
             listen,
             lang,
@@ -116,8 +132,15 @@ mod tests {
         for want in ["listed twice", "cannot be a site name", "http.listen", "mqtt.url"] {
             assert!(e.contains(want), "{want}: {e}");
         }
-        let ok = parse("[group]\nname = \"u\"\nsites = [\"north\", \"south\"]\n[store]\npath = \"g.db\"\n").unwrap();
+        let ok = parse("[group]\nname = \"u\"\nsites = [\"north\", \"south\"]\nalso = [\"mqtt://10.0.0.6:1883\"]\n[store]\npath = \"g.db\"\n").unwrap();
         assert_eq!(ok.sites, ["north", "south"]);
+        assert_eq!(
+            ok.brokers.iter().map(|b| (b.host.as_str(), b.port)).collect::<Vec<_>>(),
+            [("127.0.0.1", 1883), ("10.0.0.6", 1883)]
+        );
+        let e = parse("[group]\nname = \"u\"\nsites = [\"a\"]\nalso = [\"tcp://x\"]\n[store]\npath = \"g.db\"\n")
+            .unwrap_err();
+        assert!(e.contains("group.also[0]"), "{e}");
         assert_eq!(ok.mqtt.client_id, "pumphouse-group-u");
     }
 }

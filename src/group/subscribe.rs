@@ -24,18 +24,26 @@ pub fn parse_topic<'t>(prefix: &str, topic: &'t str) -> Option<(&'t str, &'t str
     (group == "group" && version == "v1" && !site.is_empty() && !key.is_empty()).then_some((site, kind, key))
 }
 
+/// The options of the group's one session, on broker `b`: persistent, acknowledged by hand.
+fn session(b: &crate::sinks::mqtt::config::MqttConfig, id: &str) -> std::io::Result<rumqttc::MqttOptions> {
+    let mut o = crate::sinks::mqtt::client_options(b, id.to_string())?;
+    o.set_clean_session(false);
+    o.set_manual_acks(true);
+    Ok(o)
+}
+
 pub async fn run(cfg: Arc<GroupConfig>, store: Arc<GroupStore>, cancel: CancellationToken) {
     let filter = format!("{}/+/group/v1/#", cfg.mqtt.prefix);
-    let mut opts = match crate::sinks::mqtt::client_options(&cfg.mqtt, cfg.mqtt.client_id.clone()) {
+    let opts = match session(&cfg.mqtt, &cfg.mqtt.client_id) {
         Ok(o) => o,
         Err(e) => {
             tracing::error!(error = %e, "group: cannot set up the broker connection");
             return;
         }
     };
-    opts.set_clean_session(false);
-    opts.set_manual_acks(true);
     let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 256);
+    // the broker in use: [mqtt] url, then each of [group] also in turn after a failure
+    let mut node = 0;
     loop {
         let event = tokio::select! {
             () = cancel.cancelled() => break,
@@ -107,7 +115,17 @@ pub async fn run(cfg: Arc<GroupConfig>, store: Arc<GroupStore>, cancel: Cancella
             }
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!(error = %e, "group: broker connection lost; reconnecting");
+                if cfg.brokers.len() > 1 {
+                    node = (node + 1) % cfg.brokers.len();
+                    let b = &cfg.brokers[node];
+                    match session(b, &cfg.mqtt.client_id) {
+                        Ok(o) => eventloop.mqtt_options = o,
+                        Err(e) => tracing::warn!(error = %e, "group: cannot set up the next broker"),
+                    }
+                    tracing::warn!(error = %e, next = %format!("{}:{}", b.host, b.port), "group: broker connection lost; trying the next node");
+                } else {
+                    tracing::warn!(error = %e, "group: broker connection lost; reconnecting");
+                }
                 tokio::select! {
                     () = cancel.cancelled() => break,
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}
