@@ -386,7 +386,7 @@ async fn feed(path: &std::path::Path, all: bool) -> Result<Report, Failure> {
     }
     let store = std::sync::Arc::new(cli::open_store(&cfg, true)?);
     let started = std::time::Instant::now();
-    let sent = gateway::feed::publish(cfg, store, all).await.map_err(anyhow::Error::msg)?;
+    let sent = gateway::feed::publish(cfg, store, all, "group-once").await.map_err(anyhow::Error::msg)?;
     Ok(Report::text(format!(
         "{} document(s) published ({} bytes) in {:.1} s\n",
         sent.documents,

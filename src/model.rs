@@ -386,6 +386,15 @@ impl fmt::Display for Severity {
     }
 }
 
+/// Where local day `d` starts: its midnight, or 01:00 where a clock change skips midnight.
+pub fn local_midnight(d: chrono::NaiveDate, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    use chrono::TimeZone;
+    tz.from_local_datetime(&d.and_hms_opt(0, 0, 0)?)
+        .earliest()
+        .or_else(|| tz.from_local_datetime(&d.and_hms_opt(1, 0, 0)?).earliest())
+        .map(|t| t.with_timezone(&Utc))
+}
+
 /// A calendar month of the site (`YYYY-MM`), the unit of the ledger. Years 2000–2200.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Month {
@@ -461,20 +470,14 @@ impl Month {
     /// The UTC bounds of the month in `tz`. Where a clock change skips local midnight,
     /// the month starts at the first local time that exists (01:00).
     pub fn bounds(self, tz: chrono_tz::Tz) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-        use chrono::{NaiveDate, TimeZone};
+        use chrono::NaiveDate;
         let first = NaiveDate::from_ymd_opt(self.year, self.month, 1)?;
         let next = if self.month == 12 {
             NaiveDate::from_ymd_opt(self.year + 1, 1, 1)?
         } else {
             NaiveDate::from_ymd_opt(self.year, self.month + 1, 1)?
         };
-        let at = |d: NaiveDate| {
-            tz.from_local_datetime(&d.and_hms_opt(0, 0, 0)?)
-                .earliest()
-                .or_else(|| tz.from_local_datetime(&d.and_hms_opt(1, 0, 0)?).earliest())
-                .map(|t| t.with_timezone(&Utc))
-        };
-        Some((at(first)?, at(next)?))
+        Some((local_midnight(first, tz)?, local_midnight(next, tz)?))
     }
 
     /// The months from this one on.

@@ -419,12 +419,14 @@ fn device_rules(pass: &Pass<'_, '_>, d: &DeviceSpec<'_>) -> Result<Vec<Episode>,
             out.extend(rules::stuck_totalizer(d.zone, d.name, &totals, &flows, 0.1, set.stuck_hours));
         }
     }
-    // movements kept for good (the readings are pruned long before a year is out)
+    // movements kept for good (the readings are pruned long before a year is out); the
+    // first pass that sees a valve reads every reading still held of it, so that a
+    // movement older than the window counts from the start
     if let Some(pos) = d.point(Quantity::ValvePosition) {
-        let moved = super::valve_life::moved_hours(&pass.good(d.name, &pos.name, history)?);
-        if !moved.is_empty() {
-            pass.store.note_valve_moves(d.name, &moved)?;
-        }
+        let scanned = pass.store.valve_scanned(d.name)?;
+        let from = if scanned { history } else { DateTime::<Utc>::MIN_UTC };
+        let moved = super::valve_life::moved_hours(&pass.good(d.name, &pos.name, from)?);
+        pass.store.note_valve_moves(d.name, &moved, !scanned)?;
     }
     if let (Some(pos), Some(cmd)) = (d.point(Quantity::ValvePosition), d.point(Quantity::ValveCommand)) {
         let series = |p: Option<&crate::modbus::profile::Point>| -> Result<Hourly, StoreError> {

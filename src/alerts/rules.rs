@@ -453,14 +453,14 @@ pub fn valve(zone: &str, device: &str, samples: &[ValveSample], tolerance: f64) 
         }
     };
     // A valve on its way counts as following: a reading closer to the command than the one
-    // before is travel, however many readings a slow stroke spans (an actuator read every
+    // before, by more than a reading's noise (`valve_life::MOVE`), is travel, however many readings a slow stroke spans (an actuator read every
     // 10 s takes six readings for a 60 s stroke). A slow valve is the stroke times' finding.
     let mut before: Option<f64> = None;
     let follow: Vec<(DateTime<Utc>, bool, Fact)> = samples
         .iter()
         .filter_map(|(t, p, c, _, _)| {
             let (p, c) = ((*p)?, (*c)?);
-            let travelling = before.is_some_and(|q| (q - c).abs() - (p - c).abs() >= 0.5);
+            let travelling = before.is_some_and(|q| (q - c).abs() - (p - c).abs() >= super::valve_life::MOVE);
             before = Some(p);
             Some((*t, (p - c).abs() > tolerance && !travelling, Fact::ValveCommand { position: p, command: c }))
         })
@@ -619,6 +619,17 @@ mod tests {
         let e = valve("z", "v", &stuck, 5.0);
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!((e[0].rule, e[0].start), (AlertRule::ValvePosition, at(50)));
+    }
+
+    #[test]
+    fn a_stuck_valve_whose_reading_jitters_is_not_travelling() {
+        // stuck at 40 % against a command of 20 %, its reading wandering by ±0.3 %
+        let s: Vec<ValveSample> = (0..10)
+            .map(|i| (t(i), Some(40.0 + if i % 2 == 0 { 0.3 } else { -0.3 }), Some(20.0), Some(0.0), Some(0.0)))
+            .collect();
+        let e = valve("z", "v", &s, 5.0);
+        assert_eq!(e.len(), 1, "one alert, not one per wobble: {e:?}");
+        assert_eq!((e[0].rule, e[0].start, e[0].end), (AlertRule::ValvePosition, t(0), None));
     }
 
     #[test]

@@ -105,7 +105,7 @@ pub fn life(positions: &[(DateTime<Utc>, f64)], commands: &[(DateTime<Utc>, f64)
         .filter(|(k, (t, p))| {
             commands.binary_search_by_key(t, |c| c.0).ok().is_some_and(|i| {
                 let c = commands[i].1;
-                let travelling = k.checked_sub(1).is_some_and(|j| (positions[j].1 - c).abs() - (p - c).abs() >= 0.5);
+                let travelling = k.checked_sub(1).is_some_and(|j| (positions[j].1 - c).abs() - (p - c).abs() >= MOVE);
                 (p - c).abs() > tolerance && !travelling
             })
         })

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::config::Config;
@@ -52,14 +52,17 @@ fn topic(prefix: &str, site: &str, kind: &str, key: &str) -> String {
 /// A month's figures: money per utility and combined, each zone's water balance, and
 /// the three targets' rows (this period, the baseline year's same period).
 pub fn month_doc(prefix: &str, l: &Ledger, t: &crate::targets::Targets, frozen: bool) -> Doc {
+    // a utility without [[costs]] has no known cost, so no known gap: null, never 0
     let money = |u: &crate::ledger::month::UtilityRow| {
+        let known = |v: i64| u.cost_configured.then_some(v);
         json!({
             "utility": u.utility.map(|u| u.as_str()),
             "input": u.input, "billed": u.billed, "losses": u.losses, "non_revenue": u.non_revenue,
-            "revenue_fen": u.revenue_fen, "cost_fen": u.cost_fen, "gap_fen": u.gap_fen,
-            "baseline_gap_fen": u.baseline_gap_fen,
+            "revenue_fen": u.revenue_fen, "cost_fen": known(u.cost_fen), "gap_fen": known(u.gap_fen),
+            "baseline_gap_fen": u.baseline_gap_fen.filter(|_| u.cost_configured),
         })
     };
+    let costed = |utility| l.utilities.iter().any(|u| u.utility == Some(utility) && u.cost_configured);
     let zones: Vec<Value> = l
         .zones
         .iter()
@@ -67,7 +70,7 @@ pub fn month_doc(prefix: &str, l: &Ledger, t: &crate::targets::Targets, frozen: 
             json!({
                 "zone": z.zone, "utility": z.utility.as_str(), "parent": z.parent,
                 "net_input": z.net_input, "billed": z.balance.billed, "non_revenue": z.non_revenue,
-                "non_revenue_share": z.non_revenue_share, "gap_fen": z.gap_fen,
+                "non_revenue_share": z.non_revenue_share, "gap_fen": costed(z.utility).then_some(z.gap_fen),
             })
         })
         .collect();
@@ -101,9 +104,7 @@ pub fn day_docs(
     let mut out = Vec::new();
     let first = l.month.day(1);
     let mut day = first;
-    let start = |d: chrono::NaiveDate| {
-        d.and_hms_opt(0, 0, 0).and_then(|m| tz.from_local_datetime(&m).earliest()).map(|t| t.with_timezone(&Utc))
-    };
+    let start = |d: chrono::NaiveDate| crate::model::local_midnight(d, tz);
     while let Some(d) = day {
         if first.is_none_or(|f| chrono::Datelike::month(&f) != chrono::Datelike::month(&d)) {
             break;
@@ -144,7 +145,7 @@ pub fn documents(
     store: &Store,
     now: DateTime<Utc>,
     all: bool,
-    sent: &HashMap<String, (i64, bool)>,
+    sent: &HashMap<String, crate::store::FeedSent>,
 ) -> anyhow::Result<Vec<Doc>> {
     let Some(m) = &cfg.mqtt else { return Ok(Vec::new()) };
     let (prefix, site, tz) = (&m.prefix, &*cfg.site.name, cfg.site.timezone);
@@ -158,8 +159,14 @@ pub fn documents(
     let spec = cfg.targets_spec();
     for month in first.into_iter().flat_map(Month::iter_from).take_while(|m| *m <= this) {
         let key = topic(prefix, site, "month", &month.key());
-        if !all && sent.get(&key).is_some_and(|(_, fixed)| *fixed) {
-            continue;
+        // a final month is computed again only when it was frozen again since it was sent
+        // (a correction, a late import) or a day has passed (late alerts change its
+        // counts); only a changed document goes out
+        if let Some(s) = sent.get(&key).filter(|s| s.fixed && !all) {
+            let refrozen = store.frozen_at(month)?.is_some_and(|at| at > s.sent_ms);
+            if !refrozen && now.timestamp_millis() - s.sent_ms < 86_400_000 {
+                continue;
+            }
         }
         let frozen = store.is_frozen(month)?;
         let l = crate::ledger::book::month_ledger(&spec.ledger, store, month, Depth::Full)?;
@@ -188,25 +195,38 @@ pub struct Sent {
 
 /// One pass: publishes what changed (everything when `all`), each marked sent on its
 /// PubAck. Returns what went out; an error leaves the rest for the next pass.
-pub async fn publish(cfg: std::sync::Arc<Config>, store: std::sync::Arc<Store>, all: bool) -> Result<Sent, String> {
+/// `suffix` keeps the client id apart from the running gateway's (`group`) when run by
+/// hand (`group-once`): one id on two connections makes the broker drop one.
+pub async fn publish(
+    cfg: std::sync::Arc<Config>,
+    store: std::sync::Arc<Store>,
+    all: bool,
+    suffix: &str,
+) -> Result<Sent, String> {
     let Some(m) = cfg.mqtt.clone() else { return Ok(Sent::default()) };
     let (c, s) = (cfg.clone(), store.clone());
     let docs = tokio::task::spawn_blocking(move || -> Result<Vec<Doc>, String> {
         let sent = s.feed_sent().map_err(|e| e.to_string())?;
         let docs = documents(&c, &s, Utc::now(), all, &sent).map_err(|e| format!("{e:#}"))?;
-        Ok(docs.into_iter().filter(|d| all || sent.get(&d.topic).is_none_or(|(h, _)| *h != d.digest())).collect())
+        Ok(docs.into_iter().filter(|d| all || sent.get(&d.topic).is_none_or(|s| s.digest != d.digest())).collect())
     })
     .await
     .map_err(|e| e.to_string())??;
     if docs.is_empty() {
         return Ok(Sent::default());
     }
-    let mut conn = crate::sinks::mqtt::OneShot::connect(&m, "group").map_err(|e| format!("MQTT: {e}"))?;
+    let mut conn = crate::sinks::mqtt::OneShot::connect(&m, suffix).map_err(|e| format!("MQTT: {e}"))?;
     let mut done = Vec::new();
     let mut failed = None;
     let mut bytes = 0;
+    let published = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     for d in &docs {
-        let body = d.body.to_string();
+        // when it was sent, for the group's "last heard from"; outside the digest
+        let mut b = d.body.clone();
+        if let Some(o) = b.as_object_mut() {
+            o.insert("published".into(), published.clone().into());
+        }
+        let body = b.to_string();
         let len = body.len();
         if conn.publish(&d.topic, body, true).await {
             bytes += len;
@@ -240,7 +260,7 @@ pub async fn pass(
     if !super::jobs::clock_set(Utc::now(), "the group feed") {
         return;
     }
-    match publish(cfg, store, all.load(Ordering::Relaxed)).await {
+    match publish(cfg, store, all.load(Ordering::Relaxed), "group").await {
         Ok(sent) => {
             all.store(false, Ordering::Relaxed);
             if sent.documents > 0 {

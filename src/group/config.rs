@@ -28,6 +28,8 @@ struct RawGroup {
     name: String,
     sites: Vec<String>,
     language: Option<String>,
+    /// Whose months the page shows as "this month" (default Asia/Shanghai).
+    timezone: Option<String>,
     /// More nodes of the same cluster, tried in turn when the one connected to is lost.
     #[serde(default)]
     also: Vec<String>,
@@ -55,6 +57,7 @@ pub struct GroupConfig {
     pub store: PathBuf,
     pub listen: SocketAddr,
     pub lang: Lang,
+    pub tz: chrono_tz::Tz,
 }
 
 /// Reads and checks `path`; every problem in one message.
@@ -105,6 +108,13 @@ pub fn parse(text: &str) -> Result<GroupConfig, String> {
     if let Err(e) = &lang {
         errors.push(e.clone());
     }
+    let tz = match raw.group.timezone.as_deref() {
+        None => chrono_tz::Asia::Shanghai,
+        Some(t) => t.parse::<chrono_tz::Tz>().unwrap_or_else(|_| {
+            errors.push(format!("group.timezone: `{t}` is not an IANA time zone"));
+            chrono_tz::UTC
+        }),
+    };
     match (mqtt, listen, lang) {
         (Some(mqtt), Ok(listen), Ok(lang)) if errors.is_empty() => Ok(GroupConfig {
             name: raw.group.name,
@@ -114,6 +124,7 @@ pub fn parse(text: &str) -> Result<GroupConfig, String> {
             store: PathBuf::from(raw.store.path),
             listen,
             lang,
+            tz,
         }),
         _ => Err(errors.join("\n")),
     }

@@ -68,7 +68,13 @@ pub fn xlsx(g: &GroupMonth, lang: Lang) -> Result<Vec<u8>, rust_xlsxwriter::Xlsx
         (t("Group targets", "集团三个零增长"), rows_head.clone(), group_rows),
     ];
     rows_head.truncate(5);
+    let taken: Vec<String> = tables.iter().map(|(n, _, _)| n.to_lowercase()).collect();
     for s in &g.sites {
+        // a sheet name without the characters Excel refuses, apart from the summary's
+        let mut name: String = s.site.chars().map(|c| if "[]:*?/\\".contains(c) { '_' } else { c }).take(28).collect();
+        if taken.contains(&name.to_lowercase()) {
+            name.push_str(" ()");
+        }
         let mut rows = vec![
             vec![Cell::Text(t("fees (yuan)", "收费(元)")), fen(s.money.revenue_fen)],
             vec![Cell::Text(t("costs (yuan)", "成本(元)")), fen(s.money.cost_fen)],
@@ -84,11 +90,7 @@ pub fn xlsx(g: &GroupMonth, lang: Lang) -> Result<Vec<u8>, rust_xlsxwriter::Xlsx
                 figure(&r.measure, r.baseline),
             ]);
         }
-        tables.push((
-            s.site.clone(),
-            vec![t("item", "项目"), t("this year", "本年"), t("baseline year", "基准年")],
-            rows,
-        ));
+        tables.push((name, vec![t("item", "项目"), t("this year", "本年"), t("baseline year", "基准年")], rows));
     }
     crate::ledger::export::workbook(&tables)
 }

@@ -162,7 +162,7 @@ pub fn month(expected: &[String], month: &str, docs: &[(String, Value)]) -> Grou
                 this = this.zip(t).and_then(|(a, b)| a.checked_add(b));
                 baseline = baseline.zip(b).and_then(|(a, b)| a.checked_add(b));
             }
-            let change = this.zip(baseline).map(|(t, b)| t - b);
+            let change = this.zip(baseline).and_then(|(t, b)| t.checked_sub(b));
             let status = match (complete, change) {
                 (true, Some(c)) if c <= 0 => Some("on track"),
                 (true, Some(_)) => Some("breached"),

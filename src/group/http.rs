@@ -131,7 +131,7 @@ async fn alerts(axum::extract::State(st): axum::extract::State<State>, Query(q):
 
 /// The page: this month per site and for the group.
 async fn page(axum::extract::State(st): axum::extract::State<State>) -> Response {
-    let m = Utc::now().format("%Y-%m").to_string();
+    let m = Utc::now().with_timezone(&st.cfg.tz).format("%Y-%m").to_string();
     let (s, mm) = (st.clone(), m.clone());
     type Seen = (GroupMonth, Vec<(String, i64, i64)>, Vec<serde_json::Value>);
     let (g, contact, active) = match blocking(move || -> Result<Seen, String> {

@@ -37,7 +37,8 @@ impl GroupStore {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Keeps a document (committed before the broker is acknowledged).
+    /// Keeps a document (committed before the broker is acknowledged); `at_ms`: when the
+    /// site sent it.
     pub fn put(&self, site: &str, kind: &str, key: &str, body: &str, now_ms: i64) -> Result<(), GroupStoreError> {
         self.lock().execute(
             "INSERT INTO docs (site, kind, key, body, received_ms) VALUES (?1, ?2, ?3, ?4, ?5)

@@ -32,6 +32,41 @@ fn session(b: &crate::sinks::mqtt::config::MqttConfig, id: &str) -> std::io::Res
     Ok(o)
 }
 
+/// Keeps one received document; false when the store could not (not to be acknowledged).
+/// Documents of sites the group does not list, other topics and bodies that are not JSON
+/// are dropped (acknowledged: sending them again would not help).
+async fn keep(cfg: &GroupConfig, store: &Arc<GroupStore>, topic: &str, payload: &[u8]) -> bool {
+    let Some((site, kind, key)) = parse_topic(&cfg.mqtt.prefix, topic) else { return true };
+    if !cfg.sites.iter().any(|s| s == site) {
+        return true;
+    }
+    let Some((body, v)) =
+        std::str::from_utf8(payload).ok().and_then(|b| Some((b, serde_json::from_str::<serde_json::Value>(b).ok()?)))
+    else {
+        tracing::warn!(topic, "group: not JSON; dropped");
+        return true;
+    };
+    // heard from when the site sent it: a retained document sent again on a new
+    // subscription is not a new contact
+    let at = v["published"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map_or_else(|| chrono::Utc::now().timestamp_millis(), |t| t.timestamp_millis());
+    let (s, site, kind, key, body) =
+        (store.clone(), site.to_string(), kind.to_string(), key.to_string(), body.to_string());
+    match tokio::task::spawn_blocking(move || s.put(&site, &kind, &key, &body, at)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, topic, "group: not kept; not acknowledged");
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, topic, "group: not kept; not acknowledged");
+            false
+        }
+    }
+}
+
 pub async fn run(cfg: Arc<GroupConfig>, store: Arc<GroupStore>, cancel: CancellationToken) {
     let filter = format!("{}/+/group/v1/#", cfg.mqtt.prefix);
     let opts = match session(&cfg.mqtt, &cfg.mqtt.client_id) {
@@ -70,47 +105,15 @@ pub async fn run(cfg: Arc<GroupConfig>, store: Arc<GroupStore>, cancel: Cancella
             }
             Ok(Event::Incoming(Incoming::Publish(p))) => {
                 let topic = p.topic.clone();
-                let kept = match parse_topic(&cfg.mqtt.prefix, &topic) {
-                    Some((site, kind, key)) if cfg.sites.iter().any(|s| s == site) => {
-                        match std::str::from_utf8(&p.payload)
-                            .ok()
-                            .filter(|b| serde_json::from_str::<serde_json::Value>(b).is_ok())
-                        {
-                            Some(body) => {
-                                let (s, site, kind, key, body) = (
-                                    store.clone(),
-                                    site.to_string(),
-                                    kind.to_string(),
-                                    key.to_string(),
-                                    body.to_string(),
-                                );
-                                match tokio::task::spawn_blocking(move || {
-                                    s.put(&site, &kind, &key, &body, chrono::Utc::now().timestamp_millis())
-                                })
-                                .await
-                                {
-                                    Ok(Ok(())) => true,
-                                    Ok(Err(e)) => {
-                                        tracing::error!(error = %e, topic, "group: not kept; not acknowledged");
-                                        false
-                                    }
-                                    Err(e) => {
-                                        tracing::error!(error = %e, topic, "group: not kept; not acknowledged");
-                                        false
-                                    }
-                                }
-                            }
-                            None => {
-                                tracing::warn!(topic, "group: not JSON; dropped");
-                                true
-                            }
-                        }
-                    }
-                    // a site the group does not list, or another topic: not ours
-                    _ => true,
-                };
+                let kept = keep(&cfg, &store, &topic, &p.payload).await;
                 if kept {
-                    let _ = client.try_ack(&p);
+                    if let Err(e) = client.try_ack(&p) {
+                        tracing::warn!(error = %e, topic, "group: cannot acknowledge; the broker sends it again");
+                    }
+                } else {
+                    // the broker sends an unacknowledged message again only on a new
+                    // connection: make one
+                    let _ = client.try_disconnect();
                 }
             }
             Ok(_) => {}

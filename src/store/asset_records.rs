@@ -90,10 +90,28 @@ impl Store {
             .collect()
     }
 
-    /// Notes the hours in which a valve's readings showed it moving (repeats are ignored).
-    pub fn note_valve_moves(&self, device: &str, hours: &[DateTime<Utc>]) -> Result<()> {
+    /// Whether a valve's held readings have been read through once for its movements.
+    pub fn valve_scanned(&self, device: &str) -> Result<bool> {
+        let n: i64 = self
+            .lock()
+            .conn
+            .query_row("SELECT count(*) FROM valve_scanned WHERE device = ?1", [device], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
+    /// Notes the hours in which a valve's readings showed it moving (repeats are ignored);
+    /// `scanned`: these came from every reading held of it.
+    pub fn note_valve_moves(&self, device: &str, hours: &[DateTime<Utc>], scanned: bool) -> Result<()> {
+        if hours.is_empty() && !scanned {
+            return Ok(());
+        }
         let mut inner = self.lock();
         let tx = inner.conn.transaction().map_err(|e| self.err(e))?;
+        if scanned {
+            tx.execute("INSERT OR IGNORE INTO valve_scanned (device) VALUES (?1)", [device])
+                .map_err(|e| self.err(e))?;
+        }
         {
             let mut ins = tx
                 .prepare_cached("INSERT OR IGNORE INTO valve_moves (device, hour_ms) VALUES (?1, ?2)")

@@ -7,14 +7,24 @@ use rusqlite::params;
 
 use super::{Result, Store};
 
+/// A document the broker confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedSent {
+    pub digest: i64,
+    /// A frozen month or one of its days.
+    pub fixed: bool,
+    /// When it was confirmed (ms).
+    pub sent_ms: i64,
+}
+
 impl Store {
-    /// Topic → (digest, final) of every document confirmed by the broker.
-    pub fn feed_sent(&self) -> Result<HashMap<String, (i64, bool)>> {
-        let rows: Vec<(String, i64, bool)> =
-            self.select(&self.lock().conn, "SELECT topic, digest, fixed FROM feed_sent", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    /// Topic → what was last confirmed, for every document sent.
+    pub fn feed_sent(&self) -> Result<HashMap<String, FeedSent>> {
+        let rows: Vec<(String, i64, bool, i64)> =
+            self.select(&self.lock().conn, "SELECT topic, digest, fixed, sent_ms FROM feed_sent", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })?;
-        Ok(rows.into_iter().map(|(t, d, f)| (t, (d, f))).collect())
+        Ok(rows.into_iter().map(|(t, digest, fixed, sent_ms)| (t, FeedSent { digest, fixed, sent_ms })).collect())
     }
 
     /// Marks documents confirmed: (topic, digest, final).
@@ -24,11 +34,12 @@ impl Store {
         {
             let mut up = tx
                 .prepare_cached(
-                    "INSERT INTO feed_sent (topic, digest, fixed) VALUES (?1, ?2, ?3) ON CONFLICT (topic) DO UPDATE SET digest = excluded.digest, fixed = excluded.fixed",
+                    "INSERT INTO feed_sent (topic, digest, fixed, sent_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (topic) DO UPDATE SET digest = excluded.digest, fixed = excluded.fixed, sent_ms = excluded.sent_ms",
                 )
                 .map_err(|e| self.err(e))?;
+            let now = chrono::Utc::now().timestamp_millis();
             for (t, d, f) in sent {
-                up.execute(params![t, d, f]).map_err(|e| self.err(e))?;
+                up.execute(params![t, d, f, now]).map_err(|e| self.err(e))?;
             }
         }
         tx.commit().map_err(|e| self.err(e))

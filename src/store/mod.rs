@@ -42,6 +42,7 @@ mod corrections;
 mod cursors;
 mod exports;
 mod feed;
+pub use feed::FeedSent;
 mod intake;
 mod prune;
 mod readings;
@@ -220,9 +221,11 @@ CREATE TABLE IF NOT EXISTS asset_records (
 CREATE TABLE IF NOT EXISTS valve_moves (
     device TEXT NOT NULL, hour_ms INTEGER NOT NULL, PRIMARY KEY (device, hour_ms)
 ) WITHOUT ROWID;
+-- valves whose held readings were read through once for their movements
+CREATE TABLE IF NOT EXISTS valve_scanned (device TEXT PRIMARY KEY) WITHOUT ROWID;
 -- what the group feed has published: each topic's digest, and whether it is final
 CREATE TABLE IF NOT EXISTS feed_sent (
-    topic TEXT PRIMARY KEY, digest INTEGER NOT NULL, fixed INTEGER NOT NULL
+    topic TEXT PRIMARY KEY, digest INTEGER NOT NULL, fixed INTEGER NOT NULL, sent_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 -- commands sent to devices (a meter's valve): who, why and what the device answered
 CREATE TABLE IF NOT EXISTS commands (

@@ -61,6 +61,16 @@ impl Store {
         Ok(first.as_deref().and_then(Month::parse))
     }
 
+    /// When `month` was last frozen (ms), if it is.
+    pub fn frozen_at(&self, month: Month) -> Result<Option<i64>> {
+        let inner = self.lock();
+        let at: Option<i64> = inner
+            .conn
+            .query_row("SELECT max(at_ms) FROM frozen_months WHERE month = ?1", [month.key()], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        Ok(at)
+    }
+
     pub fn is_frozen(&self, month: Month) -> Result<bool> {
         let inner = self.lock();
         let n: i64 = inner

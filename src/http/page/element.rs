@@ -41,7 +41,7 @@ pub(super) fn per_hour(readings: &[(DateTime<Utc>, f64)]) -> Vec<(DateTime<Utc>,
     last_of_hour
         .windows(2)
         .filter(|w| w[1].0 == w[0].0 + 1 && w[1].1 >= w[0].1)
-        .filter_map(|w| Some((Utc.timestamp_opt(w[0].0 * 3600, 0).single()?, w[1].1 - w[0].1)))
+        .filter_map(|w| Some((Utc.timestamp_opt(w[1].0 * 3600, 0).single()?, w[1].1 - w[0].1)))
         .collect()
 }
 
@@ -174,9 +174,7 @@ pub(super) fn zone_days(st: &AppState, lang: Lang, l: &Ledger, zone: &str) -> Ma
     let first = l.month.day(1);
     let mut day = first;
     while let Some(d) = day {
-        let bounds = |d: chrono::NaiveDate| {
-            d.and_hms_opt(0, 0, 0).and_then(|m| tz.from_local_datetime(&m).earliest()).map(|t| t.with_timezone(&Utc))
-        };
+        let bounds = |d: chrono::NaiveDate| crate::model::local_midnight(d, tz);
         let (Some(a), Some(b)) = (bounds(d), d.succ_opt().and_then(bounds)) else { break };
         if a > now || first.is_none_or(|f| chrono::Datelike::month(&f) != chrono::Datelike::month(&d)) {
             break;
