@@ -181,8 +181,8 @@ fn the_group_is_its_sites_sum_through_a_lost_broker_node_and_an_empty_restart() 
     // the node comes back; north's whole feed again goes through it
     nodes[0].start_again();
     feed(&cfgs[0], true);
-    // east's gateway is cut off from the broker (a dead address) while its last eleven
-    // days come in: its feed fails and nothing is marked sent; back on line, it catches up
+    // east's gateway is cut off from the broker (a dead address) while the rest of its
+    // month comes in: its feed fails and nothing is marked sent; back on line, it catches up
     let east = std::fs::read_to_string(&cfgs[2]).unwrap();
     let dead = common::free_port();
     std::fs::write(&cfgs[2], east.replace(&format!("127.0.0.1:{}", mqtt[1]), &format!("127.0.0.1:{dead}"))).unwrap();
