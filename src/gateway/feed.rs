@@ -49,19 +49,21 @@ fn topic(prefix: &str, site: &str, kind: &str, key: &str) -> String {
     format!("{prefix}/{site}/group/v1/{kind}/{key}")
 }
 
+/// A utility's volumes and money. A utility without `[[costs]]` has no known cost, so
+/// no known gap: `null`, never 0 (a group summing it would take a smaller sum for known).
+fn money(u: &crate::ledger::month::UtilityRow) -> Value {
+    let known = |v: i64| u.cost_configured.then_some(v);
+    json!({
+        "utility": u.utility.map(|u| u.as_str()),
+        "input": u.input, "billed": u.billed, "losses": u.losses, "non_revenue": u.non_revenue,
+        "revenue_fen": u.revenue_fen, "cost_fen": known(u.cost_fen), "gap_fen": known(u.gap_fen),
+        "baseline_gap_fen": u.baseline_gap_fen.filter(|_| u.cost_configured),
+    })
+}
+
 /// A month's figures: money per utility and combined, each zone's water balance, and
 /// the three targets' rows (this period, the baseline year's same period).
 pub fn month_doc(prefix: &str, l: &Ledger, t: &crate::targets::Targets, frozen: bool) -> Doc {
-    // a utility without [[costs]] has no known cost, so no known gap: null, never 0
-    let money = |u: &crate::ledger::month::UtilityRow| {
-        let known = |v: i64| u.cost_configured.then_some(v);
-        json!({
-            "utility": u.utility.map(|u| u.as_str()),
-            "input": u.input, "billed": u.billed, "losses": u.losses, "non_revenue": u.non_revenue,
-            "revenue_fen": u.revenue_fen, "cost_fen": known(u.cost_fen), "gap_fen": known(u.gap_fen),
-            "baseline_gap_fen": u.baseline_gap_fen.filter(|_| u.cost_configured),
-        })
-    };
     let costed = |utility| l.utilities.iter().any(|u| u.utility == Some(utility) && u.cost_configured);
     let zones: Vec<Value> = l
         .zones
@@ -271,5 +273,53 @@ pub async fn pass(
             all.store(true, Ordering::Relaxed);
             tracing::warn!(problem = %e, "group feed; everything again on the next pass");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::month::UtilityRow;
+
+    fn row(cost_configured: bool) -> UtilityRow {
+        UtilityRow {
+            utility: Some(crate::ledger::topology::Utility::Water),
+            unit: "m³",
+            input: 1_000.0,
+            billed: 850.0,
+            unbilled: 20.0,
+            losses: 130.0,
+            non_revenue: 150.0,
+            non_revenue_share: Some(0.15),
+            revenue_fen: 263_500,
+            cost_fen: if cost_configured { 110_000 } else { 0 },
+            gap_fen: if cost_configured { -153_500 } else { -263_500 },
+            baseline_gap_fen: Some(-140_000),
+            gap_change_fen: None,
+            status: None,
+            baseline_source: None,
+            effects: None,
+            cost_configured,
+        }
+    }
+
+    #[test]
+    fn a_cost_not_configured_is_sent_as_unknown_not_as_zero() {
+        let m = money(&row(false));
+        assert_eq!(
+            (m["revenue_fen"].as_i64(), m["cost_fen"].is_null(), m["gap_fen"].is_null()),
+            (Some(263_500), true, true)
+        );
+        assert!(m["baseline_gap_fen"].is_null(), "{m}");
+        let m = money(&row(true));
+        assert_eq!((m["cost_fen"].as_i64(), m["gap_fen"].as_i64()), (Some(110_000), Some(-153_500)));
+        assert_eq!(m["baseline_gap_fen"].as_i64(), Some(-140_000));
+    }
+
+    #[test]
+    fn a_digest_follows_the_content_only() {
+        let d = |v: Value| Doc { topic: "t".into(), body: v, fixed: false }.digest();
+        assert_eq!(d(json!({"a": 1})), d(json!({"a": 1})));
+        assert_ne!(d(json!({"a": 1})), d(json!({"a": 2})));
     }
 }
