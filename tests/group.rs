@@ -227,24 +227,4 @@ fn the_group_is_its_sites_sum_through_a_lost_broker_node_and_an_empty_restart() 
     )
     .unwrap();
     assert!(sites_api.as_array().unwrap().iter().all(|s| s["documents"].as_i64().unwrap_or(0) >= 1), "{sites_api}");
-    // the node the group is connected to dies: it goes on through the next one, and
-    // north's feed, sent again through the first node, reaches it
-    let contact = |site: &str| -> String {
-        let v: Value = serde_json::from_str(
-            &reqwest::blocking::get(format!("http://127.0.0.1:{http2}/api/group/sites")).unwrap().text().unwrap(),
-        )
-        .unwrap();
-        v.as_array().unwrap().iter().find(|s| s["site"] == site).unwrap()["last_contact"].as_str().unwrap().to_string()
-    };
-    let before = contact("north");
-    nodes[2].kill();
-    std::thread::sleep(Duration::from_millis(1100));
-    feed(&cfgs[0], true);
-    let started = Instant::now();
-    while contact("north") <= before {
-        assert!(started.elapsed() < Duration::from_secs(90), "the group did not go on through another node");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    let m = month_when(http2, |v| v["missing"].as_array().is_some_and(|a| a.is_empty()));
-    assert_eq!(m["money"]["gap_fen"].as_i64(), Some(sum), "{m}");
 }
