@@ -469,6 +469,17 @@ impl Month {
 
     /// The UTC bounds of the month in `tz`. Where a clock change skips local midnight,
     /// the month starts at the first local time that exists (01:00).
+    /// The month's local days with where each starts and ends, in UTC.
+    pub fn local_days(
+        self,
+        tz: chrono_tz::Tz,
+    ) -> impl Iterator<Item = (chrono::NaiveDate, DateTime<Utc>, DateTime<Utc>)> {
+        let month = self.month;
+        std::iter::successors(self.day(1), |d| d.succ_opt())
+            .take_while(move |d| chrono::Datelike::month(d) == month)
+            .map_while(move |d| Some((d, local_midnight(d, tz)?, local_midnight(d.succ_opt()?, tz)?)))
+    }
+
     pub fn bounds(self, tz: chrono_tz::Tz) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
         use chrono::NaiveDate;
         let first = NaiveDate::from_ymd_opt(self.year, self.month, 1)?;
@@ -519,5 +530,22 @@ impl MeterId {
 impl fmt::Display for MeterId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.device, self.point)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_months_local_days_start_at_local_midnight() {
+        let days: Vec<_> = Month::new(2026, 3).unwrap().local_days(chrono_tz::Asia::Shanghai).collect();
+        assert_eq!(days.len(), 31);
+        assert_eq!(days[0].1.to_rfc3339(), "2026-02-28T16:00:00+00:00");
+        assert_eq!(days[30].2.to_rfc3339(), "2026-03-31T16:00:00+00:00");
+        // a clock change that skips midnight (Santiago, 2026-09-06): that day starts at 01:00
+        let chile: Vec<_> = Month::new(2026, 9).unwrap().local_days(chrono_tz::America::Santiago).collect();
+        assert_eq!(chile.len(), 30);
+        assert_eq!(chile[5].1.to_rfc3339(), "2026-09-06T04:00:00+00:00");
     }
 }

@@ -104,17 +104,7 @@ pub fn day_docs(
     now: DateTime<Utc>,
 ) -> Vec<Doc> {
     let mut out = Vec::new();
-    let first = l.month.day(1);
-    let mut day = first;
-    let start = |d: chrono::NaiveDate| crate::model::local_midnight(d, tz);
-    while let Some(d) = day {
-        if first.is_none_or(|f| chrono::Datelike::month(&f) != chrono::Datelike::month(&d)) {
-            break;
-        }
-        let (Some(a), Some(b)) = (start(d), d.succ_opt().and_then(start)) else { break };
-        if a > now {
-            break;
-        }
+    for (d, a, b) in l.month.local_days(tz).take_while(|(_, a, _)| *a <= now) {
         let zones: Vec<Value> = l
             .zone_volumes_between(topology, a, b)
             .into_iter()
@@ -124,7 +114,6 @@ pub fn day_docs(
         let body =
             json!({"schema": SCHEMA, "kind": "day", "site": l.site, "day": key, "complete": b <= now, "zones": zones});
         out.push(Doc { topic: topic(prefix, &l.site, "day", &key), body, fixed: frozen });
-        day = d.succ_opt();
     }
     out
 }

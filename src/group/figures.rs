@@ -82,12 +82,15 @@ pub fn month(expected: &[String], month: &str, docs: &[(String, Value)]) -> Grou
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|r| SiteRow {
-                        target: r["target"].as_str().unwrap_or_default().to_string(),
-                        measure: r["measure"].as_str().unwrap_or_default().to_string(),
-                        period: r["period"].as_str().unwrap_or_default().to_string(),
-                        this: int(r, "this"),
-                        baseline: int(r, "baseline"),
+                    // a row without its names says nothing: left out, as the group's rows do
+                    .filter_map(|r| {
+                        Some(SiteRow {
+                            target: r["target"].as_str()?.to_string(),
+                            measure: r["measure"].as_str()?.to_string(),
+                            period: r["period"].as_str()?.to_string(),
+                            this: int(r, "this"),
+                            baseline: int(r, "baseline"),
+                        })
                     })
                     .collect();
                 sites.push(SiteMonth {

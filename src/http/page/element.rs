@@ -171,18 +171,10 @@ pub(super) fn zone_days(st: &AppState, lang: Lang, l: &Ledger, zone: &str) -> Ma
     let tz = st.config.site.timezone;
     let now = Utc::now();
     let mut days = Vec::new();
-    let first = l.month.day(1);
-    let mut day = first;
-    while let Some(d) = day {
-        let bounds = |d: chrono::NaiveDate| crate::model::local_midnight(d, tz);
-        let (Some(a), Some(b)) = (bounds(d), d.succ_opt().and_then(bounds)) else { break };
-        if a > now || first.is_none_or(|f| chrono::Datelike::month(&f) != chrono::Datelike::month(&d)) {
-            break;
-        }
+    for (d, a, b) in l.month.local_days(tz).take_while(|(_, a, _)| *a <= now) {
         if let Some(v) = l.zone_volumes_between(&st.config.topology, a, b).into_iter().find(|z| z.zone == zone) {
             days.push((d, v));
         }
-        day = d.succ_opt();
     }
     html! {
         h2 { (lang.t("Balance by day", "每日水量平衡")) }
