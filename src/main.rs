@@ -22,6 +22,11 @@ struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+    /// Threads that run the pollers, the sinks and the page: 1 runs them all on one
+    /// thread (fewest wake-ups: the default on a box of one or two cores); 0 sizes it to
+    /// the machine. The store's writer and blocking work have threads of their own.
+    #[arg(long, global = true, env = "PUMPHOUSE_THREADS")]
+    threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -437,7 +442,14 @@ fn finish(result: Result<Report, Failure>) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let threads = cli.threads.unwrap_or(if cores <= 2 { 1 } else { 0 });
+    let built = match threads {
+        1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        0 => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
+    };
+    let runtime = match built {
         Ok(r) => r,
         Err(e) => return finish(Err(Failure::Error(anyhow::anyhow!("cannot start the runtime: {e}")))),
     };

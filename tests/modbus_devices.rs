@@ -439,3 +439,60 @@ interval = "200ms"
     assert_eq!(s.last_good_ms.load(Ordering::Relaxed), 0, "no good reading: none claimed");
     assert!(s.failing_since_ms.load(Ordering::Relaxed) > 0, "failing from the first cycle");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pymodbus_drops_pipelined_reads_so_the_bus_reads_it_one_at_a_time_and_loses_nothing() {
+    // pymodbus answers the first of several requests that arrive together and drops the
+    // rest: a server that does not take pipelining, as many small devices are
+    let devices: Vec<serde_json::Value> = (1..=12)
+        .map(|id| json!({"id": id, "holding": [{"address": 0, "type": "registers", "values": [id * 100, id * 100 + 1]}]}))
+        .collect();
+    let (_dev, port) = common::pymodbus_tcp(&json!({"transport": "tcp", "devices": devices}));
+    let mut text = format!(
+        r#"
+[site]
+name = "t"
+[polling]
+retries = 0
+[[buses]]
+name = "lan"
+transport = "tcp"
+address = "127.0.0.1:{port}"
+timeout = "300ms"
+concurrency = 1
+pipeline = 6
+[[profiles]]
+name = "p"
+points = [{{ name = "a", table = "holding", address = 0, quantity = "status" }}, {{ name = "b", table = "holding", address = 1, quantity = "status" }}]
+"#
+    );
+    for id in 1..=12 {
+        text.push_str(&format!(
+            "[[devices]]\nname = \"u{id}\"\nbus = \"lan\"\nunit = {id}\nprofile = \"p\"\ninterval = \"250ms\"\n"
+        ));
+    }
+    let cfg = config(&text);
+    let (readings, stats) = common::run_for(&cfg, Duration::from_millis(4000)).await;
+    for id in 1..=12 {
+        let name = format!("u{id}");
+        let v = values(&readings, &name);
+        assert_value(&v, "a", f64::from(id * 100));
+        assert_value(&v, "b", f64::from(id * 100 + 1));
+        let mine: Vec<&Reading> = readings.iter().filter(|r| *r.device == *name).collect();
+        // a read lost to pipelining is sent again alone: late, never a gap
+        assert!(
+            mine.iter().all(|r| r.quality == Quality::Good),
+            "{name}: {:?}",
+            mine.iter().find(|r| r.quality != Quality::Good)
+        );
+        assert!(mine.len() >= 2 * 8, "{name}: {} readings in 4 s at 250 ms", mine.len());
+        assert_eq!(
+            stats[&*name].timeouts.load(Ordering::Relaxed),
+            0,
+            "{name}: a lost pipelined read is not the device's timeout"
+        );
+    }
+    // what probe tells of this server
+    let verdict = poller::pipelining_check(&cfg.buses[0], &cfg.devices[0]).await;
+    assert!(matches!(verdict, Some(pumphouse::modbus::pipeline::Pipelining::Refuses(_))), "{verdict:?}");
+}

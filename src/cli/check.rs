@@ -37,11 +37,7 @@ pub fn plan_report(cfg: &Config) -> String {
             bus.transport.describe(),
             humantime::format_duration(bus.timeout),
             devices.len(),
-            if bus.transport.is_half_duplex() {
-                format!("one request at a time, gap {}", humantime::format_duration(bus.gap))
-            } else {
-                format!("up to {} requests in flight", bus.concurrency)
-            }
+            bus_manner(bus)
         );
         let mut utilisation = 0.0;
         for d in devices {
@@ -151,4 +147,18 @@ pub fn losses_advice(cfg: &Config) -> anyhow::Result<Vec<String>> {
         ));
     }
     Ok(out)
+}
+
+/// How a bus carries its requests, in words.
+fn bus_manner(bus: &config::Bus) -> String {
+    if bus.transport.is_half_duplex() {
+        format!("one request at a time, gap {}", humantime::format_duration(bus.gap))
+    } else if bus.pipeline > 1 {
+        format!(
+            "{} connection(s), up to {} reads in flight on each (pipelined; one at a time if the server does not take it)",
+            bus.concurrency, bus.pipeline
+        )
+    } else {
+        format!("up to {} requests in flight", bus.concurrency)
+    }
 }

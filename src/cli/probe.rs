@@ -85,5 +85,10 @@ pub async fn probe(cfg: &Config, device: &str, json: bool) -> anyhow::Result<(St
             );
         }
     }
+    if !json && outcome.answered {
+        if let Some(verdict) = poller::pipelining_check(bus, d).await {
+            let _ = writeln!(out, "  pipelining: {verdict}");
+        }
+    }
     Ok((out, outcome.answered))
 }

@@ -176,7 +176,7 @@ quantity = "status"
     has(&errs, "devices[1].bus", "unknown bus `nowhere`");
     has(&errs, "devices[1].unit", "unit id 300 is outside 1..=247");
     has(&errs, "devices[1].profile", "unknown profile `no-such-profile`");
-    has(&errs, "devices[2].interval", "`0s` is outside 10ms..=1day");
+    has(&errs, "devices[2].interval", "`0s` is outside 1ms..=1day");
     has(&errs, "devices[3].unit", "unit id 5 on bus `lan` is already used by `c`");
     has(&errs, "devices[3].max_registers", "4-register point, which cannot be read with at most 2");
     has(&errs, "devices[4]", "unknown field `adress`");
@@ -411,7 +411,7 @@ fn durations_have_ranges_and_forever_keeps_readings() {
     has(
         &errors(&GOOD.replace("interval = \"10s\"", "interval = \"1ns\"")),
         "devices[0].interval",
-        "outside 10ms..=1day",
+        "outside 1ms..=1day",
     );
     has(&errors(&GOOD.replace("timeout = \"1s\"", "timeout = \"500000000000y\"")), "buses[0].timeout", "");
     has(&errors(&with("[store]\npath = \"s.db\"\nmax_age = \"300000000y\"\n")), "store.max_age", "outside");

@@ -12,8 +12,10 @@ use super::planner::{self, Limits};
 use super::profile::Profile;
 use crate::diag::{check_name, duration_field, int_field, or_none, parse_duration, Diagnostics, Mode};
 
-/// What a polling interval may be: shorter spins a worker; longer is not polling.
-const INTERVAL_RANGE: std::ops::RangeInclusive<Duration> = Duration::from_millis(10)..=Duration::from_secs(86_400);
+/// What a polling interval may be: no bus answers within less than a millisecond (a
+/// shorter one would only mean "as fast as it goes", which 1 ms already says); longer
+/// than a day is not polling.
+const INTERVAL_RANGE: std::ops::RangeInclusive<Duration> = Duration::from_millis(1)..=Duration::from_secs(86_400);
 /// The longest silence kept between two requests on a serial line.
 const GAP_MAX: Duration = Duration::from_secs(10);
 
@@ -46,6 +48,8 @@ pub struct RawBus {
     pub gap: Option<String>,
     /// tcp: how many requests may be in flight at once on this bus.
     pub concurrency: Option<i64>,
+    /// tcp: reads in flight at once on each connection (1: no pipelining).
+    pub pipeline: Option<i64>,
     pub retries: Option<i64>,
 }
 
@@ -154,8 +158,12 @@ pub struct Bus {
     pub timeout: Duration,
     /// Silence between two requests on the line (serial), or none.
     pub gap: Duration,
-    /// Requests in flight at once (TCP only; serial lines are always 1).
+    /// Connections, each with its own requests in flight (TCP only; serial lines are
+    /// always 1).
     pub concurrency: usize,
+    /// Reads in flight at once on one connection, matched by transaction id (Modbus TCP
+    /// only; 1 everywhere else, and where a gap is set).
+    pub pipeline: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -261,13 +269,25 @@ pub fn buses(raw_buses: &[(usize, RawBus)], mode: Mode, diags: &mut Diagnostics)
                 "a serial line carries one request at a time; concurrency is ignored",
             );
         }
+        let pipeline =
+            int_field(rb.pipeline, 8, 1..=64, &format!("{path}.pipeline"), "reads in flight per connection", diags)
+                as usize;
+        if rb.pipeline.is_some_and(|p| p > 1) && transport.as_ref().is_some_and(|t| !matches!(t, Transport::Tcp { .. }))
+        {
+            diags.warning(
+                format!("{path}.pipeline"),
+                "only Modbus TCP matches answers to requests by transaction id; this bus reads one at a time",
+            );
+        }
         if rb.retries.is_some() {
             diags.error(format!("{path}.retries"), "retries are set per device or in [polling]");
         }
         let duplicate = name.as_ref().is_some_and(|n| bus_index.get(n) != Some(i));
         if let (Some(name), Some(transport), false) = (name, transport, duplicate) {
             let concurrency = if transport.is_half_duplex() { 1 } else { concurrency };
-            buses.push(Bus { name: name.into(), transport, timeout, gap, concurrency });
+            // a gap is silence between requests: it cannot be kept with several in flight
+            let pipeline = if matches!(transport, Transport::Tcp { .. }) && gap.is_zero() { pipeline } else { 1 };
+            buses.push(Bus { name: name.into(), transport, timeout, gap, concurrency, pipeline });
         }
     }
 

@@ -1,22 +1,20 @@
-//! The bus poller: one task per bus, turning the configuration into a stream of
-//! [`Reading`]s.
+//! The bus poller: one device poll, turning a device's plan into [`Reading`]s. When
+//! devices are polled is the bus task's ([`super::bus`]).
 //!
 //! Invariants:
 //! - **One request at a time on a half-duplex line** (RTU, and RTU over TCP, whose far
-//!   end is a serial line), with the configured gap of silence between requests. A TCP
-//!   bus runs up to `concurrency` device polls at once, each on its own connection.
-//! - **A device is never polled twice at once**, and its next poll is scheduled from its
-//!   own interval, staggered across the bus so devices are not hit in bursts. A cycle
-//!   that overruns its interval is counted and logged, and the missed slots are skipped,
-//!   never queued up.
+//!   end is a serial line), with the configured gap of silence between requests. A
+//!   Modbus TCP bus has `concurrency` connections, each with up to `pipeline` reads in
+//!   flight ([`super::pipeline`]).
 //! - **One dead device does not stall its neighbours.** A request that times out is
 //!   retried at most `retries` times; after that the device's remaining requests are not
 //!   sent this cycle, and the device backs off exponentially (interval × 2ⁿ, capped at
 //!   `backoff_max`) until it answers again. Its points are still reported, with quality
 //!   `timeout`, so the gap is visible downstream.
 //! - **Transport errors and Modbus exceptions stay apart.** A timeout or a broken
-//!   connection drops the connection (a late answer must not be taken for the next one)
-//!   and reconnects on the next request; an exception is the device refusing a request:
+//!   connection drops the connection (a late answer must not be taken for the next one,
+//!   and the server may still be busy with the request) and reconnects on the next
+//!   request; an exception is the device refusing a request:
 //!   counted per device and point, reported as that point's quality, and polling goes on.
 //!   A merged read refused with 02 (illegal data address) is split into one read per
 //!   point, for this cycle and the following ones.
@@ -28,17 +26,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_modbus::client::Context;
 use tokio_modbus::prelude::{Reader, SlaveContext};
 use tokio_modbus::{ExceptionCode, Slave};
-use tokio_util::sync::CancellationToken;
 
+pub use super::bus::{backoff, run_bus, Origin};
 use super::config::{Bus, Device, Transport};
 use crate::model::{Quality, Reading};
 
+use super::pipeline::{Outcome, Pipeline, Pipelining, Read};
 use super::planner::{self, Request};
 use super::profile::{RegisterImage, Table};
 use super::transport;
@@ -119,13 +116,28 @@ pub(super) struct Conn {
 
 /// Idle connections of one bus.
 pub(super) struct Pool {
-    transport: Transport,
+    pub(super) transport: Transport,
     pub(super) timeout: Duration,
     pub(super) gap: Duration,
     idle: Mutex<Vec<Conn>>,
 }
 
 impl Pool {
+    pub(super) fn new(bus: &Bus) -> Pool {
+        Pool { transport: bus.transport.clone(), timeout: bus.timeout, gap: bus.gap, idle: Mutex::new(Vec::new()) }
+    }
+
+    /// The pipelined connections a bus's Modbus reads go through, where it has them: a
+    /// Modbus TCP bus without a gap.
+    pub(super) fn pipeline(bus: &Bus) -> Option<Pipeline> {
+        match &bus.transport {
+            Transport::Tcp { address } if bus.gap.is_zero() => {
+                Some(Pipeline::start(address, bus.timeout, bus.concurrency, bus.pipeline))
+            }
+            _ => None,
+        }
+    }
+
     /// An open connection of the kind asked for (`meter`: a bare line).
     pub(super) async fn take(&self, meter: bool) -> io::Result<Conn> {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
@@ -167,10 +179,13 @@ pub(super) struct Job {
     pub(super) site: Arc<str>,
     /// The site's time zone: meters keep local time.
     pub(super) tz: chrono_tz::Tz,
-    plan: Arc<Vec<Request>>,
-    split: Arc<HashSet<usize>>,
+    pub(super) plan: Arc<Vec<Request>>,
+    pub(super) split: Arc<HashSet<usize>>,
     pub(super) stats: Arc<DeviceStats>,
     pub(super) pool: Arc<Pool>,
+    /// A Modbus TCP bus's pipelined connections (reads of Modbus devices go there, not to
+    /// the pool).
+    pub(super) pipe: Option<Pipeline>,
 }
 
 enum Attempt {
@@ -208,12 +223,17 @@ impl Job {
                 return None;
             }
         };
-        tokio::time::sleep_until(conn.last_end + self.pool.gap).await;
+        if !self.pool.gap.is_zero() {
+            tokio::time::sleep_until(conn.last_end + self.pool.gap).await;
+        }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         Some(conn)
     }
 
     async fn attempt(&self, req: &Request) -> Attempt {
+        if let Some(pipe) = &self.pipe {
+            return self.attempt_pipelined(pipe, req).await;
+        }
         let Some(mut conn) = self.connection(false).await else { return Attempt::Transport };
         let Link::Modbus(ctx) = &mut conn.link else { return Attempt::Transport };
         ctx.set_slave(Slave(self.device.unit));
@@ -253,7 +273,36 @@ impl Job {
         }
     }
 
-    async fn poll(&self) -> PollOutcome {
+    async fn attempt_pipelined(&self, pipe: &Pipeline, req: &Request) -> Attempt {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let read = Read { unit: self.device.unit, table: req.table, start: req.start, count: req.count };
+        match pipe.read(read).await {
+            Outcome::Values(v) => Attempt::Data(v),
+            Outcome::Exception(code) => Attempt::Exception(ExceptionCode::new(code)),
+            Outcome::Timeout => {
+                self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                self.stats.failed(format!(
+                    "no answer from unit {} within {}",
+                    self.device.unit,
+                    humantime::format_duration(self.pool.timeout)
+                ));
+                Attempt::Timeout
+            }
+            Outcome::Unreachable(e) => {
+                self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+                self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
+                self.stats.failed(format!("cannot connect to {}: {e}", self.pool.transport));
+                Attempt::Transport
+            }
+            Outcome::Transport(why) => {
+                self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
+                self.stats.failed(format!("transport error: {why}"));
+                Attempt::Transport
+            }
+        }
+    }
+
+    pub(super) async fn poll(&self) -> PollOutcome {
         #[cfg(test)]
         if PANIC_ON.lock().unwrap_or_else(|e| e.into_inner()).as_deref() == Some(&*self.device.name) {
             panic!("poll of {} failed", self.device.name);
@@ -369,213 +418,32 @@ pub async fn poll_once(bus: &Bus, device: &Device, site: Arc<str>, tz: chrono_tz
         plan: Arc::new(device.plan()),
         split: Arc::new(HashSet::new()),
         stats: Arc::new(DeviceStats::default()),
-        pool: Arc::new(Pool {
-            transport: bus.transport.clone(),
-            timeout: bus.timeout,
-            gap: bus.gap,
-            idle: Mutex::new(Vec::new()),
-        }),
+        pool: Arc::new(Pool::new(bus)),
+        pipe: None,
     };
     job.poll().await
 }
 
-struct Slot {
-    job: Job,
-    next_due: Instant,
-    busy: bool,
-    failures: u32,
-    answering: bool,
-}
-
-/// The delay before the next attempt at a device that failed `failures` times in a row.
-pub fn backoff(interval: Duration, failures: u32, max: Duration) -> Duration {
-    if failures <= 1 {
-        return interval;
+/// Sends the device's first read `bus.pipeline` times at once on one connection, in as
+/// many bursts as it takes to judge (see [`super::pipeline::STRIKES`]), and says what the
+/// server made of it (for `probe`); `None` where the bus has no pipelining.
+pub async fn pipelining_check(bus: &Bus, device: &Device) -> Option<Pipelining> {
+    let Transport::Tcp { address } = &bus.transport else { return None };
+    let first = device.plan().into_iter().next()?;
+    if bus.pipeline <= 1 || device.meter.is_some() {
+        return None;
     }
-    let factor = 1u32 << (failures - 1).min(16);
-    interval.saturating_mul(factor).min(max.max(interval))
-}
-
-/// The site whose readings a bus takes: its name, and its time zone (meters keep local
-/// time).
-#[derive(Debug, Clone)]
-pub struct Origin {
-    pub name: Arc<str>,
-    pub tz: chrono_tz::Tz,
-}
-
-/// Polls every device of `bus` until `cancel` fires; readings go to `tx` one device-poll
-/// at a time. When `tx` is full the bus waits (back-pressure): the consumer, not the
-/// poller, decides what to keep.
-pub async fn run_bus(
-    bus: Bus,
-    devices: Vec<Device>,
-    site: Origin,
-    stats: Stats,
-    tx: mpsc::Sender<Vec<Reading>>,
-    inbox: super::command::Inbox,
-    cancel: CancellationToken,
-) {
-    let mut inbox = inbox.lock().await;
-    let mut pending: std::collections::VecDeque<super::command::Command> = Default::default();
-    let pool = Arc::new(Pool {
-        transport: bus.transport.clone(),
-        timeout: bus.timeout,
-        gap: bus.gap,
-        idle: Mutex::new(Vec::new()),
-    });
-    let start = Instant::now();
-    let n = devices.len().max(1) as u32;
-    let mut slots: Vec<Slot> = devices
-        .into_iter()
-        .enumerate()
-        .map(|(k, device)| {
-            // Stagger: device k of n starts k/n of its interval into the first cycle.
-            let offset = device.interval.mul_f64(f64::from(k as u32) / f64::from(n));
-            let stats = stats.get(&*device.name).cloned().unwrap_or_default();
-            Slot {
-                job: Job {
-                    plan: Arc::new(device.plan()),
-                    split: Arc::new(HashSet::new()),
-                    device,
-                    site: site.name.clone(),
-                    tz: site.tz,
-                    stats,
-                    pool: pool.clone(),
-                },
-                next_due: start + offset,
-                busy: false,
-                failures: 0,
-                answering: true,
-            }
-        })
-        .collect();
-    tracing::info!(bus = %bus.name, transport = %bus.transport.describe(), devices = slots.len(), "polling");
-    let mut running: JoinSet<Option<PollOutcome>> = JoinSet::new();
-    // which slot each running task polls (a task that panics still has its id); a
-    // command's task has none
-    let mut tasks: HashMap<tokio::task::Id, Option<usize>> = HashMap::new();
-    loop {
-        let now = Instant::now();
-        // commands first: an operator waits on them, and they take the line like a poll
-        while running.len() < bus.concurrency {
-            let Some(cmd) = pending.pop_front() else { break };
-            let job = slots.iter().find(|s| s.job.device.name == cmd.device).map(|s| s.job.clone());
-            let handle = running.spawn(async move {
-                let r = match job {
-                    Some(job) => job.command(cmd.action).await,
-                    None => Err(super::command::CommandError::UnknownDevice(cmd.device.to_string())),
-                };
-                let _ = cmd.reply.send(r);
-                None
-            });
-            tasks.insert(handle.id(), None);
-        }
-        while running.len() < bus.concurrency {
-            let next = slots
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| !s.busy)
-                .min_by_key(|(_, s)| s.next_due)
-                .map(|(i, s)| (i, s.next_due));
-            match next {
-                Some((i, due)) if due <= now => {
-                    slots[i].busy = true;
-                    let job = slots[i].job.clone();
-                    let handle = running.spawn(async move { Some(job.poll().await) });
-                    tasks.insert(handle.id(), Some(i));
-                }
-                _ => break,
-            }
-        }
-        let next_due = slots.iter().filter(|s| !s.busy).map(|s| s.next_due).min();
-        let can_start = running.len() < bus.concurrency && next_due.is_some();
-        let wake = next_due.unwrap_or(now + Duration::from_secs(3600));
-        tokio::select! {
-            () = cancel.cancelled() => break,
-            Some(cmd) = inbox.recv() => pending.push_back(cmd),
-            Some(done) = running.join_next_with_id(), if !running.is_empty() => {
-                let id = match &done {
-                    Ok((id, _)) => *id,
-                    Err(e) => e.id(),
-                };
-                let Some(Some(i)) = tasks.remove(&id) else { continue };
-                slots[i].busy = false;
-                let outcome = match done {
-                    Ok((_, Some(outcome))) => outcome,
-                    Ok((_, None)) => continue,
-                    Err(e) => {
-                        // A poll that panicked: the device is freed, counted and polled
-                        // again after a backoff, never left marked busy.
-                        let slot = &mut slots[i];
-                        slot.failures += 1;
-                        slot.job.stats.panics.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(device = %slot.job.device.name, error = %e, "poll task failed; polling the device again after a backoff");
-                        slot.next_due = Instant::now() + backoff(slot.job.device.interval, slot.failures, slot.job.device.backoff_max);
-                        continue;
-                    }
-                };
-                let slot = &mut slots[i];
-                if !outcome.split.is_empty() {
-                    let mut split = (*slot.job.split).clone();
-                    split.extend(outcome.split.iter().copied());
-                    tracing::info!(device = %slot.job.device.name, "device refuses reads across unused registers; reading those points one by one");
-                    slot.job.split = Arc::new(split);
-                }
-                let interval = slot.job.device.interval;
-                let now = Instant::now();
-                slot.job.stats.cycle_ended(outcome.answered, chrono::Utc::now().timestamp_millis());
-                if outcome.answered {
-                    if !slot.answering {
-                        tracing::info!(device = %slot.job.device.name, "device answers again");
-                    }
-                    slot.failures = 0;
-                    slot.answering = true;
-                    slot.next_due += interval;
-                    if outcome.took > interval || slot.next_due <= now {
-                        slot.job.stats.slow_cycles.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(device = %slot.job.device.name, took = ?outcome.took, interval = ?interval, "poll cycle overran its interval; skipping missed slots");
-                        while slot.next_due <= now {
-                            slot.next_due += interval;
-                        }
-                    }
-                } else {
-                    slot.failures += 1;
-                    if slot.answering {
-                        tracing::warn!(device = %slot.job.device.name, unit = slot.job.device.unit, quality = %outcome.readings.first().map(|r| r.quality.to_string()).unwrap_or_default(), "device does not answer; backing off");
-                    }
-                    slot.answering = false;
-                    slot.next_due = now + backoff(interval, slot.failures, slot.job.device.backoff_max);
-                }
-                if tx.send(outcome.readings).await.is_err() {
-                    break;
-                }
-            }
-            () = tokio::time::sleep_until(wake), if can_start => {}
+    let pipe = Pipeline::start(address, bus.timeout, 1, bus.pipeline);
+    let read = Read { unit: device.unit, table: first.table, start: first.start, count: first.count };
+    for _ in 0..super::pipeline::STRIKES {
+        let _ = futures::future::join_all((0..bus.pipeline).map(|_| pipe.read(read))).await;
+        if matches!(pipe.pipelining(), Pipelining::Refuses(_)) {
+            break;
         }
     }
-    running.abort_all();
+    Some(pipe.pipelining())
 }
 
 /// Tests make the polls of the named device panic.
 #[cfg(test)]
 pub(crate) static PANIC_ON: Mutex<Option<String>> = Mutex::new(None);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let i = Duration::from_secs(10);
-        let max = Duration::from_secs(60);
-        assert_eq!(backoff(i, 0, max), i);
-        assert_eq!(backoff(i, 1, max), i);
-        assert_eq!(backoff(i, 2, max), Duration::from_secs(20));
-        assert_eq!(backoff(i, 3, max), Duration::from_secs(40));
-        assert_eq!(backoff(i, 4, max), max);
-        assert_eq!(backoff(i, 40, max), max);
-        // a cap below the interval never polls faster than the interval
-        assert_eq!(backoff(i, 5, Duration::from_secs(1)), i);
-    }
-}

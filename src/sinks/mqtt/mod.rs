@@ -411,6 +411,9 @@ pub async fn run(
         let mut pending: VecDeque<Stored> = VecDeque::new();
         let mut fetched = start;
         let mut more = true;
+        // one timer for the connection, not one per event
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if connected && draining.is_none() && s.outstanding.len() < cfg.window {
                 if pending.len() < cfg.window.max(64) && more {
@@ -442,6 +445,8 @@ pub async fn run(
                     draining = Some(tokio::time::Instant::now() + drain);
                 }
                 ev = events.recv() => match ev {
+                    Some(LoopEvent::Sent(pkid)) => s.sent(pkid),
+                    Some(LoopEvent::Acked(pkid)) => s.acked(pkid),
                     Some(LoopEvent::Connected) => {
                         connected = true;
                         attempt = 0;
@@ -451,8 +456,6 @@ pub async fn run(
                             s.queued.push_back((-1, -1));
                         }
                     }
-                    Some(LoopEvent::Sent(pkid)) => s.sent(pkid),
-                    Some(LoopEvent::Acked(pkid)) => s.acked(pkid),
                     Some(LoopEvent::Failed(e)) => {
                         health.connected.store(false, Ordering::Relaxed);
                         health.failure(format!("MQTT: {e}"));
@@ -474,7 +477,7 @@ pub async fn run(
                     }
                 },
                 () = super::changed(&mut notify), if connected && draining.is_none() => more = true,
-                () = tokio::time::sleep(Duration::from_millis(500)) => more = true,
+                _ = tick.tick() => more = true,
             }
         }
     }

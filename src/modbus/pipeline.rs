@@ -1,0 +1,469 @@
+//! Several Modbus TCP reads in flight on one connection, matched to their answers by
+//! transaction id ([`super::mbap`]).
+//!
+//! A bus gets `concurrency` lanes, each a task owning one connection. A device poll
+//! hands its read to a lane and waits for the answer; the lane writes every read it has
+//! (up to `depth` in flight) in one write, and gives each answer to its read whatever
+//! order they come in. One timer per lane follows the oldest read in flight.
+//!
+//! Invariants:
+//! - **An answer goes to its own read or nowhere.** A frame whose transaction id is not in
+//!   flight (a late answer) is dropped and counted; a stream that stops being Modbus TCP
+//!   closes the connection.
+//! - **A timeout or a lost connection drops the connection**, as without pipelining: the
+//!   server may still be working on what it was sent. The reads that were in flight with
+//!   it are sent again, alone, on the next connection.
+//! - **A server that does not take pipelined requests is found, said and respected.** A
+//!   read that failed while others were in flight and is answered when sent alone is a
+//!   strike against pipelining. [`STRIKES`] strikes within [`STRIKE_WINDOW`], each from
+//!   a separate failure, show that the server loses pipelined reads: the bus goes to
+//!   one read at a time for good, says so in its log, and [`Pipelining`] tells `probe`.
+//!   One failure is not enough: a server restarting or a network blip with reads in
+//!   flight looks the same once. A device that does not answer at all fails alone too,
+//!   so it is never taken for such a server.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::mbap::{self, Answer};
+use super::profile::Table;
+
+/// Strikes against pipelining (see the module's invariants) that turn it off.
+pub const STRIKES: usize = 3;
+/// How recent the strikes must be.
+pub const STRIKE_WINDOW: Duration = Duration::from_secs(600);
+
+/// One read: which unit, which table, from where, how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Read {
+    pub unit: u8,
+    pub table: Table,
+    pub start: u16,
+    pub count: u16,
+}
+
+/// How a read ended.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    Values(Vec<u16>),
+    Exception(u8),
+    /// No answer within the bus's timeout.
+    Timeout,
+    /// The connection could not be opened (the error, in words).
+    Unreachable(String),
+    /// The connection failed, could not be opened, or the answer was not one to this
+    /// read; in words.
+    Transport(String),
+}
+
+/// What is known of the server's pipelining, for `probe` and the log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Pipelining {
+    /// Never more than one read in flight so far.
+    #[default]
+    Untried,
+    /// The server answered with up to `most` reads in flight; `out_of_order` if it ever
+    /// answered a later one first.
+    Takes { most: usize, out_of_order: bool },
+    /// The server lost reads sent while others were in flight (why, in words): one at a
+    /// time from then on.
+    Refuses(String),
+    /// Configured to one read at a time.
+    Off,
+}
+
+impl std::fmt::Display for Pipelining {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pipelining::Untried => write!(f, "not tried yet (never more than one read in flight)"),
+            Pipelining::Takes { most, out_of_order: false } => {
+                write!(f, "takes pipelined reads ({most} in flight at most so far, answered in order)")
+            }
+            Pipelining::Takes { most, out_of_order: true } => {
+                write!(f, "takes pipelined reads ({most} in flight at most so far, answered out of order)")
+            }
+            Pipelining::Refuses(why) => write!(f, "does not take pipelined reads ({why}): one at a time"),
+            Pipelining::Off => write!(f, "off (pipeline = 1)"),
+        }
+    }
+}
+
+/// What a bus's lanes share.
+#[derive(Debug)]
+struct Shared {
+    address: String,
+    timeout: Duration,
+    /// Reads in flight per connection now (the configured depth, or 1 once refused).
+    depth: AtomicUsize,
+    verdict: Mutex<Pipelining>,
+    /// When each recent strike was (from separate failures).
+    strikes: Mutex<VecDeque<Instant>>,
+    /// Answers whose transaction id was not in flight (dropped).
+    pub strays: AtomicU64,
+}
+
+/// A read waiting for its answer.
+struct Pending {
+    read: Read,
+    reply: oneshot::Sender<Outcome>,
+    /// Sent again alone after a failure while pipelined.
+    alone: bool,
+    /// It failed while others were in flight (the number of that failure on its lane):
+    /// answered alone, it is a strike against pipelining.
+    evidence: Option<u64>,
+}
+
+struct Flight {
+    tid: u16,
+    deadline: Instant,
+    pending: Pending,
+}
+
+/// The lanes of one Modbus TCP bus.
+#[derive(Clone)]
+pub struct Pipeline {
+    lanes: Arc<Vec<mpsc::Sender<Pending>>>,
+    /// Reads given to each lane and not yet answered.
+    loads: Arc<Vec<AtomicUsize>>,
+    shared: Arc<Shared>,
+}
+
+impl Pipeline {
+    /// Starts `lanes` connection tasks to `address` (connected when first needed), each
+    /// with up to `depth` reads in flight. They end when the last clone is dropped.
+    pub fn start(address: &str, timeout: Duration, lanes: usize, depth: usize) -> Pipeline {
+        let shared = Arc::new(Shared {
+            address: address.to_string(),
+            timeout,
+            depth: AtomicUsize::new(depth.max(1)),
+            verdict: Mutex::new(if depth <= 1 { Pipelining::Off } else { Pipelining::Untried }),
+            strikes: Mutex::new(VecDeque::new()),
+            strays: AtomicU64::new(0),
+        });
+        let lanes: Vec<mpsc::Sender<Pending>> = (0..lanes.max(1))
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(256);
+                tokio::spawn(Lane::new(shared.clone(), rx).run());
+                tx
+            })
+            .collect();
+        let loads = Arc::new((0..lanes.len()).map(|_| AtomicUsize::new(0)).collect());
+        Pipeline { lanes: Arc::new(lanes), loads, shared }
+    }
+
+    /// Reads on the least loaded connection (so that one slow device does not hold up
+    /// the reads queued behind it while another connection is free) and waits for the
+    /// outcome.
+    pub async fn read(&self, read: Read) -> Outcome {
+        let k = (0..self.lanes.len()).min_by_key(|&k| self.loads[k].load(Ordering::Relaxed)).unwrap_or(0);
+        self.loads[k].fetch_add(1, Ordering::Relaxed);
+        // given back however this ends, the future dropped included
+        struct Unload<'a>(&'a AtomicUsize);
+        impl Drop for Unload<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let _unload = Unload(&self.loads[k]);
+        let (reply, answer) = oneshot::channel();
+        if self.lanes[k].send(Pending { read, reply, alone: false, evidence: None }).await.is_err() {
+            return Outcome::Transport("the connection's task has ended".into());
+        }
+        answer.await.unwrap_or_else(|_| Outcome::Transport("the connection's task has ended".into()))
+    }
+
+    /// Reads in flight per connection at most, now.
+    pub fn depth(&self) -> usize {
+        self.shared.depth.load(Ordering::Relaxed)
+    }
+
+    pub fn lanes(&self) -> usize {
+        self.lanes.len()
+    }
+
+    pub fn pipelining(&self) -> Pipelining {
+        self.shared.verdict.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Answers dropped because no read in flight had their transaction id.
+    pub fn strays(&self) -> u64 {
+        self.shared.strays.load(Ordering::Relaxed)
+    }
+}
+
+struct Lane {
+    shared: Arc<Shared>,
+    rx: mpsc::Receiver<Pending>,
+    queue: VecDeque<Pending>,
+    flights: VecDeque<Flight>,
+    stream: Option<TcpStream>,
+    next_tid: u16,
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+    /// The bus has dropped its end: no more reads will come.
+    closed: bool,
+    /// Failures with reads in flight so far, and the last one that struck.
+    failures: u64,
+    struck: Option<u64>,
+}
+
+impl Lane {
+    fn new(shared: Arc<Shared>, rx: mpsc::Receiver<Pending>) -> Lane {
+        Lane {
+            shared,
+            rx,
+            queue: VecDeque::new(),
+            flights: VecDeque::new(),
+            stream: None,
+            next_tid: 0,
+            rbuf: Vec::with_capacity(4096),
+            wbuf: Vec::with_capacity(1024),
+            closed: false,
+            failures: 0,
+            struck: None,
+        }
+    }
+
+    async fn run(mut self) {
+        let timer = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
+        let mut batch = Vec::with_capacity(64);
+        loop {
+            self.send_what_fits().await;
+            if self.closed && self.flights.is_empty() && self.queue.is_empty() {
+                return; // the bus has ended
+            }
+            let deadline = self.flights.front().map(|f| f.deadline);
+            if deadline != armed {
+                if let Some(d) = deadline {
+                    timer.as_mut().reset(d);
+                }
+                armed = deadline;
+            }
+            let reading = self.stream.is_some() && !self.flights.is_empty();
+            tokio::select! {
+                n = self.rx.recv_many(&mut batch, 64), if !self.closed => {
+                    self.closed = n == 0;
+                    self.queue.extend(batch.drain(..));
+                }
+                r = read_some(&mut self.stream, &mut self.rbuf), if reading => match r {
+                    Ok(0) => self.lost("the server closed the connection".into()),
+                    Ok(_) => self.take_answers(),
+                    Err(e) => self.lost(format!("connection failed: {e}")),
+                },
+                () = &mut timer, if armed.is_some() => self.timed_out(),
+            }
+        }
+    }
+
+    /// Sends queued reads while the depth allows, all in one write.
+    async fn send_what_fits(&mut self) {
+        // reads sent again alone go one at a time, and nothing goes with them
+        let probation = self.queue.iter().any(|p| p.alone) || self.flights.iter().any(|f| f.pending.alone);
+        let depth = if probation { 1 } else { self.shared.depth.load(Ordering::Relaxed) };
+        if self.queue.is_empty() || self.flights.len() >= depth {
+            return;
+        }
+        if self.stream.is_none() {
+            match connect(&self.shared.address, self.shared.timeout).await {
+                Ok(s) => {
+                    self.stream = Some(s);
+                    self.rbuf.clear();
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    for p in self.queue.drain(..) {
+                        let _ = p.reply.send(Outcome::Unreachable(why.clone()));
+                    }
+                    return;
+                }
+            }
+        }
+        self.wbuf.clear();
+        let now = Instant::now();
+        while self.flights.len() < depth {
+            let Some(p) = self.queue.pop_front() else { break };
+            if p.reply.is_closed() {
+                continue; // its poll is gone (the bus stopped)
+            }
+            self.next_tid = self.next_tid.wrapping_add(1);
+            let r = p.read;
+            mbap::encode_read(&mut self.wbuf, self.next_tid, r.unit, r.table, r.start, r.count);
+            self.flights.push_back(Flight { tid: self.next_tid, deadline: now + self.shared.timeout, pending: p });
+        }
+        let in_flight = self.flights.len();
+        let Some(stream) = self.stream.as_mut() else { return };
+        if let Err(e) = stream.write_all(&self.wbuf).await {
+            self.lost(format!("connection failed: {e}"));
+            return;
+        }
+        if in_flight > 1 {
+            let mut v = self.shared.verdict.lock().unwrap_or_else(|e| e.into_inner());
+            match &mut *v {
+                Pipelining::Takes { most, .. } => *most = (*most).max(in_flight),
+                Pipelining::Untried => *v = Pipelining::Takes { most: in_flight, out_of_order: false },
+                _ => {}
+            }
+        }
+    }
+
+    /// Gives every complete answer in the buffer to its read.
+    fn take_answers(&mut self) {
+        let mut used = 0;
+        loop {
+            match mbap::next_frame(&self.rbuf[used..]) {
+                Ok(None) => break,
+                Err(e) => {
+                    self.rbuf.clear();
+                    self.lost(format!("the answer is not Modbus TCP: {e}"));
+                    return;
+                }
+                Ok(Some((frame, n))) => {
+                    used += n;
+                    let Some(k) = self.flights.iter().position(|f| f.tid == frame.tid) else {
+                        self.shared.strays.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(address = %self.shared.address, tid = frame.tid, "answer to no read in flight dropped");
+                        continue;
+                    };
+                    if k > 0 {
+                        let mut v = self.shared.verdict.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Pipelining::Takes { out_of_order, .. } = &mut *v {
+                            *out_of_order = true;
+                        }
+                    }
+                    let Some(f) = self.flights.remove(k) else { continue };
+                    let r = f.pending.read;
+                    let outcome = if frame.unit != r.unit {
+                        Outcome::Transport(format!("answered as unit {} to a read of unit {}", frame.unit, r.unit))
+                    } else {
+                        match mbap::decode_answer(&frame, r.table, r.count) {
+                            Ok(Answer::Values(v)) => Outcome::Values(v),
+                            Ok(Answer::Exception(c)) => Outcome::Exception(c),
+                            Err(why) => Outcome::Transport(why),
+                        }
+                    };
+                    self.answered(f.pending, outcome);
+                }
+            }
+        }
+        self.rbuf.drain(..used);
+    }
+
+    fn answered(&mut self, p: Pending, outcome: Outcome) {
+        if let (true, Some(failure)) = (p.alone, p.evidence) {
+            if matches!(outcome, Outcome::Values(_) | Outcome::Exception(_)) && self.struck != Some(failure) {
+                self.struck = Some(failure);
+                self.strike();
+            }
+        }
+        let _ = p.reply.send(outcome);
+    }
+
+    /// A read lost among others was answered alone: after [`STRIKES`] of those within
+    /// [`STRIKE_WINDOW`], one at a time for good.
+    fn strike(&self) {
+        let now = Instant::now();
+        let mut strikes = self.shared.strikes.lock().unwrap_or_else(|e| e.into_inner());
+        strikes.push_back(now);
+        while strikes.front().is_some_and(|&t| now.duration_since(t) > STRIKE_WINDOW) {
+            strikes.pop_front();
+        }
+        let n = strikes.len();
+        drop(strikes);
+        tracing::debug!(address = %self.shared.address, strikes = n, "a read lost among pipelined reads was answered alone");
+        if n >= STRIKES {
+            self.refuse(&format!(
+                "{n} times within {}, reads lost while others were in flight were answered when sent alone",
+                humantime::format_duration(STRIKE_WINDOW)
+            ));
+        }
+    }
+
+    /// The server lost pipelined reads: one at a time for good.
+    fn refuse(&self, why: &str) {
+        self.shared.depth.store(1, Ordering::Relaxed);
+        let mut v = self.shared.verdict.lock().unwrap_or_else(|e| e.into_inner());
+        if !matches!(*v, Pipelining::Refuses(_)) {
+            tracing::warn!(address = %self.shared.address, "the server does not take pipelined Modbus TCP reads ({why}); sending one at a time from now on");
+            *v = Pipelining::Refuses(why.to_string());
+        }
+    }
+
+    /// The oldest read's deadline has passed.
+    fn timed_out(&mut self) {
+        let now = Instant::now();
+        if self.flights.front().is_none_or(|f| f.deadline > now) {
+            return;
+        }
+        self.fail(|f| f.deadline <= now, Outcome::Timeout);
+    }
+
+    fn lost(&mut self, why: String) {
+        // which read the server failed on is not known: all were lost with it
+        self.fail(|_| true, Outcome::Transport(why));
+    }
+
+    /// Drops the connection. Reads that `culprit` names fail with `outcome` unless others
+    /// were in flight with them, in which case they are sent again alone (as evidence);
+    /// the others go again alone without being held against anyone.
+    fn fail(&mut self, culprit: impl Fn(&Flight) -> bool, outcome: Outcome) {
+        self.stream = None;
+        let pipelined = self.flights.len() > 1;
+        if pipelined {
+            self.failures += 1;
+        }
+        let mut again = Vec::new();
+        for f in std::mem::take(&mut self.flights) {
+            let guilty = culprit(&f);
+            let mut p = f.pending;
+            if guilty && (p.alone || !pipelined) {
+                let o = match &outcome {
+                    Outcome::Timeout => Outcome::Timeout,
+                    Outcome::Transport(w) => Outcome::Transport(w.clone()),
+                    _ => Outcome::Transport("connection failed".into()),
+                };
+                let _ = p.reply.send(o);
+                continue;
+            }
+            if guilty && pipelined {
+                p.evidence = Some(self.failures);
+            }
+            p.alone = true;
+            again.push(p);
+        }
+        for p in again.into_iter().rev() {
+            self.queue.push_front(p);
+        }
+    }
+}
+
+async fn read_some(stream: &mut Option<TcpStream>, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    match stream {
+        Some(s) => {
+            if buf.len() > 16 * mbap::MAX_FRAME {
+                return Err(std::io::Error::other("answers pile up without a frame ending"));
+            }
+            s.read_buf(buf).await
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn connect(address: &str, timeout: Duration) -> std::io::Result<TcpStream> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connecting timed out"))??;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+#[cfg(test)]
+mod tests;
