@@ -12,6 +12,7 @@
 //! - InfluxDB: measurement `alerts`, one point when raised (at its start) and one when
 //!   cleared (at its end), usable as Grafana annotations.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::group;
@@ -175,7 +176,7 @@ pub fn client() -> reqwest::Result<reqwest::Client> {
 /// the webhook off; the reason shows in `/api/status`. Messages never show the URL (it
 /// carries the robot's key).
 pub async fn webhook(
-    store: &Store,
+    store: &Arc<Store>,
     site: Speaker<'_>,
     url: &Secret,
     format: WebhookFormat,
@@ -186,11 +187,12 @@ pub async fn webhook(
     if health.lock().webhook_next.is_some_and(|t| t > std::time::Instant::now()) {
         return 0;
     }
-    let Some(pending) = pending(store, Destination::Webhook) else { return 0 };
+    let Some(pending) = pending(store, Destination::Webhook).await else { return 0 };
     // an alert caused by another (an outage's low pressure, a burst's interruption) is
     // not notified on its own: its root's message is the event
     let Some(earliest) = pending.iter().map(|(a, _)| a.start_ms).min() else { return 0 };
-    let caused = match store.alerts_between(earliest.saturating_sub(86_400_000), i64::MAX) {
+    let from = earliest.saturating_sub(86_400_000);
+    let caused = match crate::sinks::on_store(store, move |s| s.alerts_between(from, i64::MAX)).await {
         Ok(around) => group::causes(&around, parent_of),
         Err(e) => {
             tracing::error!(error = %e, "cannot read alerts to group; notifying each on its own");
@@ -208,7 +210,7 @@ pub async fn webhook(
     for (a, updated) in pending {
         if let Some(root) = caused.get(&a.id) {
             tracing::debug!(alert = a.id, root, "caused by another alert: not notified on its own");
-            record_delivered(store, Destination::Webhook, a.id, updated);
+            record_delivered(store, Destination::Webhook, a.id, updated).await;
             continue;
         }
         let verdict = post(&http, url, &webhook_body(&a, site, format), format).await;
@@ -229,7 +231,7 @@ pub async fn webhook(
             h.webhook_next = None;
         }
         health.succeeded("webhook");
-        if record_delivered(store, Destination::Webhook, a.id, updated) {
+        if record_delivered(store, Destination::Webhook, a.id, updated).await {
             n += 1;
         }
     }
@@ -238,8 +240,8 @@ pub async fn webhook(
 
 /// Sends unconfirmed changes to every InfluxDB as `alerts` events; a change counts as
 /// delivered when all of them took it (a repeat is harmless: same series and time).
-pub async fn influx(store: &Store, site: Speaker<'_>, cfgs: &[InfluxConfig], health: &DeliveryHealth) -> usize {
-    let Some(pending) = pending(store, Destination::Influx) else { return 0 };
+pub async fn influx(store: &Arc<Store>, site: Speaker<'_>, cfgs: &[InfluxConfig], health: &DeliveryHealth) -> usize {
+    let Some(pending) = pending(store, Destination::Influx).await else { return 0 };
     if pending.is_empty() {
         return 0;
     }
@@ -268,12 +270,18 @@ pub async fn influx(store: &Store, site: Speaker<'_>, cfgs: &[InfluxConfig], hea
         }
     }
     health.succeeded("influx");
-    pending.iter().filter(|(a, u)| record_delivered(store, Destination::Influx, a.id, *u)).count()
+    let mut recorded = 0;
+    for (a, u) in &pending {
+        if record_delivered(store, Destination::Influx, a.id, *u).await {
+            recorded += 1;
+        }
+    }
+    recorded
 }
 
 /// Sends unconfirmed changes over MQTT, one PubAck at a time (alerts are few).
-pub async fn mqtt(store: &Store, site: Speaker<'_>, cfg: &MqttConfig, health: &DeliveryHealth) -> usize {
-    let Some(pending) = pending(store, Destination::Mqtt) else { return 0 };
+pub async fn mqtt(store: &Arc<Store>, site: Speaker<'_>, cfg: &MqttConfig, health: &DeliveryHealth) -> usize {
+    let Some(pending) = pending(store, Destination::Mqtt).await else { return 0 };
     if pending.is_empty() {
         return 0;
     }
@@ -306,7 +314,7 @@ pub async fn mqtt(store: &Store, site: Speaker<'_>, cfg: &MqttConfig, health: &D
             break;
         }
         health.succeeded("mqtt");
-        if record_delivered(store, Destination::Mqtt, a.id, updated) {
+        if record_delivered(store, Destination::Mqtt, a.id, updated).await {
             n += 1;
         }
     }
@@ -314,10 +322,11 @@ pub async fn mqtt(store: &Store, site: Speaker<'_>, cfg: &MqttConfig, health: &D
     n
 }
 
-/// Records a confirmation; a store error is logged and the change is sent again on the
-/// next pass (receivers take repeats: same topic, same series and time).
-fn record_delivered(store: &Store, to: Destination, id: i64, updated_ms: i64) -> bool {
-    match store.alert_delivered(to, id, updated_ms) {
+/// Records a confirmation (off the async thread: it waits on the store's lock); a store
+/// error is logged and the change is sent again on the next pass (receivers take
+/// repeats: same topic, same series and time).
+async fn record_delivered(store: &Arc<Store>, to: Destination, id: i64, updated_ms: i64) -> bool {
+    match crate::sinks::on_store(store, move |s| s.alert_delivered(to, id, updated_ms)).await {
         Ok(()) => true,
         Err(e) => {
             tracing::error!(error = %e, alert = id, "cannot record an alert's delivery");
@@ -327,8 +336,11 @@ fn record_delivered(store: &Store, to: Destination, id: i64, updated_ms: i64) ->
 }
 
 /// The changes `to` has not confirmed; a store error is logged and the pass skipped.
-fn pending(store: &Store, to: Destination) -> Option<Vec<(AlertRow, i64)>> {
-    store.undelivered_alerts(to).map_err(|e| tracing::error!(error = %e, "cannot read alerts to deliver")).ok()
+async fn pending(store: &Arc<Store>, to: Destination) -> Option<Vec<(AlertRow, i64)>> {
+    crate::sinks::on_store(store, move |s| s.undelivered_alerts(to))
+        .await
+        .map_err(|e| tracing::error!(error = %e, "cannot read alerts to deliver"))
+        .ok()
 }
 
 #[cfg(test)]
@@ -355,7 +367,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db"), Default::default()).unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("s.db"), Default::default()).unwrap());
         let row = |rule: AlertRule, start_min: i64| AlertRow {
             id: 0,
             rule,

@@ -67,8 +67,8 @@ fn spawn_pollers(
     cancel: &CancellationToken,
     restarts: &Arc<Restarts>,
 ) -> (mpsc::Receiver<Vec<Reading>>, poller::Stats, Commands) {
-    // bursts of at most `bus::BURST_MAX` readings: at most 128 of them wait for the
-    // writer, which takes them at once into its own bounded queue
+    // bursts of about `bus::BURST_MAX` readings at most: at most 128 of them wait for
+    // the writer, which takes them at once into its own bounded queue
     let (tx, rx) = mpsc::channel(128);
     let mut commands = Commands::default();
     let stats = poller::new_stats(&cfg.devices);

@@ -37,8 +37,9 @@ use crate::model::Reading;
 /// Longest a finished poll's readings wait for the rest of their burst.
 pub const FLUSH: Duration = Duration::from_millis(250);
 
-/// Most readings handed to the writer at once: the channel to it holds a bounded number
-/// of readings, not of bursts of any size.
+/// A burst is handed to the writer once it holds this many readings (it exceeds it by
+/// one poll's at most), so that the channel to the writer holds a bounded number of
+/// readings, not bursts of any size.
 pub const BURST_MAX: usize = 1000;
 
 /// An overrunning device is told in the log at most this often.
@@ -172,7 +173,11 @@ pub async fn run_bus(
             () = &mut timer, if armed.is_some() => armed = None,
         }
     }
-    // what was read before the stop still goes to the writer
+    // what was read before the stop still goes to the writer, polls that had ended but
+    // were not taken yet included
+    while let Some(Some((_, Ok(Some(outcome))))) = running.next().now_or_never() {
+        batch.extend(outcome.readings);
+    }
     if !batch.is_empty() {
         let _ = tx.send(batch).await;
     }

@@ -14,15 +14,15 @@
 //!   server may still be working on what it was sent. The reads that were in flight with
 //!   it are sent again, alone, on the next connection.
 //! - **A server that does not take pipelined requests is found, said and respected.** A
-//!   read that failed while others were in flight and is answered when sent alone is a
-//!   strike against pipelining. [`STRIKES`] strikes within [`STRIKE_WINDOW`], each from
-//!   a separate failure, show that the server loses pipelined reads: the bus goes to
-//!   one read at a time for good, says so in its log, and [`Pipelining`] tells `probe`.
-//!   One failure is not enough: a server restarting or a network blip with reads in
-//!   flight looks the same once. A device that does not answer at all fails alone too,
-//!   so it is never taken for such a server.
+//!   failure with several reads in flight whose lost reads are all answered when sent
+//!   alone is a strike against pipelining. [`STRIKES`] strikes within [`STRIKE_WINDOW`]
+//!   show that the server loses pipelined reads: the bus goes to one read at a time for
+//!   good, says so in its log, and [`Pipelining`] tells `probe`. One failure is not
+//!   enough: a server restarting or a network blip with reads in flight looks the same
+//!   once. A failure in which one lost read fails alone too was that device's (a dead
+//!   unit behind a gateway holding up the reads queued behind it), not a strike.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,8 +58,7 @@ pub enum Outcome {
     Timeout,
     /// The connection could not be opened (the error, in words).
     Unreachable(String),
-    /// The connection failed, could not be opened, or the answer was not one to this
-    /// read; in words.
+    /// The connection failed, or the answer was not one to this read; in words.
     Transport(String),
 }
 
@@ -69,8 +68,8 @@ pub enum Pipelining {
     /// Never more than one read in flight so far.
     #[default]
     Untried,
-    /// The server answered with up to `most` reads in flight; `out_of_order` if it ever
-    /// answered a later one first.
+    /// The server answered reads while up to `most` were in flight; `out_of_order` if it
+    /// ever answered a later one first.
     Takes { most: usize, out_of_order: bool },
     /// The server lost reads sent while others were in flight (why, in words): one at a
     /// time from then on.
@@ -209,9 +208,11 @@ struct Lane {
     wbuf: Vec<u8>,
     /// The bus has dropped its end: no more reads will come.
     closed: bool,
-    /// Failures with reads in flight so far, and the last one that struck.
+    /// Failures with reads in flight so far on this lane.
     failures: u64,
-    struck: Option<u64>,
+    /// Per failure, its reads being tried alone: how many are left, and whether one
+    /// failed alone too (then the failure was a device's, not pipelining's).
+    trials: HashMap<u64, (usize, bool)>,
 }
 
 impl Lane {
@@ -227,7 +228,7 @@ impl Lane {
             wbuf: Vec::with_capacity(1024),
             closed: false,
             failures: 0,
-            struck: None,
+            trials: HashMap::new(),
         }
     }
 
@@ -248,17 +249,25 @@ impl Lane {
                 }
                 armed = deadline;
             }
-            let reading = self.stream.is_some() && !self.flights.is_empty();
+            let connected = self.stream.is_some();
             tokio::select! {
+                // answers first: after a stall, an answer that came in time is taken
+                // before the timer that fired meanwhile is believed
+                biased;
+                r = read_some(&mut self.stream, &mut self.rbuf), if connected => match r {
+                    // the server closed an idle connection: nothing was lost
+                    Ok(0) | Err(_) if self.flights.is_empty() => {
+                        self.stream = None;
+                        self.rbuf.clear();
+                    }
+                    Ok(0) => self.fail(|_| true, Outcome::Transport("the server closed the connection".into()), true),
+                    Ok(_) => self.take_answers(),
+                    Err(e) => self.fail(|_| true, Outcome::Transport(format!("connection failed: {e}")), true),
+                },
                 n = self.rx.recv_many(&mut batch, 64), if !self.closed => {
                     self.closed = n == 0;
                     self.queue.extend(batch.drain(..));
                 }
-                r = read_some(&mut self.stream, &mut self.rbuf), if reading => match r {
-                    Ok(0) => self.lost("the server closed the connection".into()),
-                    Ok(_) => self.take_answers(),
-                    Err(e) => self.lost(format!("connection failed: {e}")),
-                },
                 () = &mut timer, if armed.is_some() => self.timed_out(),
             }
         }
@@ -266,6 +275,12 @@ impl Lane {
 
     /// Sends queued reads while the depth allows, all in one write.
     async fn send_what_fits(&mut self) {
+        // reads whose poll is gone (the bus stopped) are not sent, nor connected for
+        while let Some(k) = self.queue.iter().position(|p| p.reply.is_closed()) {
+            if let Some(p) = self.queue.remove(k) {
+                self.settle(p.evidence, true);
+            }
+        }
         // reads sent again alone go one at a time, and nothing goes with them
         let probation = self.queue.iter().any(|p| p.alone) || self.flights.iter().any(|f| f.pending.alone);
         let depth = if probation { 1 } else { self.shared.depth.load(Ordering::Relaxed) };
@@ -280,7 +295,8 @@ impl Lane {
                 }
                 Err(e) => {
                     let why = e.to_string();
-                    for p in self.queue.drain(..) {
+                    for p in std::mem::take(&mut self.queue) {
+                        self.settle(p.evidence, true);
                         let _ = p.reply.send(Outcome::Unreachable(why.clone()));
                     }
                     return;
@@ -291,27 +307,15 @@ impl Lane {
         let now = Instant::now();
         while self.flights.len() < depth {
             let Some(p) = self.queue.pop_front() else { break };
-            if p.reply.is_closed() {
-                continue; // its poll is gone (the bus stopped)
-            }
             self.next_tid = self.next_tid.wrapping_add(1);
             let r = p.read;
             mbap::encode_read(&mut self.wbuf, self.next_tid, r.unit, r.table, r.start, r.count);
             self.flights.push_back(Flight { tid: self.next_tid, deadline: now + self.shared.timeout, pending: p });
         }
-        let in_flight = self.flights.len();
         let Some(stream) = self.stream.as_mut() else { return };
         if let Err(e) = stream.write_all(&self.wbuf).await {
-            self.lost(format!("connection failed: {e}"));
-            return;
-        }
-        if in_flight > 1 {
-            let mut v = self.shared.verdict.lock().unwrap_or_else(|e| e.into_inner());
-            match &mut *v {
-                Pipelining::Takes { most, .. } => *most = (*most).max(in_flight),
-                Pipelining::Untried => *v = Pipelining::Takes { most: in_flight, out_of_order: false },
-                _ => {}
-            }
+            // the server may never have seen them: not held against pipelining
+            self.fail(|_| true, Outcome::Transport(format!("connection failed: {e}")), false);
         }
     }
 
@@ -322,8 +326,7 @@ impl Lane {
             match mbap::next_frame(&self.rbuf[used..]) {
                 Ok(None) => break,
                 Err(e) => {
-                    self.rbuf.clear();
-                    self.lost(format!("the answer is not Modbus TCP: {e}"));
+                    self.fail(|_| true, Outcome::Transport(format!("the answer is not Modbus TCP: {e}")), false);
                     return;
                 }
                 Ok(Some((frame, n))) => {
@@ -333,12 +336,7 @@ impl Lane {
                         tracing::debug!(address = %self.shared.address, tid = frame.tid, "answer to no read in flight dropped");
                         continue;
                     };
-                    if k > 0 {
-                        let mut v = self.shared.verdict.lock().unwrap_or_else(|e| e.into_inner());
-                        if let Pipelining::Takes { out_of_order, .. } = &mut *v {
-                            *out_of_order = true;
-                        }
-                    }
+                    self.took(self.flights.len(), k > 0);
                     let Some(f) = self.flights.remove(k) else { continue };
                     let r = f.pending.read;
                     let outcome = if frame.unit != r.unit {
@@ -355,30 +353,70 @@ impl Lane {
             }
         }
         self.rbuf.drain(..used);
+        if self.flights.is_empty() {
+            // bytes with no read in flight can only be a stray's: they must not shift the
+            // frames of the next answers
+            self.rbuf.clear();
+        }
+    }
+
+    /// An answer came with `in_flight` reads out (itself included), `late` if one sent
+    /// before it is still out.
+    fn took(&self, in_flight: usize, late: bool) {
+        if in_flight < 2 {
+            return;
+        }
+        let mut v = self.shared.verdict.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *v {
+            Pipelining::Takes { most, out_of_order } => {
+                *most = (*most).max(in_flight);
+                *out_of_order |= late;
+            }
+            Pipelining::Untried => *v = Pipelining::Takes { most: in_flight, out_of_order: late },
+            _ => {}
+        }
     }
 
     fn answered(&mut self, p: Pending, outcome: Outcome) {
-        if let (true, Some(failure)) = (p.alone, p.evidence) {
-            if matches!(outcome, Outcome::Values(_) | Outcome::Exception(_)) && self.struck != Some(failure) {
-                self.struck = Some(failure);
-                self.strike();
-            }
+        if p.alone {
+            self.settle(p.evidence, !matches!(outcome, Outcome::Values(_) | Outcome::Exception(_)));
         }
         let _ = p.reply.send(outcome);
     }
 
-    /// A read lost among others was answered alone: after [`STRIKES`] of those within
-    /// [`STRIKE_WINDOW`], one at a time for good.
+    /// One read of a failure's trial is settled (`device`: it failed alone too, or its
+    /// outcome is not known). When all are, and none failed alone, pipelining lost them:
+    /// a strike.
+    fn settle(&mut self, evidence: Option<u64>, device: bool) {
+        let Some(failure) = evidence else { return };
+        let Some(trial) = self.trials.get_mut(&failure) else { return };
+        trial.0 = trial.0.saturating_sub(1);
+        trial.1 |= device;
+        if trial.0 == 0 {
+            let blamed_device = trial.1;
+            self.trials.remove(&failure);
+            if !blamed_device {
+                self.strike();
+            }
+        }
+    }
+
+    /// Reads lost among others were all answered alone: after [`STRIKES`] of those within
+    /// [`STRIKE_WINDOW`], one at a time for good. Strikes closer together than the bus's
+    /// timeout (one server restart seen by several connections) count once.
     fn strike(&self) {
         let now = Instant::now();
         let mut strikes = self.shared.strikes.lock().unwrap_or_else(|e| e.into_inner());
+        if strikes.back().is_some_and(|&t| now.duration_since(t) < self.shared.timeout) {
+            return;
+        }
         strikes.push_back(now);
         while strikes.front().is_some_and(|&t| now.duration_since(t) > STRIKE_WINDOW) {
             strikes.pop_front();
         }
         let n = strikes.len();
         drop(strikes);
-        tracing::debug!(address = %self.shared.address, strikes = n, "a read lost among pipelined reads was answered alone");
+        tracing::debug!(address = %self.shared.address, strikes = n, "reads lost among pipelined reads were answered alone");
         if n >= STRIKES {
             self.refuse(&format!(
                 "{n} times within {}, reads lost while others were in flight were answered when sent alone",
@@ -403,28 +441,31 @@ impl Lane {
         if self.flights.front().is_none_or(|f| f.deadline > now) {
             return;
         }
-        self.fail(|f| f.deadline <= now, Outcome::Timeout);
+        self.fail(|f| f.deadline <= now, Outcome::Timeout, true);
     }
 
-    fn lost(&mut self, why: String) {
-        // which read the server failed on is not known: all were lost with it
-        self.fail(|_| true, Outcome::Transport(why));
-    }
-
-    /// Drops the connection. Reads that `culprit` names fail with `outcome` unless others
-    /// were in flight with them, in which case they are sent again alone (as evidence);
-    /// the others go again alone without being held against anyone.
-    fn fail(&mut self, culprit: impl Fn(&Flight) -> bool, outcome: Outcome) {
+    /// Drops the connection. A read that `culprit` names fails with `outcome` when it was
+    /// alone on the line; with others in flight it is sent again alone, and, when the
+    /// failure is `suspect` (the server saw the reads), tried as evidence against
+    /// pipelining. The others go again alone without being held against anyone.
+    fn fail(&mut self, culprit: impl Fn(&Flight) -> bool, outcome: Outcome, suspect: bool) {
         self.stream = None;
+        self.rbuf.clear();
         let pipelined = self.flights.len() > 1;
-        if pipelined {
+        let failure = (pipelined && suspect).then(|| {
             self.failures += 1;
-        }
+            self.failures
+        });
         let mut again = Vec::new();
         for f in std::mem::take(&mut self.flights) {
             let guilty = culprit(&f);
             let mut p = f.pending;
+            if p.reply.is_closed() {
+                self.settle(p.evidence, true);
+                continue;
+            }
             if guilty && (p.alone || !pipelined) {
+                self.settle(p.evidence, true);
                 let o = match &outcome {
                     Outcome::Timeout => Outcome::Timeout,
                     Outcome::Transport(w) => Outcome::Transport(w.clone()),
@@ -433,8 +474,11 @@ impl Lane {
                 let _ = p.reply.send(o);
                 continue;
             }
-            if guilty && pipelined {
-                p.evidence = Some(self.failures);
+            if let (true, Some(n)) = (guilty, failure) {
+                // a read already on trial for an earlier failure is settled as unknown
+                self.settle(p.evidence, true);
+                p.evidence = Some(n);
+                self.trials.entry(n).or_insert((0, false)).0 += 1;
             }
             p.alone = true;
             again.push(p);

@@ -132,6 +132,7 @@ pub struct PruneReport {
 
 type SeriesKey = (Arc<str>, Arc<str>, Arc<str>, Arc<str>);
 
+#[derive(Clone)]
 struct Series {
     site: Arc<str>,
     zone: Arc<str>,
@@ -147,8 +148,22 @@ struct Inner {
     series: HashMap<i64, Series>,
 }
 
+/// The sinks' own connection: reading what to deliver never waits for the writer's
+/// transaction (WAL lets a reader go on beside the writer), nor holds it up. Opened at
+/// the first read.
+#[derive(Default)]
+struct Reader {
+    conn: Option<Connection>,
+    series: HashMap<i64, Series>,
+    /// `Store::series_changed` when `series` was read.
+    series_seen: u64,
+}
+
 pub struct Store {
     inner: Mutex<Inner>,
+    reader: Mutex<Reader>,
+    /// Counts the writer's changes to the series table.
+    series_changed: std::sync::atomic::AtomicU64,
     /// New readings in the last `append` (see `last_added`).
     added: std::sync::atomic::AtomicUsize,
     /// Readings held, kept up to date by `append` and `prune` so that `/metrics` never
@@ -288,6 +303,8 @@ impl Store {
         migrate(&conn).map_err(err)?;
         let store = Store {
             inner: Mutex::new(Inner { conn, ids: HashMap::new(), series: HashMap::new() }),
+            reader: Mutex::new(Reader::default()),
+            series_changed: std::sync::atomic::AtomicU64::new(0),
             added: std::sync::atomic::AtomicUsize::new(0),
             records: std::sync::atomic::AtomicI64::new(0),
             path: p,
@@ -392,10 +409,34 @@ impl Store {
     /// gateway runs) may have added series: readers call this when they meet an unknown
     /// id, so that no reading is skipped.
     fn refresh_series(&self, inner: &mut Inner) -> Result<()> {
+        for (id, s) in self.all_series(&inner.conn)? {
+            inner.ids.insert((s.site.clone(), s.zone.clone(), s.device.clone(), s.point.clone()), id);
+            inner.series.insert(id, s);
+        }
+        Ok(())
+    }
+
+    /// The sinks' connection, opened if it is not yet, with the series it knows
+    /// refreshed when `need` is not among them.
+    fn reader(&self) -> Result<std::sync::MutexGuard<'_, Reader>> {
+        let mut r = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        if r.conn.is_none() {
+            let conn = Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(|e| self.err(e))?;
+            conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| self.err(e))?;
+            conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+                .map_err(|e| self.err(e))?;
+            r.conn = Some(conn);
+        }
+        Ok(r)
+    }
+
+    fn all_series(&self, conn: &Connection) -> Result<Vec<(i64, Series)>> {
         let rows: Vec<(i64, String, String, String, String, String, String)> =
-            self.select(&inner.conn, "SELECT id, site, zone, device, point, quantity, unit FROM series", [], |r| {
+            self.select(conn, "SELECT id, site, zone, device, point, quantity, unit FROM series", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
             })?;
+        let mut out = Vec::with_capacity(rows.len());
         for (id, site, zone, device, point, quantity, unit) in rows {
             let s = Series {
                 site: site.into(),
@@ -408,9 +449,8 @@ impl Store {
                 })?,
                 unit: unit.into(),
             };
-            inner.ids.insert((s.site.clone(), s.zone.clone(), s.device.clone(), s.point.clone()), id);
-            inner.series.insert(id, s);
+            out.push((id, s));
         }
-        Ok(())
+        Ok(out)
     }
 }

@@ -156,6 +156,10 @@ impl Store {
             }
         }
         tx.commit().map_err(|e| self.err(e))?;
+        if !new_series.is_empty() {
+            // the sinks' connection learns of them (a changed unit included) at its next read
+            self.series_changed.fetch_add(1, Ordering::Relaxed);
+        }
         for (key, id, s) in new_series {
             ids.insert(key, id);
             series.insert(id, s);
@@ -181,20 +185,28 @@ impl Store {
     }
 
     /// Up to `limit` readings with sequence numbers above `after`, in order.
+    /// On the sinks' own connection: it neither waits for the writer's transaction nor
+    /// holds it up.
     pub fn read_after(&self, after: i64, limit: usize) -> Result<Vec<Stored>> {
-        let mut inner = self.lock();
+        let mut guard = self.reader()?;
+        let reader = &mut *guard;
+        let Some(conn) = reader.conn.as_ref() else {
+            return Err(self.invalid("the reading connection is not open".into()));
+        };
         let raw: Vec<(i64, i64, i64, Option<f64>, String)> = self.select(
-            &inner.conn,
+            conn,
             "SELECT seq, series, ts_ms, value, quality FROM readings WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             params![after, limit as i64],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )?;
-        if raw.iter().any(|r| !inner.series.contains_key(&r.1)) {
-            self.refresh_series(&mut inner)?;
+        let changed = self.series_changed.load(Ordering::Relaxed);
+        if reader.series_seen != changed || raw.iter().any(|r| !reader.series.contains_key(&r.1)) {
+            reader.series = self.all_series(conn)?.into_iter().collect();
+            reader.series_seen = changed;
         }
         let mut out = Vec::with_capacity(raw.len());
         for (seq, sid, ts_ms, value, quality) in raw {
-            let Some(s) = inner.series.get(&sid) else {
+            let Some(s) = reader.series.get(&sid) else {
                 return Err(self.invalid(format!("reading #{seq} names series #{sid}, which does not exist")));
             };
             out.push(Stored {

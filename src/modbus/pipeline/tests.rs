@@ -20,6 +20,9 @@ enum Manner {
     FirstOnly,
     /// Answers in order, except unit 9, which it never answers.
     Unit9Dead,
+    /// Answers in order and stalls at unit 9, as a gateway in front of a serial line
+    /// waits for a unit that never answers: what came after it is not answered.
+    StallsAtUnit9,
     /// Hangs up on its first connection without answering (a restart), then answers in
     /// order.
     HangsUpOnce,
@@ -45,7 +48,9 @@ fn answer(req: &[u8]) -> Vec<u8> {
 
 async fn serve(mut s: TcpStream, manner: Manner, requests: Arc<AtomicUsize>, first: bool) {
     let mut buf = vec![0u8; 4096];
+    let mut stalled = false;
     loop {
+        let was_stalled = stalled;
         let Ok(n) = s.read(&mut buf).await else { return };
         if n == 0 || (first && matches!(manner, Manner::HangsUpOnce)) {
             return;
@@ -57,6 +62,10 @@ async fn serve(mut s: TcpStream, manner: Manner, requests: Arc<AtomicUsize>, fir
             Manner::FirstOnly => answer(frames[0]),
             Manner::Unit9Dead => frames.iter().filter(|f| f[6] != 9).flat_map(|f| answer(f)).collect(),
             Manner::HangsUpOnce => frames.iter().flat_map(|f| answer(f)).collect(),
+            Manner::StallsAtUnit9 => {
+                stalled = stalled || frames.iter().any(|f| f[6] == 9);
+                frames.iter().take_while(|f| f[6] != 9 && !was_stalled).flat_map(|f| answer(f)).collect()
+            }
         };
         if s.write_all(&out).await.is_err() {
             return;
@@ -135,6 +144,25 @@ async fn a_unit_that_never_answers_is_not_taken_for_a_server_that_refuses_pipeli
             assert_eq!(*o, Outcome::Timeout, "{r:?}");
         } else {
             assert_eq!(*o, Outcome::Values(vec![value(1, r.start), value(1, r.start + 1)]), "{r:?}");
+        }
+    }
+    assert!(matches!(p.pipelining(), Pipelining::Takes { .. }), "{:?}", p.pipelining());
+    assert_eq!(p.depth(), 8);
+}
+
+#[tokio::test]
+async fn a_dead_unit_holding_up_the_reads_behind_it_is_not_a_strike() {
+    let (address, _) = server(Manner::StallsAtUnit9).await;
+    let p = Pipeline::start(&address, Duration::from_millis(100), 1, 8);
+    // four failures a cycle, each with reads held up behind the dead unit
+    for cycle in 1..=2 {
+        for (r, o) in burst(&p, |k| if k % 10 == 3 { 9 } else { 1 }).await {
+            let want = if r.unit == 9 {
+                Outcome::Timeout
+            } else {
+                Outcome::Values(vec![value(1, r.start), value(1, r.start + 1)])
+            };
+            assert_eq!(o, want, "cycle {cycle}: {r:?}");
         }
     }
     assert!(matches!(p.pipelining(), Pipelining::Takes { .. }), "{:?}", p.pipelining());
