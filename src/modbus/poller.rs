@@ -261,16 +261,19 @@ impl Job {
                 self.stats.failed(format!("transport error: {e}"));
                 Attempt::Transport
             }
-            Err(_) => {
-                self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
-                self.stats.failed(format!(
-                    "no answer from unit {} within {}",
-                    self.device.unit,
-                    humantime::format_duration(self.pool.timeout)
-                ));
-                Attempt::Timeout
-            }
+            Err(_) => self.timed_out(),
         }
+    }
+
+    /// A request that got no answer in time, counted and told.
+    fn timed_out(&self) -> Attempt {
+        self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+        self.stats.failed(format!(
+            "no answer from unit {} within {}",
+            self.device.unit,
+            humantime::format_duration(self.pool.timeout)
+        ));
+        Attempt::Timeout
     }
 
     async fn attempt_pipelined(&self, pipe: &Pipeline, req: &Request) -> Attempt {
@@ -279,15 +282,7 @@ impl Job {
         match pipe.read(read).await {
             Outcome::Values(v) => Attempt::Data(v),
             Outcome::Exception(code) => Attempt::Exception(ExceptionCode::new(code)),
-            Outcome::Timeout => {
-                self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
-                self.stats.failed(format!(
-                    "no answer from unit {} within {}",
-                    self.device.unit,
-                    humantime::format_duration(self.pool.timeout)
-                ));
-                Attempt::Timeout
-            }
+            Outcome::Timeout => self.timed_out(),
             Outcome::Unreachable(e) => {
                 self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
                 self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
