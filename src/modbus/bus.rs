@@ -143,10 +143,7 @@ pub async fn run_bus(
         let next_due =
             if running.len() < cap { slots.iter().filter(|s| !s.busy).map(|s| s.next_due).min() } else { None };
         let flush = (!batch.is_empty()).then_some(batch_since + FLUSH);
-        let wake = match (next_due, flush) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let wake = next_due.into_iter().chain(flush).min();
         if wake != armed {
             if let Some(at) = wake {
                 timer.as_mut().reset(at);

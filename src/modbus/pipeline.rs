@@ -50,7 +50,7 @@ pub struct Read {
 }
 
 /// How a read ended.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Values(Vec<u16>),
     Exception(u8),
@@ -288,7 +288,7 @@ impl Lane {
             return;
         }
         if self.stream.is_none() {
-            match connect(&self.shared.address, self.shared.timeout).await {
+            match super::transport::tcp_connect(&self.shared.address, self.shared.timeout).await {
                 Ok(s) => {
                     self.stream = Some(s);
                     self.rbuf.clear();
@@ -466,12 +466,7 @@ impl Lane {
             }
             if guilty && (p.alone || !pipelined) {
                 self.settle(p.evidence, true);
-                let o = match &outcome {
-                    Outcome::Timeout => Outcome::Timeout,
-                    Outcome::Transport(w) => Outcome::Transport(w.clone()),
-                    _ => Outcome::Transport("connection failed".into()),
-                };
-                let _ = p.reply.send(o);
+                let _ = p.reply.send(outcome.clone());
                 continue;
             }
             if let (true, Some(n)) = (guilty, failure) {
@@ -499,14 +494,6 @@ async fn read_some(stream: &mut Option<TcpStream>, buf: &mut Vec<u8>) -> std::io
         }
         None => std::future::pending().await,
     }
-}
-
-async fn connect(address: &str, timeout: Duration) -> std::io::Result<TcpStream> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connecting timed out"))??;
-    stream.set_nodelay(true)?;
-    Ok(stream)
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ fn open_serial(transport: &Transport) -> io::Result<tokio_serial::SerialStream> 
     }
 }
 
-async fn tcp_connect(address: &str, timeout: Duration) -> io::Result<TcpStream> {
+pub(super) async fn tcp_connect(address: &str, timeout: Duration) -> io::Result<TcpStream> {
     let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {address} timed out")))??;
