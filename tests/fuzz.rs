@@ -301,7 +301,7 @@ proptest! {
         match pumphouse::config::load_str(&text, pumphouse::config::Mode::Check) {
             Ok((cfg, _)) => {
                 let day = std::time::Duration::from_secs(86_400);
-                prop_assert!(cfg.devices.iter().all(|d| d.interval >= std::time::Duration::from_millis(10) && d.interval <= day));
+                prop_assert!(cfg.devices.iter().all(|d| d.interval >= std::time::Duration::from_millis(1) && d.interval <= day));
                 prop_assert!(cfg.buses.iter().all(|b| b.timeout <= std::time::Duration::from_secs(60)));
                 if let Some(age) = cfg.store.limits.max_age {
                     prop_assert!(i64::try_from(age.as_millis()).is_ok());
