@@ -21,6 +21,11 @@
 //!   enough: a server restarting or a network blip with reads in flight looks the same
 //!   once. A failure in which one lost read fails alone too was that device's (a dead
 //!   unit behind a gateway holding up the reads queued behind it), not a strike.
+//! - **"Busy" to a read among others is not the device's answer yet.** A server that
+//!   answers exception 06 (server device busy) to reads that arrive while it works on
+//!   another has not refused the read, only the crowd: the read is sent again alone, and
+//!   if it is answered then, that is a strike as above. Busy alone too is the device's
+//!   answer and goes to the poll.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -39,6 +44,8 @@ use super::profile::Table;
 pub const STRIKES: usize = 3;
 /// How recent the strikes must be.
 pub const STRIKE_WINDOW: Duration = Duration::from_secs(600);
+/// Modbus exception 06: the server is busy with a long-duration command.
+const BUSY: u8 = 6;
 
 /// One read: which unit, which table, from where, how many.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +130,8 @@ struct Flight {
     tid: u16,
     deadline: Instant,
     pending: Pending,
+    /// Another read was in flight with it at some moment (the server may have had both).
+    crowded: bool,
 }
 
 /// The lanes of one Modbus TCP bus.
@@ -310,7 +319,15 @@ impl Lane {
             self.next_tid = self.next_tid.wrapping_add(1);
             let r = p.read;
             mbap::encode_read(&mut self.wbuf, self.next_tid, r.unit, r.table, r.start, r.count);
-            self.flights.push_back(Flight { tid: self.next_tid, deadline: now + self.shared.timeout, pending: p });
+            self.flights.push_back(Flight {
+                tid: self.next_tid,
+                deadline: now + self.shared.timeout,
+                pending: p,
+                crowded: false,
+            });
+        }
+        if self.flights.len() > 1 {
+            self.flights.iter_mut().for_each(|f| f.crowded = true);
         }
         let Some(stream) = self.stream.as_mut() else { return };
         if let Err(e) = stream.write_all(&self.wbuf).await {
@@ -348,6 +365,10 @@ impl Lane {
                             Err(why) => Outcome::Transport(why),
                         }
                     };
+                    if outcome == Outcome::Exception(BUSY) && f.crowded && !f.pending.alone {
+                        self.busy_among_others(f.pending);
+                        continue;
+                    }
                     self.answered(f.pending, outcome);
                 }
             }
@@ -379,9 +400,25 @@ impl Lane {
 
     fn answered(&mut self, p: Pending, outcome: Outcome) {
         if p.alone {
-            self.settle(p.evidence, !matches!(outcome, Outcome::Values(_) | Outcome::Exception(_)));
+            let device = match outcome {
+                Outcome::Exception(c) => c == BUSY, // busy alone too: the device's
+                Outcome::Values(_) => false,
+                _ => true,
+            };
+            self.settle(p.evidence, device);
         }
         let _ = p.reply.send(outcome);
+    }
+
+    /// A read answered "busy" while others were in flight: sent again alone, as the
+    /// trial of a failure of its own (the connection is fine and stays).
+    fn busy_among_others(&mut self, mut p: Pending) {
+        self.failures += 1;
+        let n = self.failures;
+        self.trials.entry(n).or_insert((0, false)).0 += 1;
+        p.evidence = Some(n);
+        p.alone = true;
+        self.queue.push_front(p);
     }
 
     /// One read of a failure's trial is settled (`device`: it failed alone too, or its
@@ -419,7 +456,7 @@ impl Lane {
         tracing::debug!(address = %self.shared.address, strikes = n, "reads lost among pipelined reads were answered alone");
         if n >= STRIKES {
             self.refuse(&format!(
-                "{n} times within {}, reads lost while others were in flight were answered when sent alone",
+                "{n} times within {}, reads lost or answered busy while others were in flight were answered when sent alone",
                 humantime::format_duration(STRIKE_WINDOW)
             ));
         }

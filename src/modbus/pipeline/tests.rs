@@ -1,7 +1,7 @@
 //! The lanes against small Modbus TCP servers written here to misbehave in known ways:
 //! one that answers a burst of reads last first, one that answers only the first read of
-//! whatever arrives together (as naive servers do), and one with a unit that never
-//! answers.
+//! whatever arrives together (as naive servers do), one that answers "busy" to all but
+//! the first, and units that never answer or are always busy.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,6 +26,11 @@ enum Manner {
     /// Hangs up on its first connection without answering (a restart), then answers in
     /// order.
     HangsUpOnce,
+    /// Answers the first read of what arrived together and "busy" (exception 06) to the
+    /// rest.
+    BusyBeyondFirst,
+    /// Answers in order, but unit 4 is always busy.
+    Unit4Busy,
 }
 
 /// The value a server gives register `a` of unit `u`.
@@ -46,6 +51,10 @@ fn answer(req: &[u8]) -> Vec<u8> {
     out
 }
 
+fn busy(req: &[u8]) -> Vec<u8> {
+    vec![req[0], req[1], 0, 0, 0, 3, req[6], req[7] | 0x80, 6]
+}
+
 async fn serve(mut s: TcpStream, manner: Manner, requests: Arc<AtomicUsize>, first: bool) {
     let mut buf = vec![0u8; 4096];
     let mut stalled = false;
@@ -62,6 +71,10 @@ async fn serve(mut s: TcpStream, manner: Manner, requests: Arc<AtomicUsize>, fir
             Manner::FirstOnly => answer(frames[0]),
             Manner::Unit9Dead => frames.iter().filter(|f| f[6] != 9).flat_map(|f| answer(f)).collect(),
             Manner::HangsUpOnce => frames.iter().flat_map(|f| answer(f)).collect(),
+            Manner::BusyBeyondFirst => {
+                frames.iter().enumerate().flat_map(|(k, f)| if k == 0 { answer(f) } else { busy(f) }).collect()
+            }
+            Manner::Unit4Busy => frames.iter().flat_map(|f| if f[6] == 4 { busy(f) } else { answer(f) }).collect(),
             Manner::StallsAtUnit9 => {
                 stalled = stalled || frames.iter().any(|f| f[6] == 9);
                 frames.iter().take_while(|f| f[6] != 9 && !was_stalled).flat_map(|f| answer(f)).collect()
@@ -211,4 +224,40 @@ async fn a_stray_answer_is_dropped_and_the_read_still_gets_its_own() {
     assert_eq!(p.read(read(7, 10)).await, Outcome::Values(vec![value(7, 10), value(7, 11)]));
     assert_eq!(p.strays(), 1);
     assert_eq!(p.pipelining(), Pipelining::Untried);
+}
+
+#[tokio::test]
+async fn a_server_busy_with_all_but_the_first_read_is_read_one_at_a_time() {
+    let (address, _) = server(Manner::BusyBeyondFirst).await;
+    let p = Pipeline::start(&address, Duration::from_millis(100), 1, 8);
+    for cycle in 1..=4 {
+        // every read gets its values: "busy" among others is asked again alone
+        for (r, o) in burst(&p, |_| 3).await {
+            assert_eq!(o, Outcome::Values(vec![value(3, r.start), value(3, r.start + 1)]), "{r:?}");
+        }
+        let refused = matches!(p.pipelining(), Pipelining::Refuses(_));
+        assert_eq!(refused, cycle >= STRIKES, "after cycle {cycle}: {:?}", p.pipelining());
+        // cycles further apart than the timeout, as polls are: one strike each
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(p.depth(), 1);
+}
+
+#[tokio::test]
+async fn a_unit_busy_alone_too_is_its_own_answer_and_no_strike() {
+    let (address, _) = server(Manner::Unit4Busy).await;
+    let p = Pipeline::start(&address, Duration::from_millis(100), 1, 8);
+    for _ in 0..4 {
+        for (r, o) in burst(&p, |k| 1 + (k % 5) as u8).await {
+            let expected = if r.unit == 4 {
+                Outcome::Exception(6)
+            } else {
+                Outcome::Values(vec![value(r.unit, r.start), value(r.unit, r.start + 1)])
+            };
+            assert_eq!(o, expected, "{r:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(p.depth(), 8, "{:?}", p.pipelining());
+    assert!(matches!(p.pipelining(), Pipelining::Takes { .. }), "{:?}", p.pipelining());
 }
