@@ -285,7 +285,7 @@ pub async fn mqtt(store: &Arc<Store>, site: Speaker<'_>, cfg: &MqttConfig, healt
     if pending.is_empty() {
         return 0;
     }
-    let mut conn = match crate::sinks::mqtt::OneShot::connect(cfg, "alerts") {
+    let mut conn = match crate::sinks::mqtt::OneShot::connect(cfg, "alerts").await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot deliver alerts over MQTT");

@@ -206,7 +206,7 @@ pub async fn publish(
     if docs.is_empty() {
         return Ok(Sent::default());
     }
-    let mut conn = crate::sinks::mqtt::OneShot::connect(&m, suffix).map_err(|e| format!("MQTT: {e}"))?;
+    let mut conn = crate::sinks::mqtt::OneShot::connect(&m, suffix).await.map_err(|e| format!("MQTT: {e}"))?;
     let mut done = Vec::new();
     let mut failed = None;
     let mut bytes = 0;

@@ -141,7 +141,7 @@ pub async fn announce(cfg: std::sync::Arc<Config>, store: std::sync::Arc<Store>)
     for (e, title, text, payload) in prepared {
         if let (Some(m), false) = (&cfg.mqtt, e.mqtt_done) {
             let topic = format!("{}/{}/ledger/{}", m.prefix, cfg.site.name, e.month);
-            let sent = match crate::sinks::mqtt::OneShot::connect(m, "ledger") {
+            let sent = match crate::sinks::mqtt::OneShot::connect(m, "ledger").await {
                 Ok(mut c) => {
                     let ok = c.publish(&topic, payload.to_string(), true).await;
                     c.close().await;

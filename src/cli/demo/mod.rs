@@ -191,7 +191,7 @@ async fn publish_history_ledgers(
     let months: Vec<crate::model::Month> = first.iter_from().take_while(|m| *m <= this).collect();
     let bar = super::progress_bar(months.len() as u64, "publishing a ledger per month");
     let mut mqtt = match &cfg.mqtt {
-        Some(m) => Some(crate::sinks::mqtt::OneShot::connect(m, "ledger")?),
+        Some(m) => Some(crate::sinks::mqtt::OneShot::connect(m, "ledger").await?),
         None => None,
     };
     for m in months {

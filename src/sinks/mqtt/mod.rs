@@ -156,9 +156,12 @@ pub struct OneShot {
 }
 
 impl OneShot {
-    /// `suffix` keeps its client id apart from the reading sink's.
-    pub fn connect(cfg: &MqttConfig, suffix: &str) -> std::io::Result<OneShot> {
-        let opts = client_options(cfg, format!("{}-{suffix}", cfg.client_id))?;
+    /// `suffix` keeps its client id apart from the reading sink's. The TLS files are read
+    /// on a blocking thread: a slow disk must not hold up the pollers sharing the runtime.
+    pub async fn connect(cfg: &MqttConfig, suffix: &str) -> std::io::Result<OneShot> {
+        let (cfg, id) = (cfg.clone(), format!("{}-{suffix}", cfg.client_id));
+        let opts =
+            tokio::task::spawn_blocking(move || client_options(&cfg, id)).await.map_err(std::io::Error::other)??;
         let (client, eventloop) = rumqttc::AsyncClient::new(opts, 16);
         Ok(OneShot { client, eventloop })
     }
