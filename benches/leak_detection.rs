@@ -52,9 +52,46 @@ fn starts(len: usize) -> Vec<usize> {
 /// nightly mean of the window's hours over the 28 complete nights before, and the robust
 /// spread of consecutive nights' differences (1.4826 × median |Δ| / √2), m³/h.
 fn noise_before(series: &Series, start: DateTime<Utc>, tz: chrono_tz::Tz, s: &Settings) -> Option<f64> {
+    let means = night_means(series, start - TimeDelta::days(29), start, tz, s);
+    let mut d: Vec<f64> =
+        means.windows(2).filter(|w| w[1].0 - w[0].0 == TimeDelta::days(1)).map(|w| (w[1].1 - w[0].1).abs()).collect();
+    (d.len() >= 10).then(|| 1.4826 * percentile_mut(&mut d, 0.5) / std::f64::consts::SQRT_2)
+}
+
+/// The spread a baseline made of past nights must live with: each night's mean less the
+/// median of the 7 nights before it (all present), over the 63 days before `start`, as
+/// a robust spread (1.4826 × median absolute deviation), m³/h. Nights that wander from
+/// week to week make this larger than the night-to-night noise; for independent nights
+/// it is about 1.1 times it.
+fn baseline_noise_before(series: &Series, start: DateTime<Utc>, tz: chrono_tz::Tz, s: &Settings) -> Option<f64> {
+    let means = night_means(series, start - TimeDelta::days(63), start, tz, s);
+    let mut r: Vec<f64> = means
+        .windows(8)
+        .filter(|w| w[7].0 - w[0].0 == TimeDelta::days(7))
+        .map(|w| {
+            let mut before: Vec<f64> = w[..7].iter().map(|(_, m)| *m).collect();
+            w[7].1 - percentile_mut(&mut before, 0.5)
+        })
+        .collect();
+    if r.len() < 14 {
+        return None;
+    }
+    let centre = percentile_mut(&mut r, 0.5);
+    let mut dev: Vec<f64> = r.iter().map(|x| (x - centre).abs()).collect();
+    Some(1.4826 * percentile_mut(&mut dev, 0.5))
+}
+
+/// Each complete night's mean of the window's hours, from `from` to `to`.
+fn night_means(
+    series: &Series,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+    s: &Settings,
+) -> Vec<(chrono::NaiveDate, f64)> {
     let hours = s.hours();
     let mut nights: BTreeMap<chrono::NaiveDate, Vec<f64>> = BTreeMap::new();
-    for (t, v) in series.range(start - TimeDelta::days(29)..start) {
+    for (t, v) in series.range(from..to) {
         let local = t.with_timezone(&tz);
         if !hours.contains(&local.hour()) {
             continue;
@@ -62,14 +99,11 @@ fn noise_before(series: &Series, start: DateTime<Utc>, tz: chrono_tz::Tz, s: &Se
         let date = if local.hour() >= 12 { local.date_naive() + TimeDelta::days(1) } else { local.date_naive() };
         nights.entry(date).or_default().push(*v);
     }
-    let means: Vec<(chrono::NaiveDate, f64)> = nights
+    nights
         .into_iter()
         .filter(|(_, v)| v.len() == hours.len())
         .map(|(d, v)| (d, v.iter().sum::<f64>() / v.len() as f64))
-        .collect();
-    let mut d: Vec<f64> =
-        means.windows(2).filter(|w| w[1].0 - w[0].0 == TimeDelta::days(1)).map(|w| (w[1].1 - w[0].1).abs()).collect();
-    (d.len() >= 10).then(|| 1.4826 * percentile_mut(&mut d, 0.5) / std::f64::consts::SQRT_2)
+        .collect()
 }
 
 fn percentile_mut(v: &mut [f64], p: f64) -> f64 {
@@ -88,14 +122,18 @@ fn cusum_bound_nights(k: f64, arl: f64) -> f64 {
 fn noise_units(zones: &[(String, Series)], tz: chrono_tz::Tz, s: &Settings, json: &mut Vec<String>) {
     let classes: [(&str, f64, f64); 4] =
         [("< 1", 0.0, 1.0), ("1–3", 1.0, 3.0), ("3–6", 3.0, 6.0), ("≥ 6", 6.0, f64::MAX)];
-    // (class, dma) → (leaks, ≤24 h, ≤48 h, delays in h, sizes in units)
-    type Tally = (usize, usize, usize, Vec<f64>, Vec<f64>);
+    // (class, dma) → (leaks, ≤24 h, ≤48 h, delays in h, sizes in units, sizes in units of
+    // the 7-night baseline's spread)
+    type Tally = (usize, usize, usize, Vec<f64>, Vec<f64>, Vec<f64>);
     let mut by: BTreeMap<(usize, usize), Tally> = BTreeMap::new();
+    // dma → the rule's own noise at each start over the night-to-night noise measured
+    let mut rule_noise: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
     for (z, (_, series)) in zones.iter().enumerate() {
         let keys: Vec<DateTime<Utc>> = series.keys().copied().collect();
         for idx in starts(keys.len()) {
             let start = keys[idx];
             let Some(sigma) = noise_before(series, start, tz, s) else { continue };
+            let spread = baseline_noise_before(series, start, tz, s);
             for k in [0.5, 1.5, 2.5, 3.5, 4.5, 6.0, 8.0, 12.0] {
                 let size = k * sigma;
                 let end = start + TimeDelta::days(14);
@@ -105,6 +143,11 @@ fn noise_units(zones: &[(String, Series)], tz: chrono_tz::Tz, s: &Settings, json
                     .collect();
                 let e = evaluate(&window, tz, s);
                 let hit = e.iter().find(|x| x.leak && x.at > start).map(|x| (x.at - start).num_minutes() as f64 / 60.0);
+                if k == 0.5 {
+                    if let Some(n) = e.iter().find(|x| x.at > start).and_then(|x| x.noise) {
+                        rule_noise.entry(z).or_default().push(n / sigma);
+                    }
+                }
                 let c = classes.iter().position(|(_, lo, hi)| k >= *lo && k < *hi).unwrap_or(0);
                 let t = by.entry((c, z)).or_default();
                 t.0 += 1;
@@ -112,11 +155,13 @@ fn noise_units(zones: &[(String, Series)], tz: chrono_tz::Tz, s: &Settings, json
                 t.2 += usize::from(hit.is_some_and(|h| h <= 48.0));
                 t.3.push(hit.unwrap_or(f64::INFINITY));
                 t.4.push(k);
+                // unknown where the 63 days before lack 14 measurable weeks of nights
+                t.5.push(spread.map_or(f64::NAN, |b| size / b));
             }
         }
     }
-    println!("\n| leak / night-to-night noise | leaks | ≤ 24 h | ≤ 48 h | median delay (h) | CUSUM bound at the class's median size (h) |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("\n| leak / night-to-night noise | leaks | ≤ 24 h | ≤ 48 h | median delay (h) | CUSUM bound at the class's median size (h) | its median size in units of the 7-night baseline's spread | CUSUM bound at that size (h) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (c, (label, _, _)) in classes.iter().enumerate() {
         let rows: Vec<&Tally> = by.iter().filter(|((cc, _), _)| *cc == c).map(|(_, t)| t).collect();
         let n: usize = rows.iter().map(|t| t.0).sum();
@@ -126,11 +171,14 @@ fn noise_units(zones: &[(String, Series)], tz: chrono_tz::Tz, s: &Settings, json
         let mut sizes: Vec<f64> = rows.iter().flat_map(|t| t.4.iter().copied()).collect();
         let median_delay = percentile_mut(&mut delays, 0.5);
         let k = percentile_mut(&mut sizes, 0.5);
+        let eff: Vec<f64> = rows.iter().flat_map(|t| t.5.iter().copied()).filter(|x| x.is_finite()).collect();
+        let k_eff = percentile(&eff, 0.5);
         // a night is about 24 h of waiting for its window's evidence
         let bound = cusum_bound_nights(k, 90.0).max(1.0) * 24.0;
+        let bound_eff = cusum_bound_nights(k_eff, 90.0).max(1.0) * 24.0;
         let shown = if median_delay.is_finite() { format!("{median_delay:.0}") } else { "not found".into() };
         println!(
-            "| {label} | {n} | {:.0} % | {:.0} % | {shown} | {bound:.0} |",
+            "| {label} | {n} | {:.0} % | {:.0} % | {shown} | {bound:.0} | {k_eff:.1} | {bound_eff:.0} |",
             100.0 * d24 as f64 / n.max(1) as f64,
             100.0 * d48 as f64 / n.max(1) as f64
         );
@@ -139,8 +187,8 @@ fn noise_units(zones: &[(String, Series)], tz: chrono_tz::Tz, s: &Settings, json
             if median_delay.is_finite() { format!("{median_delay:.1}") } else { "null".into() }
         ));
     }
-    println!("\n| DMA | ≥ 3 units within 48 h | ≥ 6 units within 24 h |");
-    println!("|---|---:|---:|");
+    println!("\n| DMA | ≥ 3 units within 48 h | ≥ 6 units within 24 h | 7-night baseline's spread / night-to-night noise | the rule's noise / night-to-night noise |");
+    println!("|---|---:|---:|---:|---:|");
     for (z, (name, _)) in zones.iter().enumerate() {
         let rate = |cs: &[usize], within48: bool| {
             let (mut h, mut n) = (0, 0);
@@ -152,7 +200,15 @@ fn noise_units(zones: &[(String, Series)], tz: chrono_tz::Tz, s: &Settings, json
             }
             100.0 * h as f64 / n.max(1) as f64
         };
-        println!("| {name} | {:.0} % | {:.0} % |", rate(&[2, 3], true), rate(&[3], false));
+        // every class carries the same starts: the ratio is the class's size over its
+        // size in baseline units
+        let ratio = by.get(&(0, z)).map(|t| {
+            let r: Vec<f64> = t.4.iter().zip(&t.5).map(|(k, e)| k / e).filter(|x| x.is_finite()).collect();
+            percentile(&r, 0.5)
+        });
+        let shown = ratio.map_or("unknown".to_string(), |r| format!("{r:.2}"));
+        let rule = rule_noise.get(&z).map_or("unknown".to_string(), |r| format!("{:.2}", percentile(r, 0.5)));
+        println!("| {name} | {:.0} % | {:.0} % | {shown} | {rule} |", rate(&[2, 3], true), rate(&[3], false));
     }
 }
 
