@@ -132,7 +132,6 @@ pub struct PruneReport {
 
 type SeriesKey = (Arc<str>, Arc<str>, Arc<str>, Arc<str>);
 
-#[derive(Clone)]
 struct Series {
     site: Arc<str>,
     zone: Arc<str>,
@@ -151,9 +150,8 @@ struct Inner {
 /// The sinks' own connection: reading what to deliver never waits for the writer's
 /// transaction (WAL lets a reader go on beside the writer), nor holds it up. Opened at
 /// the first read.
-#[derive(Default)]
 struct Reader {
-    conn: Option<Connection>,
+    conn: Connection,
     series: HashMap<i64, Series>,
     /// `Store::series_changed` when `series` was read.
     series_seen: u64,
@@ -161,7 +159,7 @@ struct Reader {
 
 pub struct Store {
     inner: Mutex<Inner>,
-    reader: Mutex<Reader>,
+    reader: Mutex<Option<Reader>>,
     /// Counts the writer's changes to the series table.
     series_changed: std::sync::atomic::AtomicU64,
     /// New readings in the last `append` (see `last_added`).
@@ -303,7 +301,7 @@ impl Store {
         migrate(&conn).map_err(err)?;
         let store = Store {
             inner: Mutex::new(Inner { conn, ids: HashMap::new(), series: HashMap::new() }),
-            reader: Mutex::new(Reader::default()),
+            reader: Mutex::new(None),
             series_changed: std::sync::atomic::AtomicU64::new(0),
             added: std::sync::atomic::AtomicUsize::new(0),
             records: std::sync::atomic::AtomicI64::new(0),
@@ -416,19 +414,21 @@ impl Store {
         Ok(())
     }
 
-    /// The sinks' connection, opened if it is not yet, with the series it knows
-    /// refreshed when `need` is not among them.
-    fn reader(&self) -> Result<std::sync::MutexGuard<'_, Reader>> {
-        let mut r = self.reader.lock().unwrap_or_else(|e| e.into_inner());
-        if r.conn.is_none() {
-            let conn = Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                .map_err(|e| self.err(e))?;
-            conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| self.err(e))?;
-            conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
-                .map_err(|e| self.err(e))?;
-            r.conn = Some(conn);
-        }
-        Ok(r)
+    /// Runs `f` with the sinks' connection, opened at the first call.
+    fn with_reader<T>(&self, f: impl FnOnce(&mut Reader) -> Result<T>) -> Result<T> {
+        let mut guard = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        let reader = match &mut *guard {
+            Some(reader) => reader,
+            slot @ None => {
+                let conn = Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                    .map_err(|e| self.err(e))?;
+                conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| self.err(e))?;
+                conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+                    .map_err(|e| self.err(e))?;
+                slot.insert(Reader { conn, series: HashMap::new(), series_seen: 0 })
+            }
+        };
+        f(reader)
     }
 
     fn all_series(&self, conn: &Connection) -> Result<Vec<(i64, Series)>> {

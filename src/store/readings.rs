@@ -188,20 +188,19 @@ impl Store {
     /// On the sinks' own connection: it neither waits for the writer's transaction nor
     /// holds it up.
     pub fn read_after(&self, after: i64, limit: usize) -> Result<Vec<Stored>> {
-        let mut guard = self.reader()?;
-        let reader = &mut *guard;
-        let Some(conn) = reader.conn.as_ref() else {
-            return Err(self.invalid("the reading connection is not open".into()));
-        };
+        self.with_reader(|reader| self.read_after_on(reader, after, limit))
+    }
+
+    fn read_after_on(&self, reader: &mut super::Reader, after: i64, limit: usize) -> Result<Vec<Stored>> {
         let raw: Vec<(i64, i64, i64, Option<f64>, String)> = self.select(
-            conn,
+            &reader.conn,
             "SELECT seq, series, ts_ms, value, quality FROM readings WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             params![after, limit as i64],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )?;
         let changed = self.series_changed.load(Ordering::Relaxed);
         if reader.series_seen != changed || raw.iter().any(|r| !reader.series.contains_key(&r.1)) {
-            reader.series = self.all_series(conn)?.into_iter().collect();
+            reader.series = self.all_series(&reader.conn)?.into_iter().collect();
             reader.series_seen = changed;
         }
         let mut out = Vec::with_capacity(raw.len());
