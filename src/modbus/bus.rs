@@ -172,8 +172,10 @@ pub async fn run_bus(
     }
     // what was read before the stop still goes to the writer, polls that had ended but
     // were not taken yet included
-    while let Some(Some((_, Ok(Some(outcome))))) = running.next().now_or_never() {
-        batch.extend(outcome.readings);
+    while let Some(Some((_, done))) = running.next().now_or_never() {
+        if let Ok(Some(outcome)) = done {
+            batch.extend(outcome.readings);
+        }
     }
     if !batch.is_empty() {
         let _ = tx.send(batch).await;
