@@ -413,12 +413,24 @@ impl Lane {
     /// A read answered "busy" while others were in flight: sent again alone, as the
     /// trial of a failure of its own (the connection is fine and stays).
     fn busy_among_others(&mut self, mut p: Pending) {
-        self.failures += 1;
-        let n = self.failures;
-        self.trials.entry(n).or_insert((0, false)).0 += 1;
-        p.evidence = Some(n);
+        let failure = self.new_failure();
+        self.on_trial(&mut p, failure);
         p.alone = true;
         self.queue.push_front(p);
+    }
+
+    /// Numbers a failure with reads in flight on this lane.
+    fn new_failure(&mut self) -> u64 {
+        self.failures += 1;
+        self.failures
+    }
+
+    /// Makes `p` one of the reads whose answer alone judges `failure`; a read already on
+    /// trial for an earlier failure is settled there as unknown.
+    fn on_trial(&mut self, p: &mut Pending, failure: u64) {
+        self.settle(p.evidence, true);
+        p.evidence = Some(failure);
+        self.trials.entry(failure).or_insert((0, false)).0 += 1;
     }
 
     /// One read of a failure's trial is settled (`device`: it failed alone too, or its
@@ -489,10 +501,7 @@ impl Lane {
         self.stream = None;
         self.rbuf.clear();
         let pipelined = self.flights.len() > 1;
-        let failure = (pipelined && suspect).then(|| {
-            self.failures += 1;
-            self.failures
-        });
+        let failure = (pipelined && suspect).then(|| self.new_failure());
         let mut again = Vec::new();
         for f in std::mem::take(&mut self.flights) {
             let guilty = culprit(&f);
@@ -507,10 +516,7 @@ impl Lane {
                 continue;
             }
             if let (true, Some(n)) = (guilty, failure) {
-                // a read already on trial for an earlier failure is settled as unknown
-                self.settle(p.evidence, true);
-                p.evidence = Some(n);
-                self.trials.entry(n).or_insert((0, false)).0 += 1;
+                self.on_trial(&mut p, n);
             }
             p.alone = true;
             again.push(p);
