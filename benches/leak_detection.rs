@@ -22,6 +22,7 @@
 
 #[path = "bwdf/mod.rs"]
 mod bwdf;
+use bwdf::{night_means, noise_before, percentile_mut};
 
 use std::collections::BTreeMap;
 
@@ -48,16 +49,6 @@ fn starts(len: usize) -> Vec<usize> {
     (0..20).map(|k| 24 * 30 + (k * 7919 + 13 * k * k) % (len - 24 * 45)).collect()
 }
 
-/// A zone's night-to-night noise before `start`, measured as the issue states it: the
-/// nightly mean of the window's hours over the 28 complete nights before, and the robust
-/// spread of consecutive nights' differences (1.4826 × median |Δ| / √2), m³/h.
-fn noise_before(series: &Series, start: DateTime<Utc>, tz: chrono_tz::Tz, s: &Settings) -> Option<f64> {
-    let means = night_means(series, start - TimeDelta::days(29), start, tz, s);
-    let mut d: Vec<f64> =
-        means.windows(2).filter(|w| w[1].0 - w[0].0 == TimeDelta::days(1)).map(|w| (w[1].1 - w[0].1).abs()).collect();
-    (d.len() >= 10).then(|| 1.4826 * percentile_mut(&mut d, 0.5) / std::f64::consts::SQRT_2)
-}
-
 /// The spread a baseline made of past nights must live with: each night's mean less the
 /// median of the 7 nights before it (all present), over the 63 days before `start`, as
 /// a robust spread (1.4826 × median absolute deviation), m³/h. Nights that wander from
@@ -79,36 +70,6 @@ fn baseline_noise_before(series: &Series, start: DateTime<Utc>, tz: chrono_tz::T
     let centre = percentile_mut(&mut r, 0.5);
     let mut dev: Vec<f64> = r.iter().map(|x| (x - centre).abs()).collect();
     Some(1.4826 * percentile_mut(&mut dev, 0.5))
-}
-
-/// Each complete night's mean of the window's hours, from `from` to `to`.
-fn night_means(
-    series: &Series,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    tz: chrono_tz::Tz,
-    s: &Settings,
-) -> Vec<(chrono::NaiveDate, f64)> {
-    let hours = s.hours();
-    let mut nights: BTreeMap<chrono::NaiveDate, Vec<f64>> = BTreeMap::new();
-    for (t, v) in series.range(from..to) {
-        let local = t.with_timezone(&tz);
-        if !hours.contains(&local.hour()) {
-            continue;
-        }
-        let date = if local.hour() >= 12 { local.date_naive() + TimeDelta::days(1) } else { local.date_naive() };
-        nights.entry(date).or_default().push(*v);
-    }
-    nights
-        .into_iter()
-        .filter(|(_, v)| v.len() == hours.len())
-        .map(|(d, v)| (d, v.iter().sum::<f64>() / v.len() as f64))
-        .collect()
-}
-
-fn percentile_mut(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
 /// The CUSUM bound: nights a one-sided CUSUM needs for a step of `k` noise units at one

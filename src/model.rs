@@ -244,6 +244,9 @@ pub struct Reading {
 #[serde(rename_all = "snake_case")]
 pub enum AlertRule {
     NightFlow,
+    /// A leak seen in a zone's night pressure: a point's head falling below what the
+    /// zone's inflow predicts.
+    NightPressure,
     Burst,
     ZoneImbalance,
     ContinuousFlow,
@@ -279,8 +282,9 @@ pub enum AlertRule {
 }
 
 impl AlertRule {
-    pub const ALL: [AlertRule; 21] = [
+    pub const ALL: [AlertRule; 22] = [
         AlertRule::NightFlow,
+        AlertRule::NightPressure,
         AlertRule::Burst,
         AlertRule::ZoneImbalance,
         AlertRule::ContinuousFlow,
@@ -306,6 +310,7 @@ impl AlertRule {
     pub fn as_str(self) -> &'static str {
         match self {
             AlertRule::NightFlow => "night_flow",
+            AlertRule::NightPressure => "night_pressure",
             AlertRule::Burst => "burst",
             AlertRule::ZoneImbalance => "zone_imbalance",
             AlertRule::ContinuousFlow => "continuous_flow",

@@ -4,9 +4,15 @@
 //! ../shared/data/bwdf/InflowData.csv (or BWDF_CSV), in m³/h. Real gaps stay gaps; the
 //! ambiguous and missing hours of the clock changes (CET/CEST) are skipped.
 
+// each benchmark uses part of this module
+#![allow(dead_code)]
+
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
+use pumphouse::alerts::night_flow::Settings;
+
+type Series = BTreeMap<DateTime<Utc>, f64>;
 
 pub fn load() -> Vec<(String, BTreeMap<DateTime<Utc>, f64>)> {
     let path = std::env::var("BWDF_CSV")
@@ -29,4 +35,44 @@ pub fn load() -> Vec<(String, BTreeMap<DateTime<Utc>, f64>)> {
         }
     }
     out
+}
+
+/// A zone's night-to-night noise before `start`, measured as the issue states it: the
+/// nightly mean of the window's hours over the 28 complete nights before, and the robust
+/// spread of consecutive nights' differences (1.4826 × median |Δ| / √2), m³/h.
+pub fn noise_before(series: &Series, start: DateTime<Utc>, tz: chrono_tz::Tz, s: &Settings) -> Option<f64> {
+    let means = night_means(series, start - TimeDelta::days(29), start, tz, s);
+    let mut d: Vec<f64> =
+        means.windows(2).filter(|w| w[1].0 - w[0].0 == TimeDelta::days(1)).map(|w| (w[1].1 - w[0].1).abs()).collect();
+    (d.len() >= 10).then(|| 1.4826 * percentile_mut(&mut d, 0.5) / std::f64::consts::SQRT_2)
+}
+
+/// Each complete night's mean of the window's hours, from `from` to `to`.
+pub fn night_means(
+    series: &Series,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+    s: &Settings,
+) -> Vec<(chrono::NaiveDate, f64)> {
+    let hours = s.hours();
+    let mut nights: BTreeMap<chrono::NaiveDate, Vec<f64>> = BTreeMap::new();
+    for (t, v) in series.range(from..to) {
+        let local = t.with_timezone(&tz);
+        if !hours.contains(&local.hour()) {
+            continue;
+        }
+        let date = if local.hour() >= 12 { local.date_naive() + TimeDelta::days(1) } else { local.date_naive() };
+        nights.entry(date).or_default().push(*v);
+    }
+    nights
+        .into_iter()
+        .filter(|(_, v)| v.len() == hours.len())
+        .map(|(d, v)| (d, v.iter().sum::<f64>() / v.len() as f64))
+        .collect()
+}
+
+pub fn percentile_mut(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
 }

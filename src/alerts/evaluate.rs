@@ -16,6 +16,7 @@ use super::burst;
 use super::rules::{self, Episode};
 use super::safety;
 use super::spec::{DeviceSpec, Spec};
+use super::{night_flow, night_pressure};
 use crate::ledger::intervals::{self, MeterSpec, Sample};
 use crate::ledger::tariff::{in_force, Price};
 use crate::ledger::topology::{Meter, Role, Utility, Zone};
@@ -132,7 +133,7 @@ pub fn episodes(
     to: DateTime<Utc>,
 ) -> Result<Vec<Episode>, StoreError> {
     let pass = Pass::new(spec, store, from, to)?;
-    let mut out = night_leaks(&pass);
+    let mut out = night_leaks(&pass)?;
     out.extend(imbalances(&pass));
     out.extend(anomalies(&pass));
     let interruptions = interruptions(&pass)?;
@@ -165,12 +166,14 @@ pub fn episodes(
 
 /// Leaks by night flow, per water zone: on the zone's balance (inflow less what its
 /// customers' and child zones' meters took) where it has such meters — metered use moves
-/// with demand, the balance only with losses — else on its inflow.
-fn night_leaks(pass: &Pass<'_, '_>) -> Vec<Episode> {
+/// with demand, the balance only with losses — else on its inflow. Where the zone has
+/// pressure points, also by night pressure against its inflow ([`night_pressure_leaks`]).
+fn night_leaks(pass: &Pass<'_, '_>) -> Result<Vec<Episode>, StoreError> {
     let mut out = Vec::new();
     for z in pass.water_zones() {
         let set = pass.spec.rules.for_subject(&z.name, None);
-        if !set.enabled(AlertRule::NightFlow) {
+        let (by_flow, by_pressure) = (set.enabled(AlertRule::NightFlow), set.enabled(AlertRule::NightPressure));
+        if !by_flow && !by_pressure {
             continue;
         }
         let inflow = pass.sum(pass.inlets(&z.name));
@@ -189,15 +192,39 @@ fn night_leaks(pass: &Pass<'_, '_>) -> Vec<Episode> {
         } else {
             inflow.range(pass.from - NIGHT_HISTORY..).map(|(t, v)| (*t, *v)).collect()
         };
-        out.extend(rules::night_leak(
-            &z.name,
-            &series,
-            pass.spec.tz,
-            &set.night(&pass.spec.rules.holidays),
-            has_outputs,
-        ));
+        let night = set.night(&pass.spec.rules.holidays);
+        if by_flow {
+            out.extend(rules::night_leak(&z.name, &series, pass.spec.tz, &night, has_outputs));
+        }
+        if by_pressure {
+            let flow = night_flow::evaluate(&series, pass.spec.tz, &night);
+            out.extend(night_pressure_leaks(pass, z, &inflow, &flow, &set)?);
+        }
     }
-    out
+    Ok(out)
+}
+
+/// Leaks by a zone's night pressure: its points' hourly means against its hourly inflow.
+fn night_pressure_leaks(
+    pass: &Pass<'_, '_>,
+    z: &Zone,
+    inflow: &Hourly,
+    flow: &[night_flow::NightHour],
+    set: &super::settings::Settings,
+) -> Result<Vec<Episode>, StoreError> {
+    let mut points: Vec<night_pressure::PressurePoint> = Vec::new();
+    for d in pass.spec.devices_in(&z.name) {
+        for p in d.points(Quantity::Pressure) {
+            let readings = pass.good(d.name, &p.name, pass.from - NIGHT_HISTORY)?;
+            let hourly = night_pressure::hourly_means(&readings, set.no_supply_below(&p.unit));
+            points.push(night_pressure::PressurePoint {
+                id: MeterId::new(d.name, &p.name).to_string(),
+                unit: p.unit.clone(),
+                hourly,
+            });
+        }
+    }
+    Ok(night_pressure::leaks(&z.name, inflow, &points, pass.spec.tz, flow, &set.night_pressure()))
 }
 
 /// Zone imbalance, day by day (local days fully measured at the inlets).
@@ -335,11 +362,7 @@ fn interruptions(pass: &Pass<'_, '_>) -> Result<Vec<Episode>, StoreError> {
                     point,
                     unit,
                     readings,
-                    below: set.no_supply_pressure.unwrap_or(match &**unit {
-                        "bar" => 0.5,
-                        "kPa" => 50.0,
-                        _ => 0.05,
-                    }),
+                    below: set.no_supply_below(unit),
                 })
                 .collect()
         };

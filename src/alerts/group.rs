@@ -22,10 +22,12 @@ use crate::store::AlertRow;
 pub fn consequences_of(root: AlertRule) -> &'static [AlertRule] {
     use AlertRule::*;
     match root {
-        Burst => &[SupplyInterruption, PressureLow, NightFlow, ZoneImbalance, ConsumptionAnomaly],
-        SupplyInterruption => &[PressureLow, ConsumptionAnomaly],
-        // a leak raises the zone's balance and its inlet's hours
-        NightFlow => &[ZoneImbalance, ConsumptionAnomaly],
+        Burst => &[SupplyInterruption, PressureLow, NightFlow, NightPressure, ZoneImbalance, ConsumptionAnomaly],
+        SupplyInterruption => &[PressureLow, NightPressure, ConsumptionAnomaly],
+        // a leak raises the zone's balance and its inlet's hours, and lowers its night
+        // pressure; whichever signal raised it first is the root
+        NightFlow => &[NightPressure, ZoneImbalance, ConsumptionAnomaly],
+        NightPressure => &[NightFlow, ZoneImbalance, ConsumptionAnomaly],
         _ => &[],
     }
 }
@@ -35,7 +37,7 @@ pub fn consequences_of(root: AlertRule) -> &'static [AlertRule] {
 /// when a night shows it, up to a day after its water began to show in the hours.
 fn before_ms(root: AlertRule) -> i64 {
     match root {
-        AlertRule::NightFlow => 24 * 3_600_000,
+        AlertRule::NightFlow | AlertRule::NightPressure => 24 * 3_600_000,
         _ => 10 * 60_000,
     }
 }
@@ -60,7 +62,15 @@ fn same_or_above(zone: &str, root: &str, parent_of: ParentOf<'_>) -> bool {
     false
 }
 
+fn is_leak(r: AlertRule) -> bool {
+    matches!(r, AlertRule::NightFlow | AlertRule::NightPressure)
+}
+
 fn covers(root: &AlertRow, a: &AlertRow, parent_of: ParentOf<'_>) -> bool {
+    // one leak seen by two signals: the one raised first is the root
+    if is_leak(root.rule) && is_leak(a.rule) && (a.start_ms, a.id) < (root.start_ms, root.id) {
+        return false;
+    }
     same_or_above(&a.zone, &root.zone, parent_of)
         && a.id != root.id
         && a.start_ms >= root.start_ms - before_ms(root.rule)
@@ -72,14 +82,27 @@ fn covers(root: &AlertRow, a: &AlertRow, parent_of: ParentOf<'_>) -> bool {
 /// for bursts first.
 pub fn causes(alerts: &[AlertRow], parent_of: ParentOf<'_>) -> HashMap<i64, i64> {
     let mut out = HashMap::new();
-    for root_rule in [AlertRule::Burst, AlertRule::SupplyInterruption, AlertRule::NightFlow] {
+    for root_rule in [AlertRule::Burst, AlertRule::SupplyInterruption, AlertRule::NightFlow, AlertRule::NightPressure] {
         for root in alerts.iter().filter(|r| r.rule == root_rule) {
             // an interruption that a burst caused passes its consequences up
             let top = out.get(&root.id).copied().unwrap_or(root.id);
             for a in
                 alerts.iter().filter(|a| consequences_of(root_rule).contains(&a.rule) && covers(root, a, parent_of))
             {
-                out.entry(a.id).or_insert(top);
+                if a.id != top {
+                    out.entry(a.id).or_insert(top);
+                }
+            }
+        }
+    }
+    // a root found to be caused after it claimed its own consequences (a leak's night
+    // flow raised after its pressure) passes them up: every alert points at the top
+    let links = out.clone();
+    for (a, root) in out.iter_mut() {
+        for _ in 0..8 {
+            match links.get(root) {
+                Some(up) if up != a && up != root => *root = *up,
+                _ => break,
             }
         }
     }
@@ -196,5 +219,26 @@ mod tests {
         ];
         let c = causes(&alerts, &campus);
         assert_eq!([c.get(&21), c.get(&22), c.get(&23)], [Some(&20), Some(&20), None]);
+    }
+
+    #[test]
+    fn a_leak_seen_by_flow_and_pressure_is_one_alert_under_the_first_signal() {
+        use AlertRule::*;
+        // the pressure raised it first; the night flow two nights later, and the
+        // imbalance it carries, are under the pressure's alert (not under each other)
+        let alerts = vec![
+            alert(40, NightFlow, "east", 4000, None),
+            alert(41, NightPressure, "east", 1200, None),
+            alert(42, ZoneImbalance, "east", 4100, None),
+            alert(43, NightPressure, "north", 1200, None),
+        ];
+        let c = causes(&alerts, &campus);
+        assert_eq!([c.get(&40), c.get(&41), c.get(&42), c.get(&43)], [Some(&41), None, Some(&41), None]);
+        let shown: Vec<(i64, Option<i64>)> = nested(&alerts, &campus).iter().map(|(a, r)| (a.id, *r)).collect();
+        assert_eq!(shown, vec![(41, None), (40, Some(41)), (42, Some(41)), (43, None)]);
+        // the other way round: the flow first
+        let alerts = vec![alert(50, NightFlow, "east", 1200, None), alert(51, NightPressure, "east", 1500, None)];
+        let c = causes(&alerts, &campus);
+        assert_eq!([c.get(&50), c.get(&51)], [None, Some(&50)]);
     }
 }

@@ -8,6 +8,7 @@ pub mod evaluate;
 pub mod group;
 pub mod message;
 pub mod night_flow;
+pub mod night_pressure;
 pub mod night_rhythm;
 pub mod rules;
 pub mod safety;

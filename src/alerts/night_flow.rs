@@ -157,7 +157,11 @@ fn block_level(values: &[f64]) -> f64 {
 }
 
 /// The night hours of each local morning (hours from noon on belong to the next day).
-fn nights_of(hourly: &BTreeMap<DateTime<Utc>, f64>, tz: Tz, hours: &[u32]) -> Vec<(NaiveDate, Vec<NightValue>)> {
+pub(super) fn nights_of(
+    hourly: &BTreeMap<DateTime<Utc>, f64>,
+    tz: Tz,
+    hours: &[u32],
+) -> Vec<(NaiveDate, Vec<NightValue>)> {
     let mut nights: Vec<(NaiveDate, Vec<NightValue>)> = Vec::new();
     for (t, v) in hourly {
         let local = t.with_timezone(&tz);

@@ -83,6 +83,27 @@ pub enum Fact {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         why: Option<LeakWhy>,
     },
+    /// A pressure point's night head below what the zone's inflow predicts
+    /// ([`super::night_pressure`]).
+    NightPressure {
+        point: String,
+        unit: String,
+        from_hour: u32,
+        to_hour: u32,
+        /// The night's mean fall below the prediction, its noise, and the fall in noise units.
+        fall: Option<f64>,
+        noise: Option<f64>,
+        units: Option<f64>,
+        /// The evidence (CUSUM, noise units) when it was raised, and the nights it took.
+        evidence: f64,
+        nights: f64,
+        /// Nights a fall this size takes to be surely raised (`None`: not surely).
+        certain_in: Option<f64>,
+        /// The zone's night flow (or balance) above its usual, m³/h, ± its band.
+        rate: Option<f64>,
+        band: Option<f64>,
+        night: NaiveDate,
+    },
     Burst {
         inflow: f64,
         usual: f64,
@@ -284,6 +305,42 @@ impl Fact {
                     format!("夜间（{from_hour:02}:00–{to_hour:02}:00）流量比本区常值 {usual} m³/h 高 {rate} ± {band} m³/h（常值为近期正常夜晚的中位数，夜间波动 {noise} m³/h）；{night} 夜间首次出现")
                 } else {
                     format!("night flow ({from_hour:02}:00–{to_hour:02}:00) {rate} ± {band} m³/h above this zone's usual {usual} m³/h (the median of its last clean nights, night-to-night noise {noise} m³/h); first seen in the night of {night}")
+                }
+            }
+            Fact::NightPressure {
+                point,
+                unit,
+                from_hour,
+                to_hour,
+                fall,
+                noise,
+                units,
+                evidence,
+                nights,
+                certain_in,
+                rate,
+                band,
+                night,
+            } => {
+                let fall = fall.map_or("?".to_string(), |x| format!("{x:.3}"));
+                let noise = noise.map_or("?".to_string(), |x| format!("{x:.3}"));
+                let units = units.map_or("?".to_string(), |x| format!("{x:.1}"));
+                let nights = format!("{:.0}", nights.max(1.0));
+                let (rate, band) = (num(*rate), num(*band));
+                if zh {
+                    let certain = match certain_in {
+                        Some(n) if *n <= 1.0 => "这样大小的压降当夜必被发现".to_string(),
+                        Some(n) => format!("这样大小的压降 {n:.0} 夜内必被发现"),
+                        None => "这样大小的压降能否发现取决于夜间波动".to_string(),
+                    };
+                    format!("测点 {point} 夜间（{from_hour:02}:00–{to_hour:02}:00）压力比本区进水所预测的低 {fall} {unit}，为其夜间波动（{noise} {unit}）的 {units} 倍；{nights} 夜累积证据 {evidence:.1}；同期本区夜间流量比常值高 {rate} ± {band} m³/h；{certain}；{night} 夜间首次出现")
+                } else {
+                    let certain = match certain_in {
+                        Some(n) if *n <= 1.0 => "a fall this size is surely raised the night it starts".to_string(),
+                        Some(n) => format!("a fall this size is surely raised within {n:.0} nights"),
+                        None => "whether a fall this size is raised depends on the nights' noise".to_string(),
+                    };
+                    format!("the pressure at {point} stands {fall} {unit} below what the zone's inflow predicts at night ({from_hour:02}:00–{to_hour:02}:00): {units} units of its night-to-night noise ({noise} {unit}), {evidence:.1} units of evidence over {nights} nights; the zone's night flow stands {rate} ± {band} m³/h above its usual; {certain}; first seen in the night of {night}")
                 }
             }
             Fact::Burst { inflow, usual, high, mean, weekend, pressure, rise, minutes } => {
@@ -506,6 +563,7 @@ pub fn quantity_label(q: Quantity, lang: Lang) -> &'static str {
 pub fn rule_label(r: AlertRule, lang: Lang) -> &'static str {
     match r {
         AlertRule::NightFlow => lang.t("leak (night flow)", "漏损（夜间流量）"),
+        AlertRule::NightPressure => lang.t("leak (night pressure)", "漏损（夜间压力）"),
         AlertRule::Burst => lang.t("burst", "爆管"),
         AlertRule::ZoneImbalance => lang.t("zone imbalance", "分区水量不平衡"),
         AlertRule::ContinuousFlow => lang.t("continuous flow", "持续用水不停"),
@@ -535,6 +593,10 @@ pub fn first_check(r: AlertRule, lang: Lang) -> &'static str {
         AlertRule::NightFlow => lang.t(
             "walk the zone at night: listen at valves and hydrants, look for wet ground; compare building meters with last week",
             "夜间巡查本分区：听阀门和消火栓，看地面是否渗水；对比各楼水表与上周的夜间用量",
+        ),
+        AlertRule::NightPressure => lang.t(
+            "walk the mains towards the pressure point that fell, at night: listen at valves and hydrants, look for wet ground; check that point's transducer",
+            "夜间沿压力下降的测点方向巡查管线：听阀门和消火栓，看地面是否渗水；检查该测点的压力变送器",
         ),
         AlertRule::Burst => lang.t(
             "check the zone's pressure and look for water on the surface; be ready to close the zone valve",

@@ -151,6 +151,20 @@ impl Settings {
         }
     }
 
+    /// The night-pressure rule's settings: the night window of the night-flow rule.
+    pub fn night_pressure(&self) -> super::night_pressure::Settings {
+        super::night_pressure::Settings { window: self.night_window, ..Default::default() }
+    }
+
+    /// The pressure below which a zone's point reads no supply, in the point's unit.
+    pub fn no_supply_below(&self, unit: &str) -> f64 {
+        self.no_supply_pressure.unwrap_or(match unit {
+            "bar" => 0.5,
+            "kPa" => 50.0,
+            _ => 0.05,
+        })
+    }
+
     fn apply(&mut self, r: &RawSettings) {
         if let Some([a, b]) = r.night_window.as_deref() {
             self.night_window = (*a, *b);
