@@ -14,7 +14,7 @@
 //! ±0.5 m daily cycle, a day-to-day wander (AR(1), φ = 0.9, 0.3 m) and 0.05 m hourly
 //! noise (a tank's level, a pump's duty); each pressure point's hourly mean carries
 //! 0.01 m of sensor noise. Pressure points at the three branch ends (nodes 4, 6, 8), or
-//! only at node 4.
+//! only at node 4, or at node 4 and the inlet (node 0).
 //!
 //! A leak is a constant flow at one of the eight nodes (chosen per leak), sized in units
 //! of the DMA's night-to-night noise as in `leak_detection` (0.5 … 12 units, 20 starts
@@ -23,7 +23,7 @@
 //! False alarms: each rule over each DMA's whole modelled record without leaks.
 //!
 //! `cargo bench --bench leak_pressure`; `LEAK_SPREAD=0.4` for a noisier split of demand,
-//! `LEAK_POINTS=1` for one point.
+//! `LEAK_POINTS=1` for one point, `LEAK_POINTS=inlet` for one point and one at the inlet.
 
 #[path = "bwdf/mod.rs"]
 mod bwdf;
@@ -158,7 +158,7 @@ impl Model {
 }
 
 fn pressure(inflow: &Series, heads: &[Series], tz: chrono_tz::Tz) -> Vec<PressureHour> {
-    let names = ["node-4", "node-6", "node-8"];
+    let names = ["a", "b", "c"];
     let points: Vec<Point<'_>> = heads.iter().enumerate().map(|(i, h)| Point { id: names[i], hourly: h }).collect();
     night_pressure::evaluate(inflow, &points, tz, &tuned())
 }
@@ -222,8 +222,11 @@ fn pressure_raises(e: &[PressureHour]) -> Vec<DateTime<Utc>> {
 
 fn main() {
     let spread: f64 = std::env::var("LEAK_SPREAD").ok().and_then(|v| v.parse().ok()).unwrap_or(0.2);
-    let n_points: usize = std::env::var("LEAK_POINTS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).clamp(1, 3);
-    let points: Vec<usize> = [4, 6, 8][..n_points].to_vec();
+    let points: Vec<usize> = match std::env::var("LEAK_POINTS").as_deref() {
+        Ok("1") => vec![4],
+        Ok("inlet") => vec![0, 4], // the inlet's head and one point in the zone
+        _ => vec![4, 6, 8],
+    };
     let zones: Vec<(String, Series)> = bwdf::load().into_iter().filter(|(_, s)| s.len() >= 24 * 60).collect();
     let tz = chrono_tz::Europe::Rome;
     let fs = night_flow::Settings::default();

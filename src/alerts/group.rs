@@ -99,7 +99,9 @@ pub fn causes(alerts: &[AlertRow], parent_of: ParentOf<'_>) -> HashMap<i64, i64>
     // flow raised after its pressure) passes them up: every alert points at the top
     let links = out.clone();
     for (a, root) in out.iter_mut() {
-        for _ in 0..8 {
+        // every link points back in time (a leak's root is the earlier), so the walk ends;
+        // bounded all the same
+        for _ in 0..links.len() {
             match links.get(root) {
                 Some(up) if up != a && up != root => *root = *up,
                 _ => break,

@@ -595,8 +595,8 @@ pub fn first_check(r: AlertRule, lang: Lang) -> &'static str {
             "夜间巡查本分区：听阀门和消火栓，看地面是否渗水；对比各楼水表与上周的夜间用量",
         ),
         AlertRule::NightPressure => lang.t(
-            "walk the mains towards the pressure point that fell, at night: listen at valves and hydrants, look for wet ground; check that point's transducer",
-            "夜间沿压力下降的测点方向巡查管线：听阀门和消火栓，看地面是否渗水；检查该测点的压力变送器",
+            "walk the mains towards the pressure point that fell, at night: listen at valves and hydrants, look for wet ground; check the zone's pressure transducers (one reading high makes the others look low)",
+            "夜间沿压力下降的测点方向巡查管线：听阀门和消火栓，看地面是否渗水；检查本区各压力变送器（一个读数偏高会让其他测点显得偏低）",
         ),
         AlertRule::Burst => lang.t(
             "check the zone's pressure and look for water on the surface; be ready to close the zone valve",

@@ -7,7 +7,7 @@
 //! returns its episodes or the store's error, so an unreadable disk never reads as a
 //! quiet meter.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use rust_decimal::prelude::ToPrimitive;
@@ -17,113 +17,15 @@ use super::rules::{self, Episode};
 use super::safety;
 use super::spec::{DeviceSpec, Spec};
 use super::{night_flow, night_pressure};
-use crate::ledger::intervals::{self, MeterSpec, Sample};
+use crate::ledger::intervals;
 use crate::ledger::tariff::{in_force, Price};
-use crate::ledger::topology::{Meter, Role, Utility, Zone};
+use crate::ledger::topology::{Role, Utility, Zone};
 use crate::model::{AlertRule, MeterId, Quantity};
 use crate::store::{AlertRow, Store, StoreError};
 
-type Series = Vec<(DateTime<Utc>, f64)>;
-type Hourly = BTreeMap<DateTime<Utc>, f64>;
+mod pass;
 
-/// Good readings of one series as (time, value).
-fn good(
-    store: &Store,
-    device: &str,
-    point: &str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<Series, StoreError> {
-    Ok(store
-        .series_readings(device, point, from.timestamp_millis(), to.timestamp_millis())?
-        .into_iter()
-        .filter(|r| r.quality.is_good())
-        .filter_map(|r| Some((r.ts, r.value?)))
-        .collect())
-}
-
-/// What every family reads: the range, the history before it, and every ledger meter's
-/// hourly consumption (nine weeks back: the night-flow rule learns a zone's weekly rhythm
-/// from eight weeks of nights, and a live pass must see what a replay sees), read once.
-const NIGHT_HISTORY: TimeDelta = TimeDelta::days(63);
-
-struct Pass<'s, 'a> {
-    spec: &'s Spec<'a>,
-    store: &'s Store,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    history: DateTime<Utc>,
-    hours: HashMap<MeterId, Hourly>,
-    /// Hours whose volume is partly an estimate (a data gap's consumption spread over
-    /// it), by meter: no evidence of flow in them.
-    estimated: HashMap<MeterId, std::collections::BTreeSet<DateTime<Utc>>>,
-}
-
-impl<'s, 'a> Pass<'s, 'a> {
-    fn new(spec: &'s Spec<'a>, store: &'s Store, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Self, StoreError> {
-        let mut hours = HashMap::new();
-        let mut estimated = HashMap::new();
-        for m in &spec.topology.meters {
-            let samples: Vec<Sample> = good(store, &m.device, &m.point, from - NIGHT_HISTORY, to)?
-                .into_iter()
-                .map(|(ts, v)| Sample { ts, value: Some(v), good: true })
-                .collect();
-            let interval = spec.device(&m.device).map(|d| d.interval).unwrap_or(std::time::Duration::from_secs(600));
-            // the meter's wrap, so that a register passing zero is consumption, not a reset
-            let ms = MeterSpec { rollover_at: m.rollover_at, max_rate: None, expected_interval: interval };
-            let c = intervals::consumption(&samples, &[], &ms);
-            let h = intervals::hourly(&c.intervals, from - NIGHT_HISTORY, to);
-            estimated.insert(m.id(), h.iter().filter(|(_, b)| b.estimated > 1e-9).map(|(t, _)| *t).collect());
-            hours.insert(m.id(), h.into_iter().map(|(t, b)| (t, b.volume)).collect());
-        }
-        Ok(Pass { spec, store, from, to, history: from - TimeDelta::days(21), hours, estimated })
-    }
-
-    fn good(&self, device: &str, point: &str, from: DateTime<Utc>) -> Result<Series, StoreError> {
-        good(self.store, device, point, from, self.to)
-    }
-
-    fn of(&self, m: &Meter) -> Option<&Hourly> {
-        self.hours.get(&m.id())
-    }
-
-    /// The hourly sum of some meters.
-    fn sum<'m>(&self, meters: impl Iterator<Item = &'m Meter>) -> Hourly {
-        let mut total = Hourly::new();
-        for m in meters {
-            for (t, v) in self.of(m).into_iter().flatten() {
-                *total.entry(*t).or_default() += v;
-            }
-        }
-        total
-    }
-
-    fn water_zones(&self) -> impl Iterator<Item = &'s Zone> {
-        self.spec.topology.zones.iter().filter(|z| z.utility == Utility::Water)
-    }
-
-    fn inlets(&self, zone: &'s str) -> impl Iterator<Item = &'s Meter> {
-        self.spec.topology.meters_in(zone).filter(|m| m.role == Role::Inlet)
-    }
-
-    /// What leaves a zone through meters: its own non-inlet meters and its children's inlets.
-    fn outputs(&self, zone: &'s str) -> Vec<&'s Meter> {
-        let t = self.spec.topology;
-        t.meters_in(zone)
-            .filter(|m| m.role != Role::Inlet)
-            .chain(t.children(zone).flat_map(|c| t.meters_in(&c.name).filter(|m| m.role == Role::Inlet)))
-            .collect()
-    }
-
-    fn is_parent_of(&self, parent: &str, child: &str) -> bool {
-        self.spec.topology.zone(child).and_then(|z| z.parent.as_deref()) == Some(parent)
-    }
-
-    /// The inlet devices of a zone that measure a flow rate.
-    fn inlet_flow_devices(&self, zone: &'s str) -> Vec<DeviceSpec<'a>> {
-        self.inlets(zone).filter_map(|m| self.spec.device(&m.device)).copied().collect()
-    }
-}
+use pass::{Hourly, Pass, Series, NIGHT_HISTORY};
 
 /// Runs every rule over `[from, to)` (with the history the rules need before `from`).
 pub fn episodes(
@@ -198,7 +100,7 @@ fn night_leaks(pass: &Pass<'_, '_>) -> Result<Vec<Episode>, StoreError> {
         }
         if by_pressure {
             let flow = night_flow::evaluate(&series, pass.spec.tz, &night);
-            out.extend(night_pressure_leaks(pass, z, &inflow, &flow, &set)?);
+            out.extend(night_pressure_leaks(pass, z, &pass.measured_sum(pass.inlets(&z.name)), &flow, &set)?);
         }
     }
     Ok(out)
