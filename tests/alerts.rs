@@ -204,7 +204,6 @@ async fn the_simulated_pump_house_bursts_and_a_valve_sticks() {
 
 #[test]
 fn a_leak_replayed_from_history_is_the_alert_the_live_passes_raise() {
-    use chrono::{TimeDelta, TimeZone};
     use pumphouse::model::AlertRule;
     let dir = tempfile::tempdir().unwrap();
     let cfg_path = dir.path().join("p.toml");
@@ -215,22 +214,32 @@ fn a_leak_replayed_from_history_is_the_alert_the_live_passes_raise() {
     assert_eq!(code, 0, "{err}");
     let (cfg, _) = pumphouse::config::load(&cfg_path, pumphouse::config::Mode::Check).unwrap();
     let store = pumphouse::store::Store::open(&cfg.store.path, cfg.store.limits).unwrap();
+    replayed_as_live(&cfg, &store, AlertRule::NightFlow);
+}
+
+/// The leak `rule` raises in zone `leaky` starts at the same time replayed over the month
+/// at once and in live passes every six hours over the last three days, as the running
+/// gateway makes them; at least 30 passes see it.
+fn replayed_as_live(
+    cfg: &pumphouse::config::Config,
+    store: &pumphouse::store::Store,
+    rule: pumphouse::model::AlertRule,
+) {
+    use chrono::{TimeDelta, TimeZone};
     let tz = chrono_tz::Asia::Shanghai;
     let leak_of = |eps: Vec<pumphouse::alerts::rules::Episode>| {
-        eps.into_iter().find(|e| e.rule == AlertRule::NightFlow && e.zone == "leaky").map(|e| e.start)
+        eps.into_iter().find(|e| e.rule == rule && e.zone == "leaky").map(|e| e.start)
     };
-    // replayed: the whole month at once
     let from = tz.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap().with_timezone(&chrono::Utc);
     let to = from + TimeDelta::days(31);
     let replayed =
-        leak_of(pumphouse::alerts::evaluate::episodes(&cfg.alert_spec(), &store, from, to).unwrap()).expect("the leak");
-    // live: a pass every six hours over the last three days, as the running gateway does
+        leak_of(pumphouse::alerts::evaluate::episodes(&cfg.alert_spec(), store, from, to).unwrap()).expect("the leak");
     let mut t = tz.with_ymd_and_hms(2026, 1, 20, 0, 0, 0).unwrap().with_timezone(&chrono::Utc);
     let mut seen = 0;
     while t < to {
-        if let Some(start) = leak_of(
-            pumphouse::alerts::evaluate::episodes(&cfg.alert_spec(), &store, t - TimeDelta::days(3), t).unwrap(),
-        ) {
+        if let Some(start) =
+            leak_of(pumphouse::alerts::evaluate::episodes(&cfg.alert_spec(), store, t - TimeDelta::days(3), t).unwrap())
+        {
             assert_eq!(start, replayed, "the pass at {t} starts the leak elsewhere");
             seen += 1;
         }
@@ -298,25 +307,7 @@ fn a_leak_seen_by_pressure_first_is_one_alert_replayed_as_live() {
     // replayed over the month, and live passes every six hours: the same start
     let (cfg, _) = pumphouse::config::load(&cfg_path, pumphouse::config::Mode::Check).unwrap();
     let store = pumphouse::store::Store::open(&cfg.store.path, cfg.store.limits).unwrap();
-    let leak_of = |eps: Vec<pumphouse::alerts::rules::Episode>| {
-        eps.into_iter().find(|e| e.rule == AlertRule::NightPressure && e.zone == "leaky").map(|e| e.start)
-    };
-    let from = start.with_timezone(&chrono::Utc);
-    let to = from + TimeDelta::days(31);
-    let replayed =
-        leak_of(pumphouse::alerts::evaluate::episodes(&cfg.alert_spec(), &store, from, to).unwrap()).expect("the leak");
-    let mut t = tz.with_ymd_and_hms(2026, 1, 20, 0, 0, 0).unwrap().with_timezone(&chrono::Utc);
-    let mut seen = 0;
-    while t < to {
-        if let Some(s) = leak_of(
-            pumphouse::alerts::evaluate::episodes(&cfg.alert_spec(), &store, t - TimeDelta::days(3), t).unwrap(),
-        ) {
-            assert_eq!(s, replayed, "the pass at {t} starts the leak elsewhere");
-            seen += 1;
-        }
-        t += TimeDelta::hours(6);
-    }
-    assert!(seen >= 30, "{seen} passes saw it");
+    replayed_as_live(&cfg, &store, AlertRule::NightPressure);
 }
 
 #[test]

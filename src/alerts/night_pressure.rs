@@ -236,17 +236,12 @@ fn samples_of(
 fn noises(fit: &Fit, clean: &[Vec<Sample>], n_h: usize, floor: f64) -> Vec<f64> {
     (1..=n_h)
         .map(|k| {
-            let mut means: Vec<f64> = clean
+            let means: Vec<f64> = clean
                 .iter()
                 .filter(|night| night.len() >= k)
                 .map(|night| night[..k].iter().map(|s| fit.miss(s)).sum::<f64>() / k as f64)
                 .collect();
-            if means.len() < 3 {
-                return f64::NAN;
-            }
-            let centre = median(&mut means.clone());
-            let mut dev: Vec<f64> = means.iter_mut().map(|m| (*m - centre).abs()).collect();
-            (1.4826 * median(&mut dev)).max(floor)
+            robust_spread(means, floor)
         })
         .collect()
 }
@@ -254,17 +249,18 @@ fn noises(fit: &Fit, clean: &[Vec<Sample>], n_h: usize, floor: f64) -> Vec<f64> 
 /// The noise from the last nights' falls as they were judged: for each number of hours
 /// k, the robust spread of those nights' means over their first k hours, at least `floor`.
 fn spread_of(misses: &VecDeque<Vec<f64>>, n_h: usize, floor: f64) -> Vec<f64> {
-    (0..n_h)
-        .map(|k| {
-            let mut v: Vec<f64> = misses.iter().filter_map(|m| m.get(k).copied()).collect();
-            if v.len() < 3 {
-                return f64::NAN;
-            }
-            let centre = median(&mut v.clone());
-            let mut dev: Vec<f64> = v.iter_mut().map(|m| (*m - centre).abs()).collect();
-            (1.4826 * median(&mut dev)).max(floor)
-        })
-        .collect()
+    (0..n_h).map(|k| robust_spread(misses.iter().filter_map(|m| m.get(k).copied()).collect(), floor)).collect()
+}
+
+/// 1.4826 × the median absolute deviation, at least `floor`; unknown (NaN) from fewer
+/// than three values.
+fn robust_spread(mut v: Vec<f64>, floor: f64) -> f64 {
+    if v.len() < 3 {
+        return f64::NAN;
+    }
+    let centre = median(&mut v);
+    let mut dev: Vec<f64> = v.iter().map(|m| (*m - centre).abs()).collect();
+    (1.4826 * median(&mut dev)).max(floor)
 }
 
 /// Evaluates every night hour of every point.
