@@ -158,8 +158,7 @@ impl Model {
 }
 
 fn pressure(inflow: &Series, heads: &[Series], tz: chrono_tz::Tz) -> Vec<PressureHour> {
-    let names = ["a", "b", "c"];
-    let points: Vec<Point<'_>> = heads.iter().enumerate().map(|(i, h)| Point { id: names[i], hourly: h }).collect();
+    let points: Vec<Point<'_>> = heads.iter().collect();
     night_pressure::evaluate(inflow, &points, tz, &tuned())
 }
 

@@ -99,12 +99,8 @@ impl Settings {
     }
 }
 
-/// One pressure point: its name and its hourly means (UTC hour start → pressure).
-#[derive(Debug, Clone, Copy)]
-pub struct Point<'a> {
-    pub id: &'a str,
-    pub hourly: &'a BTreeMap<DateTime<Utc>, f64>,
-}
+/// One pressure point's hourly means (UTC hour start → pressure).
+pub type Point<'a> = &'a BTreeMap<DateTime<Utc>, f64>;
 
 /// The evaluation of one point at the end of one night hour.
 #[derive(Debug, Clone, PartialEq)]
@@ -206,7 +202,7 @@ fn samples_of(
     tz: Tz,
     hours: &[u32],
 ) -> Vec<(NaiveDate, Vec<Sample>)> {
-    nights_of(points[i].hourly, tz, hours)
+    nights_of(points[i], tz, hours)
         .into_iter()
         .map(|(date, hrs)| {
             let samples = hrs
@@ -217,7 +213,7 @@ fn samples_of(
                     // heights), so a mean over whichever happen to report would jump
                     let mut others = 0.0;
                     for (_, o) in points.iter().enumerate().filter(|(j, _)| *j != i) {
-                        others += o.hourly.get(&t).copied().filter(|x| x.is_finite())?;
+                        others += o.get(&t).copied().filter(|x| x.is_finite())?;
                     }
                     let others = others / (points.len() - 1).max(1) as f64;
                     // against the others' mean the inlet head cancels: fitting its
@@ -426,7 +422,7 @@ pub fn leaks(
         // found almost nothing; a second point (one at the inlet will do) cancels it
         return Vec::new();
     }
-    let watched: Vec<Point<'_>> = points.iter().map(|p| Point { id: &p.id, hourly: &p.hourly }).collect();
+    let watched: Vec<Point<'_>> = points.iter().map(|p| &p.hourly).collect();
     let hours = evaluate(inflow, &watched, tz, s);
     let hours = &hours[..];
     let (from_hour, to_hour) = (s.window.0 % 24, (s.window.1 + 1) % 24);
@@ -584,9 +580,7 @@ mod tests {
     }
 
     fn run(z: &Zone, s: &Settings) -> Vec<PressureHour> {
-        let names = ["a", "b", "c"];
-        let points: Vec<Point<'_>> =
-            z.points.iter().enumerate().map(|(i, h)| Point { id: names[i], hourly: h }).collect();
+        let points: Vec<Point<'_>> = z.points.iter().collect();
         evaluate(&z.inflow, &points, chrono_tz::UTC, s)
     }
 

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::night_flow::{self, Settings};
@@ -84,20 +83,13 @@ fn episodes_of(
 }
 
 /// Leaks from a zone's night flow (hourly m³ of its inflow, or of its `balance`: inflow
-/// less metered use), by change detection on its recent nights ([`night_flow::evaluate`]).
+/// less metered use), from its nights as [`night_flow::evaluate`] judged them.
 /// The leak rate is the median of the night hours' excess over what was expected since
 /// the leak was raised (the hour that raised it and the one before included), ± two noise
 /// units over the square root of the nights it stands on; it is updated while the leak
 /// lasts. The alert says which signal raised it, the rate's size in noise units and how
 /// soon a leak that size is certain ([`Settings::nights_to_raise`]).
-pub fn night_leak(
-    zone: &str,
-    series: &BTreeMap<DateTime<Utc>, f64>,
-    tz: Tz,
-    s: &Settings,
-    balance: bool,
-) -> Vec<Episode> {
-    let hours = night_flow::evaluate(series, tz, s);
+pub fn night_leak(zone: &str, hours: &[night_flow::NightHour], s: &Settings, balance: bool) -> Vec<Episode> {
     let (from_hour, to_hour) = {
         let h = s.hours();
         (h.first().copied().unwrap_or(0), (h.last().copied().unwrap_or(0) + 1) % 24)

@@ -95,11 +95,12 @@ fn night_leaks(pass: &Pass<'_, '_>) -> Result<Vec<Episode>, StoreError> {
             inflow.range(pass.from - NIGHT_HISTORY..).map(|(t, v)| (*t, *v)).collect()
         };
         let night = set.night(&pass.spec.rules.holidays);
+        // one judgement of the nights serves both rules (the pressure rule's rate is the flow's)
+        let flow = night_flow::evaluate(&series, pass.spec.tz, &night);
         if by_flow {
-            out.extend(rules::night_leak(&z.name, &series, pass.spec.tz, &night, has_outputs));
+            out.extend(rules::night_leak(&z.name, &flow, &night, has_outputs));
         }
         if by_pressure {
-            let flow = night_flow::evaluate(&series, pass.spec.tz, &night);
             out.extend(night_pressure_leaks(pass, z, &pass.measured_sum(pass.inlets(&z.name)), &flow, &set)?);
         }
     }
