@@ -23,8 +23,14 @@ use crate::clock::{Clock, Guard, Held};
 use crate::model::Reading;
 use crate::store::{Intake, Store};
 
-/// Largest number of readings committed in one transaction.
+/// The writer gathers polls until it holds this many readings (or [`GATHER`] is over).
 const MAX_BATCH: usize = 5000;
+
+/// Largest number of readings committed in one transaction: what one gathering holds
+/// (the last poll's burst may take it past [`MAX_BATCH`]) goes in one, because every
+/// transaction writes each series' page of the (series, time) index, however few of its
+/// readings it holds; a backlog (after the store refused writes) goes in pieces this size.
+const MAX_TRANSACTION: usize = 2 * MAX_BATCH;
 
 /// How long the writer gathers polls after the first arrives before it commits them in
 /// one transaction (group commit): the transaction's cost (its WAL frames, the header
@@ -63,20 +69,47 @@ pub(super) fn spawn(
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     // a runtime of the writer's own, for waiting on the channel with a deadline
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
-    std::thread::Builder::new().name("pumphouse-writer".into()).spawn(move || {
+    // checkpoints beside it; without that thread the writer checkpoints as SQLite does
+    let stop = tokio_util::sync::CancellationToken::new();
+    let checkpoints = match checkpoints::spawn(w.store.clone(), w.notify.subscribe(), stop.clone()) {
+        Ok(thread) => match w.store.defer_checkpoints(checkpoints::BACKSTOP_PAGES) {
+            Ok(()) => Some(thread),
+            Err(e) => {
+                tracing::warn!(error = %e, "the writer keeps checkpointing the store itself");
+                stop.cancel();
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start the checkpoint thread: the writer checkpoints the store itself");
+            None
+        }
+    };
+    let stop_unstarted = stop.clone();
+    let writer = std::thread::Builder::new().name("pumphouse-writer".into()).spawn(move || {
         // Runs when the thread ends, normally or by a panic: the end is seen, never silent.
-        struct Ended(tokio_util::sync::CancellationToken);
+        // The checkpoint thread stops with it either way.
+        struct Ended(tokio_util::sync::CancellationToken, tokio_util::sync::CancellationToken);
         impl Drop for Ended {
             fn drop(&mut self) {
+                self.1.cancel();
                 if std::thread::panicking() {
                     tracing::error!("the store writer failed");
                     self.0.cancel();
                 }
             }
         }
-        let _ended = Ended(failed);
-        rt.block_on(run(w, rx))
-    })
+        let _ended = Ended(failed, stop.clone());
+        rt.block_on(run(w, rx));
+        stop.cancel();
+        if let Some(thread) = checkpoints {
+            let _ = thread.join();
+        }
+    });
+    if writer.is_err() {
+        stop_unstarted.cancel();
+    }
+    writer
 }
 
 /// The store refusing writes: how many tries so far, and when the next one is due.
@@ -225,11 +258,11 @@ pub async fn run(mut w: Writer, mut rx: mpsc::Receiver<Vec<Reading>>) {
     }
 }
 
-/// Commits `pending` in transactions of at most [`MAX_BATCH`], oldest first, until it is
+/// Commits `pending` in transactions of at most [`MAX_TRANSACTION`], oldest first, until it is
 /// empty or the store refuses.
 fn commit(w: &mut Writer, pending: &mut VecDeque<Reading>, failing: &mut Option<Failing>, uncounted: &mut i64) {
     while !pending.is_empty() {
-        let n = pending.len().min(MAX_BATCH);
+        let n = pending.len().min(MAX_TRANSACTION);
         let chunk = &pending.make_contiguous()[..n];
         match w.store.append(chunk) {
             Ok(last) => {
@@ -272,6 +305,8 @@ fn commit(w: &mut Writer, pending: &mut VecDeque<Reading>, failing: &mut Option<
         }
     }
 }
+
+mod checkpoints;
 
 #[cfg(test)]
 mod tests;

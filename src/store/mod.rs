@@ -5,8 +5,9 @@
 //!    which commits them in batches (SQLite, WAL, `synchronous = NORMAL`). A committed
 //!    transaction survives a crash of the process (`kill -9`, a panic). A power cut or
 //!    a kernel crash may roll back the transactions committed since the WAL was last
-//!    synced to disk, which NORMAL does at each checkpoint: up to the WAL's 1000 pages
-//!    (about 4 MB; tens of seconds to minutes of readings, depending on the rate). What
+//!    synced to disk, which NORMAL does at each checkpoint: in the gateway at most 10 s
+//!    after a commit (`checkpoint`, and the writer's `checkpoints`); for a tool that
+//!    opens the store alone, at SQLite's 1000 pages of WAL. What
 //!    remains is an earlier commit's state: whole batches, no hole in the sequence, never
 //!    a corrupt file, on storage that honours fsync (`tests::a_crash_loses_no_commit_…`).
 //!    A file damaged anyway (a failing card) is caught at start (`open_or_replace`).
@@ -36,6 +37,8 @@ use crate::model::{Quantity, Reading};
 
 mod alerts;
 mod asset_records;
+mod checkpoint;
+pub use checkpoint::Checkpointed;
 mod commands;
 pub mod config;
 mod corrections;
@@ -160,6 +163,7 @@ struct Reader {
 pub struct Store {
     inner: Mutex<Inner>,
     reader: Mutex<Option<Reader>>,
+    checkpointer: checkpoint::Checkpointer,
     /// Counts the writer's changes to the series table.
     series_changed: std::sync::atomic::AtomicU64,
     /// New readings in the last `append` (see `last_added`).
@@ -302,6 +306,7 @@ impl Store {
         let store = Store {
             inner: Mutex::new(Inner { conn, ids: HashMap::new(), series: HashMap::new() }),
             reader: Mutex::new(None),
+            checkpointer: checkpoint::Checkpointer::default(),
             series_changed: std::sync::atomic::AtomicU64::new(0),
             added: std::sync::atomic::AtomicUsize::new(0),
             records: std::sync::atomic::AtomicI64::new(0),

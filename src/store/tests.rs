@@ -260,6 +260,40 @@ fn the_wal_is_cut_back_after_checkpoints() {
     assert_eq!(limit, 64 << 20);
 }
 
+/// The gateway's writer leaves checkpoints to a connection of their own: past SQLite's
+/// 1000 pages the WAL keeps growing, and one checkpoint moves all of it, every reading
+/// still there.
+#[test]
+fn checkpoints_can_be_left_to_their_own_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db"), Limits::default()).unwrap();
+    store.defer_checkpoints(100_000).unwrap();
+    // 300 series, 200 commits: each commit writes the pages of the (series, time) index its
+    // series are on
+    for round in 0..200 {
+        let batch: Vec<Reading> = (0..300)
+            .map(|k| reading(&format!("m{k}"), "total", 1_000 * round + k, Some(k as f64), Quality::Good))
+            .collect();
+        store.append(&batch).unwrap();
+    }
+    let found = store.checkpoint().unwrap();
+    assert!(found.wal_frames > 1000, "the writer checkpointed on its own: {found:?}");
+    assert_eq!(found.moved, found.wal_frames);
+    // nothing new since: nothing to move
+    assert_eq!(store.checkpoint().unwrap().moved, found.wal_frames);
+    assert_eq!(store.read_after(0, 100_000).unwrap().len(), 60_000);
+
+    // without deferring, SQLite's own checkpoint keeps the WAL near its 1000 pages
+    let other = Store::open(&dir.path().join("t.db"), Limits::default()).unwrap();
+    for round in 0..200 {
+        let batch: Vec<Reading> = (0..300)
+            .map(|k| reading(&format!("m{k}"), "total", 1_000 * round + k, Some(k as f64), Quality::Good))
+            .collect();
+        other.append(&batch).unwrap();
+    }
+    assert!(other.checkpoint().unwrap().wal_frames < 1500);
+}
+
 /// What a crash and a power cut can do to the store (invariant 1). A process killed
 /// mid-write loses no committed batch: the files it leaves (the page cache, as an OS
 /// that had written everything out would leave them) open whole with every commit it
