@@ -99,6 +99,12 @@ impl Settings {
     }
 }
 
+/// Fewest pressure points a zone needs for this rule: one point cannot tell a leak from
+/// the inlet head's own wander (a tank's level over days). On the model in BENCHMARKS.md
+/// it raised a false leak a quarter and found almost nothing; a second point (one at the
+/// inlet will do) cancels it.
+pub const MIN_POINTS: usize = 2;
+
 /// One pressure point's hourly means (UTC hour start → pressure).
 pub type Point<'a> = &'a BTreeMap<DateTime<Utc>, f64>;
 
@@ -416,10 +422,7 @@ pub fn leaks(
     flow: &[NightHour],
     s: &Settings,
 ) -> Vec<Episode> {
-    if points.len() < 2 {
-        // one point cannot tell a leak from the inlet head's own wander (a tank's level
-        // over days): on the model in BENCHMARKS.md it raised a false leak a quarter and
-        // found almost nothing; a second point (one at the inlet will do) cancels it
+    if points.len() < MIN_POINTS {
         return Vec::new();
     }
     let watched: Vec<Point<'_>> = points.iter().map(|p| &p.hourly).collect();

@@ -100,8 +100,9 @@ fn night_leaks(pass: &Pass<'_, '_>) -> Result<Vec<Episode>, StoreError> {
         if by_flow {
             out.extend(rules::night_leak(&z.name, &flow, &night, has_outputs));
         }
-        if by_pressure {
-            out.extend(night_pressure_leaks(pass, z, &pass.measured_sum(pass.inlets(&z.name)), &flow, &set)?);
+        // without an inlet meter there is no inflow to judge the pressure against
+        if let Some(inflow) = pass.measured_sum(pass.inlets(&z.name)).filter(|_| by_pressure) {
+            out.extend(night_pressure_leaks(pass, z, &inflow, &flow, &set)?);
         }
     }
     Ok(out)
@@ -115,17 +116,20 @@ fn night_pressure_leaks(
     flow: &[night_flow::NightHour],
     set: &super::settings::Settings,
 ) -> Result<Vec<Episode>, StoreError> {
+    let watched: Vec<_> =
+        pass.spec.devices_in(&z.name).flat_map(|d| d.points(Quantity::Pressure).map(move |p| (d, p))).collect();
+    if watched.len() < night_pressure::MIN_POINTS {
+        return Ok(Vec::new()); // the rule does not run here: its nine weeks are not read
+    }
     let mut points: Vec<night_pressure::PressurePoint> = Vec::new();
-    for d in pass.spec.devices_in(&z.name) {
-        for p in d.points(Quantity::Pressure) {
-            let readings = pass.good(d.name, &p.name, pass.from - NIGHT_HISTORY)?;
-            let hourly = night_pressure::hourly_means(&readings, set.no_supply_below(&p.unit));
-            points.push(night_pressure::PressurePoint {
-                id: MeterId::new(d.name, &p.name).to_string(),
-                unit: p.unit.clone(),
-                hourly,
-            });
-        }
+    for (d, p) in watched {
+        let readings = pass.good(d.name, &p.name, pass.from - NIGHT_HISTORY)?;
+        let hourly = night_pressure::hourly_means(&readings, set.no_supply_below(&p.unit));
+        points.push(night_pressure::PressurePoint {
+            id: MeterId::new(d.name, &p.name).to_string(),
+            unit: p.unit.clone(),
+            hourly,
+        });
     }
     Ok(night_pressure::leaks(&z.name, inflow, &points, pass.spec.tz, flow, &set.night_pressure()))
 }

@@ -82,7 +82,8 @@ impl<'s, 'a> Pass<'s, 'a> {
 
     /// The hourly sum of some meters over the hours every one of them measured whole: no
     /// gap's estimate in it, and not a meter's latest hour, which may still be filling.
-    pub(super) fn measured_sum<'m>(&self, meters: impl Iterator<Item = &'m Meter>) -> Hourly {
+    /// `None` without any meter.
+    pub(super) fn measured_sum<'m>(&self, meters: impl Iterator<Item = &'m Meter>) -> Option<Hourly> {
         // (the sum so far, over the hours every meter so far measured whole)
         let mut total: Option<Hourly> = None;
         for m in meters {
@@ -94,7 +95,7 @@ impl<'s, 'a> Pass<'s, 'a> {
                 Some(so_far) => whole.filter_map(|(t, v)| so_far.get(t).map(|s| (*t, s + v))).collect(),
             });
         }
-        total.unwrap_or_default()
+        total
     }
 
     /// The hourly sum of some meters.
